@@ -1,0 +1,36 @@
+"""Shared fixtures: small real models built in-process, and a helper that runs the real CLI in a subprocess."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vit_edge.models.vit import ViTConfig, VisionTransformer
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def small_vit(distilled: bool = False, seed: int = 0, **changes: int) -> VisionTransformer:
+    """A 2-block ViT on 32×32 inputs: converts in seconds yet has every op of a full-size one."""
+    torch.manual_seed(seed)
+    cfg = ViTConfig(img_size=32, patch_size=8, num_classes=10, embed_dim=48, depth=2, num_heads=3,
+                    mlp_hidden_dim=96, distilled=distilled).with_(**changes)
+    return VisionTransformer(cfg).eval()
+
+
+def run_cli(*args: str, cwd: Path | None = None, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    """Run `vit-edge ARGS` as a user would; `prelude` is Python run first (e.g. to make a package unimportable)."""
+    code = f"{prelude}\nimport sys\nfrom vit_edge.cli import main\nsys.exit(main({list(args)!r}))"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture
+def tiny_vit() -> VisionTransformer:
+    return small_vit()

@@ -1,0 +1,110 @@
+"""Bad input gets one clear line on stderr, exit code 2, no traceback and no half-written artifact."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import run_cli, small_vit
+from vit_edge.models.checkpoint import save_checkpoint
+from vit_edge.types import InputSpec
+
+
+def assert_user_error(result, *fragments: str) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in lines if line.startswith("vit-edge: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr  # progress lines may come before it
+    message = errors[0]
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def assert_nothing_written(folder: Path) -> None:
+    assert not any(p.name.startswith(".") or p.name == "out" for p in folder.iterdir()), list(folder.iterdir())
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> Path:
+    return save_checkpoint(tmp_path / "small.pt", small_vit(), InputSpec(img_size=32))
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    result = run_cli("export", str(tmp_path / "nope.pt"), "--target", "onnx", "--out", str(tmp_path / "out"))
+    assert_user_error(result, "does not exist")
+    assert_nothing_written(tmp_path)
+
+
+def test_truncated_checkpoint(tmp_path: Path, checkpoint: Path) -> None:
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(checkpoint.read_bytes()[:4000])
+    result = run_cli("export", str(broken), "--target", "onnx", "--out", str(tmp_path / "out"))
+    assert_user_error(result, "truncated")
+
+
+def test_pickle_with_code_is_refused(tmp_path: Path) -> None:
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"format": "vit-edge-checkpoint/1", "payload": Path("x")}, unsafe)  # a class outside the allow-list
+    result = run_cli("export", str(unsafe), "--target", "onnx", "--out", str(tmp_path / "out"))
+    assert_user_error(result, "refused")
+
+
+def test_model_that_is_not_a_vit(tmp_path: Path) -> None:
+    assert_user_error(run_cli("export", "timm:resnet50", "--target", "onnx", "--random-init"), "not a ViT/DeiT")
+    cnn = tmp_path / "cnn.pth"
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()).state_dict(), cnn)
+    result = run_cli("export", "timm:vit_tiny_patch16_224", "--weights", str(cnn), "--target", "onnx",
+                     "--out", str(tmp_path / "out"))
+    assert_user_error(result, "do not fit the architecture")
+    assert_user_error(run_cli("export", str(cnn), "--target", "onnx"), "not a vit-edge checkpoint")
+
+
+def test_unknown_target_suggests_the_closest(checkpoint: Path) -> None:
+    assert_user_error(run_cli("export", str(checkpoint), "--target", "tflight"), "did you mean 'tflite'")
+
+
+def test_target_whose_converter_is_missing(tmp_path: Path, checkpoint: Path) -> None:
+    """Python reports a missing package as ImportError; None in sys.modules makes the import fail that way."""
+    prelude = "import sys; sys.modules['litert_torch'] = None"
+    result = run_cli("export", str(checkpoint), "--target", "tflite", "--out", str(tmp_path / "out"), prelude=prelude)
+    assert_user_error(result, "pip install 'vit-edge[tflite]'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_output_is_kept_without_force(tmp_path: Path, checkpoint: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("user data")
+    assert_user_error(run_cli("export", str(checkpoint), "--target", "onnx", "--out", str(out)), "--force")
+    assert (out / "mine.txt").read_text() == "user data"
+
+
+def test_unusable_opset_is_refused_before_any_work(tmp_path: Path, checkpoint: Path) -> None:
+    result = run_cli("export", str(checkpoint), "--target", "onnx", "--opset", "16", "--out", str(tmp_path / "out"))
+    assert_user_error(result, "opset 16")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_while_writing_leaves_no_artifact(tmp_path: Path) -> None:
+    """Whatever fails inside the staging directory (converter, parity), neither it nor `out` survives."""
+    from vit_edge.artifact import atomic_artifact_dir
+    from vit_edge.errors import ParityError
+
+    with pytest.raises(ParityError):
+        with atomic_artifact_dir(tmp_path / "out", force=False) as staging:
+            (staging / "model.onnx").write_bytes(b"half")
+            raise ParityError("simulated mismatch")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_img_size_and_option_clash(checkpoint: Path) -> None:
+    assert_user_error(run_cli("export", str(checkpoint), "--target", "onnx", "--img-size", "30"), "multiple")
+    assert_user_error(run_cli("export", "vit_tiny_patch16", "--target", "onnx"), "--random-init")
+    assert_user_error(run_cli("export", str(checkpoint), "--target", "onnx", "--precision", "fp16"), "fp16")
+
+
+def test_info_on_a_directory_that_is_no_artifact(tmp_path: Path) -> None:
+    assert_user_error(run_cli("info", str(tmp_path)), "manifest.json")

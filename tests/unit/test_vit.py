@@ -1,0 +1,80 @@
+"""The reference ViT: named matmuls, position-embedding resampling, timm parity (golden files from real timm)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import FIXTURES, small_vit
+from vit_edge.models.checkpoint import load_strict
+from vit_edge.models.registry import TIMM_NAMES, reference_config, timm_entry
+from vit_edge.models.vit import MatMul, ViTConfig, VisionTransformer, resample_pos_embed
+
+
+def test_attention_matmuls_are_named_modules(tiny_vit: VisionTransformer) -> None:
+    names = {name for name, module in tiny_vit.named_modules() if isinstance(module, MatMul)}
+    assert names == {"blocks.0.attn.qk", "blocks.0.attn.av", "blocks.1.attn.qk", "blocks.1.attn.av"}
+    linears = {name.rsplit(".", 1)[-1] for name, m in tiny_vit.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert linears == {"qkv", "proj", "fc1", "fc2", "head"}
+
+
+def test_explicit_attention_equals_fused_attention(tiny_vit: VisionTransformer) -> None:
+    """Our Q·Kᵀ / softmax / attn·V must compute what PyTorch's fused attention computes."""
+    attn = tiny_vit.blocks[0].attn
+    x = torch.randn(2, 17, 48)
+    qkv = attn.qkv(x).reshape(2, 17, 3, 3, 16).permute(2, 0, 3, 1, 4)
+    fused = torch.nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+    expected = attn.proj(fused.transpose(1, 2).reshape(2, 17, 48))
+    torch.testing.assert_close(attn(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_resample_to_same_grid_is_identity() -> None:
+    pos = torch.randn(1, 1 + 16, 8)
+    torch.testing.assert_close(resample_pos_embed(pos, 1, 4, 4), pos, atol=1e-5, rtol=0)
+
+
+def test_with_img_size_keeps_prefix_tokens_and_runs() -> None:
+    model = small_vit(distilled=True)
+    bigger = model.with_img_size(48)
+    assert bigger.pos_embed.shape == (1, 2 + 36, 48)
+    torch.testing.assert_close(bigger.pos_embed[:, :2], model.pos_embed[:, :2])
+    assert bigger(torch.randn(1, 3, 48, 48)).shape == (1, 10)
+    with pytest.raises(ValueError, match="multiple"):
+        VisionTransformer(model.cfg.with_(img_size=30))
+
+
+@pytest.mark.parametrize("variant", ["vit", "deit_distilled"])
+def test_timm_checkpoint_gives_timm_logits(variant: str) -> None:
+    """State dicts written by real timm load by name and reproduce timm's logits (fixture made by timm 1.0.31)."""
+    golden = json.loads((FIXTURES / "timm_golden.json").read_text())
+    io = load_file(str(FIXTURES / "timm_golden_io.safetensors"))
+    small = golden["config"]
+    cfg = ViTConfig(img_size=small["img_size"], patch_size=small["patch_size"], num_classes=small["num_classes"],
+                    embed_dim=small["embed_dim"], depth=small["depth"], num_heads=small["num_heads"],
+                    mlp_hidden_dim=4 * small["embed_dim"], distilled=variant == "deit_distilled")
+    model = VisionTransformer(cfg).eval()
+    load_strict(model, load_file(str(FIXTURES / f"timm_{variant}.safetensors")), variant)
+    with torch.no_grad():
+        torch.testing.assert_close(model(io["inputs"]), io[f"{variant}.logits"], atol=2e-5, rtol=1e-5)
+
+
+def test_timm_name_table_matches_real_timm() -> None:
+    """Every timm name we accept builds exactly timm's tensors and uses timm's preprocessing."""
+    golden = json.loads((FIXTURES / "timm_golden.json").read_text())["names"]
+    assert set(TIMM_NAMES) <= set(golden)
+    for name in TIMM_NAMES:
+        entry, ref = timm_entry(name), golden[name]
+        with torch.device("meta"):
+            shapes = {k: list(v.shape) for k, v in VisionTransformer(entry.config).state_dict().items()}
+        assert shapes == ref["state_dict"], name
+        assert list(entry.spec.mean) == ref["mean"] and list(entry.spec.std) == ref["std"], name
+        assert entry.spec.crop_pct == ref["crop_pct"] and entry.spec.interpolation == ref["interpolation"], name
+        assert [3, entry.spec.img_size, entry.spec.img_size] == ref["input_size"], name
+
+
+def test_reference_variants_have_paper_sizes() -> None:
+    cfg = reference_config("vit_base_patch16", img_size=384, num_classes=21843)
+    assert (cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_hidden_dim) == (768, 12, 12, 3072)
+    assert cfg.grid_size == 24 and cfg.num_classes == 21843

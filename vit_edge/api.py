@@ -1,0 +1,236 @@
+"""The public verbs: export, info, train. The CLI is a thin layer over these."""
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from vit_edge.artifact import Manifest, atomic_artifact_dir, read_manifest
+from vit_edge.errors import ConfigError
+from vit_edge.export.options import ExportOptions
+from vit_edge.types import InputSpec, Layout, Precision
+
+__all__ = ["Artifact", "ExportOptions", "export", "info", "train", "default_output_dir", "parity_inputs", "tool_versions"]
+
+
+_TOOLS = ("vit-edge", "torch", "numpy", "onnx", "onnxscript", "onnxruntime", "openvino", "litert-torch",
+          "ai-edge-litert")
+
+
+@dataclass
+class Artifact:
+    """An artifact directory and its manifest; `run` executes it in its own runtime (no torch needed)."""
+
+    path: Path
+    manifest: Manifest
+    _session: Any = field(default=None, repr=False)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Artifact":
+        return cls(Path(path), read_manifest(path))
+
+    def run(self, batch: np.ndarray, threads: int | None = None) -> np.ndarray:
+        """Logits for a preprocessed float32 batch in the artifact's layout."""
+        if self._session is None:
+            from vit_edge.runtime import SessionOptions, open_session
+
+            self._session = open_session(self.path, options=SessionOptions(threads=threads), manifest=self.manifest)
+        return self._session.run(batch)
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _TOOLS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def default_output_dir(model: Any, options: ExportOptions) -> Path:
+    """artifacts/<model>-<target>-<precision>[-<size>][-nhwc]: predictable, and never a user's existing file."""
+    stem = Path(str(model)).stem if isinstance(model, (str, Path)) else type(model).__name__
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem.replace("timm:", "timm-")).strip("_") or "model"
+    parts = [stem, options.target, options.precision.value]
+    if options.img_size:
+        parts.append(str(options.img_size))
+    if options.layout is Layout.NHWC:
+        parts.append("nhwc")
+    return Path("artifacts") / "-".join(parts)
+
+
+def parity_inputs(spec: Any, count: int, data: Any = None) -> np.ndarray:
+    """Preprocessed inputs for parity: real images when a dataset is given, smooth synthetic images otherwise."""
+    from vit_edge.data.preprocess import preprocess_uint8
+    from vit_edge.data.synthetic import smooth_images
+
+    if count < 1:
+        raise ConfigError("parity needs at least one sample")
+    images = data.images[:count] if data is not None else smooth_images(count, spec.img_size, spec.channels)
+    return preprocess_uint8(images, spec)
+
+
+def export(
+    model: Any,
+    target: str = "onnx",
+    out: str | Path | None = None,
+    *,
+    options: ExportOptions | None = None,
+    weights: str | Path | None = None,
+    random_init: bool = False,
+    data: str | None = None,
+    log: Callable[[str], None] = lambda _: None,
+    **option_fields: Any,
+) -> Artifact:
+    """Export a trained ViT to `target`, verify it against PyTorch in the target's runtime, return the artifact.
+
+    `model` is anything `load_model` takes; `option_fields` are ExportOptions fields (precision, img_size, layout,
+    verify, parity_samples, opset, force) for callers who prefer keywords to an options object.
+    """
+    from vit_edge.export.registry import get_exporter
+
+    options = _resolve_options(target, options, option_fields)
+    exporter = get_exporter(options.target)
+    exporter.check_options(options)
+    exporter.check_available()
+    out_dir = Path(out) if out is not None else default_output_dir(model, options)
+    if out_dir.exists() and not options.force:  # fail before the slow part
+        from vit_edge.errors import ArtifactError
+
+        raise ArtifactError(f"{out_dir} exists already; pass --force to replace it")
+    loaded = _load(model, weights, random_init, options)
+    dataset = _parity_dataset(data, loaded.spec)
+    with atomic_artifact_dir(out_dir, options.force) as staging:
+        log(f"exporting to {options.target} ({options.precision.value}) …")
+        torch_model, spec = _prepare(loaded, options)
+        model_file = exporter.write(torch_model, spec, staging, options)
+        manifest = Manifest(
+            target=options.target, precision=options.precision, model_file=model_file, input_spec=spec,
+            source=loaded.source, export_options=_options_json(options), tool_versions=tool_versions(),
+        )
+        if options.verify:
+            log(f"checking parity on {options.parity_samples} inputs in {options.target}'s runtime …")
+            manifest.parity = _verify(torch_model, spec, staging, manifest, options, dataset)
+        manifest.record_files(staging)
+        manifest.write(staging)
+    return Artifact(out_dir, manifest)
+
+
+def _resolve_options(target: str, options: ExportOptions | None, fields: dict[str, Any]) -> ExportOptions:
+    unknown = set(fields) - set(ExportOptions.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"unknown export option(s): {', '.join(sorted(unknown))}")
+    if "precision" in fields:
+        fields["precision"] = _enum(Precision, fields["precision"], "precision")
+    if "layout" in fields:
+        fields["layout"] = _enum(Layout, fields["layout"], "layout")
+    base = options or ExportOptions(target=target)
+    return replace(base, target=target if options is None else base.target, **fields)
+
+
+def _enum(kind: type, value: Any, what: str) -> Any:
+    try:
+        return value if isinstance(value, kind) else kind(str(value).upper() if kind is Layout else str(value).lower())
+    except ValueError:
+        known = ", ".join(member.value for member in kind)
+        raise ConfigError(f"unknown {what} '{value}'; known: {known}") from None
+
+
+def _options_json(options: ExportOptions) -> dict[str, Any]:
+    return {"precision": options.precision.value, "img_size": options.img_size, "layout": options.layout.value,
+            "verify": options.verify, "parity_samples": options.parity_samples, "opset": options.opset}
+
+
+def _load(model: Any, weights: Any, random_init: bool, options: ExportOptions) -> Any:
+    from vit_edge.models.loaders import load_model
+
+    return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size)
+
+
+def _parity_dataset(data: str | None, spec: Any) -> Any:
+    if data is None:
+        return None
+    from vit_edge.data.datasets import load_dataset
+
+    return load_dataset(data, channels=spec.channels, size=None)
+
+
+def _prepare(loaded: Any, options: ExportOptions) -> tuple[Any, Any]:
+    """The module to convert (wrapped for NHWC input when asked) and the spec that describes its input."""
+    from vit_edge.export.base import NHWCInput
+
+    spec = loaded.spec.with_(layout=options.layout)
+    module = NHWCInput(loaded.model) if options.layout is Layout.NHWC else loaded.model
+    return module.eval(), spec
+
+
+def _verify(torch_model: Any, spec: Any, staging: Path, manifest: Manifest, options: ExportOptions,
+            dataset: Any) -> dict[str, Any]:
+    import torch
+
+    from vit_edge.export.parity import check_parity
+    from vit_edge.runtime import SessionOptions, open_session
+
+    inputs = parity_inputs(spec, options.parity_samples, dataset)
+    with torch.inference_mode():
+        reference = torch_model(torch.from_numpy(inputs)).numpy()
+    session = open_session(staging, options=SessionOptions(precision_hint="f32"), manifest=manifest)
+    result = check_parity(reference, session.run(inputs), options.precision, f"the {options.target} artifact")
+    result["inputs"] = dataset.source if dataset is not None else "synthetic smooth images"
+    result["runtime"] = session.info()
+    return result
+
+
+def info(artifact: str | Path, verify_files: bool = True) -> Manifest:
+    """The manifest of an artifact, with each file's sha256 checked."""
+    return read_manifest(artifact, verify_files=verify_files)
+
+
+def train(
+    out: str | Path,
+    data: str = "fashion-mnist-train",
+    eval_data: str = "fashion-mnist",
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    seed: int = 0,
+    img_size: int | None = None,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, float]:
+    """Train the small ViT (patch 4, dim 64, depth 4) on labelled images; write a vit-edge checkpoint to `out`."""
+    import torch
+
+    from vit_edge.data.datasets import load_dataset
+    from vit_edge.errors import ArtifactError, DataError
+    from vit_edge.models.registry import FMNIST_SPEC, FMNIST_TINY_CONFIG
+    from vit_edge.models.vit import VisionTransformer
+    from vit_edge.training import TrainConfig, train_classifier
+
+    out = Path(out)
+    if out.exists() and not force:
+        raise ArtifactError(f"{out} exists already; pass --force to replace it")
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ConfigError("epochs and batch size must be ≥ 1 and the learning rate > 0")
+    is_fmnist = data.startswith("fashion-mnist")
+    channels = 1 if is_fmnist else 3
+    train_set = load_dataset(data, channels=channels, size=None if is_fmnist else (img_size or 32))
+    eval_set = load_dataset(eval_data, channels=channels, size=None if is_fmnist else (img_size or 32))
+    if len(train_set.class_names) < 2 or train_set.class_names != eval_set.class_names:
+        raise DataError("training needs ≥ 2 classes, and the same classes in the training and evaluation data")
+    size = int(train_set.images.shape[1])
+    if size % 4:
+        raise ConfigError(f"image size {size} must be a multiple of the patch size 4")
+    config = FMNIST_TINY_CONFIG.with_(img_size=size, in_chans=channels, num_classes=len(train_set.class_names))
+    spec = FMNIST_SPEC if is_fmnist else InputSpec(img_size=size, channels=3, mean=(0.5,) * 3, std=(0.5,) * 3,
+                                                   class_names=train_set.class_names)
+    torch.manual_seed(seed)
+    return train_classifier(VisionTransformer(config), spec, train_set, eval_set,
+                            TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed), out, log=log)

@@ -1,0 +1,148 @@
+"""`vit-edge` command line: a thin layer where each flag maps to one field of an options object in api.py.
+
+User errors (VitEdgeError) print one line and exit 2; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from vit_edge.errors import VitEdgeError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _add_export(sub: Any) -> None:
+    p = sub.add_parser("export", help="export a ViT to onnx, openvino or tflite and verify it against PyTorch")
+    p.add_argument("model", help="fmnist-vit-tiny | vit_small_patch16 | timm:NAME | HF directory | checkpoint file")
+    p.add_argument("--target", required=True, help="onnx | openvino | tflite")
+    p.add_argument("--precision", default="fp32", help="fp32 (all targets) | fp16 (openvino, tflite)")
+    p.add_argument("--out", type=Path, help="artifact directory (default: artifacts/MODEL-TARGET-PRECISION)")
+    p.add_argument("--img-size", type=int, help="export for another input size (position embeddings resampled)")
+    p.add_argument("--layout", default="nchw", help="nchw | nhwc input")
+    p.add_argument("--weights", type=Path, help="weights file for timm:NAME or a reference ViT (.pth/.safetensors)")
+    p.add_argument("--random-init", action="store_true", help="export an untrained model (recorded in the manifest)")
+    p.add_argument("--data", help="parity on real images: an image folder or 'fashion-mnist'")
+    p.add_argument("--parity-samples", type=int, default=16, help="inputs compared with PyTorch (default 16)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset, ≥ 17 (default 18)")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the parity check")
+    p.add_argument("--force", action="store_true", help="replace an existing output directory")
+
+
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a small ViT from scratch (how the shipped model was made)")
+    p.add_argument("--data", default="fashion-mnist-train", help="'fashion-mnist-train' or an image folder")
+    p.add_argument("--eval-data", default="fashion-mnist", help="'fashion-mnist' or an image folder")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
+    p.add_argument("--force", action="store_true", help="replace an existing checkpoint")
+
+
+def _add_info(sub: Any) -> None:
+    p = sub.add_parser("info", help="show an artifact's manifest and check its files' sha256")
+    p.add_argument("artifact", type=Path)
+    p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vit_edge import __version__
+
+    parser = _Parser(prog="vit-edge", description="Take a trained Vision Transformer to the edge, verified.")
+    parser.add_argument("--version", action="version", version=f"vit-edge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_export(sub)
+    _add_train(sub)
+    _add_info(sub)
+    return parser
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from vit_edge.api import export
+
+    artifact = export(
+        args.model, args.target, args.out, weights=args.weights, random_init=args.random_init, data=args.data,
+        log=_log, precision=args.precision, img_size=args.img_size, layout=args.layout, verify=args.verify,
+        parity_samples=args.parity_samples, opset=args.opset, force=args.force,
+    )
+    parity = artifact.manifest.parity
+    check = (f"parity ok: min cosine {parity['min_cosine']:.7f}, top-1 agreement "
+             f"{100 * parity['top1_agreement']:.1f}%, max abs diff {parity['max_abs_diff']:.2e}"
+             if parity else "parity not checked (--no-verify)")
+    print(f"{artifact.path}  ({artifact.manifest.target} {artifact.manifest.precision.value}; {check})")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vit_edge.api import train
+
+    metrics = train(args.out, data=args.data, eval_data=args.eval_data, epochs=args.epochs,
+                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, force=args.force, log=_log)
+    print(f"{args.out}  (test top-1 {metrics['test_top1']:.2f}% after {metrics['epoch']} epochs)")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from vit_edge.api import info
+
+    manifest = info(args.artifact)
+    if args.json:
+        print(json.dumps(manifest.to_json(), indent=2))
+        return 0
+    spec = manifest.input_spec
+    size = sum((args.artifact / name).stat().st_size for name in manifest.files)
+    rows = [
+        ("target", f"{manifest.target} ({manifest.precision.value})"),
+        ("model file", f"{manifest.model_file}  ({size / 1e6:.2f} MB in all; sha256 verified)"),
+        ("source", f"{manifest.source.get('kind')}: {manifest.source.get('id')}"),
+        ("input", f"{spec.shape(1)} {spec.layout.value}, mean {spec.mean}, std {spec.std}, {spec.interpolation}"),
+        ("parity", _parity_line(manifest.parity)),
+        ("created", f"{manifest.created_at} with torch {manifest.tool_versions.get('torch', '?')}"),
+    ]
+    for key, value in rows:
+        print(f"{key:>10}  {value}")
+    return 0
+
+
+def _parity_line(parity: dict[str, Any]) -> str:
+    if not parity:
+        return "not checked"
+    return (f"{'passed' if parity.get('passed') else 'FAILED'}: min cosine {parity['min_cosine']:.7f}, "
+            f"top-1 agreement {100 * parity['top1_agreement']:.1f}% on {parity['samples']} {parity.get('inputs')}")
+
+
+COMMANDS = {"export": _cmd_export, "train": _cmd_train, "info": _cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except VitEdgeError as exc:
+        print(f"vit-edge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vit-edge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

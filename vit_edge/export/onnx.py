@@ -1,0 +1,49 @@
+"""ONNX through torch.onnx's dynamo exporter: opset ≥ 17, dynamic batch axis, constant-folded graph."""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import torch
+
+from vit_edge.errors import ConfigError, ExportError
+from vit_edge.export.base import Exporter, ExportOptions
+from vit_edge.types import InputSpec, Precision
+
+__all__ = ["OnnxExporter"]
+
+# Protobuf files cannot exceed 2 GiB; above this many parameter bytes the weights go to an external data file.
+EXTERNAL_DATA_BYTES = 1_800_000_000
+
+
+class OnnxExporter(Exporter):
+    name = "onnx"
+    suffix = ".onnx"
+    precisions = (Precision.FP32,)
+    requires = (("onnx", "onnx"), ("onnxscript", "onnxscript"), ("onnxruntime", "onnxruntime"))
+    extra = "onnx"
+
+    def check_options(self, options: ExportOptions) -> None:
+        super().check_options(options)
+        if options.opset < 17:
+            raise ConfigError(f"opset {options.opset} is too old: LayerNormalization needs opset 17 or newer")
+
+    def write(self, model: torch.nn.Module, spec: InputSpec, out_dir: Path, options: ExportOptions) -> str:
+        # A batch of 2 as example: with batch 1 the exporter specialises the batch axis to a constant.
+        example = self.example_input(spec, batch=2)
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        path = out_dir / "model.onnx"
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(
+                    model, (example,), dynamo=True, dynamic_shapes=({0: batch},), opset_version=options.opset,
+                    optimize=True, input_names=["pixel_values"], output_names=["logits"],
+                )
+                program.save(str(path), external_data=param_bytes > EXTERNAL_DATA_BYTES)
+        except Exception as exc:  # the exporter raises many internal error types
+            raise ExportError(f"ONNX export failed: {str(exc).strip().splitlines()[0]}") from exc
+        return path.name

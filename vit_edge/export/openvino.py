@@ -1,0 +1,39 @@
+"""OpenVINO IR (.xml + .bin) converted straight from PyTorch; FP16 compresses the weights, compute stays FP32."""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import torch
+
+from vit_edge.errors import ExportError
+from vit_edge.export.base import Exporter, ExportOptions
+from vit_edge.types import InputSpec, Precision
+
+__all__ = ["OpenVinoExporter"]
+
+
+class OpenVinoExporter(Exporter):
+    name = "openvino"
+    suffix = ".xml"
+    precisions = (Precision.FP32, Precision.FP16)
+    requires = (("openvino", "openvino"),)
+    extra = "openvino"
+
+    def write(self, model: torch.nn.Module, spec: InputSpec, out_dir: Path, options: ExportOptions) -> str:
+        import openvino as ov
+
+        dynamic_shape = ov.PartialShape([-1, *spec.shape(1)[1:]])
+        path = out_dir / "model.xml"
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                ov_model = ov.convert_model(model, example_input=self.example_input(spec, 2), input=[dynamic_shape])
+            ov_model.inputs[0].get_tensor().set_names({"pixel_values"})
+            ov_model.outputs[0].get_tensor().set_names({"logits"})
+            ov.save_model(ov_model, str(path), compress_to_fp16=options.precision is Precision.FP16)
+        except Exception as exc:  # OpenVINO's frontends raise RuntimeError/OpConversionFailure
+            raise ExportError(f"OpenVINO conversion failed: {str(exc).strip().splitlines()[0]}") from exc
+        return path.name

@@ -1,0 +1,75 @@
+"""The Session extension point: run an artifact's model file in its real runtime (never torch here)."""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vit_edge.errors import ConfigError, MissingDependencyError, did_you_mean
+
+__all__ = ["Session", "SessionOptions", "RUNTIMES", "DEFAULT_RUNTIME", "session_class", "package_version"]
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """How to run: device name as the runtime spells it, thread count, and a precision hint (OpenVINO)."""
+
+    device: str = "CPU"
+    threads: int | None = None
+    precision_hint: str | None = "f32"  # OpenVINO defaults to bf16 on CPUs with AMX/AVX512-BF16
+
+
+class Session(ABC):
+    """A loaded model file; `run` takes a float32 batch in the artifact's layout and returns logits."""
+
+    name: str = ""
+    package: str = ""  # the pip distribution that provides the runtime
+    extra: str = ""  # the vit-edge extra that installs it
+
+    def __init__(self, model_file: Path, options: SessionOptions) -> None:
+        self.model_file = Path(model_file)
+        self.options = options
+
+    @abstractmethod
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def info(self) -> dict[str, Any]:
+        """Facts about what really ran (runtime version, device, precision, delegation)."""
+        return {"runtime": self.name, "version": package_version(self.package), "device": self.options.device}
+
+
+def package_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+# name → (module, class); modules are imported only when that runtime is asked for.
+RUNTIMES: dict[str, tuple[str, str]] = {
+    "onnxruntime": ("vit_edge.runtime.onnxruntime", "OnnxRuntimeSession"),
+    "openvino": ("vit_edge.runtime.openvino", "OpenVinoSession"),
+    "litert": ("vit_edge.runtime.litert", "LiteRtSession"),
+}
+# The runtime that runs each export target by default.
+DEFAULT_RUNTIME: dict[str, str] = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert"}
+
+
+def session_class(runtime: str) -> type[Session]:
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime '{runtime}'{did_you_mean(runtime, RUNTIMES)}; known: {', '.join(RUNTIMES)}")
+    module_name, class_name = RUNTIMES[runtime]
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def require(module: str, package: str, extra: str, purpose: str) -> Any:
+    """Import an optional runtime, or raise MissingDependencyError naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(package, extra, purpose) from exc

@@ -1,0 +1,59 @@
+"""LiteRT session (ai-edge-litert: runs any .tflite without TensorFlow) with XNNPACK and a thread count.
+
+XNNPACK is applied by default (OpResolverType.AUTO); `tflite_op_names` lists the file's own ops without it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vit_edge.errors import ArtifactError
+from vit_edge.runtime.base import Session, SessionOptions, require
+
+__all__ = ["LiteRtSession", "tflite_op_names"]
+
+
+def _interpreter(model_file: Path, threads: int | None, delegate: bool) -> Any:
+    module = require("ai_edge_litert.interpreter", "ai-edge-litert", "tflite", "running .tflite files")
+    resolver = (module.OpResolverType.AUTO if delegate
+                else module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    try:
+        interpreter = module.Interpreter(model_path=str(model_file), num_threads=threads or 1,
+                                         experimental_op_resolver_type=resolver)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"LiteRT cannot load {model_file}: {str(exc).strip().splitlines()[0]}") from exc
+    return interpreter
+
+
+def tflite_op_names(model_file: Path) -> list[str]:
+    """The model's own ops (before any delegate), e.g. to prove that no Flex (Select TF) op is present."""
+    return [op["op_name"] for op in _interpreter(model_file, 1, delegate=False)._get_ops_details()]
+
+
+class LiteRtSession(Session):
+    name = "litert"
+    package = "ai-edge-litert"
+    extra = "tflite"
+
+    def __init__(self, model_file: Path, options: SessionOptions) -> None:
+        super().__init__(model_file, options)
+        self._interp = _interpreter(self.model_file, options.threads, delegate=True)
+        self._input = self._interp.get_input_details()[0]
+        self._output = self._interp.get_output_details()[0]
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Runs the file's fixed batch size; a larger batch is fed in slices of that size."""
+        step = int(self._input["shape"][0])
+        outputs = []
+        for start in range(0, batch.shape[0], step):
+            chunk = np.ascontiguousarray(batch[start : start + step], dtype=np.float32)
+            self._interp.set_tensor(self._input["index"], chunk)
+            self._interp.invoke()
+            outputs.append(self._interp.get_tensor(self._output["index"]).copy())
+        return np.concatenate(outputs, axis=0)
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "delegate": "XNNPACK", "threads": self.options.threads or 1, "precision": "fp32"}

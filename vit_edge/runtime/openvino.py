@@ -1,0 +1,47 @@
+"""OpenVINO session: CPU, GPU (Intel iGPU), NPU or AUTO, with the inference precision reported as it really ran."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vit_edge.errors import ArtifactError, DeviceError
+from vit_edge.runtime.base import Session, SessionOptions, require
+
+__all__ = ["OpenVinoSession"]
+
+
+class OpenVinoSession(Session):
+    name = "openvino"
+    package = "openvino"
+    extra = "openvino"
+
+    def __init__(self, model_file: Path, options: SessionOptions) -> None:
+        super().__init__(model_file, options)
+        ov = require("openvino", self.package, self.extra, "running OpenVINO IR")
+        core = ov.Core()
+        device = options.device.upper()
+        if device not in core.available_devices and device != "AUTO":
+            raise DeviceError(f"OpenVINO device '{device}' is not present; available: {', '.join(core.available_devices)}")
+        config: dict[str, Any] = {}
+        if options.precision_hint and device in ("CPU", "GPU"):
+            config["INFERENCE_PRECISION_HINT"] = options.precision_hint
+        if options.threads and device == "CPU":
+            config["INFERENCE_NUM_THREADS"] = options.threads
+        try:
+            self._compiled = core.compile_model(str(model_file), device, config)
+        except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
+            raise ArtifactError(f"OpenVINO cannot load {model_file}: {str(exc).strip().splitlines()[0]}") from exc
+        self._request = self._compiled.create_infer_request()
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        result = self._request.infer([np.ascontiguousarray(batch, dtype=np.float32)])
+        return np.asarray(result[self._compiled.outputs[0]])
+
+    def info(self) -> dict[str, Any]:
+        try:
+            precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT")).split("'")[-2]
+        except Exception:  # not every device reports the property
+            precision = "unknown"
+        return {**super().info(), "precision": precision}
