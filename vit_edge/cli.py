@@ -61,6 +61,42 @@ def _add_info(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got '{text}'")
+    return values
+
+
+def _add_bench(sub: Any) -> None:
+    p = sub.add_parser("bench", help="measure latency, memory and accuracy of artifacts, here or on a device")
+    p.add_argument("artifacts", nargs="+", type=Path, help="artifact directories")
+    p.add_argument("--threads", type=_int_list, default=(1,), help="comma list, e.g. 1,2 (default 1)")
+    p.add_argument("--batch", type=_int_list, default=(1,), help="comma list, e.g. 1,8 (default 1)")
+    p.add_argument("--runs", type=int, default=50, help="timed runs at least (default 50)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
+    p.add_argument("--min-time", type=float, default=1.0, help="keep timing for at least this many seconds")
+    p.add_argument("--device", default="local", help="local | ssh://user@host[:port] | adb:SERIAL")
+    p.add_argument("--ov-device", default="CPU", help="OpenVINO device: CPU | GPU | NPU | AUTO")
+    p.add_argument("--precision-hint", default="f32",
+                   help="OpenVINO inference precision: f32 | bf16 | f16 | default (the plugin's choice)")
+    p.add_argument("--runtime", help="run every artifact in this runtime (e.g. pytorch) instead of its own")
+    p.add_argument("--data", help="labelled data for top-1/top-5: 'fashion-mnist' or DIR/class/*.png")
+    p.add_argument("--eval-limit", type=int, help="use only the first N labelled images")
+    p.add_argument("--reference", help="artifact (or 'pytorch') whose predictions others are compared with")
+    p.add_argument("--cpus", type=lambda t: tuple(int(v) for v in t.split(",")), default=(),
+                   help="pin each measuring process to these CPUs, e.g. 0,1")
+    p.add_argument("--out", type=Path, default=Path("reports/bench"), help="report folder (default reports/bench)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per configuration")
+    p.add_argument("--ssh-option", action="append", default=[], help="passed to ssh/scp as -o OPTION")
+    p.add_argument("--remote-python", default="python3", help="Python on the SSH device")
+    p.add_argument("--adb-benchmark", default="/data/local/tmp/benchmark_model",
+                   help="benchmark_model binary on the Android device")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vit_edge import __version__
 
@@ -70,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_train(sub)
     _add_info(sub)
+    _add_bench(sub)
+    sub.add_parser("devices", help="list the runtimes installed here, their versions and OpenVINO's devices")
     return parser
 
 
@@ -129,7 +167,40 @@ def _parity_line(parity: dict[str, Any]) -> str:
             f"top-1 agreement {100 * parity['top1_agreement']:.1f}% on {parity['samples']} {parity.get('inputs')}")
 
 
-COMMANDS = {"export": _cmd_export, "train": _cmd_train, "info": _cmd_info}
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from vit_edge.runtime.bench import BenchConfig, bench
+    from vit_edge.runtime.report import markdown_table, write_reports
+
+    cfg = BenchConfig(
+        threads=args.threads, batches=args.batch, warmup=args.warmup, runs=args.runs, min_seconds=args.min_time,
+        device=args.device, ov_device=args.ov_device,
+        precision_hint=None if args.precision_hint == "default" else args.precision_hint, runtime=args.runtime,
+        data=args.data, eval_limit=args.eval_limit, reference=args.reference, cpus=args.cpus,
+        timeout_s=args.timeout, ssh_options=tuple(args.ssh_option), remote_python=args.remote_python,
+        adb_benchmark=args.adb_benchmark,
+    )
+    records = bench([str(a) for a in args.artifacts], cfg, progress=_log)
+    paths = write_reports(records, args.out)
+    print(markdown_table(records))
+    print("reports: " + ", ".join(str(p) for p in paths.values()))
+    failed = [r for r in records if r.get("status") != "ok"]
+    if failed:
+        print(f"vit-edge: error: {len(failed)} of {len(records)} configurations failed; the status column says why",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from vit_edge.runtime.inventory import inventory
+
+    for line in inventory():
+        print(line)
+    return 0
+
+
+COMMANDS = {"export": _cmd_export, "train": _cmd_train, "info": _cmd_info, "bench": _cmd_bench,
+            "devices": _cmd_devices}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

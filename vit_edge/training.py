@@ -30,13 +30,16 @@ class TrainConfig:
     label_smoothing: float = 0.1
     seed: int = 0
     threads: int | None = None
+    shift_augment: bool = True
 
 
-def _augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random horizontal flip and ±2 px shift: cheap augmentations that suit clothing images."""
+def _augment(images: np.ndarray, rng: np.random.Generator, shift: bool) -> np.ndarray:
+    """Random horizontal flip and (optionally) a ±2 px shift: cheap augmentations that suit clothing images."""
     flip = rng.random(len(images)) < 0.5
     images = images.copy()
     images[flip] = images[flip, :, ::-1]
+    if not shift:
+        return images
     dy, dx = rng.integers(-2, 3, size=2)
     return np.roll(images, shift=(int(dy), int(dx)), axis=(1, 2))
 
@@ -82,7 +85,7 @@ def train_classifier(
         started, order, losses = time.time(), rng.permutation(len(train)), []
         for start in range(0, len(train), cfg.batch_size):
             index = order[start : start + cfg.batch_size]
-            inputs = torch.from_numpy(preprocess_uint8(_augment(train.images[index], rng), spec))
+            inputs = torch.from_numpy(preprocess_uint8(_augment(train.images[index], rng, cfg.shift_augment), spec))
             loss = F.cross_entropy(model(inputs), torch.from_numpy(train.labels[index]), label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -42,6 +42,8 @@ def preprocess_uint8(images: np.ndarray, spec: InputSpec) -> np.ndarray:
         if images.ndim == 3:
             images = images[..., None]
     images = _match_channels(images, spec.channels)
+    if len(spec.mean) != spec.channels or len(spec.std) != spec.channels:
+        raise DataError(f"input spec has {spec.channels} channels but mean/std of length {len(spec.mean)}")
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)
     batch = (images.astype(np.float32) / 255.0 - mean) / std

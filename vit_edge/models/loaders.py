@@ -126,8 +126,11 @@ def load_model(
     """Resolve `model` to a reference ViT; `img_size` resizes the position embeddings (bicubic, prefix kept)."""
     weights = Path(weights) if weights is not None else None
     if isinstance(model, VisionTransformer):
-        loaded = LoadedModel(model.eval(), InputSpec(img_size=model.cfg.img_size, channels=model.cfg.in_chans),
-                             {"kind": "module", "id": type(model).__name__})
+        channels = model.cfg.in_chans
+        spec = (InputSpec(img_size=model.cfg.img_size) if channels == 3 else
+                InputSpec(img_size=model.cfg.img_size, channels=channels, mean=(0.5,) * channels,
+                          std=(0.5,) * channels))
+        loaded = LoadedModel(model.eval(), spec, {"kind": "module", "id": type(model).__name__})
     elif isinstance(model, nn.Module):
         raise UnsupportedModelError(
             f"{type(model).__name__} is not a vit-edge VisionTransformer; save it and pass timm:NAME --weights FILE, "

@@ -55,6 +55,8 @@ RUNTIMES: dict[str, tuple[str, str]] = {
     "onnxruntime": ("vit_edge.runtime.onnxruntime", "OnnxRuntimeSession"),
     "openvino": ("vit_edge.runtime.openvino", "OpenVinoSession"),
     "litert": ("vit_edge.runtime.litert", "LiteRtSession"),
+    # the reference: imports torch, so it lives outside runtime/ and loads only when asked for
+    "pytorch": ("vit_edge.models.torch_session", "TorchSession"),
 }
 # The runtime that runs each export target by default.
 DEFAULT_RUNTIME: dict[str, str] = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert"}

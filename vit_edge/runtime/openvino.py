@@ -41,7 +41,8 @@ class OpenVinoSession(Session):
 
     def info(self) -> dict[str, Any]:
         try:
-            precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT")).split("'")[-2]
+            hint = str(self._compiled.get_property("INFERENCE_PRECISION_HINT")).split("'")[-2]
         except Exception:  # not every device reports the property
-            precision = "unknown"
-        return {**super().info(), "precision": precision}
+            hint = "unknown"
+        names = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "f32": "fp32", "bf16": "bf16"}
+        return {**super().info(), "precision": names.get(hint, hint)}

@@ -1,0 +1,97 @@
+"""`vit-edge bench --device ssh://…` against a real OpenSSH server that the test starts on loopback.
+
+The 'board' is this machine reached over SSH with a throw-away key; its Python is the test's own interpreter,
+which has numpy and the runtimes, as a prepared board would.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import run_cli, small_vit
+from vit_edge.api import export
+from vit_edge.runtime.bench import BenchConfig, bench
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+pytestmark = pytest.mark.skipif(not os.path.exists(SSHD) or shutil.which("ssh") is None,
+                                reason="needs Debian's openssh-server and openssh-client (make installs them)")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, tuple[str, ...]]]:
+    root = tmp_path_factory.mktemp("sshd")
+    os.chmod(root, 0o700)
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True)
+    (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
+    os.chmod(root / "authorized_keys", 0o600)
+    port = _free_port()
+    (root / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host_key'}\nPidFile {root / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {root / 'authorized_keys'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+        "PubkeyAuthentication yes\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
+        "Subsystem sftp internal-sftp\nMaxStartups 50\n")
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation directory sshd insists on
+    server = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stderr=subprocess.PIPE)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    options = (f"IdentityFile={root / 'client_key'}", "IdentitiesOnly=yes", "StrictHostKeyChecking=no",
+               f"UserKnownHostsFile={root / 'known_hosts'}", "LogLevel=ERROR")
+    try:
+        yield f"ssh://{getpass.getuser()}@127.0.0.1:{port}", options
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_bench_over_ssh_measures_and_brings_results_back(sshd, tmp_path: Path) -> None:
+    device, options = sshd
+    artifact = export(small_vit(), "onnx", tmp_path / "onnx")
+    cfg = BenchConfig(threads=(1,), runs=20, min_seconds=0.2, device=device, ssh_options=options,
+                      remote_python=sys.executable, data="fashion-mnist", eval_limit=64)
+    (record,) = bench([str(artifact.path)], BenchConfig(**{**cfg.__dict__, "data": None}))
+    assert record["status"] == "ok", record
+    assert record["device"] == device and record["runs"] >= 20 and 0 < record["min_ms"] <= record["p50_ms"]
+    assert record["peak_rss_mb"] > 0 and record["session"]["runtime"] == "onnxruntime"
+
+
+def test_accuracy_over_ssh_equals_local(sshd, tmp_path: Path) -> None:
+    """Accuracy travels: the images go to the board, the logits come back, numbers equal the local ones."""
+    device, options = sshd
+    model = small_vit(in_chans=1, img_size=28, patch_size=4)
+    artifact = export(model, "onnx", tmp_path / "onnx")
+    common = dict(threads=(1,), runs=5, min_seconds=0.0, data="fashion-mnist", eval_limit=200,
+                  reference=str(artifact.path))
+    (remote,) = bench([str(artifact.path)], BenchConfig(device=device, ssh_options=options,
+                                                        remote_python=sys.executable, **common))
+    (local,) = bench([str(artifact.path)], BenchConfig(**common))
+    assert remote["status"] == "ok" and remote["eval_images"] == 200
+    assert remote["top1"] == pytest.approx(local["top1"]) and remote["agreement_top1"] == 100.0
+
+
+def test_unreachable_host_is_a_status_row_and_exit_2(tmp_path: Path) -> None:
+    artifact = export(small_vit(), "onnx", tmp_path / "onnx")
+    result = run_cli("bench", str(artifact.path), "--device", f"ssh://nobody@127.0.0.1:{_free_port()}",
+                     "--runs", "3", "--out", str(tmp_path / "report"),
+                     "--ssh-option", "StrictHostKeyChecking=no", "--ssh-option", "ConnectTimeout=5")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("vit-edge: error: cannot reach ssh://")

@@ -1,0 +1,71 @@
+"""PyTorch as a reference runtime: rebuilds an artifact's model from its manifest source and checks the weights.
+
+It lives in models/ because it needs torch; runtime/ stays torch-free and reaches it only through the registry.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vit_edge.artifact import Manifest, read_manifest
+from vit_edge.errors import ConfigError
+from vit_edge.export.base import NHWCInput
+from vit_edge.models.loaders import load_model
+from vit_edge.runtime.base import Session, SessionOptions
+from vit_edge.types import Layout
+
+__all__ = ["TorchSession", "model_from_manifest", "pytorch_logits"]
+
+
+def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
+    """The exact PyTorch model an artifact was exported from (same weights sha256), in eval mode."""
+    source = manifest.source
+    kind, ident = source.get("kind"), source.get("id")
+    if source.get("random_init"):
+        raise ConfigError(f"the model behind this artifact ({ident}) was randomly initialised; it cannot be rebuilt")
+    weights = source.get("weights_file")
+    if kind == "timm":
+        ident = f"timm:{ident}"
+    if kind not in ("shipped", "checkpoint", "huggingface", "timm", "reference"):
+        raise ConfigError(f"an artifact exported from a '{kind}' source cannot be rebuilt in PyTorch")
+    loaded = load_model(ident, weights=weights, img_size=manifest.input_spec.img_size)
+    if loaded.source["weights_sha256"] != source.get("weights_sha256"):
+        raise ConfigError(f"the weights of {ident} changed since the artifact was exported (sha256 differs)")
+    model = loaded.model
+    return (NHWCInput(model) if manifest.input_spec.layout is Layout.NHWC else model).eval()
+
+
+def pytorch_logits(manifest: Manifest, images: np.ndarray) -> np.ndarray:
+    from vit_edge.data.preprocess import preprocess_uint8
+
+    model = model_from_manifest(manifest)
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(images), 256):
+            batch = preprocess_uint8(images[start : start + 256], manifest.input_spec)
+            outputs.append(model(torch.from_numpy(batch)).numpy())
+    return np.concatenate(outputs)
+
+
+class TorchSession(Session):
+    """Runs the artifact's source model in PyTorch (eager, float32) for reference numbers."""
+
+    name = "pytorch"
+    package = "torch"
+    extra = "torch"
+
+    def __init__(self, model_file: Path, options: SessionOptions) -> None:
+        super().__init__(model_file, options)
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        self._model = model_from_manifest(read_manifest(Path(model_file).parent))
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self._model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "precision": "fp32"}

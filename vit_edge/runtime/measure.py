@@ -1,0 +1,124 @@
+"""Measurement inside one process: load, first run, warm-up, timed runs, memory, accuracy.
+
+This module and what it imports (numpy, the artifact and session modules) are all a board needs; `runner.py`
+runs it in a fresh process per configuration so runs do not disturb each other.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vit_edge.artifact import read_manifest
+from vit_edge.runtime.base import DEFAULT_RUNTIME, SessionOptions, session_class
+
+__all__ = ["MeasureConfig", "measure", "latency_stats", "peak_rss_mb"]
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """One configuration to measure; it travels as JSON to a subprocess or a remote board."""
+
+    artifact: str
+    runtime: str | None = None
+    threads: int | None = None
+    batch: int = 1
+    warmup: int = 10
+    runs: int = 50
+    min_seconds: float = 1.0
+    device: str = "CPU"
+    precision_hint: str | None = "f32"
+    data_npz: str | None = None  # uint8 images + labels, preprocessed here with the manifest's spec
+    logits_out: str | None = None  # where to save the logits (for agreement with a reference)
+    cpus: tuple[int, ...] = ()  # pin the process to these CPUs (Linux)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def latency_stats(times_ms: list[float]) -> dict[str, float]:
+    values = np.asarray(times_ms, dtype=np.float64)
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    q1, q3 = np.percentile(values, [25, 75])
+    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(values.mean()),
+            "std_ms": float(values.std()), "min_ms": float(values.min()), "iqr_ms": float(q3 - q1),
+            "runs": int(values.size)}
+
+
+def _timed_runs(run: Any, batch: np.ndarray, cfg: MeasureConfig) -> list[float]:
+    for _ in range(cfg.warmup):
+        run(batch)
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < cfg.runs or time.perf_counter() - started < cfg.min_seconds:
+        begin = time.perf_counter()
+        run(batch)
+        times.append((time.perf_counter() - begin) * 1000.0)
+        if len(times) >= 100 * max(cfg.runs, 1):
+            break
+    return times
+
+
+def _accuracy(session: Any, spec: Any, cfg: MeasureConfig) -> dict[str, Any]:
+    from vit_edge.data.preprocess import preprocess_uint8
+
+    with np.load(cfg.data_npz) as bundle:
+        images, labels = bundle["images"], bundle["labels"]
+    logits = np.concatenate([session.run(preprocess_uint8(images[i : i + 256], spec))
+                             for i in range(0, len(images), 256)])
+    if cfg.logits_out:
+        np.save(cfg.logits_out, logits.astype(np.float32))
+    top5 = np.argsort(-logits, axis=1)[:, :5]
+    return {"top1": float(100 * np.mean(top5[:, 0] == labels)),
+            "top5": float(100 * np.mean((top5 == labels[:, None]).any(axis=1))), "eval_images": int(len(labels))}
+
+
+def measure(cfg: MeasureConfig) -> dict[str, Any]:
+    """Everything measured for one configuration, as a JSON-ready dict."""
+    if cfg.cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(cfg.cpus))
+    root = Path(cfg.artifact)
+    manifest = read_manifest(root)
+    runtime = cfg.runtime or DEFAULT_RUNTIME[manifest.target]
+    rss_before = peak_rss_mb()
+    begin = time.perf_counter()
+    session = session_class(runtime)(root / manifest.model_file,
+                                     SessionOptions(cfg.device, cfg.threads, cfg.precision_hint))
+    load_ms = (time.perf_counter() - begin) * 1000.0
+    rss_load = peak_rss_mb()
+    rng = np.random.default_rng(0)
+    batch = rng.standard_normal(manifest.input_spec.shape(cfg.batch)).astype(np.float32)
+    begin = time.perf_counter()
+    session.run(batch)
+    first_ms = (time.perf_counter() - begin) * 1000.0
+    stats = latency_stats(_timed_runs(session.run, batch, cfg))
+    result: dict[str, Any] = {
+        "runtime": runtime, "session": session.info(), "threads": cfg.threads, "batch": cfg.batch,
+        "load_ms": load_ms, "first_ms": first_ms, **stats,
+        "throughput_ips": cfg.batch * 1000.0 / stats["mean_ms"],
+        "rss_before_load_mb": rss_before, "peak_rss_load_mb": rss_load, "peak_rss_mb": peak_rss_mb(),
+    }
+    if cfg.data_npz:
+        result.update(_accuracy(session, manifest.input_spec, cfg))
+    return result
+
+
+def config_from_json(data: dict[str, Any]) -> MeasureConfig:
+    data = dict(data)
+    data["cpus"] = tuple(data.get("cpus") or ())
+    return MeasureConfig(**data)
+
+
+def config_to_json(cfg: MeasureConfig) -> dict[str, Any]:
+    data = asdict(cfg)
+    data["cpus"] = list(cfg.cpus)
+    return data

@@ -1,0 +1,118 @@
+"""Bench reports: JSON Lines (one record per run), a Markdown table, and latency-vs-accuracy as PNG and HTML.
+
+The plot marks the Pareto front: the configurations that no other one beats on both latency and accuracy.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["markdown_table", "pareto_front", "write_reports", "accuracy_of"]
+
+COLUMNS = [
+    ("artifact", lambda r: r.get("artifact_id", "?")),
+    ("runtime", lambda r: r.get("runtime", "-")),
+    ("precision", lambda r: r.get("precision", "-")),
+    ("ran as", lambda r: (r.get("session") or {}).get("precision", r.get("precision", "-"))),
+    ("threads", lambda r: str(r.get("threads") or "-")),
+    ("batch", lambda r: str(r.get("batch", "-"))),
+    ("p50 ms", lambda r: _num(r.get("p50_ms"))),
+    ("p90 ms", lambda r: _num(r.get("p90_ms"))),
+    ("p99 ms", lambda r: _num(r.get("p99_ms"))),
+    ("std ms", lambda r: _num(r.get("std_ms"))),
+    ("img/s", lambda r: _num(r.get("throughput_ips"), 1)),
+    ("load ms", lambda r: _num(r.get("load_ms"), 0)),
+    ("peak MB", lambda r: _num(r.get("peak_rss_mb"), 0)),
+    ("size MB", lambda r: _num(r.get("size_mb"))),
+    ("top-1 %", lambda r: _num(r.get("top1"))),
+    ("agree %", lambda r: _num(r.get("agreement_top1"))),
+    ("status", lambda r: r.get("status", "?") if r.get("status") == "ok" else f"{r.get('status')}: {r.get('error')}"),
+]
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(records: list[dict[str, Any]]) -> str:
+    header = [name for name, _ in COLUMNS]
+    rows = [[str(get(record)).replace("|", "/") for _, get in COLUMNS] for record in records]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def accuracy_of(record: dict[str, Any]) -> float | None:
+    """Top-1 on labelled data if measured, else top-1 agreement with the reference."""
+    return record.get("top1", record.get("agreement_top1"))
+
+
+def pareto_front(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    points = [r for r in records if r.get("status") == "ok" and accuracy_of(r) is not None and r.get("p50_ms")]
+    front = []
+    for r in points:
+        dominated = any(
+            o["p50_ms"] <= r["p50_ms"] and accuracy_of(o) >= accuracy_of(r)  # type: ignore[operator]
+            and (o["p50_ms"] < r["p50_ms"] or accuracy_of(o) > accuracy_of(r))  # type: ignore[operator]
+            for o in points
+        )
+        if not dominated:
+            front.append(r)
+    return sorted(front, key=lambda r: r["p50_ms"])
+
+
+def _plot_png(records: list[dict[str, Any]], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    points = [r for r in records if r.get("status") == "ok" and accuracy_of(r) is not None]
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for r in points:
+        ax.scatter(r["p50_ms"], accuracy_of(r), s=40)
+        ax.annotate(f"{r['artifact_id']} t{r.get('threads')} b{r.get('batch')}", (r["p50_ms"], accuracy_of(r)),
+                    fontsize=7, xytext=(4, 3), textcoords="offset points")
+    front = pareto_front(points)
+    ax.plot([r["p50_ms"] for r in front], [accuracy_of(r) for r in front], "r--", lw=1, label="Pareto front")
+    ax.set_xlabel("p50 latency (ms, lower is better)")
+    ax.set_ylabel("top-1 % (or agreement with reference)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _html(records: list[dict[str, Any]], png: Path | None) -> str:
+    head = "".join(f"<th>{html.escape(name)}</th>" for name, _ in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(get(r)))}</td>" for _, get in COLUMNS) + "</tr>"
+                   for r in records)
+    image = (f'<img alt="latency vs accuracy" src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
+             if png else "<p>(plot needs matplotlib: pip install 'vit-edge[report]')</p>")
+    return ("<!doctype html><meta charset='utf-8'><title>vit-edge bench</title>"
+            "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style>"
+            f"<h1>vit-edge bench</h1>{image}<table><tr>{head}</tr>{body}</table>")
+
+
+def write_reports(records: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
+    """Append the records to bench.jsonl; write bench.md, bench.png (with matplotlib) and bench.html."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"jsonl": out_dir / "bench.jsonl", "markdown": out_dir / "bench.md", "html": out_dir / "bench.html"}
+    with open(paths["jsonl"], "a") as handle:
+        for record in records:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+    paths["markdown"].write_text(markdown_table(records))
+    png = _plot_png(records, out_dir / "bench.png")
+    if png:
+        paths["png"] = png
+    paths["html"].write_text(_html(records, png))
+    return paths

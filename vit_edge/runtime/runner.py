@@ -1,0 +1,30 @@
+"""The measuring process: `python -m vit_edge.runtime.runner CONFIG.json` prints one RESULT line of JSON.
+
+The same file runs here (one subprocess per configuration) and on a board, zipped with the torch-free part of
+vit_edge (see `remote.py`). A user error is reported as a status, never as a traceback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+RESULT_PREFIX = "VIT_EDGE_RESULT "
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    from vit_edge.errors import VitEdgeError
+    from vit_edge.runtime.measure import config_from_json, measure
+
+    try:
+        cfg = config_from_json(json.loads(Path(args[0]).read_text()))
+        result = {"status": "ok", **measure(cfg)}
+    except VitEdgeError as exc:
+        result = {"status": type(exc).__name__, "error": str(exc)}
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
