@@ -1,65 +1,84 @@
-"""`make demo`: the shipped Fashion-MNIST ViT exported to every target, verified, and measured for accuracy.
+"""`make demo`: the shipped Fashion-MNIST ViT exported to every target, verified, benchmarked, reported.
 
-A failing target becomes a row with its error and the demo goes on (as a benchmark sweep should).
+A failing target becomes a row with its error and the demo goes on, as a benchmark sweep should.
 """
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from vit_edge.api import export
 from vit_edge.data.datasets import load_fashion_mnist
 from vit_edge.errors import VitEdgeError
-from vit_edge.models.loaders import load_model
-from vit_edge.runtime import SessionOptions, open_session
-from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
+from vit_edge.runtime.bench import BenchConfig, bench
+from vit_edge.runtime.report import write_reports
 
 MODEL = "fmnist-vit-tiny"
 OUT = Path("artifacts/demo")
+REPORT = Path("reports/demo")
 PLAN = [("onnx", "fp32"), ("openvino", "fp32"), ("openvino", "fp16"), ("tflite", "fp32"), ("tflite", "fp16")]
 
 
-def torch_accuracy(data) -> float:
+def export_all() -> tuple[list[Path], list[list[str]]]:
+    paths, failures = [], []
+    for target, precision in PLAN:
+        print(f"exporting {target} {precision} (parity on 64 test images) …", flush=True)
+        try:
+            artifact = export(MODEL, target, OUT / f"{MODEL}-{target}-{precision}", precision=precision,
+                              data="fashion-mnist", parity_samples=64, force=True)
+            paths.append(artifact.path)
+        except VitEdgeError as exc:
+            failures.append([target, precision, f"FAILED: {exc}"])
+    return paths, failures
+
+
+def table(records: list[dict], failures: list[list[str]]) -> str:
+    header = ["target", "precision", "ran as", "size kB", "parity cos", "p50 ms", "p90 ms", "top-1 %",
+              "agree w/ torch %", "artifact"]
+    rows = []
+    for r in records:
+        if r.get("status") != "ok":
+            rows.append([r.get("target", "?"), r.get("precision", "?"), "-", "-", "-", "-", "-", "-", "-",
+                         f"{r['status']}: {r.get('error')}"])
+            continue
+        from vit_edge.artifact import read_manifest
+
+        parity = read_manifest(r["artifact"]).parity
+        rows.append([r["target"], r["precision"], r["session"]["precision"], f"{1000 * r['size_mb']:.0f}",
+                     f"{parity['min_cosine']:.7f}", f"{r['p50_ms']:.3f}", f"{r['p90_ms']:.3f}", f"{r['top1']:.2f}",
+                     f"{r.get('agreement_top1', float('nan')):.2f}", r["artifact"]])
+    rows += [[t, p, "-", "-", "-", "-", "-", "-", "-", msg] for t, p, msg in failures]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths))
+                     for row in [header, ["-" * w for w in widths], *rows])
+
+
+def main() -> int:
+    data = load_fashion_mnist("test")
+    print(f"model {MODEL}; Fashion-MNIST test set: {len(data)} images ({data.source})", flush=True)
+    paths, failures = export_all()
+    print("benchmarking (2 threads, batch 1; accuracy on the whole test set) …", flush=True)
+    records = bench([str(p) for p in paths],
+                    BenchConfig(threads=(2,), runs=100, min_seconds=1.0, data="fashion-mnist", reference="pytorch"),
+                    progress=lambda line: print(line, flush=True))
+    reports = write_reports(records, REPORT)
+    torch_top1 = _torch_top1(data)
+    print(f"\nPyTorch fp32 top-1: {torch_top1:.2f}%\n")
+    print(table(records, failures))
+    print("\nreports: " + ", ".join(str(p) for p in reports.values()))
+    return 1 if failures or any(r.get("status") != "ok" for r in records) else 0
+
+
+def _torch_top1(data) -> float:
     import torch
+
+    from vit_edge.models.loaders import load_model
+    from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
 
     loaded = load_model(MODEL)
     with torch.inference_mode():
         logits = predict_logits(lambda x: loaded.model(torch.from_numpy(x)).numpy(), data, loaded.spec)
     return top1_accuracy(logits, data.labels)
-
-
-def measure(target: str, precision: str, data) -> list[str]:
-    started = time.time()
-    artifact = export(MODEL, target, OUT / f"{MODEL}-{target}-{precision}", precision=precision,
-                      data="fashion-mnist", parity_samples=64, force=True)
-    session = open_session(artifact.path, options=SessionOptions(threads=2, precision_hint="f32"))
-    accuracy = top1_accuracy(predict_logits(session.run, data, artifact.manifest.input_spec), data.labels)
-    size = sum((artifact.path / f).stat().st_size for f in artifact.manifest.files) / 1e3
-    parity = artifact.manifest.parity
-    return [target, precision, f"{size:.0f} kB", f"{parity['min_cosine']:.7f}",
-            f"{100 * parity['top1_agreement']:.1f}%", f"{accuracy:.2f}%", f"{time.time() - started:.0f} s",
-            str(artifact.path)]
-
-
-def main() -> int:
-    data = load_fashion_mnist("test")
-    print(f"model {MODEL}: Fashion-MNIST test set, {len(data)} images ({data.source})", flush=True)
-    reference = torch_accuracy(data)
-    header = ["target", "precision", "size", "parity min cos", "top-1 agree", "top-1 acc", "time", "artifact"]
-    rows = [["pytorch", "fp32", "-", "-", "-", f"{reference:.2f}%", "-", "(reference)"]]
-    failures = 0
-    for target, precision in PLAN:
-        print(f"exporting {target} {precision} …", flush=True)
-        try:
-            rows.append(measure(target, precision, data))
-        except VitEdgeError as exc:
-            failures += 1
-            rows.append([target, precision, "-", "-", "-", "-", "-", f"FAILED: {exc}"])
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, ["-" * w for w in widths], *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)))
-    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The shipped Fashion-MNIST ViT: the same accuracy (±0.1 pt) in PyTorch and in every exported artifact."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -41,5 +42,12 @@ def test_accuracy_is_the_same_in_every_target(target: str, tmp_path: Path, test_
     assert artifact.manifest.parity["inputs"].startswith("fashion-mnist")
     accuracy = top1_accuracy(predict_logits(artifact.run, test_set, artifact.manifest.input_spec), test_set.labels)
     assert abs(accuracy - torch_top1) <= 0.1, (accuracy, torch_top1)
+    # the same number through the bench harness and its report (a separate process, the manifest's preprocessing)
+    bench = run_cli("bench", str(out), "--data", "fashion-mnist", "--reference", "pytorch", "--runs", "5",
+                    "--min-time", "0", "--out", str(tmp_path / "report"))
+    assert bench.returncode == 0, bench.stderr
+    (record,) = [json.loads(line) for line in (tmp_path / "report" / "bench.jsonl").read_text().splitlines()]
+    assert record["top1"] == pytest.approx(accuracy) and record["eval_images"] == len(test_set)
+    assert record["agreement_top1"] >= 99.9 and record["agreement_cosine"] > 0.99999
     info = run_cli("info", str(out))
     assert info.returncode == 0 and "sha256 verified" in info.stdout and "passed" in info.stdout

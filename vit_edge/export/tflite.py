@@ -59,11 +59,18 @@ class TfliteExporter(Exporter):
 
 @contextlib.contextmanager
 def _quiet():
-    """litert-torch prints progress and absl logs to stdout/stderr; keep the CLI's output to our own lines."""
+    """litert-torch prints progress and its C++ core logs to the process's stderr; keep the CLI's output ours.
+
+    The C++ logs bypass sys.stderr, so file descriptor 2 itself is pointed at /dev/null for the conversion;
+    converter failures still arrive as Python exceptions.
+    """
+    from vit_edge.runtime.base import native_stderr_silenced
+
     absl_level = logging.getLogger("absl").level
     logging.getLogger("absl").setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with native_stderr_silenced(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:

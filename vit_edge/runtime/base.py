@@ -1,18 +1,22 @@
 """The Session extension point: run an artifact's model file in its real runtime (never torch here)."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
+import os
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from vit_edge.errors import ConfigError, MissingDependencyError, did_you_mean
 
-__all__ = ["Session", "SessionOptions", "RUNTIMES", "DEFAULT_RUNTIME", "session_class", "package_version"]
+__all__ = ["Session", "SessionOptions", "RUNTIMES", "DEFAULT_RUNTIME", "session_class", "package_version",
+           "native_stderr_silenced"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,21 @@ def require(module: str, package: str, extra: str, purpose: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(package, extra, purpose) from exc
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null: C++ runtimes log there past sys.stderr (e.g. LiteRT's INFO lines).
+
+    Failures still arrive as Python exceptions, so nothing a user needs is lost.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

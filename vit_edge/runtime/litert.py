@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from vit_edge.errors import ArtifactError
-from vit_edge.runtime.base import Session, SessionOptions, require
+from vit_edge.runtime.base import Session, SessionOptions, native_stderr_silenced, require
 
 __all__ = ["LiteRtSession", "tflite_op_names"]
 
@@ -20,9 +20,10 @@ def _interpreter(model_file: Path, threads: int | None, delegate: bool) -> Any:
     resolver = (module.OpResolverType.AUTO if delegate
                 else module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     try:
-        interpreter = module.Interpreter(model_path=str(model_file), num_threads=threads or 1,
-                                         experimental_op_resolver_type=resolver)
-        interpreter.allocate_tensors()
+        with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." and the like
+            interpreter = module.Interpreter(model_path=str(model_file), num_threads=threads or 1,
+                                             experimental_op_resolver_type=resolver)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ArtifactError(f"LiteRT cannot load {model_file}: {str(exc).strip().splitlines()[0]}") from exc
     return interpreter

@@ -76,12 +76,15 @@ def _plot_png(records: list[dict[str, Any]], path: Path) -> Path | None:
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
-    for r in points:
-        ax.scatter(r["p50_ms"], accuracy_of(r), s=40)
-        ax.annotate(f"{r['artifact_id']} t{r.get('threads')} b{r.get('batch')}", (r["p50_ms"], accuracy_of(r)),
-                    fontsize=7, xytext=(4, 3), textcoords="offset points")
+    for index, r in enumerate(sorted(points, key=lambda r: r["p50_ms"])):
+        ax.scatter(r["p50_ms"], accuracy_of(r), s=36, zorder=3)
+        label = f"{r.get('target', r['artifact_id'])} {r.get('precision', '')} t{r.get('threads')} b{r.get('batch')}"
+        ax.annotate(label, (r["p50_ms"], accuracy_of(r)), fontsize=7, textcoords="offset points",
+                    xytext=(5, 6 + 9 * (index % 3)))
     front = pareto_front(points)
-    ax.plot([r["p50_ms"] for r in front], [accuracy_of(r) for r in front], "r--", lw=1, label="Pareto front")
+    ax.step([r["p50_ms"] for r in front], [accuracy_of(r) for r in front], "r--", lw=1, where="post")
+    ax.scatter([r["p50_ms"] for r in front], [accuracy_of(r) for r in front], s=160, facecolors="none",
+               edgecolors="red", zorder=4, label="Pareto front")
     ax.set_xlabel("p50 latency (ms, lower is better)")
     ax.set_ylabel("top-1 % (or agreement with reference)")
     ax.grid(alpha=0.3)
