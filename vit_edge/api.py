@@ -15,7 +15,7 @@ from vit_edge.errors import ConfigError
 from vit_edge.export.options import ExportOptions
 from vit_edge.types import InputSpec, Layout, Precision
 
-__all__ = ["Artifact", "ExportOptions", "export", "info", "train", "default_output_dir", "parity_inputs", "tool_versions"]
+__all__ = ["Artifact", "ExportOptions", "export", "quantize", "info", "train", "default_output_dir", "parity_inputs", "tool_versions"]
 
 
 _TOOLS = ("vit-edge", "torch", "numpy", "onnx", "onnxscript", "onnxruntime", "openvino", "litert-torch",
@@ -96,23 +96,40 @@ def export(
     from vit_edge.export.registry import get_exporter
 
     options = _resolve_options(target, options, option_fields)
+    if options.precision is Precision.INT8:
+        raise ConfigError("int8 artifacts come from  vit-edge quantize  (calibration data is needed)")
+    exporter, out_dir = _checked_exporter(model, options, out)
+    loaded = _load(model, weights, random_init, options)
+    dataset = _parity_dataset(data, loaded.spec)
+    return _write_artifact(exporter, loaded.model, loaded.spec, loaded.source, options, out_dir, dataset, log)
+
+
+def _checked_exporter(model: Any, options: ExportOptions, out: str | Path | None) -> tuple[Any, Path]:
+    """The target's exporter after every check that needs no model: fail before the slow part."""
+    from vit_edge.errors import ArtifactError
+    from vit_edge.export.registry import get_exporter
+
     exporter = get_exporter(options.target)
     exporter.check_options(options)
     exporter.check_available()
     out_dir = Path(out) if out is not None else default_output_dir(model, options)
-    if out_dir.exists() and not options.force:  # fail before the slow part
-        from vit_edge.errors import ArtifactError
-
+    if out_dir.exists() and not options.force:
         raise ArtifactError(f"{out_dir} exists already; pass --force to replace it")
-    loaded = _load(model, weights, random_init, options)
-    dataset = _parity_dataset(data, loaded.spec)
+    return exporter, out_dir
+
+
+def _write_artifact(exporter: Any, module: Any, spec: Any, source: dict[str, Any], options: ExportOptions,
+                    out_dir: Path, dataset: Any, log: Callable[[str], None],
+                    quantization: dict[str, Any] | None = None) -> Artifact:
+    """Convert, write the manifest, check parity against `module`, and rename into place (or leave nothing)."""
     with atomic_artifact_dir(out_dir, options.force) as staging:
         log(f"exporting to {options.target} ({options.precision.value}) …")
-        torch_model, spec = _prepare(loaded, options)
+        torch_model, spec = _prepare(module, spec, options)
         model_file = exporter.write(torch_model, spec, staging, options)
         manifest = Manifest(
             target=options.target, precision=options.precision, model_file=model_file, input_spec=spec,
-            source=loaded.source, export_options=_options_json(options), tool_versions=tool_versions(),
+            source=source, export_options=_options_json(options), quantization=quantization,
+            tool_versions=tool_versions(),
         )
         if options.verify:
             log(f"checking parity on {options.parity_samples} inputs in {options.target}'s runtime …")
@@ -161,12 +178,12 @@ def _parity_dataset(data: str | None, spec: Any) -> Any:
     return load_dataset(data, channels=spec.channels, size=None)
 
 
-def _prepare(loaded: Any, options: ExportOptions) -> tuple[Any, Any]:
+def _prepare(model: Any, spec: Any, options: ExportOptions) -> tuple[Any, Any]:
     """The module to convert (wrapped for NHWC input when asked) and the spec that describes its input."""
     from vit_edge.export.base import NHWCInput
 
-    spec = loaded.spec.with_(layout=options.layout)
-    module = NHWCInput(loaded.model) if options.layout is Layout.NHWC else loaded.model
+    spec = spec.with_(layout=options.layout)
+    module = NHWCInput(model) if options.layout is Layout.NHWC else model
     return module.eval(), spec
 
 
@@ -234,3 +251,42 @@ def train(
     torch.manual_seed(seed)
     return train_classifier(VisionTransformer(config), spec, train_set, eval_set,
                             TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed), out, log=log)
+
+
+def quantize(
+    model: Any,
+    target: str = "onnx",
+    out: str | Path | None = None,
+    *,
+    calib: Any,
+    recipe: Any = None,
+    calib_size: int = 256,
+    eval_data: str | None = None,
+    eval_limit: int | None = None,
+    weights: str | Path | None = None,
+    random_init: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+    **option_fields: Any,
+) -> Artifact:
+    """INT8 PTQ of the ViT's matmuls with `recipe` (a quantize.Recipe), calibrated on `calib`, lowered to `target`.
+
+    The artifact is verified against the INT8 simulation in PyTorch; the manifest records the recipe, the scales'
+    fingerprint, which matmuls are INT8, the calibration fingerprint and (with `eval_data`) accuracy before/after.
+    """
+    from vit_edge.data.datasets import load_dataset
+    from vit_edge.quantize.calibration import load_calibration
+    from vit_edge.quantize.pipeline import quantize_with_budget
+    from vit_edge.quantize.recipe import Recipe
+
+    options = _resolve_options(target, None, {**option_fields, "precision": Precision.INT8})
+    exporter, out_dir = _checked_exporter(model, options, out)
+    recipe = recipe or Recipe()
+    loaded = _load(model, weights, random_init, options)
+    calibration = load_calibration(calib, loaded.spec, calib_size)
+    evaluation = load_dataset(eval_data, channels=loaded.spec.channels).take(eval_limit) if eval_data else None
+    log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
+    quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log)
+    summary = {**quant.summary(), "method": "ptq", "calibration": calibration.info(), "accuracy": metrics}
+    dataset = evaluation if evaluation is not None else None
+    return _write_artifact(exporter, quant.model, loaded.spec, loaded.source, options, out_dir, dataset, log,
+                           quantization=summary)

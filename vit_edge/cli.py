@@ -43,6 +43,31 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
 
 
+def _add_quantize(sub: Any) -> None:
+    p = sub.add_parser("quantize", help="INT8 post-training quantization of the attention and MLP matmuls")
+    p.add_argument("model", help="as for export")
+    p.add_argument("--target", required=True, help="onnx | openvino")
+    p.add_argument("--calib", required=True, help="calibration images: dataset name, DIR, or .npy/.npz")
+    p.add_argument("--calib-size", type=int, default=256, help="calibration images used (default 256)")
+    p.add_argument("--method", default="percentile", help="minmax | percentile | entropy | mse")
+    p.add_argument("--percentile", type=float, default=99.99)
+    p.add_argument("--kinds", default="qkv,qk,av,proj,fc1,fc2",
+                   help="matmuls to quantize (add patch_embed, head); default qkv,qk,av,proj,fc1,fc2")
+    p.add_argument("--skip", action="append", default=[], help="keep matching matmuls float, e.g. 'blocks.0.*'")
+    p.add_argument("--per-tensor-weights", action="store_true", help="one weight scale per matrix")
+    p.add_argument("--smoothquant", default="auto", help="auto | off | ALPHA in (0, 1)")
+    p.add_argument("--max-drop", type=float, help="top-1 budget in points; sensitive matmuls stay float")
+    p.add_argument("--eval", dest="eval_data", help="labelled data for accuracy before/after and the budget")
+    p.add_argument("--eval-limit", type=int, help="use only the first N evaluation images")
+    p.add_argument("--out", type=Path, help="artifact directory (default: artifacts/MODEL-TARGET-int8)")
+    p.add_argument("--weights", type=Path)
+    p.add_argument("--random-init", action="store_true")
+    p.add_argument("--img-size", type=int)
+    p.add_argument("--parity-samples", type=int, default=16)
+    p.add_argument("--no-verify", dest="verify", action="store_false")
+    p.add_argument("--force", action="store_true")
+
+
 def _add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a small ViT from scratch (how the shipped model was made)")
     p.add_argument("--data", default="fashion-mnist-train", help="'fashion-mnist-train' or an image folder")
@@ -104,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vit-edge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_export(sub)
+    _add_quantize(sub)
     _add_train(sub)
     _add_info(sub)
     _add_bench(sub)
@@ -124,6 +150,27 @@ def _cmd_export(args: argparse.Namespace) -> int:
              f"{100 * parity['top1_agreement']:.1f}%, max abs diff {parity['max_abs_diff']:.2e}"
              if parity else "parity not checked (--no-verify)")
     print(f"{artifact.path}  ({artifact.manifest.target} {artifact.manifest.precision.value}; {check})")
+    return 0
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from vit_edge.api import quantize
+    from vit_edge.quantize.recipe import Recipe
+
+    recipe = Recipe(kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()), skip=tuple(args.skip),
+                    calibration=args.method, percentile=args.percentile, per_tensor_weights=args.per_tensor_weights,
+                    smoothquant=args.smoothquant, max_drop=args.max_drop)
+    artifact = quantize(args.model, args.target, args.out, calib=args.calib, recipe=recipe,
+                        calib_size=args.calib_size, eval_data=args.eval_data, eval_limit=args.eval_limit,
+                        weights=args.weights, random_init=args.random_init, log=_log, img_size=args.img_size,
+                        verify=args.verify, parity_samples=args.parity_samples, force=args.force)
+    q = artifact.manifest.quantization or {}
+    accuracy = q.get("accuracy", {})
+    line = f"{len(q.get('int8_matmuls', []))} matmuls INT8, {len(q.get('kept_float', []))} float"
+    if "int8_top1" in accuracy:
+        line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"
+    line += f"; agreement with fp32 {accuracy.get('agreement_top1', float('nan')):.2f}%"
+    print(f"{artifact.path}  ({artifact.manifest.target} int8: {line})")
     return 0
 
 
@@ -199,7 +246,7 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"export": _cmd_export, "train": _cmd_train, "info": _cmd_info, "bench": _cmd_bench,
+COMMANDS = {"export": _cmd_export, "quantize": _cmd_quantize, "train": _cmd_train, "info": _cmd_info, "bench": _cmd_bench,
             "devices": _cmd_devices}
 
 

@@ -77,6 +77,23 @@ class TestOpenVino(RuntimeConformance):
 class TestLiteRt(RuntimeConformance):
     runtime, target = "litert", "tflite"
 
+    def test_vit_is_fully_delegated_to_xnnpack(self, artifact: Path) -> None:
+        info = open_session(artifact).info()
+        assert info["fully_delegated"] is True and info["undelegated_ops"] == []
+
+    def test_ops_xnnpack_cannot_run_are_named(self, tmp_path: Path) -> None:
+        import litert_torch
+
+        from vit_edge.runtime.litert import LiteRtSession
+
+        class WithCumsum(torch.nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return torch.cumsum(torch.nn.functional.linear(x, torch.ones(8, 8)), 1) + 1
+
+        litert_torch.convert(WithCumsum().eval(), (torch.randn(1, 8),)).export(str(tmp_path / "m.tflite"))
+        info = LiteRtSession(tmp_path / "m.tflite", SessionOptions()).info()
+        assert info["fully_delegated"] is False and info["undelegated_ops"] == ["CUMSUM"]
+
 
 class TestPyTorchReference(RuntimeConformance):
     runtime, target = "pytorch", "onnx"

@@ -21,7 +21,7 @@ EXTERNAL_DATA_BYTES = 1_800_000_000
 class OnnxExporter(Exporter):
     name = "onnx"
     suffix = ".onnx"
-    precisions = (Precision.FP32,)
+    precisions = (Precision.FP32, Precision.INT8)  # int8: from vit-edge quantize (QDQ)
     requires = (("onnx", "onnx"), ("onnxscript", "onnxscript"), ("onnxruntime", "onnxruntime"))
     extra = "onnx"
 

@@ -12,7 +12,7 @@ import numpy as np
 from vit_edge.errors import ArtifactError
 from vit_edge.runtime.base import Session, SessionOptions, native_stderr_silenced, require
 
-__all__ = ["LiteRtSession", "tflite_op_names"]
+__all__ = ["LiteRtSession", "tflite_op_names", "undelegated_ops"]
 
 
 def _interpreter(model_file: Path, threads: int | None, delegate: bool) -> Any:
@@ -57,4 +57,27 @@ class LiteRtSession(Session):
         return np.concatenate(outputs, axis=0)
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "delegate": "XNNPACK", "threads": self.options.threads or 1, "precision": "fp32"}
+        left = undelegated_ops(self._interp._get_ops_details())
+        return {**super().info(), "delegate": "XNNPACK", "threads": self.options.threads or 1, "precision": "fp32",
+                "fully_delegated": not left, "undelegated_ops": sorted(set(left))}
+
+
+def undelegated_ops(ops: list[dict[str, Any]]) -> list[str]:
+    """Ops that run outside the delegate, from the interpreter's node list after delegation.
+
+    The node list keeps the replaced nodes beside each DELEGATE node; walking back from a DELEGATE node's outputs
+    to its inputs finds the nodes it took over, and whatever is left runs on the reference kernels.
+    """
+    producers = {int(t): op for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
+    covered: set[int] = set()
+    for delegate in (op for op in ops if op["op_name"] == "DELEGATE"):
+        stop = {int(t) for t in delegate["inputs"]}
+        stack = [int(t) for t in delegate["outputs"]]
+        while stack:
+            tensor = stack.pop()
+            node = producers.get(tensor)
+            if tensor in stop or node is None or node["index"] in covered:
+                continue
+            covered.add(node["index"])
+            stack.extend(int(t) for t in node["inputs"])
+    return [op["op_name"] for op in ops if op["op_name"] != "DELEGATE" and op["index"] not in covered]

@@ -17,6 +17,7 @@ COLUMNS = [
     ("runtime", lambda r: r.get("runtime", "-")),
     ("precision", lambda r: r.get("precision", "-")),
     ("ran as", lambda r: (r.get("session") or {}).get("precision", r.get("precision", "-"))),
+    ("delegated", lambda r: _delegation(r.get("session") or {})),
     ("threads", lambda r: str(r.get("threads") or "-")),
     ("batch", lambda r: str(r.get("batch", "-"))),
     ("p50 ms", lambda r: _num(r.get("p50_ms"))),
@@ -31,6 +32,12 @@ COLUMNS = [
     ("agree %", lambda r: _num(r.get("agreement_top1"))),
     ("status", lambda r: r.get("status", "?") if r.get("status") == "ok" else f"{r.get('status')}: {r.get('error')}"),
 ]
+
+
+def _delegation(session: dict[str, Any]) -> str:
+    if "fully_delegated" not in session:
+        return "-"
+    return "all" if session["fully_delegated"] else "not " + "/".join(session.get("undelegated_ops", []))
 
 
 def _num(value: Any, digits: int = 2) -> str:

@@ -1,0 +1,150 @@
+"""INT8 PTQ: real calibration, real lowering to ONNX QDQ and OpenVINO IR, INT8 kernels checked in the runtimes."""
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import run_cli, small_vit
+from vit_edge.api import quantize
+from vit_edge.data.datasets import load_fashion_mnist
+from vit_edge.data.preprocess import preprocess_uint8
+from vit_edge.errors import ConfigError
+from vit_edge.models.loaders import load_model
+from vit_edge.quantize.ptq import quantize_model
+from vit_edge.quantize.qmodules import QuantLinear, QuantMatMul
+from vit_edge.quantize.recipe import CALIBRATION_METHODS, Recipe
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_model("fmnist-vit-tiny")
+
+
+@pytest.fixture(scope="module")
+def calib(shipped) -> np.ndarray:
+    return preprocess_uint8(load_fashion_mnist("test").images[-256:], shipped.spec)
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    return load_fashion_mnist("test").take(1000)
+
+
+def test_every_listed_matmul_becomes_int8_and_the_skip_list_holds(shipped, calib) -> None:
+    quant = quantize_model(shipped.model, Recipe(skip=("blocks.0.*",)), calib[:64])
+    modules = dict(quant.model.named_modules())
+    assert isinstance(modules["blocks.1.attn.qk"], QuantMatMul) and isinstance(modules["blocks.3.mlp.fc2"], QuantLinear)
+    assert not isinstance(modules["blocks.0.attn.qkv"], QuantLinear)
+    assert len(quant.int8_matmuls) == 18 and "blocks.0.attn.av" in quant.kept_float
+    assert all(value > 15 for value in quant.sqnr_db.values()), quant.sqnr_db
+
+
+@pytest.mark.parametrize("method", CALIBRATION_METHODS)
+def test_each_calibration_method_keeps_accuracy(method: str, shipped, calib, heldout) -> None:
+    quant = quantize_model(shipped.model, Recipe(calibration=method), calib)
+    data = torch.from_numpy(preprocess_uint8(heldout.images, shipped.spec))
+    with torch.no_grad():
+        fp32 = float((shipped.model(data).argmax(1).numpy() == heldout.labels).mean() * 100)
+        int8 = float((quant.model(data).argmax(1).numpy() == heldout.labels).mean() * 100)
+    assert fp32 - int8 <= 0.5, (method, fp32, int8)
+
+
+def test_smoothquant_changes_nothing_in_float(shipped, calib) -> None:
+    """Scale migration is exact in float: with every quantizer off the model computes what it did."""
+    quant = quantize_model(shipped.model, Recipe(smoothquant="0.5", kinds=("qkv", "fc1")), calib[:32])
+    assert quant.smoothquant, "alpha given: migration must be applied"
+    from vit_edge.quantize.qmodules import ActQuant
+
+    for module in quant.model.modules():
+        if isinstance(module, ActQuant):
+            module.enabled = False
+    x = torch.from_numpy(calib[:8])
+    with torch.no_grad():  # only the INT8 rounding of the (rescaled) weights remains
+        np.testing.assert_allclose(quant.model(x).numpy(), shipped.model(x).numpy(), atol=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["onnx", "openvino"])
+def test_shipped_model_int8_artifact(target: str, tmp_path: Path, heldout) -> None:
+    artifact = quantize("fmnist-vit-tiny", target, tmp_path / target, calib="fashion-mnist-train", calib_size=256,
+                        eval_data="fashion-mnist", eval_limit=1000)
+    q = artifact.manifest.quantization
+    assert artifact.manifest.precision.value == "int8" and len(q["int8_matmuls"]) == 24
+    assert q["accuracy"]["drop"] <= 0.5 and len(q["scales_sha256"]) == 64 and q["calibration"]["images"] == 256
+    assert artifact.manifest.parity["passed"] and artifact.manifest.parity["min_cosine"] >= 0.999
+    spec = artifact.manifest.input_spec
+    logits = artifact.run(preprocess_uint8(heldout.images, spec))
+    top1 = 100 * np.mean(logits.argmax(1) == heldout.labels)
+    assert abs(top1 - q["accuracy"]["int8_top1"]) <= 0.5  # same 1,000 images: runtime INT8 ≈ PyTorch's simulation
+    if target == "onnx":
+        import onnx
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+        ort.InferenceSession(str(artifact.path / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        ops = collections.Counter(n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node)
+        assert ops["MatMulIntegerToFloat"] == 16 and ops["QLinearMatMul"] == 8, ops  # what ORT really runs
+    else:
+        import openvino as ov
+
+        compiled = ov.Core().compile_model(str(artifact.path / "model.xml"), "CPU")
+        precisions = collections.Counter(
+            op.get_rt_info()["runtimePrecision"].astype(str) for op in compiled.get_runtime_model().get_ops()
+            if op.get_rt_info()["layerType"].astype(str) == "FullyConnected")
+        assert precisions["u8"] + precisions["i8"] == 16, precisions  # qkv, proj, fc1, fc2 in INT8
+
+
+def test_budget_keeps_sensitive_matmuls_float(tmp_path: Path) -> None:
+    artifact = quantize("fmnist-vit-tiny", "onnx", tmp_path / "b", calib="fashion-mnist", calib_size=64,
+                        eval_data="fashion-mnist", eval_limit=300,
+                        recipe=Recipe(per_tensor_weights=True, smoothquant="off", calibration="minmax", max_drop=0.0),
+                        parity_samples=4)
+    accuracy = artifact.manifest.quantization["accuracy"]
+    assert accuracy["drop"] <= 0.0
+    for kept in accuracy["kept_float_for_budget"]:
+        assert kept["matmul"] in artifact.manifest.quantization["kept_float"]
+
+
+def test_bad_quantization_inputs(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.zeros((0, 28, 28), dtype=np.uint8))
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((4, 3, 32, 32), dtype=np.float32))
+    cases = [
+        (["--calib", str(empty)], "holds no images"),
+        (["--calib", str(wrong)], "has shape (4, 3, 32, 32)"),
+        (["--calib", "fashion-mnist", "--skip", "blocks.9.*"], "matches no quantizable matmul"),
+        (["--calib", "fashion-mnist", "--skip", "*"], "nothing would run in INT8"),
+        (["--calib", "fashion-mnist", "--max-drop", "-1"], "must be ≥ 0"),
+        (["--calib", "fashion-mnist", "--method", "kl"], "unknown calibration 'kl'"),
+    ]
+    for args, message in cases:
+        out = tmp_path / "out"
+        result = run_cli("quantize", "fmnist-vit-tiny", "--target", "onnx", "--out", str(out), "--calib-size", "8",
+                         *args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert message in result.stderr.strip().splitlines()[-1], (message, result.stderr)
+        assert not out.exists()
+    tflite = run_cli("quantize", "fmnist-vit-tiny", "--target", "tflite", "--calib", "fashion-mnist")
+    assert tflite.returncode == 2 and "not int8" in tflite.stderr
+
+
+def test_impossible_budget_is_refused(shipped) -> None:
+    """Labels = the float model's own predictions on a random, near-tied model: FP32 scores 100 % and INT8 noise
+    in the only quantized matmul flips some of them, so a zero budget cannot be met."""
+    from vit_edge.data.datasets import LabelledImages
+    from vit_edge.quantize.pipeline import quantize_with_budget
+
+    model = small_vit(in_chans=1, img_size=28, patch_size=4, depth=1)
+    data = load_fashion_mnist("test").take(200)
+    with torch.no_grad():
+        own = model(torch.from_numpy(preprocess_uint8(data.images, shipped.spec))).argmax(1).numpy()
+    labelled = LabelledImages(data.images, own, data.class_names, "own predictions")
+    recipe = Recipe(max_drop=0.0, kinds=("fc2",), per_tensor_weights=True, calibration="minmax", smoothquant="off")
+    with pytest.raises(ConfigError, match="cannot be met"):
+        quantize_with_budget(model, recipe, preprocess_uint8(data.images[:32], shipped.spec), labelled, shipped.spec)
