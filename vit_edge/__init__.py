@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "export", "info", "load_model", "Artifact", "ExportOptions"]
-
+__all__ = ["__version__", "export", "quantize", "info", "load_model", "Artifact", "ExportOptions"]
 
 from vit_edge import export  # the callable subpackage: vit_edge.export(model, target=...)
+from vit_edge import quantize  # likewise: vit_edge.quantize(model, target=..., calib=...)
 
 
 def __getattr__(name: str) -> Any:

@@ -24,8 +24,10 @@ def test_runtime_and_data_import_without_torch() -> None:
     assert modules == []
 
 
-def test_export_verb_is_callable_even_after_the_subpackage_is_imported() -> None:
+def test_verbs_are_callable_even_after_their_subpackages_are_imported() -> None:
     import vit_edge
     import vit_edge.export.registry  # noqa: F401  (binds the subpackage on the parent)
+    import vit_edge.quantize.recipe  # noqa: F401
 
-    assert callable(vit_edge.export)
+    assert callable(vit_edge.export) and callable(vit_edge.quantize)
+    assert vit_edge.quantize.Recipe(calibration="mse").calibration == "mse"

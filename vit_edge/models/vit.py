@@ -6,7 +6,6 @@ ViT/DeiT checkpoints load into it without timm installed.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -192,7 +191,3 @@ def resample_pos_embed(pos_embed: torch.Tensor, num_prefix: int, old_grid: int, 
     grid = F.interpolate(grid, size=(new_grid, new_grid), mode="bicubic", antialias=True, align_corners=False)
     grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, dim).to(pos_embed.dtype)
     return torch.cat([prefix, grid], dim=1)
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(math.prod(p.shape) for p in model.parameters())

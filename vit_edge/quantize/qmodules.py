@@ -11,7 +11,6 @@ import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers torch.ops.
 import torch.nn.functional as F
 from torch import nn
 
-from vit_edge.models.vit import MatMul
 from vit_edge.quantize.observers import HistogramObserver
 
 __all__ = ["ActQuant", "QuantLinear", "QuantConv2d", "QuantMatMul", "quantize_weight"]
@@ -105,7 +104,3 @@ class QuantMatMul(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         out = torch.matmul(self.a_quant(a), self.b_quant(b))
         return self.output_quant(out) if self.output_quant is not None else out
-
-
-def is_float_matmul(module: nn.Module) -> bool:
-    return isinstance(module, MatMul)
