@@ -26,6 +26,7 @@ class SessionOptions:
     device: str = "CPU"
     threads: int | None = None
     precision_hint: str | None = "f32"  # OpenVINO defaults to bf16 on CPUs with AMX/AVX512-BF16
+    batch: int | None = None  # compile for this batch size where static shapes run faster (OpenVINO)
 
 
 class Session(ABC):

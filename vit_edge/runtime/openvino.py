@@ -30,14 +30,23 @@ class OpenVinoSession(Session):
         if options.threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = options.threads
         try:
-            self._compiled = core.compile_model(str(model_file), device, config)
+            model = core.read_model(str(model_file))
+            if options.batch is not None:  # static shapes: what benchmark_app measures, ~10 % faster on CPU
+                shape = model.inputs[0].get_partial_shape()
+                shape[0] = options.batch
+                model.reshape(shape)
+            self._compiled = core.compile_model(model, device, config)
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
             raise ArtifactError(f"OpenVINO cannot load {model_file}: {str(exc).strip().splitlines()[0]}") from exc
         self._request = self._compiled.create_infer_request()
+        self._ov = ov
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        result = self._request.infer([np.ascontiguousarray(batch, dtype=np.float32)])
-        return np.asarray(result[self._compiled.outputs[0]])
+        """Zero-copy input (a tensor over the numpy buffer), as benchmark_app feeds its pre-filled tensors."""
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        self._request.set_input_tensor(self._ov.Tensor(batch, shared_memory=True))
+        self._request.infer()
+        return self._request.get_output_tensor().data.copy()
 
     def info(self) -> dict[str, Any]:
         try:
