@@ -36,10 +36,13 @@ class Exporter(ABC):
     extra: str = ""
 
     def check_available(self) -> None:
-        """Fail before any work when a converter package is missing."""
+        """Fail before any work when a converter package is missing (converters log to fd 2 on import: hushed)."""
+        from vit_edge.runtime.base import native_stderr_silenced
+
         for module, package in self.requires:
             try:
-                importlib.import_module(module)
+                with native_stderr_silenced():
+                    importlib.import_module(module)
             except ImportError as exc:
                 raise MissingDependencyError(package, self.extra, f"export to {self.name}") from exc
 

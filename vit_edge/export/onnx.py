@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -36,6 +37,9 @@ class OnnxExporter(Exporter):
         batch = torch.export.Dim("batch", min=1, max=4096)
         param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         path = out_dir / "model.onnx"
+        onnx_logger = logging.getLogger("torch.onnx")
+        level = onnx_logger.level
+        onnx_logger.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms" and kin
         try:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
@@ -46,4 +50,6 @@ class OnnxExporter(Exporter):
                 program.save(str(path), external_data=param_bytes > EXTERNAL_DATA_BYTES)
         except Exception as exc:  # the exporter raises many internal error types
             raise ExportError(f"ONNX export failed: {str(exc).strip().splitlines()[0]}") from exc
+        finally:
+            onnx_logger.setLevel(level)
         return path.name

@@ -38,16 +38,13 @@ class TfliteExporter(Exporter):
     def write(self, model: torch.nn.Module, spec: InputSpec, out_dir: Path, options: ExportOptions) -> str:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         logging.getLogger("torchao").setLevel(logging.ERROR)  # it warns about CUDA kernels a CPU build lacks
-        import litert_torch
-
-        quant_config = None
-        if options.precision is Precision.FP16:
-            from litert_torch.generative.quantize import quant_recipes
-
-            quant_config = quant_recipes.full_fp16_recipe()
         path = out_dir / "model.tflite"
         try:
             with _quiet():
+                import litert_torch
+                from litert_torch.generative.quantize import quant_recipes
+
+                quant_config = quant_recipes.full_fp16_recipe() if options.precision is Precision.FP16 else None
                 edge_model = litert_torch.convert(model.eval(), (self.example_input(spec, 1),),
                                                   quant_config=quant_config)
                 edge_model.export(str(path))

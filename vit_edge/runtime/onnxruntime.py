@@ -36,4 +36,6 @@ class OnnxRuntimeSession(Session):
         return self._session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
     def info(self) -> dict[str, Any]:
-        return {**super().info(), "providers": self._session.get_providers(), "precision": "fp32"}
+        quantized = b"QuantizeLinear" in self.model_file.read_bytes()  # op types are plain strings in the protobuf
+        return {**super().info(), "providers": self._session.get_providers(),
+                "precision": "int8" if quantized else "fp32"}

@@ -54,4 +54,19 @@ class OpenVinoSession(Session):
         except Exception:  # not every device reports the property
             hint = "unknown"
         names = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "f32": "fp32", "bf16": "bf16"}
-        return {**super().info(), "precision": names.get(hint, hint)}
+        precision = names.get(hint, hint)
+        if self._runs_int8():
+            precision = f"int8+{precision}"
+        return {**super().info(), "precision": precision}
+
+    def _runs_int8(self) -> bool:
+        """Whether the compiled graph runs any matmul or convolution in u8/i8 (FakeQuantize was honoured)."""
+        try:
+            for op in self._compiled.get_runtime_model().get_ops():
+                info = op.get_rt_info()
+                if (info["layerType"].astype(str) in ("FullyConnected", "MatMul", "Convolution")
+                        and info["runtimePrecision"].astype(str) in ("u8", "i8")):
+                    return True
+        except Exception:  # devices other than CPU may not expose a runtime model
+            return False
+        return False
