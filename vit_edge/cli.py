@@ -200,11 +200,23 @@ def _cmd_info(args: argparse.Namespace) -> int:
         ("source", f"{manifest.source.get('kind')}: {manifest.source.get('id')}"),
         ("input", f"{spec.shape(1)} {spec.layout.value}, mean {spec.mean}, std {spec.std}, {spec.interpolation}"),
         ("parity", _parity_line(manifest.parity)),
+        *([("quantized", _quantization_line(manifest.quantization))] if manifest.quantization else []),
         ("created", f"{manifest.created_at} with torch {manifest.tool_versions.get('torch', '?')}"),
     ]
     for key, value in rows:
         print(f"{key:>10}  {value}")
     return 0
+
+
+def _quantization_line(q: dict[str, Any]) -> str:
+    calibration = q.get("calibration", {})
+    line = (f"{q.get('method', '?')}: {len(q.get('int8_matmuls', []))} INT8 matmuls, {len(q.get('kept_float', []))} "
+            f"float; {q.get('recipe', {}).get('calibration', '?')} calibration on {calibration.get('images', '?')} "
+            f"images of {calibration.get('source', '?')}")
+    accuracy = q.get("accuracy", {})
+    if "int8_top1" in accuracy:
+        line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"
+    return line
 
 
 def _parity_line(parity: dict[str, Any]) -> str:

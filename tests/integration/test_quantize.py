@@ -76,6 +76,8 @@ def test_shipped_model_int8_artifact(target: str, tmp_path: Path, heldout) -> No
     assert artifact.manifest.precision.value == "int8" and len(q["int8_matmuls"]) == 24
     assert q["accuracy"]["drop"] <= 0.5 and len(q["scales_sha256"]) == 64 and q["calibration"]["images"] == 256
     assert artifact.manifest.parity["passed"] and artifact.manifest.parity["min_cosine"] >= 0.999
+    shown = run_cli("info", str(artifact.path))
+    assert shown.returncode == 0 and "ptq: 24 INT8 matmuls, 2 float; percentile calibration on 256" in shown.stdout  # + patch_embed, head
     spec = artifact.manifest.input_spec
     logits = artifact.run(preprocess_uint8(heldout.images, spec))
     top1 = 100 * np.mean(logits.argmax(1) == heldout.labels)
