@@ -84,7 +84,7 @@ def test_accuracy_over_ssh_equals_local(sshd, tmp_path: Path) -> None:
     (remote,) = bench([str(artifact.path)], BenchConfig(device=device, ssh_options=options,
                                                         remote_python=sys.executable, **common))
     (local,) = bench([str(artifact.path)], BenchConfig(**common))
-    assert remote["status"] == "ok" and remote["eval_images"] == 200
+    assert remote["status"] == "ok" and remote["eval_images"] == 200, remote.get("error")
     assert remote["top1"] == pytest.approx(local["top1"]) and remote["agreement_top1"] == 100.0
 
 

@@ -69,12 +69,12 @@ def _timed_runs(run: Any, batch: np.ndarray, cfg: MeasureConfig) -> list[float]:
 
 
 def _accuracy(session: Any, spec: Any, cfg: MeasureConfig) -> dict[str, Any]:
-    from vit_edge.data.preprocess import preprocess_uint8
+    from vit_edge.data.datasets import LabelledImages
+    from vit_edge.runtime.accuracy import predict_logits
 
     with np.load(cfg.data_npz) as bundle:
         images, labels = bundle["images"], bundle["labels"]
-    logits = np.concatenate([session.run(preprocess_uint8(images[i : i + 256], spec))
-                             for i in range(0, len(images), 256)])
+    logits = predict_logits(session.run, LabelledImages(images, labels, (), str(cfg.data_npz)), spec)
     if cfg.logits_out:
         np.save(cfg.logits_out, logits.astype(np.float32))
     top5 = np.argsort(-logits, axis=1)[:, :5]
