@@ -93,8 +93,6 @@ def export(
     `model` is anything `load_model` takes; `option_fields` are ExportOptions fields (precision, img_size, layout,
     verify, parity_samples, opset, force) for callers who prefer keywords to an options object.
     """
-    from vit_edge.export.registry import get_exporter
-
     options = _resolve_options(target, options, option_fields)
     if options.precision is Precision.INT8:
         raise ConfigError("int8 artifacts come from  vit-edge quantize  (calibration data is needed)")
@@ -273,7 +271,6 @@ def quantize(
     The artifact is verified against the INT8 simulation in PyTorch; the manifest records the recipe, the scales'
     fingerprint, which matmuls are INT8, the calibration fingerprint and (with `eval_data`) accuracy before/after.
     """
-    from vit_edge.data.datasets import load_dataset
     from vit_edge.quantize.calibration import load_calibration
     from vit_edge.quantize.pipeline import quantize_with_budget
     from vit_edge.quantize.recipe import Recipe
@@ -283,10 +280,10 @@ def quantize(
     recipe = recipe or Recipe()
     loaded = _load(model, weights, random_init, options)
     calibration = load_calibration(calib, loaded.spec, calib_size)
-    evaluation = load_dataset(eval_data, channels=loaded.spec.channels).take(eval_limit) if eval_data else None
+    evaluation = _parity_dataset(eval_data, loaded.spec)
+    evaluation = evaluation.take(eval_limit) if evaluation is not None else None
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
     quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log)
     summary = {**quant.summary(), "method": "ptq", "calibration": calibration.info(), "accuracy": metrics}
-    dataset = evaluation if evaluation is not None else None
-    return _write_artifact(exporter, quant.model, loaded.spec, loaded.source, options, out_dir, dataset, log,
+    return _write_artifact(exporter, quant.model, loaded.spec, loaded.source, options, out_dir, evaluation, log,
                            quantization=summary)

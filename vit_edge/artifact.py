@@ -72,6 +72,10 @@ class Manifest:
             if path.is_file() and path.name != MANIFEST_NAME
         }
 
+    def size_bytes(self, root: Path) -> int:
+        """What the artifact weighs on disk (every listed file; the manifest itself is negligible)."""
+        return sum((root / name).stat().st_size for name in self.files if (root / name).is_file())
+
     def write(self, root: Path) -> Path:
         path = root / MANIFEST_NAME
         path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n")

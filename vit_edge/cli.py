@@ -193,7 +193,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(manifest.to_json(), indent=2))
         return 0
     spec = manifest.input_spec
-    size = sum((args.artifact / name).stat().st_size for name in manifest.files)
+    size = manifest.size_bytes(args.artifact)
     rows = [
         ("target", f"{manifest.target} ({manifest.precision.value})"),
         ("model file", f"{manifest.model_file}  ({size / 1e6:.2f} MB in all; sha256 verified)"),

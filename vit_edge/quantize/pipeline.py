@@ -10,6 +10,7 @@ import torch
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.errors import ConfigError
+from vit_edge.export.parity import compare_logits
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantize.ptq import QuantizedViT, quantize_model
 from vit_edge.quantize.recipe import Recipe
@@ -27,10 +28,9 @@ def evaluate(float_model: VisionTransformer, quant: QuantizedViT, data: np.ndarr
              labels: np.ndarray | None) -> dict[str, float]:
     """Top-1 before and after (when labelled) and agreement with the float model; `drop` is what the budget checks."""
     reference, quantized = _logits(float_model, data), _logits(quant.model, data)
-    cosine = (reference * quantized).sum(1) / np.maximum(
-        np.linalg.norm(reference, axis=1) * np.linalg.norm(quantized, axis=1), 1e-30)
-    result = {"images": int(len(data)), "agreement_top1": float(100 * np.mean(reference.argmax(1) == quantized.argmax(1))),
-              "logit_cosine": float(cosine.mean())}
+    compared = compare_logits(reference, quantized)
+    result = {"images": int(len(data)), "agreement_top1": 100 * compared["top1_agreement"],
+              "logit_cosine": compared["mean_cosine"]}
     if labels is not None:
         result["fp32_top1"] = float(100 * np.mean(reference.argmax(1) == labels))
         result["int8_top1"] = float(100 * np.mean(quantized.argmax(1) == labels))

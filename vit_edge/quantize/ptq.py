@@ -19,7 +19,7 @@ from torch import nn
 from vit_edge.errors import ConfigError
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantize.observers import choose_range
-from vit_edge.quantize.qmodules import ActQuant, QuantConv2d, QuantLinear, QuantMatMul
+from vit_edge.quantize.qmodules import ActQuant, QuantConv2d, QuantLinear, QuantMatMul, quantize_weight
 from vit_edge.quantize.recipe import Recipe
 
 __all__ = ["QuantizedViT", "quantize_model", "candidate_sites"]
@@ -86,8 +86,6 @@ def _capture_inputs(model: nn.Module, names: list[str], batch: torch.Tensor) -> 
 
 def _linear_error(x: torch.Tensor, weight: torch.Tensor, per_channel: bool) -> float:
     """Relative output error of an INT8 linear on inputs `x` (minmax input range: a comparison, not the result)."""
-    from vit_edge.quantize.qmodules import quantize_weight
-
     q, scale = quantize_weight(weight, per_channel)
     act = ActQuant()
     act.set_range(float(x.min()), float(x.max()))
@@ -184,32 +182,14 @@ def quantize_model(model: VisionTransformer, recipe: Recipe, calibration: np.nda
                    progress: Callable[[int, int], None] = lambda done, total: None) -> QuantizedViT:
     """An INT8-simulating copy of `model`; `calibration` is a preprocessed float32 batch (N, C, H, W)."""
     chosen, kept = _select(model, recipe)
-    float_model = copy.deepcopy(model).eval()
     quant = copy.deepcopy(model).eval()
     head = torch.from_numpy(calibration[: min(len(calibration), 64)])
     with torch.no_grad():
         smoothing = _smooth(quant, recipe, chosen, head)
+    reference = copy.deepcopy(quant)  # smoothed but float: per-matmul SQNR compares like with like
     _swap(quant, chosen, per_channel=not recipe.per_tensor_weights)
     _calibrate(quant, recipe, calibration, progress)
     for parameter in quant.parameters():
         parameter.requires_grad_(False)
-    sqnr = _sqnr(_smoothed_reference(float_model, smoothing, quant), quant, chosen, head)
+    sqnr = _sqnr(reference, quant, chosen, head)
     return QuantizedViT(quant, recipe, chosen, kept, smoothing, sqnr, _fingerprint(quant))
-
-
-def _smoothed_reference(float_model: VisionTransformer, smoothing: dict[str, float],
-                        quant: VisionTransformer) -> VisionTransformer:
-    """The float model with the same LayerNorm/linear rescaling, so per-matmul SQNR compares like with like."""
-    if not smoothing:
-        return float_model
-    reference = copy.deepcopy(float_model)
-    quant_state = quant.state_dict()
-    with torch.no_grad():
-        for linear_name in smoothing:
-            block = linear_name.rsplit(".", 2)[0]
-            norm = "norm1" if linear_name.endswith("attn.qkv") else "norm2"
-            for param in ("weight", "bias"):
-                reference.get_parameter(f"{block}.{norm}.{param}").copy_(quant_state[f"{block}.{norm}.{param}"])
-            weight = quant_state[f"{linear_name}.weight_int8"].float() * quant_state[f"{linear_name}.weight_scale"][:, None]
-            reference.get_submodule(linear_name).weight.copy_(weight)
-    return reference

@@ -164,20 +164,20 @@ def _record(path: str, manifest: Manifest | None, cfg: BenchConfig, threads: int
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "host": host_fingerprint(),
     }
     if manifest is not None:
-        size = sum((Path(path) / f).stat().st_size for f in manifest.files if (Path(path) / f).is_file())
-        record.update(target=manifest.target, precision=manifest.precision.value, size_mb=size / 1e6,
+        record.update(target=manifest.target, precision=manifest.precision.value,
+                      size_mb=manifest.size_bytes(Path(path)) / 1e6,
                       source=manifest.source.get("id"))
     record.update(result)
     return record
 
 
 def _agreement(logits: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    from vit_edge.export.parity import compare_logits  # numpy only
+
     if logits.shape != reference.shape:
         return {}
-    cosine = (logits * reference).sum(1) / np.maximum(
-        np.linalg.norm(logits, axis=1) * np.linalg.norm(reference, axis=1), 1e-30)
-    return {"agreement_top1": float(100 * np.mean(logits.argmax(1) == reference.argmax(1))),
-            "agreement_cosine": float(cosine.mean())}
+    compared = compare_logits(reference, logits)
+    return {"agreement_top1": 100 * compared["top1_agreement"], "agreement_cosine": compared["mean_cosine"]}
 
 
 def _reference_logits(cfg: BenchConfig, executor: Any, data_npz: Path | None, workdir: Path,
