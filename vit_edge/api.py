@@ -283,7 +283,8 @@ def quantize(
     evaluation = _parity_dataset(eval_data, loaded.spec)
     evaluation = evaluation.take(eval_limit) if evaluation is not None else None
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
-    quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log)
+    quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log,
+                                          lower=exporter.lower_int8)
     summary = {**quant.summary(), "method": "ptq", "calibration": calibration.info(), "accuracy": metrics}
     return _write_artifact(exporter, quant.model, loaded.spec, loaded.source, options, out_dir, evaluation, log,
                            quantization=summary)

@@ -46,7 +46,7 @@ def _add_export(sub: Any) -> None:
 def _add_quantize(sub: Any) -> None:
     p = sub.add_parser("quantize", help="INT8 post-training quantization of the attention and MLP matmuls")
     p.add_argument("model", help="as for export")
-    p.add_argument("--target", required=True, help="onnx | openvino")
+    p.add_argument("--target", required=True, help="onnx | openvino | tflite")
     p.add_argument("--calib", required=True, help="calibration images: dataset name, DIR, or .npy/.npz")
     p.add_argument("--calib-size", type=int, default=256, help="calibration images used (default 256)")
     p.add_argument("--method", default="percentile", help="minmax | percentile | entropy | mse")

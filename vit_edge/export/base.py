@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -56,6 +57,10 @@ class Exporter(ABC):
     @abstractmethod
     def write(self, model: torch.nn.Module, spec: InputSpec, out_dir: Path, options: ExportOptions) -> str:
         """Convert `model` (already wrapped for the layout) and write it into `out_dir`; return the model file name."""
+
+    def lower_int8(self, quant: Any, calibration: Any) -> Any:
+        """The target's rewrite of a QuantizedViT (same scales) before conversion; most targets need none."""
+        return quant
 
     def example_input(self, spec: InputSpec, batch: int = 1) -> torch.Tensor:
         generator = torch.Generator().manual_seed(0)

@@ -7,6 +7,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,7 +32,7 @@ def assert_builtin_ops_only(path: Path) -> list[str]:
 class TfliteExporter(Exporter):
     name = "tflite"
     suffix = ".tflite"
-    precisions = (Precision.FP32, Precision.FP16)
+    precisions = (Precision.FP32, Precision.FP16, Precision.INT8)  # int8: from vit-edge quantize
     requires = (("litert_torch", "litert-torch"), ("ai_edge_litert", "ai-edge-litert"))
     extra = "tflite"
 
@@ -42,16 +43,39 @@ class TfliteExporter(Exporter):
         try:
             with _quiet():
                 import litert_torch
-                from litert_torch.generative.quantize import quant_recipes
 
-                quant_config = quant_recipes.full_fp16_recipe() if options.precision is Precision.FP16 else None
                 edge_model = litert_torch.convert(model.eval(), (self.example_input(spec, 1),),
-                                                  quant_config=quant_config)
+                                                  quant_config=_quant_config(options.precision))
                 edge_model.export(str(path))
         except Exception as exc:  # converter errors come from torch.export, MLIR and the flatbuffer writer
             raise ExportError(f"TFLite conversion failed: {str(exc).strip().splitlines()[0]}") from exc
+        if options.precision is Precision.INT8:
+            from vit_edge.export.tflite_islands import make_float_islands
+
+            make_float_islands(path)
         assert_builtin_ops_only(path)
         return path.name
+
+
+    def lower_int8(self, quant: Any, calibration: Any) -> Any:
+        from vit_edge.quantize.lowering import quantize_outputs_for_tflite
+
+        return quantize_outputs_for_tflite(quant, calibration)
+
+
+def _quant_config(precision: Precision) -> Any:
+    """FP16: litert-torch's weight recipe. INT8: the graph already holds our Q/DQ ops with their scales; a static
+    PT2E config only switches the converter to lowering them to int8 kernels (it adds no quantizer of its own)."""
+    if precision is Precision.FP16:
+        from litert_torch.generative.quantize import quant_recipes
+
+        return quant_recipes.full_fp16_recipe()
+    if precision is Precision.INT8:
+        from litert_torch.quantize import pt2e_quantizer, quant_config
+
+        static = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
+        return quant_config.QuantConfig(pt2e_quantizer=pt2e_quantizer.PT2EQuantizer().set_global(static))
+    return None
 
 
 @contextlib.contextmanager

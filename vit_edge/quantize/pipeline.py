@@ -42,13 +42,18 @@ def evaluate(float_model: VisionTransformer, quant: QuantizedViT, data: np.ndarr
 
 def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: np.ndarray,
                          evaluation: LabelledImages | None, spec: InputSpec,
-                         log: Callable[[str], None] = lambda _: None) -> tuple[QuantizedViT, dict[str, Any]]:
-    """Quantize; with `recipe.max_drop`, move the lowest-SQNR matmul back to float until the drop is within budget."""
+                         log: Callable[[str], None] = lambda _: None,
+                         lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = lambda quant, _: quant,
+                         ) -> tuple[QuantizedViT, dict[str, Any]]:
+    """Quantize; with `recipe.max_drop`, move the lowest-SQNR matmul back to float until the drop is within budget.
+
+    `lower` is the target's rewrite (Exporter.lower_int8): the budget is checked on the model that ships.
+    """
     data = preprocess_uint8(evaluation.images, spec) if evaluation is not None else calibration
     labels = evaluation.labels if evaluation is not None else None
     current, kept_for_budget = recipe, []
     while True:
-        quant = quantize_model(model, current, calibration)
+        quant = lower(quantize_model(model, current, calibration), calibration)
         metrics = evaluate(model, quant, data, labels)
         log(f"INT8 matmuls: {len(quant.int8_matmuls)}; top-1 drop {metrics['drop']:.2f} pt, "
             f"agreement {metrics['agreement_top1']:.2f}%")

@@ -22,7 +22,7 @@ from vit_edge.quantize.observers import choose_range
 from vit_edge.quantize.qmodules import ActQuant, QuantConv2d, QuantLinear, QuantMatMul, quantize_weight
 from vit_edge.quantize.recipe import Recipe
 
-__all__ = ["QuantizedViT", "quantize_model", "candidate_sites"]
+__all__ = ["QuantizedViT", "quantize_model", "candidate_sites", "fingerprint"]
 
 _SITE_PATHS = {"qkv": "attn.qkv", "qk": "attn.qk", "av": "attn.av", "proj": "attn.proj", "fc1": "mlp.fc1",
                "fc2": "mlp.fc2"}
@@ -39,10 +39,12 @@ class QuantizedViT:
     smoothquant: dict[str, float] = field(default_factory=dict)
     sqnr_db: dict[str, float] = field(default_factory=dict)
     scales_sha256: str = ""
+    lowering: dict[str, Any] = field(default_factory=dict)  # what a target's rewrite added (lowering.py)
 
     def summary(self) -> dict[str, Any]:
         return {"recipe": self.recipe.to_json(), "int8_matmuls": self.int8_matmuls, "kept_float": self.kept_float,
-                "smoothquant_alpha": self.smoothquant, "sqnr_db": self.sqnr_db, "scales_sha256": self.scales_sha256}
+                "smoothquant_alpha": self.smoothquant, "sqnr_db": self.sqnr_db, "scales_sha256": self.scales_sha256,
+                **({"lowering": self.lowering} if self.lowering else {})}
 
 
 def candidate_sites(model: VisionTransformer) -> dict[str, str]:
@@ -136,7 +138,7 @@ def _swap(model: VisionTransformer, chosen: list[str], per_channel: bool) -> Non
             # Q·Kᵀ's output stays float: requantizing it lets ONNX Runtime fuse DQ→Softmax→Q into QLinearSoftmax,
             # which lost up to 0.2 of logit cosine on ViT-Tiny (measured); without it Q·Kᵀ still runs as
             # MatMulIntegerToFloat and attn·V as QLinearMatMul.
-            replacement = QuantMatMul(quantize_output=False)
+            replacement = QuantMatMul()
         setattr(parent, attr, replacement)
 
 
@@ -169,7 +171,7 @@ def _sqnr(float_model: nn.Module, quant_model: nn.Module, chosen: list[str], bat
     return result
 
 
-def _fingerprint(model: nn.Module) -> str:
+def fingerprint(model: nn.Module) -> str:
     digest = hashlib.sha256()
     for name, buffer in sorted(model.named_buffers()):
         if name.endswith(("scale", "zero_point", "weight_scale")):
@@ -192,4 +194,4 @@ def quantize_model(model: VisionTransformer, recipe: Recipe, calibration: np.nda
     for parameter in quant.parameters():
         parameter.requires_grad_(False)
     sqnr = _sqnr(reference, quant, chosen, head)
-    return QuantizedViT(quant, recipe, chosen, kept, smoothing, sqnr, _fingerprint(quant))
+    return QuantizedViT(quant, recipe, chosen, kept, smoothing, sqnr, fingerprint(quant))

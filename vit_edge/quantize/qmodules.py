@@ -20,10 +20,15 @@ QMIN, QMAX = -128, 127
 
 
 class ActQuant(nn.Module):
-    """Per-tensor asymmetric INT8 fake quantization of an activation; an observer until scales are set."""
+    """Per-tensor INT8 fake quantization of an activation; an observer until scales are set.
 
-    def __init__(self) -> None:
+    Asymmetric by default; `symmetric` (zero point 0) where a kernel demands it: XNNPACK runs an int8 BATCH_MATMUL
+    of two runtime tensors only when the second one has zero point 0.
+    """
+
+    def __init__(self, symmetric: bool = False) -> None:
         super().__init__()
+        self.symmetric = symmetric
         self.observer: HistogramObserver | None = HistogramObserver()
         self.register_buffer("scale", torch.tensor(1.0))
         self.register_buffer("zero_point", torch.tensor(0, dtype=torch.int64))
@@ -32,8 +37,11 @@ class ActQuant(nn.Module):
 
     def set_range(self, low: float, high: float) -> None:
         low, high = min(low, 0.0), max(high, 0.0)
-        scale = max((high - low) / (QMAX - QMIN), 1e-8)
-        zero_point = int(round(QMIN - low / scale))
+        if self.symmetric:
+            scale, zero_point = max(max(-low, high) / QMAX, 1e-8), 0
+        else:
+            scale = max((high - low) / (QMAX - QMIN), 1e-8)
+            zero_point = int(round(QMIN - low / scale))
         self.scale.fill_(scale)
         self.zero_point.fill_(zero_point)
         self._scale, self._zero_point = float(self.scale), zero_point
@@ -65,11 +73,30 @@ class _WeightQuantMixin(nn.Module):
         self.register_buffer("weight_scale", scale)
         self.register_buffer("weight_zero_point", torch.zeros_like(scale, dtype=torch.int64))
         self.register_buffer("bias", None if bias is None else bias.detach().clone())
+        self.register_buffer("weight_on_grid", None)
         self.input_quant = ActQuant()
+        self.output_quant: ActQuant | None = None  # only where a target's lowering needs DQ → op → Q (TFLite)
 
     def dequantized_weight(self) -> torch.Tensor:
+        if self.weight_on_grid is not None:
+            q = _QD.quantize_per_channel(self.weight_on_grid, self.weight_scale, self.weight_zero_point, 0,
+                                         QMIN, QMAX, torch.int8)
+            return _QD.dequantize_per_channel(q, self.weight_scale, self.weight_zero_point, 0, QMIN, QMAX,
+                                              torch.int8)
         return _QD.dequantize_per_channel(self.weight_int8, self.weight_scale, self.weight_zero_point, 0,
                                           QMIN, QMAX, torch.int8)
+
+    def keep_weight_as_float_on_grid(self) -> None:
+        """Hold the weight as float values that lie exactly on the INT8 grid, quantized in the graph.
+
+        litert-torch folds quantize_per_channel(float constant) into an int8 tensor with these scales, but drops
+        the scales of a bare int8 constant under dequantize_per_channel; the numbers are the same either way.
+        """
+        shape = (-1,) + (1,) * (self.weight_int8.dim() - 1)
+        self.weight_on_grid = self.weight_int8.float() * self.weight_scale.reshape(shape)
+
+    def _quantized_output(self, y: torch.Tensor) -> torch.Tensor:
+        return self.output_quant(y) if self.output_quant is not None else y
 
 
 class QuantLinear(_WeightQuantMixin):
@@ -78,7 +105,7 @@ class QuantLinear(_WeightQuantMixin):
         self._init_weight(linear.weight, linear.bias, per_channel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.input_quant(x), self.dequantized_weight(), self.bias)
+        return self._quantized_output(F.linear(self.input_quant(x), self.dequantized_weight(), self.bias))
 
 
 class QuantConv2d(_WeightQuantMixin):
@@ -90,16 +117,17 @@ class QuantConv2d(_WeightQuantMixin):
         self.stride = conv.stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(self.input_quant(x), self.dequantized_weight(), self.bias, stride=self.stride)
+        y = F.conv2d(self.input_quant(x), self.dequantized_weight(), self.bias, stride=self.stride)
+        return self._quantized_output(y)
 
 
 class QuantMatMul(nn.Module):
-    """Both operands INT8; with `quantize_output`, the product too (ONNX Runtime's QLinearMatMul needs it)."""
+    """Both operands INT8 (the second with zero point 0: K and V); the product only where a lowering asks."""
 
-    def __init__(self, quantize_output: bool) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.a_quant, self.b_quant = ActQuant(), ActQuant()
-        self.output_quant = ActQuant() if quantize_output else None
+        self.a_quant, self.b_quant = ActQuant(), ActQuant(symmetric=True)
+        self.output_quant: ActQuant | None = None
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         out = torch.matmul(self.a_quant(a), self.b_quant(b))

@@ -57,9 +57,18 @@ class LiteRtSession(Session):
         return np.concatenate(outputs, axis=0)
 
     def info(self) -> dict[str, Any]:
-        left = undelegated_ops(self._interp._get_ops_details())
-        return {**super().info(), "delegate": "XNNPACK", "threads": self.options.threads or 1, "precision": "fp32",
-                "fully_delegated": not left, "undelegated_ops": sorted(set(left))}
+        ops = self._interp._get_ops_details()
+        left = undelegated_ops(ops)
+        return {**super().info(), "delegate": "XNNPACK", "threads": self.options.threads or 1,
+                "precision": self._matmul_precision(ops), "fully_delegated": not left,
+                "undelegated_ops": sorted(set(left))}
+
+    def _matmul_precision(self, ops: list[dict[str, Any]]) -> str:
+        """'int8' when the matmuls take int8 activations (full-integer), else 'fp32' (FP16 weights are widened)."""
+        dtypes = {int(t["index"]): t["dtype"] for t in self._interp.get_tensor_details()}
+        matmuls = [op for op in ops if op["op_name"] in ("FULLY_CONNECTED", "BATCH_MATMUL")]
+        int8 = any(dtypes.get(int(op["inputs"][0])) == np.int8 for op in matmuls)
+        return "int8" if int8 else "fp32"
 
 
 def undelegated_ops(ops: list[dict[str, Any]]) -> list[str]:

@@ -1,0 +1,51 @@
+"""Target-specific rewrites of a quantized model that keep its scales (what the converter needs to see).
+
+ONNX Runtime and OpenVINO take the PTQ model as it is. litert-torch lowers an op to int8 only where it finds
+dequantize → op → quantize, so for TFLite every quantized linear also gets its output quantized (calibrated on
+the same data, with the recipe's method), and its weight is held as float values on the INT8 grid. The result is
+still a QuantizedViT: the budget, the accuracy report and the parity check all look at what ships.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from vit_edge.quantize.observers import choose_range
+from vit_edge.quantize.ptq import QuantizedViT, fingerprint
+from vit_edge.quantize.qmodules import ActQuant, QuantLinear, QuantMatMul, _WeightQuantMixin
+
+__all__ = ["quantize_outputs_for_tflite"]
+
+
+def _needs_output_quant(name: str, module: nn.Module, modules: dict[str, nn.Module]) -> bool:
+    """Every INT8 op's output, except attn·V's where the output projection's input quantizer already follows."""
+    if isinstance(module, _WeightQuantMixin):
+        return True
+    if isinstance(module, QuantMatMul):
+        return not (name.endswith("attn.av") and isinstance(modules.get(name[: -len("av")] + "proj"), QuantLinear))
+    return False
+
+
+def quantize_outputs_for_tflite(quant: QuantizedViT, calibration: np.ndarray) -> QuantizedViT:
+    """A copy of `quant` in which each INT8 op is DQ → op → Q, with linear weights quantized in the graph."""
+    model = copy.deepcopy(quant.model)
+    modules = dict(model.named_modules())
+    sites = {name: m for name, m in modules.items() if _needs_output_quant(name, m, modules)}
+    for module in sites.values():
+        if isinstance(module, _WeightQuantMixin):
+            module.keep_weight_as_float_on_grid()
+        module.output_quant = ActQuant()
+    with torch.no_grad():
+        for start in range(0, len(calibration), 32):
+            model(torch.from_numpy(calibration[start : start + 32]))
+    for name, module in sites.items():
+        # attention logits keep their extremes, as the probabilities do in ptq: the largest decides the softmax
+        method = "minmax" if name.endswith("attn.qk") else quant.recipe.calibration
+        module.output_quant.set_range(*choose_range(module.output_quant.observer, method, quant.recipe.percentile))
+        module.output_quant.observer = None
+    lowering = {"tflite_output_quantized": sorted(sites)}
+    return replace(quant, model=model, scales_sha256=fingerprint(model), lowering=lowering)
