@@ -1,0 +1,392 @@
+"""vit-edge INT8 against each runtime's own INT8 tool: agreement with FP32 and latency, in one run.
+
+Methods, per model (timm ViT-Tiny and DeiT-Small, random init: this measures agreement with FP32, not accuracy):
+- vit-edge   `quantize(...)` per target (onnx, openvino, tflite; a target that cannot do INT8 yet is a row);
+- ORT        onnxruntime.quantization.quantize_static on vit-edge's FP32 ONNX (quant_pre_process first, QDQ,
+             per-channel S8 weights, MinMax; U8 activations as ORT recommends for x86 with VNNI, --ort-activation);
+- NNCF       nncf.quantize(model_type=TRANSFORMER, preset=MIXED) on vit-edge's FP32 OpenVINO IR;
+- PT2E       litert-torch's PT2EQuantizer (symmetric, per-channel, static) → prepare/convert_pt2e → .tflite.
+Every method is calibrated on the same smooth images and scored on other smooth images against the PyTorch FP32
+model: mean logit cosine and top-1 agreement. Latency: batch 1, p50, interleaved rounds (median over rounds);
+vit-edge artifacts through `vit_edge.runtime.bench`, peer files through a timed loop in the same runtime session
+class. OpenVINO runs with the f32 hint; its FP32 is also measured with the default hint (bf16 where the CPU has it).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/int8_vs_peers.py [--models vit_tiny_patch16_224 deit_small_patch16_224]
+        [--calib 64] [--eval 64] [--threads 2] [--runs 50] [--rounds 3] [--no-latency] [--keep DIR]
+
+Needs the extras onnx, openvino, tflite and peers (nncf); a peer that is missing or fails becomes a row.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+# Every converter is imported before the first seed: importing litert_torch consumes torch's RNG, and each
+# random-init load below must give the PyTorch reference's weights (checked through weights_sha256).
+import onnxruntime.quantization  # noqa: F401
+import openvino as ov
+import torch
+
+try:
+    import litert_torch
+except ImportError:  # pragma: no cover - the tflite extra is optional
+    litert_torch = None
+try:
+    import nncf
+except ImportError:  # pragma: no cover - the peers extra is optional
+    nncf = None
+
+from vit_edge.api import export, quantize
+from vit_edge.data.preprocess import preprocess_uint8
+from vit_edge.data.synthetic import smooth_images
+from vit_edge.models.loaders import LoadedModel, load_model
+from vit_edge.runtime.base import SessionOptions
+from vit_edge.runtime.bench import BenchConfig, bench
+
+TARGETS = ("onnx", "openvino", "tflite")
+PEER_OF = {"onnx": "ORT quantize_static", "openvino": "NNCF", "tflite": "litert-torch PT2E"}
+
+
+@dataclass
+class Entry:
+    """One model file to score and time: a vit-edge artifact (`artifact`) or a peer tool's file."""
+
+    method: str
+    target: str
+    precision: str
+    file: Path | None = None
+    artifact: Path | None = None
+    hint: str | None = "f32"
+    error: str | None = None
+    note: str = ""
+    cosine: float | None = None
+    top1: float | None = None
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        hint = "" if self.target != "openvino" else f" ({self.hint or 'default'})"
+        return f"{self.method} {self.precision}{hint}"
+
+    @property
+    def p50(self) -> float | None:
+        return statistics.median(self.times) if self.times else None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:160]
+
+
+def seeded_load(name: str) -> LoadedModel:
+    torch.manual_seed(0)
+    return load_model(f"timm:{name}", random_init=True)
+
+
+def check_weights(entry: Entry, expected: str) -> None:
+    """The artifact's recorded weights hash must be the reference's, or its agreement means nothing."""
+    from vit_edge.artifact import read_manifest
+
+    got = read_manifest(entry.artifact).source.get("weights_sha256")
+    if got != expected:
+        raise SystemExit(f"{entry.label} {entry.target}: weights {got} differ from the reference {expected}; "
+                         "something consumed torch's RNG between the seed and the model")
+
+
+def vit_edge_entries(name: str, calib: np.ndarray, work: Path, sha: str) -> list[Entry]:
+    """FP32 exports and vit-edge INT8 per target; a failure becomes an entry with its error."""
+    entries: list[Entry] = []
+    for target in TARGETS:
+        for precision in ("fp32", "int8"):
+            entry = Entry("vit-edge", target, precision)
+            out = work / f"{target}-{precision}"
+            torch.manual_seed(0)
+            try:
+                art = (export(f"timm:{name}", target, out, random_init=True, parity_samples=2, force=True)
+                       if precision == "fp32" else
+                       quantize(f"timm:{name}", target, out, random_init=True, calib=calib, calib_size=len(calib),
+                                parity_samples=2, force=True))
+                entry.artifact, entry.file = art.path, art.path / art.manifest.model_file
+                check_weights(entry, sha)
+            except Exception as exc:  # vit-edge errors, converter errors: the row says which
+                entry.error = f"not available: {first_line(exc)}"
+            entries.append(entry)
+            if target == "openvino" and precision == "fp32" and entry.error is None:
+                entries.append(Entry("vit-edge", target, precision, entry.file, entry.artifact, hint=None))
+    return entries
+
+
+class _Reader:
+    """ORT calibration data reader: the calibration images in batches of 8."""
+
+    def __init__(self, input_name: str, batch: np.ndarray) -> None:
+        self._chunks = iter([{input_name: batch[i : i + 8]} for i in range(0, len(batch), 8)])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._chunks, None)
+
+
+def ort_peer(fp32_onnx: Path, calib: np.ndarray, work: Path, activation: str, op_types: list[str] | None) -> Entry:
+    """op_types None: ORT's default, every op it can quantize (Add, LayerNorm, Softmax … too); else only those."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    method = PEER_OF["onnx"] + (f" ({'/'.join(op_types)})" if op_types else "")
+    entry = Entry(method, "onnx", "int8", file=work / f"ort-int8-{'-'.join(op_types or ['all'])}.onnx")
+    source, entry.note = work / "ort-pre.onnx", "quant_pre_process"
+    try:
+        quant_pre_process(str(fp32_onnx), str(source))
+    except Exception as exc:  # pre-processing is optional: quantize the exported graph as it is
+        source, entry.note = fp32_onnx, f"no quant_pre_process ({first_line(exc)})"
+    input_name = onnxruntime.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+    quantize_static(str(source), str(entry.file), _Reader(input_name, calib), op_types_to_quantize=op_types,
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=getattr(QuantType, activation), weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+    # No CalibMaxIntermediateOutputs: in ORT 1.31 MinMaxCalibrater clears the outputs at that count without merging
+    # their ranges first (onnxruntime#18893), so it loses data ("No data is collected"); all outputs stay in memory.
+    entry.note += f", QDQ, per-channel, act {activation}, weight QInt8, MinMax, ops {'/'.join(op_types or ['default'])}"
+    return entry
+
+
+def nncf_peer(fp32_xml: Path, calib: np.ndarray, work: Path) -> Entry:
+    if nncf is None:
+        raise ImportError("nncf is not installed (pip install -c constraints.txt 'vit-edge[peers]')")
+    entry = Entry(PEER_OF["openvino"], "openvino", "int8", file=work / "nncf-int8.xml")
+    model = ov.Core().read_model(str(fp32_xml))
+    dataset = nncf.Dataset([calib[i : i + 1] for i in range(len(calib))])
+    quantized = nncf.quantize(model, dataset, model_type=nncf.ModelType.TRANSFORMER,
+                              preset=nncf.QuantizationPreset.MIXED, subset_size=len(calib))
+    ov.save_model(quantized, str(entry.file), compress_to_fp16=False)
+    entry.note = f"nncf {nncf.__version__}, TRANSFORMER, MIXED, subset {len(calib)}"
+    return entry
+
+
+def pt2e_peer(model: torch.nn.Module, calib: np.ndarray, work: Path) -> Entry:
+    if litert_torch is None:
+        raise ImportError("litert-torch is not installed (extra 'tflite')")
+    from litert_torch.quantize import pt2e_quantizer as pq
+    from litert_torch.quantize import quant_config as qcfg
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    entry = Entry(PEER_OF["tflite"], "tflite", "int8", file=work / "pt2e-int8.tflite")
+    example = torch.from_numpy(calib[:1])
+    quantizer = pq.PT2EQuantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True,
+                                                                                    is_dynamic=False))
+    graph = prepare_pt2e(torch.export.export(copy.deepcopy(model).eval(), (example,)).module(), quantizer)
+    with torch.no_grad():
+        for i in range(len(calib)):
+            graph(torch.from_numpy(calib[i : i + 1]))
+    converted = convert_pt2e(graph, fold_quantize=False)
+    edge = litert_torch.convert(converted, (example,), quant_config=qcfg.QuantConfig(pt2e_quantizer=quantizer))
+    edge.export(str(entry.file))
+    entry.note = f"symmetric, per-channel, static, torchao prepare/convert_pt2e, I/O {tflite_io(entry.file)}"
+    return entry
+
+
+def tflite_io(path: Path) -> str:
+    """'int8 -> int8' and the like: the dtypes a caller has to feed and read."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    dtypes = [np.dtype(d[0]["dtype"]).name for d in (interp.get_input_details(), interp.get_output_details())]
+    return " -> ".join(dtypes)
+
+
+def peer_entries(loaded: LoadedModel, ours: list[Entry], calib: np.ndarray, work: Path,
+                 activation: str) -> list[Entry]:
+    fp32 = {e.target: e.file for e in ours if e.precision == "fp32" and e.error is None}
+    makers: list[tuple[str, str, Callable[[], Entry]]] = [
+        (PEER_OF["onnx"], "onnx", lambda: ort_peer(fp32["onnx"], calib, work, activation, None)),
+        (PEER_OF["onnx"] + " (MatMul/Gemm)", "onnx",
+         lambda: ort_peer(fp32["onnx"], calib, work, activation, ["MatMul", "Gemm"])),
+        (PEER_OF["openvino"], "openvino", lambda: nncf_peer(fp32["openvino"], calib, work)),
+        (PEER_OF["tflite"], "tflite", lambda: pt2e_peer(loaded.model, calib, work)),
+    ]
+    entries = []
+    for method, target, make in makers:
+        started = time.perf_counter()
+        try:
+            with contextlib.redirect_stdout(sys.stderr):  # NNCF's and litert-torch's progress bars
+                entry = make()
+        except Exception as exc:  # a peer that fails is a result too
+            entry = Entry(method, target, "int8", error=f"failed: {first_line(exc)}")
+        print(f"  {method}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        entries.append(entry)
+    return entries
+
+
+class QuantizedIoLiteRt:
+    """A .tflite whose input and output may be int8 (PT2E quantizes the graph's boundary too): the float batch is
+    quantized with the input's scale/zero point, int8 logits are dequantized, one image at a time."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interp = Interpreter(model_path=str(path), num_threads=threads)
+        self._interp.allocate_tensors()
+        self._in, self._out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        outputs = []
+        for image in batch:
+            self._interp.set_tensor(self._in["index"], self._quantize(image[None]))
+            self._interp.invoke()
+            logits = self._interp.get_tensor(self._out["index"])
+            if logits.dtype != np.float32:
+                scale, zero = self._out["quantization"]
+                logits = (logits.astype(np.float32) - zero) * scale
+            outputs.append(logits.copy())
+        return np.concatenate(outputs)
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        dtype = self._in["dtype"]
+        if dtype == np.float32:
+            return np.ascontiguousarray(x, dtype=np.float32)
+        scale, zero = self._in["quantization"]
+        limits = np.iinfo(dtype)
+        return np.clip(np.round(x / scale) + zero, limits.min, limits.max).astype(dtype)
+
+
+def open_session(entry: Entry, threads: int, batch: int | None) -> Any:
+    """The runtime session vit-edge itself uses for this file type (same thread and precision settings)."""
+    from vit_edge.runtime.litert import LiteRtSession
+    from vit_edge.runtime.onnxruntime import OnnxRuntimeSession
+    from vit_edge.runtime.openvino import OpenVinoSession
+
+    if entry.file.suffix == ".tflite" and entry.artifact is None:
+        return QuantizedIoLiteRt(entry.file, threads)
+    cls = {".onnx": OnnxRuntimeSession, ".xml": OpenVinoSession, ".tflite": LiteRtSession}[entry.file.suffix]
+    return cls(entry.file, SessionOptions(threads=threads, precision_hint=entry.hint, batch=batch))
+
+
+def score(entry: Entry, batch: np.ndarray, reference: np.ndarray, threads: int) -> None:
+    """Mean logit cosine and top-1 agreement with the PyTorch FP32 logits."""
+    session = open_session(entry, threads, None)
+    logits = np.concatenate([session.run(batch[i : i + 16]) for i in range(0, len(batch), 16)])
+    cos = (logits * reference).sum(1) / (np.linalg.norm(logits, axis=1) * np.linalg.norm(reference, axis=1))
+    entry.cosine = float(cos.mean())
+    entry.top1 = float((logits.argmax(1) == reference.argmax(1)).mean())
+
+
+def timed_loop(session: Any, x: np.ndarray, runs: int, min_seconds: float, warmup: int = 10) -> float:
+    for _ in range(warmup):
+        session.run(x)
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < runs or time.perf_counter() - started < min_seconds:
+        begin = time.perf_counter()
+        session.run(x)
+        times.append((time.perf_counter() - begin) * 1e3)
+    return statistics.median(times)
+
+
+def measure(entries: list[Entry], x: np.ndarray, args: argparse.Namespace) -> None:
+    """Interleaved rounds: every configuration once per round; the p50 is the median over rounds."""
+    live = [e for e in entries if e.error is None]
+    sessions = {id(e): open_session(e, args.threads, 1) for e in live if e.artifact is None}
+    for round_ in range(args.rounds):
+        for entry in live:
+            if entry.artifact is not None:
+                cfg = BenchConfig(threads=(args.threads,), runs=args.runs, min_seconds=args.min_seconds,
+                                  precision_hint=entry.hint)
+                record = bench([str(entry.artifact)], cfg)[0]
+                if "p50_ms" in record:
+                    entry.times.append(record["p50_ms"])
+            else:
+                entry.times.append(timed_loop(sessions[id(entry)], x, args.runs, args.min_seconds))
+        print(f"  latency round {round_ + 1}/{args.rounds} done", file=sys.stderr)
+
+
+def fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def print_table(name: str, entries: list[Entry], args: argparse.Namespace) -> None:
+    latency = "" if args.no_latency else (f", p50 ms batch 1, {args.threads} threads, median of {args.rounds} "
+                                          "interleaved rounds")
+    print(f"\n{name}: {args.calib} calibration / {args.eval} evaluation smooth images, vs PyTorch FP32{latency}")
+    print(f"{'method':<42} {'target':<9} {'cosine':>8} {'top-1':>6} {'p50 ms':>7} {'vs fp32':>8}")
+    base = {e.target: e.p50 for e in entries if e.precision == "fp32" and e.hint == "f32" and e.p50}
+    for e in entries:
+        if e.error:
+            print(f"{e.label:<42} {e.target:<9} {e.error}")
+            continue
+        speedup = base[e.target] / e.p50 if e.p50 and e.target in base else None
+        print(f"{e.label:<42} {e.target:<9} {fmt(e.cosine, '8.5f')} {fmt(e.top1, '6.3f')} {fmt(e.p50, '7.2f')} "
+              f"{fmt(speedup, '7.2f', 'x')}" + (f"  [{e.note}]" if e.note else ""))
+    print_ratios(entries)
+
+
+def print_ratios(entries: list[Entry]) -> None:
+    """vit-edge / peer per target: top-1 agreement ratio, (1 - cosine) ratio, latency ratio (< 1: vit-edge faster)."""
+    print(f"{'vit-edge / peer':<42} {'target':<9} {'top-1':>8} {'1-cos':>8} {'p50':>7}")
+    for peer in (e for e in entries if e.method != "vit-edge"):
+        ours = next((e for e in entries if e.method == "vit-edge" and e.precision == "int8"
+                     and e.target == peer.target and e.error is None), None)
+        if ours is None or peer.error is not None:
+            print(f"{'vs ' + peer.method:<42} {peer.target:<9} n/a (one side failed)")
+            continue
+        top1 = ours.top1 / peer.top1 if peer.top1 else None
+        err = (1 - ours.cosine) / (1 - peer.cosine) if peer.cosine < 1 else None
+        lat = ours.p50 / peer.p50 if ours.p50 and peer.p50 else None
+        print(f"{'vs ' + peer.method:<42} {peer.target:<9} {fmt(top1, '8.3f')} {fmt(err, '8.3f')} {fmt(lat, '7.2f')}")
+
+
+def run_model(name: str, args: argparse.Namespace, work: Path) -> None:
+    print(f"{name}: loading, exporting, quantizing …", file=sys.stderr)
+    loaded = seeded_load(name)
+    sha = loaded.source["weights_sha256"]
+    if seeded_load(name).source["weights_sha256"] != sha:
+        raise SystemExit("torch.manual_seed(0) does not reproduce the random-init weights")
+    size = loaded.spec.img_size
+    calib = preprocess_uint8(smooth_images(args.calib, size, 3, seed=1), loaded.spec)
+    evaluation = preprocess_uint8(smooth_images(args.eval, size, 3, seed=2), loaded.spec)
+    with torch.inference_mode():
+        reference = loaded.model(torch.from_numpy(evaluation)).numpy()
+    ours = vit_edge_entries(name, calib, work / name, sha)
+    entries = ours + peer_entries(loaded, ours, calib, work / name, args.ort_activation)
+    for entry in entries:
+        if entry.error is None:
+            score(entry, evaluation, reference, args.threads)
+    if not args.no_latency:
+        measure(entries, evaluation[:1], args)
+    entries.sort(key=lambda e: (TARGETS.index(e.target), e.precision != "fp32", e.method != "vit-edge"))
+    print_table(name, entries, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["vit_tiny_patch16_224", "deit_small_patch16_224"])
+    parser.add_argument("--calib", type=int, default=64, help="calibration images, the same for every method")
+    parser.add_argument("--eval", type=int, default=64, help="evaluation images (other seed than calibration)")
+    parser.add_argument("--ort-activation", choices=("QUInt8", "QInt8"), default="QUInt8")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--min-seconds", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-latency", action="store_true", help="agreement only")
+    parser.add_argument("--keep", type=Path, help="write the models here and keep them (default: a temp dir)")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="vit-edge-peers-int8-"))
+    try:
+        for name in args.models:
+            run_model(name, args, work)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
