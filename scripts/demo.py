@@ -27,7 +27,7 @@ def quantize_all() -> tuple[list[Path], list[list[str]]]:
 
     calib = "fashion-mnist-train" if fashion_mnist_dir() is not None else "fashion-mnist"
     paths, failures = [], []
-    for target in ("onnx", "openvino"):
+    for target in ("onnx", "openvino", "tflite"):
         print(f"quantizing for {target} (INT8, calibration on {calib}) …", flush=True)
         try:
             artifact = quantize(MODEL, target, OUT / f"{MODEL}-{target}-int8", calib=calib, calib_size=256,

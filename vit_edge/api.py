@@ -263,28 +263,93 @@ def quantize(
     eval_limit: int | None = None,
     weights: str | Path | None = None,
     random_init: bool = False,
+    method: str = "ptq",
+    qat: Any = None,
     log: Callable[[str], None] = lambda _: None,
     **option_fields: Any,
-) -> Artifact:
-    """INT8 PTQ of the ViT's matmuls with `recipe` (a quantize.Recipe), calibrated on `calib`, lowered to `target`.
+) -> Artifact | None:
+    """INT8 quantization of the ViT's matmuls with `recipe` (a quantize.Recipe), calibrated on `calib`, lowered to
+    `target`. `method="qat"` then fine-tunes with quantization simulated (`qat`: a QatTraining).
 
     The artifact is verified against the INT8 simulation in PyTorch; the manifest records the recipe, the scales'
     fingerprint, which matmuls are INT8, the calibration fingerprint and (with `eval_data`) accuracy before/after.
+    Under torchrun only rank 0 writes the artifact; the other ranks return None.
     """
     from vit_edge.quantize.calibration import load_calibration
-    from vit_edge.quantize.pipeline import quantize_with_budget
+    from vit_edge.quantize.pipeline import evaluate_on, quantize_with_budget
     from vit_edge.quantize.recipe import Recipe
 
+    if method not in ("ptq", "qat"):
+        raise ConfigError(f"unknown quantization method '{method}'; known: ptq, qat")
     options = _resolve_options(target, None, {**option_fields, "precision": Precision.INT8})
     exporter, out_dir = _checked_exporter(model, options, out)
     recipe = recipe or Recipe()
+    if method == "qat":
+        _check_qat_request(recipe, qat, eval_data)
     loaded = _load(model, weights, random_init, options)
     calibration = load_calibration(calib, loaded.spec, calib_size)
     evaluation = _parity_dataset(eval_data, loaded.spec)
     evaluation = evaluation.take(eval_limit) if evaluation is not None else None
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
-    quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log,
-                                          lower=exporter.lower_int8)
-    summary = {**quant.summary(), "method": "ptq", "calibration": calibration.info(), "accuracy": metrics}
+    if method == "ptq":
+        quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log,
+                                              lower=exporter.lower_int8)
+        extra: dict[str, Any] = {}
+    else:
+        quant, extra = _run_qat(loaded, recipe, calibration, evaluation, qat, out_dir, log)
+        if quant is None:
+            return None
+        quant = exporter.lower_int8(quant, calibration.batch)
+        metrics = evaluate_on(loaded.model, quant, evaluation, loaded.spec)
+    summary = {**quant.summary(), "method": method, "calibration": calibration.info(), "accuracy": metrics, **extra}
     return _write_artifact(exporter, quant.model, loaded.spec, loaded.source, options, out_dir, evaluation, log,
                            quantization=summary)
+
+
+def _check_qat_request(recipe: Any, qat: Any, eval_data: str | None) -> None:
+    """Everything QAT needs that can be checked before loading anything."""
+    if qat is None or qat.data is None:
+        raise ConfigError("QAT trains on labelled images: pass --data (a dataset name or DIR/class_name/*.png)")
+    if eval_data is None:
+        raise ConfigError("QAT evaluates on held-out labelled images each epoch: pass --eval")
+    if recipe.max_drop is not None:
+        raise ConfigError("--max-drop is PTQ's budget; QAT trains all the selected matmuls instead")
+
+
+def _run_qat(loaded: Any, recipe: Any, calibration: Any, evaluation: Any, qat: Any, out_dir: Path,
+             log: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
+    """PTQ for the starting scales, then the training run; (None, {}) on ranks other than 0 under torchrun."""
+    from vit_edge.quantize import distributed
+    from vit_edge.quantize.checkpoints import QatCheckpoints
+    from vit_edge.quantize.ptq import quantize_model
+    from vit_edge.quantize.qat import train_qat
+
+    distributed.init_from_env()
+    train_set = _training_data(qat.data, loaded.spec)
+    if int(train_set.labels.max()) >= loaded.model.cfg.num_classes:
+        raise ConfigError(f"{train_set.source} has {len(train_set.class_names)} classes; the model has "
+                          f"{loaded.model.cfg.num_classes} outputs")
+    quant = quantize_model(loaded.model, recipe, calibration.batch)
+    identity = {"weights_sha256": loaded.source.get("weights_sha256"), "recipe": recipe.to_json(),
+                "calibration": calibration.fingerprint, "train_data": train_set.fingerprint(),
+                "qat": qat.config.__dict__, "world_size": distributed.world_size()}
+    directory = Path(qat.checkpoint_dir) if qat.checkpoint_dir else Path(f"{out_dir}-qat-checkpoints")
+    checkpoints = QatCheckpoints(directory, identity)
+    if not qat.resume:
+        checkpoints.check_fresh_start(qat.force)
+    log(f"QAT on {len(train_set)} images of {train_set.source}; checkpoints in {directory}")
+    trained, metrics = train_qat(quant, loaded.model, train_set, evaluation, loaded.spec, qat.config, checkpoints,
+                                 resume=qat.resume, log=log if distributed.is_main() else lambda _: None)
+    distributed.shutdown()
+    if not distributed.is_main():
+        return None, {}
+    return trained, {"qat": {**metrics, "checkpoints": str(directory)}}
+
+
+def _training_data(data: str, spec: Any) -> Any:
+    from vit_edge.data.datasets import load_dataset
+    from vit_edge.errors import DataError
+
+    if str(data).lower().endswith((".npy", ".npz")):
+        raise DataError(f"{data} holds images without labels; QAT needs a dataset name or DIR/class_name/*.png")
+    return load_dataset(data, channels=spec.channels, size=None)

@@ -43,14 +43,32 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
 
 
+def _add_qat_options(group: Any) -> None:
+    group.add_argument("--data", help="labelled training images: dataset name or DIR/class_name/*.png")
+    group.add_argument("--epochs", type=int, default=3)
+    group.add_argument("--lr", type=float, default=1e-4)
+    group.add_argument("--batch-size", type=int, default=64, help="per process")
+    group.add_argument("--lsq", action="store_true", help="learn the scales too (LSQ)")
+    group.add_argument("--distill", action="store_true", help="the FP32 model as teacher")
+    group.add_argument("--checkpoint-dir", help="default: OUT-qat-checkpoints")
+    group.add_argument("--checkpoint-every", type=int, default=200, help="steps (default 200)")
+    group.add_argument("--max-steps", type=int, help="cap the steps per epoch")
+    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--resume", action="store_true", help="continue from the checkpoint directory's last.pt")
+
+
 def _add_quantize(sub: Any) -> None:
-    p = sub.add_parser("quantize", help="INT8 post-training quantization of the attention and MLP matmuls")
+    p = sub.add_parser("quantize", help="INT8 quantization (PTQ or QAT) of the attention and MLP matmuls")
     p.add_argument("model", help="as for export")
     p.add_argument("--target", required=True, help="onnx | openvino | tflite")
+    p.add_argument("--method", default="ptq", help="ptq (default) | qat (fine-tune with INT8 simulated)")
     p.add_argument("--calib", required=True, help="calibration images: dataset name, DIR, or .npy/.npz")
     p.add_argument("--calib-size", type=int, default=256, help="calibration images used (default 256)")
-    p.add_argument("--method", default="percentile", help="minmax | percentile | entropy | mse")
+    p.add_argument("--calib-method", default="percentile", help="minmax | percentile | entropy | mse")
     p.add_argument("--percentile", type=float, default=99.99)
+    p.add_argument("--quantize-inputs-of", default="", help="also INT8 inputs of: softmax,gelu,layernorm")
+    p.add_argument("--clip-attention", action="store_true",
+                   help="calibrate attention logits/probabilities like every tensor (default: full range)")
     p.add_argument("--kinds", default="qkv,qk,av,proj,fc1,fc2",
                    help="matmuls to quantize (add patch_embed, head); default qkv,qk,av,proj,fc1,fc2")
     p.add_argument("--skip", action="append", default=[], help="keep matching matmuls float, e.g. 'blocks.0.*'")
@@ -58,6 +76,7 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--smoothquant", default="auto", help="auto | off | ALPHA in (0, 1)")
     p.add_argument("--max-drop", type=float, help="top-1 budget in points; sensitive matmuls stay float")
     p.add_argument("--eval", dest="eval_data", help="labelled data for accuracy before/after and the budget")
+    _add_qat_options(p.add_argument_group("QAT (--method qat)"))
     p.add_argument("--eval-limit", type=int, help="use only the first N evaluation images")
     p.add_argument("--out", type=Path, help="artifact directory (default: artifacts/MODEL-TARGET-int8)")
     p.add_argument("--weights", type=Path)
@@ -153,17 +172,33 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _qat_request(args: argparse.Namespace) -> Any:
+    from vit_edge.quantize.qat import QatConfig, QatTraining
+
+    config = QatConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, lsq=args.lsq, distill=args.distill,
+                       checkpoint_every=args.checkpoint_every, max_steps=args.max_steps, seed=args.seed)
+    return QatTraining(args.data, config, args.checkpoint_dir, args.resume, args.force)
+
+
 def _cmd_quantize(args: argparse.Namespace) -> int:
     from vit_edge.api import quantize
     from vit_edge.quantize.recipe import Recipe
 
-    recipe = Recipe(kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()), skip=tuple(args.skip),
-                    calibration=args.method, percentile=args.percentile, per_tensor_weights=args.per_tensor_weights,
-                    smoothquant=args.smoothquant, max_drop=args.max_drop)
+    recipe = Recipe(kinds=_names(args.kinds), skip=tuple(args.skip), calibration=args.calib_method,
+                    percentile=args.percentile, per_tensor_weights=args.per_tensor_weights,
+                    smoothquant=args.smoothquant, max_drop=args.max_drop,
+                    nonlinear_inputs=_names(args.quantize_inputs_of), keep_attention_range=not args.clip_attention)
     artifact = quantize(args.model, args.target, args.out, calib=args.calib, recipe=recipe,
                         calib_size=args.calib_size, eval_data=args.eval_data, eval_limit=args.eval_limit,
-                        weights=args.weights, random_init=args.random_init, log=_log, img_size=args.img_size,
+                        weights=args.weights, random_init=args.random_init, method=args.method,
+                        qat=_qat_request(args) if args.method == "qat" else None, log=_log, img_size=args.img_size,
                         verify=args.verify, parity_samples=args.parity_samples, force=args.force)
+    if artifact is None:  # a torchrun rank other than 0: rank 0 writes and reports
+        return 0
     q = artifact.manifest.quantization or {}
     accuracy = q.get("accuracy", {})
     line = f"{len(q.get('int8_matmuls', []))} matmuls INT8, {len(q.get('kept_float', []))} float"
@@ -203,9 +238,25 @@ def _cmd_info(args: argparse.Namespace) -> int:
         *([("quantized", _quantization_line(manifest.quantization))] if manifest.quantization else []),
         ("created", f"{manifest.created_at} with torch {manifest.tool_versions.get('torch', '?')}"),
     ]
+    rows += _sqnr_rows(manifest.quantization or {})
     for key, value in rows:
         print(f"{key:>10}  {value}")
     return 0
+
+
+def _sqnr_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
+    """Per-matmul SQNR (dB), a block per line, and why any matmul stayed float."""
+    by_block: dict[str, list[str]] = {}
+    for name, value in q.get("sqnr_db", {}).items():
+        block, _, leaf = name.partition(".") if not name.startswith("blocks.") else name[7:].partition(".")
+        by_block.setdefault(f"block {block}" if name.startswith("blocks.") else name, []).append(
+            f"{leaf.rpartition('.')[2] or name} {value:.1f}")
+    rows = [("SQNR dB" if i == 0 else "", f"{block}: {', '.join(items)}")
+            for i, (block, items) in enumerate(by_block.items())]
+    for kept in q.get("accuracy", {}).get("kept_float_for_budget", []):
+        rows.append(("kept float", f"{kept['matmul']} (SQNR {kept['sqnr_db']:.1f} dB, the lowest, while the drop "
+                                   f"was {kept['drop_before_pt']:.2f} pt)"))
+    return rows
 
 
 def _quantization_line(q: dict[str, Any]) -> str:
@@ -213,6 +264,11 @@ def _quantization_line(q: dict[str, Any]) -> str:
     line = (f"{q.get('method', '?')}: {len(q.get('int8_matmuls', []))} INT8 matmuls, {len(q.get('kept_float', []))} "
             f"float; {q.get('recipe', {}).get('calibration', '?')} calibration on {calibration.get('images', '?')} "
             f"images of {calibration.get('source', '?')}")
+    qat = q.get("qat")
+    if qat:
+        best = qat.get("best") or {}
+        line += (f"; QAT {len(qat.get('history', []))} epoch(s) on {qat.get('train_data')}, best epoch "
+                 f"{best.get('epoch', '?')}")
     accuracy = q.get("accuracy", {})
     if "int8_top1" in accuracy:
         line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"

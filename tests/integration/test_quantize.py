@@ -177,7 +177,7 @@ def test_bad_quantization_inputs(tmp_path: Path) -> None:
         (["--calib", "fashion-mnist", "--skip", "blocks.9.*"], "matches no quantizable matmul"),
         (["--calib", "fashion-mnist", "--skip", "*"], "nothing would run in INT8"),
         (["--calib", "fashion-mnist", "--max-drop", "-1"], "must be ≥ 0"),
-        (["--calib", "fashion-mnist", "--method", "kl"], "unknown calibration 'kl'"),
+        (["--calib", "fashion-mnist", "--calib-method", "kl"], "unknown calibration 'kl'"),
     ]
     for args, message in cases:
         out = tmp_path / "out"

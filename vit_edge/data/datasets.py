@@ -116,6 +116,8 @@ def load_image_folder(root: str | Path, channels: int = 3, size: int | None = No
         for path in sorted((root / name).iterdir())
         if path.suffix.lower() in IMAGE_SUFFIXES
     ]
+    if not files and any(p.suffix.lower() in IMAGE_SUFFIXES for p in root.iterdir()):
+        raise DataError(f"{root} holds images but no class folders, so no labels: expected DIR/class_name/*.png")
     if not files:
         raise DataError(f"no images found in {root}: expected DIR/class_name/*.png")
     mode = "L" if channels == 1 else "RGB"

@@ -16,7 +16,7 @@ from vit_edge.errors import ModelLoadError
 from vit_edge.models.vit import ViTConfig, VisionTransformer
 from vit_edge.types import InputSpec
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "read_state_dict", "load_strict"]
+__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "save_checkpoint", "load_checkpoint", "read_state_dict", "load_strict"]
 
 CHECKPOINT_FORMAT = "vit-edge-checkpoint/1"
 
@@ -33,6 +33,12 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "extra": extra or {},
     }
+    return atomic_torch_save(payload, path)
+
+
+def atomic_torch_save(payload: Any, path: str | Path) -> Path:
+    """torch.save to a temporary file beside `path`, then rename: the previous file survives any interruption."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)

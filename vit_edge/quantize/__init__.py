@@ -11,10 +11,11 @@ import sys
 import types
 from typing import Any
 
-__all__ = ["Recipe", "quantize_model", "QuantizedViT"]
+__all__ = ["Recipe", "quantize_model", "QuantizedViT", "QatConfig", "QatTraining"]
 
 _LAZY = {"Recipe": "vit_edge.quantize.recipe", "quantize_model": "vit_edge.quantize.ptq",
-         "QuantizedViT": "vit_edge.quantize.ptq"}
+         "QuantizedViT": "vit_edge.quantize.ptq", "QatConfig": "vit_edge.quantize.qat",
+         "QatTraining": "vit_edge.quantize.qat"}
 
 
 class _CallableQuantizePackage(types.ModuleType):

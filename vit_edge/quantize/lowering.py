@@ -44,7 +44,7 @@ def quantize_outputs_for_tflite(quant: QuantizedViT, calibration: np.ndarray) ->
             model(torch.from_numpy(calibration[start : start + 32]))
     for name, module in sites.items():
         # attention logits keep their extremes, as the probabilities do in ptq: the largest decides the softmax
-        method = "minmax" if name.endswith("attn.qk") else quant.recipe.calibration
+        method = "minmax" if quant.recipe.keep_attention_range and name.endswith("attn.qk") else quant.recipe.calibration
         module.output_quant.set_range(*choose_range(module.output_quant.observer, method, quant.recipe.percentile))
         module.output_quant.observer = None
     lowering = {"tflite_output_quantized": sorted(sites)}

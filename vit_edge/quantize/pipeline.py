@@ -16,7 +16,7 @@ from vit_edge.quantize.ptq import QuantizedViT, quantize_model
 from vit_edge.quantize.recipe import Recipe
 from vit_edge.types import InputSpec
 
-__all__ = ["quantize_with_budget", "evaluate"]
+__all__ = ["quantize_with_budget", "evaluate", "evaluate_on"]
 
 
 def _logits(model: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
@@ -38,6 +38,14 @@ def evaluate(float_model: VisionTransformer, quant: QuantizedViT, data: np.ndarr
     else:  # without labels, disagreement with the float model bounds the accuracy lost
         result["drop"] = 100.0 - result["agreement_top1"]
     return result
+
+
+def evaluate_on(float_model: VisionTransformer, quant: QuantizedViT, evaluation: LabelledImages | None,
+                spec: InputSpec) -> dict[str, Any]:
+    """`evaluate` on labelled images, or {} when there are none."""
+    if evaluation is None:
+        return {}
+    return evaluate(float_model, quant, preprocess_uint8(evaluation.images, spec), evaluation.labels)
 
 
 def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: np.ndarray,

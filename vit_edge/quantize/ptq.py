@@ -19,7 +19,7 @@ from torch import nn
 from vit_edge.errors import ConfigError
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantize.observers import choose_range
-from vit_edge.quantize.qmodules import ActQuant, QuantConv2d, QuantLinear, QuantMatMul, quantize_weight
+from vit_edge.quantize.qmodules import ActQuant, QuantConv2d, QuantInput, QuantLinear, QuantMatMul, quantize_weight
 from vit_edge.quantize.recipe import Recipe
 
 __all__ = ["QuantizedViT", "quantize_model", "candidate_sites", "fingerprint"]
@@ -40,6 +40,7 @@ class QuantizedViT:
     sqnr_db: dict[str, float] = field(default_factory=dict)
     scales_sha256: str = ""
     lowering: dict[str, Any] = field(default_factory=dict)  # what a target's rewrite added (lowering.py)
+    smoothed_float: nn.Module | None = field(default=None, repr=False)  # QAT starts from these float weights
 
     def summary(self) -> dict[str, Any]:
         return {"recipe": self.recipe.to_json(), "int8_matmuls": self.int8_matmuls, "kept_float": self.kept_float,
@@ -142,6 +143,22 @@ def _swap(model: VisionTransformer, chosen: list[str], per_channel: bool) -> Non
         setattr(parent, attr, replacement)
 
 
+_NONLINEAR_PATHS = {"softmax": ("attn.softmax",), "gelu": ("mlp.act",), "layernorm": ("norm1", "norm2")}
+
+
+def _wrap_nonlinear(model: VisionTransformer, recipe: Recipe) -> list[str]:
+    """Quantize the inputs of the float ops the recipe names; returns their module names."""
+    wrapped = []
+    for kind in recipe.nonlinear_inputs:
+        for index, block in enumerate(model.blocks):
+            for path in _NONLINEAR_PATHS[kind]:
+                parent_path, _, attr = path.rpartition(".")
+                parent = block.get_submodule(parent_path) if parent_path else block
+                setattr(parent, attr, QuantInput(getattr(parent, attr)))
+                wrapped.append(f"blocks.{index}.{path}")
+    return wrapped
+
+
 def _calibrate(model: nn.Module, recipe: Recipe, calibration: np.ndarray,
                progress: Callable[[int, int], None]) -> None:
     batches = _batches(calibration)
@@ -153,7 +170,7 @@ def _calibrate(model: nn.Module, recipe: Recipe, calibration: np.ndarray,
         if isinstance(module, ActQuant) and module.observer is not None and module.observer.seen:
             # attention probabilities keep their extremes: clipping the largest one changes which token a head
             # attends to (KL clipping cost ~1 pt on the shipped model, measured)
-            attention = name.endswith("av.a_quant")
+            attention = recipe.keep_attention_range and name.endswith(("av.a_quant", "softmax.input_quant"))
             method = "minmax" if attention else recipe.calibration
             module.set_range(*choose_range(module.observer, method, recipe.percentile))
             module.observer = None
@@ -190,8 +207,9 @@ def quantize_model(model: VisionTransformer, recipe: Recipe, calibration: np.nda
         smoothing = _smooth(quant, recipe, chosen, head)
     reference = copy.deepcopy(quant)  # smoothed but float: per-matmul SQNR compares like with like
     _swap(quant, chosen, per_channel=not recipe.per_tensor_weights)
+    _wrap_nonlinear(quant, recipe)
     _calibrate(quant, recipe, calibration, progress)
     for parameter in quant.parameters():
         parameter.requires_grad_(False)
     sqnr = _sqnr(reference, quant, chosen, head)
-    return QuantizedViT(quant, recipe, chosen, kept, smoothing, sqnr, fingerprint(quant))
+    return QuantizedViT(quant, recipe, chosen, kept, smoothing, sqnr, fingerprint(quant), smoothed_float=reference)

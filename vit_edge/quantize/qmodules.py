@@ -6,6 +6,8 @@ its INT8 kernels; OpenVINO reads them as FakeQuantize). Each module observes its
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers torch.ops.quantized_decomposed)
 import torch.nn.functional as F
@@ -13,10 +15,27 @@ from torch import nn
 
 from vit_edge.quantize.observers import HistogramObserver
 
-__all__ = ["ActQuant", "QuantLinear", "QuantConv2d", "QuantMatMul", "quantize_weight"]
+__all__ = ["fake_quantize", "ActQuant", "QuantInput", "QuantLinear", "QuantConv2d", "QuantMatMul", "quantize_weight"]
 
 _QD = torch.ops.quantized_decomposed
 QMIN, QMAX = -128, 127
+
+
+def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int, qmax: int,
+                  grad_factor: float = 1.0, axis: int | None = None) -> torch.Tensor:
+    """Quantize-dequantize that trains: straight-through gradient for `x` (zero where clipped) and, when `scale`
+    requires grad, LSQ's gradient for it scaled by `grad_factor`. Per tensor, or per channel along `axis`.
+
+    PyTorch's fused fake-quant kernels: one pass over the tensor instead of six elementwise ops.
+    """
+    if scale.requires_grad:
+        zero = zero_point.float()
+        if axis is None:
+            return torch._fake_quantize_learnable_per_tensor_affine(x, scale, zero, qmin, qmax, grad_factor)
+        return torch._fake_quantize_learnable_per_channel_affine(x, scale, zero, axis, qmin, qmax, grad_factor)
+    if axis is None:
+        return torch.fake_quantize_per_tensor_affine(x, scale, zero_point.int(), qmin, qmax)
+    return torch.fake_quantize_per_channel_affine(x, scale, zero_point.int(), axis, qmin, qmax)
 
 
 class ActQuant(nn.Module):
@@ -47,7 +66,21 @@ class ActQuant(nn.Module):
         self._scale, self._zero_point = float(self.scale), zero_point
         self.enabled = True
 
+    def start_training(self, learnable_scale: bool) -> None:
+        """QAT from the calibrated range: fake quantization, the scale a parameter when `learnable_scale` (LSQ)."""
+        self.train_scale = nn.Parameter(self.scale.detach().clone().reshape(1), requires_grad=learnable_scale)
+
+    def finish_training(self) -> None:
+        """Back to fixed scales (what the lowering reads), keeping the trained scale and the zero point."""
+        scale = max(float(self.train_scale.detach().abs()), 1e-8)
+        del self.train_scale
+        self.scale.fill_(scale)
+        self._scale = scale
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "train_scale"):
+            factor = 1.0 / math.sqrt(x[0].numel() * QMAX)
+            return fake_quantize(x, self.train_scale, self.zero_point.reshape(1), QMIN, QMAX, factor)
         if not self.enabled:
             if self.observer is not None:
                 self.observer.observe(x)
@@ -95,6 +128,48 @@ class _WeightQuantMixin(nn.Module):
         shape = (-1,) + (1,) * (self.weight_int8.dim() - 1)
         self.weight_on_grid = self.weight_int8.float() * self.weight_scale.reshape(shape)
 
+    def start_training(self, float_weight: torch.Tensor, learnable_scale: bool, per_channel: bool) -> None:
+        """QAT: a trainable float weight, fake-quantized on the fly with per-channel or one scale."""
+        self.train_weight = nn.Parameter(float_weight.detach().clone())
+        self.per_channel = per_channel
+        scale = self.weight_scale.detach().clone() if per_channel else self.weight_scale.detach()[:1].clone()
+        self.train_weight_scale = nn.Parameter(scale, requires_grad=learnable_scale)
+        if self.bias is not None:  # trained too; a buffer again afterwards
+            bias = self.bias.detach().clone()
+            del self.bias
+            self.bias = nn.Parameter(bias)
+        self.input_quant.start_training(learnable_scale)
+
+    def finish_training(self) -> None:
+        """Requantize the trained weight to INT8 with the trained (or its own max-abs) scales."""
+        weight = self.train_weight.detach()
+        if self.train_weight_scale.requires_grad:
+            scale = self.train_weight_scale.detach().abs().clamp_min(1e-12).expand(weight.shape[0]).contiguous()
+            shape = (-1,) + (1,) * (weight.dim() - 1)
+            q = torch.clamp(torch.round(weight / scale.reshape(shape)), -127, 127).to(torch.int8)
+        else:
+            q, scale = quantize_weight(weight, self.per_channel)
+        self.weight_int8.copy_(q)
+        self.weight_scale.copy_(scale)
+        del self.train_weight, self.train_weight_scale
+        if isinstance(self.bias, nn.Parameter):
+            bias = self.bias.detach().clone()
+            del self.bias
+            self.register_buffer("bias", bias)
+        self.input_quant.finish_training()
+
+    def _weight(self) -> torch.Tensor:
+        if not hasattr(self, "train_weight"):
+            return self.dequantized_weight()
+        channels = self.train_weight.shape[0]
+        if self.train_weight_scale.requires_grad:
+            scale = self.train_weight_scale.expand(channels) if not self.per_channel else self.train_weight_scale
+            factor = 1.0 / math.sqrt(self.train_weight[0].numel() * 127)
+        else:  # the max-abs scale follows the weight as it trains, as at PTQ time
+            scale, factor = quantize_weight(self.train_weight, self.per_channel)[1], 1.0
+        zero = torch.zeros(channels, dtype=torch.int32)
+        return fake_quantize(self.train_weight, scale, zero, -127, 127, factor, axis=0)
+
     def _quantized_output(self, y: torch.Tensor) -> torch.Tensor:
         return self.output_quant(y) if self.output_quant is not None else y
 
@@ -105,7 +180,7 @@ class QuantLinear(_WeightQuantMixin):
         self._init_weight(linear.weight, linear.bias, per_channel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._quantized_output(F.linear(self.input_quant(x), self.dequantized_weight(), self.bias))
+        return self._quantized_output(F.linear(self.input_quant(x), self._weight(), self.bias))
 
 
 class QuantConv2d(_WeightQuantMixin):
@@ -117,7 +192,7 @@ class QuantConv2d(_WeightQuantMixin):
         self.stride = conv.stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.conv2d(self.input_quant(x), self.dequantized_weight(), self.bias, stride=self.stride)
+        y = F.conv2d(self.input_quant(x), self._weight(), self.bias, stride=self.stride)
         return self._quantized_output(y)
 
 
@@ -132,3 +207,14 @@ class QuantMatMul(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         out = torch.matmul(self.a_quant(a), self.b_quant(b))
         return self.output_quant(out) if self.output_quant is not None else out
+
+
+class QuantInput(nn.Module):
+    """A float op (Softmax, GELU, LayerNorm) whose input is INT8: for hardware that has no float path."""
+
+    def __init__(self, op: nn.Module) -> None:
+        super().__init__()
+        self.input_quant, self.op = ActQuant(), op
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(self.input_quant(x))

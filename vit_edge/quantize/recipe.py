@@ -7,19 +7,25 @@ from typing import Any
 
 from vit_edge.errors import ConfigError
 
-__all__ = ["Recipe", "MATMUL_KINDS", "CALIBRATION_METHODS"]
+__all__ = ["Recipe", "MATMUL_KINDS", "CALIBRATION_METHODS", "NONLINEAR_INPUTS"]
 
 # Per block: the qkv projection, Q·Kᵀ, attn·V, the output projection, fc1 and fc2; optionally the patch
 # embedding (a convolution) and the head.
 MATMUL_KINDS = ("qkv", "qk", "av", "proj", "fc1", "fc2")
 OPTIONAL_KINDS = ("patch_embed", "head")
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy", "mse")
+# Inputs of the float ops that stay float by default; quantized on request (hardware without float units).
+NONLINEAR_INPUTS = ("softmax", "gelu", "layernorm")
 
 
 @dataclass(frozen=True)
 class Recipe:
     """INT8 weights (symmetric; per output channel unless `per_tensor_weights`) and INT8 activations (per tensor).
 
+    `nonlinear_inputs` ('softmax', 'gelu', 'layernorm') also quantizes the inputs of those float ops.
+    `keep_attention_range`: attention logits and probabilities are calibrated by min/max whatever `calibration`
+    says (clipping the largest changes what a head attends to); False applies `calibration` to every tensor, as
+    TensorRT's entropy calibrator does.
     `skip` holds fnmatch patterns on module names (e.g. 'blocks.0.*', '*.attn.qk'): those stay float.
     `smoothquant`: 'auto' tries scale migration from each LayerNorm into the next linear and keeps it where it
     lowers the calibration error; 'off', or an alpha in (0, 1) to force it.
@@ -32,12 +38,17 @@ class Recipe:
     per_tensor_weights: bool = False
     smoothquant: str = "auto"
     max_drop: float | None = None
+    nonlinear_inputs: tuple[str, ...] = ()
+    keep_attention_range: bool = True
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(MATMUL_KINDS) - set(OPTIONAL_KINDS)
         if unknown:
             raise ConfigError(f"unknown matmul kind(s) {sorted(unknown)}; known: "
                               f"{', '.join(MATMUL_KINDS + OPTIONAL_KINDS)}")
+        if set(self.nonlinear_inputs) - set(NONLINEAR_INPUTS):
+            raise ConfigError(f"unknown op(s) {sorted(set(self.nonlinear_inputs) - set(NONLINEAR_INPUTS))} for "
+                              f"quantized inputs; known: {', '.join(NONLINEAR_INPUTS)}")
         if self.calibration not in CALIBRATION_METHODS:
             raise ConfigError(f"unknown calibration '{self.calibration}'; known: {', '.join(CALIBRATION_METHODS)}")
         if not 50.0 < self.percentile <= 100.0:
@@ -56,12 +67,13 @@ class Recipe:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["kinds"], data["skip"] = list(self.kinds), list(self.skip)
+        data["nonlinear_inputs"] = list(self.nonlinear_inputs)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Recipe":
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        for key in ("kinds", "skip"):
+        for key in ("kinds", "skip", "nonlinear_inputs"):
             if key in fields:
                 fields[key] = tuple(fields[key])
         return cls(**fields)
