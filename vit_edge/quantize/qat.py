@@ -160,7 +160,7 @@ def _train_epoch(run: _Run, train: LabelledImages, epoch: int, first_step: int, 
                  state: dict[str, Any]) -> float:
     batches = _batch_indices(run.config, len(train), epoch, distributed.rank(), distributed.world_size())
     run.model.train()
-    losses, started = [], time.time()
+    losses, started = list(state.get("epoch_losses", [])) if first_step else [], time.time()
     for step in range(first_step, len(batches)):
         inputs, labels = _inputs(train, batches[step], run.spec, run.config, epoch, step)
         loss = _loss(run.trainable(inputs), labels, run.teacher, inputs, run.config)
@@ -173,8 +173,8 @@ def _train_epoch(run: _Run, train: LabelledImages, epoch: int, first_step: int, 
             run.log(f"epoch {epoch + 1}/{run.config.epochs} step {step + 1}/{len(batches)}  loss "
                     f"{np.mean(losses[-20:]):.4f}  ({time.time() - started:.0f} s)")
         if (step + 1) % run.config.checkpoint_every == 0 and step + 1 < len(batches):
-            checkpoints.save_last(run.model, run.optimizer, run.scheduler, {**state, "epoch": epoch,
-                                                                           "next_step": step + 1})
+            checkpoints.save_last(run.model, run.optimizer, run.scheduler,
+                                  {**state, "epoch": epoch, "next_step": step + 1, "epoch_losses": losses})
     return float(np.mean(losses)) if losses else float("nan")
 
 
@@ -203,7 +203,7 @@ def train_qat(quant: QuantizedViT, float_model: nn.Module, train: LabelledImages
         if distributed.is_main() and (state["best"] is None or accuracy > state["best"]["eval_top1"]):
             state["best"] = {"epoch": epoch + 1, "eval_top1": accuracy}
             checkpoints.save_best(model, state["best"])
-        state.update(epoch=epoch + 1, next_step=0)
+        state.update(epoch=epoch + 1, next_step=0, epoch_losses=[])
         checkpoints.save_last(model, optimizer, scheduler, state)
         distributed.barrier()
     checkpoints.load_best(model)
