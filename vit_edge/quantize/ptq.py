@@ -139,7 +139,7 @@ def _swap(model: VisionTransformer, chosen: list[str], per_channel: bool) -> Non
             # Q·Kᵀ's output stays float: requantizing it lets ONNX Runtime fuse DQ→Softmax→Q into QLinearSoftmax,
             # which lost up to 0.2 of logit cosine on ViT-Tiny (measured); without it Q·Kᵀ still runs as
             # MatMulIntegerToFloat and attn·V as QLinearMatMul.
-            replacement = QuantMatMul()
+            replacement = QuantMatMul(symmetric_first=name.endswith("qk"))
         setattr(parent, attr, replacement)
 
 

@@ -197,11 +197,17 @@ class QuantConv2d(_WeightQuantMixin):
 
 
 class QuantMatMul(nn.Module):
-    """Both operands INT8 (the second with zero point 0: K and V); the product only where a lowering asks."""
+    """Both operands INT8; the product only where a lowering asks.
 
-    def __init__(self) -> None:
+    The second operand (K, V) always has zero point 0: XNNPACK needs it for an int8 BATCH_MATMUL of two runtime
+    tensors. So does the first where it is signed (the scaled Q): OpenVINO's CPU plugin runs Q·Kᵀ in its INT8
+    attention kernel only when neither operand has a zero point (else f32, measured on 10 of ViT-Ti's 12 blocks).
+    Attention probabilities are unsigned: their zero point sits at the bottom of the range, which also counts.
+    """
+
+    def __init__(self, symmetric_first: bool = True) -> None:
         super().__init__()
-        self.a_quant, self.b_quant = ActQuant(), ActQuant(symmetric=True)
+        self.a_quant, self.b_quant = ActQuant(symmetric=symmetric_first), ActQuant(symmetric=True)
         self.output_quant: ActQuant | None = None
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
