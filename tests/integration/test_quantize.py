@@ -124,6 +124,12 @@ def test_openvino_runs_int8_kernels(shipped_int8) -> None:
         op.get_rt_info()["runtimePrecision"].astype(str) for op in compiled.get_runtime_model().get_ops()
         if op.get_rt_info()["layerType"].astype(str) == "FullyConnected")
     assert precisions["u8"] + precisions["i8"] == 16, precisions  # qkv, proj, fc1, fc2 in INT8
+    attention = [op for op in compiled.get_runtime_model().get_ops()
+                 if op.get_rt_info()["layerType"].astype(str) == "Subgraph"]
+    inputs = {str(op.input(i).get_element_type()) for op in attention for i in range(op.get_input_size())}
+    # the fused attention kernel (Q·Kᵀ, softmax, attn·V) of each block takes Q, K and V in INT8: with a zero
+    # point on Q it fell back to f32 inputs
+    assert len(attention) == 4 and inputs <= {"<Type: 'int8_t'>", "<Type: 'uint8_t'>"}, inputs
 
 
 def test_tflite_matmuls_are_int8_and_xnnpack_takes_the_whole_graph(shipped_int8) -> None:
