@@ -202,7 +202,8 @@ class QuantMatMul(nn.Module):
     The second operand (K, V) always has zero point 0: XNNPACK needs it for an int8 BATCH_MATMUL of two runtime
     tensors. So does the first where it is signed (the scaled Q): OpenVINO's CPU plugin runs Q·Kᵀ in its INT8
     attention kernel only when neither operand has a zero point (else f32, measured on 10 of ViT-Ti's 12 blocks).
-    Attention probabilities are unsigned: their zero point sits at the bottom of the range, which also counts.
+    Attention probabilities (attn·V's first operand) are never negative and keep their asymmetric range; the
+    plugin still takes them in INT8 (a test checks the kernel's input types).
     """
 
     def __init__(self, symmetric_first: bool = True) -> None:
