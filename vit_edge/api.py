@@ -338,10 +338,11 @@ def _run_qat(loaded: Any, recipe: Any, calibration: Any, evaluation: Any, qat: A
     if not qat.resume:
         checkpoints.check_fresh_start(qat.force)
     log(f"QAT on {len(train_set)} images of {train_set.source}; checkpoints in {directory}")
+    main = distributed.is_main()  # asked before shutdown: afterwards every process counts as rank 0
     trained, metrics = train_qat(quant, loaded.model, train_set, evaluation, loaded.spec, qat.config, checkpoints,
-                                 resume=qat.resume, log=log if distributed.is_main() else lambda _: None)
+                                 resume=qat.resume, log=log if main else lambda _: None)
     distributed.shutdown()
-    if not distributed.is_main():
+    if not main:
         return None, {}
     return trained, {"qat": {**metrics, "checkpoints": str(directory)}}
 

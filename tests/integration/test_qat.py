@@ -98,6 +98,8 @@ def test_two_process_ddp_run(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                              str(script), *args], env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
+    written = [line for line in result.stdout.splitlines() if "onnx int8:" in line]
+    assert len(written) == 1, result.stdout  # rank 0 alone writes the artifact and reports it
     summary = _qat_summary(tmp_path / "ddp")
     assert summary["qat"]["world_size"] == 2 and summary["method"] == "qat"
     assert len(summary["qat"]["history"]) == 1 and summary["accuracy"]["int8_top1"] > 50
