@@ -11,11 +11,9 @@ import copy
 from dataclasses import replace
 
 import numpy as np
-import torch
 from torch import nn
 
-from vit_edge.quantize.observers import choose_range
-from vit_edge.quantize.ptq import QuantizedViT, fingerprint
+from vit_edge.quantize.ptq import QuantizedViT, calibrate, fingerprint
 from vit_edge.quantize.qmodules import ActQuant, QuantLinear, QuantMatMul, _WeightQuantMixin
 
 __all__ = ["quantize_outputs_for_tflite"]
@@ -39,13 +37,6 @@ def quantize_outputs_for_tflite(quant: QuantizedViT, calibration: np.ndarray) ->
         if isinstance(module, _WeightQuantMixin):
             module.keep_weight_as_float_on_grid()
         module.output_quant = ActQuant()
-    with torch.no_grad():
-        for start in range(0, len(calibration), 32):
-            model(torch.from_numpy(calibration[start : start + 32]))
-    for name, module in sites.items():
-        # attention logits keep their extremes, as the probabilities do in ptq: the largest decides the softmax
-        method = "minmax" if quant.recipe.keep_attention_range and name.endswith("attn.qk") else quant.recipe.calibration
-        module.output_quant.set_range(*choose_range(module.output_quant.observer, method, quant.recipe.percentile))
-        module.output_quant.observer = None
+    calibrate(model, quant.recipe, calibration)  # only the new output quantizers are still observing
     lowering = {"tflite_output_quantized": sorted(sites)}
     return replace(quant, model=model, scales_sha256=fingerprint(model), lowering=lowering)

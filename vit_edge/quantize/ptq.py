@@ -22,7 +22,7 @@ from vit_edge.quantize.observers import choose_range
 from vit_edge.quantize.qmodules import ActQuant, QuantConv2d, QuantInput, QuantLinear, QuantMatMul, quantize_weight
 from vit_edge.quantize.recipe import Recipe
 
-__all__ = ["QuantizedViT", "quantize_model", "candidate_sites", "fingerprint"]
+__all__ = ["QuantizedViT", "quantize_model", "candidate_sites", "calibrate", "fingerprint"]
 
 _SITE_PATHS = {"qkv": "attn.qkv", "qk": "attn.qk", "av": "attn.av", "proj": "attn.proj", "fc1": "mlp.fc1",
                "fc2": "mlp.fc2"}
@@ -159,8 +159,13 @@ def _wrap_nonlinear(model: VisionTransformer, recipe: Recipe) -> list[str]:
     return wrapped
 
 
-def _calibrate(model: nn.Module, recipe: Recipe, calibration: np.ndarray,
-               progress: Callable[[int, int], None]) -> None:
+# quantizers of attention logits and probabilities: by default calibrated to their full range
+_ATTENTION_QUANTIZERS = ("av.a_quant", "softmax.input_quant", "qk.output_quant")
+
+
+def calibrate(model: nn.Module, recipe: Recipe, calibration: np.ndarray,
+              progress: Callable[[int, int], None] = lambda done, total: None) -> None:
+    """One pass over `calibration`, then a range for every quantizer that is still observing."""
     batches = _batches(calibration)
     with torch.no_grad():
         for index, batch in enumerate(batches):
@@ -170,7 +175,7 @@ def _calibrate(model: nn.Module, recipe: Recipe, calibration: np.ndarray,
         if isinstance(module, ActQuant) and module.observer is not None and module.observer.seen:
             # attention probabilities keep their extremes: clipping the largest one changes which token a head
             # attends to (KL clipping cost ~1 pt on the shipped model, measured)
-            attention = recipe.keep_attention_range and name.endswith(("av.a_quant", "softmax.input_quant"))
+            attention = recipe.keep_attention_range and name.endswith(_ATTENTION_QUANTIZERS)
             method = "minmax" if attention else recipe.calibration
             module.set_range(*choose_range(module.observer, method, recipe.percentile))
             module.observer = None
@@ -208,7 +213,7 @@ def quantize_model(model: VisionTransformer, recipe: Recipe, calibration: np.nda
     reference = copy.deepcopy(quant)  # smoothed but float: per-matmul SQNR compares like with like
     _swap(quant, chosen, per_channel=not recipe.per_tensor_weights)
     _wrap_nonlinear(quant, recipe)
-    _calibrate(quant, recipe, calibration, progress)
+    calibrate(quant, recipe, calibration, progress)
     for parameter in quant.parameters():
         parameter.requires_grad_(False)
     sqnr = _sqnr(reference, quant, chosen, head)
