@@ -89,11 +89,18 @@ class ActQuant(nn.Module):
         return _QD.dequantize_per_tensor(q, self._scale, self._zero_point, QMIN, QMAX, torch.int8)
 
 
-def quantize_weight(weight: torch.Tensor, per_channel: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric INT8 (zero point 0, range ±127): per output channel, or one scale for the tensor."""
-    flat = weight.detach().reshape(weight.shape[0], -1).abs()
-    amax = flat.amax(dim=1) if per_channel else flat.amax().expand(weight.shape[0])
-    scale = torch.clamp(amax / 127.0, min=1e-12).float()
+def quantize_weight(weight: torch.Tensor, per_channel: bool,
+                    scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric INT8 (zero point 0, range ±127): per output channel, or one scale for the tensor.
+
+    The scale is max-abs / 127 unless given (QAT's learned scales: one per channel, or one for all).
+    """
+    if scale is None:
+        flat = weight.detach().reshape(weight.shape[0], -1).abs()
+        amax = flat.amax(dim=1) if per_channel else flat.amax().expand(weight.shape[0])
+        scale = torch.clamp(amax / 127.0, min=1e-12).float()
+    else:
+        scale = scale.detach().abs().clamp_min(1e-12).expand(weight.shape[0]).contiguous()
     shape = (-1,) + (1,) * (weight.dim() - 1)
     q = torch.clamp(torch.round(weight.detach() / scale.reshape(shape)), -127, 127).to(torch.int8)
     return q, scale
@@ -142,13 +149,8 @@ class _WeightQuantMixin(nn.Module):
 
     def finish_training(self) -> None:
         """Requantize the trained weight to INT8 with the trained (or its own max-abs) scales."""
-        weight = self.train_weight.detach()
-        if self.train_weight_scale.requires_grad:
-            scale = self.train_weight_scale.detach().abs().clamp_min(1e-12).expand(weight.shape[0]).contiguous()
-            shape = (-1,) + (1,) * (weight.dim() - 1)
-            q = torch.clamp(torch.round(weight / scale.reshape(shape)), -127, 127).to(torch.int8)
-        else:
-            q, scale = quantize_weight(weight, self.per_channel)
+        learned = self.train_weight_scale if self.train_weight_scale.requires_grad else None
+        q, scale = quantize_weight(self.train_weight, self.per_channel, learned)
         self.weight_int8.copy_(q)
         self.weight_scale.copy_(scale)
         del self.train_weight, self.train_weight_scale
@@ -163,7 +165,7 @@ class _WeightQuantMixin(nn.Module):
             return self.dequantized_weight()
         channels = self.train_weight.shape[0]
         if self.train_weight_scale.requires_grad:
-            scale = self.train_weight_scale.expand(channels) if not self.per_channel else self.train_weight_scale
+            scale = self.train_weight_scale.expand(channels)  # one learned scale, or one per channel
             factor = 1.0 / math.sqrt(self.train_weight[0].numel() * 127)
         else:  # the max-abs scale follows the weight as it trains, as at PTQ time
             scale, factor = quantize_weight(self.train_weight, self.per_channel)[1], 1.0
