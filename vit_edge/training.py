@@ -17,7 +17,7 @@ from vit_edge.models.checkpoint import save_checkpoint
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.types import InputSpec
 
-__all__ = ["TrainConfig", "train_classifier", "evaluate_top1"]
+__all__ = ["TrainConfig", "train_classifier", "evaluate_top1", "augment", "warmup_cosine"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,14 @@ class TrainConfig:
     shift_augment: bool = False
 
 
-def _augment(images: np.ndarray, rng: np.random.Generator, shift: bool) -> np.ndarray:
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor: linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def augment(images: np.ndarray, rng: np.random.Generator, shift: bool = False) -> np.ndarray:
     """Random horizontal flip and (optionally) a ±2 px shift: cheap augmentations that suit clothing images."""
     flip = rng.random(len(images)) < 0.5
     images = images.copy()
@@ -75,19 +82,14 @@ def train_classifier(
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
 
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, total, warmup))
     metrics: dict[str, float] = {}
     for epoch in range(cfg.epochs):
         model.train()
         started, order, losses = time.time(), rng.permutation(len(train)), []
         for start in range(0, len(train), cfg.batch_size):
             index = order[start : start + cfg.batch_size]
-            inputs = torch.from_numpy(preprocess_uint8(_augment(train.images[index], rng, cfg.shift_augment), spec))
+            inputs = torch.from_numpy(preprocess_uint8(augment(train.images[index], rng, cfg.shift_augment), spec))
             loss = F.cross_entropy(model(inputs), torch.from_numpy(train.labels[index]), label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

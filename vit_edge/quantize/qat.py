@@ -8,7 +8,6 @@ The loop (`train_qat`) checkpoints atomically, resumes exactly and runs under to
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -26,7 +25,7 @@ from vit_edge.quantize import distributed
 from vit_edge.quantize.checkpoints import QatCheckpoints
 from vit_edge.quantize.ptq import QuantizedViT, fingerprint
 from vit_edge.quantize.qmodules import ActQuant, _WeightQuantMixin
-from vit_edge.training import evaluate_top1
+from vit_edge.training import augment, evaluate_top1, warmup_cosine
 from vit_edge.types import InputSpec
 
 __all__ = ["QatConfig", "QatTraining", "start_qat", "finish_qat", "train_qat"]
@@ -101,12 +100,6 @@ def finish_qat(quant: QuantizedViT, trained: nn.Module) -> QuantizedViT:
     return replace(quant, model=model, scales_sha256=fingerprint(model), sqnr_db={}, smoothed_float=None)
 
 
-def _lr_factor(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-
 def _batch_indices(config: QatConfig, size: int, epoch: int, rank: int, world: int) -> list[np.ndarray]:
     """The epoch's batches for this rank: a permutation fixed by (seed, epoch), so a resumed run sees the same."""
     order = np.random.default_rng((config.seed, epoch)).permutation(size)
@@ -117,9 +110,7 @@ def _batch_indices(config: QatConfig, size: int, epoch: int, rank: int, world: i
 
 def _inputs(train: LabelledImages, index: np.ndarray, spec: InputSpec, config: QatConfig, epoch: int,
             step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    images = train.images[index].copy()
-    flip = np.random.default_rng((config.seed, epoch, step, 1)).random(len(images)) < 0.5  # same on resume
-    images[flip] = images[flip, :, ::-1]
+    images = augment(train.images[index], np.random.default_rng((config.seed, epoch, step, 1)))  # same on resume
     return torch.from_numpy(preprocess_uint8(images, spec)), torch.from_numpy(train.labels[index])
 
 
@@ -152,7 +143,7 @@ def _optimizer(model: nn.Module, config: QatConfig, total_steps: int) -> tuple[A
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     warmup = min(config.warmup_steps, max(1, total_steps // 10))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, total_steps, warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, total_steps, warmup))
     return optimizer, scheduler
 
 
