@@ -77,14 +77,18 @@ class _BuiltinCodes:
     def __init__(self, model: Any, schema: Any) -> None:
         self.model, self.schema = model, schema
 
-    def builtin(self, op: Any) -> int:
-        code = self.model.operatorCodes[op.opcodeIndex]
+    @staticmethod
+    def _builtin_code(code: Any) -> int:
+        """Codes above 127 live in `builtinCode`; older files keep small ones in `deprecatedBuiltinCode`."""
         return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+    def builtin(self, op: Any) -> int:
+        return self._builtin_code(self.model.operatorCodes[op.opcodeIndex])
 
     def index(self, name: str) -> int:
         wanted = getattr(self.schema.BuiltinOperator, name)
         for i, code in enumerate(self.model.operatorCodes):
-            if max(code.builtinCode, code.deprecatedBuiltinCode) == wanted:
+            if self._builtin_code(code) == wanted:
                 return i
         code = self.schema.OperatorCodeT()
         code.builtinCode, code.deprecatedBuiltinCode, code.version = wanted, min(wanted, 127), 2
