@@ -77,4 +77,4 @@ def test_timm_name_table_matches_real_timm() -> None:
 def test_reference_variants_have_paper_sizes() -> None:
     cfg = reference_config("vit_base_patch16", img_size=384, num_classes=21843)
     assert (cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_hidden_dim) == (768, 12, 12, 3072)
-    assert cfg.grid_size == 24 and cfg.num_classes == 21843
+    assert cfg.grid == (24, 24) and cfg.num_classes == 21843

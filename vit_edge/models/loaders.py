@@ -69,7 +69,7 @@ def _load_timm(name: str, weights: Path | None, random_init: bool) -> LoadedMode
     if head is not None:
         cfg = cfg.with_(num_classes=int(head.shape[0]))
     if pos is not None:  # a checkpoint fine-tuned at another resolution: build at its size, resize later on request
-        grid = int(round((pos.shape[1] - cfg.num_prefix_tokens) ** 0.5))
+        grid = int(round((pos.shape[1] - (0 if cfg.no_embed_class else cfg.num_prefix_tokens)) ** 0.5))
         cfg = cfg.with_(img_size=grid * cfg.patch_size)
     model = VisionTransformer(cfg)
     load_strict(model, state, str(weights))

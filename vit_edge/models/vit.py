@@ -2,7 +2,13 @@
 
 Why our own: every matmul the quantizer needs (qkv, Q·Kᵀ, attn·V, proj, fc1, fc2) is a named module, the graph
 uses only ops that ONNX, OpenVINO and LiteRT lower well, and the state-dict names match timm's, so timm
-ViT/DeiT checkpoints load into it without timm installed.
+checkpoints load into it without timm installed.
+
+The config grows the options of timm's own `VisionTransformer` that deployed families use, each with timm's
+default: LayerScale (DeiT-III, DINOv2), register tokens, no class token with average or attention pooling
+(SigLIP's MAP head), `fc_norm`, CLIP's pre-norm, `no_embed_class`, `qk_norm`, GELU variants, packed SwiGLU
+(DINOv2-g), any patch size and stride, non-square inputs, no head (the pooled embedding is the output), a
+hybrid ResNet stem and TransReID's side-information embedding.
 """
 from __future__ import annotations
 
@@ -13,17 +19,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ViTConfig", "VisionTransformer", "MatMul", "resample_pos_embed"]
+__all__ = ["ViTConfig", "VisionTransformer", "MatMul", "resample_pos_embed", "POOLS", "ACTIVATIONS", "MLPS"]
+
+POOLS = ("token", "avg", "max", "avgmax", "map", "token_avg")  # token_avg: [class token, mean of patches]
+ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")
+MLPS = ("mlp", "glu")  # glu: timm's SwiGLUPacked (fc1 → [x, gate] → act(x) · gate → fc2)
+
+Size = tuple[int, int]
+
+
+def to_hw(size: int | Size | list[int]) -> Size:
+    """An int or (height, width) pair as (height, width)."""
+    if isinstance(size, int):
+        return (size, size)
+    height, width = size
+    return (int(height), int(width))
 
 
 @dataclass(frozen=True)
 class ViTConfig:
-    """Architecture of a ViT: everything needed to rebuild it from a state dict."""
+    """Architecture of a ViT: everything needed to rebuild it from a state dict (timm's option names)."""
 
-    img_size: int = 224
+    img_size: int | Size = 224  # an int for square inputs, (height, width) otherwise
     patch_size: int = 16
     in_chans: int = 3
-    num_classes: int = 1000
+    num_classes: int = 1000  # 0: no head, the pooled (and normed) embedding is the output
     embed_dim: int = 768
     depth: int = 12
     num_heads: int = 12
@@ -32,24 +52,106 @@ class ViTConfig:
     ln_eps: float = 1e-6
     distilled: bool = False  # DeiT: a distillation token after the class token
     dist_head: bool = True  # with `distilled`: a second head on it, averaged with the first (timm, HF ...WithTeacher)
+    patch_stride: int = 0  # 0: the patch size (no overlap); TransReID uses overlapping patches (stride 12 of 16)
+    patch_bias: bool = True  # CLIP's patch embedding has no bias
+    class_token: bool = True
+    reg_tokens: int = 0  # register tokens (DINOv2-reg, Darcet et al. 2024), after the class token
+    no_embed_class: bool = False  # DeiT-III/DINOv2-reg: position embeddings cover the patches only
+    pre_norm: bool = False  # CLIP: a LayerNorm after the position embedding (timm's norm_pre)
+    final_norm: bool = True
+    fc_norm: bool = False  # the final norm after pooling instead of before (timm: on for avg pooling)
+    global_pool: str = "token"
+    init_values: float | None = None  # LayerScale (DeiT-III, DINOv2) when set
+    qk_norm: bool = False
+    act: str = "gelu"
+    mlp: str = "mlp"
+    proj_bias: bool = True
+    sie_embeds: int = 0  # TransReID: camera × view side-information embeddings
+    sie_scale: float = 3.0  # TransReID's sie_xishu
+    sie_index: int = 0  # the camera/view entry folded in at export (the artifact has one image input)
+    bnneck: bool = False  # TransReID: a BatchNorm1d on the global feature (its test-time output)
+    pre_logits: bool = False  # a Linear + tanh on the pooled feature (HF ViTModel's pooler, timm's pre_logits)
+    hybrid: tuple[int, ...] | None = None  # a ResNetV2 stem (timm's vit_*_r50_*/r26): blocks per stage
+
+    def __post_init__(self) -> None:
+        if self.global_pool not in POOLS:
+            raise ValueError(f"global_pool '{self.global_pool}' is not one of {', '.join(POOLS)}")
+        if self.act not in ACTIVATIONS:
+            raise ValueError(f"activation '{self.act}' is not one of {', '.join(ACTIVATIONS)}")
+        if self.mlp not in MLPS:
+            raise ValueError(f"mlp '{self.mlp}' is not one of {', '.join(MLPS)}")
+        if self.global_pool in ("token", "token_avg") and not self.class_token:
+            raise ValueError("global_pool 'token' needs a class token")
+        positive = {"patch_size": self.patch_size, "in_chans": self.in_chans, "embed_dim": self.embed_dim,
+                    "depth": self.depth, "num_heads": self.num_heads, "mlp_hidden_dim": self.mlp_hidden_dim}
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if self.num_classes < 0 or self.reg_tokens < 0 or self.patch_stride < 0:
+            raise ValueError("num_classes, reg_tokens and patch_stride cannot be negative")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        if min(self.image_hw) < self.patch_size:
+            raise ValueError(f"img_size {self.img_size} is smaller than patch_size {self.patch_size}")
 
     @property
-    def grid_size(self) -> int:
-        return self.img_size // self.patch_size
+    def image_hw(self) -> Size:
+        return to_hw(self.img_size)
+
+    @property
+    def stride(self) -> int:
+        return self.patch_stride or self.patch_size
+
+    @property
+    def feature_reduction(self) -> int:
+        """How much the hybrid stem shrinks the image before the patch embedding (1 without one)."""
+        return 1 if self.hybrid is None else (4 * 2 ** max(len(self.hybrid) - 1, 0))
+
+    @property
+    def grid(self) -> Size:
+        """Patch grid (rows, columns)."""
+        height, width = (side // self.feature_reduction for side in self.image_hw)
+        return ((height - self.patch_size) // self.stride + 1, (width - self.patch_size) // self.stride + 1)
+
+    @property
+    def num_patches(self) -> int:
+        rows, cols = self.grid
+        return rows * cols
 
     @property
     def num_prefix_tokens(self) -> int:
-        return 2 if self.distilled else 1
+        return int(self.class_token) + int(self.distilled) + self.reg_tokens
+
+    @property
+    def pos_embed_len(self) -> int:
+        return self.num_patches + (0 if self.no_embed_class else self.num_prefix_tokens)
+
+    @property
+    def pooled_dim(self) -> int:
+        return 2 * self.embed_dim if self.global_pool == "token_avg" else self.embed_dim
+
+    @property
+    def output_dim(self) -> int:
+        return self.num_classes or self.pooled_dim
 
     def with_(self, **changes: Any) -> "ViTConfig":
         return replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if isinstance(self.img_size, tuple):
+            data["img_size"] = list(self.img_size)
+        if self.hybrid is not None:
+            data["hybrid"] = list(self.hybrid)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ViTConfig":
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        if isinstance(known.get("img_size"), list):
+            known["img_size"] = to_hw(known["img_size"])
+        if known.get("hybrid") is not None:
+            known["hybrid"] = tuple(int(n) for n in known["hybrid"])
         return cls(**known)
 
 
@@ -60,14 +162,41 @@ class MatMul(nn.Module):
         return torch.matmul(a, b)
 
 
+class QuickGELU(nn.Module):
+    """OpenAI CLIP's x · sigmoid(1.702 x)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+def make_activation(name: str) -> nn.Module:
+    if name == "gelu_tanh":
+        return nn.GELU(approximate="tanh")
+    if name == "quick_gelu":
+        return QuickGELU()
+    if name == "silu":
+        return nn.SiLU()
+    return nn.GELU()
+
+
 class PatchEmbed(nn.Module):
-    """Non-overlapping P×P patches projected to the embedding by a stride-P convolution."""
+    """P×P patches (stride P, or less for TransReID's overlap) projected to the embedding by a convolution."""
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(cfg.in_chans, cfg.embed_dim, kernel_size=cfg.patch_size, stride=cfg.patch_size)
+        if cfg.hybrid is not None:
+            from vit_edge.models.hybrid import ResNetV2Stem
+
+            self.backbone: nn.Module | None = ResNetV2Stem(cfg.in_chans, cfg.hybrid)
+            in_chans = self.backbone.out_channels
+        else:
+            self.backbone, in_chans = None, cfg.in_chans
+        self.proj = nn.Conv2d(in_chans, cfg.embed_dim, kernel_size=cfg.patch_size, stride=cfg.stride,
+                              bias=cfg.patch_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.backbone is not None:
+            x = self.backbone(x)
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
@@ -76,118 +205,235 @@ class Attention(nn.Module):
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
-        if cfg.embed_dim % cfg.num_heads:
-            raise ValueError(f"embed_dim {cfg.embed_dim} is not divisible by num_heads {cfg.num_heads}")
         self.num_heads = cfg.num_heads
         self.head_dim = cfg.embed_dim // cfg.num_heads
         self.scale = self.head_dim**-0.5
         self.qkv = nn.Linear(cfg.embed_dim, cfg.embed_dim * 3, bias=cfg.qkv_bias)
+        self.q_norm = nn.LayerNorm(self.head_dim, eps=cfg.ln_eps) if cfg.qk_norm else nn.Identity()
+        self.k_norm = nn.LayerNorm(self.head_dim, eps=cfg.ln_eps) if cfg.qk_norm else nn.Identity()
         self.qk = MatMul()
         self.softmax = nn.Softmax(dim=-1)
         self.av = MatMul()
-        self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim)
+        self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim, bias=cfg.proj_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, dim = x.shape
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
         attn = self.softmax(self.qk(q * self.scale, k.transpose(-2, -1)))
         out = self.av(attn, v).transpose(1, 2).reshape(batch, tokens, dim)
         return self.proj(out)
 
 
 class Mlp(nn.Module):
-    def __init__(self, cfg: ViTConfig) -> None:
+    """fc1 → activation → fc2; with `glu`, fc1 yields [x, gate] and the activation gates (SwiGLU, packed)."""
+
+    def __init__(self, dim: int, hidden: int, act: str, glu: bool = False) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(cfg.embed_dim, cfg.mlp_hidden_dim)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(cfg.mlp_hidden_dim, cfg.embed_dim)
+        self.glu = glu
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = make_activation(act)
+        self.fc2 = nn.Linear(hidden // 2 if glu else hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        x = self.fc1(x)
+        if self.glu:
+            x, gate = x.chunk(2, dim=-1)
+            return self.fc2(self.act(x) * gate)
+        return self.fc2(self.act(x))
+
+
+class LayerScale(nn.Module):
+    """Per-channel residual scaling (Touvron et al., 2021), timm's `ls1`/`ls2`."""
+
+    def __init__(self, dim: int, init_values: float) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init_values)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
 
 
 class Block(nn.Module):
-    """Pre-LayerNorm encoder block."""
+    """Pre-LayerNorm encoder block, with LayerScale where the config has it."""
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.ln_eps)
         self.attn = Attention(cfg)
+        self.ls1 = LayerScale(cfg.embed_dim, cfg.init_values) if cfg.init_values is not None else nn.Identity()
         self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=cfg.ln_eps)
-        self.mlp = Mlp(cfg)
+        self.mlp = Mlp(cfg.embed_dim, cfg.mlp_hidden_dim, cfg.act, glu=cfg.mlp == "glu")
+        self.ls2 = LayerScale(cfg.embed_dim, cfg.init_values) if cfg.init_values is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        x = x + self.ls1(self.attn(self.norm1(x)))
+        return x + self.ls2(self.mlp(self.norm2(x)))
 
 
-class VisionTransformer(nn.Module):
-    """ViT / DeiT classifier; the head reads the class token (DeiT-distilled: mean of class and distillation heads)."""
+class AttentionPool(nn.Module):
+    """timm's AttentionPoolLatent (SigLIP's MAP head): one learned query attends over the tokens, then an MLP.
+
+    Its projections and matmuls are named like a block's, so they quantize like a block's.
+    """
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
-        if cfg.img_size % cfg.patch_size:
+        dim = cfg.embed_dim
+        self.num_heads, self.head_dim = cfg.num_heads, dim // cfg.num_heads
+        self.scale = self.head_dim**-0.5
+        self.latent = nn.Parameter(torch.zeros(1, 1, dim))
+        self.q = nn.Linear(dim, dim, bias=cfg.qkv_bias)
+        self.kv = nn.Linear(dim, dim * 2, bias=cfg.qkv_bias)
+        self.qk = MatMul()
+        self.softmax = nn.Softmax(dim=-1)
+        self.av = MatMul()
+        self.proj = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim, eps=cfg.ln_eps)
+        self.mlp = Mlp(dim, cfg.mlp_hidden_dim, cfg.act, glu=cfg.mlp == "glu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, dim = x.shape
+        q = self.q(self.latent.expand(batch, -1, -1)).reshape(batch, 1, self.num_heads, self.head_dim)
+        kv = self.kv(x).reshape(batch, tokens, 2, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        k, v = kv.unbind(0)
+        attn = self.softmax(self.qk(q.transpose(1, 2) * self.scale, k.transpose(-2, -1)))
+        out = self.proj(self.av(attn, v).transpose(1, 2).reshape(batch, 1, dim))
+        out = out + self.mlp(self.norm(out))
+        return out[:, 0]
+
+
+class PreLogits(nn.Module):
+    """Linear + tanh before the head: timm's `pre_logits.fc` (representation_size), HF ViTModel's pooler."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.fc(x))
+
+
+def _optional_norm(cfg: ViTConfig, present: bool) -> nn.Module:
+    return nn.LayerNorm(cfg.embed_dim, eps=cfg.ln_eps) if present else nn.Identity()
+
+
+class VisionTransformer(nn.Module):
+    """ViT and its families: classifier (logits) or encoder (pooled embedding when `num_classes` is 0)."""
+
+    def __init__(self, cfg: ViTConfig) -> None:
+        super().__init__()
+        height, width = cfg.image_hw
+        if cfg.hybrid is None and cfg.patch_stride in (0, cfg.patch_size) and (height % cfg.patch_size
+                                                                            or width % cfg.patch_size):
             raise ValueError(f"img_size {cfg.img_size} is not a multiple of patch_size {cfg.patch_size}")
         self.cfg = cfg
+        dim = cfg.embed_dim
         self.patch_embed = PatchEmbed(cfg)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
-        self.dist_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim)) if cfg.distilled else None
-        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.grid_size**2 + cfg.num_prefix_tokens, cfg.embed_dim))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if cfg.class_token else None
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, dim)) if cfg.distilled else None
+        self.reg_token = nn.Parameter(torch.zeros(1, cfg.reg_tokens, dim)) if cfg.reg_tokens else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.pos_embed_len, dim))
+        self.sie_embed = nn.Parameter(torch.zeros(cfg.sie_embeds, 1, dim)) if cfg.sie_embeds else None
+        self.norm_pre = _optional_norm(cfg, cfg.pre_norm)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.ln_eps)
-        self.head = nn.Linear(cfg.embed_dim, cfg.num_classes)
-        self.head_dist = nn.Linear(cfg.embed_dim, cfg.num_classes) if cfg.distilled and cfg.dist_head else None
+        self.norm = _optional_norm(cfg, cfg.final_norm and not cfg.fc_norm)
+        self.attn_pool = AttentionPool(cfg) if cfg.global_pool == "map" else None
+        self.fc_norm = _optional_norm(cfg, cfg.final_norm and cfg.fc_norm)
+        self.bottleneck = nn.BatchNorm1d(dim) if cfg.bnneck else None
+        self.pre_logits = PreLogits(cfg.pooled_dim) if cfg.pre_logits else None
+        self.head = nn.Linear(cfg.pooled_dim, cfg.num_classes) if cfg.num_classes else None
+        with_dist_head = cfg.distilled and cfg.dist_head and cfg.num_classes
+        self.head_dist = nn.Linear(dim, cfg.num_classes) if with_dist_head else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Truncated-normal(0.02) init as in ViT/DeiT; the head is not zeroed so random models have distinct logits."""
-        for param in (self.cls_token, self.dist_token, self.pos_embed):
+        for param in (self.cls_token, self.dist_token, self.reg_token, self.pos_embed, self.sie_embed):
             if param is not None:
                 nn.init.trunc_normal_(param, std=0.02)
+        if self.attn_pool is not None:
+            nn.init.trunc_normal_(self.attn_pool.latent, std=0.02)
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
-        prefix = [self.cls_token.expand(x.shape[0], -1, -1)]
-        if self.dist_token is not None:
-            prefix.append(self.dist_token.expand(x.shape[0], -1, -1))
-        x = torch.cat(prefix + [x], dim=1) + self.pos_embed
+        batch = x.shape[0]
+        prefix = [t.expand(batch, -1, -1) for t in (self.cls_token, self.dist_token, self.reg_token) if t is not None]
+        if self.cfg.no_embed_class:
+            x = torch.cat(prefix + [x + self.pos_embed], dim=1)
+        else:
+            x = torch.cat(prefix + [x], dim=1) + self.pos_embed
+        if self.sie_embed is not None:
+            x = x + self.cfg.sie_scale * self.sie_embed[self.cfg.sie_index]
+        return self.norm_pre(x)
+
+    def _pool(self, x: torch.Tensor) -> torch.Tensor:
+        pool = self.cfg.global_pool
+        if pool == "token":
+            return x[:, 0]
+        if pool == "token_avg":
+            return torch.cat([x[:, 0], x[:, self.cfg.num_prefix_tokens :].mean(dim=1)], dim=-1)
+        x = x[:, self.cfg.num_prefix_tokens :]
+        if pool == "map":
+            return self.attn_pool(x)
+        if pool == "avg":
+            return x.mean(dim=1)
+        if pool == "max":
+            return x.amax(dim=1)
+        return 0.5 * (x.amax(dim=1) + x.mean(dim=1))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens after the last block and the final norm: (batch, prefix + patches, dim)."""
+        x = self._embed(x)
         for block in self.blocks:
             x = block(x)
-        x = self.norm(x)
-        logits = self.head(x[:, 0])
+        return self.norm(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_features(x)
+        pooled = self.fc_norm(self._pool(x))
+        if self.bottleneck is not None:
+            pooled = self.bottleneck(pooled)
+        if self.pre_logits is not None:
+            pooled = self.pre_logits(pooled)
+        if self.head is None:
+            return pooled
+        logits = self.head(pooled)
         if self.head_dist is not None:
             logits = (logits + self.head_dist(x[:, 1])) / 2
         return logits
 
-    def with_img_size(self, img_size: int) -> "VisionTransformer":
+    def with_img_size(self, img_size: int | Size) -> "VisionTransformer":
         """A copy for another input size; position embeddings resampled bicubically, prefix tokens kept."""
-        if img_size == self.cfg.img_size:
+        if to_hw(img_size) == self.cfg.image_hw:
             return self
         cfg = self.cfg.with_(img_size=img_size)
         clone = VisionTransformer(cfg)
         state = dict(self.state_dict())
-        state["pos_embed"] = resample_pos_embed(
-            self.pos_embed.detach(), cfg.num_prefix_tokens, self.cfg.grid_size, cfg.grid_size
-        )
+        prefix = 0 if cfg.no_embed_class else cfg.num_prefix_tokens
+        state["pos_embed"] = resample_pos_embed(self.pos_embed.detach(), prefix, self.cfg.grid, cfg.grid)
         clone.load_state_dict(state)
         return clone.eval() if not self.training else clone
 
 
-def resample_pos_embed(pos_embed: torch.Tensor, num_prefix: int, old_grid: int, new_grid: int) -> torch.Tensor:
-    """Bicubic resampling of the patch-grid part of a (1, prefix + old², D) position embedding (as timm does)."""
+def resample_pos_embed(pos_embed: torch.Tensor, num_prefix: int, old_grid: int | Size,
+                       new_grid: int | Size) -> torch.Tensor:
+    """Bicubic resampling of the patch-grid part of a (1, prefix + rows·cols, D) position embedding (as timm does)."""
+    (old_h, old_w), (new_h, new_w) = to_hw(old_grid), to_hw(new_grid)
     prefix, grid = pos_embed[:, :num_prefix], pos_embed[:, num_prefix:]
-    if grid.shape[1] != old_grid**2:
-        raise ValueError(f"position embedding has {grid.shape[1]} grid tokens, expected {old_grid}²")
+    if grid.shape[1] != old_h * old_w:
+        raise ValueError(f"position embedding has {grid.shape[1]} grid tokens, expected {old_h}×{old_w}")
     dim = grid.shape[-1]
-    grid = grid.reshape(1, old_grid, old_grid, dim).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=(new_grid, new_grid), mode="bicubic", antialias=True, align_corners=False)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, dim).to(pos_embed.dtype)
+    grid = grid.reshape(1, old_h, old_w, dim).permute(0, 3, 1, 2).float()
+    grid = F.interpolate(grid, size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, new_h * new_w, dim).to(pos_embed.dtype)
     return torch.cat([prefix, grid], dim=1)
