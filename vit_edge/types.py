@@ -30,7 +30,7 @@ class InputSpec:
     Field names follow timm's `PretrainedCfg` where they fit (input_size, mean, std, interpolation, crop_pct).
     """
 
-    img_size: int
+    img_size: int | tuple[int, int]  # an int when square, else (height, width)
     channels: int = 3
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
@@ -39,11 +39,19 @@ class InputSpec:
     layout: Layout = Layout.NCHW
     class_names: tuple[str, ...] = ()
 
+    @property
+    def height(self) -> int:
+        return self.img_size if isinstance(self.img_size, int) else self.img_size[0]
+
+    @property
+    def width(self) -> int:
+        return self.img_size if isinstance(self.img_size, int) else self.img_size[1]
+
     def shape(self, batch: int = 1) -> tuple[int, int, int, int]:
         """The input tensor's shape for `batch` images in this spec's layout."""
         if self.layout is Layout.NHWC:
-            return (batch, self.img_size, self.img_size, self.channels)
-        return (batch, self.channels, self.img_size, self.img_size)
+            return (batch, self.height, self.width, self.channels)
+        return (batch, self.channels, self.height, self.width)
 
     def with_(self, **changes: Any) -> "InputSpec":
         """A copy with some fields changed."""
@@ -52,6 +60,8 @@ class InputSpec:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["layout"] = self.layout.value
+        if not isinstance(self.img_size, int):
+            data["img_size"] = list(self.img_size)
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
         data["class_names"] = list(self.class_names)
@@ -60,7 +70,7 @@ class InputSpec:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "InputSpec":
         return cls(
-            img_size=int(data["img_size"]),
+            img_size=_size(data["img_size"]),
             channels=int(data.get("channels", 3)),
             mean=tuple(float(v) for v in data.get("mean", cls.mean)),
             std=tuple(float(v) for v in data.get("std", cls.std)),
@@ -69,3 +79,11 @@ class InputSpec:
             layout=Layout(data.get("layout", "NCHW")),
             class_names=tuple(str(c) for c in data.get("class_names", ())),
         )
+
+
+def _size(value: Any) -> int | tuple[int, int]:
+    """A manifest's img_size: an int, or [height, width] (an equal pair collapses to the int)."""
+    if isinstance(value, (list, tuple)):
+        height, width = (int(v) for v in value)
+        return height if height == width else (height, width)
+    return int(value)

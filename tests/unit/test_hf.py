@@ -9,7 +9,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from vit_edge.errors import UnsupportedModelError  # noqa: E402
+from vit_edge.errors import ModelLoadError, UnsupportedModelError  # noqa: E402
 from vit_edge.models.loaders import load_model  # noqa: E402
 
 SMALL = dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=3, intermediate_size=96, image_size=32,
@@ -69,4 +69,164 @@ def test_transformers_4_key_names_load_too(tmp_path: Path) -> None:
 def test_non_vit_hf_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"architectures": ["ResNetForImageClassification"]}')
     with pytest.raises(UnsupportedModelError, match="ResNetForImageClassification"):
+        load_model(tmp_path)
+
+
+# --- encoders and other families: one tiny random model per architecture, transformers' own output as reference ---
+
+BASE = dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=3)
+VIT_CFG = dict(BASE, intermediate_size=96, image_size=32, patch_size=8)
+DINO_CFG = dict(BASE, image_size=28, patch_size=14)
+PATCH8 = dict(BASE, intermediate_size=96, image_size=32, patch_size=8)
+
+
+def _pooler(out: object) -> torch.Tensor:
+    return out.pooler_output
+
+
+def _logits(out: object) -> torch.Tensor:
+    return out.logits
+
+
+DINO2 = dict(DINO_CFG, mlp_ratio=2)
+REG = dict(DINO2, num_register_tokens=2)
+# kind → (transformers model class, its config class, config, the compared output, source["family"], model kwargs)
+FAMILIES = {
+    "vit_model": ("ViTModel", "ViTConfig", VIT_CFG, _pooler, "vit", {}),
+    "vit_model_no_pooler": ("ViTModel", "ViTConfig", VIT_CFG, lambda out: out.last_hidden_state[:, 0], "vit",
+                            {"add_pooling_layer": False}),
+    "dinov2": ("Dinov2Model", "Dinov2Config", DINO2, _pooler, "dinov2", {}),
+    "dinov2_swiglu": ("Dinov2Model", "Dinov2Config", dict(DINO_CFG, use_swiglu_ffn=True), _pooler, "dinov2", {}),
+    "dinov2_classifier": ("Dinov2ForImageClassification", "Dinov2Config", dict(DINO2, num_labels=5), _logits,
+                          "dinov2", {}),
+    "dinov2_reg": ("Dinov2WithRegistersModel", "Dinov2WithRegistersConfig", REG, _pooler, "dinov2-reg", {}),
+    "dinov2_reg_classifier": ("Dinov2WithRegistersForImageClassification", "Dinov2WithRegistersConfig",
+                              dict(REG, num_labels=5), _logits, "dinov2-reg", {}),
+    "clip": ("CLIPVisionModel", "CLIPVisionConfig", PATCH8, _pooler, "clip", {}),
+    "clip_gelu": ("CLIPVisionModel", "CLIPVisionConfig", dict(PATCH8, hidden_act="gelu"), _pooler, "clip", {}),
+    "clip_projection": ("CLIPVisionModelWithProjection", "CLIPVisionConfig", dict(PATCH8, projection_dim=16),
+                        lambda out: out.image_embeds, "clip", {}),
+    "siglip": ("SiglipVisionModel", "SiglipVisionConfig", PATCH8, _pooler, "siglip", {}),
+    "siglip_no_head": ("SiglipVisionModel", "SiglipVisionConfig", dict(PATCH8, vision_use_head=False),
+                       lambda out: out.last_hidden_state.mean(dim=1), "siglip", {}),
+}
+
+
+def make_family(kind: str, **changes: object) -> torch.nn.Module:
+    """A tiny transformers model of `kind`, moved off its init like make_hf's (LayerScale, biases and norms matter)."""
+    model_cls, config_cls, config, _, _, kwargs = FAMILIES[kind]
+    torch.manual_seed(0)
+    model = getattr(transformers, model_cls)(getattr(transformers, config_cls)(**{**config, **changes}), **kwargs)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    return model.eval()
+
+
+@pytest.mark.parametrize("kind", list(FAMILIES))
+def test_hf_family_directory_matches_transformers(kind: str, tmp_path: Path) -> None:
+    hf = make_family(kind)
+    hf.save_pretrained(tmp_path)
+    loaded = load_model(tmp_path)
+    side = loaded.spec.img_size
+    x = torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        expected = FAMILIES[kind][3](hf(pixel_values=x))
+        torch.testing.assert_close(loaded.model(x), expected, atol=2e-5, rtol=1e-5)
+    assert loaded.source["family"] == FAMILIES[kind][4] and loaded.source["hf_architecture"] == type(hf).__name__
+    assert side == hf.config.image_size and "pos_embed_resampled_from" not in loaded.source
+
+
+def test_hf_module_in_memory_converts(tmp_path: Path) -> None:
+    """In memory, transformers 5 names differ from the files (q_proj, gate_proj/up_proj): both convert."""
+    from vit_edge.models.hf_compat import convert_hf_module
+
+    for kind in ("dinov2_swiglu", "vit_model", "siglip"):
+        hf = make_family(kind)
+        model, spec, source = convert_hf_module(hf)
+        x = torch.randn(2, 3, spec.img_size, spec.img_size)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), FAMILIES[kind][3](hf(pixel_values=x)), atol=2e-5, rtol=1e-5)
+        assert source["family"] == FAMILIES[kind][4] and source["kind"] == "huggingface"
+
+
+def test_hf_module_of_another_class_is_refused() -> None:
+    from vit_edge.models.hf_compat import convert_hf_module
+
+    model = transformers.ViTForMaskedImageModeling(transformers.ViTConfig(**VIT_CFG))
+    refusal = r"'ViTForMaskedImageModeling' is not supported; .*SiglipVisionModel"
+    with pytest.raises(UnsupportedModelError, match=refusal):
+        convert_hf_module(model)
+    with pytest.raises(UnsupportedModelError, match="not supported"):
+        convert_hf_module(torch.nn.Linear(2, 2))
+
+
+# DINOv2 ships config.image_size 518 and a 224 crop; transformers resamples the position embeddings at each call
+# (bicubic; antialiased for the registers model only), the reference once at load (bicubic, antialiased, timm's).
+# Max abs diff measured on these tiny models (outputs of magnitude ~2.7): Dinov2Model 1.0e-2 (42 → 28), 6.7e-4
+# (28 → 42), 5.2e-3 (518 → 224); Dinov2WithRegistersModel < 1e-6 in all three.
+@pytest.mark.parametrize("kind, atol", [("dinov2", 3e-2), ("dinov2_reg", 2e-5)])
+def test_dinov2_at_the_preprocessor_crop_size(kind: str, atol: float, tmp_path: Path) -> None:
+    import json
+
+    hf = make_family(kind, image_size=42)
+    hf.save_pretrained(tmp_path)
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({
+        "size": {"shortest_edge": 32}, "crop_size": {"height": 28, "width": 28}, "do_center_crop": True,
+        "resample": 3, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}))
+    loaded = load_model(tmp_path)
+    assert loaded.spec.img_size == 28 and loaded.spec.crop_pct == pytest.approx(28 / 32)
+    assert loaded.spec.interpolation == "bicubic" and loaded.source["pos_embed_resampled_from"] == 42
+    x = torch.randn(2, 3, 28, 28)
+    with torch.no_grad():
+        diff = (loaded.model(x) - hf(pixel_values=x).pooler_output).abs().max().item()
+    assert diff < atol
+
+
+def _refusal(tmp_path: Path, config: dict, error: type = UnsupportedModelError) -> str:
+    """Load a directory holding only `config` (refused before the weights are read); the error's one line."""
+    import json
+
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(error) as caught:
+        load_model(tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+DINO_JSON = {"architectures": ["Dinov2Model"], "hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": 3,
+             "image_size": 28, "patch_size": 14}
+
+
+@pytest.mark.parametrize("changes, error, words", [
+    ({"hidden_act": "relu"}, UnsupportedModelError, "hidden_act 'relu' is not supported"),
+    ({"architectures": ["SiglipModel"]}, UnsupportedModelError, "'SiglipModel' is not supported; vit-edge takes"),
+    ({"hidden_size": 50}, ModelLoadError, "hidden_size 50 is not divisible by num_attention_heads 3"),
+    ({"num_hidden_layers": 0}, ModelLoadError, "num_hidden_layers must be at least 1"),
+    ({"image_size": 8}, ModelLoadError, "image_size 8 is smaller than patch_size 14"),
+    ({"image_size": 30}, UnsupportedModelError, "image_size 30 is not a multiple of patch_size 14"),
+    ({"hidden_size": None}, ModelLoadError, "'hidden_size' is missing"),
+    ({"num_attention_heads": "three"}, ModelLoadError, "num_attention_heads must be an integer"),
+    ({"image_size": [28, 42]}, UnsupportedModelError, "not square"),
+])
+def test_inexpressible_hf_configs_are_refused_in_one_line(changes: dict, error: type, words: str,
+                                                          tmp_path: Path) -> None:
+    assert words in _refusal(tmp_path, {**DINO_JSON, **changes}, error)
+
+
+def test_vit_pooler_other_than_tanh_is_refused(tmp_path: Path) -> None:
+    config = {**DINO_JSON, "architectures": ["ViTModel"], "intermediate_size": 96, "pooler_act": "relu"}
+    assert "pooler_act 'relu'" in _refusal(tmp_path, config)
+
+
+def test_unplaceable_tensors_are_refused(tmp_path: Path) -> None:
+    """A checkpoint with tensors the reference has no slot for (here a qk-norm) is refused, not silently cut."""
+    from safetensors.torch import load_file, save_file
+
+    make_family("dinov2").save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    state["encoder.layer.0.attention.q_norm.weight"] = torch.ones(16)
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(UnsupportedModelError, match="1 tensors have no place .*q_norm"):
         load_model(tmp_path)

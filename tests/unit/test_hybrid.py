@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from functools import partial
 from typing import Any
 
 import pytest
@@ -15,7 +14,6 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from tests.conftest import FIXTURES
-from vit_edge.models import hybrid
 from vit_edge.models.checkpoint import load_strict
 from vit_edge.models.hybrid import ResNetV2Stem, StdConv2dSame, fold_weight_standardization, same_padding
 from vit_edge.models.vit import ViTConfig, VisionTransformer
@@ -29,12 +27,10 @@ def _name_config(name: str) -> ViTConfig:
 
 
 @pytest.fixture
-def small_hybrid(monkeypatch: pytest.MonkeyPatch) -> VisionTransformer:
-    """Our ViT built from a ViTConfig like the fixture's; ViTConfig has no stem-width field, so PatchEmbed's
-    ResNetV2Stem is narrowed to the fixture's width (released models all use the default 64)."""
+def small_hybrid() -> VisionTransformer:
+    """Our ViT built from a ViTConfig like the fixture's (a narrow stem; released models all use width 64)."""
     small = GOLDEN["small"]
-    monkeypatch.setattr(hybrid, "ResNetV2Stem", partial(ResNetV2Stem, width=small["width"]))
-    cfg = ViTConfig(img_size=small["img_size"], patch_size=small["patch_size"], embed_dim=small["embed_dim"],
+    cfg = ViTConfig(hybrid_width=small["width"], img_size=small["img_size"], patch_size=small["patch_size"], embed_dim=small["embed_dim"],
                     depth=small["depth"], num_heads=small["num_heads"], mlp_hidden_dim=small["mlp_hidden_dim"],
                     num_classes=small["num_classes"], hybrid=tuple(small["layers"]))
     model = VisionTransformer(cfg).eval()

@@ -102,8 +102,10 @@ def load_fashion_mnist(split: str = "test") -> LabelledImages:
     )
 
 
-def load_image_folder(root: str | Path, channels: int = 3, size: int | None = None) -> LabelledImages:
-    """DIR/class_name/*.png → uint8 images resized to `size` (when given) and labels in sorted class order."""
+def load_image_folder(root: str | Path, channels: int = 3,
+                      size: int | tuple[int, int] | None = None) -> LabelledImages:
+    """DIR/class_name/*.png → uint8 images resized to `size` (int or (height, width), when given), labels in
+    sorted class order."""
     from PIL import Image, UnidentifiedImageError
 
     root = Path(root)
@@ -121,13 +123,14 @@ def load_image_folder(root: str | Path, channels: int = 3, size: int | None = No
     if not files:
         raise DataError(f"no images found in {root}: expected DIR/class_name/*.png")
     mode = "L" if channels == 1 else "RGB"
+    target = None if size is None else ((size, size) if isinstance(size, int) else (size[1], size[0]))
     images = []
     for path, _ in files:
         try:
             with Image.open(path) as img:
                 img = img.convert(mode)
-                if size is not None and img.size != (size, size):
-                    img = img.resize((size, size), resample=Image.Resampling.BICUBIC)
+                if target is not None and img.size != target:
+                    img = img.resize(target, resample=Image.Resampling.BICUBIC)
                 images.append(np.asarray(img))
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"cannot read image {path}: {exc}") from exc
@@ -141,7 +144,7 @@ def load_image_folder(root: str | Path, channels: int = 3, size: int | None = No
 DATASET_NAMES = ("fashion-mnist", "fashion-mnist-train")
 
 
-def load_dataset(name_or_path: str, channels: int = 3, size: int | None = None) -> LabelledImages:
+def load_dataset(name_or_path: str, channels: int = 3, size: int | tuple[int, int] | None = None) -> LabelledImages:
     """A named dataset ('fashion-mnist', 'fashion-mnist-train') or an image folder path."""
     if name_or_path == "fashion-mnist":
         return load_fashion_mnist("test")

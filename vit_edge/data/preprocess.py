@@ -12,22 +12,25 @@ _PIL_FILTERS = {"nearest": 0, "bilinear": 2, "bicubic": 3, "lanczos": 1}
 
 
 def resize_center_crop(image: "np.ndarray", spec: InputSpec) -> np.ndarray:
-    """Resize the short side to img_size / crop_pct with the spec's filter, then center-crop img_size (timm's eval)."""
+    """timm's eval transform: resize (short side to size / crop_pct; both sides for a non-square input), center-crop."""
     from PIL import Image
 
-    size = spec.img_size
-    if image.shape[0] == size and image.shape[1] == size:
+    height, width = spec.height, spec.width
+    if image.shape[0] == height and image.shape[1] == width:
         return image
     pil = Image.fromarray(image)
-    scale_to = int(round(size / spec.crop_pct))
-    width, height = pil.size
-    if width <= height:
-        new_w, new_h = scale_to, max(scale_to, int(round(height * scale_to / width)))
+    if height == width:
+        scale_to = int(round(height / spec.crop_pct))
+        old_w, old_h = pil.size
+        if old_w <= old_h:
+            new_w, new_h = scale_to, max(scale_to, int(round(old_h * scale_to / old_w)))
+        else:
+            new_w, new_h = max(scale_to, int(round(old_w * scale_to / old_h))), scale_to
     else:
-        new_w, new_h = max(scale_to, int(round(width * scale_to / height))), scale_to
+        new_w, new_h = int(width / spec.crop_pct), int(height / spec.crop_pct)
     pil = pil.resize((new_w, new_h), resample=_PIL_FILTERS.get(spec.interpolation, 3))
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    return np.asarray(pil.crop((left, top, left + size, top + size)))
+    left, top = (new_w - width) // 2, (new_h - height) // 2
+    return np.asarray(pil.crop((left, top, left + width, top + height)))
 
 
 def preprocess_uint8(images: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -36,7 +39,7 @@ def preprocess_uint8(images: np.ndarray, spec: InputSpec) -> np.ndarray:
         images = images[..., None]
     if images.ndim != 4:
         raise DataError(f"expected images of shape (N,H,W[,C]), got {images.shape}")
-    if images.shape[1] != spec.img_size or images.shape[2] != spec.img_size:
+    if images.shape[1] != spec.height or images.shape[2] != spec.width:
         squeezed = images[..., 0] if images.shape[-1] == 1 else images
         images = np.stack([resize_center_crop(img, spec) for img in squeezed])
         if images.ndim == 3:

@@ -1,45 +1,232 @@
-"""Hugging Face `transformers` ViT/DeiT classifiers → the reference ViT, from a local directory, without transformers.
+"""Hugging Face `transformers` ViT-family models → the reference ViT, from a local directory or a module in memory.
 
-Reads config.json and the weights (model.safetensors, sharded safetensors or pytorch_model.bin) and renames keys;
-both transformers 4.x names (`encoder.layer.N.attention.attention.query`) and 5.x names (`layers.N.attention.q_proj`)
-are understood.
+Reads config.json, preprocessor_config.json and the weights (model.safetensors, sharded safetensors or
+pytorch_model.bin) and renames keys; transformers 4.x names (`encoder.layer.N.attention.attention.query`, as
+save_pretrained still writes them) and 5.x in-memory names (`layers.N.attention.q_proj`) are both understood.
+transformers itself is never imported: the mapping is one table entry per architecture.
+
+What the reference returns, per architecture (the transformers output it reproduces):
+
+- ViTForImageClassification, DeiTForImageClassification(WithTeacher): `logits` (with teacher: the mean of the
+  two heads, as transformers does).
+- ViTModel: `pooler_output` (dense + tanh on the normed class token → `pre_logits`) when the checkpoint has pooler
+  weights, else the normed class token `last_hidden_state[:, 0]`.
+- Dinov2Model, Dinov2WithRegistersModel: `pooler_output`, the layernormed class token.
+- Dinov2(WithRegisters)ForImageClassification: `logits` of the classifier on [class token, mean of patch tokens].
+- CLIPVisionModel: `pooler_output` = post_layernorm(class token); CLIPVisionModelWithProjection: `image_embeds`.
+- SiglipVisionModel: `pooler_output` of the attention-pooling head; with `vision_use_head` false transformers has
+  no pooler_output and the reference returns the mean of `last_hidden_state` (the post-layernormed tokens), as
+  timm's `gap` SigLIP variants do.
+
+DINOv2's preprocessor crops (224) smaller than config.image_size (518) and transformers resamples the position
+embeddings at every call; here the model is built once at the crop size (`VisionTransformer.with_img_size`).
 """
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
+from torch import nn
 
-from vit_edge.errors import ModelLoadError, UnsupportedModelError
+from vit_edge.errors import ConfigError, ModelLoadError, UnsupportedModelError
 from vit_edge.models.checkpoint import load_strict, read_state_dict
 from vit_edge.models.vit import ViTConfig, VisionTransformer
 from vit_edge.types import InputSpec
 
-__all__ = ["is_hf_directory", "load_hf_directory", "hf_config_to_vit", "convert_hf_state_dict"]
+__all__ = ["SUPPORTED_ARCHITECTURES", "is_hf_directory", "load_hf_directory", "convert_hf_module",
+           "hf_config_to_vit", "convert_hf_state_dict"]
 
-SUPPORTED_ARCHITECTURES = {
-    "ViTForImageClassification": ("vit", False, False),
-    "DeiTForImageClassification": ("deit", True, False),
-    "DeiTForImageClassificationWithTeacher": ("deit", True, True),
-}
+Options = dict[str, Any]
+
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
-# (regex on the part after 'vit.'/'deit.', replacement); q/k/v are handled separately (they are concatenated).
-_LAYER_RENAMES = [
-    (r"(?:encoder\.layer|layers)\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
-    (r"(?:encoder\.layer|layers)\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
-    (r"(?:encoder\.layer|layers)\.(\d+)\.(?:attention\.output\.dense|attention\.o_proj)\.", r"blocks.\1.attn.proj."),
-    (r"(?:encoder\.layer|layers)\.(\d+)\.(?:intermediate\.dense|mlp\.fc1)\.", r"blocks.\1.mlp.fc1."),
-    (r"(?:encoder\.layer|layers)\.(\d+)\.(?:output\.dense|mlp\.fc2)\.", r"blocks.\1.mlp.fc2."),
-    (r"embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
-    (r"embeddings\.cls_token$", "cls_token"),
+_ACTIVATIONS = {"gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh", "quick_gelu": "quick_gelu",
+                "silu": "silu", "swish": "silu"}
+_IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+_OPENAI_CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
+_HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+def _bad_config(message: str) -> ModelLoadError:
+    return ModelLoadError(f"Hugging Face config: {message}")
+
+
+def _int(config: dict[str, Any], key: str, default: int | None = None, minimum: int = 1) -> int:
+    """An integer field, refused in one line when missing, not a number or below `minimum`."""
+    if key not in config or config[key] is None:
+        if default is None:
+            raise _bad_config(f"'{key}' is missing")
+        return default
+    value = config[key]
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+        raise _bad_config(f"{key} must be an integer, got {value!r}")
+    if value < minimum:
+        raise _bad_config(f"{key} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def _side(config: dict[str, Any], key: str, default: int) -> int:
+    """image_size / patch_size: an int or a square [h, w] pair (the input spec is square)."""
+    value = config.get(key, default)
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2 or value[0] != value[1]:
+            raise UnsupportedModelError(f"{key} {value} is not square; vit-edge takes square Hugging Face models")
+        value = value[0]
+    return _int({key: value}, key)
+
+
+def _activation(config: dict[str, Any], default: str) -> str:
+    name = config.get("hidden_act", default)
+    if not isinstance(name, str) or name not in _ACTIVATIONS:
+        raise UnsupportedModelError(f"hidden_act '{name}' is not supported; vit-edge takes {', '.join(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]
+
+
+def _common_options(config: dict[str, Any], ln_eps: float) -> Options:
+    """The sizes every family shares, checked with transformers' names so the error names the config field."""
+    hidden, heads = _int(config, "hidden_size"), _int(config, "num_attention_heads")
+    image, patch = _side(config, "image_size", 224), _side(config, "patch_size", 16)
+    if hidden % heads:
+        raise _bad_config(f"hidden_size {hidden} is not divisible by num_attention_heads {heads}")
+    if config.get("head_dim") not in (None, hidden // heads):
+        raise UnsupportedModelError(f"head_dim {config['head_dim']} differs from hidden_size / num_attention_heads")
+    if image < patch:
+        raise _bad_config(f"image_size {image} is smaller than patch_size {patch}")
+    if image % patch:
+        raise UnsupportedModelError(f"image_size {image} is not a multiple of patch_size {patch} (transformers drops "
+                                    "the remainder, the reference ViT does not)")
+    eps = config.get("layer_norm_eps", ln_eps)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+        raise _bad_config(f"layer_norm_eps must be a positive number, got {eps!r}")
+    return dict(img_size=image, patch_size=patch, in_chans=_int(config, "num_channels", 3), embed_dim=hidden,
+                depth=_int(config, "num_hidden_layers"), num_heads=heads, ln_eps=float(eps))
+
+
+def _vit_options(config: dict[str, Any]) -> Options:
+    """ViT/DeiT: plain blocks; a ViTModel pooler other than a square dense + tanh has no place in the reference."""
+    if config.get("pooler_act", "tanh") != "tanh":
+        raise UnsupportedModelError(f"pooler_act '{config['pooler_act']}' is not supported (only 'tanh')")
+    if config.get("pooler_output_size") not in (None, config.get("hidden_size")):
+        raise UnsupportedModelError("pooler_output_size differs from hidden_size; the reference pooler is square")
+    return dict(mlp_hidden_dim=_int(config, "intermediate_size"), qkv_bias=bool(config.get("qkv_bias", True)),
+                act=_activation(config, "gelu"))
+
+
+def _dinov2_options(config: dict[str, Any]) -> Options:
+    """DINOv2: LayerScale, hidden size from mlp_ratio, SwiGLU as the packed GLU; registers skip the position embedding.
+
+    transformers adds the class token's position embedding before inserting the registers, which have none:
+    that is `no_embed_class` once the class position is folded into the class token (see `_fold_class_position`).
+    """
+    ratio = config.get("mlp_ratio", 4)
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1e4:
+        raise _bad_config(f"mlp_ratio must be a positive number, got {ratio!r}")
+    hidden = int(_int(config, "hidden_size") * ratio)
+    registers = _int(config, "num_register_tokens", 0, minimum=0)
+    options: Options = dict(init_values=1.0,  # LayerScale on; its values come with the weights
+                            qkv_bias=bool(config.get("qkv_bias", True)), reg_tokens=registers,
+                            no_embed_class=registers > 0)
+    if config.get("use_swiglu_ffn"):  # silu(gate) · up, whatever hidden_act says; fc1 = [gate; up] is timm's packing
+        return {**options, "mlp": "glu", "act": "silu", "mlp_hidden_dim": 2 * ((int(hidden * 2 / 3) + 7) // 8 * 8)}
+    return {**options, "mlp_hidden_dim": hidden, "act": _activation(config, "gelu")}
+
+
+def _clip_options(config: dict[str, Any]) -> Options:
+    """CLIP: pre-norm, bias-free patch embedding, post_layernorm on the pooled class token only (fc_norm)."""
+    return dict(mlp_hidden_dim=_int(config, "intermediate_size"), act=_activation(config, "quick_gelu"),
+                patch_bias=False, pre_norm=True, fc_norm=True)
+
+
+def _siglip_options(config: dict[str, Any]) -> Options:
+    """SigLIP: no class token, post_layernorm on all tokens, then the MAP head (or the token mean without it)."""
+    use_head = config.get("vision_use_head", True) is not False
+    return dict(mlp_hidden_dim=_int(config, "intermediate_size"), act=_activation(config, "gelu_pytorch_tanh"),
+                class_token=False, global_pool="map" if use_head else "avg")
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a model family shares: its encoder's key prefix, its config reader, key renames and input defaults."""
+
+    name: str  # source["family"]
+    prefixes: tuple[str, ...]  # where the encoder's keys live in task models; stripped where present
+    options: Callable[[dict[str, Any]], Options]
+    ln_eps: float  # transformers' default layer_norm_eps for the family
+    renames: tuple[tuple[str, str], ...] = ()  # literal key-prefix renames tried before the shared ones
+    norm: tuple[tuple[float, ...], tuple[float, ...]] = _HALF  # mean, std without a preprocessor_config.json
+    interpolation: str = "bicubic"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One transformers class: its family, what it returns, its head and its own config options."""
+
+    family: Family
+    output: str  # the transformers output the reference reproduces (for the manifest)
+    head: str = "none"  # "labels": one class per id2label entry; "projection": CLIP's projection_dim; "none"
+    options: Options = field(default_factory=dict)
+    renames: tuple[tuple[str, str], ...] = ()
+    output_without_pooler: str = ""  # ViTModel saved without its pooler, SigLIP without its head
+
+
+_VIT = Family("vit", ("vit.",), _vit_options, 1e-12, norm=_HALF, interpolation="bilinear")
+_DEIT = Family("deit", ("deit.",), _vit_options, 1e-12, norm=_HALF, interpolation="bilinear",
+               renames=(("cls_classifier.", "head."), ("distillation_classifier.", "head_dist.")))
+_DINOV2 = Family("dinov2", ("dinov2.",), _dinov2_options, 1e-6, norm=_IMAGENET)
+_DINOV2_REG = Family("dinov2-reg", ("dinov2_with_registers.",), _dinov2_options, 1e-6, norm=_IMAGENET)
+_CLIP = Family("clip", ("vision_model.",), _clip_options, 1e-5, norm=_OPENAI_CLIP,
+               renames=(("post_layernorm.", "fc_norm."), ("visual_projection.", "head.")))
+_SIGLIP = Family("siglip", ("vision_model.",), _siglip_options, 1e-6, renames=(
+    ("post_layernorm.", "norm."), ("head.probe", "attn_pool.latent"), ("head.attention.in_proj_", "attn_pool.in_proj_"),
+    ("head.attention.out_proj.", "attn_pool.proj."), ("head.layernorm.", "attn_pool.norm."),
+    ("head.mlp.", "attn_pool.mlp.")))
+_CLASSIFIER = (("classifier.", "head."),)
+
+SUPPORTED_ARCHITECTURES: dict[str, Architecture] = {
+    "ViTForImageClassification": Architecture(_VIT, "logits", "labels", renames=_CLASSIFIER),
+    "ViTModel": Architecture(_VIT, "pooler_output", renames=(("pooler.dense.", "pre_logits.fc."),),
+                             output_without_pooler="last_hidden_state[:, 0]"),
+    "DeiTForImageClassification": Architecture(_DEIT, "logits", "labels", dict(distilled=True, dist_head=False),
+                                               _CLASSIFIER),
+    "DeiTForImageClassificationWithTeacher": Architecture(_DEIT, "logits", "labels", dict(distilled=True)),
+    "Dinov2Model": Architecture(_DINOV2, "pooler_output"),
+    "Dinov2ForImageClassification": Architecture(_DINOV2, "logits", "labels", dict(global_pool="token_avg"),
+                                                 _CLASSIFIER),
+    "Dinov2WithRegistersModel": Architecture(_DINOV2_REG, "pooler_output"),
+    "Dinov2WithRegistersForImageClassification": Architecture(_DINOV2_REG, "logits", "labels",
+                                                              dict(global_pool="token_avg"), _CLASSIFIER),
+    "CLIPVisionModel": Architecture(_CLIP, "pooler_output"),
+    "CLIPVisionModelWithProjection": Architecture(_CLIP, "image_embeds", "projection"),
+    "SiglipVisionModel": Architecture(_SIGLIP, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
+}
+
+_LAYER = r"(?:encoder\.layers?|layers)\.(\d+)\."
+# Shared renames (regex on a key without its family prefix, replacement), for 4.x and 5.x names of every family.
+_RENAMES = [(re.compile(pattern), replacement) for pattern, replacement in [
+    (_LAYER + r"(?:layernorm_before|norm1|layer_norm1)\.", r"blocks.\1.norm1."),
+    (_LAYER + r"(?:layernorm_after|norm2|layer_norm2)\.", r"blocks.\1.norm2."),
+    (_LAYER + r"(?:attention\.output\.dense|attention\.o_proj|self_attn\.out_proj)\.", r"blocks.\1.attn.proj."),
+    (_LAYER + r"(?:intermediate\.dense|mlp\.fc1|mlp\.weights_in)\.", r"blocks.\1.mlp.fc1."),
+    (_LAYER + r"(?:output\.dense|mlp\.fc2|mlp\.weights_out|mlp\.down_proj)\.", r"blocks.\1.mlp.fc2."),
+    (_LAYER + r"layer_scale([12])\.lambda1$", r"blocks.\1.ls\2.gamma"),
+    (r"embeddings\.(?:patch_embeddings\.projection|patch_embedding)\.", "patch_embed.proj."),
+    (r"embeddings\.(?:cls_token|class_embedding)$", "cls_token"),
     (r"embeddings\.distillation_token$", "dist_token"),
-    (r"embeddings\.position_embeddings$", "pos_embed"),
+    (r"embeddings\.register_tokens$", "reg_token"),
+    (r"embeddings\.(?:position_embeddings|position_embedding\.weight)$", "pos_embed"),
+    (r"pre_layrnorm\.", "norm_pre."),
     (r"layernorm\.", "norm."),
+]]
+# Separate projections joined into one (regex, target, order of the parts by their first letter).
+_JOINS = [
+    (re.compile(_LAYER + r"(?:attention\.(?:attention\.)?|self_attn\.)(query|key|value|q_proj|k_proj|v_proj)\.(\w+)$"),
+     "blocks.{}.attn.qkv.{}", "qkv"),
+    (re.compile(_LAYER + r"mlp\.(gate_proj|up_proj)\.(\w+)$"), "blocks.{}.mlp.fc1.{}", "gu"),  # 5.x DINOv2 SwiGLU
 ]
-_QKV = re.compile(r"(?:encoder\.layer|layers)\.(\d+)\.attention\.(?:attention\.)?(query|key|value|q_proj|k_proj|v_proj)\.(\w+)$")
+_IGNORED = re.compile(r"(?:.*\.)?(?:mask_token|position_ids)$|pooler\.")  # unused by the outputs above
 
 
 def is_hf_directory(path: Path) -> bool:
@@ -48,48 +235,102 @@ def is_hf_directory(path: Path) -> bool:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} does not hold a JSON object")
+    return data
 
 
-def hf_config_to_vit(config: dict[str, Any]) -> tuple[ViTConfig, str, InputSpec]:
-    """config.json → (ViTConfig, key prefix, default InputSpec); unsupported variants are refused by name."""
-    arch = (config.get("architectures") or ["?"])[0]
-    if arch not in SUPPORTED_ARCHITECTURES:
-        raise UnsupportedModelError(
-            f"Hugging Face architecture '{arch}' is not supported; vit-edge takes {', '.join(SUPPORTED_ARCHITECTURES)}"
-        )
-    prefix, distilled, dist_head = SUPPORTED_ARCHITECTURES[arch]
-    if config.get("hidden_act", "gelu") != "gelu":
-        raise UnsupportedModelError(f"hidden_act '{config['hidden_act']}' is not supported (only exact 'gelu')")
+def _architecture(name: str) -> Architecture:
+    if name not in SUPPORTED_ARCHITECTURES:
+        raise UnsupportedModelError(f"Hugging Face architecture '{name}' is not supported; vit-edge takes "
+                                    f"{', '.join(SUPPORTED_ARCHITECTURES)}")
+    return SUPPORTED_ARCHITECTURES[name]
+
+
+def _labels(config: dict[str, Any]) -> tuple[str, ...]:
     labels = config.get("id2label") or {}
+    if not isinstance(labels, dict):
+        raise _bad_config(f"id2label must be a mapping, got {type(labels).__name__}")
     try:
-        vit = ViTConfig(
-            img_size=int(config.get("image_size", 224)), patch_size=int(config.get("patch_size", 16)),
-            in_chans=int(config.get("num_channels", 3)), num_classes=len(labels) or 1000,
-            embed_dim=int(config["hidden_size"]), depth=int(config["num_hidden_layers"]),
-            num_heads=int(config["num_attention_heads"]), mlp_hidden_dim=int(config["intermediate_size"]),
-            qkv_bias=bool(config.get("qkv_bias", True)), ln_eps=float(config.get("layer_norm_eps", 1e-12)),
-            distilled=distilled, dist_head=dist_head,
-        )
-    except KeyError as exc:
-        raise ModelLoadError(f"config.json lacks {exc}") from exc
-    names = tuple(str(labels[k]) for k in sorted(labels, key=lambda k: int(k))) if labels else ()
-    spec = InputSpec(img_size=vit.img_size, channels=vit.in_chans, mean=(0.5,) * 3, std=(0.5,) * 3,
-                     interpolation="bilinear", crop_pct=1.0, class_names=names)
-    return vit, prefix, spec
+        return tuple(str(labels[k]) for k in sorted(labels, key=lambda k: int(k)))
+    except (TypeError, ValueError) as exc:
+        raise _bad_config(f"id2label keys must be integers ({exc})") from exc
 
 
-def _spec_from_preprocessor(path: Path, spec: InputSpec) -> InputSpec:
-    file = path / "preprocessor_config.json"
-    if not file.is_file():
-        return spec
-    pre = _read_json(file)
-    return spec.with_(
-        mean=tuple(pre.get("image_mean", spec.mean)), std=tuple(pre.get("image_std", spec.std)),
-        interpolation=_PIL_RESAMPLE.get(pre.get("resample", 2), "bilinear"),
-    )
+def _num_classes(config: dict[str, Any], arch: Architecture) -> int:
+    if arch.head == "labels":
+        return len(_labels(config)) if "id2label" in config else _int(config, "num_labels", 1000, minimum=0)
+    if arch.head == "projection":
+        return _int(config, "projection_dim")
+    return 0
+
+
+def hf_config_to_vit(config: dict[str, Any], architecture: str | None = None) -> tuple[ViTConfig, str, InputSpec]:
+    """config.json → (ViTConfig, architecture name, default InputSpec); what the reference cannot run is refused."""
+    listed = config.get("architectures") or ["?"]
+    name = architecture or str(listed if isinstance(listed, str) else listed[0])
+    arch = _architecture(name)
+    family = arch.family
+    options = {**_common_options(config, family.ln_eps), **family.options(config), **arch.options,
+               "num_classes": _num_classes(config, arch)}
+    try:
+        vit = ViTConfig(**options)
+    except ValueError as exc:
+        raise _bad_config(str(exc)) from exc
+    mean, std = family.norm
+    spec = InputSpec(img_size=int(options["img_size"]), channels=vit.in_chans, mean=mean, std=std,
+                     interpolation=family.interpolation, crop_pct=1.0,
+                     class_names=_labels(config) if arch.head == "labels" else ())
+    if len(mean) != vit.in_chans:
+        spec = spec.with_(mean=(0.5,) * vit.in_chans, std=(0.5,) * vit.in_chans)
+    return vit, name, spec
+
+
+def _preprocessor_side(value: Any, key: str) -> int | None:
+    """A processor `size`/`crop_size` (int, {height, width} or {shortest_edge}) as one side, or None if absent."""
+    if isinstance(value, dict):
+        if "height" in value or "width" in value:
+            if value.get("height") != value.get("width"):
+                raise UnsupportedModelError(f"preprocessor {key} {value} is not square; the input spec is square")
+            value = value.get("height")
+        else:
+            value = value.get("shortest_edge")
+    name = f"preprocessor {key}"
+    return None if value is None else _int({name: value}, name)
+
+
+def _norm_values(value: Any, default: tuple[float, ...], channels: int) -> tuple[float, ...]:
+    if value is None:
+        return default
+    try:
+        values = tuple(float(v) for v in value) if isinstance(value, (list, tuple)) else (float(value),) * channels
+    except (TypeError, ValueError) as exc:
+        raise _bad_config(f"preprocessor image_mean/std {value!r} are not numbers") from exc
+    if len(values) != channels:
+        raise _bad_config(f"preprocessor image_mean/std has {len(values)} values for {channels} channels")
+    return values
+
+
+def _spec_from_preprocessor(pre: dict[str, Any], spec: InputSpec) -> InputSpec:
+    """preprocessor_config.json → mean/std, resampling, input side (the crop when there is one) and crop fraction."""
+    channels = spec.channels
+    if pre.get("do_normalize", True):
+        mean = _norm_values(pre.get("image_mean"), spec.mean, channels)
+        std = _norm_values(pre.get("image_std"), spec.std, channels)
+    else:
+        mean, std = (0.0,) * channels, (1.0,) * channels
+    resample = pre.get("resample", 2)
+    interpolation = _PIL_RESAMPLE.get(resample) if isinstance(resample, int) else str(resample).lower()
+    if interpolation not in _PIL_RESAMPLE.values():
+        interpolation = spec.interpolation
+    resize = _preprocessor_side(pre.get("size"), "size")
+    crop = _preprocessor_side(pre.get("crop_size"), "crop_size") if pre.get("do_center_crop", True) else None
+    side = crop or resize or spec.img_size
+    crop_pct = min(crop / resize, 1.0) if crop and resize else 1.0
+    return spec.with_(mean=mean, std=std, interpolation=interpolation, img_size=side, crop_pct=crop_pct)
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -106,41 +347,131 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     raise ModelLoadError(f"{path} has config.json but no model.safetensors or pytorch_model.bin")
 
 
-def convert_hf_state_dict(state: dict[str, torch.Tensor], prefix: str, cfg: ViTConfig) -> dict[str, torch.Tensor]:
-    """Rename HF keys to the reference ViT's and join query/key/value into one qkv projection."""
-    out: dict[str, torch.Tensor] = {}
-    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    heads = {"classifier": "head", "cls_classifier": "head", "distillation_classifier": "head_dist"}
-    for key, value in state.items():
-        head = key.split(".")[0]
-        if head in heads:
-            out[f"{heads[head]}.{key.split('.', 1)[1]}"] = value
-            continue
-        if not key.startswith(prefix + "."):
-            continue  # e.g. a pooler that the classifier never uses
-        rest = key[len(prefix) + 1 :]
-        match = _QKV.match(rest)
-        if match:
-            block, which, param = match.groups()
-            qkv.setdefault((block, param), {})[which[0]] = value
-            continue
-        for pattern, replacement in _LAYER_RENAMES:
-            if re.match(pattern, rest):
-                out[re.sub(pattern, replacement, rest, count=1)] = value
-                break
-    for (block, param), parts in qkv.items():
-        if set(parts) != {"q", "k", "v"}:
-            raise ModelLoadError(f"block {block} lacks some of query/key/value {param}")
-        out[f"blocks.{block}.attn.qkv.{param}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+def _strip(key: str, arch: Architecture) -> str:
+    """A key without its family prefix ('vit.', 'vision_model.'), which task models have and bare encoders may lack."""
+    return next((key[len(p):] for p in arch.family.prefixes if key.startswith(p)), key)
+
+
+def _rename(key: str, arch: Architecture) -> str | None:
+    """A stripped key's reference name: architecture/family renames first, then the shared ones; None if none fits."""
+    for old, new in arch.renames + arch.family.renames:
+        if key.startswith(old):
+            return new + key[len(old):]
+    for pattern, replacement in _RENAMES:
+        if pattern.match(key):
+            return pattern.sub(replacement, key, count=1)
+    return None
+
+
+def _join(parts: dict[tuple[str, str], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Concatenate collected parts (q, k, v or gate, up) in their order; a missing part is a broken checkpoint."""
+    out = {}
+    for (target, order), found in parts.items():
+        if set(found) != set(order):
+            raise ModelLoadError(f"{target} needs parts {'/'.join(order)} and found only {'/'.join(sorted(found))}")
+        out[target] = torch.cat([found[p] for p in order], dim=0)
     return out
+
+
+def _split_in_proj(out: dict[str, torch.Tensor], dim: int) -> None:
+    """nn.MultiheadAttention's packed in_proj ([q; k; v]) → the attention pool's q and kv projections."""
+    for param in ("weight", "bias"):
+        packed = out.pop(f"attn_pool.in_proj_{param}", None)
+        if packed is not None:
+            out[f"attn_pool.q.{param}"], out[f"attn_pool.kv.{param}"] = packed[-dim:], packed[:-dim]
+
+
+def _fold_class_position(out: dict[str, torch.Tensor], cfg: ViTConfig) -> None:
+    """DINOv2-reg: the class token's position embedding is a constant added to it, so add it once here."""
+    pos, cls = out.get("pos_embed"), out.get("cls_token")
+    if cfg.no_embed_class and pos is not None and cls is not None and pos.shape[1] == cfg.num_patches + 1:
+        out["cls_token"], out["pos_embed"] = cls + pos[:, :1], pos[:, 1:]
+
+
+def _fix_shapes(out: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, torch.Tensor]:
+    """CLIP/SigLIP store the class token as (D,) and positions as an embedding table; a bias-free head gets zeros."""
+    if "cls_token" in out and out["cls_token"].ndim == 1:
+        out["cls_token"] = out["cls_token"].reshape(1, 1, -1)
+    if "pos_embed" in out and out["pos_embed"].ndim == 2:
+        out["pos_embed"] = out["pos_embed"].unsqueeze(0)
+    if "head.weight" in out and "head.bias" not in out:  # CLIP's visual_projection has no bias
+        out["head.bias"] = torch.zeros(out["head.weight"].shape[0], dtype=out["head.weight"].dtype)
+    _split_in_proj(out, cfg.embed_dim)
+    _fold_class_position(out, cfg)
+    return out
+
+
+def convert_hf_state_dict(state: dict[str, torch.Tensor], architecture: str, cfg: ViTConfig
+                          ) -> dict[str, torch.Tensor]:
+    """Rename a transformers state dict to the reference ViT's; tensors it cannot place are refused, not dropped."""
+    arch = _architecture(architecture)
+    out: dict[str, torch.Tensor] = {}
+    parts: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    unknown = []
+    for key, value in state.items():
+        bare = _strip(key, arch)
+        joined = next(((match, target, order) for pattern, target, order in _JOINS
+                       if (match := pattern.match(bare))), None)
+        if joined is not None:
+            match, target, order = joined
+            block, which, param = match.groups()
+            parts.setdefault((target.format(block, param), order), {})[which[0]] = value
+        elif (renamed := _rename(bare, arch)) is not None:
+            out[renamed] = value
+        elif not _IGNORED.match(bare):
+            unknown.append(key)
+    if unknown:
+        raise UnsupportedModelError(f"{len(unknown)} tensors have no place in the reference ViT for {architecture} "
+                                    f"(e.g. {', '.join(unknown[:3])})")
+    out.update(_join(parts))
+    return _fix_shapes(out, cfg)
+
+
+def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tensor]], architecture: str | None,
+           preprocessor: dict[str, Any] | None, origin: str) -> tuple[VisionTransformer, InputSpec, dict[str, Any]]:
+    """The one path from a config, weights and a preprocessor config to a loaded reference ViT.
+
+    The weights are read last (`read_state`), so a config the reference cannot run is refused before a large read.
+    """
+    cfg, name, spec = hf_config_to_vit(config, architecture)
+    if preprocessor is not None:
+        spec = _spec_from_preprocessor(preprocessor, spec)
+    if spec.img_size % cfg.patch_size:
+        raise ConfigError(f"the preprocessor's input size {spec.img_size} is not a multiple of the patch size "
+                          f"{cfg.patch_size}")
+    arch = SUPPORTED_ARCHITECTURES[name]
+    weights = convert_hf_state_dict(read_state(), name, cfg)
+    cfg = cfg.with_(pre_logits="pre_logits.fc.weight" in weights)
+    pooled = cfg.pre_logits or cfg.global_pool == "map" or not arch.output_without_pooler
+    model = VisionTransformer(cfg)
+    load_strict(model, weights, origin)
+    source: dict[str, Any] = {"kind": "huggingface", "id": origin, "architecture": name, "hf_architecture": name,
+                              "family": arch.family.name,
+                              "output": arch.output if pooled else arch.output_without_pooler}
+    if spec.img_size != cfg.img_size:  # DINOv2: config.image_size 518, crop 224
+        source["pos_embed_resampled_from"] = cfg.img_size
+        model = model.with_img_size(spec.img_size)
+    return model.eval(), spec, source
 
 
 def load_hf_directory(path: Path) -> tuple[VisionTransformer, InputSpec, dict[str, Any]]:
     """A `save_pretrained` directory → (reference ViT, input spec, source facts for the manifest)."""
-    cfg, prefix, spec = hf_config_to_vit(_read_json(path / "config.json"))
-    spec = _spec_from_preprocessor(path, spec)
-    model = VisionTransformer(cfg)
-    state = convert_hf_state_dict(_read_weights(path), prefix, cfg)
-    load_strict(model, state, str(path))
-    arch = _read_json(path / "config.json")["architectures"][0]
-    return model.eval(), spec, {"kind": "huggingface", "id": str(path), "architecture": arch}
+    config = _read_json(path / "config.json")
+    pre_file = path / "preprocessor_config.json"
+    preprocessor = _read_json(pre_file) if pre_file.is_file() else None
+    return _build(config, lambda: _read_weights(path), None, preprocessor, str(path))
+
+
+def convert_hf_module(module: nn.Module) -> tuple[VisionTransformer, InputSpec, dict[str, Any]]:
+    """A transformers model already in memory → the same as `load_hf_directory`; transformers is not imported.
+
+    Its config and state dict are read as they are (5.x names in memory); its class name picks the architecture.
+    """
+    name = type(module).__name__
+    _architecture(name)
+    to_dict = getattr(getattr(module, "config", None), "to_dict", None)
+    if not callable(to_dict):
+        raise UnsupportedModelError(f"{name} has no transformers config (module.config.to_dict())")
+    config = to_dict()
+    origin = str(config.get("_name_or_path") or name)
+    return _build(config, lambda: {k: v.detach().cpu() for k, v in module.state_dict().items()}, name, None, origin)

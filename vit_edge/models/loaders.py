@@ -15,18 +15,30 @@ from torch import nn
 
 from vit_edge.errors import ConfigError, ModelLoadError, UnsupportedModelError, did_you_mean
 from vit_edge.models.checkpoint import load_checkpoint, load_strict, read_state_dict
-from vit_edge.models.hf_compat import is_hf_directory, load_hf_directory
+from vit_edge.models.hf_compat import convert_hf_module, is_hf_directory, load_hf_directory
 from vit_edge.models.registry import (
     REFERENCE_NAMES,
     SHIPPED_MODELS,
     TIMM_NAMES,
+    family_of,
     reference_config,
     timm_entry,
 )
-from vit_edge.models.vit import VisionTransformer
+from vit_edge.models.timm_compat import is_timm_vit, timm_config_kwargs, timm_input_spec
+from vit_edge.models.transreid import is_transreid_state_dict, load_transreid
+from vit_edge.models.vit import ViTConfig, VisionTransformer, to_hw
 from vit_edge.types import InputSpec
 
-__all__ = ["LoadedModel", "load_model", "state_dict_sha256"]
+__all__ = ["LoadedModel", "ReIDSelection", "load_model", "state_dict_sha256", "config_from_timm_state"]
+
+
+@dataclass(frozen=True)
+class ReIDSelection:
+    """What a re-identification checkpoint (TransReID) is specialised to at export: its camera/view and output."""
+
+    camera: int = 0
+    view: int = 0
+    neck_feat: str = "after"  # the BNNeck output; "before": the normed class token
 
 
 @dataclass
@@ -55,22 +67,53 @@ def _unwrap_state(state: dict[str, Any]) -> dict[str, torch.Tensor]:
     return state
 
 
+def config_from_timm_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> ViTConfig:
+    """The name's config corrected by what the weights show: head size, tokens, LayerScale, image size.
+
+    The weights win where they disagree with timm's name (a fine-tuned head, registers, another resolution).
+    """
+    if "pos_embed" not in state or "patch_embed.proj.weight" not in state:
+        return cfg  # not a timm ViT state dict: load_strict says what does not fit
+    head = state.get("head.weight")
+    changes: dict[str, Any] = {"num_classes": int(head.shape[0]) if head is not None else 0,
+                               "class_token": "cls_token" in state,
+                               "reg_tokens": int(state["reg_token"].shape[1]) if "reg_token" in state else 0}
+    if "blocks.0.ls1.gamma" in state and cfg.init_values is None:
+        changes["init_values"] = 1e-5
+    if "blocks.0.ls1.gamma" not in state:
+        changes["init_values"] = None
+    if changes["num_classes"] and cfg.global_pool == "token" and not changes["class_token"]:
+        changes["global_pool"] = "avg"
+    cfg = _safe_config(cfg, changes)
+    pos = state.get("pos_embed")
+    if pos is not None and pos.ndim == 3:
+        patches = pos.shape[1] - (0 if cfg.no_embed_class else cfg.num_prefix_tokens)
+        if patches != cfg.num_patches:  # fine-tuned at another resolution: build at its size, resize on request
+            side = int(round(patches**0.5))
+            if side * side != patches:
+                raise ModelLoadError(f"pos_embed has {patches} patch positions, not a square grid; pass --img-size")
+            step = cfg.stride * cfg.feature_reduction
+            cfg = _safe_config(cfg, {"img_size": (side - 1) * step + cfg.patch_size * cfg.feature_reduction})
+    return cfg
+
+
+def _safe_config(cfg: ViTConfig, changes: dict[str, Any]) -> ViTConfig:
+    try:
+        return cfg.with_(**changes)
+    except ValueError as exc:
+        raise ModelLoadError(f"the weights describe an impossible architecture: {exc}") from exc
+
+
 def _load_timm(name: str, weights: Path | None, random_init: bool) -> LoadedModel:
     entry = timm_entry(name)
     cfg = entry.config
-    source: dict[str, Any] = {"kind": "timm", "id": name}
+    source: dict[str, Any] = {"kind": "timm", "id": name, "family": entry.family}
     if weights is None:
         model = VisionTransformer(cfg)
         source["random_init"] = True
-        return LoadedModel(model.eval(), entry.spec, source)
+        return LoadedModel(model.eval(), entry.spec.with_(img_size=cfg.img_size), source)
     state = {k: v for k, v in _unwrap_state(read_state_dict(weights)).items() if isinstance(v, torch.Tensor)}
-    head = state.get("head.weight")
-    pos = state.get("pos_embed")
-    if head is not None:
-        cfg = cfg.with_(num_classes=int(head.shape[0]))
-    if pos is not None:  # a checkpoint fine-tuned at another resolution: build at its size, resize later on request
-        grid = int(round((pos.shape[1] - (0 if cfg.no_embed_class else cfg.num_prefix_tokens)) ** 0.5))
-        cfg = cfg.with_(img_size=grid * cfg.patch_size)
+    cfg = config_from_timm_state(cfg, state)
     model = VisionTransformer(cfg)
     load_strict(model, state, str(weights))
     source.update(weights_file=str(weights))
@@ -102,14 +145,49 @@ def _load_named(name: str, weights: Path | None, random_init: bool, num_classes:
     )
 
 
-def _load_path(path: Path) -> LoadedModel:
+def _load_path(path: Path, reid: ReIDSelection) -> LoadedModel:
     if is_hf_directory(path):
         model, spec, source = load_hf_directory(path)
         return LoadedModel(model, spec, source)
     if path.is_dir():
         raise ModelLoadError(f"{path} is a directory without config.json: not a Hugging Face model directory")
+    state = read_state_dict(path)
+    if is_transreid_state_dict(state):
+        model, spec, source = load_transreid(path, reid.camera, reid.view, reid.neck_feat)
+        return LoadedModel(model, spec, source)
     model, spec, extra = load_checkpoint(path)
     return LoadedModel(model, spec, {"kind": "checkpoint", "id": str(path), "train": extra.get("train", {})})
+
+
+def _load_module(model: nn.Module) -> LoadedModel:
+    """A model object in memory: vit-edge's own, a timm VisionTransformer or a transformers ViT-family module."""
+    if isinstance(model, VisionTransformer):
+        channels = model.cfg.in_chans
+        spec = (InputSpec(img_size=model.cfg.img_size) if channels == 3 else
+                InputSpec(img_size=model.cfg.img_size, channels=channels, mean=(0.5,) * channels,
+                          std=(0.5,) * channels))
+        return LoadedModel(model.eval(), spec, {"kind": "module", "id": type(model).__name__})
+    if is_timm_vit(model):
+        cfg = ViTConfig(**timm_config_kwargs(model))
+        ours = VisionTransformer(cfg)
+        load_strict(ours, {k: v.detach() for k, v in model.state_dict().items()}, type(model).__name__)
+        pretrained = dict(getattr(model, "pretrained_cfg", {}) or {})
+        spec = InputSpec(**_spec_fields(timm_input_spec(pretrained), cfg))
+        name = str(pretrained.get("architecture", type(model).__name__))
+        return LoadedModel(ours.eval(), spec, {"kind": "module", "id": f"timm {name}", "family": family_of(name)})
+    if type(model).__module__.startswith("transformers."):
+        ours, spec, source = convert_hf_module(model)
+        return LoadedModel(ours.eval(), spec, {**source, "kind": "module"})
+    raise UnsupportedModelError(
+        f"{type(model).__name__} is not a ViT vit-edge can read: pass a timm VisionTransformer, a transformers "
+        "ViT/DINOv2/CLIP/SigLIP vision module, a vit-edge VisionTransformer, or a file (timm:NAME --weights FILE)"
+    )
+
+
+def _spec_fields(fields: dict[str, Any], cfg: ViTConfig) -> dict[str, Any]:
+    """timm's pretrained_cfg, sized to the module's own input (a module may be built for another size)."""
+    size = cfg.image_hw
+    return {**fields, "img_size": size[0] if size[0] == size[1] else size}
 
 
 def _looks_like_path(model: str) -> bool:
@@ -121,28 +199,20 @@ def load_model(
     weights: str | Path | None = None,
     random_init: bool = False,
     num_classes: int | None = None,
-    img_size: int | None = None,
+    img_size: int | tuple[int, int] | None = None,
+    reid: ReIDSelection = ReIDSelection(),
 ) -> LoadedModel:
     """Resolve `model` to a reference ViT; `img_size` resizes the position embeddings (bicubic, prefix kept)."""
     weights = Path(weights) if weights is not None else None
-    if isinstance(model, VisionTransformer):
-        channels = model.cfg.in_chans
-        spec = (InputSpec(img_size=model.cfg.img_size) if channels == 3 else
-                InputSpec(img_size=model.cfg.img_size, channels=channels, mean=(0.5,) * channels,
-                          std=(0.5,) * channels))
-        loaded = LoadedModel(model.eval(), spec, {"kind": "module", "id": type(model).__name__})
-    elif isinstance(model, nn.Module):
-        raise UnsupportedModelError(
-            f"{type(model).__name__} is not a vit-edge VisionTransformer; save it and pass timm:NAME --weights FILE, "
-            "or a Hugging Face directory"
-        )
+    if isinstance(model, nn.Module):
+        loaded = _load_module(model)
     elif isinstance(model, Path) or _looks_like_path(str(model)):
         if weights is not None:
             raise ConfigError("--weights goes with timm:NAME or a reference ViT name, not with a model path")
         path = Path(model)
         if not path.exists():
             raise ModelLoadError(f"model path {path} does not exist")
-        loaded = _load_path(path)
+        loaded = _load_path(path, reid)
     else:
         needs_weights = str(model).startswith("timm:") or str(model) in REFERENCE_NAMES
         if needs_weights and weights is None and not random_init:
@@ -153,15 +223,32 @@ def load_model(
     return _finish(loaded, img_size)
 
 
-def _finish(loaded: LoadedModel, img_size: int | None) -> LoadedModel:
+def _finish(loaded: LoadedModel, img_size: int | tuple[int, int] | None) -> LoadedModel:
     cfg = loaded.model.cfg
-    if img_size is not None and img_size != cfg.img_size:
-        if img_size <= 0 or img_size % cfg.patch_size:
-            raise ConfigError(f"--img-size {img_size} must be a positive multiple of the patch size {cfg.patch_size}")
-        loaded.source["pos_embed_resampled_from"] = cfg.img_size
+    if img_size is not None and to_hw(img_size) != cfg.image_hw:
+        height, width = to_hw(img_size)
+        step = cfg.patch_size * cfg.feature_reduction
+        if min(height, width) < step or (cfg.patch_stride in (0, cfg.patch_size) and (height % step or width % step)):
+            raise ConfigError(f"--img-size {height}x{width} must be a positive multiple of the patch size {step}")
+        loaded.source["pos_embed_resampled_from"] = cfg.img_size if isinstance(cfg.img_size, int) else list(
+            cfg.img_size)
         loaded.model = loaded.model.with_img_size(img_size)
         loaded.spec = loaded.spec.with_(img_size=img_size)
     loaded.spec = loaded.spec.with_(channels=loaded.model.cfg.in_chans)
     loaded.source["weights_sha256"] = state_dict_sha256(loaded.model)
     loaded.source["architecture"] = loaded.model.cfg.to_json()
+    loaded.source.setdefault("family", _family(loaded.model.cfg))
     return loaded
+
+
+def _family(cfg: ViTConfig) -> str:
+    """A family name for models whose source does not say one (reference ViTs, checkpoints, modules)."""
+    if cfg.hybrid is not None:
+        return "hybrid"
+    if cfg.distilled:
+        return "deit"
+    if cfg.global_pool == "map":
+        return "siglip"
+    if cfg.reg_tokens:
+        return "registers"
+    return "vit"

@@ -1,9 +1,13 @@
-"""Named architectures: the reference ViT variants, the shipped model and the timm ViT/DeiT names we understand.
+"""Named architectures: the reference ViT variants, the shipped model and every timm ViT name we understand.
 
-One small entry per name (as timm's registry does); no entry holds code, so adding a model is adding a line.
+One small entry per name (as timm's registry does); no entry holds code. The timm table (`timm_models.json`) is
+read from real timm modules by `tests/fixtures/make_timm_golden.py`; names whose modules need a feature the
+reference ViT lacks keep that feature's name, so the refusal can say it.
 """
 from __future__ import annotations
 
+import difflib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +24,9 @@ __all__ = [
     "TimmEntry",
     "timm_entry",
     "TIMM_NAMES",
+    "TIMM_FAMILIES",
+    "TIMM_VERSION",
+    "family_of",
     "SHIPPED_MODELS",
     "FMNIST_TINY_CONFIG",
     "FMNIST_SPEC",
@@ -36,8 +43,6 @@ REFERENCE_SIZES: dict[str, tuple[int, int, int]] = {
 REFERENCE_PATCHES = (16, 32)
 REFERENCE_NAMES = tuple(f"vit_{size}_patch{p}" for size in REFERENCE_SIZES for p in REFERENCE_PATCHES)
 
-IMAGENET_SPEC = InputSpec(img_size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), crop_pct=0.9)
-INCEPTION_SPEC = InputSpec(img_size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), crop_pct=0.9)
 
 
 def reference_config(name: str, img_size: int = 224, num_classes: int = 1000, in_chans: int = 3) -> ViTConfig:
@@ -54,56 +59,85 @@ def reference_config(name: str, img_size: int = 224, num_classes: int = 1000, in
 
 @dataclass(frozen=True)
 class TimmEntry:
-    """A timm model name: its architecture and its pretrained preprocessing (mean/std/crop as timm declares)."""
+    """A timm model name: its architecture, its pretrained preprocessing (as timm declares) and its family."""
 
     name: str
     config: ViTConfig
     spec: InputSpec
+    family: str
 
 
-def _timm_table() -> dict[str, TimmEntry]:
-    """ViT (AugReg, Inception mean/std) and DeiT (ImageNet mean/std) classifiers as timm registers them.
-
-    Checked against real timm by tests/fixtures/timm_golden.json (vit_huge_patch14_224 is left out: timm builds it
-    without a classification head).
-    """
-    table: dict[str, TimmEntry] = {}
-    vit_names = [
-        ("tiny", 16, 224), ("tiny", 16, 384), ("small", 16, 224), ("small", 16, 384), ("small", 32, 224),
-        ("small", 32, 384), ("base", 16, 224), ("base", 16, 384), ("base", 32, 224), ("base", 32, 384),
-        ("large", 16, 224), ("large", 16, 384), ("large", 32, 384),
-    ]
-    for size, patch, img in vit_names:
-        dim, depth, heads = REFERENCE_SIZES[size]
-        cfg = ViTConfig(img_size=img, patch_size=patch, embed_dim=dim, depth=depth, num_heads=heads,
-                        mlp_hidden_dim=4 * dim)
-        name = f"vit_{size}_patch{patch}_{img}"
-        table[name] = TimmEntry(name, cfg, INCEPTION_SPEC.with_(img_size=img, crop_pct=0.9 if img == 224 else 1.0))
-    for size, img, distilled in [(s, i, d) for s in ("tiny", "small", "base") for i in (224, 384) for d in (0, 1)]:
-        if size != "base" and img == 384:
-            continue
-        dim, depth, heads = REFERENCE_SIZES[size]
-        cfg = ViTConfig(img_size=img, patch_size=16, embed_dim=dim, depth=depth, num_heads=heads,
-                        mlp_hidden_dim=4 * dim, distilled=bool(distilled))
-        name = f"deit_{size}_{'distilled_' if distilled else ''}patch16_{img}"
-        table[name] = TimmEntry(name, cfg, IMAGENET_SPEC.with_(img_size=img, crop_pct=0.9 if img == 224 else 1.0))
-    return table
+TIMM_TABLE_FILE = Path(__file__).with_name("timm_models.json")
+# timm families outside the VisionTransformer class: the feature the reference ViT lacks, the nearest that loads
+_OTHER_TIMM_FAMILIES = {
+    "eva02": ("rotary position embeddings (EVA-02)", "eva_large_patch14_196 or vit_*_patch14_dinov2"),
+    "beit": ("relative position bias (BEiT)", "deit3_* (LayerScale, no relative bias)"),
+    "beitv2": ("relative position bias (BEiT v2)", "deit3_* (LayerScale, no relative bias)"),
+    "swin": ("shifted-window attention (Swin)", "vit_* or deit3_*"),
+    "swinv2": ("shifted-window attention (Swin v2)", "vit_* or deit3_*"),
+    "cait": ("class-attention layers (CaiT)", "deit3_* (LayerScale)"),
+    "xcit": ("cross-covariance attention (XCiT)", "deit3_*"),
+    "levit": ("convolutional attention stages (LeViT)", "vit_*_r26_s32_* (hybrid stem)"),
+    "pit": ("pooling stages (PiT)", "vit_*"),
+    "crossvit": ("two-branch cross attention (CrossViT)", "vit_*"),
+    "twins": ("locally-grouped attention (Twins)", "vit_*"),
+    "mvitv2": ("pooling attention (MViT v2)", "vit_*"),
+}
 
 
-_TIMM = _timm_table()
-TIMM_NAMES = tuple(_TIMM)
+_FAMILY_RULES = [(r"^deit3_", "deit3"), (r"_reg\d+_dinov2", "dinov2-reg"), (r"_dinov2", "dinov2"),
+                 (r"_clip_", "clip"), (r"_siglip", "siglip"), (r"_r\d+_s\d+|_r_s\d+|resnet\d+d", "hybrid"),
+                 (r"^deit_", "deit"), (r"_reg\d+_", "registers"), (r"_gap_|_map_", "pooled"),
+                 (r"^(eva|beit|aimv2|vitamin|flexivit|test)_", r"\1"), (r"patch14", "patch14")]
+
+
+def family_of(name: str) -> str:
+    """The family a timm name belongs to (for `vit-edge models`, `info` and the manifest)."""
+    for pattern, family in _FAMILY_RULES:
+        match = re.search(pattern, name)
+        if match:
+            return match.expand(family)
+    return "vit"
+
+
+def _read_timm_table() -> tuple[str, dict[str, dict]]:
+    data = json.loads(TIMM_TABLE_FILE.read_text())
+    return data["timm_version"], data["models"]
+
+
+TIMM_VERSION, _TIMM = _read_timm_table()
+TIMM_NAMES = tuple(name for name, entry in _TIMM.items() if "config" in entry)
+TIMM_FAMILIES = tuple(sorted({entry["family"] for entry in _TIMM.values() if "config" in entry}))
+
+
+def _timm_refusal(base: str) -> UnsupportedModelError:
+    entry = _TIMM.get(base)
+    family = base.split("_", 1)[0]
+    if entry is not None:
+        close = difflib.get_close_matches(base, TIMM_NAMES, n=1, cutoff=0.0)
+        missing, nearest = entry["unsupported"], (close[0] if close else "vit_base_patch16_224")
+    elif family in _OTHER_TIMM_FAMILIES:
+        missing, nearest = _OTHER_TIMM_FAMILIES[family]
+    else:
+        return UnsupportedModelError(
+            f"timm model '{base}' is not a ViT that vit-edge knows{did_you_mean(base, TIMM_NAMES)}; "
+            "`vit-edge models` lists the families and names that load")
+    return UnsupportedModelError(
+        f"timm model '{base}' needs {missing}, which vit-edge's ViT cannot express; nearest that loads: {nearest} "
+        "(`vit-edge models` lists them)")
 
 
 def timm_entry(name: str) -> TimmEntry:
     """The entry for a timm name; a pretrained tag ('.augreg_in21k_ft_in1k') is accepted and ignored."""
     base = name.split(".", 1)[0]
-    if base in _TIMM:
-        return _TIMM[base]
-    raise UnsupportedModelError(
-        f"timm model '{name}' is not a ViT/DeiT that vit-edge supports{did_you_mean(base, TIMM_NAMES)}; "
-        f"supported: vit_{{tiny,small,base,large}}_patch{{16,32}}_{{224,384}}, "
-        f"deit_{{tiny,small,base}}[_distilled]_patch16_224, deit_base[_distilled]_patch16_384"
-    )
+    entry = _TIMM.get(base)
+    if entry is None or "config" not in entry:
+        raise _timm_refusal(base)
+    spec = entry["spec"]
+    size = spec["img_size"]
+    input_spec = InputSpec(img_size=size if isinstance(size, int) else (size[0], size[1]), mean=tuple(spec["mean"]),
+                           std=tuple(spec["std"]), interpolation=spec["interpolation"], crop_pct=spec["crop_pct"])
+    return TimmEntry(base, ViTConfig.from_json(entry["config"]), input_spec, entry["family"])
 
 
 FMNIST_TINY_CONFIG = ViTConfig(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=4,

@@ -72,6 +72,7 @@ class ViTConfig:
     bnneck: bool = False  # TransReID: a BatchNorm1d on the global feature (its test-time output)
     pre_logits: bool = False  # a Linear + tanh on the pooled feature (HF ViTModel's pooler, timm's pre_logits)
     hybrid: tuple[int, ...] | None = None  # a ResNetV2 stem (timm's vit_*_r50_*/r26): blocks per stage
+    hybrid_width: int = 64  # the stem's channels (64 in every released hybrid)
 
     def __post_init__(self) -> None:
         if self.global_pool not in POOLS:
@@ -91,6 +92,8 @@ class ViTConfig:
             raise ValueError("num_classes, reg_tokens and patch_stride cannot be negative")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        if self.sie_embeds and not 0 <= self.sie_index < self.sie_embeds:
+            raise ValueError(f"sie_index {self.sie_index} is outside the {self.sie_embeds} side-information rows")
         if min(self.image_hw) < self.patch_size:
             raise ValueError(f"img_size {self.img_size} is smaller than patch_size {self.patch_size}")
 
@@ -110,7 +113,8 @@ class ViTConfig:
     @property
     def grid(self) -> Size:
         """Patch grid (rows, columns)."""
-        height, width = (side // self.feature_reduction for side in self.image_hw)
+        reduction = self.feature_reduction  # the hybrid stem's 'same' padding rounds up
+        height, width = (-(-side // reduction) for side in self.image_hw)
         return ((height - self.patch_size) // self.stride + 1, (width - self.patch_size) // self.stride + 1)
 
     @property
@@ -187,7 +191,7 @@ class PatchEmbed(nn.Module):
         if cfg.hybrid is not None:
             from vit_edge.models.hybrid import ResNetV2Stem
 
-            self.backbone: nn.Module | None = ResNetV2Stem(cfg.in_chans, cfg.hybrid)
+            self.backbone: nn.Module | None = ResNetV2Stem(cfg.in_chans, cfg.hybrid, width=cfg.hybrid_width)
             in_chans = self.backbone.out_channels
         else:
             self.backbone, in_chans = None, cfg.in_chans
@@ -324,11 +328,7 @@ class VisionTransformer(nn.Module):
 
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
-        height, width = cfg.image_hw
-        if cfg.hybrid is None and cfg.patch_stride in (0, cfg.patch_size) and (height % cfg.patch_size
-                                                                            or width % cfg.patch_size):
-            raise ValueError(f"img_size {cfg.img_size} is not a multiple of patch_size {cfg.patch_size}")
-        self.cfg = cfg
+        self.cfg = cfg  # an image size that is no multiple of the patch: the convolution floors, as in timm
         dim = cfg.embed_dim
         self.patch_embed = PatchEmbed(cfg)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if cfg.class_token else None

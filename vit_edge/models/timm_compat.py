@@ -1,0 +1,170 @@
+"""A timm `VisionTransformer` object → the reference ViT's config, read from the module's structure (timm not imported).
+
+Why by structure: timm builds each name from keyword arguments spread over dozens of registry functions; the
+module that comes out says plainly which options are on (a LayerScale, a register token, an attention-pool
+head). The same reading serves two uses: the table of timm names shipped with vit-edge (made once from real timm
+by `tests/fixtures/make_timm_golden.py`) and models handed to `vit_edge.export(model, ...)` in memory.
+
+What the reference cannot express is named (`UnsupportedFeature`), so a user hears which feature is missing.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from vit_edge.errors import UnsupportedModelError
+
+__all__ = ["UnsupportedFeature", "timm_config_kwargs", "is_timm_vit", "timm_input_spec"]
+
+_TIMM_VIT_CLASSES = ("VisionTransformer", "VisionTransformerDistilled")
+_NORMS = ("LayerNorm", "LayerNorm2d")
+
+
+class UnsupportedFeature(UnsupportedModelError):
+    """A timm option the reference ViT has no counterpart for (RoPE, post-norm blocks, RMSNorm, ...)."""
+
+
+def is_timm_vit(module: nn.Module) -> bool:
+    """A timm VisionTransformer (by class and module path: no timm import needed)."""
+    cls = type(module)
+    return cls.__name__ in _TIMM_VIT_CLASSES and cls.__module__.startswith("timm.")
+
+
+def _kind(module: nn.Module | None) -> str:
+    return "none" if module is None else type(module).__name__
+
+
+def _need(condition: bool, feature: str) -> None:
+    if not condition:
+        raise UnsupportedFeature(feature)
+
+
+def _layer_norm_eps(module: nn.Module, where: str) -> float:
+    _need(_kind(module) in _NORMS or isinstance(module, nn.LayerNorm), f"{_kind(module)} normalisation ({where})")
+    return float(module.eps)
+
+
+def _activation(act: nn.Module) -> str:
+    name = type(act).__name__
+    if name == "QuickGELU":
+        return "quick_gelu"
+    if name in ("GELUTanh",) or (name == "GELU" and getattr(act, "approximate", "none") == "tanh"):
+        return "gelu_tanh"
+    if name == "GELU":
+        return "gelu"
+    if name == "SiLU":
+        return "silu"
+    raise UnsupportedFeature(f"{name} activation")
+
+
+def _mlp(mlp: nn.Module) -> dict[str, Any]:
+    kind = type(mlp).__name__
+    if kind == "Mlp":
+        _need(_kind(getattr(mlp, "norm", None)) in ("Identity", "none"), "a norm inside the MLP (scale_mlp_norm)")
+        _need(mlp.fc1.bias is not None and mlp.fc2.bias is not None, "an MLP without biases")
+        return {"mlp": "mlp", "mlp_hidden_dim": mlp.fc1.out_features, "act": _activation(mlp.act)}
+    if kind == "GluMlp":
+        _need(not getattr(mlp, "gate_last", True) and getattr(mlp, "chunk_dim", -1) == -1,
+              "a GLU MLP with the gate last")
+        _need(_kind(getattr(mlp, "norm", None)) in ("Identity", "none"), "a norm inside the MLP")
+        return {"mlp": "glu", "mlp_hidden_dim": mlp.fc1.out_features, "act": _activation(mlp.act)}
+    raise UnsupportedFeature(f"{kind} MLP (e.g. unpacked SwiGLU)")
+
+
+def _block(block: nn.Module) -> dict[str, Any]:
+    _need(type(block).__name__ == "Block", f"{type(block).__name__} blocks (post-norm or parallel blocks)")
+    attn = block.attn
+    _need(type(attn).__name__ == "Attention", f"{type(attn).__name__} attention")
+    _need(_kind(getattr(attn, "norm", None)) in ("Identity", "none"), "a norm inside attention (scale_attn_norm)")
+    _need(getattr(attn, "gate", None) is None, "gated attention")
+    qk_norm = _kind(attn.q_norm) != "Identity"
+    if qk_norm:
+        _layer_norm_eps(attn.q_norm, "qk_norm")
+    ls = _kind(block.ls1)
+    _need(ls in ("LayerScale", "Identity"), f"{ls} residual scaling")
+    _need(_kind(getattr(block, "drop_path1", None)) in ("Identity", "DropPath", "none"), "drop path variant")
+    return {
+        "num_heads": attn.num_heads, "qkv_bias": attn.qkv.bias is not None, "proj_bias": attn.proj.bias is not None,
+        "qk_norm": qk_norm, "ln_eps": _layer_norm_eps(block.norm1, "blocks"),
+        "init_values": (float(getattr(block.ls1, "init_values", 1e-5)) if ls == "LayerScale" else None),
+        **_mlp(block.mlp),
+    }
+
+
+def _patch_embed(embed: nn.Module) -> dict[str, Any]:
+    kind = type(embed).__name__
+    if kind == "HybridEmbed":
+        backbone = embed.backbone
+        if type(backbone).__name__ == "ResNetV2":
+            layers, width = tuple(len(stage.blocks) for stage in backbone.stages), backbone.stem.conv.out_channels
+        elif type(backbone).__name__ == "Sequential" and hasattr(backbone, "conv"):
+            layers, width = (), backbone.conv.out_channels
+        else:
+            raise UnsupportedFeature(f"a {type(backbone).__name__} hybrid stem (ResNetV2 stems are supported)")
+        proj = embed.proj
+        return {"hybrid": layers, "hybrid_width": int(width), "patch_size": int(proj.kernel_size[0]), "patch_stride": 0,
+                "patch_bias": proj.bias is not None, "img_size": tuple(int(s) for s in embed.img_size)}
+    _need(kind == "PatchEmbed", f"{kind} patch embedding")
+    _need(_kind(embed.norm) == "Identity", "a norm in the patch embedding")
+    proj = embed.proj
+    _need(proj.kernel_size[0] == proj.kernel_size[1], "non-square patches")
+    stride = int(proj.stride[0])
+    return {"patch_size": int(proj.kernel_size[0]), "patch_stride": 0 if stride == proj.kernel_size[0] else stride,
+            "patch_bias": proj.bias is not None, "img_size": tuple(int(s) for s in embed.img_size),
+            "in_chans": int(proj.in_channels)}
+
+
+def _head(model: nn.Module) -> dict[str, Any]:
+    pool = model.global_pool or "token"
+    attn_pool = getattr(model, "attn_pool", None)
+    if attn_pool is not None:
+        _need(type(attn_pool).__name__ == "AttentionPoolLatent", f"{type(attn_pool).__name__} pooling")
+        _need(attn_pool.latent.shape[1] == 1 and attn_pool.pos_embed is None and attn_pool.mlp is not None,
+              "an attention-pool head with several latents or its own position embedding")
+        _need(_kind(attn_pool.q_norm) == "Identity", "qk_norm in the attention-pool head")
+        _need(not getattr(model, "pool_include_prefix", False), "attention pooling over the prefix tokens")
+        pool = "map"
+    _need(pool in ("token", "avg", "max", "avgmax", "map"), f"'{pool}' pooling")
+    head = model.head
+    num_classes = head.out_features if isinstance(head, nn.Linear) else 0
+    _need(_kind(getattr(model, "head_drop", None)) in ("Dropout", "Identity", "none"), "a head with extra layers")
+    return {"global_pool": pool, "num_classes": num_classes,
+            "fc_norm": _kind(model.fc_norm) != "Identity",
+            "final_norm": _kind(model.fc_norm) != "Identity" or _kind(model.norm) != "Identity"}
+
+
+def timm_config_kwargs(model: nn.Module) -> dict[str, Any]:
+    """ViTConfig keyword arguments for a timm VisionTransformer; UnsupportedFeature names what does not map."""
+    if not is_timm_vit(model):
+        raise UnsupportedModelError(f"{type(model).__name__} is not a timm VisionTransformer")
+    _need(model.pos_embed is not None, "no absolute position embedding (rotary or none)")
+    _need(not getattr(model, "dynamic_img_pad", False), "dynamic image padding")
+    kwargs: dict[str, Any] = {
+        "embed_dim": int(model.embed_dim), "depth": len(model.blocks),
+        "class_token": model.cls_token is not None, "reg_tokens": int(getattr(model, "num_reg_tokens", 0)),
+        "no_embed_class": bool(model.no_embed_class), "pre_norm": _kind(model.norm_pre) != "Identity",
+        "distilled": type(model).__name__ == "VisionTransformerDistilled",
+    }
+    kwargs.update(_patch_embed(model.patch_embed))
+    blocks = [_block(block) for block in model.blocks]
+    _need(all(b == blocks[0] for b in blocks), "blocks that differ from one another")
+    kwargs.update(blocks[0])
+    kwargs.update(_head(model))
+    for norm_name in ("norm", "fc_norm", "norm_pre"):
+        norm = getattr(model, norm_name)
+        if _kind(norm) != "Identity":
+            _need(_layer_norm_eps(norm, norm_name) == kwargs["ln_eps"], f"a {norm_name} eps unlike the blocks'")
+    if kwargs["img_size"][0] == kwargs["img_size"][1]:
+        kwargs["img_size"] = kwargs["img_size"][0]
+    return kwargs
+
+
+def timm_input_spec(pretrained_cfg: dict[str, Any]) -> dict[str, Any]:
+    """InputSpec fields from timm's pretrained_cfg (mean, std, interpolation, crop_pct, input_size)."""
+    _, height, width = pretrained_cfg.get("input_size", (3, 224, 224))
+    return {"img_size": height if height == width else [height, width],
+            "mean": list(pretrained_cfg.get("mean", (0.485, 0.456, 0.406))),
+            "std": list(pretrained_cfg.get("std", (0.229, 0.224, 0.225))),
+            "interpolation": pretrained_cfg.get("interpolation", "bicubic"),
+            "crop_pct": float(pretrained_cfg.get("crop_pct", 0.875))}
