@@ -27,7 +27,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 from torch import nn
@@ -166,7 +166,7 @@ class Architecture:
 
     family: Family
     output: str  # the transformers output the reference reproduces (for the manifest)
-    head: str = "none"  # "labels": one class per id2label entry; "projection": CLIP's projection_dim; "none"
+    head: Literal["labels", "projection", "none"] = "none"  # labels: a class per id2label; projection: CLIP's
     options: Options = field(default_factory=dict)
     renames: tuple[tuple[str, str], ...] = ()
     output_without_pooler: str = ""  # ViTModel saved without its pooler, SigLIP without its head
@@ -378,7 +378,7 @@ def _split_in_proj(out: dict[str, torch.Tensor], dim: int) -> None:
     for param in ("weight", "bias"):
         packed = out.pop(f"attn_pool.in_proj_{param}", None)
         if packed is not None:
-            out[f"attn_pool.q.{param}"], out[f"attn_pool.kv.{param}"] = packed[-dim:], packed[:-dim]
+            out[f"attn_pool.q.{param}"], out[f"attn_pool.kv.{param}"] = packed[:dim], packed[dim:]
 
 
 def _fold_class_position(out: dict[str, torch.Tensor], cfg: ViTConfig) -> None:
