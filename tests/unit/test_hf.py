@@ -230,3 +230,26 @@ def test_unplaceable_tensors_are_refused(tmp_path: Path) -> None:
     save_file(state, str(tmp_path / "model.safetensors"))
     with pytest.raises(UnsupportedModelError, match="1 tensors have no place .*q_norm"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["clip", "siglip"])
+def test_transformers_4_vision_model_prefix_loads_too(kind: str, tmp_path: Path) -> None:
+    """4.x saved CLIPVisionModel/SiglipVisionModel under 'vision_model.', CLIP's position_ids buffer included."""
+    from safetensors.torch import load_file, save_file
+
+    hf = make_family(kind)
+    hf.save_pretrained(tmp_path)
+    state = {f"vision_model.{k}": v for k, v in load_file(str(tmp_path / "model.safetensors")).items()}
+    state["vision_model.embeddings.position_ids"] = torch.arange(16)[None]
+    save_file(state, str(tmp_path / "model.safetensors"))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(load_model(tmp_path).model(x), hf(pixel_values=x).pooler_output, atol=2e-5,
+                                   rtol=1e-5)
+
+
+def test_preprocessor_crop_off_the_patch_grid_is_refused(tmp_path: Path) -> None:
+    from vit_edge.errors import ConfigError
+
+    (tmp_path / "preprocessor_config.json").write_text('{"crop_size": {"height": 30, "width": 30}}')
+    assert "input size 30 is not a multiple of the patch size 14" in _refusal(tmp_path, DINO_JSON, ConfigError)
