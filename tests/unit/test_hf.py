@@ -1,6 +1,7 @@
 """Hugging Face ViT/DeiT directories load into the reference ViT and give transformers' own logits."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -77,7 +78,6 @@ def test_non_vit_hf_directory_is_refused(tmp_path: Path) -> None:
 BASE = dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=3)
 VIT_CFG = dict(BASE, intermediate_size=96, image_size=32, patch_size=8)
 DINO_CFG = dict(BASE, image_size=28, patch_size=14)
-PATCH8 = dict(BASE, intermediate_size=96, image_size=32, patch_size=8)
 
 
 def _pooler(out: object) -> torch.Tensor:
@@ -102,12 +102,12 @@ FAMILIES = {
     "dinov2_reg": ("Dinov2WithRegistersModel", "Dinov2WithRegistersConfig", REG, _pooler, "dinov2-reg", {}),
     "dinov2_reg_classifier": ("Dinov2WithRegistersForImageClassification", "Dinov2WithRegistersConfig",
                               dict(REG, num_labels=5), _logits, "dinov2-reg", {}),
-    "clip": ("CLIPVisionModel", "CLIPVisionConfig", PATCH8, _pooler, "clip", {}),
-    "clip_gelu": ("CLIPVisionModel", "CLIPVisionConfig", dict(PATCH8, hidden_act="gelu"), _pooler, "clip", {}),
-    "clip_projection": ("CLIPVisionModelWithProjection", "CLIPVisionConfig", dict(PATCH8, projection_dim=16),
+    "clip": ("CLIPVisionModel", "CLIPVisionConfig", VIT_CFG, _pooler, "clip", {}),
+    "clip_gelu": ("CLIPVisionModel", "CLIPVisionConfig", dict(VIT_CFG, hidden_act="gelu"), _pooler, "clip", {}),
+    "clip_projection": ("CLIPVisionModelWithProjection", "CLIPVisionConfig", dict(VIT_CFG, projection_dim=16),
                         lambda out: out.image_embeds, "clip", {}),
-    "siglip": ("SiglipVisionModel", "SiglipVisionConfig", PATCH8, _pooler, "siglip", {}),
-    "siglip_no_head": ("SiglipVisionModel", "SiglipVisionConfig", dict(PATCH8, vision_use_head=False),
+    "siglip": ("SiglipVisionModel", "SiglipVisionConfig", VIT_CFG, _pooler, "siglip", {}),
+    "siglip_no_head": ("SiglipVisionModel", "SiglipVisionConfig", dict(VIT_CFG, vision_use_head=False),
                        lambda out: out.last_hidden_state.mean(dim=1), "siglip", {}),
 }
 
@@ -137,7 +137,7 @@ def test_hf_family_directory_matches_transformers(kind: str, tmp_path: Path) -> 
     assert side == hf.config.image_size and "pos_embed_resampled_from" not in loaded.source
 
 
-def test_hf_module_in_memory_converts(tmp_path: Path) -> None:
+def test_hf_module_in_memory_converts() -> None:
     """In memory, transformers 5 names differ from the files (q_proj, gate_proj/up_proj): both convert."""
     from vit_edge.models.hf_compat import convert_hf_module
 
@@ -162,13 +162,12 @@ def test_hf_module_of_another_class_is_refused() -> None:
 
 
 # DINOv2 ships config.image_size 518 and a 224 crop; transformers resamples the position embeddings at each call
-# (bicubic; antialiased for the registers model only), the reference once at load (bicubic, antialiased, timm's).
-# Max abs diff measured on these tiny models (outputs of magnitude ~2.7): Dinov2Model 1.0e-2 (42 → 28), 6.7e-4
-# (28 → 42), 5.2e-3 (518 → 224); Dinov2WithRegistersModel < 1e-6 in all three.
+# (bicubic, antialiased for the registers model only), the reference once at load (with_img_size: bicubic,
+# antialiased, as timm). Max abs diff measured on these tiny models (outputs of magnitude 2 to 3): Dinov2Model
+# 1.2e-2 (42 → 28), 5.0e-4 (28 → 42), 1.4e-2 (518 → 224); Dinov2WithRegistersModel < 1e-6 in all three. Resampled
+# without antialiasing, Dinov2Model too is < 1e-6: the antialias flag is the whole difference.
 @pytest.mark.parametrize("kind, atol", [("dinov2", 3e-2), ("dinov2_reg", 2e-5)])
 def test_dinov2_at_the_preprocessor_crop_size(kind: str, atol: float, tmp_path: Path) -> None:
-    import json
-
     hf = make_family(kind, image_size=42)
     hf.save_pretrained(tmp_path)
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({
@@ -185,8 +184,6 @@ def test_dinov2_at_the_preprocessor_crop_size(kind: str, atol: float, tmp_path: 
 
 def _refusal(tmp_path: Path, config: dict, error: type = UnsupportedModelError) -> str:
     """Load a directory holding only `config` (refused before the weights are read); the error's one line."""
-    import json
-
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(error) as caught:
         load_model(tmp_path)
