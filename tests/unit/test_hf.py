@@ -1,4 +1,5 @@
-"""Hugging Face ViT/DeiT directories load into the reference ViT and give transformers' own logits."""
+"""Hugging Face ViT-family models (ViT, DeiT, DINOv2, CLIP and SigLIP vision) load into the reference ViT and
+give transformers' own outputs; what the reference cannot run is refused in one line."""
 from __future__ import annotations
 
 import json
@@ -93,6 +94,7 @@ REG = dict(DINO2, num_register_tokens=2)
 # kind → (transformers model class, its config class, config, the compared output, source["family"], model kwargs)
 FAMILIES = {
     "vit_model": ("ViTModel", "ViTConfig", VIT_CFG, _pooler, "vit", {}),
+    "vit_model_non_square": ("ViTModel", "ViTConfig", dict(VIT_CFG, image_size=[32, 48]), _pooler, "vit", {}),
     "vit_model_no_pooler": ("ViTModel", "ViTConfig", VIT_CFG, lambda out: out.last_hidden_state[:, 0], "vit",
                             {"add_pooling_layer": False}),
     "dinov2": ("Dinov2Model", "Dinov2Config", DINO2, _pooler, "dinov2", {}),
@@ -128,13 +130,14 @@ def test_hf_family_directory_matches_transformers(kind: str, tmp_path: Path) -> 
     hf = make_family(kind)
     hf.save_pretrained(tmp_path)
     loaded = load_model(tmp_path)
-    side = loaded.spec.img_size
-    x = torch.randn(2, 3, side, side)
+    x = torch.randn(2, 3, loaded.spec.height, loaded.spec.width)
     with torch.no_grad():
         expected = FAMILIES[kind][3](hf(pixel_values=x))
         torch.testing.assert_close(loaded.model(x), expected, atol=2e-5, rtol=1e-5)
     assert loaded.source["family"] == FAMILIES[kind][4] and loaded.source["hf_architecture"] == type(hf).__name__
-    assert side == hf.config.image_size and "pos_embed_resampled_from" not in loaded.source
+    size = hf.config.image_size
+    assert (loaded.spec.height, loaded.spec.width) == (tuple(size) if isinstance(size, list) else (size, size))
+    assert "pos_embed_resampled_from" not in loaded.source
 
 
 def test_hf_module_in_memory_converts() -> None:
@@ -205,7 +208,7 @@ DINO_JSON = {"architectures": ["Dinov2Model"], "hidden_size": 48, "num_hidden_la
     ({"image_size": 30}, UnsupportedModelError, "image_size 30 is not a multiple of patch_size 14"),
     ({"hidden_size": None}, ModelLoadError, "'hidden_size' is missing"),
     ({"num_attention_heads": "three"}, ModelLoadError, "num_attention_heads must be an integer"),
-    ({"image_size": [28, 42]}, UnsupportedModelError, "not square"),
+    ({"patch_size": [14, 7]}, UnsupportedModelError, "patch_size [14, 7] is not square"),
 ])
 def test_inexpressible_hf_configs_are_refused_in_one_line(changes: dict, error: type, words: str,
                                                           tmp_path: Path) -> None:
@@ -250,3 +253,18 @@ def test_preprocessor_crop_off_the_patch_grid_is_refused(tmp_path: Path) -> None
 
     (tmp_path / "preprocessor_config.json").write_text('{"crop_size": {"height": 30, "width": 30}}')
     assert "input size 30 is not a multiple of the patch size 14" in _refusal(tmp_path, DINO_JSON, ConfigError)
+
+
+def test_non_square_preprocessor_size_resamples_positions(tmp_path: Path) -> None:
+    """ViTImageProcessor resizing to 32×48: the model is built for it (transformers: interpolate_pos_encoding=True;
+    its bicubic is not antialiased, the reference's is: 9e-4 max abs diff measured)."""
+    hf = make_family("vit_model")
+    hf.save_pretrained(tmp_path)
+    (tmp_path / "preprocessor_config.json").write_text('{"size": {"height": 32, "width": 48}, "resample": 2}')
+    loaded = load_model(tmp_path)
+    assert loaded.spec.img_size == (32, 48) and loaded.spec.crop_pct == 1.0
+    assert loaded.source["pos_embed_resampled_from"] == 32
+    x = torch.randn(2, 3, 32, 48)
+    with torch.no_grad():
+        expected = hf(pixel_values=x, interpolate_pos_encoding=True).pooler_output
+        torch.testing.assert_close(loaded.model(x), expected, atol=5e-3, rtol=0)

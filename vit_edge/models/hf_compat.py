@@ -41,6 +41,7 @@ __all__ = ["SUPPORTED_ARCHITECTURES", "is_hf_directory", "load_hf_directory", "c
            "hf_config_to_vit", "convert_hf_state_dict"]
 
 Options = dict[str, Any]
+Size = tuple[int, int]  # (height, width)
 
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 _ACTIVATIONS = {"gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh", "quick_gelu": "quick_gelu",
@@ -68,14 +69,20 @@ def _int(config: dict[str, Any], key: str, default: int | None = None, minimum: 
     return int(value)
 
 
-def _side(config: dict[str, Any], key: str, default: int) -> int:
-    """image_size / patch_size: an int or a square [h, w] pair (the input spec is square)."""
+def _size(config: dict[str, Any], key: str, default: int | None = None) -> Size:
+    """A size field as (height, width): an int, or a [height, width] pair (ViT takes non-square images)."""
     value = config.get(key, default)
     if isinstance(value, (list, tuple)):
-        if len(value) != 2 or value[0] != value[1]:
-            raise UnsupportedModelError(f"{key} {value} is not square; vit-edge takes square Hugging Face models")
-        value = value[0]
-    return _int({key: value}, key)
+        if len(value) != 2:
+            raise _bad_config(f"{key} must be an integer or [height, width], got {value!r}")
+        return (_int({key: value[0]}, key), _int({key: value[1]}, key))
+    side = _int({key: value}, key)
+    return (side, side)
+
+
+def _collapse(size: Size) -> int | Size:
+    """(h, w) as the config/spec field: an int when square."""
+    return size[0] if size[0] == size[1] else size
 
 
 def _activation(config: dict[str, Any], default: str) -> str:
@@ -88,20 +95,22 @@ def _activation(config: dict[str, Any], default: str) -> str:
 def _common_options(config: dict[str, Any], ln_eps: float) -> Options:
     """The sizes every family shares, checked with transformers' names so the error names the config field."""
     hidden, heads = _int(config, "hidden_size"), _int(config, "num_attention_heads")
-    image, patch = _side(config, "image_size", 224), _side(config, "patch_size", 16)
+    image, (patch, patch_w) = _size(config, "image_size", 224), _size(config, "patch_size", 16)
+    if patch != patch_w:
+        raise UnsupportedModelError(f"patch_size {[patch, patch_w]} is not square; the reference ViT's patches are")
     if hidden % heads:
         raise _bad_config(f"hidden_size {hidden} is not divisible by num_attention_heads {heads}")
     if config.get("head_dim") not in (None, hidden // heads):
         raise UnsupportedModelError(f"head_dim {config['head_dim']} differs from hidden_size / num_attention_heads")
-    if image < patch:
-        raise _bad_config(f"image_size {image} is smaller than patch_size {patch}")
-    if image % patch:
-        raise UnsupportedModelError(f"image_size {image} is not a multiple of patch_size {patch} (transformers drops "
-                                    "the remainder, the reference ViT does not)")
+    if min(image) < patch:
+        raise _bad_config(f"image_size {_collapse(image)} is smaller than patch_size {patch}")
+    if image[0] % patch or image[1] % patch:
+        raise UnsupportedModelError(f"image_size {_collapse(image)} is not a multiple of patch_size {patch} "
+                                    "(transformers drops the remainder, the reference ViT does not)")
     eps = config.get("layer_norm_eps", ln_eps)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
         raise _bad_config(f"layer_norm_eps must be a positive number, got {eps!r}")
-    return dict(img_size=image, patch_size=patch, in_chans=_int(config, "num_channels", 3), embed_dim=hidden,
+    return dict(img_size=_collapse(image), patch_size=patch, in_chans=_int(config, "num_channels", 3), embed_dim=hidden,
                 depth=_int(config, "num_hidden_layers"), num_heads=heads, ln_eps=float(eps))
 
 
@@ -281,7 +290,7 @@ def hf_config_to_vit(config: dict[str, Any], architecture: str | None = None) ->
     except ValueError as exc:
         raise _bad_config(str(exc)) from exc
     mean, std = family.norm
-    spec = InputSpec(img_size=int(options["img_size"]), channels=vit.in_chans, mean=mean, std=std,
+    spec = InputSpec(img_size=vit.img_size, channels=vit.in_chans, mean=mean, std=std,
                      interpolation=family.interpolation, crop_pct=1.0,
                      class_names=_labels(config) if arch.head == "labels" else ())
     if len(mean) != vit.in_chans:
@@ -289,17 +298,15 @@ def hf_config_to_vit(config: dict[str, Any], architecture: str | None = None) ->
     return vit, name, spec
 
 
-def _preprocessor_side(value: Any, key: str) -> int | None:
-    """A processor `size`/`crop_size` (int, {height, width} or {shortest_edge}) as one side, or None if absent."""
+def _preprocessor_size(value: Any, key: str) -> Size | None:
+    """A processor `size`/`crop_size` (int, {height, width} or {shortest_edge}) as (height, width); None if absent."""
+    name = f"preprocessor {key}"
     if isinstance(value, dict):
         if "height" in value or "width" in value:
-            if value.get("height") != value.get("width"):
-                raise UnsupportedModelError(f"preprocessor {key} {value} is not square; the input spec is square")
-            value = value.get("height")
-        else:
-            value = value.get("shortest_edge")
-    name = f"preprocessor {key}"
-    return None if value is None else _int({name: value}, name)
+            height, width = value.get("height", value.get("width")), value.get("width", value.get("height"))
+            return (_int({name: height}, name), _int({name: width}, name))
+        value = value.get("shortest_edge")
+    return None if value is None else _size({name: value}, name)
 
 
 def _norm_values(value: Any, default: tuple[float, ...], channels: int) -> tuple[float, ...]:
@@ -326,11 +333,12 @@ def _spec_from_preprocessor(pre: dict[str, Any], spec: InputSpec) -> InputSpec:
     interpolation = _PIL_RESAMPLE.get(resample) if isinstance(resample, int) else str(resample).lower()
     if interpolation not in _PIL_RESAMPLE.values():
         interpolation = spec.interpolation
-    resize = _preprocessor_side(pre.get("size"), "size")
-    crop = _preprocessor_side(pre.get("crop_size"), "crop_size") if pre.get("do_center_crop", True) else None
-    side = crop or resize or spec.img_size
-    crop_pct = min(crop / resize, 1.0) if crop and resize else 1.0
-    return spec.with_(mean=mean, std=std, interpolation=interpolation, img_size=side, crop_pct=crop_pct)
+    resize = _preprocessor_size(pre.get("size"), "size")
+    crop = _preprocessor_size(pre.get("crop_size"), "crop_size") if pre.get("do_center_crop", True) else None
+    size = crop or resize
+    crop_pct = min(max(crop) / max(resize), 1.0) if crop and resize else 1.0  # the short side: crop / resize
+    return spec.with_(mean=mean, std=std, interpolation=interpolation, crop_pct=crop_pct,
+                      img_size=_collapse(size) if size else spec.img_size)
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -436,7 +444,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     cfg, name, spec = hf_config_to_vit(config, architecture)
     if preprocessor is not None:
         spec = _spec_from_preprocessor(preprocessor, spec)
-    if spec.img_size % cfg.patch_size:
+    if spec.height % cfg.patch_size or spec.width % cfg.patch_size:
         raise ConfigError(f"the preprocessor's input size {spec.img_size} is not a multiple of the patch size "
                           f"{cfg.patch_size}")
     arch = SUPPORTED_ARCHITECTURES[name]
@@ -448,7 +456,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     source: dict[str, Any] = {"kind": "huggingface", "id": origin, "architecture": name, "hf_architecture": name,
                               "family": arch.family.name,
                               "output": arch.output if pooled else arch.output_without_pooler}
-    if spec.img_size != cfg.img_size:  # DINOv2: config.image_size 518, crop 224
+    if (spec.height, spec.width) != cfg.image_hw:  # DINOv2: config.image_size 518, crop 224
         source["pos_embed_resampled_from"] = cfg.img_size
         model = model.with_img_size(spec.img_size)
     return model.eval(), spec, source
