@@ -24,7 +24,7 @@ def _needs_output_quant(name: str, module: nn.Module, modules: dict[str, nn.Modu
     if isinstance(module, _WeightQuantMixin):
         return True
     if isinstance(module, QuantMatMul):
-        return not (name.endswith("attn.av") and isinstance(modules.get(name[: -len("av")] + "proj"), QuantLinear))
+        return not (name.endswith(".av") and isinstance(modules.get(name[: -len("av")] + "proj"), QuantLinear))
     return False
 
 

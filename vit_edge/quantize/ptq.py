@@ -27,6 +27,8 @@ __all__ = ["QuantizedViT", "quantize_model", "candidate_sites", "calibrate", "fi
 _SITE_PATHS = {"qkv": "attn.qkv", "qk": "attn.qk", "av": "attn.av", "proj": "attn.proj", "fc1": "mlp.fc1",
                "fc2": "mlp.fc2"}
 
+_POOL_SITES = {"q": "qkv", "kv": "qkv", "qk": "qk", "av": "av", "proj": "proj", "mlp.fc1": "fc1", "mlp.fc2": "fc2"}
+
 
 @dataclass
 class QuantizedViT:
@@ -50,9 +52,12 @@ class QuantizedViT:
 
 def candidate_sites(model: VisionTransformer) -> dict[str, str]:
     """Every quantizable matmul by module name → its kind."""
-    sites = {f"blocks.{i}.{path}": kind for i in range(len(model.blocks)) for kind, path in _SITE_PATHS.items()}
-    sites["patch_embed.proj"] = "patch_embed"
-    sites["head"] = "head"
+    sites = {"patch_embed.proj": "patch_embed"}
+    sites.update({f"blocks.{i}.{path}": kind for i in range(len(model.blocks)) for kind, path in _SITE_PATHS.items()})
+    if model.attn_pool is not None:  # SigLIP's MAP head: a block's matmuls, one query
+        sites.update({f"attn_pool.{path}": kind for path, kind in _POOL_SITES.items()})
+    if model.head is not None:
+        sites["head"] = "head"
     if model.head_dist is not None:
         sites["head_dist"] = "head"
     return sites
