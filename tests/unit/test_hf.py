@@ -151,6 +151,8 @@ def test_hf_module_in_memory_converts() -> None:
         with torch.no_grad():
             torch.testing.assert_close(model(x), FAMILIES[kind][3](hf(pixel_values=x)), atol=2e-5, rtol=1e-5)
         assert source["family"] == FAMILIES[kind][4] and source["kind"] == "huggingface"
+    loaded = load_model(hf)  # load_model hands transformers modules to convert_hf_module
+    assert loaded.source["kind"] == "module" and loaded.source["hf_architecture"] == "SiglipVisionModel"
 
 
 def test_hf_module_of_another_class_is_refused() -> None:
