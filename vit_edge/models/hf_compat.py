@@ -37,8 +37,8 @@ from vit_edge.models.checkpoint import load_strict, read_state_dict
 from vit_edge.models.vit import ViTConfig, VisionTransformer
 from vit_edge.types import InputSpec
 
-__all__ = ["Architecture", "Family", "SUPPORTED_ARCHITECTURES", "is_hf_directory", "load_hf_directory", "convert_hf_module",
-           "hf_config_to_vit", "convert_hf_state_dict"]
+__all__ = ["Architecture", "Family", "SUPPORTED_ARCHITECTURES", "is_hf_directory", "load_hf_directory",
+           "convert_hf_module", "hf_config_to_vit", "convert_hf_state_dict"]
 
 Options = dict[str, Any]
 Size = tuple[int, int]  # (height, width)
