@@ -59,7 +59,8 @@ def default_output_dir(model: Any, options: ExportOptions) -> Path:
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem.replace("timm:", "timm-")).strip("_") or "model"
     parts = [stem, options.target, options.precision.value]
     if options.img_size:
-        parts.append(str(options.img_size))
+        size = options.img_size
+        parts.append(str(size) if isinstance(size, int) else f"{size[0]}x{size[1]}")
     if options.layout is Layout.NHWC:
         parts.append("nhwc")
     return Path("artifacts") / "-".join(parts)
@@ -158,14 +159,18 @@ def _enum(kind: type, value: Any, what: str) -> Any:
 
 
 def _options_json(options: ExportOptions) -> dict[str, Any]:
-    return {"precision": options.precision.value, "img_size": options.img_size, "layout": options.layout.value,
+    size = options.img_size if options.img_size is None or isinstance(options.img_size, int) else list(options.img_size)
+    return {"precision": options.precision.value, "img_size": size, "layout": options.layout.value,
             "verify": options.verify, "parity_samples": options.parity_samples, "opset": options.opset}
 
 
 def _load(model: Any, weights: Any, random_init: bool, options: ExportOptions) -> Any:
     from vit_edge.models.loaders import load_model
 
-    return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size)
+    from vit_edge.models.loaders import ReIDSelection
+
+    reid = ReIDSelection(camera=options.camera, view=options.view, neck_feat=options.neck_feat)
+    return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid)
 
 
 def _parity_dataset(data: str | None, spec: Any) -> Any:

@@ -32,7 +32,8 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--target", required=True, help="onnx | openvino | tflite")
     p.add_argument("--precision", default="fp32", help="fp32 (all targets) | fp16 (openvino, tflite)")
     p.add_argument("--out", type=Path, help="artifact directory (default: artifacts/MODEL-TARGET-PRECISION)")
-    p.add_argument("--img-size", type=int, help="export for another input size (position embeddings resampled)")
+    p.add_argument("--img-size", type=_img_size,
+                   help="export for another input size, N or HxW (position embeddings resampled)")
     p.add_argument("--layout", default="nchw", help="nchw | nhwc input")
     p.add_argument("--weights", type=Path, help="weights file for timm:NAME or a reference ViT (.pth/.safetensors)")
     p.add_argument("--random-init", action="store_true", help="export an untrained model (recorded in the manifest)")
@@ -41,6 +42,16 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--opset", type=int, default=18, help="ONNX opset, ≥ 17 (default 18)")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the parity check")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    _add_reid_options(p)
+
+
+def _add_reid_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("re-identification checkpoints (TransReID)")
+    group.add_argument("--camera", type=_non_negative, default=0,
+                       help="0-based camera id whose side-information embedding is built in (default 0)")
+    group.add_argument("--view", type=_non_negative, default=0, help="0-based view id (vehicle models)")
+    group.add_argument("--neck-feat", default="after", choices=("after", "before"),
+                       help="output the BNNeck feature (after) or the class token before it")
 
 
 def _add_qat_options(group: Any) -> None:
@@ -81,7 +92,8 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--out", type=Path, help="artifact directory (default: artifacts/MODEL-TARGET-int8)")
     p.add_argument("--weights", type=Path)
     p.add_argument("--random-init", action="store_true")
-    p.add_argument("--img-size", type=int)
+    p.add_argument("--img-size", type=_img_size, help="N or HxW")
+    _add_reid_options(p)
     p.add_argument("--parity-samples", type=int, default=16)
     p.add_argument("--no-verify", dest="verify", action="store_false")
     p.add_argument("--force", action="store_true")
@@ -103,6 +115,27 @@ def _add_info(sub: Any) -> None:
     p = sub.add_parser("info", help="show an artifact's manifest and check its files' sha256")
     p.add_argument("artifact", type=Path)
     p.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+
+
+def _img_size(text: str) -> int | tuple[int, int]:
+    """'224' or '256x128' (height × width)."""
+    try:
+        parts = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or HxW (e.g. 224 or 256x128), got '{text}'") from None
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or HxW with positive sizes, got '{text}'")
+    return parts[0] if len(parts) == 1 or parts[0] == parts[1] else (parts[0], parts[1])
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got '{text}'")
+    return value
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -153,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(sub)
     _add_bench(sub)
     sub.add_parser("devices", help="list the runtimes installed here, their versions and OpenVINO's devices")
+    p = sub.add_parser("models", help="list the model families and timm names that load, with their input spec")
+    p.add_argument("--family", help="only this family (e.g. dinov2, clip, siglip, deit3, hybrid)")
+    p.add_argument("--unsupported", action="store_true", help="list timm ViT names that do not load, and why")
     return parser
 
 
@@ -162,7 +198,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     artifact = export(
         args.model, args.target, args.out, weights=args.weights, random_init=args.random_init, data=args.data,
         log=_log, precision=args.precision, img_size=args.img_size, layout=args.layout, verify=args.verify,
-        parity_samples=args.parity_samples, opset=args.opset, force=args.force,
+        parity_samples=args.parity_samples, opset=args.opset, force=args.force, camera=args.camera, view=args.view,
+        neck_feat=args.neck_feat,
     )
     parity = artifact.manifest.parity
     check = (f"parity ok: min cosine {parity['min_cosine']:.7f}, top-1 agreement "
@@ -196,7 +233,8 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
                         calib_size=args.calib_size, eval_data=args.eval_data, eval_limit=args.eval_limit,
                         weights=args.weights, random_init=args.random_init, method=args.method,
                         qat=_qat_request(args) if args.method == "qat" else None, log=_log, img_size=args.img_size,
-                        verify=args.verify, parity_samples=args.parity_samples, force=args.force)
+                        verify=args.verify, parity_samples=args.parity_samples, force=args.force,
+                        camera=args.camera, view=args.view, neck_feat=args.neck_feat)
     if artifact is None:  # a torchrun rank other than 0: rank 0 writes and reports
         return 0
     q = artifact.manifest.quantization or {}
@@ -233,6 +271,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         ("target", f"{manifest.target} ({manifest.precision.value})"),
         ("model file", f"{manifest.model_file}  ({size / 1e6:.2f} MB in all; sha256 verified)"),
         ("source", f"{manifest.source.get('kind')}: {manifest.source.get('id')}"),
+        ("family", _family_line(manifest.source)),
         ("input", f"{spec.shape(1)} {spec.layout.value}, mean {spec.mean}, std {spec.std}, {spec.interpolation}"),
         ("parity", _parity_line(manifest.parity)),
         *([("quantized", _quantization_line(manifest.quantization))] if manifest.quantization else []),
@@ -242,6 +281,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for key, value in rows:
         print(f"{key:>10}  {value}")
     return 0
+
+
+def _family_line(source: dict[str, Any]) -> str:
+    arch = source.get("architecture", {})
+    output = f"{arch.get('num_classes')} logits" if arch.get("num_classes") else "pooled embedding"
+    line = f"{source.get('family', '?')}; output: {output}, pooling {arch.get('global_pool', '?')}"
+    if source.get("kind") == "transreid":
+        line += f"; camera {source.get('camera')}, view {source.get('view')}, feature {source.get('neck_feat')}"
+    return line
 
 
 def _sqnr_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
@@ -314,8 +362,16 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from vit_edge.models.catalog import model_rows
+
+    for line in model_rows(family=args.family, unsupported=args.unsupported):
+        print(line)
+    return 0
+
+
 COMMANDS = {"export": _cmd_export, "quantize": _cmd_quantize, "train": _cmd_train, "info": _cmd_info, "bench": _cmd_bench,
-            "devices": _cmd_devices}
+            "devices": _cmd_devices, "models": _cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -328,6 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vit-edge: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `vit-edge models | head`: the reader has gone, nothing is wrong
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -14,9 +14,12 @@ class ExportOptions:
 
     target: str
     precision: Precision = Precision.FP32
-    img_size: int | None = None
+    img_size: int | tuple[int, int] | None = None  # (height, width) for a non-square input
     layout: Layout = Layout.NCHW
     verify: bool = True
     parity_samples: int = 16
     opset: int = 18
     force: bool = False
+    camera: int = 0  # re-identification models (TransReID): the camera/view the artifact is specialised to
+    view: int = 0
+    neck_feat: str = "after"  # TransReID's output: the BNNeck feature ("after") or the class token ("before")

@@ -13,7 +13,7 @@ import torch
 from vit_edge.artifact import Manifest, read_manifest
 from vit_edge.errors import ConfigError
 from vit_edge.export.base import NHWCInput
-from vit_edge.models.loaders import load_model
+from vit_edge.models.loaders import ReIDSelection, load_model
 from vit_edge.runtime.base import Session, SessionOptions
 from vit_edge.types import Layout
 
@@ -29,9 +29,13 @@ def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
     weights = source.get("weights_file")
     if kind == "timm":
         ident = f"timm:{ident}"
-    if kind not in ("shipped", "checkpoint", "huggingface", "timm", "reference"):
+    if kind not in ("shipped", "checkpoint", "huggingface", "timm", "reference", "transreid"):
         raise ConfigError(f"an artifact exported from a '{kind}' source cannot be rebuilt in PyTorch")
-    loaded = load_model(ident, weights=weights, img_size=manifest.input_spec.img_size)
+    if kind == "transreid":
+        weights = None  # the checkpoint is the model path; camera, view and output come from the manifest
+    reid = ReIDSelection(camera=int(source.get("camera", 0)), view=int(source.get("view", 0)),
+                         neck_feat=str(source.get("neck_feat", "after")))
+    loaded = load_model(ident, weights=weights, img_size=manifest.input_spec.img_size, reid=reid)
     if loaded.source["weights_sha256"] != source.get("weights_sha256"):
         raise ConfigError(f"the weights of {ident} changed since the artifact was exported (sha256 differs)")
     model = loaded.model

@@ -1,0 +1,89 @@
+"""What loads, as one table: `vit-edge models` prints it and the README's model section is its output.
+
+Rows come from the same tables the loaders read (the timm table, the Hugging Face architectures, the reference
+variants), so the list cannot drift from what really loads.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from vit_edge.errors import ConfigError, did_you_mean
+from vit_edge.models.registry import REFERENCE_NAMES, SHIPPED_MODELS, TIMM_FAMILIES, TIMM_NAMES, timm_entry
+
+__all__ = ["model_rows", "timm_rows", "FAMILY_NOTES"]
+
+FAMILY_NOTES = {
+    "vit": "ViT (AugReg, original), class token",
+    "deit": "DeiT, incl. distilled (class + distillation heads averaged)",
+    "deit3": "DeiT-III: LayerScale, position embeddings without the class token",
+    "dinov2": "DINOv2: patch 14, LayerScale; encoders output the normed class token",
+    "dinov2-reg": "DINOv2 with 4 register tokens",
+    "clip": "CLIP image towers: pre-norm, (quick-)GELU; output is the projected embedding where timm has one",
+    "siglip": "SigLIP image towers: no class token, attention-pool (MAP) head or average pooling",
+    "registers": "timm's ViTs with register tokens (reg1/reg4), mostly average pooling",
+    "pooled": "average- or MAP-pooled ViTs without a class token",
+    "hybrid": "ResNetV2 stem + ViT (R26, R50, tiny-R)",
+    "patch14": "patch-14 ViTs",
+    "eva": "EVA-01-style large ViT (absolute position embeddings)",
+    "flexivit": "FlexiViT at its default patch size",
+    "test": "timm's tiny test models",
+}
+
+
+def _spec_text(name: str) -> str:
+    entry = timm_entry(name)
+    cfg, spec = entry.config, entry.spec
+    size = f"{spec.height}" if spec.height == spec.width else f"{spec.height}x{spec.width}"
+    output = f"{cfg.num_classes} classes" if cfg.num_classes else f"{cfg.output_dim}-d embedding"
+    mean = "imagenet" if spec.mean[0] == 0.485 else ("0.5" if spec.mean[0] == 0.5 else "clip")
+    return f"{size} px, mean/std {mean}, crop {spec.crop_pct:g}, {spec.interpolation}; {output}"
+
+
+def timm_rows(family: str | None = None, unsupported: bool = False) -> list[str]:
+    """One line per timm name (of `family`), or the names that do not load and the feature each needs."""
+    from vit_edge.models.registry import _TIMM
+
+    if family is not None and family not in TIMM_FAMILIES:
+        raise ConfigError(f"unknown family '{family}'{did_you_mean(family, TIMM_FAMILIES)}; known: "
+                          f"{', '.join(TIMM_FAMILIES)}")
+    if unsupported:
+        return [f"timm:{name}  needs {entry['unsupported']}" for name, entry in sorted(_TIMM.items())
+                if "unsupported" in entry and (family is None or entry["family"] == family)]
+    by_family: dict[str, list[str]] = defaultdict(list)
+    for name in TIMM_NAMES:
+        by_family[timm_entry(name).family].append(name)
+    rows = []
+    for fam in sorted(by_family):
+        if family is not None and fam != family:
+            continue
+        rows.append(f"[{fam}] {FAMILY_NOTES.get(fam, '')} ({len(by_family[fam])} names)")
+        rows.extend(f"  timm:{name:<42} {_spec_text(name)}" for name in sorted(by_family[fam]))
+    return rows
+
+
+def _other_rows() -> list[str]:
+    from vit_edge.models.hf_compat import SUPPORTED_ARCHITECTURES
+
+    rows = ["shipped:   " + ", ".join(SHIPPED_MODELS) + "  (weights inside the package)",
+            "reference: " + ", ".join(REFERENCE_NAMES) + "  (--weights FILE or --random-init)",
+            "Hugging Face directories (config.json + weights; transformers not needed):"]
+    for name, arch in SUPPORTED_ARCHITECTURES.items():
+        rows.append(f"  {name:<44} family {arch.family.name}, output {arch.output}")
+    rows += ["TransReID checkpoints (.pth as its training saves them): ViT-B/16 with overlapping patches, "
+             "SIE camera/view fixed at export (--camera/--view), output the BNNeck feature (--neck-feat)",
+             "vit-edge checkpoints (vit-edge train), and model objects in memory (timm, transformers, vit-edge)",
+             f"timm: {len(TIMM_NAMES)} names in {len(TIMM_FAMILIES)} families (vit-edge models --family NAME lists "
+             "them; --unsupported lists the rest and why)"]
+    return rows
+
+
+def model_rows(family: str | None = None, unsupported: bool = False) -> list[str]:
+    """The whole catalogue, or one timm family's names."""
+    if family is not None or unsupported:
+        return timm_rows(family, unsupported)
+    counts: dict[str, int] = defaultdict(int)
+    for name in TIMM_NAMES:
+        counts[timm_entry(name).family] += 1
+    rows = _other_rows()
+    rows += [f"  [{fam}] {count:>3} names  {FAMILY_NOTES.get(fam, '')}" for fam, count in sorted(counts.items())]
+    return rows
