@@ -1,0 +1,153 @@
+"""Every family end to end: export verified in the runtime, the ONNX output against the real library's output,
+INT8 agreeing with FP32, and bad input refused in one line.
+
+No cross product: every family goes through ONNX (the golden check), a few through all three targets, and INT8
+takes one target per family in turn (TFLite where the XNNPACK whole-graph property is checked).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import run_cli
+from tests.integration.test_cli_errors import assert_nothing_written, assert_user_error
+from tests.unit.test_timm_families import FAMILIES, family_model
+from tests.unit.test_transreid import transreid_state
+from vit_edge.api import Artifact, export, quantize
+from vit_edge.data.synthetic import smooth_images
+
+pytestmark = pytest.mark.slow
+INT8_TARGET = {"deit3": "tflite", "dinov2": "openvino", "dinov2_reg": "tflite", "clip": "onnx", "siglip": "tflite",
+               "reg_gap": "openvino", "qknorm_swiglu": "onnx", "nonsquare": "tflite"}
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_onnx_matches_timm(family: str, tmp_path: Path) -> None:
+    model, io = family_model(family)
+    artifact = export(model, "onnx", tmp_path / "a", parity_samples=4)
+    assert artifact.manifest.parity["passed"]
+    np.testing.assert_allclose(artifact.run(io["inputs"].numpy()), io["output"].numpy(), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["siglip", "dinov2_reg", "nonsquare"])
+@pytest.mark.parametrize("target", ["openvino", "tflite"])
+def test_other_targets_pass_parity(family: str, target: str, tmp_path: Path) -> None:
+    model, io = family_model(family)
+    artifact = export(model, target, tmp_path / "a", parity_samples=4)
+    assert artifact.manifest.parity["passed"] and artifact.manifest.source["architecture"]["global_pool"]
+    np.testing.assert_allclose(artifact.run(io["inputs"].numpy()), io["output"].numpy(), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("family", sorted(INT8_TARGET))
+def test_int8_agrees_with_fp32(family: str, tmp_path: Path) -> None:
+    model, io = family_model(family)
+    target = INT8_TARGET[family]
+    calib = smooth_images(64, model.cfg.image_hw, 3, seed=1)
+    artifact = quantize(model, target, tmp_path / "q", calib=calib, calib_size=64, parity_samples=8)
+    summary = artifact.manifest.quantization
+    assert len(summary["int8_matmuls"]) >= 6 * model.cfg.depth
+    if family == "siglip":  # the MAP head quantizes like a block
+        assert {"attn_pool.q", "attn_pool.kv", "attn_pool.qk", "attn_pool.av", "attn_pool.mlp.fc1"} <= set(
+            summary["int8_matmuls"])
+    images = smooth_images(16, model.cfg.image_hw, 3, seed=7)
+    from vit_edge.data.preprocess import preprocess_uint8
+
+    batch = preprocess_uint8(images, artifact.manifest.input_spec)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(batch)).numpy()
+    assert cosine(reference, artifact.run(batch)).min() > 0.995
+    if target == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        from vit_edge.runtime.litert import undelegated_ops
+
+        interpreter = Interpreter(model_path=str(artifact.path / "model.tflite"), num_threads=1)
+        interpreter.allocate_tensors()
+        assert undelegated_ops(interpreter._get_ops_details()) == []  # one XNNPACK partition
+
+
+def test_hf_encoders_export_and_match_transformers(tmp_path: Path) -> None:
+    """In-memory transformers modules (CLIP with projection, SigLIP): ONNX output = transformers' own."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    small = dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=3, intermediate_size=96, image_size=32,
+                 patch_size=8)
+    modules = {"clip": transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(**small,
+                                                                                                 projection_dim=16)),
+               "siglip": transformers.SiglipVisionModel(transformers.SiglipVisionConfig(**small))}
+    x = torch.randn(3, 3, 32, 32)
+    for name, module in modules.items():
+        module.eval()
+        with torch.no_grad():
+            out = module(pixel_values=x)
+        expected = out.image_embeds if name == "clip" else out.pooler_output
+        artifact = export(module, "onnx", tmp_path / name, parity_samples=4)
+        np.testing.assert_allclose(artifact.run(x.numpy()), expected.numpy(), atol=1e-4, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def transreid_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TransReID-shaped checkpoint at its real geometry (256×128, stride 12), small width and depth."""
+    path = tmp_path_factory.mktemp("reid") / "transformer_120.pth"
+    torch.save(transreid_state(dim=128, depth=2, sie_rows=6, img=(256, 128), stride=12), path)
+    return path
+
+
+@pytest.mark.parametrize("target", ["onnx", "openvino", "tflite"])
+def test_transreid_end_to_end(transreid_file: Path, target: str, tmp_path: Path) -> None:
+    from vit_edge.api import info
+    from vit_edge.models.loaders import ReIDSelection, load_model
+
+    out = tmp_path / "reid"
+    result = run_cli("export", str(transreid_file), "--target", target, "--out", str(out), "--camera", "4",
+                     "--parity-samples", "4")
+    assert result.returncode == 0, result.stderr
+    manifest = info(out)
+    assert manifest.input_spec.shape(1) == (1, 3, 256, 128)
+    assert manifest.source["camera"] == 4 and manifest.source["family"] == "transreid"
+    model = load_model(transreid_file, reid=ReIDSelection(camera=4)).model
+    images = torch.randn(2, 3, 256, 128)
+    with torch.no_grad():
+        expected = model(images).numpy()
+    np.testing.assert_allclose(Artifact.open(out).run(images.numpy()), expected, atol=1e-4, rtol=0)
+    assert expected.shape == (2, 128)  # the BNNeck feature, no classifier
+
+
+def test_unsupported_feature_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = run_cli("export", "timm:eva02_base_patch14_224", "--random-init", "--target", "onnx",
+                     "--out", str(tmp_path / "out"))
+    assert_user_error(result, "rotary position embeddings", "nearest that loads")
+    assert_nothing_written(tmp_path)
+
+
+def test_keys_of_no_family_are_refused(tmp_path: Path) -> None:
+    torch.save({"backbone.layer1.0.conv1.weight": torch.zeros(8, 3, 3, 3)}, tmp_path / "resnet.pth")
+    result = run_cli("export", str(tmp_path / "resnet.pth"), "--target", "onnx", "--out", str(tmp_path / "out"))
+    assert_user_error(result, "not a vit-edge checkpoint")
+    result = run_cli("export", "timm:deit3_small_patch16_224", "--weights", str(tmp_path / "resnet.pth"),
+                     "--target", "onnx", "--out", str(tmp_path / "out"))
+    assert_user_error(result, "do not fit the architecture")
+    assert_nothing_written(tmp_path)
+
+
+def test_impossible_sizes_are_refused(tmp_path: Path, transreid_file: Path) -> None:
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text('{"architectures": ["Dinov2Model"], "hidden_size": 50, "num_hidden_layers": 2, '
+                                    '"num_attention_heads": 3, "image_size": 28, "patch_size": 14}')
+    result = run_cli("export", str(hf), "--target", "onnx", "--out", str(tmp_path / "out"))
+    assert_user_error(result, "divisible")
+    result = run_cli("export", str(transreid_file), "--camera", "9", "--target", "onnx",
+                     "--out", str(tmp_path / "out"))
+    assert_user_error(result, "camera 9")
+    result = run_cli("export", "timm:vit_small_patch14_dinov2", "--random-init", "--img-size", "100x50",
+                     "--target", "onnx", "--out", str(tmp_path / "out"))
+    assert_user_error(result, "multiple of the patch size 14")
+    assert_nothing_written(tmp_path)
