@@ -53,7 +53,7 @@ def test_pickle_with_code_is_refused(tmp_path: Path) -> None:
 
 
 def test_model_that_is_not_a_vit(tmp_path: Path) -> None:
-    assert_user_error(run_cli("export", "timm:resnet50", "--target", "onnx", "--random-init"), "not a ViT/DeiT")
+    assert_user_error(run_cli("export", "timm:resnet50", "--target", "onnx", "--random-init"), "not a ViT that vit-edge knows")
     cnn = tmp_path / "cnn.pth"
     torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()).state_dict(), cnn)
     result = run_cli("export", "timm:vit_tiny_patch16_224", "--weights", str(cnn), "--target", "onnx",
