@@ -19,7 +19,8 @@ What the reference returns, per architecture (the transformers output it reprodu
   timm's `gap` SigLIP variants do.
 
 DINOv2's preprocessor crops (224) smaller than config.image_size (518) and transformers resamples the position
-embeddings at every call; here the model is built once at the crop size (`VisionTransformer.with_img_size`).
+embeddings at every call; here the model is built once at the crop size (`VisionTransformer.with_img_size`),
+resampled as transformers does (plain DINOv2 without antialiasing, the registers model with it).
 """
 from __future__ import annotations
 
@@ -167,6 +168,7 @@ class Family:
     renames: tuple[tuple[str, str], ...] = ()  # literal key-prefix renames tried before the shared ones
     norm: tuple[tuple[float, ...], tuple[float, ...]] = _HALF  # mean, std without a preprocessor_config.json
     interpolation: str = "bicubic"
+    antialias: bool = True  # how transformers resamples the position embeddings for another input size
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ class Architecture:
 _VIT = Family("vit", ("vit.",), _vit_options, 1e-12, norm=_HALF, interpolation="bilinear")
 _DEIT = Family("deit", ("deit.",), _vit_options, 1e-12, norm=_HALF, interpolation="bilinear",
                renames=(("cls_classifier.", "head."), ("distillation_classifier.", "head_dist.")))
-_DINOV2 = Family("dinov2", ("dinov2.",), _dinov2_options, 1e-6, norm=_IMAGENET)
+_DINOV2 = Family("dinov2", ("dinov2.",), _dinov2_options, 1e-6, norm=_IMAGENET, antialias=False)
 _DINOV2_REG = Family("dinov2-reg", ("dinov2_with_registers.",), _dinov2_options, 1e-6, norm=_IMAGENET)
 _CLIP = Family("clip", ("vision_model.",), _clip_options, 1e-5, norm=_OPENAI_CLIP,
                renames=(("post_layernorm.", "fc_norm."), ("visual_projection.", "head.")))
@@ -458,7 +460,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
                               "output": arch.output if pooled else arch.output_without_pooler}
     if (spec.height, spec.width) != cfg.image_hw:  # DINOv2: config.image_size 518, crop 224
         source["pos_embed_resampled_from"] = cfg.img_size
-        model = model.with_img_size(spec.img_size)
+        model = model.with_img_size(spec.img_size, antialias=arch.family.antialias)
     return model.eval(), spec, source
 
 

@@ -412,21 +412,22 @@ class VisionTransformer(nn.Module):
             logits = (logits + self.head_dist(x[:, 1])) / 2
         return logits
 
-    def with_img_size(self, img_size: int | Size) -> "VisionTransformer":
-        """A copy for another input size; position embeddings resampled bicubically, prefix tokens kept."""
+    def with_img_size(self, img_size: int | Size, antialias: bool = True) -> "VisionTransformer":
+        """A copy for another input size; position embeddings resampled bicubically (antialiased, as timm; not,
+        as transformers' DINOv2), prefix tokens kept."""
         if to_hw(img_size) == self.cfg.image_hw:
             return self
         cfg = self.cfg.with_(img_size=img_size)
         clone = VisionTransformer(cfg)
         state = dict(self.state_dict())
         prefix = 0 if cfg.no_embed_class else cfg.num_prefix_tokens
-        state["pos_embed"] = resample_pos_embed(self.pos_embed.detach(), prefix, self.cfg.grid, cfg.grid)
+        state["pos_embed"] = resample_pos_embed(self.pos_embed.detach(), prefix, self.cfg.grid, cfg.grid, antialias)
         clone.load_state_dict(state)
         return clone.eval() if not self.training else clone
 
 
 def resample_pos_embed(pos_embed: torch.Tensor, num_prefix: int, old_grid: int | Size,
-                       new_grid: int | Size) -> torch.Tensor:
+                       new_grid: int | Size, antialias: bool = True) -> torch.Tensor:
     """Bicubic resampling of the patch-grid part of a (1, prefix + rows·cols, D) position embedding (as timm does)."""
     (old_h, old_w), (new_h, new_w) = to_hw(old_grid), to_hw(new_grid)
     prefix, grid = pos_embed[:, :num_prefix], pos_embed[:, num_prefix:]
@@ -434,6 +435,6 @@ def resample_pos_embed(pos_embed: torch.Tensor, num_prefix: int, old_grid: int |
         raise ValueError(f"position embedding has {grid.shape[1]} grid tokens, expected {old_h}×{old_w}")
     dim = grid.shape[-1]
     grid = grid.reshape(1, old_h, old_w, dim).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=(new_h, new_w), mode="bicubic", antialias=True, align_corners=False)
+    grid = F.interpolate(grid, size=(new_h, new_w), mode="bicubic", antialias=antialias, align_corners=False)
     grid = grid.permute(0, 2, 3, 1).reshape(1, new_h * new_w, dim).to(pos_embed.dtype)
     return torch.cat([prefix, grid], dim=1)
