@@ -14,32 +14,44 @@ import torch
 
 from tests.conftest import run_cli
 from tests.integration.test_cli_errors import assert_nothing_written, assert_user_error
+from tests.conftest import FIXTURES
+from tests.unit.test_hybrid import small_hybrid_model
 from tests.unit.test_timm_families import FAMILIES, family_model
 from tests.unit.test_transreid import transreid_state
 from vit_edge.api import Artifact, export, quantize
 from vit_edge.data.synthetic import smooth_images
 
 pytestmark = pytest.mark.slow
-INT8_TARGET = {"deit3": "tflite", "dinov2": "openvino", "dinov2_reg": "tflite", "clip": "onnx", "siglip": "tflite",
+INT8_TARGET = {"hybrid": "tflite", "deit3": "tflite", "dinov2": "openvino", "dinov2_reg": "tflite", "clip": "onnx", "siglip": "tflite",
                "reg_gap": "openvino", "qknorm_swiglu": "onnx", "nonsquare": "tflite"}
+
+
+def any_family(family: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    """The timm-made model of `family` and its golden inputs and outputs (the hybrid has its own fixture)."""
+    if family != "hybrid":
+        return family_model(family)
+    from safetensors.torch import load_file
+
+    io = load_file(str(FIXTURES / "timm_hybrid_io.safetensors"))
+    return small_hybrid_model(), {"inputs": io["inputs"].float(), "output": io["logits"]}
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(FAMILIES) + ["hybrid"])
 def test_onnx_matches_timm(family: str, tmp_path: Path) -> None:
-    model, io = family_model(family)
+    model, io = any_family(family)
     artifact = export(model, "onnx", tmp_path / "a", parity_samples=4)
     assert artifact.manifest.parity["passed"]
     np.testing.assert_allclose(artifact.run(io["inputs"].numpy()), io["output"].numpy(), atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("family", ["siglip", "dinov2_reg", "nonsquare"])
+@pytest.mark.parametrize("family", ["siglip", "dinov2_reg", "nonsquare", "hybrid"])
 @pytest.mark.parametrize("target", ["openvino", "tflite"])
 def test_other_targets_pass_parity(family: str, target: str, tmp_path: Path) -> None:
-    model, io = family_model(family)
+    model, io = any_family(family)
     artifact = export(model, target, tmp_path / "a", parity_samples=4)
     assert artifact.manifest.parity["passed"] and artifact.manifest.source["architecture"]["global_pool"]
     np.testing.assert_allclose(artifact.run(io["inputs"].numpy()), io["output"].numpy(), atol=1e-4, rtol=0)
@@ -47,7 +59,7 @@ def test_other_targets_pass_parity(family: str, target: str, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("family", sorted(INT8_TARGET))
 def test_int8_agrees_with_fp32(family: str, tmp_path: Path) -> None:
-    model, io = family_model(family)
+    model, io = any_family(family)
     target = INT8_TARGET[family]
     calib = smooth_images(64, model.cfg.image_hw, 3, seed=1)
     artifact = quantize(model, target, tmp_path / "q", calib=calib, calib_size=64, parity_samples=8)

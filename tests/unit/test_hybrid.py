@@ -26,16 +26,21 @@ def _name_config(name: str) -> ViTConfig:
     return ViTConfig(**{**config, "img_size": tuple(config["img_size"]), "hybrid": tuple(config["hybrid"])})
 
 
-@pytest.fixture
-def small_hybrid() -> VisionTransformer:
+def small_hybrid_model() -> VisionTransformer:
     """Our ViT built from a ViTConfig like the fixture's (a narrow stem; released models all use width 64)."""
     small = GOLDEN["small"]
-    cfg = ViTConfig(hybrid_width=small["width"], img_size=small["img_size"], patch_size=small["patch_size"], embed_dim=small["embed_dim"],
+    cfg = ViTConfig(img_size=small["img_size"], patch_size=small["patch_size"], embed_dim=small["embed_dim"],
                     depth=small["depth"], num_heads=small["num_heads"], mlp_hidden_dim=small["mlp_hidden_dim"],
-                    num_classes=small["num_classes"], hybrid=tuple(small["layers"]))
+                    num_classes=small["num_classes"], hybrid=tuple(small["layers"]), hybrid_width=small["width"])
     model = VisionTransformer(cfg).eval()
-    load_strict(model, load_file(str(FIXTURES / "timm_hybrid.safetensors")), "timm_hybrid")
+    load_strict(model, {k: v.float() for k, v in load_file(str(FIXTURES / "timm_hybrid.safetensors")).items()},
+                "timm_hybrid")
     return model
+
+
+@pytest.fixture
+def small_hybrid() -> VisionTransformer:
+    return small_hybrid_model()
 
 
 def test_small_hybrid_gives_timm_logits(small_hybrid: VisionTransformer) -> None:
