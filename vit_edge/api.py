@@ -186,6 +186,13 @@ def _prepare(model: Any, spec: Any, options: ExportOptions) -> tuple[Any, Any]:
     from vit_edge.export.base import NHWCInput
 
     spec = spec.with_(layout=options.layout)
+    if getattr(getattr(model, "cfg", None), "hybrid", None) is not None:
+        import copy
+
+        from vit_edge.models.hybrid import fold_weight_standardization
+
+        model = copy.deepcopy(model)  # the stem's standardized weights become constants, not per-run work
+        fold_weight_standardization(model)
     module = NHWCInput(model) if options.layout is Layout.NHWC else model
     return module.eval(), spec
 
