@@ -101,3 +101,13 @@ def test_timm_module_in_memory() -> None:
 def test_other_modules_are_refused() -> None:
     with pytest.raises(UnsupportedModelError, match="not a ViT vit-edge can read"):
         load_model(torch.nn.Conv2d(3, 8, 3))
+
+
+def test_weights_of_an_inexpressible_model_name_the_feature(tmp_path: Path) -> None:
+    """A BEiT-style state dict given as a ViT's weights: the one line says what the reference lacks."""
+    state = VisionTransformer(timm_entry("vit_small_patch16_224").config.with_(depth=1)).state_dict()
+    state["blocks.0.attn.relative_position_bias_table"] = torch.zeros(732, 6)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "beit.safetensors"))
+    with pytest.raises(ModelLoadError, match="relative position bias") as info:
+        load_model("timm:vit_small_patch16_224", weights=tmp_path / "beit.safetensors")
+    assert "\n" not in str(info.value)
