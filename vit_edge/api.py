@@ -208,7 +208,9 @@ def _verify(torch_model: Any, spec: Any, staging: Path, manifest: Manifest, opti
     with torch.inference_mode():
         reference = torch_model(torch.from_numpy(inputs)).numpy()
     session = open_session(staging, options=SessionOptions(precision_hint="f32"), manifest=manifest)
-    result = check_parity(reference, session.run(inputs), options.precision, f"the {options.target} artifact")
+    embedding = not manifest.source.get("architecture", {}).get("num_classes", 1)
+    result = check_parity(reference, session.run(inputs), options.precision, f"the {options.target} artifact",
+                          embedding=embedding)
     result["inputs"] = dataset.source if dataset is not None else "synthetic smooth images"
     result["runtime"] = session.info()
     return result

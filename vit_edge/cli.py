@@ -296,9 +296,14 @@ def _sqnr_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
     """Per-matmul SQNR (dB), a block per line, and why any matmul stayed float."""
     by_block: dict[str, list[str]] = {}
     for name, value in q.get("sqnr_db", {}).items():
-        block, _, leaf = name.partition(".") if not name.startswith("blocks.") else name[7:].partition(".")
-        by_block.setdefault(f"block {block}" if name.startswith("blocks.") else name, []).append(
-            f"{leaf.rpartition('.')[2] or name} {value:.1f}")
+        if name.startswith("blocks."):
+            block, _, leaf = name[len("blocks."):].partition(".")
+            group = f"block {block}"
+        elif name.startswith("attn_pool."):  # SigLIP's attention-pool head, one line like a block
+            group, leaf = "attention pool", name
+        else:
+            group, leaf = name, name
+        by_block.setdefault(group, []).append(f"{leaf.rpartition('.')[2]} {value:.1f}")
     rows = [("SQNR dB" if i == 0 else "", f"{block}: {', '.join(items)}")
             for i, (block, items) in enumerate(by_block.items())]
     for kept in q.get("accuracy", {}).get("kept_float_for_budget", []):
@@ -326,8 +331,10 @@ def _quantization_line(q: dict[str, Any]) -> str:
 def _parity_line(parity: dict[str, Any]) -> str:
     if not parity:
         return "not checked"
-    return (f"{'passed' if parity.get('passed') else 'FAILED'}: min cosine {parity['min_cosine']:.7f}, "
-            f"top-1 agreement {100 * parity['top1_agreement']:.1f}% on {parity['samples']} {parity.get('inputs')}")
+    agreement = ("" if parity.get("output") == "embedding" else
+                 f", top-1 agreement {100 * parity['top1_agreement']:.1f}%")
+    return (f"{'passed' if parity.get('passed') else 'FAILED'}: min cosine {parity['min_cosine']:.7f}{agreement} on "
+            f"{parity['samples']} {parity.get('inputs')}")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ Tolerances per precision, and why:
 - fp16: cosine ≥ 0.999; weights rounded to 11 significant bits move logits by ~1e-3 relative, so a top-1 may
   flip only where PyTorch's own top-1/top-2 margin is within twice the observed max abs diff (a near-tie).
 - int8: cosine ≥ 0.98, same margin rule (quantization noise is larger; accuracy budgets are the quantizer's job).
+- an embedding (an encoder without a head: DINOv2, SigLIP, CLIP, re-ID) is judged by cosine alone: the index of
+  its largest component means nothing, so a flip there is no disagreement.
 """
 from __future__ import annotations
 
@@ -58,12 +60,16 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, An
     }
 
 
-def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: Precision, label: str) -> dict[str, Any]:
+def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: Precision, label: str,
+                 embedding: bool = False) -> dict[str, Any]:
     """Compare and judge; raises ParityError with the numbers when the artifact is outside tolerance."""
     result = compare_logits(reference, candidate)
     tolerance = TOLERANCES[precision]
     flips = result["disagreements_beyond_near_ties"] if tolerance.near_ties_may_flip else result["top1_disagreements"]
+    if embedding:
+        flips = 0
     result.update(tolerance_min_cosine=tolerance.min_cosine, near_ties_may_flip=tolerance.near_ties_may_flip,
+                  output="embedding" if embedding else "logits",
                   passed=result["min_cosine"] >= tolerance.min_cosine and flips == 0)
     if not result["passed"]:
         raise ParityError(
