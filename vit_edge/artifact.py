@@ -18,7 +18,8 @@ from typing import Any, Iterator
 from vit_edge.errors import ArtifactError
 from vit_edge.types import InputSpec, Precision
 
-__all__ = ["MANIFEST_NAME", "SCHEMA_VERSION", "Manifest", "read_manifest", "atomic_artifact_dir", "sha256_file"]
+__all__ = ["MANIFEST_NAME", "SCHEMA_VERSION", "Manifest", "read_manifest", "confined_path", "atomic_artifact_dir",
+           "sha256_file"]
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -82,8 +83,9 @@ class Manifest:
         return path
 
 
-def read_manifest(artifact: str | Path, verify_files: bool = False) -> Manifest:
-    """Load an artifact's manifest; with `verify_files`, also check each file's sha256 (a corrupt copy is caught)."""
+def read_manifest(artifact: str | Path, verify_files: bool = True) -> Manifest:
+    """Load an artifact's manifest, with every path it names confined to the artifact folder and (unless
+    `verify_files` is off) every file's sha256 checked: a corrupt, edited or swapped file is caught at load."""
     root = Path(artifact)
     path = root / MANIFEST_NAME
     if not root.is_dir():
@@ -91,9 +93,18 @@ def read_manifest(artifact: str | Path, verify_files: bool = False) -> Manifest:
     if not path.is_file():
         raise ArtifactError(f"{root} has no {MANIFEST_NAME}: not a vit-edge artifact, or an interrupted one")
     try:
-        manifest = Manifest.from_json(json.loads(path.read_text()))
-    except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, found a {type(data).__name__}")
+        manifest = Manifest.from_json(data)
+    except (json.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path} is damaged: {exc}") from exc
+    if not isinstance(manifest.files, dict) or not isinstance(manifest.model_file, str):
+        raise ArtifactError(f"{path} is damaged: 'files' must map names to sha256 and 'model_file' be a name")
+    for name in [manifest.model_file, *manifest.files]:
+        confined_path(root, name)
+    if manifest.model_file not in manifest.files:
+        raise ArtifactError(f"{root}: the model file {manifest.model_file} is not among the manifest's files")
     if verify_files:
         for name, expected in manifest.files.items():
             file = root / name
@@ -102,6 +113,17 @@ def read_manifest(artifact: str | Path, verify_files: bool = False) -> Manifest:
             if sha256_file(file) != expected:
                 raise ArtifactError(f"{root}: {name} does not match its sha256 in the manifest (corrupt or edited)")
     return manifest
+
+
+def confined_path(root: Path, name: str) -> Path:
+    """`root / name`, refused when `name` is absolute, climbs out with '..', or is a link that leads outside."""
+    relative = Path(str(name))
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+        raise ArtifactError(f"{root}: the manifest names '{name}', which is not a path inside the artifact")
+    resolved = (root / relative).resolve()
+    if resolved != root.resolve() and root.resolve() not in resolved.parents:
+        raise ArtifactError(f"{root}: '{name}' leads outside the artifact (a symbolic link?)")
+    return root / relative
 
 
 @contextlib.contextmanager

@@ -1,0 +1,84 @@
+"""Integrity on every load: a file changed after export, a manifest path that leaves the artifact, or a manifest
+that is not an object is refused in one line by info, Artifact.open and bench, never run or reported as ok."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.integration.test_cli_errors import assert_user_error
+from vit_edge.api import Artifact, export
+from vit_edge.artifact import MANIFEST_NAME, sha256_file
+from vit_edge.errors import ArtifactError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export("fmnist-vit-tiny", "onnx", tmp_path_factory.mktemp("art") / "a", parity_samples=2).path
+
+
+@pytest.fixture
+def artifact(exported: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy, symlinks=True)
+    return copy
+
+
+def edit_manifest(root: Path, **changes: object) -> None:
+    data = json.loads((root / MANIFEST_NAME).read_text())
+    data.update(changes)
+    (root / MANIFEST_NAME).write_text(json.dumps(data))
+
+
+def test_changed_model_bytes_are_caught_everywhere(artifact: Path) -> None:
+    model = artifact / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    assert_user_error(run_cli("info", str(artifact)), "model.onnx does not match its sha256")
+    with pytest.raises(ArtifactError, match="does not match its sha256"):
+        Artifact.open(artifact)
+    result = run_cli("bench", str(artifact), "--runs", "2", "--min-time", "0", "--warmup", "0",
+                     "--out", str(artifact.parent / "reports"))
+    assert result.returncode == 2 and "does not match its sha256" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", ["../../../../etc/passwd", "/etc/passwd", "sub/../../outside.onnx"])
+def test_manifest_paths_stay_inside_the_artifact(artifact: Path, name: str) -> None:
+    files = json.loads((artifact / MANIFEST_NAME).read_text())["files"]
+    edit_manifest(artifact, model_file=name, files={**files, name: "0" * 64})
+    assert_user_error(run_cli("info", str(artifact)), "not a path inside the artifact")
+    with pytest.raises(ArtifactError, match="not a path inside the artifact"):
+        Artifact.open(artifact)
+
+
+def test_a_link_out_of_the_artifact_is_refused(artifact: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.onnx"
+    shutil.copy(artifact / "model.onnx", outside)
+    (artifact / "model.onnx").unlink()
+    (artifact / "model.onnx").symlink_to(outside)
+    files = json.loads((artifact / MANIFEST_NAME).read_text())["files"]
+    edit_manifest(artifact, files={**files, "model.onnx": sha256_file(outside)})
+    assert_user_error(run_cli("info", str(artifact)), "leads outside the artifact")
+
+
+def test_model_file_must_be_listed(artifact: Path) -> None:
+    files = json.loads((artifact / MANIFEST_NAME).read_text())["files"]
+    files.pop("model.onnx")
+    edit_manifest(artifact, files=files)
+    assert_user_error(run_cli("info", str(artifact)), "not among the manifest's files")
+
+
+def test_a_manifest_that_is_a_list_is_one_line(artifact: Path, exported: Path) -> None:
+    (artifact / MANIFEST_NAME).write_text("[1, 2, 3]")
+    assert_user_error(run_cli("info", str(artifact)), "damaged", "JSON object")
+    result = run_cli("bench", str(artifact), str(exported), "--runs", "2", "--min-time", "0", "--warmup", "0",
+                     "--out", str(artifact.parent / "reports"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    records = [json.loads(line) for line in (artifact.parent / "reports" / "bench.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records].count("ok") == 1  # the good artifact is still measured
