@@ -163,3 +163,17 @@ def test_impossible_sizes_are_refused(tmp_path: Path, transreid_file: Path) -> N
                      "--target", "onnx", "--out", str(tmp_path / "out"))
     assert_user_error(result, "multiple of the patch size 14")
     assert_nothing_written(tmp_path)
+
+
+def test_sizes_beyond_any_vit_are_refused_before_allocating(tmp_path: Path) -> None:
+    """A config asking for a million-pixel image would allocate hundreds of GB: one line instead."""
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text('{"architectures": ["ViTModel"], "hidden_size": 768, "num_hidden_layers": 12, '
+                                    '"num_attention_heads": 12, "intermediate_size": 3072, "image_size": 1000000}')
+    torch.save({}, hf / "pytorch_model.bin")
+    assert_user_error(run_cli("export", str(hf), "--target", "onnx", "--out", str(tmp_path / "out")),
+                      "over 8192 px per side")
+    assert_user_error(run_cli("export", "timm:vit_small_patch16_224", "--random-init", "--img-size", "16384",
+                              "--target", "onnx", "--out", str(tmp_path / "out")), "over 8192 px")
+    assert_nothing_written(tmp_path / "hf")

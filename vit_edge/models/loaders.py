@@ -232,7 +232,10 @@ def _finish(loaded: LoadedModel, img_size: int | tuple[int, int] | None) -> Load
             raise ConfigError(f"--img-size {height}x{width} must be a positive multiple of the patch size {step}")
         loaded.source["pos_embed_resampled_from"] = cfg.img_size if isinstance(cfg.img_size, int) else list(
             cfg.img_size)
-        loaded.model = loaded.model.with_img_size(img_size)
+        try:
+            loaded.model = loaded.model.with_img_size(img_size)
+        except ValueError as exc:
+            raise ConfigError(f"--img-size {height}x{width}: {exc}") from exc
         loaded.spec = loaded.spec.with_(img_size=img_size)
     loaded.spec = loaded.spec.with_(channels=loaded.model.cfg.in_chans)
     loaded.source["weights_sha256"] = state_dict_sha256(loaded.model)

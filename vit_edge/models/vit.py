@@ -26,6 +26,11 @@ ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")
 MLPS = ("mlp", "glu")  # glu: timm's SwiGLUPacked (fc1 → [x, gate] → act(x) · gate → fc2)
 
 Size = tuple[int, int]
+# bounds on what a config may ask for: the largest ViTs deployed are far inside them (ViT-22B aside)
+MAX_IMAGE_SIDE = 8192
+MAX_TOKENS = 65536
+MAX_PARAMETERS = 20_000_000_000
+MAX_CLASSES = 1_000_000
 
 
 def to_hw(size: int | Size | list[int]) -> Size:
@@ -96,6 +101,22 @@ class ViTConfig:
             raise ValueError(f"sie_index {self.sie_index} is outside the {self.sie_embeds} side-information rows")
         if min(self.image_hw) < self.patch_size:
             raise ValueError(f"img_size {self.img_size} is smaller than patch_size {self.patch_size}")
+        self._check_bounds()
+
+    def _check_bounds(self) -> None:
+        """Refuse sizes no exportable ViT has before any tensor is allocated (a typo could ask for terabytes)."""
+        if max(self.image_hw) > MAX_IMAGE_SIDE:
+            raise ValueError(f"img_size {self.img_size} is over {MAX_IMAGE_SIDE} px per side, beyond any ViT")
+        if self.pos_embed_len > MAX_TOKENS:
+            raise ValueError(f"{self.pos_embed_len} tokens (img_size {self.img_size}, patch {self.patch_size}) is "
+                             f"over {MAX_TOKENS}, beyond what the exporters and runtimes handle")
+        params = self.depth * (4 * self.embed_dim**2 + 2 * self.embed_dim * self.mlp_hidden_dim)
+        if params > MAX_PARAMETERS:
+            raise ValueError(f"the blocks would hold {params / 1e9:.0f} billion parameters (depth {self.depth}, dim "
+                             f"{self.embed_dim}, mlp {self.mlp_hidden_dim}); vit-edge stops at "
+                             f"{MAX_PARAMETERS / 1e9:.0f} billion")
+        if self.num_classes > MAX_CLASSES:
+            raise ValueError(f"num_classes {self.num_classes} is over {MAX_CLASSES}")
 
     @property
     def image_hw(self) -> Size:
