@@ -4,7 +4,8 @@ For each family a representative timm architecture (random init, seeded; LayerSc
 matter, as in trained DINOv2/DeiT-III, instead of timm's 1e-5 init) is quantized with vit-edge's default PTQ
 recipe on 64 smooth synthetic images, exported to each target, run in that target's runtime on 64 other images
 and compared with PyTorch FP32: logit (or embedding) cosine, and top-1 agreement where the model has a head.
-`vit_small_patch16_224` and `deit_small_patch16_224` are the baseline rows. TFLite rows also say whether XNNPACK
+`vit_small_patch16_224` is the baseline row (DeiT-S has the same architecture, so at random init it is the same
+model). TFLite rows also say whether XNNPACK
 took the whole graph.
 
     .venv/bin/python benchmarks/int8_families.py [--targets onnx,openvino,tflite] [--families deit3,siglip]
@@ -28,7 +29,6 @@ from vit_edge.models.vit import LayerScale, VisionTransformer
 # family → (timm name, input size used here); DINOv2 at 224 rather than its 518 to keep the run short
 FAMILIES = {
     "vit (baseline)": ("vit_small_patch16_224", 224),
-    "deit (baseline)": ("deit_small_patch16_224", 224),
     "deit3": ("deit3_small_patch16_224", 224),
     "dinov2": ("vit_small_patch14_dinov2", 224),
     "dinov2-reg": ("vit_small_patch14_reg4_dinov2", 224),

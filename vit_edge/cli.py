@@ -18,7 +18,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line with exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(f"vit-edge: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -38,7 +38,7 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--weights", type=Path, help="weights file for timm:NAME or a reference ViT (.pth/.safetensors)")
     p.add_argument("--random-init", action="store_true", help="export an untrained model (recorded in the manifest)")
     p.add_argument("--data", help="parity on real images: an image folder or 'fashion-mnist'")
-    p.add_argument("--parity-samples", type=int, default=16, help="inputs compared with PyTorch (default 16)")
+    p.add_argument("--parity-samples", type=_positive, default=16, help="inputs compared with PyTorch (default 16)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset, ≥ 17 (default 18)")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the parity check")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
@@ -56,14 +56,14 @@ def _add_reid_options(p: argparse.ArgumentParser) -> None:
 
 def _add_qat_options(group: Any) -> None:
     group.add_argument("--data", help="labelled training images: dataset name or DIR/class_name/*.png")
-    group.add_argument("--epochs", type=int, default=3)
-    group.add_argument("--lr", type=float, default=1e-4)
-    group.add_argument("--batch-size", type=int, default=64, help="per process")
+    group.add_argument("--epochs", type=_positive, default=3)
+    group.add_argument("--lr", type=_positive_float, default=1e-4)
+    group.add_argument("--batch-size", type=_positive, default=64, help="per process")
     group.add_argument("--lsq", action="store_true", help="learn the scales too (LSQ)")
     group.add_argument("--distill", action="store_true", help="the FP32 model as teacher")
     group.add_argument("--checkpoint-dir", help="default: OUT-qat-checkpoints")
-    group.add_argument("--checkpoint-every", type=int, default=200, help="steps (default 200)")
-    group.add_argument("--max-steps", type=int, help="cap the steps per epoch")
+    group.add_argument("--checkpoint-every", type=_positive, default=200, help="steps (default 200)")
+    group.add_argument("--max-steps", type=_positive, help="cap the steps per epoch")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--resume", action="store_true", help="continue from the checkpoint directory's last.pt")
 
@@ -74,7 +74,7 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--target", required=True, help="onnx | openvino | tflite")
     p.add_argument("--method", default="ptq", help="ptq (default) | qat (fine-tune with INT8 simulated)")
     p.add_argument("--calib", required=True, help="calibration images: dataset name, DIR, or .npy/.npz")
-    p.add_argument("--calib-size", type=int, default=256, help="calibration images used (default 256)")
+    p.add_argument("--calib-size", type=_positive, default=256, help="calibration images used (default 256)")
     p.add_argument("--calib-method", default="percentile", help="minmax | percentile | entropy | mse")
     p.add_argument("--percentile", type=float, default=99.99)
     p.add_argument("--quantize-inputs-of", default="", help="also INT8 inputs of: softmax,gelu,layernorm")
@@ -85,16 +85,16 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--skip", action="append", default=[], help="keep matching matmuls float, e.g. 'blocks.0.*'")
     p.add_argument("--per-tensor-weights", action="store_true", help="one weight scale per matrix")
     p.add_argument("--smoothquant", default="auto", help="auto | off | ALPHA in (0, 1)")
-    p.add_argument("--max-drop", type=float, help="top-1 budget in points; sensitive matmuls stay float")
+    p.add_argument("--max-drop", type=_non_negative_float, help="top-1 budget in points; sensitive matmuls stay float")
     p.add_argument("--eval", dest="eval_data", help="labelled data for accuracy before/after and the budget")
     _add_qat_options(p.add_argument_group("QAT (--method qat)"))
-    p.add_argument("--eval-limit", type=int, help="use only the first N evaluation images")
+    p.add_argument("--eval-limit", type=_positive, help="use only the first N evaluation images")
     p.add_argument("--out", type=Path, help="artifact directory (default: artifacts/MODEL-TARGET-int8)")
     p.add_argument("--weights", type=Path)
     p.add_argument("--random-init", action="store_true")
     p.add_argument("--img-size", type=_img_size, help="N or HxW")
     _add_reid_options(p)
-    p.add_argument("--parity-samples", type=int, default=16)
+    p.add_argument("--parity-samples", type=_positive, default=16)
     p.add_argument("--no-verify", dest="verify", action="store_false")
     p.add_argument("--force", action="store_true")
 
@@ -103,9 +103,9 @@ def _add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a small ViT from scratch (how the shipped model was made)")
     p.add_argument("--data", default="fashion-mnist-train", help="'fashion-mnist-train' or an image folder")
     p.add_argument("--eval-data", default="fashion-mnist", help="'fashion-mnist' or an image folder")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=_positive, default=10)
+    p.add_argument("--batch-size", type=_positive, default=64)
+    p.add_argument("--lr", type=_positive_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
     p.add_argument("--force", action="store_true", help="replace an existing checkpoint")
@@ -126,6 +126,42 @@ def _img_size(text: str) -> int | tuple[int, int]:
     if len(parts) not in (1, 2) or min(parts) < 1:
         raise argparse.ArgumentTypeError(f"expected N or HxW with positive sizes, got '{text}'")
     return parts[0] if len(parts) == 1 or parts[0] == parts[1] else (parts[0], parts[1])
+
+
+def _number(kind: type, minimum: float, what: str) -> Any:
+    """An argparse type: a `kind` number ≥ `minimum`, or one line saying what was expected."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+        if value != value or value < minimum or value in (float("inf"),):  # NaN, too small, infinite
+            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'")
+        return value
+
+    return parse
+
+
+_positive = _number(int, 1, "an integer ≥ 1")
+_positive_float = _number(float, 1e-12, "a positive number")
+_non_negative_float = _number(float, 0.0, "a number ≥ 0")
+
+
+def _cpu_list(text: str) -> tuple[int, ...]:
+    """'0,1': CPUs this machine has (checked here, before any measurement starts)."""
+    import os
+
+    try:
+        cpus = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated CPU numbers, got '{text}'") from None
+    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    missing = [cpu for cpu in cpus if cpu not in available]
+    if not cpus or missing:
+        raise argparse.ArgumentTypeError(f"CPU(s) {missing or text} not available here; this process may use "
+                                         f"{','.join(map(str, available))}")
+    return cpus
 
 
 def _non_negative(text: str) -> int:
@@ -153,21 +189,21 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("artifacts", nargs="+", type=Path, help="artifact directories")
     p.add_argument("--threads", type=_int_list, default=(1,), help="comma list, e.g. 1,2 (default 1)")
     p.add_argument("--batch", type=_int_list, default=(1,), help="comma list, e.g. 1,8 (default 1)")
-    p.add_argument("--runs", type=int, default=50, help="timed runs at least (default 50)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
-    p.add_argument("--min-time", type=float, default=1.0, help="keep timing for at least this many seconds")
+    p.add_argument("--runs", type=_positive, default=50, help="timed runs at least (default 50)")
+    p.add_argument("--warmup", type=_non_negative, default=10, help="untimed runs first (default 10)")
+    p.add_argument("--min-time", type=_non_negative_float, default=1.0, help="keep timing for at least this many seconds")
     p.add_argument("--device", default="local", help="local | ssh://user@host[:port] | adb:SERIAL")
     p.add_argument("--ov-device", default="CPU", help="OpenVINO device: CPU | GPU | NPU | AUTO")
     p.add_argument("--precision-hint", default="f32",
                    help="OpenVINO inference precision: f32 | bf16 | f16 | default (the plugin's choice)")
     p.add_argument("--runtime", help="run every artifact in this runtime (e.g. pytorch) instead of its own")
     p.add_argument("--data", help="labelled data for top-1/top-5: 'fashion-mnist' or DIR/class/*.png")
-    p.add_argument("--eval-limit", type=int, help="use only the first N labelled images")
+    p.add_argument("--eval-limit", type=_positive, help="use only the first N labelled images")
     p.add_argument("--reference", help="artifact (or 'pytorch') whose predictions others are compared with")
-    p.add_argument("--cpus", type=lambda t: tuple(int(v) for v in t.split(",")), default=(),
+    p.add_argument("--cpus", type=_cpu_list, default=(),
                    help="pin each measuring process to these CPUs, e.g. 0,1")
     p.add_argument("--out", type=Path, default=Path("reports/bench"), help="report folder (default reports/bench)")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per configuration")
+    p.add_argument("--timeout", type=_positive_float, default=600.0, help="seconds allowed per configuration")
     p.add_argument("--ssh-option", action="append", default=[], help="passed to ssh/scp as -o OPTION")
     p.add_argument("--remote-python", default="python3", help="Python on the SSH device")
     p.add_argument("--adb-benchmark", default="/data/local/tmp/benchmark_model",

@@ -108,3 +108,20 @@ def test_bad_img_size_and_option_clash(checkpoint: Path) -> None:
 
 def test_info_on_a_directory_that_is_no_artifact(tmp_path: Path) -> None:
     assert_user_error(run_cli("info", str(tmp_path)), "manifest.json")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("quantize", "fmnist-vit-tiny", "--target", "onnx", "--calib", "fashion-mnist", "--eval-limit", "-5"),
+     "--eval-limit: expected an integer ≥ 1"),
+    (("quantize", "fmnist-vit-tiny", "--target", "onnx", "--calib", "fashion-mnist", "--calib-size", "0"),
+     "--calib-size: expected an integer ≥ 1"),
+    (("bench", "x", "--runs", "0"), "--runs: expected an integer ≥ 1"),
+    (("bench", "x", "--min-time", "nan"), "--min-time: expected a number ≥ 0"),
+    (("bench", "x", "--cpus", "99"), "not available here"),
+    (("export", "fmnist-vit-tiny", "--target", "onnx", "--opset", "99"), "opset 99 is newer"),
+    (("export", "fmnist-vit-tiny", "--target", "onnx", "--parity-samples", "0"), "expected an integer ≥ 1"),
+    (("export", "fmnist-vit-tiny", "--target", "onnx", "--img-size", "0x5"), "positive sizes"),
+])
+def test_numbers_are_checked_at_the_boundary(args: tuple[str, ...], fragment: str, tmp_path: Path) -> None:
+    assert_user_error(run_cli(*args, "--out", str(tmp_path / "out")), fragment)
+    assert_nothing_written(tmp_path)

@@ -30,6 +30,10 @@ class OnnxExporter(Exporter):
         super().check_options(options)
         if options.opset < 17:
             raise ConfigError(f"opset {options.opset} is too old: LayerNormalization needs opset 17 or newer")
+        newest = _newest_opset()
+        if newest is not None and options.opset > newest:
+            raise ConfigError(f"opset {options.opset} is newer than the installed onnx knows ({newest}); use 17 to "
+                              f"{newest}")
 
     def write(self, model: torch.nn.Module, spec: InputSpec, out_dir: Path, options: ExportOptions) -> str:
         # A batch of 2 as example: with batch 1 the exporter specialises the batch axis to a constant.
@@ -53,3 +57,12 @@ class OnnxExporter(Exporter):
         finally:
             onnx_logger.setLevel(level)
         return path.name
+
+
+def _newest_opset() -> int | None:
+    """The newest opset the installed onnx package defines (None when onnx is missing: check_available says so)."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    return int(onnx.defs.onnx_opset_version())
