@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import re
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -114,7 +115,33 @@ def _checked_exporter(model: Any, options: ExportOptions, out: str | Path | None
     out_dir = Path(out) if out is not None else default_output_dir(model, options)
     if out_dir.exists() and not options.force:
         raise ArtifactError(f"{out_dir} exists already; pass --force to replace it")
+    _check_not_the_input(model, out_dir)
+    check_writable(out_dir.parent)
     return exporter, out_dir
+
+
+def _check_not_the_input(model: Any, out_dir: Path) -> None:
+    """--out must not be the model (a Hugging Face folder) or a folder holding it: replacing it loses the model."""
+    from vit_edge.errors import ConfigError
+
+    if not isinstance(model, (str, Path)) or not Path(model).exists():
+        return
+    source, target = Path(model).resolve(), out_dir.resolve()
+    if source == target or target in source.parents:
+        raise ConfigError(f"--out {out_dir} is, or contains, the model {model}: writing there would replace it; "
+                          "choose another output folder")
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before the slow part when the output folder cannot be made or written (read-only disk, no rights)."""
+    from vit_edge.errors import ArtifactError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ArtifactError(f"cannot write to {folder}: {exc.strerror or exc}") from exc
 
 
 def _write_artifact(exporter: Any, module: Any, spec: Any, source: dict[str, Any], options: ExportOptions,

@@ -130,24 +130,97 @@ def confined_path(root: Path, name: str) -> Path:
 def atomic_artifact_dir(out: Path, force: bool) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces `out`, on failure it is removed.
 
-    An existing `out` is kept unless `force`, so a user's files are never overwritten by accident.
+    An existing `out` is kept unless `force`, so a user's files are never overwritten by accident. A lock beside
+    `out` lets one writer at a time in; an output that appears while the export runs is kept (not replaced)
+    unless `force`; a replacement swaps the two directories in one step where Linux allows it, so `out` is never
+    missing; partial folders left by killed processes are removed.
     """
     out = Path(out)
+    _check_output(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _output_lock(out):
+        _remove_stale_partials(out)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.parent))
+        try:
+            yield staging
+            if out.exists() and not force:
+                raise ArtifactError(f"{out} appeared while exporting; it was kept (pass --force to replace it)")
+            _move_into_place(staging, out)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_output(out: Path, force: bool) -> None:
     if out.exists() and not force:
         raise ArtifactError(f"{out} exists already; pass --force to replace it")
     if out.exists() and not out.is_dir():
         raise ArtifactError(f"{out} exists and is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
+        raise ArtifactError(f"{out} is a folder that is not a vit-edge artifact; --force replaces only artifacts")
+
+
+@contextlib.contextmanager
+def _output_lock(out: Path) -> Iterator[None]:
+    """An exclusive lock on `.NAME.lock` beside `out` (released by the kernel if the process dies)."""
+    import fcntl
+
+    lock_path = out.parent / f".{out.name}.lock"
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ArtifactError(f"another vit-edge process is writing {out}; wait for it or choose another --out")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                lock_path.unlink()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """`.NAME.partial-PID-*` / `.NAME.old-PID-*` folders of processes that no longer run (a SIGKILL's leftovers)."""
+    for leftover in out.parent.glob(f".{out.name}.*-*-*"):
+        kind, _, rest = leftover.name[len(out.name) + 2 :].partition("-")
+        pid = rest.partition("-")[0]
+        if kind in ("partial", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
     try:
-        yield staging
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, trash / out.name)
-            os.replace(staging, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """Rename `staging` to `out`; an existing `out` is exchanged in one step (Linux), else moved aside first."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    if _exchange(staging, out):  # out now holds the new artifact, staging the old one
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
+    os.replace(out, trash / out.name)
+    os.replace(staging, out)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """renameat2(RENAME_EXCHANGE): swap two paths atomically; False where the kernel or libc lacks it."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0
