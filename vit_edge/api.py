@@ -36,12 +36,34 @@ class Artifact:
         return cls(Path(path), read_manifest(path))
 
     def run(self, batch: np.ndarray, threads: int | None = None) -> np.ndarray:
-        """Logits for a preprocessed float32 batch in the artifact's layout."""
+        """Logits (or the embedding) for a preprocessed float32 batch in the artifact's layout."""
+        batch = checked_batch(batch, self.manifest.input_spec)
         if self._session is None:
             from vit_edge.runtime import SessionOptions, open_session
 
             self._session = open_session(self.path, options=SessionOptions(threads=threads), manifest=self.manifest)
         return self._session.run(batch)
+
+
+def checked_batch(batch: Any, spec: Any) -> np.ndarray:
+    """The batch as the runtime needs it, or a DataError saying what was expected (shape, layout, dtype)."""
+    from vit_edge.errors import DataError
+
+    expected = spec.shape(1)[1:]
+    layout = f"{spec.layout.value} (N, {', '.join(map(str, expected))})"
+    if not isinstance(batch, np.ndarray):
+        raise DataError(f"expected a numpy array in {layout}, got {type(batch).__name__}")
+    if not np.issubdtype(batch.dtype, np.floating):
+        raise DataError(f"expected a preprocessed float32 batch, got {batch.dtype} (uint8 images go through "
+                        "vit_edge.data.preprocess.preprocess_uint8 with the manifest's input_spec first)")
+    if batch.ndim != 4 or tuple(batch.shape[1:]) != tuple(expected) or batch.shape[0] < 1:
+        hint = ""
+        if batch.ndim == 4 and tuple(batch.shape[1:]) == (expected[1], expected[2], expected[0]):
+            hint = " (it looks like NHWC)"
+        elif batch.ndim == 4 and tuple(batch.shape[1:]) == (expected[2], expected[0], expected[1]):
+            hint = " (it looks like NCHW)"
+        raise DataError(f"expected a batch in {layout}, got shape {tuple(batch.shape)}{hint}")
+    return np.ascontiguousarray(batch, dtype=np.float32)
 
 
 def tool_versions() -> dict[str, str]:
@@ -166,6 +188,8 @@ def _write_artifact(exporter: Any, module: Any, spec: Any, source: dict[str, Any
 
 
 def _resolve_options(target: str, options: ExportOptions | None, fields: dict[str, Any]) -> ExportOptions:
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"target must be a target name such as 'onnx', 'openvino' or 'tflite', got {target!r}")
     unknown = set(fields) - set(ExportOptions.__dataclass_fields__)
     if unknown:
         raise ConfigError(f"unknown export option(s): {', '.join(sorted(unknown))}")

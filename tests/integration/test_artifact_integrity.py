@@ -82,3 +82,22 @@ def test_a_manifest_that_is_a_list_is_one_line(artifact: Path, exported: Path) -
     assert result.returncode == 2 and "Traceback" not in result.stderr
     records = [json.loads(line) for line in (artifact.parent / "reports" / "bench.jsonl").read_text().splitlines()]
     assert [r["status"] for r in records].count("ok") == 1  # the good artifact is still measured
+
+
+def test_wrong_inputs_to_run_say_what_was_expected(exported: Path) -> None:
+    import numpy as np
+
+    from vit_edge.errors import ConfigError, DataError
+
+    artifact = Artifact.open(exported)
+    good = np.zeros((2, 1, 28, 28), dtype=np.float32)
+    assert artifact.run(good).shape == (2, 10)
+    assert artifact.run(good.astype(np.float64)).shape == (2, 10)  # any float is taken as float32
+    with pytest.raises(DataError, match=r"NCHW \(N, 1, 28, 28\), got shape \(2, 28, 28, 1\) \(it looks like NHWC\)"):
+        artifact.run(np.zeros((2, 28, 28, 1), dtype=np.float32))
+    with pytest.raises(DataError, match="got uint8"):
+        artifact.run(np.zeros((2, 1, 28, 28), dtype=np.uint8))
+    with pytest.raises(DataError, match="got list"):
+        artifact.run([[0.0]])
+    with pytest.raises(ConfigError, match="target must be a target name"):
+        export("fmnist-vit-tiny", None, exported.parent / "none")  # type: ignore[arg-type]
