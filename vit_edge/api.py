@@ -4,14 +4,13 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import re
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from vit_edge.artifact import Manifest, atomic_artifact_dir, read_manifest
+from vit_edge.artifact import Manifest, atomic_artifact_dir, check_writable, read_manifest
 from vit_edge.errors import ConfigError
 from vit_edge.export.options import ExportOptions
 from vit_edge.types import InputSpec, Layout, Precision
@@ -152,18 +151,6 @@ def _check_not_the_input(model: Any, out_dir: Path) -> None:
     if source == target or target in source.parents:
         raise ConfigError(f"--out {out_dir} is, or contains, the model {model}: writing there would replace it; "
                           "choose another output folder")
-
-
-def check_writable(folder: Path) -> None:
-    """Fail before the slow part when the output folder cannot be made or written (read-only disk, no rights)."""
-    from vit_edge.errors import ArtifactError
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise ArtifactError(f"cannot write to {folder}: {exc.strerror or exc}") from exc
 
 
 def _write_artifact(exporter: Any, module: Any, spec: Any, source: dict[str, Any], options: ExportOptions,

@@ -19,7 +19,7 @@ from vit_edge.errors import ArtifactError
 from vit_edge.types import InputSpec, Precision
 
 __all__ = ["MANIFEST_NAME", "SCHEMA_VERSION", "Manifest", "read_manifest", "confined_path", "atomic_artifact_dir",
-           "sha256_file"]
+           "check_writable", "sha256_file"]
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -124,6 +124,16 @@ def confined_path(root: Path, name: str) -> Path:
     if resolved != root.resolve() and root.resolve() not in resolved.parents:
         raise ArtifactError(f"{root}: '{name}' leads outside the artifact (a symbolic link?)")
     return root / relative
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before the slow part when the output folder cannot be made or written (read-only disk, no rights)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ArtifactError(f"cannot write to {folder}: {exc.strerror or exc}") from exc
 
 
 @contextlib.contextmanager

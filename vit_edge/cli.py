@@ -375,7 +375,8 @@ def _parity_line(parity: dict[str, Any]) -> str:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from vit_edge.runtime.bench import BenchConfig, bench
-    from vit_edge.runtime.report import markdown_table, write_reports
+    from vit_edge.artifact import check_writable
+    from vit_edge.runtime.report import append_records, markdown_table, write_reports
 
     cfg = BenchConfig(
         threads=args.threads, batches=args.batch, warmup=args.warmup, runs=args.runs, min_seconds=args.min_time,
@@ -385,8 +386,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         timeout_s=args.timeout, ssh_options=tuple(args.ssh_option), remote_python=args.remote_python,
         adb_benchmark=args.adb_benchmark,
     )
-    records = bench([str(a) for a in args.artifacts], cfg, progress=_log)
-    paths = write_reports(records, args.out)
+    check_writable(args.out)  # a read-only or missing report folder is found before measuring, not after
+    records = bench([str(a) for a in args.artifacts], cfg, progress=_log,
+                    on_records=lambda found: append_records(found, args.out))
+    paths = write_reports(records, args.out, append_jsonl=False)
     print(markdown_table(records))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
     failed = [r for r in records if r.get("status") != "ok"]

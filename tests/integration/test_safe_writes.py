@@ -81,3 +81,16 @@ def test_read_only_output_is_refused_before_exporting(tmp_path: Path) -> None:
         assert "exporting to" not in result.stderr, message  # refused before the conversion started
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_bench_report_folder_is_checked_before_measuring(tmp_path: Path) -> None:
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        result = run_cli("bench", str(tmp_path), "--out", str(mount / "reports"))
+        assert_user_error(result, "cannot write to")
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)

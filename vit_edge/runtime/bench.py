@@ -241,9 +241,13 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, d
     return records
 
 
-def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None
-          ) -> list[dict[str, Any]]:
-    """Measure every artifact in every configuration; returns one record per configuration (status included)."""
+def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None,
+          on_records: Callable[[list[dict[str, Any]]], None] = lambda _: None) -> list[dict[str, Any]]:
+    """Measure every artifact in every configuration; returns one record per configuration (status included).
+
+    `on_records` receives each artifact's records as soon as they exist (the CLI appends them to bench.jsonl),
+    so a later failure cannot lose what was measured.
+    """
     parse_device(cfg.device)  # a device string that does not parse stops the sweep before it starts
     if cfg.runtime is not None:
         from vit_edge.runtime.base import session_class
@@ -258,7 +262,15 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
         data_npz = _data_npz(cfg, workdir, channels)
         with _executor(cfg, workdir) as executor:
             for path in artifacts:
-                records.extend(_bench_artifact(path, cfg, executor, workdir, data_npz, progress, counter, total))
+                try:
+                    found = _bench_artifact(path, cfg, executor, workdir, data_npz, progress, counter, total)
+                except Exception as exc:  # noqa: BLE001 - one artifact's failure is its status row, the sweep goes on
+                    progress(f"{path}: {type(exc).__name__}: {exc}")
+                    found = [_record(path, None, cfg, t, b, {"status": f"crashed: {type(exc).__name__}",
+                                                             "error": str(exc)})
+                             for t in cfg.threads for b in cfg.batches]
+                records.extend(found)
+                on_records(found)
     return records
 
 

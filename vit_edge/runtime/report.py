@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["markdown_table", "pareto_front", "write_reports", "accuracy_of"]
+__all__ = ["append_records", "markdown_table", "pareto_front", "write_reports", "accuracy_of"]
 
 COLUMNS = [
     ("artifact", lambda r: r.get("artifact_id", "?")),
@@ -113,13 +113,22 @@ def _html(records: list[dict[str, Any]], png: Path | None) -> str:
             f"<h1>vit-edge bench</h1>{image}<table><tr>{head}</tr>{body}</table>")
 
 
-def write_reports(records: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
-    """Append the records to bench.jsonl; write bench.md, bench.png (with matplotlib) and bench.html."""
+def append_records(records: list[dict[str, Any]], out_dir: Path) -> Path:
+    """Append records to bench.jsonl at once (flushed), so what was measured survives a later failure."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"jsonl": out_dir / "bench.jsonl", "markdown": out_dir / "bench.md", "html": out_dir / "bench.html"}
-    with open(paths["jsonl"], "a") as handle:
+    path = out_dir / "bench.jsonl"
+    with open(path, "a") as handle:
         for record in records:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
+    return path
+
+
+def write_reports(records: list[dict[str, Any]], out_dir: Path, append_jsonl: bool = True) -> dict[str, Path]:
+    """Append the records to bench.jsonl (unless done as they came); write bench.md, bench.png, bench.html."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"jsonl": out_dir / "bench.jsonl", "markdown": out_dir / "bench.md", "html": out_dir / "bench.html"}
+    if append_jsonl:
+        append_records(records, out_dir)
     paths["markdown"].write_text(markdown_table(records))
     png = _plot_png(records, out_dir / "bench.png")
     if png:
