@@ -125,3 +125,22 @@ def test_info_on_a_directory_that_is_no_artifact(tmp_path: Path) -> None:
 def test_numbers_are_checked_at_the_boundary(args: tuple[str, ...], fragment: str, tmp_path: Path) -> None:
     assert_user_error(run_cli(*args, "--out", str(tmp_path / "out")), fragment)
     assert_nothing_written(tmp_path)
+
+
+def test_calibration_arrays_are_checked(tmp_path: Path) -> None:
+    """NaN/inf, a 0-d array, a wrong dtype and a garbage .npz: one line each, nothing written."""
+    import numpy as np
+
+    bad = np.zeros((4, 1, 28, 28), dtype=np.float32)
+    bad[0, 0, 0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    np.save(tmp_path / "scalar.npy", np.float32(3.0))
+    np.save(tmp_path / "ints.npy", np.zeros((4, 1, 28, 28), dtype=np.int64))
+    (tmp_path / "garbage.npz").write_bytes(b"PK\x03\x04 certainly not a zip archive")
+    cases = {"nan.npy": "NaN or infinite", "scalar.npy": "has shape ()", "ints.npy": "is int64",
+             "garbage.npz": "cannot read calibration file"}
+    for name, fragment in cases.items():
+        result = run_cli("quantize", "fmnist-vit-tiny", "--target", "onnx", "--calib", str(tmp_path / name),
+                         "--out", str(tmp_path / "out"))
+        assert_user_error(result, fragment)
+    assert not (tmp_path / "out").exists()

@@ -4,6 +4,7 @@ As NNCF's Dataset(source, transform): the source is the user's, the transform is
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +29,18 @@ class Calibration:
 
 
 def _from_array(array: np.ndarray, spec: InputSpec, origin: str) -> np.ndarray:
+    expected = spec.shape(1)[1:]
+    wanted = f"uint8 images (N,H,W[,C]) or preprocessed float32 (N, {', '.join(map(str, expected))})"
+    if not isinstance(array, np.ndarray) or array.ndim not in (3, 4):
+        shape = getattr(array, "shape", type(array).__name__)
+        raise DataError(f"calibration array {origin} has shape {shape}; expected {wanted}")
     if array.dtype == np.uint8:
         return preprocess_uint8(array, spec)
-    expected = spec.shape(len(array))
-    if array.shape != expected:
-        raise DataError(f"calibration array {origin} has shape {array.shape}; expected uint8 images "
-                        f"(N,H,W[,C]) or preprocessed float32 {('N',) + expected[1:]}")
+    if not np.issubdtype(array.dtype, np.floating) or array.shape[1:] != expected:
+        raise DataError(f"calibration array {origin} is {array.dtype} of shape {array.shape}; expected {wanted}")
+    if not np.isfinite(array).all():
+        raise DataError(f"calibration array {origin} holds NaN or infinite values; a scale calibrated on them "
+                        "would be meaningless")
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
@@ -44,7 +51,7 @@ def _read_array(path: Path) -> np.ndarray:
                 key = "images" if "images" in bundle else list(bundle.keys())[0]
                 return bundle[key]
         return np.load(path)
-    except (OSError, ValueError, IndexError) as exc:
+    except (OSError, ValueError, IndexError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read calibration file {path}: {exc}") from exc
 
 
@@ -55,7 +62,7 @@ def load_calibration(source: str | Path | np.ndarray | LabelledImages, spec: Inp
     if size < 1:
         raise DataError(f"calibration size {size} must be ≥ 1")
     if isinstance(source, np.ndarray):
-        batch, origin = _from_array(source[:size], spec, "(in memory)"), "array"
+        batch, origin = _from_array(source[:size] if source.ndim else source, spec, "(in memory)"), "array"
     elif isinstance(source, LabelledImages):
         batch, origin = preprocess_uint8(source.images[:size], spec), source.source
     else:
@@ -63,7 +70,8 @@ def load_calibration(source: str | Path | np.ndarray | LabelledImages, spec: Inp
         if path.suffix in (".npy", ".npz"):
             if not path.is_file():
                 raise DataError(f"calibration file {path} does not exist")
-            batch, origin = _from_array(_read_array(path)[:size], spec, str(path)), str(path)
+            array = _read_array(path)
+            batch, origin = _from_array(array[:size] if array.ndim else array, spec, str(path)), str(path)
         else:
             data = load_dataset(str(source), channels=spec.channels, size=spec.img_size)
             batch, origin = preprocess_uint8(data.images[:size], spec), data.source
