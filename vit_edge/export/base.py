@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from vit_edge.errors import ConfigError, MissingDependencyError
 from vit_edge.export.options import ExportOptions
 from vit_edge.types import InputSpec, Layout, Precision
 
-__all__ = ["Exporter", "ExportOptions", "NHWCInput"]
+__all__ = ["Exporter", "ExportOptions", "NHWCInput", "conversion_error"]
 
 
 class NHWCInput(torch.nn.Module):
@@ -65,3 +66,22 @@ class Exporter(ABC):
     def example_input(self, spec: InputSpec, batch: int = 1) -> torch.Tensor:
         generator = torch.Generator().manual_seed(0)
         return torch.randn(spec.shape(batch), generator=generator)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def conversion_error(what: str, exc: BaseException) -> BaseException:
+    """The one-line ExportError for a converter's exception; a Ctrl-C the converter wrapped stays an interrupt.
+
+    Converters catch KeyboardInterrupt inside and raise their own errors (with terminal colour codes) from it.
+    """
+    from vit_edge.errors import ExportError
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, KeyboardInterrupt):
+            return KeyboardInterrupt()
+        cause = cause.__cause__ or cause.__context__
+    lines = [line for line in _ANSI.sub("", str(exc)).strip().splitlines() if line.strip()]
+    return ExportError(f"{what} failed: {lines[0] if lines else type(exc).__name__}")

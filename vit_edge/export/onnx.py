@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from vit_edge.errors import ConfigError, ExportError
-from vit_edge.export.base import Exporter, ExportOptions
+from vit_edge.errors import ConfigError
+from vit_edge.export.base import Exporter, ExportOptions, conversion_error
 from vit_edge.types import InputSpec, Precision
 
 __all__ = ["OnnxExporter"]
@@ -53,7 +53,7 @@ class OnnxExporter(Exporter):
                 )
                 program.save(str(path), external_data=param_bytes > EXTERNAL_DATA_BYTES)
         except Exception as exc:  # the exporter raises many internal error types
-            raise ExportError(f"ONNX export failed: {str(exc).strip().splitlines()[0]}") from exc
+            raise conversion_error("ONNX export", exc) from exc
         finally:
             onnx_logger.setLevel(level)
         return path.name

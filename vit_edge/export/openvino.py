@@ -8,8 +8,7 @@ from pathlib import Path
 
 import torch
 
-from vit_edge.errors import ExportError
-from vit_edge.export.base import Exporter, ExportOptions
+from vit_edge.export.base import Exporter, ExportOptions, conversion_error
 from vit_edge.types import InputSpec, Precision
 
 __all__ = ["OpenVinoExporter"]
@@ -37,7 +36,7 @@ class OpenVinoExporter(Exporter):
             ov_model.outputs[0].get_tensor().set_names({"logits"})
             ov.save_model(ov_model, str(path), compress_to_fp16=options.precision is Precision.FP16)
         except Exception as exc:  # OpenVINO's frontends raise RuntimeError/OpConversionFailure
-            raise ExportError(f"OpenVINO conversion failed: {str(exc).strip().splitlines()[0]}") from exc
+            raise conversion_error("OpenVINO conversion", exc) from exc
         return path.name
 
     def _write_int8(self, model: torch.nn.Module, spec: InputSpec, out_dir: Path, options: ExportOptions) -> str:
@@ -58,5 +57,5 @@ class OpenVinoExporter(Exporter):
                 ov_model.outputs[0].get_tensor().set_names({"logits"})
                 ov.save_model(ov_model, str(out_dir / "model.xml"), compress_to_fp16=False)
             except Exception as exc:  # OpenVINO's ONNX frontend raises RuntimeError/OpConversionFailure
-                raise ExportError(f"OpenVINO INT8 conversion failed: {str(exc).strip().splitlines()[0]}") from exc
+                raise conversion_error("OpenVINO INT8 conversion", exc) from exc
         return "model.xml"

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from vit_edge.errors import ExportError
-from vit_edge.export.base import Exporter, ExportOptions
+from vit_edge.export.base import Exporter, ExportOptions, conversion_error
 from vit_edge.types import InputSpec, Precision
 
 __all__ = ["TfliteExporter", "assert_builtin_ops_only"]
@@ -48,7 +48,7 @@ class TfliteExporter(Exporter):
                                                   quant_config=_quant_config(options.precision))
                 edge_model.export(str(path))
         except Exception as exc:  # converter errors come from torch.export, MLIR and the flatbuffer writer
-            raise ExportError(f"TFLite conversion failed: {str(exc).strip().splitlines()[0]}") from exc
+            raise conversion_error("TFLite conversion", exc) from exc
         if options.precision is Precision.INT8:
             from vit_edge.export.tflite_islands import make_float_islands
 

@@ -1,0 +1,35 @@
+"""Ctrl-C (a real SIGINT) during a conversion: 'interrupted', exit 130, nothing half-written."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("target", ["onnx", "tflite"])
+def test_ctrl_c_during_export(target: str, tmp_path: Path) -> None:
+    out = tmp_path / "art"
+    code = ("import sys; from vit_edge.cli import main; "
+            f"sys.exit(main(['export', 'timm:vit_small_patch16_224', '--random-init', '--target', {target!r}, "
+            f"'--out', {str(out)!r}]))")
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if "exporting to" in line:
+            time.sleep(2)  # inside the converter
+            process.send_signal(signal.SIGINT)
+            break
+    rest = process.stderr.read()
+    assert process.wait(timeout=120) == 130, "".join(seen) + rest
+    assert rest.strip().splitlines()[-1] == "vit-edge: interrupted", rest
+    assert "\x1b[" not in rest and "Traceback" not in rest
+    assert list(tmp_path.iterdir()) == []  # no artifact, no partial folder, no lock
