@@ -95,3 +95,33 @@ def test_unreachable_host_is_a_status_row_and_exit_2(tmp_path: Path) -> None:
                      "--ssh-option", "StrictHostKeyChecking=no", "--ssh-option", "ConnectTimeout=5")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("vit-edge: error: cannot reach ssh://")
+
+
+def _board_leftovers() -> tuple[list[str], list[str]]:
+    """Runner processes and working folders of vit-edge on the 'board' (this machine)."""
+    processes = subprocess.run(["pgrep", "-af", "/tmp/vit-edge."], capture_output=True, text=True).stdout
+    running = [line for line in processes.splitlines() if "runner" in line or ".pyz" in line]
+    return running, sorted(str(p) for p in Path("/tmp").glob("vit-edge.*"))
+
+
+def test_timeout_stops_the_board_side_process_and_cleans_up(sshd, tmp_path: Path) -> None:
+    device, options = sshd
+    artifact = export(small_vit(), "onnx", tmp_path / "onnx")
+    before = _board_leftovers()[1]
+    cfg = BenchConfig(threads=(1,), runs=10**9, min_seconds=600.0, device=device, ssh_options=options,
+                      remote_python=sys.executable, timeout_s=8.0)
+    (record,) = bench([str(artifact.path)], cfg)
+    assert record["status"] != "ok" and "did not finish within 8 s (stopped there)" in record["error"], record
+    time.sleep(1)
+    running, folders = _board_leftovers()
+    assert running == [] and set(folders) <= set(before)
+
+
+def test_host_that_looks_like_an_option_is_refused(tmp_path: Path) -> None:
+    from tests.integration.test_cli_errors import assert_user_error
+
+    for device, fragment in [("ssh://-oProxyCommand", "would be read by"), ("ssh://-V", "would be read by"),
+                             ("adb:-s", "would be read by"), ("ssh://-oProxyCommand=touch%20pwned", "cannot parse")]:
+        result = run_cli("bench", str(tmp_path), "--device", device, "--out", str(tmp_path / "r"))
+        assert_user_error(result, fragment)
+    assert not (tmp_path / "pwned").exists()

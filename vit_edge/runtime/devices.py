@@ -50,12 +50,16 @@ def parse_device(text: str) -> Device:
     if text in ("", "local", "localhost-process"):
         return LocalDevice()
     ssh = _SSH.fullmatch(text)
+    if ssh and any((ssh.group(part) or "").startswith("-") for part in ("user", "host")):
+        raise DeviceError(f"'{text}': a host or user starting with '-' would be read by ssh as an option")
     if ssh:
         port = int(ssh.group("port") or 22)
         if not 0 < port < 65536:
             raise DeviceError(f"port {port} in '{text}' is out of range")
         return SshDevice(host=ssh.group("host").strip("[]"), user=ssh.group("user"), port=port)
     adb = _ADB.fullmatch(text)
+    if adb and adb.group("serial").startswith("-"):
+        raise DeviceError(f"'{text}': a serial starting with '-' would be read by adb as an option")
     if adb:
         return AdbDevice(serial=adb.group("serial"))
     raise DeviceError(f"cannot parse device '{text}': use local, ssh://user@host[:port] or adb:SERIAL")

@@ -62,7 +62,8 @@ class SshRunner:
         except FileNotFoundError as exc:
             raise DeviceError("the OpenSSH client (ssh, scp) is not installed on this machine") from exc
         except subprocess.TimeoutExpired as exc:
-            raise DeviceError(f"{self.device} did not finish within {timeout:.0f} s") from exc
+            self._stop_remote()  # the board-side process would otherwise run on at full CPU
+            raise DeviceError(f"{self.device} did not finish within {timeout:.0f} s (stopped there)") from exc
         if result.returncode == 255:
             last = (result.stderr.strip().splitlines() or ["no answer"])[-1]
             raise DeviceError(f"cannot reach {self.device}: {last}")
@@ -76,8 +77,26 @@ class SshRunner:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        """Stop whatever still runs from the working folder and remove it, on every path (error, Ctrl-C too)."""
         if self.remote_dir:
-            self._ssh(f"rm -rf {shlex.quote(self.remote_dir)}", timeout=60)
+            self._stop_remote(remove=True)
+            self.remote_dir = None
+
+    def _stop_remote(self, remove: bool = False) -> None:
+        """Kill the processes started from the working folder (and remove it); best effort, never raises."""
+        if not self.remote_dir:
+            return
+        # '[/]tmp/…' matches the runner's command line but not the shell running pkill (which it would kill);
+        # the folder is removed by a second command for the same reason
+        commands = [f"pkill -f {shlex.quote(f'[{self.remote_dir[0]}]{self.remote_dir[1:]}')} ; true"]
+        if remove:
+            commands.append(f"rm -rf {shlex.quote(self.remote_dir)}")
+        for command in commands:
+            args = ["ssh", "-p", str(self.device.port), *self.options, self.device.destination, command]
+            try:
+                subprocess.run(args, capture_output=True, text=True, timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
 
     def put(self, local: Path, name: str) -> str:
         """Copy a file or folder into the working folder; returns its path on the board."""

@@ -14,16 +14,26 @@ RESULT_PREFIX = "VIT_EDGE_RESULT "
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    from vit_edge.errors import VitEdgeError
+    from vit_edge.errors import MissingDependencyError, VitEdgeError
     from vit_edge.runtime.measure import config_from_json, measure
 
     try:
         cfg = config_from_json(json.loads(Path(args[0]).read_text()))
         result = {"status": "ok", **measure(cfg)}
+    except MissingDependencyError as exc:
+        result = {"status": type(exc).__name__, "error": _where_to_install(exc)}
     except VitEdgeError as exc:
         result = {"status": type(exc).__name__, "error": str(exc)}
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
+
+
+def _where_to_install(exc: "MissingDependencyError") -> str:  # noqa: F821 - imported inside main
+    """On a board (the zipped runner) the fix is the runtime and numpy there, not vit-edge's extra (it pulls torch)."""
+    if ".pyz" not in __file__:
+        return str(exc)
+    return (f"the runtime package '{exc.package}' is not installed on the device: install it there with  "
+            f"python3 -m pip install numpy {exc.package}  (torch is not needed on the device)")
 
 
 if __name__ == "__main__":
