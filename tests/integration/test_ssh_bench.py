@@ -125,3 +125,17 @@ def test_host_that_looks_like_an_option_is_refused(tmp_path: Path) -> None:
         result = run_cli("bench", str(tmp_path), "--device", device, "--out", str(tmp_path / "r"))
         assert_user_error(result, fragment)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_board_without_the_runtime_is_told_what_to_install_there(sshd, tmp_path: Path) -> None:
+    """The zipped runner on a board whose Python cannot import onnxruntime (an import blocker on its path)."""
+    device, options = sshd
+    artifact = export(small_vit(), "onnx", tmp_path / "onnx")
+    blocker = tmp_path / "blocker" / "onnxruntime"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('not installed on this board')\n")
+    cfg = BenchConfig(threads=(1,), runs=2, min_seconds=0.0, device=device, ssh_options=options,
+                      remote_python=f"env PYTHONPATH={blocker.parent} {sys.executable}")
+    (record,) = bench([str(artifact.path)], cfg)
+    assert record["status"] == "MissingDependencyError", record
+    assert "python3 -m pip install numpy onnxruntime" in record["error"] and "vit-edge[" not in record["error"]
