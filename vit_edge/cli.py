@@ -122,9 +122,9 @@ def _img_size(text: str) -> int | tuple[int, int]:
     try:
         parts = tuple(int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or HxW (e.g. 224 or 256x128), got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected N or HxW (e.g. 224 or 256x128), got {text!r}") from None
     if len(parts) not in (1, 2) or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"expected N or HxW with positive sizes, got '{text}'")
+        raise argparse.ArgumentTypeError(f"expected N or HxW with positive sizes, got {text!r}")
     return parts[0] if len(parts) == 1 or parts[0] == parts[1] else (parts[0], parts[1])
 
 
@@ -135,9 +135,9 @@ def _number(kind: type, minimum: float, what: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'") from None
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if value != value or value < minimum or value in (float("inf"),):  # NaN, too small, infinite
-            raise argparse.ArgumentTypeError(f"expected {what}, got '{text}'")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
 
     return parse
@@ -155,11 +155,11 @@ def _cpu_list(text: str) -> tuple[int, ...]:
     try:
         cpus = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated CPU numbers, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated CPU numbers, got {text!r}") from None
     available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     missing = [cpu for cpu in cpus if cpu not in available]
     if not cpus or missing:
-        raise argparse.ArgumentTypeError(f"CPU(s) {missing or text} not available here; this process may use "
+        raise argparse.ArgumentTypeError(f"CPU(s) {missing or repr(text)} not available here; this process may use "
                                          f"{','.join(map(str, available))}")
     return cpus
 
@@ -168,9 +168,9 @@ def _non_negative(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got '{text}'")
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}")
     return value
 
 
@@ -178,9 +178,9 @@ def _int_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got '{text}'")
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
     return values
 
 

@@ -281,8 +281,10 @@ def _num_classes(config: dict[str, Any], arch: Architecture) -> int:
 
 def hf_config_to_vit(config: dict[str, Any], architecture: str | None = None) -> tuple[ViTConfig, str, InputSpec]:
     """config.json → (ViTConfig, architecture name, default InputSpec); what the reference cannot run is refused."""
-    listed = config.get("architectures") or ["?"]
-    name = architecture or str(listed if isinstance(listed, str) else listed[0])
+    listed = config.get("architectures")
+    if isinstance(listed, str):
+        listed = [listed]
+    name = architecture or (str(listed[0]) if isinstance(listed, list) and listed else "?")
     arch = _architecture(name)
     family = arch.family
     options = {**_common_options(config, family.ln_eps), **family.options(config), **arch.options,
