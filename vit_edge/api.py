@@ -378,9 +378,7 @@ def _run_qat(loaded: Any, recipe: Any, calibration: Any, evaluation: Any, qat: A
 
     distributed.init_from_env()
     train_set = _training_data(qat.data, loaded.spec)
-    if int(train_set.labels.max()) >= loaded.model.cfg.num_classes:
-        raise ConfigError(f"{train_set.source} has {len(train_set.class_names)} classes; the model has "
-                          f"{loaded.model.cfg.num_classes} outputs")
+    _check_qat_data(train_set, loaded.model.cfg.num_classes, qat.config.batch_size * distributed.world_size())
     quant = quantize_model(loaded.model, recipe, calibration.batch)
     identity = {"weights_sha256": loaded.source.get("weights_sha256"), "recipe": recipe.to_json(),
                 "calibration": calibration.fingerprint, "train_data": train_set.fingerprint(),
@@ -397,6 +395,22 @@ def _run_qat(loaded: Any, recipe: Any, calibration: Any, evaluation: Any, qat: A
     if not main:
         return None, {}
     return trained, {"qat": {**metrics, "checkpoints": str(directory)}}
+
+
+def _check_qat_data(train_set: Any, num_classes: int, global_batch: int) -> None:
+    """QAT trains a classifier's loss on labelled batches: refuse data (or a model) that cannot give one."""
+    if num_classes == 0:
+        raise ConfigError("QAT trains on labels, and this model is an encoder without a head (its output is an "
+                          "embedding); use PTQ (--method ptq)")
+    if int(train_set.labels.max()) >= num_classes:
+        raise ConfigError(f"{train_set.source} has {len(train_set.class_names)} classes; the model has "
+                          f"{num_classes} outputs")
+    if len(set(train_set.labels.tolist())) < 2:
+        raise ConfigError(f"{train_set.source} holds images of one class only; QAT needs labelled images of "
+                          "several classes")
+    if len(train_set) < global_batch:
+        raise ConfigError(f"{train_set.source} has {len(train_set)} images, fewer than one batch of "
+                          f"{global_batch}; lower --batch-size or add images")
 
 
 def _training_data(data: str, spec: Any) -> Any:

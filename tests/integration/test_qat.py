@@ -113,6 +113,10 @@ def test_bad_qat_inputs(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(flat / "a.png")
     unlabelled = tmp_path / "images.npy"
     np.save(unlabelled, np.zeros((4, 28, 28), dtype=np.uint8))
+    for name, count in (("few/a", 3), ("few/b", 3), ("one/a", 80)):  # a batch it cannot fill, a single class
+        (tmp_path / name).mkdir(parents=True)
+        for index in range(count):
+            Image.fromarray(np.full((28, 28), index, dtype=np.uint8)).save(tmp_path / name / f"{index}.png")
     base = ["quantize", "fmnist-vit-tiny", "--target", "onnx", "--method", "qat", "--calib", "fashion-mnist",
             "--calib-size", "8"]
     cases = [
@@ -123,6 +127,8 @@ def test_bad_qat_inputs(tmp_path: Path) -> None:
         (["--data", "fashion-mnist-train", "--eval", "fashion-mnist", "--max-drop", "0.5"], "PTQ's budget"),
         (["--data", "fashion-mnist-train", "--eval", "fashion-mnist", "--resume", "--checkpoint-dir",
           str(tmp_path / "none")], "nothing to resume"),
+        (["--data", str(tmp_path / "few"), "--eval", "fashion-mnist"], "fewer than one batch of 64"),
+        (["--data", str(tmp_path / "one"), "--eval", "fashion-mnist"], "one class only"),
     ]
     for extra, message in cases:
         result = run_cli(*base, "--out", str(tmp_path / "out"), *extra)
