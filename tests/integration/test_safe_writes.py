@@ -94,3 +94,25 @@ def test_bench_report_folder_is_checked_before_measuring(tmp_path: Path) -> None
         assert_user_error(result, "cannot write to")
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_sigkill_mid_export_leaves_nothing_the_next_run_keeps(tmp_path: Path) -> None:
+    """A real SIGKILL inside the converter: the partial folder it leaves is removed by the next export."""
+    import signal
+    import time
+
+    out = tmp_path / "art"
+    code = ("import sys; from vit_edge.cli import main; "
+            "sys.exit(main(['export', 'timm:vit_small_patch16_224', '--random-init', '--target', 'onnx', "
+            f"'--out', {str(out)!r}]))")
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        if "exporting to" in line:
+            time.sleep(2)
+            process.send_signal(signal.SIGKILL)
+            break
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    assert not out.exists() and [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+    result = run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(out), "--parity-samples", "2")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]
