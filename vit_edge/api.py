@@ -286,6 +286,7 @@ def train(
         raise ArtifactError(f"{out} exists already; pass --force to replace it")
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ConfigError("epochs and batch size must be ≥ 1 and the learning rate > 0")
+    check_writable(out.parent)  # before the training, not after it
     is_fmnist = data.startswith("fashion-mnist")
     channels = 1 if is_fmnist else 3
     train_set = load_dataset(data, channels=channels, size=None if is_fmnist else (img_size or 32))
