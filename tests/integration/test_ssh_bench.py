@@ -72,6 +72,11 @@ def test_bench_over_ssh_measures_and_brings_results_back(sshd, tmp_path: Path) -
     assert record["status"] == "ok", record
     assert record["device"] == device and record["runs"] >= 20 and 0 < record["min_ms"] <= record["p50_ms"]
     assert record["peak_rss_mb"] > 0 and record["session"]["runtime"] == "onnxruntime"
+    found = record["device_fingerprint"]  # read by the runner on the board, not by this process
+    assert found["machine"] and found["cores"] and found["python"] and record["memory_source"] == "VmHWM"
+    from vit_edge.runtime.report import markdown_table
+
+    assert f"| {device} ({found['machine']}, " in markdown_table([record])
 
 
 def test_accuracy_over_ssh_equals_local(sshd, tmp_path: Path) -> None:

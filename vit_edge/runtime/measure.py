@@ -18,7 +18,7 @@ import numpy as np
 from vit_edge.artifact import read_manifest
 from vit_edge.runtime.base import DEFAULT_RUNTIME, SessionOptions, session_class
 
-__all__ = ["MeasureConfig", "measure", "latency_stats", "peak_rss_mb", "memory_source"]
+__all__ = ["MeasureConfig", "measure", "latency_stats", "peak_rss_mb", "memory_source", "device_fingerprint"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,30 @@ def peak_rss_mb() -> float:
                 return int(line.split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def device_fingerprint() -> dict[str, Any]:
+    """What this process runs on, read here (on a board: the board's own facts, not the controlling machine's)."""
+    import platform
+
+    cpu, features = platform.processor(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "Hardware", "CPU part") and (not cpu or key == "model name"):
+                cpu = value.strip()
+            elif key in ("flags", "Features") and not features:
+                features = " ".join(f for f in value.split() if f in _CPU_FEATURES)
+    except OSError:
+        pass
+    return {"hostname": platform.node(), "machine": platform.machine(), "cpu": cpu, "cpu_features": features,
+            "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version()}
+
+
+# the features that decide which kernels a runtime picks (x86 AVX/AMX/VNNI, Arm dot product/i8mm/SVE/fp16)
+_CPU_FEATURES = {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "avx_vnni",
+                 "asimd", "asimddp", "i8mm", "sve", "sve2", "fphp", "asimdhp", "bf16"}
 
 
 def memory_source() -> str:
@@ -121,7 +145,7 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
         "load_ms": load_ms, "first_ms": first_ms, **stats,
         "throughput_ips": cfg.batch * 1000.0 / stats["mean_ms"],
         "rss_before_load_mb": rss_before, "peak_rss_load_mb": rss_load, "peak_rss_mb": peak_rss_mb(),
-        "memory_source": memory_source(),
+        "memory_source": memory_source(), "device_fingerprint": device_fingerprint(),
     }
     if cfg.data_npz:  # a second session with a free batch axis: accuracy runs in batches of 256
         accuracy_session = session_class(runtime)(root / manifest.model_file,

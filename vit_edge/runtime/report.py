@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_records", "markdown_table", "pareto_front", "write_reports", "accuracy_of"]
+__all__ = ["append_records", "device_label", "markdown_table", "pareto_front", "write_reports", "accuracy_of"]
 
 COLUMNS = [
+    ("device", lambda r: device_label(r)),
     ("artifact", lambda r: r.get("artifact_id", "?")),
     ("runtime", lambda r: r.get("runtime", "-")),
     ("precision", lambda r: r.get("precision", "-")),
@@ -34,6 +35,15 @@ COLUMNS = [
 ]
 
 
+def device_label(record: dict[str, Any]) -> str:
+    """Where the row ran, as the device itself reported it (machine and CPU), else the address asked for."""
+    found = record.get("device_fingerprint") or {}
+    where = record.get("device") or "local"
+    if not found:
+        return where
+    return f"{where} ({found.get('machine', '?')}, {found.get('cpu') or '?'})"
+
+
 def _delegation(session: dict[str, Any]) -> str:
     if "fully_delegated" not in session:
         return "-"
@@ -44,7 +54,15 @@ def _num(value: Any, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _by_device(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records grouped by the device they ran on, devices in the order they first appear (a stable sort)."""
+    order = {label: index for index, label in enumerate(dict.fromkeys(device_label(r) for r in records))}
+    return sorted(records, key=lambda r: order[device_label(r)])
+
+
 def markdown_table(records: list[dict[str, Any]]) -> str:
+    """One row per record, grouped by the device it ran on (in the order devices first appear)."""
+    records = _by_device(records)
     header = [name for name, _ in COLUMNS]
     rows = [[str(get(record)).replace("|", "/") for _, get in COLUMNS] for record in records]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -105,7 +123,7 @@ def _plot_png(records: list[dict[str, Any]], path: Path) -> Path | None:
 def _html(records: list[dict[str, Any]], png: Path | None) -> str:
     head = "".join(f"<th>{html.escape(name)}</th>" for name, _ in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(get(r)))}</td>" for _, get in COLUMNS) + "</tr>"
-                   for r in records)
+                   for r in _by_device(records))
     image = (f'<img alt="latency vs accuracy" src="data:image/png;base64,{base64.b64encode(png.read_bytes()).decode()}">'
              if png else "<p>(plot needs matplotlib: pip install 'vit-edge[report]')</p>")
     return ("<!doctype html><meta charset='utf-8'><title>vit-edge bench</title>"
