@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from vit_edge.artifact import Manifest, atomic_artifact_dir, check_writable, read_manifest
+from vit_edge.artifact import NUMERICS_CHECK, Manifest, atomic_artifact_dir, check_writable, read_manifest
 from vit_edge.errors import ConfigError
 from vit_edge.export.options import ExportOptions
 from vit_edge.types import InputSpec, Layout, Precision
@@ -18,6 +18,7 @@ from vit_edge.types import InputSpec, Layout, Precision
 __all__ = ["Artifact", "ExportOptions", "export", "quantize", "info", "train", "default_output_dir", "parity_inputs", "tool_versions"]
 
 
+NUMERICS_CHECK_SAMPLES = 4  # inputs every device re-runs before its numbers are reported (bench's numerics gate)
 _TOOLS = ("vit-edge", "torch", "numpy", "onnx", "onnxscript", "onnxruntime", "openvino", "litert-torch",
           "ai-edge-litert")
 
@@ -251,6 +252,9 @@ def _verify(torch_model: Any, spec: Any, staging: Path, manifest: Manifest, opti
                           embedding=embedding)
     result["inputs"] = dataset.source if dataset is not None else "synthetic smooth images"
     result["runtime"] = session.info()
+    np.savez(staging / NUMERICS_CHECK, inputs=inputs[:NUMERICS_CHECK_SAMPLES],
+             outputs=reference[:NUMERICS_CHECK_SAMPLES].astype(np.float32))
+    result["numerics_check"] = NUMERICS_CHECK
     return result
 
 

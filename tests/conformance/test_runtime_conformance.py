@@ -1,6 +1,8 @@
 """Runtime conformance: one template, subclassed per registered runtime; real artifacts in real runtimes."""
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ import torch
 
 from tests.conftest import run_cli, small_vit
 from vit_edge.api import export, parity_inputs
+from vit_edge.artifact import sha256_file
 from vit_edge.models.checkpoint import save_checkpoint
 from vit_edge.runtime import RUNTIMES, SessionOptions, open_session
 from vit_edge.runtime.bench import BenchConfig, bench
@@ -109,8 +112,13 @@ def test_corrupt_model_file_is_a_status_row_and_the_sweep_goes_on(tmp_path: Path
     bad = export(small_vit(), "onnx", tmp_path / "bad").path
     (bad / "model.onnx").write_bytes(b"\x08garbage")
     records = bench([str(bad), str(good)], BenchConfig(runs=5, min_seconds=0.0))
-    assert records[0]["status"] == "ArtifactError" and "cannot load" in records[0]["error"]
+    assert records[0]["status"] == "ArtifactError" and "does not match its sha256" in records[0]["error"]
     assert records[1]["status"] == "ok" and records[1]["p50_ms"] > 0
+    manifest = json.loads((bad / "manifest.json").read_text())  # the garbage re-hashed: the runtime refuses it
+    manifest["files"]["model.onnx"] = sha256_file(bad / "model.onnx")
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    (record,) = bench([str(bad)], BenchConfig(runs=5, min_seconds=0.0))
+    assert record["status"] == "ArtifactError" and "cannot load" in record["error"]
 
 
 def test_bench_cli_bad_inputs(tmp_path: Path) -> None:
@@ -145,5 +153,5 @@ def test_runtime_not_installed_is_a_status_row(tmp_path: Path) -> None:
                             text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "pip install 'vit-edge[onnx]'" in result.stdout
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| ov |")]
+    rows = [line for line in result.stdout.splitlines() if "| ov |" in line]
     assert rows and rows[0].rstrip().endswith("| ok |")

@@ -101,3 +101,33 @@ def test_wrong_inputs_to_run_say_what_was_expected(exported: Path) -> None:
         artifact.run([[0.0]])
     with pytest.raises(ConfigError, match="target must be a target name"):
         export("fmnist-vit-tiny", None, exported.parent / "none")  # type: ignore[arg-type]
+
+
+def test_consistent_hashes_but_wrong_numbers_fail_the_numerics_gate(exported: Path, tmp_path: Path) -> None:
+    """The head negated inside the ONNX file and the manifest re-hashed: integrity holds, the numbers do not."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    from vit_edge.artifact import NUMERICS_CHECK
+
+    artifact = tmp_path / "negated"
+    shutil.copytree(exported, artifact)
+    assert (artifact / NUMERICS_CHECK).is_file()
+    model = onnx.load(str(artifact / "model.onnx"))
+    for initializer in model.graph.initializer:
+        if tuple(initializer.dims) == (10, 64):  # the head's weight: 10 classes × 64 features
+            initializer.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(initializer), initializer.name))
+    onnx.save(model, str(artifact / "model.onnx"))
+    edit_manifest(artifact, files={**json.loads((artifact / MANIFEST_NAME).read_text())["files"],
+                                   "model.onnx": sha256_file(artifact / "model.onnx")})
+    Artifact.open(artifact)  # integrity holds
+    result = run_cli("bench", str(artifact), str(exported), "--runs", "2", "--min-time", "0", "--warmup", "0",
+                     "--out", str(tmp_path / "reports"))
+    assert result.returncode == 2, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "reports" / "bench.jsonl").read_text().splitlines()]
+    status = {Path(r["artifact"]).name: r["status"] for r in records}
+    assert status == {"negated": "mismatch", exported.name: "ok"}, status
+    negated = next(r for r in records if r["status"] == "mismatch")
+    assert "computes other numbers than PyTorch" in negated["error"] and not negated["numerics_check"]["passed"]
+    assert np.isfinite(negated["p50_ms"])  # the timing is still reported, beside the verdict

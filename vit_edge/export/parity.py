@@ -18,7 +18,7 @@ import numpy as np
 from vit_edge.errors import ParityError
 from vit_edge.types import Precision
 
-__all__ = ["Tolerance", "TOLERANCES", "compare_logits", "check_parity"]
+__all__ = ["Tolerance", "TOLERANCES", "compare_logits", "judge", "check_parity"]
 
 
 @dataclass(frozen=True)
@@ -60,17 +60,23 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, An
     }
 
 
-def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: Precision, label: str,
-                 embedding: bool = False) -> dict[str, Any]:
-    """Compare and judge; raises ParityError with the numbers when the artifact is outside tolerance."""
+def judge(reference: np.ndarray, candidate: np.ndarray, precision: Precision, embedding: bool = False
+          ) -> dict[str, Any]:
+    """compare_logits plus the verdict for `precision` ('passed'), without raising (numpy only: boards use it)."""
     result = compare_logits(reference, candidate)
     tolerance = TOLERANCES[precision]
     flips = result["disagreements_beyond_near_ties"] if tolerance.near_ties_may_flip else result["top1_disagreements"]
-    if embedding:
-        flips = 0
     result.update(tolerance_min_cosine=tolerance.min_cosine, near_ties_may_flip=tolerance.near_ties_may_flip,
                   output="embedding" if embedding else "logits",
-                  passed=result["min_cosine"] >= tolerance.min_cosine and flips == 0)
+                  passed=result["min_cosine"] >= tolerance.min_cosine and (embedding or flips == 0))
+    return result
+
+
+def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: Precision, label: str,
+                 embedding: bool = False) -> dict[str, Any]:
+    """Compare and judge; raises ParityError with the numbers when the artifact is outside tolerance."""
+    result = judge(reference, candidate, precision, embedding)
+    tolerance = TOLERANCES[precision]
     if not result["passed"]:
         raise ParityError(
             f"{label} does not match PyTorch: min cosine {result['min_cosine']:.6f} (need ≥ {tolerance.min_cosine}), "

@@ -219,7 +219,7 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, d
                 artifact=path, runtime=cfg.runtime, threads=threads, batch=batch, warmup=cfg.warmup,
                 runs=cfg.runs, min_seconds=cfg.min_seconds, device=cfg.ov_device, precision_hint=cfg.precision_hint,
                 data_npz=str(data_npz) if first and data_npz else None,
-                logits_out=str(logits_file) if first and data_npz else None, cpus=cfg.cpus)
+                logits_out=str(logits_file) if first and data_npz else None, cpus=cfg.cpus, check_numerics=first)
             progress(f"[{counter[0]}/{total}] {Path(path).name}: threads {threads}, batch {batch} …")
             try:
                 result = executor.run(measure, f"run{counter[0]}")

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from vit_edge.artifact import read_manifest
+from vit_edge.artifact import NUMERICS_CHECK, read_manifest
 from vit_edge.runtime.base import DEFAULT_RUNTIME, SessionOptions, session_class
+from vit_edge.types import Precision
 
 __all__ = ["MeasureConfig", "measure", "latency_stats", "peak_rss_mb", "memory_source", "device_fingerprint"]
 
@@ -37,6 +38,7 @@ class MeasureConfig:
     data_npz: str | None = None  # uint8 images + labels, preprocessed here with the manifest's spec
     logits_out: str | None = None  # where to save the logits (for agreement with a reference)
     cpus: tuple[int, ...] = ()  # pin the process to these CPUs (Linux)
+    check_numerics: bool = False  # re-run the artifact's numerics_check.npz here and judge it (the numerics gate)
 
 
 def peak_rss_mb() -> float:
@@ -147,11 +149,44 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
         "rss_before_load_mb": rss_before, "peak_rss_load_mb": rss_load, "peak_rss_mb": peak_rss_mb(),
         "memory_source": memory_source(), "device_fingerprint": device_fingerprint(),
     }
+    result.update(_numerics_gate(root, manifest, runtime, cfg))
     if cfg.data_npz:  # a second session with a free batch axis: accuracy runs in batches of 256
         accuracy_session = session_class(runtime)(root / manifest.model_file,
                                                   SessionOptions(cfg.device, cfg.threads, cfg.precision_hint))
         result.update(_accuracy(accuracy_session, manifest.input_spec, cfg))
     return result
+
+
+def _numerics_gate(root: Path, manifest: Any, runtime: str, cfg: MeasureConfig) -> dict[str, Any]:
+    """Re-run the inputs whose PyTorch outputs the artifact carries; a device that computes other numbers (a
+    broken kernel, an emulator's CPU model) gets status 'mismatch' instead of 'ok'."""
+    from vit_edge.export.parity import judge
+
+    file = root / NUMERICS_CHECK
+    if not cfg.check_numerics or not file.is_file():
+        return {}
+    with np.load(file) as bundle:
+        inputs, expected = bundle["inputs"], bundle["outputs"]
+    session = session_class(runtime)(root / manifest.model_file,
+                                     SessionOptions(cfg.device, cfg.threads, cfg.precision_hint))
+    got = np.concatenate([session.run(inputs[i : i + 1]) for i in range(len(inputs))])
+    precision = _precision_that_ran(str(session.info().get("precision", "")), manifest.precision)
+    embedding = not manifest.source.get("architecture", {}).get("num_classes", 1)
+    verdict = judge(expected, got, precision, embedding)
+    check = {k: verdict[k] for k in ("samples", "min_cosine", "top1_agreement", "max_abs_diff", "passed")}
+    if verdict["passed"]:
+        return {"numerics_check": check}
+    return {"numerics_check": check, "status": "mismatch",
+            "error": f"this device computes other numbers than PyTorch: min cosine {verdict['min_cosine']:.5f} "
+                     f"(need ≥ {verdict['tolerance_min_cosine']} for {precision.value}), top-1 agreement "
+                     f"{100 * verdict['top1_agreement']:.0f}% on the artifact's {verdict['samples']} check inputs"}
+
+
+def _precision_that_ran(ran: str, exported: Precision) -> Precision:
+    """The tolerance to hold a device to: an artifact that really ran in bf16/fp16 is judged as fp16."""
+    if exported is Precision.INT8:
+        return exported
+    return Precision.FP16 if ("bf16" in ran or "f16" in ran) else exported
 
 
 def config_from_json(data: dict[str, Any]) -> MeasureConfig:

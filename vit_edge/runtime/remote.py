@@ -20,7 +20,8 @@ __all__ = ["build_runner_zip", "SshRunner", "RUNNER_MODULES"]
 
 # What the measuring process imports: no torch, no models/, no converters.
 RUNNER_MODULES = (
-    "__init__.py", "errors.py", "types.py", "artifact.py", "export/__init__.py", "quantize/__init__.py",
+    "__init__.py", "errors.py", "types.py", "artifact.py", "export/__init__.py", "export/parity.py",
+    "quantize/__init__.py",
     "quantize/recipe.py", "data/__init__.py",
     "data/datasets.py", "data/preprocess.py", "data/synthetic.py", "runtime/__init__.py", "runtime/base.py",
     "runtime/measure.py", "runtime/runner.py", "runtime/onnxruntime.py", "runtime/openvino.py",
