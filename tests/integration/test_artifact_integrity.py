@@ -131,3 +131,18 @@ def test_consistent_hashes_but_wrong_numbers_fail_the_numerics_gate(exported: Pa
     negated = next(r for r in records if r["status"] == "mismatch")
     assert "computes other numbers than PyTorch" in negated["error"] and not negated["numerics_check"]["passed"]
     assert np.isfinite(negated["p50_ms"])  # the timing is still reported, beside the verdict
+
+
+def test_reference_gate_flags_rows_outside_tolerance(tmp_path: Path) -> None:
+    """--reference: the same model agrees (ok); another model's numbers are a 'mismatch' and exit 2."""
+    from tests.conftest import small_vit
+
+    arts = {seed: export(small_vit(seed=seed, in_chans=1, img_size=28, patch_size=4), "onnx", tmp_path / f"m{seed}",
+                         parity_samples=2).path for seed in (0, 1)}
+    common = ("--runs", "2", "--min-time", "0", "--warmup", "0", "--data", "fashion-mnist", "--eval-limit", "64")
+    same = run_cli("bench", str(arts[0]), "--reference", str(arts[0]), *common, "--out", str(tmp_path / "r0"))
+    assert same.returncode == 0, same.stdout + same.stderr
+    other = run_cli("bench", str(arts[0]), "--reference", str(arts[1]), *common, "--out", str(tmp_path / "r1"))
+    assert other.returncode == 2
+    (record,) = [json.loads(line) for line in (tmp_path / "r1" / "bench.jsonl").read_text().splitlines()]
+    assert record["status"] == "mismatch" and "beyond fp32 tolerance" in record["error"]

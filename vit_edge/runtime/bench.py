@@ -171,13 +171,24 @@ def _record(path: str, manifest: Manifest | None, cfg: BenchConfig, threads: int
     return record
 
 
-def _agreement(logits: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    from vit_edge.export.parity import compare_logits  # numpy only
+def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) -> dict[str, Any]:
+    """Agreement with the reference, held to the tolerance of the artifact's precision (fp32 < fp16 < int8):
+    outside it the row's status becomes 'mismatch'."""
+    from vit_edge.export.parity import judge  # numpy only
 
     if logits.shape != reference.shape:
-        return {}
-    compared = compare_logits(reference, logits)
-    return {"agreement_top1": 100 * compared["top1_agreement"], "agreement_cosine": compared["mean_cosine"]}
+        return {"status": "mismatch", "error": f"output shape {logits.shape[1:]} differs from the reference's "
+                                               f"{reference.shape[1:]}"}
+    embedding = not manifest.source.get("architecture", {}).get("num_classes", 1)
+    verdict = judge(reference, logits, manifest.precision, embedding)
+    found: dict[str, Any] = {"agreement_top1": 100 * verdict["top1_agreement"],
+                             "agreement_cosine": verdict["mean_cosine"]}
+    if not verdict["passed"]:
+        found.update(status="mismatch", error=(
+            f"disagrees with the reference beyond {manifest.precision.value} tolerance: min cosine "
+            f"{verdict['min_cosine']:.5f} (need ≥ {verdict['tolerance_min_cosine']}), top-1 agreement "
+            f"{100 * verdict['top1_agreement']:.1f}%"))
+    return found
 
 
 def _reference_logits(cfg: BenchConfig, executor: Any, data_npz: Path | None, workdir: Path,
@@ -234,10 +245,11 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, d
         except VitEdgeError as exc:
             progress(f"    agreement not measured: {exc}")
             reference = None
-        if reference is not None:
-            agreement = _agreement(np.load(logits_file), reference)
+        if reference is not None and manifest is not None:
+            agreement = _agreement(np.load(logits_file), reference, manifest)
             for record in records:
-                record.update(agreement, reference=cfg.reference)
+                if record.get("status") == "ok" or "status" not in agreement:
+                    record.update(agreement, reference=cfg.reference)
     return records
 
 
