@@ -3,7 +3,8 @@
 For each family a representative timm architecture (random init, seeded; LayerScale set to 0.1 so the blocks
 matter, as in trained DINOv2/DeiT-III, instead of timm's 1e-5 init) is quantized with vit-edge's default PTQ
 recipe on 64 smooth synthetic images, exported to each target, run in that target's runtime on 64 other images
-and compared with PyTorch FP32: logit (or embedding) cosine, and top-1 agreement where the model has a head.
+and compared with PyTorch FP32: logit (or embedding) cosine, and top-1 agreement where the model has a classifier
+head (timm's CLIP models end in the image projection: an embedding, judged by cosine alone).
 `vit_small_patch16_224` is the baseline row (DeiT-S has the same architecture, so at random init it is the same
 model). TFLite rows also say whether XNNPACK
 took the whole graph.
@@ -50,13 +51,15 @@ def build(name: str, size: int) -> VisionTransformer:
     return model.eval()
 
 
-def score(model: VisionTransformer, artifact, images: np.ndarray) -> tuple[float, float, float | None, str]:
+def score(model: VisionTransformer, artifact, images: np.ndarray,
+          embedding: bool = False) -> tuple[float, float, float | None, str]:
     batch = preprocess_uint8(images, artifact.manifest.input_spec)
     with torch.no_grad():
         reference = model(torch.from_numpy(batch)).numpy()
     got = np.concatenate([artifact.run(batch[i : i + 1]) for i in range(len(batch))])
     cosine = (reference * got).sum(1) / np.linalg.norm(reference, axis=1) / np.linalg.norm(got, axis=1)
-    top1 = float(np.mean(reference.argmax(1) == got.argmax(1))) if model.cfg.num_classes else None
+    classifier = model.cfg.num_classes and not embedding  # timm's CLIP "head" is the image projection
+    top1 = float(np.mean(reference.argmax(1) == got.argmax(1))) if classifier else None
     whole = ""
     if artifact.manifest.target == "tflite":
         from ai_edge_litert.interpreter import Interpreter
@@ -84,7 +87,7 @@ def main() -> None:
         for target in args.targets.split(","):
             artifact = quantize(model, target, work / f"{name}-{target}", calib=calib, calib_size=64,
                                 parity_samples=4)
-            mean, low, top1, whole = score(model, artifact, held_out)
+            mean, low, top1, whole = score(model, artifact, held_out, embedding=family == "clip")
             top = f"{100 * top1:5.1f}%" if top1 is not None else "   —  "
             print(f"{family:<22} {name:<34} {target:<9} {mean:>9.5f} {low:>9.5f} {top:>6}  {whole}", flush=True)
             shutil.rmtree(artifact.path, ignore_errors=True)
