@@ -52,21 +52,22 @@ def export_all() -> tuple[list[Path], list[list[str]]]:
 
 
 def table(records: list[dict], failures: list[list[str]]) -> str:
-    header = ["target", "precision", "ran as", "size kB", "parity cos", "p50 ms", "p90 ms", "top-1 %",
+    header = ["target", "precision", "ran as", "size kB", "parity cos", "p50 ms", "p90 ms", "peak MB", "top-1 %",
               "agree w/ torch %", "artifact"]
     rows = []
     for r in records:
         if r.get("status") != "ok":
-            rows.append([r.get("target", "?"), r.get("precision", "?"), "-", "-", "-", "-", "-", "-", "-",
+            rows.append([r.get("target", "?"), r.get("precision", "?"), "-", "-", "-", "-", "-", "-", "-", "-",
                          f"{r['status']}: {r.get('error')}"])
             continue
         from vit_edge.artifact import read_manifest
 
         parity = read_manifest(r["artifact"]).parity
         rows.append([r["target"], r["precision"], r["session"]["precision"], f"{1000 * r['size_mb']:.0f}",
-                     f"{parity['min_cosine']:.7f}", f"{r['p50_ms']:.3f}", f"{r['p90_ms']:.3f}", f"{r['top1']:.2f}",
+                     f"{parity['min_cosine']:.7f}", f"{r['p50_ms']:.3f}", f"{r['p90_ms']:.3f}",
+                     f"{r['peak_rss_mb']:.0f}", f"{r['top1']:.2f}",
                      f"{r.get('agreement_top1', float('nan')):.2f}", r["artifact"]])
-    rows += [[t, p, "-", "-", "-", "-", "-", "-", "-", msg] for t, p, msg in failures]
+    rows += [[t, p, "-", "-", "-", "-", "-", "-", "-", "-", msg] for t, p, msg in failures]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths))
                      for row in [header, ["-" * w for w in widths], *rows])
