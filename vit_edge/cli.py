@@ -192,7 +192,10 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--runs", type=_positive, default=50, help="timed runs at least (default 50)")
     p.add_argument("--warmup", type=_non_negative, default=10, help="untimed runs first (default 10)")
     p.add_argument("--min-time", type=_non_negative_float, default=1.0, help="keep timing for at least this many seconds")
-    p.add_argument("--device", default="local", help="local | ssh://user@host[:port] | adb:SERIAL")
+    p.add_argument("--device", action="append", default=[],
+                   help="local | ssh://user@host[:port] | adb:SERIAL; repeat it for a fleet")
+    p.add_argument("--devices", type=Path, help="a devices file: one device a line (address name=… python=… "
+                                                "ssh-option=…), measured in parallel into one report")
     p.add_argument("--ov-device", default="CPU", help="OpenVINO device: CPU | GPU | NPU | AUTO")
     p.add_argument("--precision-hint", default="f32",
                    help="OpenVINO inference precision: f32 | bf16 | f16 | default (the plugin's choice)")
@@ -374,21 +377,30 @@ def _parity_line(parity: dict[str, Any]) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from vit_edge.runtime.bench import BenchConfig, bench
     from vit_edge.artifact import check_writable
+    from vit_edge.runtime.bench import BenchConfig, bench
+    from vit_edge.runtime.fleet import FleetDevice, bench_fleet, check_fleet, read_devices_file
     from vit_edge.runtime.report import append_records, markdown_table, write_reports
 
+    fleet = [FleetDevice(address) for address in args.device]
+    fleet += read_devices_file(args.devices) if args.devices else []
+    fleet = fleet or [FleetDevice("local")]
+    check_fleet(fleet)  # a duplicate or an address that does not parse stops here, before any measurement
     cfg = BenchConfig(
         threads=args.threads, batches=args.batch, warmup=args.warmup, runs=args.runs, min_seconds=args.min_time,
-        device=args.device, ov_device=args.ov_device,
+        device=fleet[0].address, ov_device=args.ov_device,
         precision_hint=None if args.precision_hint == "default" else args.precision_hint, runtime=args.runtime,
         data=args.data, eval_limit=args.eval_limit, reference=args.reference, cpus=args.cpus,
         timeout_s=args.timeout, ssh_options=tuple(args.ssh_option), remote_python=args.remote_python,
         adb_benchmark=args.adb_benchmark,
     )
     check_writable(args.out)  # a read-only or missing report folder is found before measuring, not after
-    records = bench([str(a) for a in args.artifacts], cfg, progress=_log,
-                    on_records=lambda found: append_records(found, args.out))
+    artifacts = [str(a) for a in args.artifacts]
+    if len(fleet) == 1 and fleet[0].name is None and not fleet[0].ssh_options and fleet[0].python is None:
+        records = bench(artifacts, cfg, progress=_log, on_records=lambda found: append_records(found, args.out))
+    else:
+        records = bench_fleet(artifacts, cfg, fleet, progress=_log,
+                              on_records=lambda found: append_records(found, args.out))
     paths = write_reports(records, args.out, append_jsonl=False)
     print(markdown_table(records))
     print("reports: " + ", ".join(str(p) for p in paths.values()))

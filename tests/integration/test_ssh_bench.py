@@ -144,3 +144,40 @@ def test_board_without_the_runtime_is_told_what_to_install_there(sshd, tmp_path:
     (record,) = bench([str(artifact.path)], cfg)
     assert record["status"] == "MissingDependencyError", record
     assert "python3 -m pip install numpy onnxruntime" in record["error"] and "vit-edge[" not in record["error"]
+
+
+def test_fleet_of_two_devices_one_unreachable_gives_one_report(sshd, tmp_path: Path) -> None:
+    """A devices file with the loopback board and a port nobody listens on: both in one report, exit 2."""
+    import json
+
+    device, options = sshd
+    artifact = export(small_vit(), "onnx", tmp_path / "onnx")
+    extra = " ".join(f"ssh-option={option}" for option in options)
+    (tmp_path / "devices.txt").write_text(
+        "# the fleet\n"
+        f"{device} name=board python={sys.executable} {extra}\n"
+        f"ssh://nobody@127.0.0.1:{_free_port()} name=gone ssh-option=ConnectTimeout=5 {extra}\n")
+    result = run_cli("bench", str(artifact.path), "--devices", str(tmp_path / "devices.txt"), "--runs", "3",
+                     "--min-time", "0", "--warmup", "0", "--out", str(tmp_path / "report"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "report" / "bench.jsonl").read_text().splitlines()]
+    status = {r["device_name"]: r["status"] for r in records}
+    assert status == {"board": "ok", "gone": "DeviceError"}, status
+    table = (tmp_path / "report" / "bench.md").read_text()
+    assert "| board (" in table and "| gone |" in table
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("ssh://a name=x\nssh://b name=x\n", "listed twice"),
+    ("ssh://a\nssh://a\n", "listed twice"),
+    ("ssh://a\ntelnet://b\n", "devices.txt:2: cannot parse device"),
+    ("ssh://a colour=red\n", "devices.txt:1: 'colour=red' is not one of"),
+    ("# nothing\n", "lists no device"),
+])
+def test_bad_devices_file_is_refused_before_measuring(text: str, fragment: str, tmp_path: Path) -> None:
+    from tests.integration.test_cli_errors import assert_user_error
+
+    (tmp_path / "devices.txt").write_text(text)
+    result = run_cli("bench", str(tmp_path), "--devices", str(tmp_path / "devices.txt"), "--out", str(tmp_path / "r"))
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "r").exists()

@@ -24,7 +24,7 @@ from vit_edge.runtime.devices import AdbDevice, LocalDevice, SshDevice, parse_de
 from vit_edge.runtime.measure import MeasureConfig, config_to_json
 from vit_edge.runtime.runner import RESULT_PREFIX
 
-__all__ = ["BenchConfig", "bench", "host_fingerprint"]
+__all__ = ["BenchConfig", "bench", "host_fingerprint", "failed_records"]
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,12 @@ def _record(path: str, manifest: Manifest | None, cfg: BenchConfig, threads: int
                       source=manifest.source.get("id"))
     record.update(result)
     return record
+
+
+def failed_records(artifacts: list[str], cfg: BenchConfig, exc: Exception) -> list[dict[str, Any]]:
+    """One status row per configuration that could not be measured because of `exc` (a device that failed)."""
+    return [_record(path, None, cfg, threads, batch, {"status": type(exc).__name__, "error": str(exc)})
+            for path in artifacts for threads in cfg.threads for batch in cfg.batches]
 
 
 def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) -> dict[str, Any]:

@@ -38,7 +38,7 @@ COLUMNS = [
 def device_label(record: dict[str, Any]) -> str:
     """Where the row ran, as the device itself reported it (machine and CPU), else the address asked for."""
     found = record.get("device_fingerprint") or {}
-    where = record.get("device") or "local"
+    where = record.get("device_name") or record.get("device") or "local"
     if not found:
         return where
     return f"{where} ({found.get('machine', '?')}, {found.get('cpu') or '?'})"
