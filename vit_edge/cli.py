@@ -209,6 +209,8 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--timeout", type=_positive_float, default=600.0, help="seconds allowed per configuration")
     p.add_argument("--ssh-option", action="append", default=[], help="passed to ssh/scp as -o OPTION")
     p.add_argument("--remote-python", default="python3", help="Python on the SSH device")
+    p.add_argument("--profile", action="store_true",
+                   help="the runtime's own per-op timing and which matmuls ran INT8 (ONNX Runtime, OpenVINO)")
     p.add_argument("--adb-benchmark", default="/data/local/tmp/benchmark_model",
                    help="benchmark_model binary on the Android device")
 
@@ -392,7 +394,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         precision_hint=None if args.precision_hint == "default" else args.precision_hint, runtime=args.runtime,
         data=args.data, eval_limit=args.eval_limit, reference=args.reference, cpus=args.cpus,
         timeout_s=args.timeout, ssh_options=tuple(args.ssh_option), remote_python=args.remote_python,
-        adb_benchmark=args.adb_benchmark,
+        adb_benchmark=args.adb_benchmark, profile=args.profile,
     )
     check_writable(args.out)  # a read-only or missing report folder is found before measuring, not after
     artifacts = [str(a) for a in args.artifacts]

@@ -15,8 +15,8 @@ import numpy as np
 
 from vit_edge.errors import ConfigError, MissingDependencyError, did_you_mean
 
-__all__ = ["Session", "SessionOptions", "RUNTIMES", "DEFAULT_RUNTIME", "session_class", "package_version",
-           "native_stderr_silenced"]
+__all__ = ["summarize_profile", "MATMUL_OPS", "Session", "SessionOptions", "RUNTIMES", "DEFAULT_RUNTIME",
+           "session_class", "package_version", "native_stderr_silenced"]
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,38 @@ class Session(ABC):
         """Facts about what really ran (runtime version, device, precision, delegation)."""
         return {"runtime": self.name, "version": package_version(self.package), "device": self.options.device}
 
+    can_profile: bool = False  # whether `profile` gives the runtime's own per-op timing
+    no_profile_reason: str = "this runtime has no per-op profiler in Python"
+
+    def profile(self, batch: np.ndarray, runs: int) -> list[dict[str, Any]]:
+        """Per-op timing from the runtime's own profiler: [{name, type, precision, ms}] averaged over `runs`."""
+        raise ConfigError(f"--profile: {self.name}: {self.no_profile_reason}")
+
 
 def package_version(distribution: str) -> str:
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+
+
+MATMUL_OPS = ("MatMul", "Gemm", "MatMulInteger", "MatMulIntegerToFloat", "QLinearMatMul", "DynamicQuantizeMatMul",
+              "FullyConnected", "QGemm", "FULLY_CONNECTED", "BATCH_MATMUL")
+
+
+def summarize_profile(ops: list[dict[str, Any]], top: int = 10) -> dict[str, Any]:
+    """The ops that take the time, and which matmuls really ran INT8 (names listed), from a per-op profile."""
+    total = sum(op["ms"] for op in ops) or 1e-12
+    ranked = sorted(ops, key=lambda op: -op["ms"])
+    matmuls = [op for op in ops if op["type"] in MATMUL_OPS]
+    int8 = [op for op in matmuls if op["precision"] == "int8"]
+    return {
+        "total_ms": round(total, 4),
+        "top_ops": [{**op, "ms": round(op["ms"], 4), "share": round(op["ms"] / total, 4)} for op in ranked[:top]],
+        "matmuls": {"int8": len(int8), "float": len(matmuls) - len(int8),
+                    "int8_ms_share": round(sum(op["ms"] for op in int8) / total, 4)},
+        "int8_matmul_names": [op["name"] for op in int8],
+    }
 
 
 # name → (module, class); modules are imported only when that runtime is asked for.

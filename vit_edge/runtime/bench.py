@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vit_edge.artifact import Manifest, read_manifest
-from vit_edge.errors import VitEdgeError
+from vit_edge.errors import ConfigError, VitEdgeError
 from vit_edge.runtime.devices import AdbDevice, LocalDevice, SshDevice, parse_device
 from vit_edge.runtime.measure import MeasureConfig, config_to_json
 from vit_edge.runtime.runner import RESULT_PREFIX
@@ -46,6 +46,7 @@ class BenchConfig:
     ssh_options: tuple[str, ...] = ()
     remote_python: str = "python3"
     adb_benchmark: str = "/data/local/tmp/benchmark_model"
+    profile: bool = False
 
 
 def host_fingerprint() -> dict[str, Any]:
@@ -236,7 +237,8 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, d
                 artifact=path, runtime=cfg.runtime, threads=threads, batch=batch, warmup=cfg.warmup,
                 runs=cfg.runs, min_seconds=cfg.min_seconds, device=cfg.ov_device, precision_hint=cfg.precision_hint,
                 data_npz=str(data_npz) if first and data_npz else None,
-                logits_out=str(logits_file) if first and data_npz else None, cpus=cfg.cpus, check_numerics=first)
+                logits_out=str(logits_file) if first and data_npz else None, cpus=cfg.cpus, check_numerics=first,
+                profile=cfg.profile and first)
             progress(f"[{counter[0]}/{total}] {Path(path).name}: threads {threads}, batch {batch} …")
             try:
                 result = executor.run(measure, f"run{counter[0]}")
@@ -271,6 +273,8 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
         from vit_edge.runtime.base import session_class
 
         session_class(cfg.runtime)  # likewise an unknown runtime name
+    if cfg.profile:
+        _check_profilable(artifacts, cfg)
     total = len(artifacts) * len(cfg.threads) * len(cfg.batches)
     counter = [0]
     records: list[dict[str, Any]] = []
@@ -290,6 +294,20 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
                 records.extend(found)
                 on_records(found)
     return records
+
+
+def _check_profilable(artifacts: list[str], cfg: BenchConfig) -> None:
+    """--profile with a runtime that has no per-op profiler stops the sweep before any measurement."""
+    from vit_edge.runtime.base import DEFAULT_RUNTIME, session_class
+
+    for path in artifacts:
+        try:
+            target = read_manifest(path, verify_files=False).target
+        except VitEdgeError:
+            continue  # its own status row says what is wrong with it
+        session = session_class(cfg.runtime or DEFAULT_RUNTIME[target])
+        if not session.can_profile:
+            raise ConfigError(f"--profile: {Path(path).name} runs in {session.name}, and {session.no_profile_reason}")
 
 
 def _first_channels(artifacts: list[str]) -> int:

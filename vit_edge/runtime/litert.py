@@ -39,6 +39,9 @@ class LiteRtSession(Session):
     package = "ai-edge-litert"
     extra = "tflite"
 
+    no_profile_reason = ("LiteRT's Python interpreter has no per-op profiler; profile a .tflite with "
+                         "--device adb:SERIAL (benchmark_model's op profiling) or use the ONNX/OpenVINO artifact")
+
     def __init__(self, model_file: Path, options: SessionOptions) -> None:
         super().__init__(model_file, options)
         self._interp = _interpreter(self.model_file, options.threads, delegate=True)

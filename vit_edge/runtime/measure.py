@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from vit_edge.artifact import NUMERICS_CHECK, read_manifest
-from vit_edge.runtime.base import DEFAULT_RUNTIME, SessionOptions, session_class
+from vit_edge.runtime.base import DEFAULT_RUNTIME, SessionOptions, session_class, summarize_profile
 from vit_edge.types import Precision
 
 __all__ = ["MeasureConfig", "measure", "latency_stats", "peak_rss_mb", "memory_source", "device_fingerprint"]
@@ -39,6 +39,7 @@ class MeasureConfig:
     logits_out: str | None = None  # where to save the logits (for agreement with a reference)
     cpus: tuple[int, ...] = ()  # pin the process to these CPUs (Linux)
     check_numerics: bool = False  # re-run the artifact's numerics_check.npz here and judge it (the numerics gate)
+    profile: bool = False  # the runtime's own per-op timing (ORT profiler, OpenVINO performance counters)
 
 
 def peak_rss_mb() -> float:
@@ -150,6 +151,8 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
         "memory_source": memory_source(), "device_fingerprint": device_fingerprint(),
     }
     result.update(_numerics_gate(root, manifest, runtime, cfg))
+    if cfg.profile:
+        result["profile"] = summarize_profile(session.profile(batch, runs=max(5, min(cfg.runs, 50))))
     if cfg.data_npz:  # a second session with a free batch axis: accuracy runs in batches of 256
         accuracy_session = session_class(runtime)(root / manifest.model_file,
                                                   SessionOptions(cfg.device, cfg.threads, cfg.precision_hint))

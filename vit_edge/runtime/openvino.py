@@ -48,6 +48,35 @@ class OpenVinoSession(Session):
         self._request.infer()
         return self._request.get_output_tensor().data.copy()
 
+    can_profile = True
+
+    def profile(self, batch: np.ndarray, runs: int) -> list[dict[str, Any]]:
+        """OpenVINO's performance counters (a second compile with PERF_COUNT): each node's time and the precision
+        its kernel ran in (exec_type, e.g. brgemm_avx512_amx_I8)."""
+        core = self._ov.Core()
+        config = {"PERF_COUNT": True}
+        for key in ("INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS"):
+            try:
+                config[key] = self._compiled.get_property(key)
+            except Exception:  # noqa: BLE001 - a device without the property keeps its default
+                continue
+        model = core.read_model(str(self.model_file))
+        shape = model.inputs[0].get_partial_shape()
+        shape[0] = batch.shape[0]
+        model.reshape(shape)
+        request = core.compile_model(model, self.options.device.upper(), config).create_infer_request()
+        tensor = self._ov.Tensor(np.ascontiguousarray(batch, dtype=np.float32))
+        totals: dict[str, dict[str, Any]] = {}
+        for _ in range(runs):
+            request.infer({0: tensor})
+            for node in request.profiling_info:
+                if str(node.status).endswith("NOT_RUN"):
+                    continue
+                entry = totals.setdefault(node.node_name, {"name": node.node_name, "type": node.node_type,
+                                                           "precision": _ov_precision(node.exec_type), "ms": 0.0})
+                entry["ms"] += node.real_time.total_seconds() * 1000.0 / runs
+        return list(totals.values())
+
     def info(self) -> dict[str, Any]:
         try:
             hint = str(self._compiled.get_property("INFERENCE_PRECISION_HINT")).split("'")[-2]
@@ -70,3 +99,9 @@ class OpenVinoSession(Session):
         except Exception:  # devices other than CPU may not expose a runtime model
             return False
         return False
+
+
+def _ov_precision(exec_type: str) -> str:
+    """The kernel's precision, the suffix of OpenVINO's exec_type (…_I8, …_U8, …_BF16, …_FP32)."""
+    suffix = exec_type.rsplit("_", 1)[-1].upper()
+    return {"I8": "int8", "U8": "int8", "BF16": "bf16", "F16": "fp16", "FP16": "fp16"}.get(suffix, "fp32")

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_records", "device_label", "markdown_table", "pareto_front", "write_reports", "accuracy_of"]
+__all__ = ["append_records", "device_label", "profile_markdown", "markdown_table", "pareto_front", "write_reports", "accuracy_of"]
 
 COLUMNS = [
     ("device", lambda r: device_label(r)),
@@ -68,6 +68,23 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def profile_markdown(records: list[dict[str, Any]]) -> str:
+    """Per profiled row: the ops that take the time and how many matmuls ran INT8 (empty without --profile)."""
+    parts = []
+    for record in records:
+        profile = record.get("profile")
+        if not profile:
+            continue
+        matmuls = profile["matmuls"]
+        parts.append(f"\n### {device_label(record)} · {record.get('artifact_id')} · {record.get('runtime')}\n\n"
+                     f"matmuls: {matmuls['int8']} INT8, {matmuls['float']} float "
+                     f"({100 * matmuls['int8_ms_share']:.0f} % of the time in INT8 matmuls)\n\n"
+                     "| op | type | precision | ms | share |\n|---|---|---|---|---|\n")
+        parts.extend(f"| {op['name']} | {op['type']} | {op['precision']} | {op['ms']:.3f} | "
+                     f"{100 * op['share']:.1f} % |\n" for op in profile["top_ops"])
+    return "".join(parts)
 
 
 def accuracy_of(record: dict[str, Any]) -> float | None:
@@ -147,7 +164,7 @@ def write_reports(records: list[dict[str, Any]], out_dir: Path, append_jsonl: bo
     paths = {"jsonl": out_dir / "bench.jsonl", "markdown": out_dir / "bench.md", "html": out_dir / "bench.html"}
     if append_jsonl:
         append_records(records, out_dir)
-    paths["markdown"].write_text(markdown_table(records))
+    paths["markdown"].write_text(markdown_table(records) + profile_markdown(records))
     png = _plot_png(records, out_dir / "bench.png")
     if png:
         paths["png"] = png
