@@ -179,10 +179,10 @@ def test_bad_quantization_inputs(tmp_path: Path) -> None:
     np.save(wrong, np.zeros((4, 3, 32, 32), dtype=np.float32))
     cases = [
         (["--calib", str(empty)], "holds no images"),
-        (["--calib", str(wrong)], "has shape (4, 3, 32, 32)"),
+        (["--calib", str(wrong)], "of shape (4, 3, 32, 32)"),
         (["--calib", "fashion-mnist", "--skip", "blocks.9.*"], "matches no quantizable matmul"),
         (["--calib", "fashion-mnist", "--skip", "*"], "nothing would run in INT8"),
-        (["--calib", "fashion-mnist", "--max-drop", "-1"], "must be ≥ 0"),
+        (["--calib", "fashion-mnist", "--max-drop", "-1"], "--max-drop: expected a number ≥ 0"),
         (["--calib", "fashion-mnist", "--calib-method", "kl"], "unknown calibration 'kl'"),
     ]
     for args, message in cases:
