@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -69,31 +70,28 @@ def test_leftovers_of_killed_exports_are_removed(tmp_path: Path) -> None:
     assert not leftover.exists()
 
 
-def test_read_only_output_is_refused_before_exporting(tmp_path: Path) -> None:
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A real read-only tmpfs (root can write through file permissions, not through a read-only mount)."""
     mount = tmp_path / "ro"
     mount.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
     try:
-        result = run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(mount / "art"))
-        message = assert_user_error(result, "cannot write to")
-        assert "exporting to" not in result.stderr, message  # refused before the conversion started
+        yield mount
     finally:
         subprocess.run(["umount", str(mount)], check=False)
 
 
-def test_bench_report_folder_is_checked_before_measuring(tmp_path: Path) -> None:
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        result = run_cli("bench", str(tmp_path), "--out", str(mount / "reports"))
-        assert_user_error(result, "cannot write to")
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
+def test_read_only_output_is_refused_before_exporting(read_only_folder: Path) -> None:
+    result = run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(read_only_folder / "art"))
+    message = assert_user_error(result, "cannot write to")
+    assert "exporting to" not in result.stderr, message  # refused before the conversion started
+
+
+def test_bench_report_folder_is_checked_before_measuring(read_only_folder: Path, tmp_path: Path) -> None:
+    assert_user_error(run_cli("bench", str(tmp_path), "--out", str(read_only_folder / "reports")), "cannot write to")
 
 
 def test_sigkill_mid_export_leaves_nothing_the_next_run_keeps(tmp_path: Path) -> None:
