@@ -84,9 +84,11 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
         raise ModelLoadError(f"cannot read {path} (truncated or not a safetensors file): {exc}") from exc
 
 
-def load_checkpoint(path: str | Path) -> tuple[VisionTransformer, InputSpec, dict[str, Any]]:
-    """A vit-edge checkpoint → (model in eval mode, its input spec, the extra metadata)."""
-    data = read_state_dict(path)
+def load_checkpoint(path: str | Path, data: dict[str, Any] | None = None
+                    ) -> tuple[VisionTransformer, InputSpec, dict[str, Any]]:
+    """A vit-edge checkpoint → (model in eval mode, its input spec, the extra metadata); `data` is the file's
+    content when the caller has read it already."""
+    data = read_state_dict(path) if data is None else data
     if data.get("format") != CHECKPOINT_FORMAT:
         raise ModelLoadError(
             f"{path} is not a vit-edge checkpoint; for a timm state dict use  timm:MODEL_NAME --weights {path}"

@@ -151,11 +151,11 @@ def _load_path(path: Path, reid: ReIDSelection) -> LoadedModel:
         return LoadedModel(model, spec, source)
     if path.is_dir():
         raise ModelLoadError(f"{path} is a directory without config.json: not a Hugging Face model directory")
-    state = read_state_dict(path)
+    state = read_state_dict(path)  # read once: what it holds decides the loader
     if is_transreid_state_dict(state):
-        model, spec, source = load_transreid(path, reid.camera, reid.view, reid.neck_feat)
+        model, spec, source = load_transreid(path, reid.camera, reid.view, reid.neck_feat, state=state)
         return LoadedModel(model, spec, source)
-    model, spec, extra = load_checkpoint(path)
+    model, spec, extra = load_checkpoint(path, data=state)
     return LoadedModel(model, spec, {"kind": "checkpoint", "id": str(path), "train": extra.get("train", {})})
 
 

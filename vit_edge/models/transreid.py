@@ -215,10 +215,11 @@ def load_transreid(
     view_num: int | None = None, img_size: Size | None = None, stride: int | None = None,
     num_heads: int | None = None, sie_coe: float = 3.0, jpm_global_only: bool = False,
     mean: tuple[float, ...] = (0.5, 0.5, 0.5), std: tuple[float, ...] = (0.5, 0.5, 0.5),  # the released configs'
+    state: dict[str, Any] | None = None,  # the file's content, when the caller has read it already
 ) -> tuple[VisionTransformer, InputSpec, dict[str, Any]]:
     """A TransReID .pth → (reference ViT in eval mode for one camera/view, its test transform, provenance)."""
     path = Path(path)
-    state = _plain(read_state_dict(path))
+    state = _plain(read_state_dict(path) if state is None else state)
     if not is_transreid_state_dict(state):
         raise ModelLoadError(f"{path} is not a TransReID ViT checkpoint (no base.cls_token/base.pos_embed/bottleneck)")
     cfg = transreid_config(state, camera, view, camera_num, view_num, neck_feat, img_size, stride=stride,
