@@ -156,7 +156,8 @@ def _cpu_list(text: str) -> tuple[int, ...]:
         cpus = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated CPU numbers, got {text!r}") from None
-    available = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    available = (sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                 else list(range(os.cpu_count() or 1)))
     missing = [cpu for cpu in cpus if cpu not in available]
     if not cpus or missing:
         raise argparse.ArgumentTypeError(f"CPU(s) {missing or repr(text)} not available here; this process may use "
@@ -191,7 +192,8 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--batch", type=_int_list, default=(1,), help="comma list, e.g. 1,8 (default 1)")
     p.add_argument("--runs", type=_positive, default=50, help="timed runs at least (default 50)")
     p.add_argument("--warmup", type=_non_negative, default=10, help="untimed runs first (default 10)")
-    p.add_argument("--min-time", type=_non_negative_float, default=1.0, help="keep timing for at least this many seconds")
+    p.add_argument("--min-time", type=_non_negative_float, default=1.0,
+                   help="keep timing for at least this many seconds")
     p.add_argument("--device", action="append", default=[],
                    help="local | ssh://user@host[:port] | adb:SERIAL; repeat it for a fleet")
     p.add_argument("--devices", type=Path, help="a devices file: one device a line (address name=… python=… "
@@ -430,8 +432,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"export": _cmd_export, "quantize": _cmd_quantize, "train": _cmd_train, "info": _cmd_info, "bench": _cmd_bench,
-            "devices": _cmd_devices, "models": _cmd_models}
+COMMANDS = {"export": _cmd_export, "quantize": _cmd_quantize, "train": _cmd_train, "info": _cmd_info,
+            "bench": _cmd_bench, "devices": _cmd_devices, "models": _cmd_models}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

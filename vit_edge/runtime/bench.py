@@ -20,7 +20,7 @@ import numpy as np
 
 from vit_edge.artifact import Manifest, read_manifest
 from vit_edge.errors import ConfigError, VitEdgeError
-from vit_edge.runtime.devices import AdbDevice, LocalDevice, SshDevice, parse_device
+from vit_edge.runtime.devices import LocalDevice, SshDevice, parse_device
 from vit_edge.runtime.measure import MeasureConfig, config_to_json
 from vit_edge.runtime.runner import RESULT_PREFIX
 

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["append_records", "device_label", "profile_markdown", "markdown_table", "pareto_front", "write_reports", "accuracy_of"]
+__all__ = ["append_records", "device_label", "profile_markdown", "markdown_table", "pareto_front", "write_reports",
+           "accuracy_of"]
 
 COLUMNS = [
     ("device", lambda r: device_label(r)),
