@@ -177,3 +177,20 @@ def test_sizes_beyond_any_vit_are_refused_before_allocating(tmp_path: Path) -> N
     assert_user_error(run_cli("export", "timm:vit_small_patch16_224", "--random-init", "--img-size", "16384",
                               "--target", "onnx", "--out", str(tmp_path / "out")), "over 8192 px")
     assert_nothing_written(tmp_path / "hf")
+
+
+def test_hybrid_stem_at_the_released_width_is_one_xnnpack_partition(tmp_path: Path) -> None:
+    """GroupNorm over groups of several channels (width 64, as every released hybrid): torch's group_norm lowered
+    to BROADCAST_TO ops that XNNPACK left to the CPU; the written-out GroupNorm keeps the graph whole."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from vit_edge.models.vit import ViTConfig, VisionTransformer
+    from vit_edge.runtime.litert import undelegated_ops
+
+    torch.manual_seed(0)
+    cfg = ViTConfig(img_size=64, patch_size=1, embed_dim=48, depth=1, num_heads=3, mlp_hidden_dim=96, num_classes=10,
+                    hybrid=(1,), hybrid_width=64)
+    artifact = export(VisionTransformer(cfg).eval(), "tflite", tmp_path / "t", parity_samples=2)
+    interpreter = Interpreter(model_path=str(artifact.path / "model.tflite"), num_threads=1)
+    interpreter.allocate_tensors()
+    assert undelegated_ops(interpreter._get_ops_details()) == []

@@ -98,7 +98,14 @@ class GroupNormAct(nn.GroupNorm):
         self.act = nn.ReLU() if act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(super().forward(x))
+        """GroupNorm written out with implicitly broadcast arithmetic: litert-torch lowers torch's group_norm with
+        BROADCAST_TO ops that XNNPACK does not take (58 of them fell off a released R26 stem, measured)."""
+        batch, channels, height, width = x.shape
+        groups = x.reshape(batch, self.num_groups, (channels // self.num_groups) * height * width)
+        centred = groups - groups.mean(dim=-1, keepdim=True)
+        normed = centred * torch.rsqrt((centred * centred).mean(dim=-1, keepdim=True) + self.eps)
+        out = normed.reshape(batch, channels, height, width) * self.weight.reshape(1, -1, 1, 1)
+        return self.act(out + self.bias.reshape(1, -1, 1, 1))
 
 
 class MaxPool2dSame(nn.Module):
