@@ -78,15 +78,13 @@ def config_from_timm_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> Vi
     changes: dict[str, Any] = {"num_classes": int(head.shape[0]) if head is not None else 0,
                                "class_token": "cls_token" in state,
                                "reg_tokens": int(state["reg_token"].shape[1]) if "reg_token" in state else 0}
-    if "blocks.0.ls1.gamma" in state and cfg.init_values is None:
-        changes["init_values"] = 1e-5
-    if "blocks.0.ls1.gamma" not in state:
-        changes["init_values"] = None
+    if ("blocks.0.ls1.gamma" in state) != (cfg.init_values is not None):  # LayerScale as the weights have it
+        changes["init_values"] = 1e-5 if "blocks.0.ls1.gamma" in state else None
     if changes["num_classes"] and cfg.global_pool == "token" and not changes["class_token"]:
         changes["global_pool"] = "avg"
     cfg = _safe_config(cfg, changes)
-    pos = state.get("pos_embed")
-    if pos is not None and pos.ndim == 3:
+    pos = state["pos_embed"]
+    if pos.ndim == 3:
         patches = pos.shape[1] - (0 if cfg.no_embed_class else cfg.num_prefix_tokens)
         if patches != cfg.num_patches:  # fine-tuned at another resolution: build at its size, resize on request
             side = int(round(patches**0.5))
