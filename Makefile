@@ -1,4 +1,5 @@
 # make demo: venv + install + the whole pipeline on the shipped model.  make test: venv + install + tests.
+# make test-fast: the tests that convert nothing (under 3 minutes).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 # The SSH bench tests start a real sshd on loopback (they skip, saying so, where it cannot be installed).
 SYSTEM_PACKAGES := dataset-fashion-mnist openssh-server openssh-client
 
-.PHONY: demo test venv system-packages clean lock
+.PHONY: demo test test-fast venv system-packages clean lock
 
 venv: $(STAMP)
 
@@ -37,6 +38,11 @@ demo: $(STAMP) system-packages
 
 test: $(STAMP) system-packages
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Under 3 minutes: the architecture (import contract, mypy, ruff), the pure functions and the unit tests; no
+# conversion. `make test` runs everything, these included.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests/fast tests/unit
 
 # Re-pin after a tested upgrade: writes the versions in .venv to constraints.txt.
 lock: $(STAMP)

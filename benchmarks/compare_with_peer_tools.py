@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from vit_edge.api import export
-from vit_edge.runtime.bench import BenchConfig, bench
+from vit_edge.benchmarking.sweep import BenchConfig, bench
 
 BARE_ORT = """
 import sys, time, numpy as np, onnxruntime as ort

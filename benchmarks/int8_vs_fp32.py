@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from vit_edge.api import export, quantize
+from vit_edge.benchmarking.sweep import BenchConfig, bench
 from vit_edge.data.synthetic import smooth_images
-from vit_edge.runtime.bench import BenchConfig, bench
 
 
 def main() -> None:
@@ -52,7 +52,8 @@ def main() -> None:
     print(f"{'target':<9} {'precision':<10} {'hint':<8} {'p50 ms':>8} {'vs fp32 (f32)':>14}")
     for plan in plans:
         base = median[(plan[0], "fp32", "f32")]
-        print(f"{plan[0]:<9} {plan[1]:<10} {plan[2] or 'default':<8} {median[plan]:>8.2f} {base / median[plan]:>13.2f}x")
+        speedup = base / median[plan]
+        print(f"{plan[0]:<9} {plan[1]:<10} {plan[2] or 'default':<8} {median[plan]:>8.2f} {speedup:>13.2f}x")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -8,7 +8,7 @@ Methods, per model (timm ViT-Tiny and DeiT-Small, random init: this measures agr
 - PT2E       litert-torch's PT2EQuantizer (symmetric, per-channel, static) → prepare/convert_pt2e → .tflite.
 Every method is calibrated on the same smooth images and scored on other smooth images against the PyTorch FP32
 model: mean logit cosine and top-1 agreement. Latency: batch 1, p50, interleaved rounds (median over rounds);
-vit-edge artifacts through `vit_edge.runtime.bench`, peer files through a timed loop in the same runtime session
+vit-edge artifacts through `vit_edge.benchmarking.sweep`, peer files through a timed loop in the same runtime session
 class. OpenVINO runs with the f32 hint; its FP32 is also measured with the default hint (bf16 where the CPU has it).
 
     PYTHONPATH=. .venv/bin/python benchmarks/int8_vs_peers.py [--models vit_tiny_patch16_224 deit_small_patch16_224]
@@ -48,11 +48,11 @@ except ImportError:  # pragma: no cover - the peers extra is optional
     nncf = None
 
 from vit_edge.api import export, quantize
+from vit_edge.benchmarking.sweep import BenchConfig, bench
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.data.synthetic import smooth_images
 from vit_edge.models.loaders import LoadedModel, load_model
 from vit_edge.runtime.base import SessionOptions
-from vit_edge.runtime.bench import BenchConfig, bench
 
 TARGETS = ("onnx", "openvino", "tflite")
 PEER_OF = {"onnx": "ORT quantize_static", "openvino": "NNCF", "tflite": "litert-torch PT2E"}
@@ -96,7 +96,7 @@ def seeded_load(name: str) -> LoadedModel:
 
 def check_weights(entry: Entry, expected: str) -> None:
     """The artifact's recorded weights hash must be the reference's, or its agreement means nothing."""
-    from vit_edge.artifact import read_manifest
+    from vit_edge.core.artifact import read_manifest
 
     got = read_manifest(entry.artifact).source.get("weights_sha256")
     if got != expected:

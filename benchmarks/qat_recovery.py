@@ -20,8 +20,8 @@ import numpy as np
 from vit_edge.api import quantize
 from vit_edge.data.datasets import load_fashion_mnist
 from vit_edge.data.preprocess import preprocess_uint8
-from vit_edge.quantize.qat import QatConfig, QatTraining
-from vit_edge.quantize.recipe import Recipe
+from vit_edge.quantization.qat import QatConfig, QatTraining
+from vit_edge.quantization.recipe import Recipe
 
 RECIPE = Recipe(per_tensor_weights=True, nonlinear_inputs=("softmax", "gelu"), calibration="entropy",
                 keep_attention_range=False)

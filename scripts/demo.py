@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from vit_edge.api import export
+from vit_edge.benchmarking.report import write_reports
+from vit_edge.benchmarking.sweep import BenchConfig, bench
+from vit_edge.core.errors import VitEdgeError
 from vit_edge.data.datasets import load_fashion_mnist
-from vit_edge.errors import VitEdgeError
-from vit_edge.runtime.bench import BenchConfig, bench
-from vit_edge.runtime.report import write_reports
 
 MODEL = "fmnist-vit-tiny"
 OUT = Path("artifacts/demo")
@@ -60,7 +60,7 @@ def table(records: list[dict], failures: list[list[str]]) -> str:
             rows.append([r.get("target", "?"), r.get("precision", "?"), "-", "-", "-", "-", "-", "-", "-", "-",
                          f"{r['status']}: {r.get('error')}"])
             continue
-        from vit_edge.artifact import read_manifest
+        from vit_edge.core.artifact import read_manifest
 
         parity = read_manifest(r["artifact"]).parity
         rows.append([r["target"], r["precision"], r["session"]["precision"], f"{1000 * r['size_mb']:.0f}",

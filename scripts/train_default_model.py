@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 
 from vit_edge.data.datasets import load_fashion_mnist
-from vit_edge.models.registry import FMNIST_TINY_CONFIG, FMNIST_SPEC
+from vit_edge.models.registry import FMNIST_SPEC, FMNIST_TINY_CONFIG
+from vit_edge.models.training import TrainConfig, train_classifier
 from vit_edge.models.vit import VisionTransformer
-from vit_edge.training import TrainConfig, train_classifier
 
 
 def main() -> None:

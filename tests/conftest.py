@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vit_edge.models.vit import ViTConfig, VisionTransformer
+from vit_edge.models.vit import VisionTransformer, ViTConfig
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

@@ -1,25 +1,26 @@
 """vit-edge: take a trained Vision Transformer from PyTorch to an edge device, verified and measured.
 
-`import vit_edge` is light: torch, the converters and the runtimes are imported only by the verbs that need them.
+The verbs are functions: `export`, `quantize`, `bench`, `info`, `train`, `load_model`. Packages are nouns:
+`core` (torch-free facts), `data`, `runtime` (what a board runs), `bench` (host-side measuring), `models`,
+`exporters` and `quantization` (torch side). `import vit_edge` stays light: torch, the converters and the
+runtimes are imported only by the verbs that need them.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-__all__ = ["__version__", "export", "quantize", "info", "load_model", "Artifact", "ExportOptions"]
+from vit_edge.core.version import __version__
 
-from vit_edge import export  # the callable subpackage: vit_edge.export(model, target=...)
-from vit_edge import quantize  # likewise: vit_edge.quantize(model, target=..., calib=...)
+__all__ = ["__version__", "export", "quantize", "bench", "info", "train", "load_model", "Artifact", "ExportOptions"]
+
+from vit_edge.api import Artifact, ExportOptions, bench, export, info, quantize, train
+
+if TYPE_CHECKING:
+    from vit_edge.models.loaders import LoadedModel
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("info", "Artifact", "ExportOptions"):
-        from vit_edge import api
+def load_model(model: Any, **kwargs: Any) -> "LoadedModel":
+    """The reference ViT for `model` (a name, timm:NAME, a Hugging Face folder, a checkpoint, a module)."""
+    from vit_edge.models.loaders import load_model as _load_model
 
-        return getattr(api, name)
-    if name == "load_model":
-        from vit_edge.models.loaders import load_model
-
-        return load_model
-    raise AttributeError(f"module 'vit_edge' has no attribute {name!r}")
+    return _load_model(model, **kwargs)

@@ -1,74 +1,38 @@
-"""The public verbs: export, info, train. The CLI is a thin layer over these."""
+"""The public verbs: export, quantize, bench, info, train. The CLI is a thin layer over these.
+
+Each verb checks everything it can before the slow part (loading, converting, measuring), so bad input costs a
+second, not a conversion.
+"""
 from __future__ import annotations
 
 import importlib.metadata
 import platform
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from vit_edge.artifact import NUMERICS_CHECK, Manifest, atomic_artifact_dir, check_writable, read_manifest
-from vit_edge.errors import ConfigError
-from vit_edge.export.options import ExportOptions
-from vit_edge.types import InputSpec, Layout, Precision
+from vit_edge.core.artifact import NUMERICS_CHECK, Manifest, atomic_artifact_dir, check_writable, read_manifest
+from vit_edge.core.errors import ConfigError
+from vit_edge.core.options import ExportOptions
+from vit_edge.core.targets import resolve, tool_packages
+from vit_edge.core.targets import target as target_declaration
+from vit_edge.core.types import InputSpec, Layout, Precision
+from vit_edge.runtime.artifact import Artifact
 
-__all__ = ["Artifact", "ExportOptions", "export", "quantize", "info", "train", "default_output_dir", "parity_inputs", "tool_versions"]
+__all__ = ["Artifact", "ExportOptions", "export", "quantize", "bench", "info", "train", "default_output_dir",
+           "parity_inputs", "tool_versions"]
 
 
 NUMERICS_CHECK_SAMPLES = 4  # inputs every device re-runs before its numbers are reported (bench's numerics gate)
-_TOOLS = ("vit-edge", "torch", "numpy", "onnx", "onnxscript", "onnxruntime", "openvino", "litert-torch",
-          "ai-edge-litert")
-
-
-@dataclass
-class Artifact:
-    """An artifact directory and its manifest; `run` executes it in its own runtime (no torch needed)."""
-
-    path: Path
-    manifest: Manifest
-    _session: Any = field(default=None, repr=False)
-
-    @classmethod
-    def open(cls, path: str | Path) -> "Artifact":
-        return cls(Path(path), read_manifest(path))
-
-    def run(self, batch: np.ndarray, threads: int | None = None) -> np.ndarray:
-        """Logits (or the embedding) for a preprocessed float32 batch in the artifact's layout."""
-        batch = checked_batch(batch, self.manifest.input_spec)
-        if self._session is None:
-            from vit_edge.runtime import SessionOptions, open_session
-
-            self._session = open_session(self.path, options=SessionOptions(threads=threads), manifest=self.manifest)
-        return self._session.run(batch)
-
-
-def checked_batch(batch: Any, spec: Any) -> np.ndarray:
-    """The batch as the runtime needs it, or a DataError saying what was expected (shape, layout, dtype)."""
-    from vit_edge.errors import DataError
-
-    expected = spec.shape(1)[1:]
-    layout = f"{spec.layout.value} (N, {', '.join(map(str, expected))})"
-    if not isinstance(batch, np.ndarray):
-        raise DataError(f"expected a numpy array in {layout}, got {type(batch).__name__}")
-    if not np.issubdtype(batch.dtype, np.floating):
-        raise DataError(f"expected a preprocessed float32 batch, got {batch.dtype} (uint8 images go through "
-                        "vit_edge.data.preprocess.preprocess_uint8 with the manifest's input_spec first)")
-    if batch.ndim != 4 or tuple(batch.shape[1:]) != tuple(expected) or batch.shape[0] < 1:
-        hint = ""
-        if batch.ndim == 4 and tuple(batch.shape[1:]) == (expected[1], expected[2], expected[0]):
-            hint = " (it looks like NHWC)"
-        elif batch.ndim == 4 and tuple(batch.shape[1:]) == (expected[2], expected[0], expected[1]):
-            hint = " (it looks like NCHW)"
-        raise DataError(f"expected a batch in {layout}, got shape {tuple(batch.shape)}{hint}")
-    return np.ascontiguousarray(batch, dtype=np.float32)
 
 
 def tool_versions() -> dict[str, str]:
+    """Python's and every declared package's version, as recorded in a manifest (what is not installed is left out)."""
     versions = {"python": platform.python_version()}
-    for name in _TOOLS:
+    for name in tool_packages():
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -128,8 +92,8 @@ def export(
 
 def _checked_exporter(model: Any, options: ExportOptions, out: str | Path | None) -> tuple[Any, Path]:
     """The target's exporter after every check that needs no model: fail before the slow part."""
-    from vit_edge.errors import ArtifactError
-    from vit_edge.export.registry import get_exporter
+    from vit_edge.core.errors import ArtifactError
+    from vit_edge.exporters.registry import get_exporter
 
     exporter = get_exporter(options.target)
     exporter.check_options(options)
@@ -144,7 +108,7 @@ def _checked_exporter(model: Any, options: ExportOptions, out: str | Path | None
 
 def _check_not_the_input(model: Any, out_dir: Path) -> None:
     """--out must not be the model (a Hugging Face folder) or a folder holding it: replacing it loses the model."""
-    from vit_edge.errors import ConfigError
+    from vit_edge.core.errors import ConfigError
 
     if not isinstance(model, (str, Path)) or not Path(model).exists():
         return
@@ -189,7 +153,7 @@ def _resolve_options(target: str, options: ExportOptions | None, fields: dict[st
     return replace(base, target=target if options is None else base.target, **fields)
 
 
-def _enum(kind: type, value: Any, what: str) -> Any:
+def _enum(kind: type[Precision] | type[Layout], value: Any, what: str) -> Any:
     try:
         return value if isinstance(value, kind) else kind(str(value).upper() if kind is Layout else str(value).lower())
     except ValueError:
@@ -204,9 +168,7 @@ def _options_json(options: ExportOptions) -> dict[str, Any]:
 
 
 def _load(model: Any, weights: Any, random_init: bool, options: ExportOptions) -> Any:
-    from vit_edge.models.loaders import load_model
-
-    from vit_edge.models.loaders import ReIDSelection
+    from vit_edge.models.loaders import ReIDSelection, load_model
 
     reid = ReIDSelection(camera=options.camera, view=options.view, neck_feat=options.neck_feat)
     return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid)
@@ -222,7 +184,7 @@ def _parity_dataset(data: str | None, spec: Any) -> Any:
 
 def _prepare(model: Any, spec: Any, options: ExportOptions) -> tuple[Any, Any]:
     """The module to convert (wrapped for NHWC input when asked) and the spec that describes its input."""
-    from vit_edge.export.base import NHWCInput
+    from vit_edge.models.layout import NHWCInput
 
     spec = spec.with_(layout=options.layout)
     if getattr(getattr(model, "cfg", None), "hybrid", None) is not None:
@@ -240,7 +202,7 @@ def _verify(torch_model: Any, spec: Any, staging: Path, manifest: Manifest, opti
             dataset: Any) -> dict[str, Any]:
     import torch
 
-    from vit_edge.export.parity import check_parity
+    from vit_edge.core.parity import check_parity
     from vit_edge.runtime import SessionOptions, open_session
 
     inputs = parity_inputs(spec, options.parity_samples, dataset)
@@ -279,11 +241,11 @@ def train(
     """Train the small ViT (patch 4, dim 64, depth 4) on labelled images; write a vit-edge checkpoint to `out`."""
     import torch
 
+    from vit_edge.core.errors import ArtifactError, DataError
     from vit_edge.data.datasets import load_dataset
-    from vit_edge.errors import ArtifactError, DataError
     from vit_edge.models.registry import FMNIST_SPEC, FMNIST_TINY_CONFIG
+    from vit_edge.models.training import TrainConfig, train_classifier
     from vit_edge.models.vit import VisionTransformer
-    from vit_edge.training import TrainConfig, train_classifier
 
     out = Path(out)
     if out.exists() and not force:
@@ -332,9 +294,10 @@ def quantize(
     fingerprint, which matmuls are INT8, the calibration fingerprint and (with `eval_data`) accuracy before/after.
     Under torchrun only rank 0 writes the artifact; the other ranks return None.
     """
-    from vit_edge.quantize.calibration import load_calibration
-    from vit_edge.quantize.pipeline import evaluate_on, quantize_with_budget
-    from vit_edge.quantize.recipe import Recipe
+    from vit_edge.quantization.calibration import load_calibration
+    from vit_edge.quantization.pipeline import evaluate_on, quantize_with_budget
+    from vit_edge.quantization.qat_run import check_qat_request, run_qat
+    from vit_edge.quantization.recipe import Recipe
 
     if method not in ("ptq", "qat"):
         raise ConfigError(f"unknown quantization method '{method}'; known: ptq, qat")
@@ -342,7 +305,8 @@ def quantize(
     exporter, out_dir = _checked_exporter(model, options, out)
     recipe = recipe or Recipe()
     if method == "qat":
-        _check_qat_request(recipe, qat, eval_data)
+        qat = check_qat_request(recipe, qat, eval_data)
+    lower = _int8_lowering(options.target)
     loaded = _load(model, weights, random_init, options)
     calibration = load_calibration(calib, loaded.spec, calib_size)
     evaluation = _parity_dataset(eval_data, loaded.spec)
@@ -350,78 +314,54 @@ def quantize(
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
     if method == "ptq":
         quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log,
-                                              lower=exporter.lower_int8)
+                                              lower=lower)
         extra: dict[str, Any] = {}
     else:
-        quant, extra = _run_qat(loaded, recipe, calibration, evaluation, qat, out_dir, log)
-        if quant is None:
+        trained, extra = run_qat(loaded, recipe, calibration, evaluation, qat, out_dir, log)
+        if trained is None:
             return None
-        quant = exporter.lower_int8(quant, calibration.batch)
+        quant = lower(trained, calibration.batch)
         metrics = evaluate_on(loaded.model, quant, evaluation, loaded.spec)
     summary = {**quant.summary(), "method": method, "calibration": calibration.info(), "accuracy": metrics, **extra}
     return _write_artifact(exporter, quant.model, loaded.spec, loaded.source, options, out_dir, evaluation, log,
                            quantization=summary)
 
 
-def _check_qat_request(recipe: Any, qat: Any, eval_data: str | None) -> None:
-    """Everything QAT needs that can be checked before loading anything."""
-    if qat is None or qat.data is None:
-        raise ConfigError("QAT trains on labelled images: pass --data (a dataset name or DIR/class_name/*.png)")
-    if eval_data is None:
-        raise ConfigError("QAT evaluates on held-out labelled images each epoch: pass --eval")
-    if recipe.max_drop is not None:
-        raise ConfigError("--max-drop is PTQ's budget; QAT trains all the selected matmuls instead")
+def _int8_lowering(target: str) -> Callable[[Any, np.ndarray], Any]:
+    """The target's declared rewrite of a QuantizedViT before conversion (same scales); most targets need none."""
+    reference = target_declaration(target).int8_lowering
+    if reference is None:
+        return lambda quant, _calibration: quant
+    lowering: Callable[[Any, np.ndarray], Any] = resolve(reference)
+    return lowering
 
 
-def _run_qat(loaded: Any, recipe: Any, calibration: Any, evaluation: Any, qat: Any, out_dir: Path,
-             log: Callable[[str], None]) -> tuple[Any, dict[str, Any]]:
-    """PTQ for the starting scales, then the training run; (None, {}) on ranks other than 0 under torchrun."""
-    from vit_edge.quantize import distributed
-    from vit_edge.quantize.checkpoints import QatCheckpoints
-    from vit_edge.quantize.ptq import quantize_model
-    from vit_edge.quantize.qat import train_qat
+def bench(
+    artifacts: Sequence[str | Path],
+    config: Any = None,
+    *,
+    devices: Sequence[Any] = (),
+    progress: Callable[[str], None] = lambda _: None,
+    on_records: Callable[[list[Any]], None] = lambda _: None,
+    **config_fields: Any,
+) -> list[Any]:
+    """Measure `artifacts` on each device (default: here) and return one BenchRecord per configuration.
 
-    distributed.init_from_env()
-    train_set = _training_data(qat.data, loaded.spec)
-    _check_qat_data(train_set, loaded.model.cfg.num_classes, qat.config.batch_size * distributed.world_size())
-    quant = quantize_model(loaded.model, recipe, calibration.batch)
-    identity = {"weights_sha256": loaded.source.get("weights_sha256"), "recipe": recipe.to_json(),
-                "calibration": calibration.fingerprint, "train_data": train_set.fingerprint(),
-                "qat": qat.config.__dict__, "world_size": distributed.world_size()}
-    directory = Path(qat.checkpoint_dir) if qat.checkpoint_dir else Path(f"{out_dir}-qat-checkpoints")
-    checkpoints = QatCheckpoints(directory, identity)
-    if not qat.resume:
-        checkpoints.check_fresh_start(qat.force)
-    log(f"QAT on {len(train_set)} images of {train_set.source}; checkpoints in {directory}")
-    main = distributed.is_main()  # asked before shutdown: afterwards every process counts as rank 0
-    trained, metrics = train_qat(quant, loaded.model, train_set, evaluation, loaded.spec, qat.config, checkpoints,
-                                 resume=qat.resume, log=log if main else lambda _: None)
-    distributed.shutdown()
-    if not main:
-        return None, {}
-    return trained, {"qat": {**metrics, "checkpoints": str(directory)}}
+    `config` is a bench.sweep.BenchConfig (or its fields as keywords); `devices` are addresses ('local',
+    'ssh://user@host', 'adb:SERIAL') or bench.fleet.FleetDevice entries, measured in parallel. A failure is a
+    record's status, never an exception, once the request itself is valid.
+    """
+    from vit_edge.benchmarking.fleet import FleetDevice, bench_fleet, check_fleet
+    from vit_edge.benchmarking.sweep import BenchConfig
+    from vit_edge.benchmarking.sweep import bench as sweep
 
-
-def _check_qat_data(train_set: Any, num_classes: int, global_batch: int) -> None:
-    """QAT trains a classifier's loss on labelled batches: refuse data (or a model) that cannot give one."""
-    if num_classes == 0:
-        raise ConfigError("QAT trains on labels, and this model is an encoder without a head (its output is an "
-                          "embedding); use PTQ (--method ptq)")
-    if int(train_set.labels.max()) >= num_classes:
-        raise ConfigError(f"{train_set.source} has {len(train_set.class_names)} classes; the model has "
-                          f"{num_classes} outputs")
-    if len(set(train_set.labels.tolist())) < 2:
-        raise ConfigError(f"{train_set.source} holds images of one class only; QAT needs labelled images of "
-                          "several classes")
-    if len(train_set) < global_batch:
-        raise ConfigError(f"{train_set.source} has {len(train_set)} images, fewer than one batch of "
-                          f"{global_batch}; lower --batch-size or add images")
-
-
-def _training_data(data: str, spec: Any) -> Any:
-    from vit_edge.data.datasets import load_dataset
-    from vit_edge.errors import DataError
-
-    if str(data).lower().endswith((".npy", ".npz")):
-        raise DataError(f"{data} holds images without labels; QAT needs a dataset name or DIR/class_name/*.png")
-    return load_dataset(data, channels=spec.channels, size=None)
+    unknown = set(config_fields) - set(BenchConfig.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"unknown bench option(s): {', '.join(sorted(unknown))}")
+    fleet = [d if isinstance(d, FleetDevice) else FleetDevice(str(d)) for d in devices] or [FleetDevice("local")]
+    check_fleet(fleet)  # a duplicate or an address that does not parse stops here, before any measurement
+    cfg = replace(config or BenchConfig(), device=fleet[0].address, **config_fields)
+    paths = [str(a) for a in artifacts]
+    if len(fleet) == 1 and fleet[0].name is None and not fleet[0].ssh_options and fleet[0].python is None:
+        return sweep(paths, cfg, progress=progress, on_records=on_records)
+    return bench_fleet(paths, cfg, fleet, progress=progress, on_records=on_records)

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from vit_edge.errors import VitEdgeError
+from vit_edge.core.errors import VitEdgeError
+from vit_edge.core.targets import TARGETS
+from vit_edge.core.types import Precision
 
 __all__ = ["main"]
 
@@ -26,11 +28,25 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _targets_help() -> str:
+    return "; ".join(f"{t.name}: {t.summary}" for t in TARGETS.values())
+
+
+def _precisions_help(exclude: Precision) -> str:
+    """Each precision and the targets that take it, read from the declarations."""
+    parts = []
+    for precision in Precision:
+        names = [t.name for t in TARGETS.values() if precision in t.precisions]
+        if precision is not exclude and names:
+            parts.append(f"{precision.value} ({', '.join(names) if len(names) < len(TARGETS) else 'all targets'})")
+    return " | ".join(parts)
+
+
 def _add_export(sub: Any) -> None:
-    p = sub.add_parser("export", help="export a ViT to onnx, openvino or tflite and verify it against PyTorch")
+    p = sub.add_parser("export", help=f"export a ViT to {' | '.join(TARGETS)} and verify it against PyTorch")
     p.add_argument("model", help="fmnist-vit-tiny | vit_small_patch16 | timm:NAME | HF directory | checkpoint file")
-    p.add_argument("--target", required=True, help="onnx | openvino | tflite")
-    p.add_argument("--precision", default="fp32", help="fp32 (all targets) | fp16 (openvino, tflite)")
+    p.add_argument("--target", required=True, help=_targets_help())
+    p.add_argument("--precision", default="fp32", help=_precisions_help(exclude=Precision.INT8))
     p.add_argument("--out", type=Path, help="artifact directory (default: artifacts/MODEL-TARGET-PRECISION)")
     p.add_argument("--img-size", type=_img_size,
                    help="export for another input size, N or HxW (position embeddings resampled)")
@@ -71,7 +87,8 @@ def _add_qat_options(group: Any) -> None:
 def _add_quantize(sub: Any) -> None:
     p = sub.add_parser("quantize", help="INT8 quantization (PTQ or QAT) of the attention and MLP matmuls")
     p.add_argument("model", help="as for export")
-    p.add_argument("--target", required=True, help="onnx | openvino | tflite")
+    p.add_argument("--target", required=True,
+                   help=" | ".join(t.name for t in TARGETS.values() if Precision.INT8 in t.precisions))
     p.add_argument("--method", default="ptq", help="ptq (default) | qat (fine-tune with INT8 simulated)")
     p.add_argument("--calib", required=True, help="calibration images: dataset name, DIR, or .npy/.npz")
     p.add_argument("--calib-size", type=_positive, default=256, help="calibration images used (default 256)")
@@ -257,7 +274,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _qat_request(args: argparse.Namespace) -> Any:
-    from vit_edge.quantize.qat import QatConfig, QatTraining
+    from vit_edge.quantization.qat import QatConfig, QatTraining
 
     config = QatConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, lsq=args.lsq, distill=args.distill,
                        checkpoint_every=args.checkpoint_every, max_steps=args.max_steps, seed=args.seed)
@@ -266,7 +283,7 @@ def _qat_request(args: argparse.Namespace) -> Any:
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
     from vit_edge.api import quantize
-    from vit_edge.quantize.recipe import Recipe
+    from vit_edge.quantization.recipe import Recipe
 
     recipe = Recipe(kinds=_names(args.kinds), skip=tuple(args.skip), calibration=args.calib_method,
                     percentile=args.percentile, per_tensor_weights=args.per_tensor_weights,
@@ -381,30 +398,26 @@ def _parity_line(parity: dict[str, Any]) -> str:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from vit_edge.artifact import check_writable
-    from vit_edge.runtime.bench import BenchConfig, bench
-    from vit_edge.runtime.fleet import FleetDevice, bench_fleet, check_fleet, read_devices_file
-    from vit_edge.runtime.report import append_records, markdown_table, write_reports
+    from vit_edge.api import bench
+    from vit_edge.benchmarking.fleet import FleetDevice, read_devices_file
+    from vit_edge.benchmarking.report import append_records, markdown_table, write_reports
+    from vit_edge.benchmarking.sweep import BenchConfig
+    from vit_edge.core.artifact import check_writable
 
     fleet = [FleetDevice(address) for address in args.device]
     fleet += read_devices_file(args.devices) if args.devices else []
-    fleet = fleet or [FleetDevice("local")]
-    check_fleet(fleet)  # a duplicate or an address that does not parse stops here, before any measurement
     cfg = BenchConfig(
         threads=args.threads, batches=args.batch, warmup=args.warmup, runs=args.runs, min_seconds=args.min_time,
-        device=fleet[0].address, ov_device=args.ov_device,
-        precision_hint=None if args.precision_hint == "default" else args.precision_hint, runtime=args.runtime,
-        data=args.data, eval_limit=args.eval_limit, reference=args.reference, cpus=args.cpus,
+        ov_device=args.ov_device, precision_hint=None if args.precision_hint == "default" else args.precision_hint,
+        runtime=args.runtime, data=args.data, eval_limit=args.eval_limit, reference=args.reference, cpus=args.cpus,
         timeout_s=args.timeout, ssh_options=tuple(args.ssh_option), remote_python=args.remote_python,
         adb_benchmark=args.adb_benchmark, profile=args.profile,
     )
     check_writable(args.out)  # a read-only or missing report folder is found before measuring, not after
-    artifacts = [str(a) for a in args.artifacts]
-    if len(fleet) == 1 and fleet[0].name is None and not fleet[0].ssh_options and fleet[0].python is None:
-        records = bench(artifacts, cfg, progress=_log, on_records=lambda found: append_records(found, args.out))
-    else:
-        records = bench_fleet(artifacts, cfg, fleet, progress=_log,
-                              on_records=lambda found: append_records(found, args.out))
+    def keep(found: list[dict[str, Any]]) -> None:  # each artifact's rows reach bench.jsonl as soon as they exist
+        append_records(found, args.out)
+
+    records = bench(args.artifacts, cfg, devices=fleet, progress=_log, on_records=keep)
     paths = write_reports(records, args.out, append_jsonl=False)
     print(markdown_table(records))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
@@ -417,7 +430,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from vit_edge.runtime.inventory import inventory
+    from vit_edge.benchmarking.inventory import inventory
 
     for line in inventory():
         print(line)

@@ -1,5 +1,8 @@
 """Export conformance: one template, subclassed per target; every case converts a real model with the real
 converter and runs the artifact in the real runtime (parity is checked inside export and asserted again here).
+
+Loading does not depend on the target, so each loader case is exported once (to ONNX, the quickest converter),
+and each target is checked once on the case that exercises the most (timm names, a resampled input size).
 """
 from __future__ import annotations
 
@@ -13,10 +16,10 @@ import torch
 
 from tests.conftest import small_vit
 from vit_edge.api import Artifact, export, parity_inputs
-from vit_edge.artifact import read_manifest
-from vit_edge.export.registry import TARGETS
+from vit_edge.core.artifact import read_manifest
+from vit_edge.core.targets import TARGETS
+from vit_edge.core.types import Layout, Precision
 from vit_edge.models.loaders import load_model
-from vit_edge.types import Layout, Precision
 
 
 def _hf_dir(kind: str, root: Path) -> Path:
@@ -54,33 +57,48 @@ def _reference_logits(model_arg: Any, kwargs: dict[str, Any], inputs: np.ndarray
         return loaded.model(batch).numpy()
 
 
+def _export_to(target: str, model: Any, out: Path, **kwargs: Any) -> Artifact:
+    from vit_edge.exporters.registry import get_exporter
+
+    get_exporter(target).check_available()  # importing a converter may draw from torch's RNG (litert)
+    torch.manual_seed(0)  # random-init models must equal the reference rebuilt with the same seed
+    return export(model, target, out, **kwargs)
+
+
+def _check_fp32_parity(target: str, case: str, tmp_path: Path) -> None:
+    make, kwargs = MODEL_CASES[case]
+    model_arg = make(tmp_path)
+    artifact = _export_to(target, model_arg, tmp_path / "art", **kwargs)
+    parity = artifact.manifest.parity
+    assert parity["passed"] and parity["min_cosine"] >= 0.99999 and parity["top1_agreement"] == 1.0
+    # independent re-check outside export(): fresh session, fresh inputs, reference rebuilt from scratch
+    spec = artifact.manifest.input_spec
+    inputs = parity_inputs(spec, 4)[::-1].copy()
+    ours = Artifact.open(artifact.path).run(inputs)
+    reference = _reference_logits(model_arg, kwargs, inputs, spec.layout)
+    cos = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
+    assert cos.min() >= 0.99999 and (ours.argmax(1) == reference.argmax(1)).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [c for c in MODEL_CASES if c != "timm-vit-tiny-img160"])
+def test_loader_case_exports_with_parity(case: str, tmp_path: Path) -> None:
+    """Each way of naming a model, exported once (ONNX) and checked against a reference rebuilt from scratch."""
+    _check_fp32_parity("onnx", case, tmp_path)
+
+
 class ExportConformance:
     """What every target must do. Subclasses set `target` and the precisions it offers beyond fp32."""
 
     target: str = ""
 
     def _export(self, model: Any, out: Path, **kwargs: Any) -> Artifact:
-        from vit_edge.export.registry import get_exporter
-
-        get_exporter(self.target).check_available()  # importing a converter may draw from torch's RNG (litert)
-        torch.manual_seed(0)  # random-init models must equal the reference rebuilt with the same seed
-        return export(model, self.target, out, **kwargs)
+        return _export_to(self.target, model, out, **kwargs)
 
     @pytest.mark.slow
-    @pytest.mark.parametrize("case", list(MODEL_CASES))
-    def test_fp32_parity(self, case: str, tmp_path: Path) -> None:
-        make, kwargs = MODEL_CASES[case]
-        model_arg = make(tmp_path)
-        artifact = self._export(model_arg, tmp_path / "art", **kwargs)
-        parity = artifact.manifest.parity
-        assert parity["passed"] and parity["min_cosine"] >= 0.99999 and parity["top1_agreement"] == 1.0
-        # independent re-check outside export(): fresh session, fresh inputs, reference rebuilt from scratch
-        spec = artifact.manifest.input_spec
-        inputs = parity_inputs(spec, 4)[::-1].copy()
-        ours = Artifact.open(artifact.path).run(inputs)
-        reference = _reference_logits(model_arg, kwargs, inputs, spec.layout)
-        cos = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
-        assert cos.min() >= 0.99999 and (ours.argmax(1) == reference.argmax(1)).all()
+    def test_fp32_parity(self, tmp_path: Path) -> None:
+        """A timm name at another input size: the loader, position-embedding resampling and the converter."""
+        _check_fp32_parity(self.target, "timm-vit-tiny-img160", tmp_path)
 
     def test_nhwc_input(self, tmp_path: Path) -> None:
         artifact = self._export(small_vit(), tmp_path / "nhwc", layout="nhwc")

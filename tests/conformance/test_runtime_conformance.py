@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +10,13 @@ import torch
 
 from tests.conftest import run_cli, small_vit
 from vit_edge.api import export, parity_inputs
-from vit_edge.artifact import sha256_file
+from vit_edge.benchmarking.sweep import BenchConfig, bench
+from vit_edge.core.artifact import sha256_file
+from vit_edge.core.targets import RUNTIMES
+from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import save_checkpoint
-from vit_edge.runtime import RUNTIMES, SessionOptions, open_session
-from vit_edge.runtime.bench import BenchConfig, bench
+from vit_edge.runtime import SessionOptions, open_session
 from vit_edge.runtime.measure import MeasureConfig, measure
-from vit_edge.types import InputSpec
 
 
 class RuntimeConformance:

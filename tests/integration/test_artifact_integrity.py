@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import run_cli
 from tests.integration.test_cli_errors import assert_user_error
 from vit_edge.api import Artifact, export
-from vit_edge.artifact import MANIFEST_NAME, sha256_file
-from vit_edge.errors import ArtifactError
+from vit_edge.core.artifact import MANIFEST_NAME, sha256_file
+from vit_edge.core.errors import ArtifactError
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,7 @@ def test_a_manifest_that_is_a_list_is_one_line(artifact: Path, exported: Path) -
 def test_wrong_inputs_to_run_say_what_was_expected(exported: Path) -> None:
     import numpy as np
 
-    from vit_edge.errors import ConfigError, DataError
+    from vit_edge.core.errors import ConfigError, DataError
 
     artifact = Artifact.open(exported)
     good = np.zeros((2, 1, 28, 28), dtype=np.float32)
@@ -109,7 +109,7 @@ def test_consistent_hashes_but_wrong_numbers_fail_the_numerics_gate(exported: Pa
     import onnx
     from onnx import numpy_helper
 
-    from vit_edge.artifact import NUMERICS_CHECK
+    from vit_edge.core.artifact import NUMERICS_CHECK
 
     artifact = tmp_path / "negated"
     shutil.copytree(exported, artifact)

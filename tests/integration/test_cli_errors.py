@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tests.conftest import run_cli, small_vit
+from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import save_checkpoint
-from vit_edge.types import InputSpec
 
 
 def assert_user_error(result, *fragments: str) -> str:
@@ -53,7 +53,8 @@ def test_pickle_with_code_is_refused(tmp_path: Path) -> None:
 
 
 def test_model_that_is_not_a_vit(tmp_path: Path) -> None:
-    assert_user_error(run_cli("export", "timm:resnet50", "--target", "onnx", "--random-init"), "not a ViT that vit-edge knows")
+    assert_user_error(run_cli("export", "timm:resnet50", "--target", "onnx", "--random-init"),
+                      "not a ViT that vit-edge knows")
     cnn = tmp_path / "cnn.pth"
     torch.save(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()).state_dict(), cnn)
     result = run_cli("export", "timm:vit_tiny_patch16_224", "--weights", str(cnn), "--target", "onnx",
@@ -90,8 +91,8 @@ def test_unusable_opset_is_refused_before_any_work(tmp_path: Path, checkpoint: P
 
 def test_a_failure_while_writing_leaves_no_artifact(tmp_path: Path) -> None:
     """Whatever fails inside the staging directory (converter, parity), neither it nor `out` survives."""
-    from vit_edge.artifact import atomic_artifact_dir
-    from vit_edge.errors import ParityError
+    from vit_edge.core.artifact import atomic_artifact_dir
+    from vit_edge.core.errors import ParityError
 
     with pytest.raises(ParityError):
         with atomic_artifact_dir(tmp_path / "out", force=False) as staging:

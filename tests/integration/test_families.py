@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.conftest import FIXTURES, run_cli
 from tests.integration.test_cli_errors import assert_nothing_written, assert_user_error
-from tests.conftest import FIXTURES
 from tests.unit.test_hybrid import small_hybrid_model
 from tests.unit.test_timm_families import FAMILIES, family_model
 from tests.unit.test_transreid import transreid_state
@@ -22,8 +21,8 @@ from vit_edge.api import Artifact, export, quantize
 from vit_edge.data.synthetic import smooth_images
 
 pytestmark = pytest.mark.slow
-INT8_TARGET = {"hybrid": "tflite", "deit3": "tflite", "dinov2": "openvino", "dinov2_reg": "tflite", "clip": "onnx", "siglip": "tflite",
-               "reg_gap": "openvino", "qknorm_swiglu": "onnx", "nonsquare": "tflite"}
+INT8_TARGET = {"hybrid": "tflite", "deit3": "tflite", "dinov2": "openvino", "dinov2_reg": "tflite", "clip": "onnx",
+               "siglip": "tflite", "reg_gap": "openvino", "qknorm_swiglu": "onnx", "nonsquare": "tflite"}
 
 
 def any_family(family: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
@@ -184,7 +183,7 @@ def test_hybrid_stem_at_the_released_width_is_one_xnnpack_partition(tmp_path: Pa
     to BROADCAST_TO ops that XNNPACK left to the CPU; the written-out GroupNorm keeps the graph whole."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from vit_edge.models.vit import ViTConfig, VisionTransformer
+    from vit_edge.models.vit import VisionTransformer, ViTConfig
     from vit_edge.runtime.litert import undelegated_ops
 
     torch.manual_seed(0)

@@ -14,7 +14,7 @@ import torch
 
 from tests.conftest import small_vit
 from vit_edge.api import export
-from vit_edge.runtime.bench import BenchConfig, bench
+from vit_edge.benchmarking.sweep import BenchConfig, bench
 
 BARE_ORT_LOOP = """
 import sys, time, numpy as np, onnxruntime as ort

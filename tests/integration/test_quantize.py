@@ -1,4 +1,5 @@
-"""INT8 PTQ: real calibration, real lowering to ONNX QDQ, OpenVINO IR and TFLite, INT8 kernels checked in the runtimes."""
+"""INT8 PTQ: real calibration, real lowering to ONNX QDQ, OpenVINO IR and TFLite, INT8 kernels checked in the
+runtimes."""
 from __future__ import annotations
 
 import collections
@@ -10,13 +11,13 @@ import torch
 
 from tests.conftest import run_cli, small_vit
 from vit_edge.api import quantize
+from vit_edge.core.errors import ConfigError
 from vit_edge.data.datasets import load_fashion_mnist
 from vit_edge.data.preprocess import preprocess_uint8
-from vit_edge.errors import ConfigError
 from vit_edge.models.loaders import load_model
-from vit_edge.quantize.ptq import quantize_model
-from vit_edge.quantize.qmodules import QuantLinear, QuantMatMul
-from vit_edge.quantize.recipe import CALIBRATION_METHODS, Recipe
+from vit_edge.quantization.ptq import quantize_model
+from vit_edge.quantization.qmodules import QuantLinear, QuantMatMul
+from vit_edge.quantization.recipe import CALIBRATION_METHODS, Recipe
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_smoothquant_changes_nothing_in_float(shipped, calib) -> None:
     """Scale migration is exact in float: with every quantizer off the model computes what it did."""
     quant = quantize_model(shipped.model, Recipe(smoothquant="0.5", kinds=("qkv", "fc1")), calib[:32])
     assert quant.smoothquant, "alpha given: migration must be applied"
-    from vit_edge.quantize.qmodules import ActQuant
+    from vit_edge.quantization.qmodules import ActQuant
 
     for module in quant.model.modules():
         if isinstance(module, ActQuant):
@@ -87,7 +88,8 @@ def test_shipped_model_int8_artifact(target: str, shipped_int8, heldout) -> None
     assert q["accuracy"]["drop"] <= 0.5 and len(q["scales_sha256"]) == 64 and q["calibration"]["images"] == 256
     assert artifact.manifest.parity["passed"] and artifact.manifest.parity["min_cosine"] >= 0.999
     shown = run_cli("info", str(artifact.path))
-    assert shown.returncode == 0 and "ptq: 24 INT8 matmuls, 2 float; percentile calibration on 256" in shown.stdout  # + patch_embed, head
+    # 24 block matmuls INT8; patch_embed and head float
+    assert shown.returncode == 0 and "ptq: 24 INT8 matmuls, 2 float; percentile calibration on 256" in shown.stdout
     spec = artifact.manifest.input_spec
     logits = artifact.run(preprocess_uint8(heldout.images, spec))
     top1 = 100 * np.mean(logits.argmax(1) == heldout.labels)
@@ -198,7 +200,7 @@ def test_impossible_budget_is_refused(shipped) -> None:
     """Labels = the float model's own predictions on a random, near-tied model: FP32 scores 100 % and INT8 noise
     in the only quantized matmul flips some of them, so a zero budget cannot be met."""
     from vit_edge.data.datasets import LabelledImages
-    from vit_edge.quantize.pipeline import quantize_with_budget
+    from vit_edge.quantization.pipeline import quantize_with_budget
 
     model = small_vit(in_chans=1, img_size=28, patch_size=4, depth=1)
     data = load_fashion_mnist("test").take(200)

@@ -9,8 +9,8 @@ import torch
 
 from tests.conftest import run_cli
 from vit_edge.api import Artifact
+from vit_edge.core.targets import TARGETS
 from vit_edge.data.datasets import load_fashion_mnist
-from vit_edge.export.registry import TARGETS
 from vit_edge.models.loaders import load_model
 from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
 

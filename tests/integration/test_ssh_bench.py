@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import run_cli, small_vit
 from vit_edge.api import export
-from vit_edge.runtime.bench import BenchConfig, bench
+from vit_edge.benchmarking.sweep import BenchConfig, bench
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 pytestmark = pytest.mark.skipif(not os.path.exists(SSHD) or shutil.which("ssh") is None,
@@ -74,7 +74,7 @@ def test_bench_over_ssh_measures_and_brings_results_back(sshd, tmp_path: Path) -
     assert record["peak_rss_mb"] > 0 and record["session"]["runtime"] == "onnxruntime"
     found = record["device_fingerprint"]  # read by the runner on the board, not by this process
     assert found["machine"] and found["cores"] and found["python"] and record["memory_source"] == "VmHWM"
-    from vit_edge.runtime.report import markdown_table
+    from vit_edge.benchmarking.report import markdown_table
 
     assert f"| {device} ({found['machine']}, " in markdown_table([record])
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import FIXTURES
-from vit_edge.errors import DeviceError
-from vit_edge.runtime.adb import parse_benchmark_model_output
+from vit_edge.benchmarking.adb import parse_benchmark_model_output
+from vit_edge.core.errors import DeviceError
 
 ADB = FIXTURES / "adb"
 

@@ -11,7 +11,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from vit_edge.errors import ModelLoadError, UnsupportedModelError  # noqa: E402
+from vit_edge.core.errors import ModelLoadError, UnsupportedModelError  # noqa: E402
 from vit_edge.models.loaders import load_model  # noqa: E402
 
 SMALL = dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=3, intermediate_size=96, image_size=32,
@@ -249,7 +249,7 @@ def test_transformers_4_vision_model_prefix_loads_too(kind: str, tmp_path: Path)
 
 
 def test_preprocessor_crop_off_the_patch_grid_is_refused(tmp_path: Path) -> None:
-    from vit_edge.errors import ConfigError
+    from vit_edge.core.errors import ConfigError
 
     (tmp_path / "preprocessor_config.json").write_text('{"crop_size": {"height": 30, "width": 30}}')
     assert "input size 30 is not a multiple of the patch size 14" in _refusal(tmp_path, DINO_JSON, ConfigError)

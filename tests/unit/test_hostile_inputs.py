@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vit_edge.artifact import MANIFEST_NAME, read_manifest
 from vit_edge.cli import _cpu_list, _img_size, _non_negative, _positive, _positive_float, build_parser
-from vit_edge.errors import VitEdgeError
+from vit_edge.core.artifact import MANIFEST_NAME, read_manifest
+from vit_edge.core.errors import VitEdgeError
 from vit_edge.models.hf_compat import hf_config_to_vit
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True)

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from tests.conftest import FIXTURES
 from vit_edge.models.checkpoint import load_strict
 from vit_edge.models.hybrid import ResNetV2Stem, StdConv2dSame, fold_weight_standardization, same_padding
-from vit_edge.models.vit import ViTConfig, VisionTransformer
+from vit_edge.models.vit import VisionTransformer, ViTConfig
 
 GOLDEN: dict[str, Any] = json.loads(gzip.decompress((FIXTURES / "timm_hybrid_names.json.gz").read_bytes()))
 

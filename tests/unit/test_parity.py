@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vit_edge.errors import ParityError
-from vit_edge.export.parity import check_parity
-from vit_edge.types import Precision
+from vit_edge.core.errors import ParityError
+from vit_edge.core.parity import check_parity
+from vit_edge.core.types import Precision
 
 
 def flipped_pair() -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vit_edge.runtime.remote import build_runner_zip
+from vit_edge.benchmarking.remote import build_runner_zip
 
 PROBE = """
 import sys

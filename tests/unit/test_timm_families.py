@@ -13,11 +13,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tests.conftest import FIXTURES
-from vit_edge.errors import ModelLoadError, UnsupportedModelError
+from vit_edge.core.errors import ModelLoadError, UnsupportedModelError
 from vit_edge.models.checkpoint import load_strict
 from vit_edge.models.loaders import load_model
 from vit_edge.models.registry import TIMM_FAMILIES, timm_entry
-from vit_edge.models.vit import ViTConfig, VisionTransformer
+from vit_edge.models.vit import VisionTransformer, ViTConfig
 
 FAMILIES = json.loads((FIXTURES / "timm_families.json").read_text())
 

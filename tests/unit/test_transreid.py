@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from tests.conftest import small_vit
-from vit_edge.errors import ConfigError, ModelLoadError, UnsupportedModelError
+from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
 from vit_edge.models.transreid import (
     convert_transreid_state_dict,
     is_jpm_state_dict,

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from tests.conftest import FIXTURES, small_vit
 from vit_edge.models.checkpoint import load_strict
 from vit_edge.models.registry import TIMM_NAMES, reference_config, timm_entry
-from vit_edge.models.vit import MatMul, ViTConfig, VisionTransformer, resample_pos_embed
+from vit_edge.models.vit import MatMul, VisionTransformer, ViTConfig, resample_pos_embed
 
 
 def test_attention_matmuls_are_named_modules(tiny_vit: VisionTransformer) -> None:

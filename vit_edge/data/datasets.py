@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vit_edge.errors import DataError, did_you_mean
+from vit_edge.core.errors import DataError, did_you_mean
 
 __all__ = [
     "LabelledImages",
@@ -127,8 +127,8 @@ def load_image_folder(root: str | Path, channels: int = 3,
     images = []
     for path, _ in files:
         try:
-            with Image.open(path) as img:
-                img = img.convert(mode)
+            with Image.open(path) as opened:
+                img = opened.convert(mode)
                 if target is not None and img.size != target:
                     img = img.resize(target, resample=Image.Resampling.BICUBIC)
                 images.append(np.asarray(img))

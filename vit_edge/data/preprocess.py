@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vit_edge.errors import DataError
-from vit_edge.types import InputSpec, Layout
+from vit_edge.core.errors import DataError
+from vit_edge.core.types import InputSpec, Layout
 
 __all__ = ["preprocess_uint8", "resize_center_crop"]
 

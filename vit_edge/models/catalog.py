@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from vit_edge.errors import ConfigError, did_you_mean
+from vit_edge.core.errors import ConfigError, did_you_mean
 from vit_edge.models.registry import REFERENCE_NAMES, SHIPPED_MODELS, TIMM_FAMILIES, TIMM_NAMES, timm_entry
 
 __all__ = ["model_rows", "timm_rows", "FAMILY_NOTES"]

@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 
-from vit_edge.errors import ModelLoadError
-from vit_edge.models.vit import ViTConfig, VisionTransformer
-from vit_edge.types import InputSpec
+from vit_edge.core.errors import ModelLoadError
+from vit_edge.core.types import InputSpec
+from vit_edge.models.vit import VisionTransformer, ViTConfig
 
-__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "save_checkpoint", "load_checkpoint", "read_state_dict", "load_strict"]
+__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "save_checkpoint", "load_checkpoint", "read_state_dict",
+           "load_strict"]
 
 CHECKPOINT_FORMAT = "vit-edge-checkpoint/1"
 

@@ -33,10 +33,10 @@ from typing import Any, Callable, Literal
 import torch
 from torch import nn
 
-from vit_edge.errors import ConfigError, ModelLoadError, UnsupportedModelError
+from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
+from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import load_strict, read_state_dict
-from vit_edge.models.vit import ViTConfig, VisionTransformer
-from vit_edge.types import InputSpec
+from vit_edge.models.vit import VisionTransformer, ViTConfig
 
 __all__ = ["Architecture", "Family", "SUPPORTED_ARCHITECTURES", "is_hf_directory", "load_hf_directory",
            "convert_hf_module", "hf_config_to_vit", "convert_hf_state_dict"]

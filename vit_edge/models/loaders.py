@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from vit_edge.errors import ConfigError, ModelLoadError, UnsupportedModelError, did_you_mean
+from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError, did_you_mean
+from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import load_checkpoint, load_strict, read_state_dict
 from vit_edge.models.hf_compat import convert_hf_module, is_hf_directory, load_hf_directory
 from vit_edge.models.registry import (
@@ -26,8 +27,7 @@ from vit_edge.models.registry import (
 )
 from vit_edge.models.timm_compat import is_timm_vit, timm_config_kwargs, timm_input_spec
 from vit_edge.models.transreid import is_transreid_state_dict, load_transreid
-from vit_edge.models.vit import ViTConfig, VisionTransformer, to_hw
-from vit_edge.types import InputSpec
+from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
 
 __all__ = ["LoadedModel", "ReIDSelection", "load_model", "state_dict_sha256", "config_from_timm_state"]
 
@@ -119,7 +119,7 @@ def _load_timm(name: str, weights: Path | None, random_init: bool) -> LoadedMode
 
 
 def _load_named(name: str, weights: Path | None, random_init: bool, num_classes: int | None,
-                img_size: int | None) -> LoadedModel:
+                img_size: int | tuple[int, int] | None) -> LoadedModel:
     if name in SHIPPED_MODELS:
         model, spec, extra = load_checkpoint(SHIPPED_MODELS[name])
         return LoadedModel(model, spec, {"kind": "shipped", "id": name, "train": extra.get("train", {})})

@@ -12,10 +12,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from vit_edge.core.errors import UnsupportedModelError, did_you_mean
+from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import FASHION_MNIST_CLASSES
-from vit_edge.errors import UnsupportedModelError, did_you_mean
 from vit_edge.models.vit import ViTConfig
-from vit_edge.types import InputSpec
 
 __all__ = [
     "REFERENCE_SIZES",
@@ -45,7 +45,8 @@ REFERENCE_NAMES = tuple(f"vit_{size}_patch{p}" for size in REFERENCE_SIZES for p
 
 
 
-def reference_config(name: str, img_size: int = 224, num_classes: int = 1000, in_chans: int = 3) -> ViTConfig:
+def reference_config(name: str, img_size: int | tuple[int, int] = 224, num_classes: int = 1000,
+                     in_chans: int = 3) -> ViTConfig:
     """Config of a reference variant such as 'vit_small_patch16' for any image size and class count."""
     match = re.fullmatch(r"vit_(\w+?)_patch(\d+)", name)
     if not match or match.group(1) not in REFERENCE_SIZES or int(match.group(2)) not in REFERENCE_PATCHES:

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from vit_edge.errors import UnsupportedModelError
+from vit_edge.core.errors import UnsupportedModelError
 
 __all__ = ["UnsupportedFeature", "timm_config_kwargs", "is_timm_vit", "timm_input_spec"]
 
@@ -25,13 +25,17 @@ class UnsupportedFeature(UnsupportedModelError):
     """A timm option the reference ViT has no counterpart for (RoPE, post-norm blocks, RMSNorm, ...)."""
 
 
+# A module of another library (timm), read by its attributes: typed as what it is, not as torch's Module.
+Foreign = Any
+
+
 def is_timm_vit(module: nn.Module) -> bool:
     """A timm VisionTransformer (by class and module path: no timm import needed)."""
     cls = type(module)
     return cls.__name__ in _TIMM_VIT_CLASSES and cls.__module__.startswith("timm.")
 
 
-def _kind(module: nn.Module | None) -> str:
+def _kind(module: Foreign) -> str:
     return "none" if module is None else type(module).__name__
 
 
@@ -40,12 +44,12 @@ def _need(condition: bool, feature: str) -> None:
         raise UnsupportedFeature(feature)
 
 
-def _layer_norm_eps(module: nn.Module, where: str) -> float:
+def _layer_norm_eps(module: Foreign, where: str) -> float:
     _need(_kind(module) in _NORMS or isinstance(module, nn.LayerNorm), f"{_kind(module)} normalisation ({where})")
     return float(module.eps)
 
 
-def _activation(act: nn.Module) -> str:
+def _activation(act: Foreign) -> str:
     name = type(act).__name__
     if name == "QuickGELU":
         return "quick_gelu"
@@ -58,7 +62,7 @@ def _activation(act: nn.Module) -> str:
     raise UnsupportedFeature(f"{name} activation")
 
 
-def _mlp(mlp: nn.Module) -> dict[str, Any]:
+def _mlp(mlp: Foreign) -> dict[str, Any]:
     kind = type(mlp).__name__
     if kind == "Mlp":
         _need(_kind(getattr(mlp, "norm", None)) in ("Identity", "none"), "a norm inside the MLP (scale_mlp_norm)")
@@ -72,7 +76,7 @@ def _mlp(mlp: nn.Module) -> dict[str, Any]:
     raise UnsupportedFeature(f"{kind} MLP (e.g. unpacked SwiGLU)")
 
 
-def _block(block: nn.Module) -> dict[str, Any]:
+def _block(block: Foreign) -> dict[str, Any]:
     _need(type(block).__name__ == "Block", f"{type(block).__name__} blocks (post-norm or parallel blocks)")
     attn = block.attn
     _need(type(attn).__name__ == "Attention", f"{type(attn).__name__} attention")
@@ -92,7 +96,7 @@ def _block(block: nn.Module) -> dict[str, Any]:
     }
 
 
-def _patch_embed(embed: nn.Module) -> dict[str, Any]:
+def _patch_embed(embed: Foreign) -> dict[str, Any]:
     kind = type(embed).__name__
     if kind == "HybridEmbed":
         backbone = embed.backbone
@@ -115,7 +119,7 @@ def _patch_embed(embed: nn.Module) -> dict[str, Any]:
             "in_chans": int(proj.in_channels)}
 
 
-def _head(model: nn.Module) -> dict[str, Any]:
+def _head(model: Foreign) -> dict[str, Any]:
     pool = model.global_pool or "token"
     attn_pool = getattr(model, "attn_pool", None)
     if attn_pool is not None:
@@ -134,7 +138,7 @@ def _head(model: nn.Module) -> dict[str, Any]:
             "final_norm": _kind(model.fc_norm) != "Identity" or _kind(model.norm) != "Identity"}
 
 
-def timm_config_kwargs(model: nn.Module) -> dict[str, Any]:
+def timm_config_kwargs(model: Foreign) -> dict[str, Any]:
     """ViTConfig keyword arguments for a timm VisionTransformer; UnsupportedFeature names what does not map."""
     if not is_timm_vit(model):
         raise UnsupportedModelError(f"{type(model).__name__} is not a timm VisionTransformer")

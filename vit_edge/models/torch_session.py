@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from vit_edge.artifact import Manifest, read_manifest
-from vit_edge.errors import ConfigError
-from vit_edge.export.base import NHWCInput
+from vit_edge.core.artifact import Manifest, read_manifest
+from vit_edge.core.errors import ConfigError
+from vit_edge.core.types import Layout
+from vit_edge.models.layout import NHWCInput
 from vit_edge.models.loaders import ReIDSelection, load_model
 from vit_edge.runtime.base import Session, SessionOptions
-from vit_edge.types import Layout
 
-__all__ = ["TorchSession", "model_from_manifest", "pytorch_logits"]
+__all__ = ["TorchSession", "model_from_manifest"]
 
 
 def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
@@ -35,6 +35,8 @@ def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
         weights = None  # the checkpoint is the model path; camera, view and output come from the manifest
     reid = ReIDSelection(camera=int(source.get("camera", 0)), view=int(source.get("view", 0)),
                          neck_feat=str(source.get("neck_feat", "after")))
+    if not isinstance(ident, str) or not ident:
+        raise ConfigError("the artifact's manifest does not name the model it came from (source.id)")
     loaded = load_model(ident, weights=weights, img_size=manifest.input_spec.img_size, reid=reid)
     if loaded.source["weights_sha256"] != source.get("weights_sha256"):
         raise ConfigError(f"the weights of {ident} changed since the artifact was exported (sha256 differs)")
@@ -42,24 +44,10 @@ def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
     return (NHWCInput(model) if manifest.input_spec.layout is Layout.NHWC else model).eval()
 
 
-def pytorch_logits(manifest: Manifest, images: np.ndarray) -> np.ndarray:
-    from vit_edge.data.preprocess import preprocess_uint8
-
-    model = model_from_manifest(manifest)
-    outputs = []
-    with torch.inference_mode():
-        for start in range(0, len(images), 256):
-            batch = preprocess_uint8(images[start : start + 256], manifest.input_spec)
-            outputs.append(model(torch.from_numpy(batch)).numpy())
-    return np.concatenate(outputs)
-
-
 class TorchSession(Session):
     """Runs the artifact's source model in PyTorch (eager, float32) for reference numbers."""
 
     name = "pytorch"
-    package = "torch"
-    extra = "torch"
 
     def __init__(self, model_file: Path, options: SessionOptions) -> None:
         super().__init__(model_file, options)

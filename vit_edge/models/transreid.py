@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from vit_edge.errors import ConfigError, ModelLoadError, UnsupportedModelError
+from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
+from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import load_strict, read_state_dict
-from vit_edge.models.vit import ViTConfig, VisionTransformer, to_hw
-from vit_edge.types import InputSpec
+from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
 
 __all__ = [
     "NECK_FEATS",
@@ -228,7 +228,7 @@ def load_transreid(
     model = VisionTransformer(cfg)
     load_strict(model, convert_transreid_state_dict(state, cfg), str(path))
     # TransReID's val_transforms: T.Resize(SIZE_TEST) (torchvision's default, bilinear) to exactly H×W, no crop.
-    spec = InputSpec(img_size=cfg.img_size, mean=tuple(mean), std=tuple(std),  # type: ignore[arg-type]
+    spec = InputSpec(img_size=cfg.img_size, mean=tuple(mean), std=tuple(std),
                      interpolation="bilinear", crop_pct=1.0)
     source: dict[str, Any] = {
         "kind": "transreid", "family": "transreid", "id": str(path), "weights_file": str(path),

@@ -404,7 +404,7 @@ class VisionTransformer(nn.Module):
         if pool == "token_avg":
             return torch.cat([x[:, 0], x[:, self.cfg.num_prefix_tokens :].mean(dim=1)], dim=-1)
         x = x[:, self.cfg.num_prefix_tokens :]
-        if pool == "map":
+        if pool == "map" and self.attn_pool is not None:
             return self.attn_pool(x)
         if pool == "avg":
             return x.mean(dim=1)

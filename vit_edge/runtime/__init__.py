@@ -1,12 +1,12 @@
-"""Runtimes that run artifacts; imports neither torch nor the models package (boards have neither)."""
+"""Runtimes that run artifacts; torch-free (a board has neither torch nor the models package)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from vit_edge.artifact import Manifest, read_manifest
-from vit_edge.runtime.base import DEFAULT_RUNTIME, RUNTIMES, Session, SessionOptions, session_class
+from vit_edge.core.artifact import Manifest, read_manifest
+from vit_edge.runtime.base import Session, SessionOptions, default_runtime, session_class
 
-__all__ = ["DEFAULT_RUNTIME", "RUNTIMES", "Session", "SessionOptions", "open_session"]
+__all__ = ["Session", "SessionOptions", "default_runtime", "open_session", "session_class"]
 
 
 def open_session(
@@ -18,5 +18,5 @@ def open_session(
     """Load an artifact's model file in `runtime` (default: the target's own runtime)."""
     root = Path(artifact)
     manifest = manifest or read_manifest(root)
-    cls = session_class(runtime or DEFAULT_RUNTIME[manifest.target])
+    cls = session_class(runtime or default_runtime(manifest.target))
     return cls(root / manifest.model_file, options or SessionOptions())

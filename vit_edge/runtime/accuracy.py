@@ -5,9 +5,9 @@ from typing import Any
 
 import numpy as np
 
+from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
-from vit_edge.types import InputSpec
 
 __all__ = ["predict_logits", "top1_accuracy"]
 

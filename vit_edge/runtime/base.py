@@ -13,10 +13,13 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from vit_edge.errors import ConfigError, MissingDependencyError, did_you_mean
+from vit_edge.core.errors import ConfigError, MissingDependencyError
+from vit_edge.core.targets import resolve
+from vit_edge.core.targets import runtime as runtime_declaration
+from vit_edge.core.targets import target as target_declaration
 
-__all__ = ["summarize_profile", "MATMUL_OPS", "Session", "SessionOptions", "RUNTIMES", "DEFAULT_RUNTIME",
-           "session_class", "package_version", "native_stderr_silenced"]
+__all__ = ["summarize_profile", "MATMUL_OPS", "Session", "SessionOptions", "default_runtime", "session_class",
+           "package_version", "native_stderr_silenced", "require"]
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,7 @@ class SessionOptions:
 class Session(ABC):
     """A loaded model file; `run` takes a float32 batch in the artifact's layout and returns logits."""
 
-    name: str = ""
-    package: str = ""  # the pip distribution that provides the runtime
-    extra: str = ""  # the vit-edge extra that installs it
+    name: str = ""  # its key in core.targets.RUNTIMES, where its package and extra are declared
 
     def __init__(self, model_file: Path, options: SessionOptions) -> None:
         self.model_file = Path(model_file)
@@ -46,6 +47,24 @@ class Session(ABC):
     def info(self) -> dict[str, Any]:
         """Facts about what really ran (runtime version, device, precision, delegation)."""
         return {"runtime": self.name, "version": package_version(self.package), "device": self.options.device}
+
+    @property
+    def package(self) -> str:
+        """The pip distribution that provides the runtime."""
+        return runtime_declaration(self.name).package.distribution
+
+    @property
+    def extra(self) -> str:
+        return runtime_declaration(self.name).extra
+
+    def require(self, purpose: str) -> Any:
+        """The runtime's Python module, or MissingDependencyError naming the extra that installs it."""
+        return require_runtime(self.name, purpose)
+
+    @classmethod
+    def installation(cls) -> str:
+        """What `vit-edge devices` says beside the version: devices, providers, delegates."""
+        return ""
 
     can_profile: bool = False  # whether `profile` gives the runtime's own per-op timing
     no_profile_reason: str = "this runtime has no per-op profiler in Python"
@@ -81,23 +100,20 @@ def summarize_profile(ops: list[dict[str, Any]], top: int = 10) -> dict[str, Any
     }
 
 
-# name → (module, class); modules are imported only when that runtime is asked for.
-RUNTIMES: dict[str, tuple[str, str]] = {
-    "onnxruntime": ("vit_edge.runtime.onnxruntime", "OnnxRuntimeSession"),
-    "openvino": ("vit_edge.runtime.openvino", "OpenVinoSession"),
-    "litert": ("vit_edge.runtime.litert", "LiteRtSession"),
-    # the reference: imports torch, so it lives outside runtime/ and loads only when asked for
-    "pytorch": ("vit_edge.models.torch_session", "TorchSession"),
-}
-# The runtime that runs each export target by default.
-DEFAULT_RUNTIME: dict[str, str] = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "litert"}
+def default_runtime(target_name: str) -> str:
+    """The runtime that runs a target's files unless told otherwise."""
+    return target_declaration(target_name).runtime.name
 
 
-def session_class(runtime: str) -> type[Session]:
-    if runtime not in RUNTIMES:
-        raise ConfigError(f"unknown runtime '{runtime}'{did_you_mean(runtime, RUNTIMES)}; known: {', '.join(RUNTIMES)}")
-    module_name, class_name = RUNTIMES[runtime]
-    return getattr(importlib.import_module(module_name), class_name)
+def session_class(runtime_name: str) -> type[Session]:
+    cls: type[Session] = resolve(runtime_declaration(runtime_name).session)
+    return cls
+
+
+def require_runtime(runtime_name: str, purpose: str) -> Any:
+    """A declared runtime's module, or MissingDependencyError naming the extra that installs it."""
+    declared = runtime_declaration(runtime_name)
+    return require(declared.package.module, declared.package.distribution, declared.extra, purpose)
 
 
 def require(module: str, package: str, extra: str, purpose: str) -> Any:

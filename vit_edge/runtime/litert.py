@@ -9,14 +9,15 @@ from typing import Any
 
 import numpy as np
 
-from vit_edge.errors import ArtifactError
-from vit_edge.runtime.base import Session, SessionOptions, native_stderr_silenced, require
+from vit_edge.core.errors import ArtifactError
+from vit_edge.runtime.base import Session, SessionOptions, native_stderr_silenced, require_runtime
 
 __all__ = ["LiteRtSession", "tflite_op_names", "undelegated_ops"]
 
 
 def _interpreter(model_file: Path, threads: int | None, delegate: bool) -> Any:
-    module = require("ai_edge_litert.interpreter", "ai-edge-litert", "tflite", "running .tflite files")
+    require_runtime("litert", "running .tflite files")
+    import ai_edge_litert.interpreter as module
     resolver = (module.OpResolverType.AUTO if delegate
                 else module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     try:
@@ -36,8 +37,10 @@ def tflite_op_names(model_file: Path) -> list[str]:
 
 class LiteRtSession(Session):
     name = "litert"
-    package = "ai-edge-litert"
-    extra = "tflite"
+
+    @classmethod
+    def installation(cls) -> str:
+        return "delegate: XNNPACK (CPU)"
 
     no_profile_reason = ("LiteRT's Python interpreter has no per-op profiler; profile a .tflite with "
                          "--device adb:SERIAL (benchmark_model's op profiling) or use the ONNX/OpenVINO artifact")

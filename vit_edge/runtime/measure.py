@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from vit_edge.artifact import NUMERICS_CHECK, read_manifest
-from vit_edge.runtime.base import DEFAULT_RUNTIME, SessionOptions, session_class, summarize_profile
-from vit_edge.types import Precision
+from vit_edge.core.artifact import NUMERICS_CHECK, read_manifest
+from vit_edge.core.types import Precision
+from vit_edge.runtime.base import SessionOptions, default_runtime, session_class, summarize_profile
 
 __all__ = ["MeasureConfig", "measure", "latency_stats", "peak_rss_mb", "memory_source", "device_fingerprint"]
 
@@ -114,6 +114,7 @@ def _accuracy(session: Any, spec: Any, cfg: MeasureConfig) -> dict[str, Any]:
     from vit_edge.data.datasets import LabelledImages
     from vit_edge.runtime.accuracy import predict_logits
 
+    assert cfg.data_npz is not None  # measure() calls this only with labelled data
     with np.load(cfg.data_npz) as bundle:
         images, labels = bundle["images"], bundle["labels"]
     logits = predict_logits(session.run, LabelledImages(images, labels, (), str(cfg.data_npz)), spec)
@@ -130,7 +131,7 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
         os.sched_setaffinity(0, set(cfg.cpus))
     root = Path(cfg.artifact)
     manifest = read_manifest(root)
-    runtime = cfg.runtime or DEFAULT_RUNTIME[manifest.target]
+    runtime = cfg.runtime or default_runtime(manifest.target)
     rss_before = peak_rss_mb()
     begin = time.perf_counter()
     session = session_class(runtime)(root / manifest.model_file,
@@ -163,7 +164,7 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
 def _numerics_gate(root: Path, manifest: Any, runtime: str, cfg: MeasureConfig) -> dict[str, Any]:
     """Re-run the inputs whose PyTorch outputs the artifact carries; a device that computes other numbers (a
     broken kernel, an emulator's CPU model) gets status 'mismatch' instead of 'ok'."""
-    from vit_edge.export.parity import judge
+    from vit_edge.core.parity import judge
 
     file = root / NUMERICS_CHECK
     if not cfg.check_numerics or not file.is_file():

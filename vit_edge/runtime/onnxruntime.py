@@ -6,20 +6,24 @@ from typing import Any
 
 import numpy as np
 
-from vit_edge.errors import ArtifactError
-from vit_edge.runtime.base import Session, SessionOptions, require
+from vit_edge.core.errors import ArtifactError
+from vit_edge.runtime.base import Session, SessionOptions
 
 __all__ = ["OnnxRuntimeSession"]
 
 
 class OnnxRuntimeSession(Session):
     name = "onnxruntime"
-    package = "onnxruntime"
-    extra = "onnx"
+
+    @classmethod
+    def installation(cls) -> str:
+        import onnxruntime
+
+        return "providers: " + ", ".join(onnxruntime.get_available_providers())
 
     def __init__(self, model_file: Path, options: SessionOptions) -> None:
         super().__init__(model_file, options)
-        ort = require("onnxruntime", self.package, self.extra, "running .onnx files")
+        ort = self.require("running .onnx files")
         settings = ort.SessionOptions()
         if options.threads:
             settings.intra_op_num_threads = options.threads
@@ -42,7 +46,7 @@ class OnnxRuntimeSession(Session):
         import json
         import tempfile
 
-        ort = require("onnxruntime", self.package, self.extra, "running .onnx files")
+        ort = self.require("running .onnx files")
         settings = ort.SessionOptions()
         settings.enable_profiling = True
         settings.log_severity_level = 3

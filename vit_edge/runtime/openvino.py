@@ -6,24 +6,34 @@ from typing import Any
 
 import numpy as np
 
-from vit_edge.errors import ArtifactError, DeviceError
-from vit_edge.runtime.base import Session, SessionOptions, require
+from vit_edge.core.errors import ArtifactError, DeviceError
+from vit_edge.runtime.base import Session, SessionOptions
 
 __all__ = ["OpenVinoSession"]
 
 
 class OpenVinoSession(Session):
     name = "openvino"
-    package = "openvino"
-    extra = "openvino"
+
+    @classmethod
+    def installation(cls) -> str:
+        try:
+            import openvino
+
+            core = openvino.Core()
+            devices = [f"{d} ({core.get_property(d, 'FULL_DEVICE_NAME')})" for d in core.available_devices]
+        except Exception:  # a broken plugin must not hide the other runtimes
+            devices = []
+        return "devices: " + (", ".join(devices) or "none")
 
     def __init__(self, model_file: Path, options: SessionOptions) -> None:
         super().__init__(model_file, options)
-        ov = require("openvino", self.package, self.extra, "running OpenVINO IR")
+        ov = self.require("running OpenVINO IR")
         core = ov.Core()
         device = options.device.upper()
         if device not in core.available_devices and device != "AUTO":
-            raise DeviceError(f"OpenVINO device '{device}' is not present; available: {', '.join(core.available_devices)}")
+            available = ", ".join(core.available_devices)
+            raise DeviceError(f"OpenVINO device '{device}' is not present; available: {available}")
         config: dict[str, Any] = {}
         if options.precision_hint and device in ("CPU", "GPU"):
             config["INFERENCE_PRECISION_HINT"] = options.precision_hint

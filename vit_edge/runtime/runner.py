@@ -8,13 +8,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vit_edge.core.errors import MissingDependencyError
 
 RESULT_PREFIX = "VIT_EDGE_RESULT "
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    from vit_edge.errors import MissingDependencyError, VitEdgeError
+    from vit_edge.core.errors import MissingDependencyError, VitEdgeError
     from vit_edge.runtime.measure import config_from_json, measure
 
     try:
@@ -28,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _where_to_install(exc: "MissingDependencyError") -> str:  # noqa: F821 - imported inside main
+def _where_to_install(exc: MissingDependencyError) -> str:
     """On a board (the zipped runner) the fix is the runtime and numpy there, not vit-edge's extra (it pulls torch)."""
     if ".pyz" not in __file__:
         return str(exc)

@@ -1,0 +1,120 @@
+"""A fleet: several devices in one sweep, measured in parallel (each device one configuration at a time).
+
+Devices come from repeated `--device` options or a devices file, one device a line:
+
+    # address                      then optional key=value fields
+    ssh://pi@raspberrypi.local     name=pi5 python=/home/pi/ve/bin/python ssh-option=IdentityFile=~/.ssh/pi
+    ssh://jetson                   name=orin            # a ~/.ssh/config host alias works as the host
+    local                          name=this-host
+
+A device that cannot be reached becomes status rows; the others go on, and one report holds them all.
+"""
+from __future__ import annotations
+
+import shlex
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from vit_edge.benchmarking.devices import parse_device
+from vit_edge.core.errors import ConfigError, VitEdgeError
+
+__all__ = ["FleetDevice", "read_devices_file", "check_fleet", "bench_fleet"]
+
+_FIELDS = ("name", "python", "ssh-option")
+
+
+@dataclass(frozen=True)
+class FleetDevice:
+    """One device of a fleet: its address, a name for the report, its Python and extra SSH options."""
+
+    address: str
+    name: str | None = None
+    python: str | None = None
+    ssh_options: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.name or self.address
+
+
+def _parse_line(text: str, where: str) -> FleetDevice:
+    try:
+        words = shlex.split(text, comments=True)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    address, fields, options = words[0], {}, []
+    parse_device(address)  # a DeviceError names the bad address
+    for word in words[1:]:
+        key, sep, value = word.partition("=")
+        if not sep or key not in _FIELDS or not value:
+            raise ConfigError(f"{where}: '{word}' is not one of {', '.join(f + '=VALUE' for f in _FIELDS)}")
+        if key == "ssh-option":
+            options.append(value)
+        else:
+            fields[key] = value
+    return FleetDevice(address, fields.get("name"), fields.get("python"), tuple(options))
+
+
+def read_devices_file(path: str | Path) -> list[FleetDevice]:
+    """The devices file, one device a line; every problem is a ConfigError naming the line."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read devices file {path}: {exc}") from exc
+    devices = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip() and not line.strip().startswith("#"):
+            try:
+                devices.append(_parse_line(line, f"{path}:{number}"))
+            except VitEdgeError as exc:
+                message = str(exc)
+                raise ConfigError(message if message.startswith(str(path)) else f"{path}:{number}: {message}") \
+                    from None
+    if not devices:
+        raise ConfigError(f"devices file {path} lists no device")
+    return devices
+
+
+def check_fleet(devices: list[FleetDevice]) -> None:
+    """Refuse a device listed twice (by address or by name) before anything is measured."""
+    seen: dict[str, str] = {}
+    for device in devices:
+        for key in {str(parse_device(device.address)), device.label}:
+            if key in seen:
+                raise ConfigError(f"device {key} is listed twice; each device once (its name must be unique)")
+            seen[key] = device.address
+
+
+def bench_fleet(artifacts: list[str], cfg: Any, devices: list[FleetDevice],
+                progress: Callable[[str], None] = lambda _: None,
+                on_records: Callable[[list[dict[str, Any]]], None] = lambda _: None) -> list[dict[str, Any]]:
+    """Every device in parallel, each running the whole sweep one configuration at a time; merged records."""
+    from vit_edge.benchmarking.sweep import bench, failed_records
+
+    check_fleet(devices)
+    lock = threading.Lock()
+
+    def locked(records: list[dict[str, Any]]) -> None:
+        with lock:
+            on_records(records)
+
+    def one(device: FleetDevice) -> list[dict[str, Any]]:
+        device_cfg = replace(cfg, device=device.address, remote_python=device.python or cfg.remote_python,
+                             ssh_options=cfg.ssh_options + device.ssh_options)
+        def say(line: str) -> None:
+            progress(f"[{device.label}] {line}")
+        try:
+            records = bench(artifacts, device_cfg, progress=say, on_records=lambda found: locked(
+                [{**r, "device_name": device.label} for r in found]))
+        except VitEdgeError as exc:  # the device itself failed (unreachable, no Python): its rows say so
+            say(f"{type(exc).__name__}: {exc}")
+            records = failed_records(artifacts, device_cfg, exc)
+            locked([{**r, "device_name": device.label} for r in records])
+        return [{**r, "device_name": device.label} for r in records]
+
+    with ThreadPoolExecutor(max_workers=len(devices)) as pool:
+        return [record for records in pool.map(one, devices) for record in records]

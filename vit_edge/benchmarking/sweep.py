@@ -1,0 +1,327 @@
+"""`vit-edge bench`: a sweep over artifacts × threads × batch sizes, each configuration in its own process.
+
+One failing artifact becomes a status row and the sweep goes on. Accuracy is measured once per artifact (it does
+not depend on threads or batch) and compared with a reference artifact when one is named.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from vit_edge.benchmarking.devices import LocalDevice, SshDevice, parse_device
+from vit_edge.core.artifact import Manifest, read_manifest
+from vit_edge.core.errors import ConfigError, VitEdgeError
+from vit_edge.runtime.measure import MeasureConfig, config_to_json
+from vit_edge.runtime.runner import RESULT_PREFIX
+
+__all__ = ["BenchConfig", "bench", "host_fingerprint", "failed_records"]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    threads: tuple[int, ...] = (1,)
+    batches: tuple[int, ...] = (1,)
+    warmup: int = 10
+    runs: int = 50
+    min_seconds: float = 1.0
+    device: str = "local"
+    ov_device: str = "CPU"
+    precision_hint: str | None = "f32"
+    runtime: str | None = None
+    data: str | None = None
+    eval_limit: int | None = None
+    reference: str | None = None
+    cpus: tuple[int, ...] = ()
+    timeout_s: float = 600.0
+    ssh_options: tuple[str, ...] = ()
+    remote_python: str = "python3"
+    adb_benchmark: str = "/data/local/tmp/benchmark_model"
+    profile: bool = False
+
+
+def host_fingerprint() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"hostname": platform.node(), "machine": platform.machine(), "system": platform.system(),
+            "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+
+
+def _parse_result(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+    return {"status": "crashed", "error": last}
+
+
+class _LocalExecutor:
+    def __init__(self, cfg: BenchConfig, workdir: Path) -> None:
+        self.cfg, self.workdir = cfg, workdir
+
+    def __enter__(self) -> "_LocalExecutor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def run(self, measure: MeasureConfig, tag: str) -> dict[str, Any]:
+        config_file = self.workdir / f"{tag}.json"
+        config_file.write_text(json.dumps(config_to_json(measure)))
+        try:
+            proc = subprocess.run([sys.executable, "-m", "vit_edge.runtime.runner", str(config_file)],
+                                  capture_output=True, text=True, timeout=self.cfg.timeout_s,
+                                  env={**os.environ, "PYTHONPATH": _package_parent()})
+        except subprocess.TimeoutExpired:
+            return {"status": "timeout", "error": f"no result within {self.cfg.timeout_s:.0f} s"}
+        return _parse_result(proc)
+
+
+def _package_parent() -> str:
+    parent = str(Path(__file__).resolve().parents[2])
+    return os.pathsep.join([parent, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+
+
+class _SshExecutor:
+    """Copies the runner zip, the data and each artifact once, then runs every configuration on the board."""
+
+    def __init__(self, cfg: BenchConfig, workdir: Path, device: SshDevice) -> None:
+        from vit_edge.benchmarking.remote import SshRunner, build_runner_zip
+
+        self.cfg, self.workdir = cfg, workdir
+        self.remote = SshRunner(device, cfg.ssh_options, cfg.timeout_s, cfg.remote_python)
+        self.zip = build_runner_zip(workdir / "runner.pyz")
+        self.copied: dict[str, str] = {}
+
+    def __enter__(self) -> "_SshExecutor":
+        self.remote.__enter__()
+        self.remote_zip = self.remote.put(self.zip, "runner.pyz")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remote.__exit__(*exc)
+
+    def _remote_path(self, local: str | None) -> str | None:
+        if local is None:
+            return None
+        if local not in self.copied:
+            self.copied[local] = self.remote.put(Path(local), f"f{len(self.copied)}-{Path(local).name}")
+        return self.copied[local]
+
+    def run(self, measure: MeasureConfig, tag: str) -> dict[str, Any]:
+        remote_logits = f"{self.remote.remote_dir}/{tag}.npy" if measure.logits_out else None
+        remote_cfg = replace(measure, artifact=self._remote_path(measure.artifact) or "",
+                             data_npz=self._remote_path(measure.data_npz), logits_out=remote_logits)
+        proc = self.remote.run_runner(self.remote_zip, config_to_json(remote_cfg))
+        result = _parse_result(proc)
+        if result.get("status") == "ok" and remote_logits and measure.logits_out:
+            self.remote.get(remote_logits, Path(measure.logits_out))
+        return result
+
+
+def _executor(cfg: BenchConfig, workdir: Path) -> Any:
+    device = parse_device(cfg.device)
+    if isinstance(device, LocalDevice):
+        return _LocalExecutor(cfg, workdir)
+    if isinstance(device, SshDevice):
+        return _SshExecutor(cfg, workdir, device)
+    from vit_edge.benchmarking.adb import AdbExecutor
+
+    return AdbExecutor(cfg, workdir, device)
+
+
+def _data_npz(cfg: BenchConfig, workdir: Path, channels: int) -> Path | None:
+    if cfg.data is None:
+        return None
+    from vit_edge.data.datasets import load_dataset
+
+    data = load_dataset(cfg.data, channels=channels).take(cfg.eval_limit)
+    path = workdir / "data.npz"
+    np.savez(path, images=data.images, labels=data.labels)
+    return path
+
+
+def _record(path: str, manifest: Manifest | None, cfg: BenchConfig, threads: int, batch: int,
+            result: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "artifact": path, "artifact_id": Path(path).name, "device": cfg.device, "threads": threads, "batch": batch,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "host": host_fingerprint(),
+    }
+    if manifest is not None:
+        record.update(target=manifest.target, precision=manifest.precision.value,
+                      size_mb=manifest.size_bytes(Path(path)) / 1e6,
+                      source=manifest.source.get("id"))
+    record.update(result)
+    return record
+
+
+def failed_records(artifacts: list[str], cfg: BenchConfig, exc: Exception) -> list[dict[str, Any]]:
+    """One status row per configuration that could not be measured because of `exc` (a device that failed)."""
+    return [_record(path, None, cfg, threads, batch, {"status": type(exc).__name__, "error": str(exc)})
+            for path in artifacts for threads in cfg.threads for batch in cfg.batches]
+
+
+def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) -> dict[str, Any]:
+    """Agreement with the reference, held to the tolerance of the artifact's precision (fp32 < fp16 < int8):
+    outside it the row's status becomes 'mismatch'."""
+    from vit_edge.core.parity import judge  # numpy only
+
+    if logits.shape != reference.shape:
+        return {"status": "mismatch", "error": f"output shape {logits.shape[1:]} differs from the reference's "
+                                               f"{reference.shape[1:]}"}
+    embedding = not manifest.source.get("architecture", {}).get("num_classes", 1)
+    verdict = judge(reference, logits, manifest.precision, embedding)
+    found: dict[str, Any] = {"agreement_top1": 100 * verdict["top1_agreement"],
+                             "agreement_cosine": verdict["mean_cosine"]}
+    if not verdict["passed"]:
+        found.update(status="mismatch", error=(
+            f"disagrees with the reference beyond {manifest.precision.value} tolerance: min cosine "
+            f"{verdict['min_cosine']:.5f} (need ≥ {verdict['tolerance_min_cosine']}), top-1 agreement "
+            f"{100 * verdict['top1_agreement']:.1f}%"))
+    return found
+
+
+def _reference_logits(cfg: BenchConfig, executor: Any, data_npz: Path | None, workdir: Path,
+                      manifest: Manifest | None, path: str) -> np.ndarray | None:
+    """Logits of the reference: another artifact run the same way, or the PyTorch model behind `manifest`."""
+    if cfg.reference is None or data_npz is None:
+        return None
+    out = workdir / "reference.npy"
+    if cfg.reference == "pytorch":
+        if manifest is None:
+            return None
+        return _pytorch_logits(Path(path), manifest, data_npz)
+    measure = MeasureConfig(artifact=cfg.reference, warmup=0, runs=1, min_seconds=0.0, device=cfg.ov_device,
+                            precision_hint=cfg.precision_hint, data_npz=str(data_npz), logits_out=str(out))
+    result = executor.run(measure, "reference")
+    if result.get("status") != "ok":
+        raise VitEdgeError(f"reference {cfg.reference} failed: {result.get('error')}")
+    return np.load(out)
+
+
+def _pytorch_logits(root: Path, manifest: Manifest, data_npz: Path) -> np.ndarray:
+    """The declared "pytorch" runtime (the model the artifact came from) on the labelled images, here."""
+    from vit_edge.data.datasets import LabelledImages
+    from vit_edge.runtime.accuracy import predict_logits
+    from vit_edge.runtime.base import SessionOptions, session_class
+
+    session = session_class("pytorch")(root / manifest.model_file, SessionOptions())
+    with np.load(data_npz) as bundle:
+        images = LabelledImages(bundle["images"], bundle["labels"], (), str(data_npz))
+    return predict_logits(session.run, images, manifest.input_spec)
+
+
+def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, data_npz: Path | None,
+                    progress: Callable[[str], None], counter: list[int], total: int) -> list[dict[str, Any]]:
+    try:
+        manifest = read_manifest(path)
+    except VitEdgeError as exc:
+        counter[0] += len(cfg.threads) * len(cfg.batches)
+        progress(f"[{counter[0]}/{total}] {path}: {exc}")
+        return [_record(path, None, cfg, t, b, {"status": type(exc).__name__, "error": str(exc)})
+                for t in cfg.threads for b in cfg.batches]
+    records: list[dict[str, Any]] = []
+    logits_file = workdir / f"logits-{abs(hash(path))}.npy"
+    for threads in cfg.threads:
+        for batch in cfg.batches:
+            counter[0] += 1
+            first = not records
+            measure = MeasureConfig(
+                artifact=path, runtime=cfg.runtime, threads=threads, batch=batch, warmup=cfg.warmup,
+                runs=cfg.runs, min_seconds=cfg.min_seconds, device=cfg.ov_device, precision_hint=cfg.precision_hint,
+                data_npz=str(data_npz) if first and data_npz else None,
+                logits_out=str(logits_file) if first and data_npz else None, cpus=cfg.cpus, check_numerics=first,
+                profile=cfg.profile and first)
+            progress(f"[{counter[0]}/{total}] {Path(path).name}: threads {threads}, batch {batch} …")
+            try:
+                result = executor.run(measure, f"run{counter[0]}")
+            except VitEdgeError as exc:
+                result = {"status": type(exc).__name__, "error": str(exc)}
+            if result.get("status") != "ok":
+                progress(f"    {result.get('status')}: {result.get('error')}")
+            records.append(_record(path, manifest, cfg, threads, batch, result))
+    if data_npz is not None and logits_file.is_file():
+        try:
+            reference = _reference_logits(cfg, executor, data_npz, workdir, manifest, path)
+        except VitEdgeError as exc:
+            progress(f"    agreement not measured: {exc}")
+            reference = None
+        if reference is not None and manifest is not None:
+            agreement = _agreement(np.load(logits_file), reference, manifest)
+            for record in records:
+                if record.get("status") == "ok" or "status" not in agreement:
+                    record.update(agreement, reference=cfg.reference)
+    return records
+
+
+def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None,
+          on_records: Callable[[list[dict[str, Any]]], None] = lambda _: None) -> list[dict[str, Any]]:
+    """Measure every artifact in every configuration; returns one record per configuration (status included).
+
+    `on_records` receives each artifact's records as soon as they exist (the CLI appends them to bench.jsonl),
+    so a later failure cannot lose what was measured.
+    """
+    parse_device(cfg.device)  # a device string that does not parse stops the sweep before it starts
+    if cfg.runtime is not None:
+        from vit_edge.runtime.base import session_class
+
+        session_class(cfg.runtime)  # likewise an unknown runtime name
+    if cfg.profile:
+        _check_profilable(artifacts, cfg)
+    total = len(artifacts) * len(cfg.threads) * len(cfg.batches)
+    counter = [0]
+    records: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="vit-edge-bench-") as tmp:
+        workdir = Path(tmp)
+        channels = _first_channels(artifacts)
+        data_npz = _data_npz(cfg, workdir, channels)
+        with _executor(cfg, workdir) as executor:
+            for path in artifacts:
+                try:
+                    found = _bench_artifact(path, cfg, executor, workdir, data_npz, progress, counter, total)
+                except Exception as exc:  # noqa: BLE001 - one artifact's failure is its status row, the sweep goes on
+                    progress(f"{path}: {type(exc).__name__}: {exc}")
+                    found = [_record(path, None, cfg, t, b, {"status": f"crashed: {type(exc).__name__}",
+                                                             "error": str(exc)})
+                             for t in cfg.threads for b in cfg.batches]
+                records.extend(found)
+                on_records(found)
+    return records
+
+
+def _check_profilable(artifacts: list[str], cfg: BenchConfig) -> None:
+    """--profile with a runtime that has no per-op profiler stops the sweep before any measurement."""
+    from vit_edge.runtime.base import default_runtime, session_class
+
+    for path in artifacts:
+        try:
+            target = read_manifest(path, verify_files=False).target
+        except VitEdgeError:
+            continue  # its own status row says what is wrong with it
+        session = session_class(cfg.runtime or default_runtime(target))
+        if not session.can_profile:
+            raise ConfigError(f"--profile: {Path(path).name} runs in {session.name}, and {session.no_profile_reason}")
+
+
+def _first_channels(artifacts: list[str]) -> int:
+    for path in artifacts:
+        try:
+            return read_manifest(path).input_spec.channels
+        except VitEdgeError:
+            continue
+    return 3

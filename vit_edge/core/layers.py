@@ -1,0 +1,28 @@
+"""The package's layers, top to bottom: a module may import from its own layer and the ones below, never above.
+
+This tuple is the one statement of the architecture. The import contract in the tests is generated from it
+(import-linter, every import counted, inside functions too), and the zip that runs on a board is the board
+layers' files, so what a board gets is exactly what the contract proves needs no torch.
+"""
+from __future__ import annotations
+
+__all__ = ["LAYERS", "BOARD_LAYERS", "TORCH_FREE_LAYERS", "FORBIDDEN_ON_BOARD"]
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("vit_edge.cli",),
+    ("vit_edge.api",),
+    ("vit_edge.benchmarking",),  # host side: the sweep, devices, fleets, reports
+    ("vit_edge.exporters", "vit_edge.quantization"),  # torch side, independent of each other
+    ("vit_edge.models",),  # torch side: the reference ViT, loaders, the PyTorch reference session
+    ("vit_edge.runtime",),  # what a board runs: sessions, the measurement, the runner
+    ("vit_edge.data",),  # datasets and preprocessing (numpy, Pillow)
+    ("vit_edge.core",),  # errors, types, target declarations, the manifest, parity arithmetic
+)
+
+# What the measuring process imports on a board (zipped by benchmarking/remote.py), bottom-up.
+BOARD_LAYERS: tuple[str, ...] = ("vit_edge.core", "vit_edge.data", "vit_edge.runtime")
+# Layers whose code must run where torch is not installed (the CLI's help, `vit-edge devices`, a board).
+TORCH_FREE_LAYERS: tuple[str, ...] = ("vit_edge.core", "vit_edge.data", "vit_edge.runtime", "vit_edge.benchmarking")
+# Packages the board layers must never import, at module level or inside a function.
+FORBIDDEN_ON_BOARD: tuple[str, ...] = ("torch", "safetensors", "onnx", "onnxscript", "litert_torch", "nncf",
+                                       "timm", "transformers", "executorch")

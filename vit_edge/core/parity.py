@@ -1,0 +1,95 @@
+"""Parity: an exported artifact, run in its own runtime, must compute what the PyTorch model computes.
+
+Tolerances per precision, and why:
+- fp32: cosine ≥ 0.99999 and every top-1 the same. Only summation order differs between runtimes (~1e-6).
+- fp16: cosine ≥ 0.999; weights rounded to 11 significant bits move logits by ~1e-3 relative, so a top-1 may
+  flip only where PyTorch's own top-1/top-2 margin is within NEAR_TIE_NOISE times the mean absolute difference
+  over all logits (a near tie: noise of the size observed can close that gap). The yardstick is the mean, not
+  the max: any flip closes its own margin, so the largest difference always covers it and a max-based rule
+  could never fail.
+- int8: cosine ≥ 0.98, same margin rule (quantization noise is larger; accuracy budgets are the quantizer's job).
+- an embedding (an encoder without a head: DINOv2, SigLIP, CLIP, re-ID) is judged by cosine alone: the index of
+  its largest component means nothing, so a flip there is no disagreement.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vit_edge.core.errors import ParityError
+from vit_edge.core.types import Precision
+
+__all__ = ["Tolerance", "TOLERANCES", "NEAR_TIE_NOISE", "compare_logits", "judge", "check_parity"]
+
+# A flip is a near tie when the reference's top-1/top-2 margin is at most this many mean absolute differences:
+# Gaussian noise of that mean moves the gap between two logits by more than this about 1 % of the time.
+NEAR_TIE_NOISE = 4.0
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    min_cosine: float
+    near_ties_may_flip: bool
+
+
+TOLERANCES: dict[Precision, Tolerance] = {
+    Precision.FP32: Tolerance(min_cosine=0.99999, near_ties_may_flip=False),
+    Precision.FP16: Tolerance(min_cosine=0.999, near_ties_may_flip=True),
+    Precision.INT8: Tolerance(min_cosine=0.98, near_ties_may_flip=True),
+}
+
+
+def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+    """Per-sample cosine, max/mean abs diff, top-1 agreement and the disagreements that are not near-ties."""
+    reference = reference.astype(np.float64)
+    candidate = candidate.astype(np.float64)
+    if reference.shape != candidate.shape:
+        raise ParityError(f"artifact output shape {candidate.shape} differs from PyTorch's {reference.shape}")
+    diff = np.abs(reference - candidate)
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
+    cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
+    ref_top, cand_top = reference.argmax(1), candidate.argmax(1)
+    ordered = np.sort(reference, axis=1)
+    margin = ordered[:, -1] - ordered[:, -2] if reference.shape[1] > 1 else np.full(len(reference), np.inf)
+    disagree = ref_top != cand_top
+    near_tie_margin = NEAR_TIE_NOISE * float(diff.mean())
+    beyond_tie = disagree & (margin > near_tie_margin)
+    return {
+        "samples": int(reference.shape[0]),
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "min_cosine": float(cosine.min()),
+        "mean_cosine": float(cosine.mean()),
+        "top1_agreement": float(1.0 - disagree.mean()),
+        "top1_disagreements": int(disagree.sum()),
+        "disagreements_beyond_near_ties": int(beyond_tie.sum()),
+        "near_tie_margin": near_tie_margin,
+    }
+
+
+def judge(reference: np.ndarray, candidate: np.ndarray, precision: Precision, embedding: bool = False
+          ) -> dict[str, Any]:
+    """compare_logits plus the verdict for `precision` ('passed'), without raising (numpy only: boards use it)."""
+    result = compare_logits(reference, candidate)
+    tolerance = TOLERANCES[precision]
+    flips = result["disagreements_beyond_near_ties"] if tolerance.near_ties_may_flip else result["top1_disagreements"]
+    result.update(tolerance_min_cosine=tolerance.min_cosine, near_ties_may_flip=tolerance.near_ties_may_flip,
+                  output="embedding" if embedding else "logits",
+                  passed=result["min_cosine"] >= tolerance.min_cosine and (embedding or flips == 0))
+    return result
+
+
+def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: Precision, label: str,
+                 embedding: bool = False) -> dict[str, Any]:
+    """Compare and judge; raises ParityError with the numbers when the artifact is outside tolerance."""
+    result = judge(reference, candidate, precision, embedding)
+    tolerance = TOLERANCES[precision]
+    if not result["passed"]:
+        raise ParityError(
+            f"{label} does not match PyTorch: min cosine {result['min_cosine']:.6f} (need ≥ {tolerance.min_cosine}), "
+            f"top-1 agreement {100 * result['top1_agreement']:.1f}%, max abs diff {result['max_abs_diff']:.3g}; "
+            "pass --no-verify to keep it anyway"
+        )
+    return result

@@ -1,0 +1,79 @@
+"""The Exporter extension point: one subclass per target, named by the target's declaration in core/targets.py."""
+from __future__ import annotations
+
+import importlib
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+
+from vit_edge.core.errors import ConfigError, MissingDependencyError
+from vit_edge.core.options import ExportOptions
+from vit_edge.core.targets import Target
+from vit_edge.core.types import InputSpec, Layout
+
+__all__ = ["Exporter", "ExportOptions", "conversion_error"]
+
+
+class Exporter(ABC):
+    """Writes one model file for a target; parity and the manifest are the caller's (api.export).
+
+    What the target is (name, precisions, packages) comes from its declaration in core/targets.py.
+    """
+
+    layouts: tuple[Layout, ...] = (Layout.NCHW, Layout.NHWC)
+
+    def __init__(self, declaration: Target) -> None:
+        self.declaration = declaration
+
+    @property
+    def name(self) -> str:
+        return self.declaration.name
+
+    def check_available(self) -> None:
+        """Fail before any work when a converter package is missing (converters log to fd 2 on import: hushed)."""
+        from vit_edge.runtime.base import native_stderr_silenced
+
+        for package in self.declaration.packages:
+            try:
+                with native_stderr_silenced():
+                    importlib.import_module(package.module)
+            except ImportError as exc:
+                raise MissingDependencyError(package.distribution, self.declaration.extra,
+                                             f"export to {self.name}") from exc
+
+    def check_options(self, options: ExportOptions) -> None:
+        precisions = self.declaration.precisions
+        if options.precision not in precisions:
+            supported = ", ".join(p.value for p in precisions)
+            raise ConfigError(f"target {self.name} supports precision {supported}, not {options.precision.value}")
+        if options.layout not in self.layouts:
+            raise ConfigError(f"target {self.name} does not support layout {options.layout.value}")
+
+    @abstractmethod
+    def write(self, model: torch.nn.Module, spec: InputSpec, out_dir: Path, options: ExportOptions) -> str:
+        """Convert `model` (already wrapped for the layout) and write it into `out_dir`; return the model file name."""
+
+    def example_input(self, spec: InputSpec, batch: int = 1) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        return torch.randn(spec.shape(batch), generator=generator)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def conversion_error(what: str, exc: BaseException) -> BaseException:
+    """The one-line ExportError for a converter's exception; a Ctrl-C the converter wrapped stays an interrupt.
+
+    Converters catch KeyboardInterrupt inside and raise their own errors (with terminal colour codes) from it.
+    """
+    from vit_edge.core.errors import ExportError
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, KeyboardInterrupt):
+            return KeyboardInterrupt()
+        cause = cause.__cause__ or cause.__context__
+    lines = [line for line in _ANSI.sub("", str(exc)).strip().splitlines() if line.strip()]
+    return ExportError(f"{what} failed: {lines[0] if lines else type(exc).__name__}")

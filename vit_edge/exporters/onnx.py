@@ -1,0 +1,65 @@
+"""ONNX through torch.onnx's dynamo exporter: opset ≥ 17, dynamic batch axis, constant-folded graph."""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+
+from vit_edge.core.errors import ConfigError, ExportError
+from vit_edge.core.types import InputSpec
+from vit_edge.exporters.base import Exporter, ExportOptions, conversion_error
+
+__all__ = ["OnnxExporter"]
+
+# Protobuf files cannot exceed 2 GiB; above this many parameter bytes the weights go to an external data file.
+EXTERNAL_DATA_BYTES = 1_800_000_000
+
+
+class OnnxExporter(Exporter):
+
+    def check_options(self, options: ExportOptions) -> None:
+        super().check_options(options)
+        if options.opset < 17:
+            raise ConfigError(f"opset {options.opset} is too old: LayerNormalization needs opset 17 or newer")
+        newest = _newest_opset()
+        if newest is not None and options.opset > newest:
+            raise ConfigError(f"opset {options.opset} is newer than the installed onnx knows ({newest}); use 17 to "
+                              f"{newest}")
+
+    def write(self, model: torch.nn.Module, spec: InputSpec, out_dir: Path, options: ExportOptions) -> str:
+        # A batch of 2 as example: with batch 1 the exporter specialises the batch axis to a constant.
+        example = self.example_input(spec, batch=2)
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        path = out_dir / "model.onnx"
+        onnx_logger = logging.getLogger("torch.onnx")
+        level = onnx_logger.level
+        onnx_logger.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms" and kin
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(
+                    model, (example,), dynamo=True, dynamic_shapes=({0: batch},), opset_version=options.opset,
+                    optimize=True, input_names=["pixel_values"], output_names=["logits"],
+                )
+                if program is None:  # only the legacy TorchScript exporter returns nothing
+                    raise ExportError("torch.onnx.export returned no program")
+                program.save(str(path), external_data=param_bytes > EXTERNAL_DATA_BYTES)
+        except Exception as exc:  # the exporter raises many internal error types
+            raise conversion_error("ONNX export", exc) from exc
+        finally:
+            onnx_logger.setLevel(level)
+        return path.name
+
+
+def _newest_opset() -> int | None:
+    """The newest opset the installed onnx package defines (None when onnx is missing: check_available says so)."""
+    try:
+        import onnx
+    except ImportError:
+        return None
+    return int(onnx.defs.onnx_opset_version())

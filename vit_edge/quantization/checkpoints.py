@@ -1,0 +1,78 @@
+"""QAT checkpoints: `last.pt` (everything to resume exactly) and `best.pt` (the best held-out model).
+
+Each write goes to a temporary file and is renamed into place, so an interrupted write leaves the previous
+checkpoint intact. Each file carries the run's identity (model weights, recipe, calibration, QAT settings), and a
+checkpoint of another run is refused instead of silently loaded.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vit_edge.core.errors import ArtifactError, ConfigError
+from vit_edge.models.checkpoint import atomic_torch_save
+from vit_edge.quantization import distributed
+
+__all__ = ["QatCheckpoints", "QAT_CHECKPOINT_FORMAT"]
+
+QAT_CHECKPOINT_FORMAT = "vit-edge-qat-checkpoint/1"
+
+
+class QatCheckpoints:
+    def __init__(self, directory: str | Path, identity: dict[str, Any]) -> None:
+        self.directory = Path(directory)
+        self.identity = json.loads(json.dumps(identity, sort_keys=True, default=str))
+        self.last, self.best = self.directory / "last.pt", self.directory / "best.pt"
+
+    def check_fresh_start(self, force: bool) -> None:
+        if self.last.exists() and not force:
+            raise ConfigError(f"{self.directory} holds a QAT checkpoint already; pass --resume to continue that "
+                              "run or --force to start over")
+
+    def save_last(self, model: nn.Module, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
+        if distributed.is_main():
+            atomic_torch_save({"format": QAT_CHECKPOINT_FORMAT, "identity": self.identity,
+                               "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scheduler": scheduler.state_dict(), "state": state}, self.last)
+
+    def save_best(self, model: nn.Module, best: dict[str, Any]) -> None:
+        atomic_torch_save({"format": QAT_CHECKPOINT_FORMAT, "identity": self.identity,
+                           "model": model.state_dict(), "best": best}, self.best)
+
+    def load_last(self, model: nn.Module, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+        if not self.last.exists():
+            raise ConfigError(f"nothing to resume: {self.last} does not exist (run without --resume first)")
+        payload = self._read(self.last)
+        self._load_model(model, payload, self.last)
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        return payload["state"]
+
+    def load_best(self, model: nn.Module) -> None:
+        if self.best.exists():
+            self._load_model(model, self._read(self.best), self.best)
+
+    def _read(self, path: Path) -> dict[str, Any]:
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated or foreign files raise many types
+            raise ArtifactError(f"QAT checkpoint {path} is unreadable ({str(exc).splitlines()[0][:80]}); "
+                                "start over with --force") from exc
+        if not isinstance(payload, dict) or payload.get("format") != QAT_CHECKPOINT_FORMAT:
+            raise ArtifactError(f"{path} is not a vit-edge QAT checkpoint")
+        if payload["identity"] != self.identity:
+            different = sorted(k for k in self.identity if payload["identity"].get(k) != self.identity[k])
+            raise ConfigError(f"QAT checkpoint {path} belongs to another run (different {', '.join(different)}); "
+                              "use the same model, recipe and settings, or start over with --force")
+        return payload
+
+    @staticmethod
+    def _load_model(model: nn.Module, payload: dict[str, Any], path: Path) -> None:
+        try:
+            model.load_state_dict(payload["model"])
+        except RuntimeError as exc:
+            raise ConfigError(f"QAT checkpoint {path} does not fit this model: {str(exc).splitlines()[0]}") from exc

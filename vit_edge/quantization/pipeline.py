@@ -1,0 +1,78 @@
+"""PTQ with an accuracy budget: quantize, measure, and keep the most sensitive matmuls in float until it fits."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from vit_edge.core.errors import ConfigError
+from vit_edge.core.parity import compare_logits
+from vit_edge.core.types import InputSpec
+from vit_edge.data.datasets import LabelledImages
+from vit_edge.data.preprocess import preprocess_uint8
+from vit_edge.models.vit import VisionTransformer
+from vit_edge.quantization.ptq import QuantizedViT, quantize_model
+from vit_edge.quantization.recipe import Recipe
+
+__all__ = ["quantize_with_budget", "evaluate", "evaluate_on"]
+
+
+def _logits(model: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        return np.concatenate([model(torch.from_numpy(batch[i : i + 256])).numpy() for i in range(0, len(batch), 256)])
+
+
+def evaluate(float_model: VisionTransformer, quant: QuantizedViT, data: np.ndarray,
+             labels: np.ndarray | None) -> dict[str, float]:
+    """Top-1 before and after (when labelled) and agreement with the float model; `drop` is what the budget checks."""
+    reference, quantized = _logits(float_model, data), _logits(quant.model, data)
+    compared = compare_logits(reference, quantized)
+    result = {"images": int(len(data)), "agreement_top1": 100 * compared["top1_agreement"],
+              "logit_cosine": compared["mean_cosine"]}
+    if labels is not None:
+        result["fp32_top1"] = float(100 * np.mean(reference.argmax(1) == labels))
+        result["int8_top1"] = float(100 * np.mean(quantized.argmax(1) == labels))
+        result["drop"] = result["fp32_top1"] - result["int8_top1"]
+    else:  # without labels, disagreement with the float model bounds the accuracy lost
+        result["drop"] = 100.0 - result["agreement_top1"]
+    return result
+
+
+def evaluate_on(float_model: VisionTransformer, quant: QuantizedViT, evaluation: LabelledImages | None,
+                spec: InputSpec) -> dict[str, Any]:
+    """`evaluate` on labelled images, or {} when there are none."""
+    if evaluation is None:
+        return {}
+    return evaluate(float_model, quant, preprocess_uint8(evaluation.images, spec), evaluation.labels)
+
+
+def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: np.ndarray,
+                         evaluation: LabelledImages | None, spec: InputSpec,
+                         log: Callable[[str], None] = lambda _: None,
+                         lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = lambda quant, _: quant,
+                         ) -> tuple[QuantizedViT, dict[str, Any]]:
+    """Quantize; with `recipe.max_drop`, move the lowest-SQNR matmul back to float until the drop is within budget.
+
+    `lower` is the target's rewrite (its declared int8_lowering): the budget is checked on the model that ships.
+    """
+    data = preprocess_uint8(evaluation.images, spec) if evaluation is not None else calibration
+    labels = evaluation.labels if evaluation is not None else None
+    current, kept_for_budget = recipe, []  # type: tuple[Recipe, list[dict[str, Any]]]
+    while True:
+        quant = lower(quantize_model(model, current, calibration), calibration)
+        metrics: dict[str, Any] = dict(evaluate(model, quant, data, labels))
+        log(f"INT8 matmuls: {len(quant.int8_matmuls)}; top-1 drop {metrics['drop']:.2f} pt, "
+            f"agreement {metrics['agreement_top1']:.2f}%")
+        if recipe.max_drop is None or metrics["drop"] <= recipe.max_drop:
+            metrics["kept_float_for_budget"] = kept_for_budget
+            return quant, metrics
+        if len(quant.int8_matmuls) <= 1:
+            raise ConfigError(f"the budget of {recipe.max_drop} pt cannot be met: with one matmul left in INT8 the "
+                              f"drop is still {metrics['drop']:.2f} pt; raise --max-drop or use QAT")
+        weakest = min(quant.sqnr_db, key=lambda name: quant.sqnr_db[name])
+        kept_for_budget.append({"matmul": weakest, "sqnr_db": quant.sqnr_db[weakest],
+                                "drop_before_pt": round(metrics["drop"], 3)})
+        log(f"over budget: keeping {weakest} (SQNR {quant.sqnr_db[weakest]:.1f} dB, the lowest) in float")
+        current = replace(current, skip=current.skip + (weakest,))
