@@ -399,13 +399,14 @@ def _parity_line(parity: dict[str, Any]) -> str:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from vit_edge.api import bench
-    from vit_edge.benchmarking.fleet import FleetDevice, read_devices_file
+    from vit_edge.benchmarking.fleet import FleetDevice, check_fleet, read_devices_file
     from vit_edge.benchmarking.report import append_records, markdown_table, write_reports
     from vit_edge.benchmarking.sweep import BenchConfig
     from vit_edge.core.artifact import check_writable
 
     fleet = [FleetDevice(address) for address in args.device]
     fleet += read_devices_file(args.devices) if args.devices else []
+    check_fleet(fleet or [FleetDevice("local")])  # a duplicate stops here, before the report folder is made
     cfg = BenchConfig(
         threads=args.threads, batches=args.batch, warmup=args.warmup, runs=args.runs, min_seconds=args.min_time,
         ov_device=args.ov_device, precision_hint=None if args.precision_hint == "default" else args.precision_hint,
