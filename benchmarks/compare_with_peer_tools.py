@@ -90,7 +90,7 @@ def main() -> None:
     cfg = BenchConfig(threads=(args.threads,), runs=args.runs, warmup=10, min_seconds=0.0)
     for round_ in range(args.rounds):
         for target, path in arts.items():
-            ours[target].append(bench([str(path)], cfg)[0]["p50_ms"])
+            ours[target].append(bench([str(path)], cfg)[0].p50_ms)
             theirs[target].append(peers[target][1]())
         print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
     print(f"{args.model}, batch 1, {args.threads} thread(s), median of {args.rounds} interleaved rounds")

@@ -45,7 +45,7 @@ def main() -> None:
         for plan in plans:
             cfg = BenchConfig(threads=(args.threads,), runs=args.runs, min_seconds=1.0, precision_hint=plan[2])
             record = bench([str(arts[plan[:2]])], cfg)[0]
-            times[plan].append(record["p50_ms"])
+            times[plan].append(record.p50_ms)
         print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
     median = {plan: statistics.median(v) for plan, v in times.items()}
     print(f"{args.model}, batch 1, {args.threads} threads, p50 = median of {args.rounds} interleaved rounds")

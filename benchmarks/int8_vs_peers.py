@@ -302,8 +302,8 @@ def measure(entries: list[Entry], x: np.ndarray, args: argparse.Namespace) -> No
                 cfg = BenchConfig(threads=(args.threads,), runs=args.runs, min_seconds=args.min_seconds,
                                   precision_hint=entry.hint)
                 record = bench([str(entry.artifact)], cfg)[0]
-                if "p50_ms" in record:
-                    entry.times.append(record["p50_ms"])
+                if record.p50_ms is not None:
+                    entry.times.append(record.p50_ms)
             else:
                 entry.times.append(timed_loop(sessions[id(entry)], x, args.runs, args.min_seconds))
         print(f"  latency round {round_ + 1}/{args.rounds} done", file=sys.stderr)

@@ -56,17 +56,17 @@ def table(records: list[dict], failures: list[list[str]]) -> str:
               "agree w/ torch %", "artifact"]
     rows = []
     for r in records:
-        if r.get("status") != "ok":
-            rows.append([r.get("target", "?"), r.get("precision", "?"), "-", "-", "-", "-", "-", "-", "-", "-",
-                         f"{r['status']}: {r.get('error')}"])
+        if r.status != "ok":
+            rows.append([(r.target or "?"), (r.precision or "?"), "-", "-", "-", "-", "-", "-", "-", "-",
+                         f"{r.status}: {r.error}"])
             continue
         from vit_edge.core.artifact import read_manifest
 
-        parity = read_manifest(r["artifact"]).parity
-        rows.append([r["target"], r["precision"], r["session"]["precision"], f"{1000 * r['size_mb']:.0f}",
-                     f"{parity['min_cosine']:.7f}", f"{r['p50_ms']:.3f}", f"{r['p90_ms']:.3f}",
-                     f"{r['peak_rss_mb']:.0f}", f"{r['top1']:.2f}",
-                     f"{r.get('agreement_top1', float('nan')):.2f}", r["artifact"]])
+        parity = read_manifest(r.artifact).parity
+        rows.append([r.target, r.precision, r.session["precision"], f"{1000 * r.size_mb:.0f}",
+                     f"{parity['min_cosine']:.7f}", f"{r.p50_ms:.3f}", f"{r.p90_ms:.3f}",
+                     f"{r.peak_rss_mb:.0f}", f"{r.top1:.2f}",
+                     f"{(r.agreement_top1 or float('nan')):.2f}", r.artifact])
     rows += [[t, p, "-", "-", "-", "-", "-", "-", "-", "-", msg] for t, p, msg in failures]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths))
@@ -88,7 +88,7 @@ def main() -> int:
     print(f"\nPyTorch fp32 top-1: {torch_top1:.2f}%\n")
     print(table(records, failures))
     print("\nreports: " + ", ".join(str(p) for p in reports.values()))
-    return 1 if failures or any(r.get("status") != "ok" for r in records) else 0
+    return 1 if failures or any(r.status != "ok" for r in records) else 0
 
 
 def _torch_top1(data) -> float:

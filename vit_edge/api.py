@@ -10,7 +10,7 @@ import platform
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -21,6 +21,11 @@ from vit_edge.core.targets import resolve, tool_packages
 from vit_edge.core.targets import target as target_declaration
 from vit_edge.core.types import InputSpec, Layout, Precision
 from vit_edge.runtime.artifact import Artifact
+
+if TYPE_CHECKING:
+    from vit_edge.benchmarking.fleet import FleetDevice
+    from vit_edge.benchmarking.record import BenchRecord
+    from vit_edge.benchmarking.sweep import BenchConfig
 
 __all__ = ["Artifact", "ExportOptions", "export", "quantize", "bench", "info", "train", "default_output_dir",
            "parity_inputs", "tool_versions"]
@@ -338,13 +343,13 @@ def _int8_lowering(target: str) -> Callable[[Any, np.ndarray], Any]:
 
 def bench(
     artifacts: Sequence[str | Path],
-    config: Any = None,
+    config: BenchConfig | None = None,
     *,
-    devices: Sequence[Any] = (),
+    devices: Sequence[str | FleetDevice] = (),
     progress: Callable[[str], None] = lambda _: None,
-    on_records: Callable[[list[Any]], None] = lambda _: None,
+    on_records: Callable[[list[BenchRecord]], None] = lambda _: None,
     **config_fields: Any,
-) -> list[Any]:
+) -> list[BenchRecord]:
     """Measure `artifacts` on each device (default: here) and return one BenchRecord per configuration.
 
     `config` is a bench.sweep.BenchConfig (or its fields as keywords); `devices` are addresses ('local',

@@ -400,6 +400,7 @@ def _parity_line(parity: dict[str, Any]) -> str:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from vit_edge.api import bench
     from vit_edge.benchmarking.fleet import FleetDevice, check_fleet, read_devices_file
+    from vit_edge.benchmarking.record import BenchRecord
     from vit_edge.benchmarking.report import append_records, markdown_table, write_reports
     from vit_edge.benchmarking.sweep import BenchConfig
     from vit_edge.core.artifact import check_writable
@@ -415,14 +416,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         adb_benchmark=args.adb_benchmark, profile=args.profile,
     )
     check_writable(args.out)  # a read-only or missing report folder is found before measuring, not after
-    def keep(found: list[dict[str, Any]]) -> None:  # each artifact's rows reach bench.jsonl as soon as they exist
+    def keep(found: list[BenchRecord]) -> None:  # each artifact's rows reach bench.jsonl as soon as they exist
         append_records(found, args.out)
 
     records = bench(args.artifacts, cfg, devices=fleet, progress=_log, on_records=keep)
     paths = write_reports(records, args.out, append_jsonl=False)
     print(markdown_table(records))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
-    failed = [r for r in records if r.get("status") != "ok"]
+    failed = [r for r in records if not r.ok]
     if failed:
         print(f"vit-edge: error: {len(failed)} of {len(records)} configurations failed; the status column says why",
               file=sys.stderr)

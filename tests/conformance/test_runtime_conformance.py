@@ -112,13 +112,13 @@ def test_corrupt_model_file_is_a_status_row_and_the_sweep_goes_on(tmp_path: Path
     bad = export(small_vit(), "onnx", tmp_path / "bad").path
     (bad / "model.onnx").write_bytes(b"\x08garbage")
     records = bench([str(bad), str(good)], BenchConfig(runs=5, min_seconds=0.0))
-    assert records[0]["status"] == "ArtifactError" and "does not match its sha256" in records[0]["error"]
-    assert records[1]["status"] == "ok" and records[1]["p50_ms"] > 0
+    assert records[0].status == "ArtifactError" and "does not match its sha256" in records[0].error
+    assert records[1].status == "ok" and records[1].p50_ms > 0
     manifest = json.loads((bad / "manifest.json").read_text())  # the garbage re-hashed: the runtime refuses it
     manifest["files"]["model.onnx"] = sha256_file(bad / "model.onnx")
     (bad / "manifest.json").write_text(json.dumps(manifest))
     (record,) = bench([str(bad)], BenchConfig(runs=5, min_seconds=0.0))
-    assert record["status"] == "ArtifactError" and "cannot load" in record["error"]
+    assert record.status == "ArtifactError" and "cannot load" in record.error
 
 
 def test_bench_cli_bad_inputs(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from vit_edge.benchmarking.devices import AdbDevice, LocalDevice, SshDevice, parse_device
+from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.benchmarking.report import pareto_front
 from vit_edge.core.errors import DataError, DeviceError
 from vit_edge.core.parity import compare_logits, judge
@@ -64,21 +65,31 @@ def test_embeddings_are_judged_by_cosine_alone() -> None:
 
 
 # -- the Pareto front -------------------------------------------------------------------------------------------
-def _row(name: str, p50: float, top1: float | None, status: str = "ok") -> dict:
-    return {"artifact_id": name, "p50_ms": p50, "top1": top1, "status": status}
+def _row(name: str, p50: float, top1: float | None, status: str = "ok", agreement: float | None = None
+         ) -> BenchRecord:
+    return BenchRecord(name, "local", 1, 1, status=status, artifact_id=name, p50_ms=p50, top1=top1,
+                       agreement_top1=agreement)
 
 
 def test_pareto_front_keeps_only_undominated_rows_in_latency_order() -> None:
     rows = [_row("fast-bad", 1.0, 80.0), _row("slow-good", 5.0, 90.0), _row("dominated", 6.0, 85.0),
             _row("mid", 3.0, 88.0), _row("tie-slower", 3.5, 88.0), _row("failed", 0.5, 99.0, status="crashed")]
-    assert [r["artifact_id"] for r in pareto_front(rows)] == ["fast-bad", "mid", "slow-good"]
+    assert [r.artifact_id for r in pareto_front(rows)] == ["fast-bad", "mid", "slow-good"]
 
 
 def test_pareto_front_uses_agreement_when_there_is_no_top1() -> None:
-    rows = [{"artifact_id": "a", "p50_ms": 2.0, "agreement_top1": 99.0, "status": "ok"},
-            {"artifact_id": "b", "p50_ms": 1.0, "agreement_top1": 98.0, "status": "ok"},
-            {"artifact_id": "c", "p50_ms": 3.0, "status": "ok"}]  # no accuracy: not on the front
-    assert [r["artifact_id"] for r in pareto_front(rows)] == ["b", "a"]
+    rows = [_row("a", 2.0, None, agreement=99.0), _row("b", 1.0, None, agreement=98.0),
+            _row("c", 3.0, None)]  # no accuracy: not on the front
+    assert [r.artifact_id for r in pareto_front(rows)] == ["b", "a"]
+
+
+def test_a_bench_record_keeps_what_a_device_reports_beyond_its_fields() -> None:
+    record = BenchRecord.from_result({"artifact": "a", "device": "adb:x", "threads": 1, "batch": 1},
+                                     {"status": "ok", "p50_ms": 2.5, "init_ms": 12.0})
+    assert record.p50_ms == 2.5 and record.extra == {"init_ms": 12.0}
+    line = record.to_json()
+    assert line["init_ms"] == 12.0 and line["p50_ms"] == 2.5 and "extra" not in line
+    assert BenchRecord.from_json(line) == record
 
 
 # -- device addresses -------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import run_cli
 from tests.integration.test_cli_errors import assert_user_error
 from vit_edge.api import Artifact, export
+from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.artifact import MANIFEST_NAME, sha256_file
 from vit_edge.core.errors import ArtifactError
 
@@ -80,8 +81,9 @@ def test_a_manifest_that_is_a_list_is_one_line(artifact: Path, exported: Path) -
     result = run_cli("bench", str(artifact), str(exported), "--runs", "2", "--min-time", "0", "--warmup", "0",
                      "--out", str(artifact.parent / "reports"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    records = [json.loads(line) for line in (artifact.parent / "reports" / "bench.jsonl").read_text().splitlines()]
-    assert [r["status"] for r in records].count("ok") == 1  # the good artifact is still measured
+    lines = (artifact.parent / "reports" / "bench.jsonl").read_text().splitlines()
+    records = [BenchRecord.from_json(json.loads(line)) for line in lines]
+    assert [r.status for r in records].count("ok") == 1  # the good artifact is still measured
 
 
 def test_wrong_inputs_to_run_say_what_was_expected(exported: Path) -> None:
@@ -125,12 +127,13 @@ def test_consistent_hashes_but_wrong_numbers_fail_the_numerics_gate(exported: Pa
     result = run_cli("bench", str(artifact), str(exported), "--runs", "2", "--min-time", "0", "--warmup", "0",
                      "--out", str(tmp_path / "reports"))
     assert result.returncode == 2, result.stderr
-    records = [json.loads(line) for line in (tmp_path / "reports" / "bench.jsonl").read_text().splitlines()]
-    status = {Path(r["artifact"]).name: r["status"] for r in records}
+    lines = (tmp_path / "reports" / "bench.jsonl").read_text().splitlines()
+    records = [BenchRecord.from_json(json.loads(line)) for line in lines]
+    status = {Path(r.artifact).name: r.status for r in records}
     assert status == {"negated": "mismatch", exported.name: "ok"}, status
-    negated = next(r for r in records if r["status"] == "mismatch")
-    assert "computes other numbers than PyTorch" in negated["error"] and not negated["numerics_check"]["passed"]
-    assert np.isfinite(negated["p50_ms"])  # the timing is still reported, beside the verdict
+    negated = next(r for r in records if r.status == "mismatch")
+    assert "computes other numbers than PyTorch" in negated.error and not negated.numerics_check["passed"]
+    assert np.isfinite(negated.p50_ms)  # the timing is still reported, beside the verdict
 
 
 def test_reference_gate_flags_rows_outside_tolerance(tmp_path: Path) -> None:
@@ -144,5 +147,6 @@ def test_reference_gate_flags_rows_outside_tolerance(tmp_path: Path) -> None:
     assert same.returncode == 0, same.stdout + same.stderr
     other = run_cli("bench", str(arts[0]), "--reference", str(arts[1]), *common, "--out", str(tmp_path / "r1"))
     assert other.returncode == 2
-    (record,) = [json.loads(line) for line in (tmp_path / "r1" / "bench.jsonl").read_text().splitlines()]
-    assert record["status"] == "mismatch" and "beyond fp32 tolerance" in record["error"]
+    (record,) = [BenchRecord.from_json(json.loads(line))
+                 for line in (tmp_path / "r1" / "bench.jsonl").read_text().splitlines()]
+    assert record.status == "mismatch" and "beyond fp32 tolerance" in record.error

@@ -40,8 +40,8 @@ def test_p50_of_back_to_back_runs_agree_under_load(tmp_path: Path) -> None:
     finally:
         burner.kill()
         burner.wait()
-    spread = max(first["std_ms"], second["std_ms"])
-    assert abs(first["p50_ms"] - second["p50_ms"]) < spread, (first["p50_ms"], second["p50_ms"], spread)
+    spread = max(first.std_ms, second.std_ms)
+    assert abs(first.p50_ms - second.p50_ms) < spread, (first.p50_ms, second.p50_ms, spread)
 
 
 @pytest.mark.slow
@@ -51,7 +51,7 @@ def test_vit_tiny_p50_matches_a_bare_onnxruntime_loop(tmp_path: Path) -> None:
     ours, bare = [], []
     for _ in range(3):  # interleaved, so drifts in machine load hit both alike
         record = bench([str(artifact)], BenchConfig(threads=(1,), warmup=10, runs=40, min_seconds=0.0))[0]
-        ours.append(record["p50_ms"])
+        ours.append(record.p50_ms)
         out = subprocess.run([sys.executable, "-c", BARE_ORT_LOOP, str(artifact / "model.onnx"), "40"],
                              capture_output=True, text=True, check=True)
         bare.append(float(out.stdout.strip()))

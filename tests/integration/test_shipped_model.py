@@ -47,7 +47,7 @@ def test_accuracy_is_the_same_in_every_target(target: str, tmp_path: Path, test_
                     "--min-time", "0", "--out", str(tmp_path / "report"))
     assert bench.returncode == 0, bench.stderr
     (record,) = [json.loads(line) for line in (tmp_path / "report" / "bench.jsonl").read_text().splitlines()]
-    assert record["top1"] == pytest.approx(accuracy) and record["eval_images"] == len(test_set)
-    assert record["agreement_top1"] >= 99.9 and record["agreement_cosine"] > 0.99999
+    assert record.top1 == pytest.approx(accuracy) and record.eval_images == len(test_set)
+    assert record.agreement_top1 >= 99.9 and record.agreement_cosine > 0.99999
     info = run_cli("info", str(out))
     assert info.returncode == 0 and "sha256 verified" in info.stdout and "passed" in info.stdout

@@ -69,11 +69,11 @@ def test_bench_over_ssh_measures_and_brings_results_back(sshd, tmp_path: Path) -
     cfg = BenchConfig(threads=(1,), runs=20, min_seconds=0.2, device=device, ssh_options=options,
                       remote_python=sys.executable, data="fashion-mnist", eval_limit=64)
     (record,) = bench([str(artifact.path)], BenchConfig(**{**cfg.__dict__, "data": None}))
-    assert record["status"] == "ok", record
-    assert record["device"] == device and record["runs"] >= 20 and 0 < record["min_ms"] <= record["p50_ms"]
-    assert record["peak_rss_mb"] > 0 and record["session"]["runtime"] == "onnxruntime"
-    found = record["device_fingerprint"]  # read by the runner on the board, not by this process
-    assert found["machine"] and found["cores"] and found["python"] and record["memory_source"] == "VmHWM"
+    assert record.status == "ok", record
+    assert record.device == device and record.runs >= 20 and 0 < record.min_ms <= record.p50_ms
+    assert record.peak_rss_mb > 0 and record.session["runtime"] == "onnxruntime"
+    found = record.device_fingerprint  # read by the runner on the board, not by this process
+    assert found["machine"] and found["cores"] and found["python"] and record.memory_source == "VmHWM"
     from vit_edge.benchmarking.report import markdown_table
 
     assert f"| {device} ({found['machine']}, " in markdown_table([record])
@@ -89,8 +89,8 @@ def test_accuracy_over_ssh_equals_local(sshd, tmp_path: Path) -> None:
     (remote,) = bench([str(artifact.path)], BenchConfig(device=device, ssh_options=options,
                                                         remote_python=sys.executable, **common))
     (local,) = bench([str(artifact.path)], BenchConfig(**common))
-    assert remote["status"] == "ok" and remote["eval_images"] == 200, remote.get("error")
-    assert remote["top1"] == pytest.approx(local["top1"]) and remote["agreement_top1"] == 100.0
+    assert remote.status == "ok" and remote.eval_images == 200, remote.error
+    assert remote.top1 == pytest.approx(local.top1) and remote.agreement_top1 == 100.0
 
 
 def test_unreachable_host_is_a_status_row_and_exit_2(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_timeout_stops_the_board_side_process_and_cleans_up(sshd, tmp_path: Path
     cfg = BenchConfig(threads=(1,), runs=10**9, min_seconds=600.0, device=device, ssh_options=options,
                       remote_python=sys.executable, timeout_s=8.0)
     (record,) = bench([str(artifact.path)], cfg)
-    assert record["status"] != "ok" and "did not finish within 8 s (stopped there)" in record["error"], record
+    assert record.status != "ok" and "did not finish within 8 s (stopped there)" in record.error, record
     time.sleep(1)
     running, folders = _board_leftovers()
     assert running == [] and set(folders) <= set(before)
@@ -142,8 +142,8 @@ def test_board_without_the_runtime_is_told_what_to_install_there(sshd, tmp_path:
     cfg = BenchConfig(threads=(1,), runs=2, min_seconds=0.0, device=device, ssh_options=options,
                       remote_python=f"env PYTHONPATH={blocker.parent} {sys.executable}")
     (record,) = bench([str(artifact.path)], cfg)
-    assert record["status"] == "MissingDependencyError", record
-    assert "python3 -m pip install numpy onnxruntime" in record["error"] and "vit-edge[" not in record["error"]
+    assert record.status == "MissingDependencyError", record
+    assert "python3 -m pip install numpy onnxruntime" in record.error and "vit-edge[" not in record.error
 
 
 def test_fleet_of_two_devices_one_unreachable_gives_one_report(sshd, tmp_path: Path) -> None:

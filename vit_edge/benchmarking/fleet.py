@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vit_edge.benchmarking.devices import parse_device
+from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.errors import ConfigError, VitEdgeError
 
 __all__ = ["FleetDevice", "read_devices_file", "check_fleet", "bench_fleet"]
@@ -91,30 +92,34 @@ def check_fleet(devices: list[FleetDevice]) -> None:
 
 def bench_fleet(artifacts: list[str], cfg: Any, devices: list[FleetDevice],
                 progress: Callable[[str], None] = lambda _: None,
-                on_records: Callable[[list[dict[str, Any]]], None] = lambda _: None) -> list[dict[str, Any]]:
+                on_records: Callable[[list[BenchRecord]], None] = lambda _: None) -> list[BenchRecord]:
     """Every device in parallel, each running the whole sweep one configuration at a time; merged records."""
     from vit_edge.benchmarking.sweep import bench, failed_records
 
     check_fleet(devices)
     lock = threading.Lock()
 
-    def locked(records: list[dict[str, Any]]) -> None:
+    def locked(records: list[BenchRecord]) -> None:
         with lock:
             on_records(records)
 
-    def one(device: FleetDevice) -> list[dict[str, Any]]:
+    def one(device: FleetDevice) -> list[BenchRecord]:
         device_cfg = replace(cfg, device=device.address, remote_python=device.python or cfg.remote_python,
                              ssh_options=cfg.ssh_options + device.ssh_options)
+
         def say(line: str) -> None:
             progress(f"[{device.label}] {line}")
+
+        def named(found: list[BenchRecord]) -> list[BenchRecord]:
+            return [replace(r, device_name=device.label) for r in found]
+
         try:
-            records = bench(artifacts, device_cfg, progress=say, on_records=lambda found: locked(
-                [{**r, "device_name": device.label} for r in found]))
+            records = bench(artifacts, device_cfg, progress=say, on_records=lambda found: locked(named(found)))
         except VitEdgeError as exc:  # the device itself failed (unreachable, no Python): its rows say so
             say(f"{type(exc).__name__}: {exc}")
             records = failed_records(artifacts, device_cfg, exc)
-            locked([{**r, "device_name": device.label} for r in records])
-        return [{**r, "device_name": device.label} for r in records]
+            locked(named(records))
+        return named(records)
 
     with ThreadPoolExecutor(max_workers=len(devices)) as pool:
         return [record for records in pool.map(one, devices) for record in records]

@@ -8,38 +8,40 @@ import base64
 import html
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from vit_edge.benchmarking.record import BenchRecord
 
 __all__ = ["append_records", "device_label", "profile_markdown", "markdown_table", "pareto_front", "write_reports",
            "accuracy_of"]
 
-COLUMNS = [
+COLUMNS: list[tuple[str, Callable[[BenchRecord], str]]] = [
     ("device", lambda r: device_label(r)),
-    ("artifact", lambda r: r.get("artifact_id", "?")),
-    ("runtime", lambda r: r.get("runtime", "-")),
-    ("precision", lambda r: r.get("precision", "-")),
-    ("ran as", lambda r: (r.get("session") or {}).get("precision", r.get("precision", "-"))),
-    ("delegated", lambda r: _delegation(r.get("session") or {})),
-    ("threads", lambda r: str(r.get("threads") or "-")),
-    ("batch", lambda r: str(r.get("batch", "-"))),
-    ("p50 ms", lambda r: _num(r.get("p50_ms"))),
-    ("p90 ms", lambda r: _num(r.get("p90_ms"))),
-    ("p99 ms", lambda r: _num(r.get("p99_ms"))),
-    ("std ms", lambda r: _num(r.get("std_ms"))),
-    ("img/s", lambda r: _num(r.get("throughput_ips"), 1)),
-    ("load ms", lambda r: _num(r.get("load_ms"), 0)),
-    ("peak MB", lambda r: _num(r.get("peak_rss_mb"), 0)),
-    ("size MB", lambda r: _num(r.get("size_mb"))),
-    ("top-1 %", lambda r: _num(r.get("top1"))),
-    ("agree %", lambda r: _num(r.get("agreement_top1"))),
-    ("status", lambda r: r.get("status", "?") if r.get("status") == "ok" else f"{r.get('status')}: {r.get('error')}"),
+    ("artifact", lambda r: r.artifact_id or "?"),
+    ("runtime", lambda r: r.runtime or "-"),
+    ("precision", lambda r: r.precision or "-"),
+    ("ran as", lambda r: str(r.session.get("precision", r.precision or "-"))),
+    ("delegated", lambda r: _delegation(r.session)),
+    ("threads", lambda r: str(r.threads or "-")),
+    ("batch", lambda r: str(r.batch)),
+    ("p50 ms", lambda r: _num(r.p50_ms)),
+    ("p90 ms", lambda r: _num(r.p90_ms)),
+    ("p99 ms", lambda r: _num(r.p99_ms)),
+    ("std ms", lambda r: _num(r.std_ms)),
+    ("img/s", lambda r: _num(r.throughput_ips, 1)),
+    ("load ms", lambda r: _num(r.load_ms, 0)),
+    ("peak MB", lambda r: _num(r.peak_rss_mb, 0)),
+    ("size MB", lambda r: _num(r.size_mb)),
+    ("top-1 %", lambda r: _num(r.top1)),
+    ("agree %", lambda r: _num(r.agreement_top1)),
+    ("status", lambda r: r.status if r.ok else f"{r.status}: {r.error}"),
 ]
 
 
-def device_label(record: dict[str, Any]) -> str:
+def device_label(record: BenchRecord) -> str:
     """Where the row ran, as the device itself reported it (machine and CPU), else the address asked for."""
-    found = record.get("device_fingerprint") or {}
-    where = record.get("device_name") or record.get("device") or "local"
+    found = record.device_fingerprint
+    where = record.device_name or record.device or "local"
     if not found:
         return where
     return f"{where} ({found.get('machine', '?')}, {found.get('cpu') or '?'})"
@@ -55,13 +57,13 @@ def _num(value: Any, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _by_device(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _by_device(records: list[BenchRecord]) -> list[BenchRecord]:
     """Records grouped by the device they ran on, devices in the order they first appear (a stable sort)."""
     order = {label: index for index, label in enumerate(dict.fromkeys(device_label(r) for r in records))}
     return sorted(records, key=lambda r: order[device_label(r)])
 
 
-def markdown_table(records: list[dict[str, Any]]) -> str:
+def markdown_table(records: list[BenchRecord]) -> str:
     """One row per record, grouped by the device it ran on (in the order devices first appear)."""
     records = _by_device(records)
     header = [name for name, _ in COLUMNS]
@@ -71,15 +73,15 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def profile_markdown(records: list[dict[str, Any]]) -> str:
+def profile_markdown(records: list[BenchRecord]) -> str:
     """Per profiled row: the ops that take the time and how many matmuls ran INT8 (empty without --profile)."""
     parts = []
     for record in records:
-        profile = record.get("profile")
+        profile = record.profile
         if not profile:
             continue
         matmuls = profile["matmuls"]
-        parts.append(f"\n### {device_label(record)} · {record.get('artifact_id')} · {record.get('runtime')}\n\n"
+        parts.append(f"\n### {device_label(record)} · {record.artifact_id} · {record.runtime}\n\n"
                      f"matmuls: {matmuls['int8']} INT8, {matmuls['float']} float "
                      f"({100 * matmuls['int8_ms_share']:.0f} % of the time in INT8 matmuls)\n\n"
                      "| op | type | precision | ms | share |\n|---|---|---|---|---|\n")
@@ -88,26 +90,21 @@ def profile_markdown(records: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def accuracy_of(record: dict[str, Any]) -> float | None:
+def accuracy_of(record: BenchRecord) -> float | None:
     """Top-1 on labelled data if measured, else top-1 agreement with the reference."""
-    return record.get("top1", record.get("agreement_top1"))
+    return record.top1 if record.top1 is not None else record.agreement_top1
 
 
-def pareto_front(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    points = [r for r in records if r.get("status") == "ok" and accuracy_of(r) is not None and r.get("p50_ms")]
-    front = []
-    for r in points:
-        dominated = any(
-            o["p50_ms"] <= r["p50_ms"] and accuracy_of(o) >= accuracy_of(r)  # type: ignore[operator]
-            and (o["p50_ms"] < r["p50_ms"] or accuracy_of(o) > accuracy_of(r))  # type: ignore[operator]
-            for o in points
-        )
-        if not dominated:
-            front.append(r)
-    return sorted(front, key=lambda r: r["p50_ms"])
+def pareto_front(records: list[BenchRecord]) -> list[BenchRecord]:
+    """The measured rows that no other row beats on both latency (p50) and accuracy, fastest first."""
+    points = [(r.p50_ms, accuracy, r) for r in records
+              if r.ok and r.p50_ms and (accuracy := accuracy_of(r)) is not None]
+    front = [(latency, accuracy, r) for latency, accuracy, r in points
+             if not any(ol <= latency and oa >= accuracy and (ol < latency or oa > accuracy) for ol, oa, _ in points)]
+    return [r for _, _, r in sorted(front, key=lambda point: point[0])]
 
 
-def _plot_png(records: list[dict[str, Any]], path: Path) -> Path | None:
+def _plot_png(records: list[BenchRecord], path: Path) -> Path | None:
     try:
         import matplotlib
 
@@ -115,20 +112,21 @@ def _plot_png(records: list[dict[str, Any]], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    points = [r for r in records if r.get("status") == "ok" and accuracy_of(r) is not None]
-    accuracy = {id(r): float(accuracy_of(r) or 0.0) for r in points}  # every point has one (filtered above)
+    front = pareto_front(records)
+    points = [(r.p50_ms, accuracy, r) for r in records
+              if r.ok and r.p50_ms is not None and (accuracy := accuracy_of(r)) is not None]
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
-    for index, r in enumerate(sorted(points, key=lambda r: r["p50_ms"])):
-        ax.scatter(r["p50_ms"], accuracy[id(r)], s=36, zorder=3)
-        label = f"{r.get('target', r['artifact_id'])} {r.get('precision', '')} t{r.get('threads')} b{r.get('batch')}"
-        ax.annotate(label, (r["p50_ms"], accuracy[id(r)]), fontsize=7, textcoords="offset points",
+    for index, (latency, accuracy, r) in enumerate(sorted(points, key=lambda point: point[0])):
+        ax.scatter(latency, accuracy, s=36, zorder=3)
+        label = f"{r.target or r.artifact_id} {r.precision or ''} t{r.threads} b{r.batch}"
+        ax.annotate(label, (latency, accuracy), fontsize=7, textcoords="offset points",
                     xytext=(5, 6 + 9 * (index % 3)))
-    front = pareto_front(points)
-    ax.step([r["p50_ms"] for r in front], [accuracy[id(r)] for r in front], "r--", lw=1, where="post")
-    ax.scatter([r["p50_ms"] for r in front], [accuracy[id(r)] for r in front], s=160, facecolors="none",
-               edgecolors="red", zorder=4, label="Pareto front")
+    xs = [r.p50_ms or 0.0 for r in front]
+    ys = [accuracy_of(r) or 0.0 for r in front]  # every row of the front has both
+    ax.step(xs, ys, "r--", lw=1, where="post")
+    ax.scatter(xs, ys, s=160, facecolors="none", edgecolors="red", zorder=4, label="Pareto front")
     ax.set_xlabel("p50 latency (ms, lower is better)")
     ax.set_ylabel("top-1 % (or agreement with reference)")
     ax.grid(alpha=0.3)
@@ -139,7 +137,7 @@ def _plot_png(records: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
-def _html(records: list[dict[str, Any]], png: Path | None) -> str:
+def _html(records: list[BenchRecord], png: Path | None) -> str:
     head = "".join(f"<th>{html.escape(name)}</th>" for name, _ in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(get(r)))}</td>" for _, get in COLUMNS) + "</tr>"
                    for r in _by_device(records))
@@ -151,17 +149,17 @@ def _html(records: list[dict[str, Any]], png: Path | None) -> str:
             f"<h1>vit-edge bench</h1>{image}<table><tr>{head}</tr>{body}</table>")
 
 
-def append_records(records: list[dict[str, Any]], out_dir: Path) -> Path:
+def append_records(records: list[BenchRecord], out_dir: Path) -> Path:
     """Append records to bench.jsonl at once (flushed), so what was measured survives a later failure."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "bench.jsonl"
     with open(path, "a") as handle:
         for record in records:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
+            handle.write(json.dumps(record.to_json(), sort_keys=True) + "\n")
     return path
 
 
-def write_reports(records: list[dict[str, Any]], out_dir: Path, append_jsonl: bool = True) -> dict[str, Path]:
+def write_reports(records: list[BenchRecord], out_dir: Path, append_jsonl: bool = True) -> dict[str, Path]:
     """Append the records to bench.jsonl (unless done as they came); write bench.md, bench.png, bench.html."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"jsonl": out_dir / "bench.jsonl", "markdown": out_dir / "bench.md", "html": out_dir / "bench.html"}

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vit_edge.benchmarking.devices import LocalDevice, SshDevice, parse_device
+from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import ConfigError, VitEdgeError
 from vit_edge.runtime.measure import MeasureConfig, config_to_json
@@ -157,20 +158,18 @@ def _data_npz(cfg: BenchConfig, workdir: Path, channels: int) -> Path | None:
 
 
 def _record(path: str, manifest: Manifest | None, cfg: BenchConfig, threads: int, batch: int,
-            result: dict[str, Any]) -> dict[str, Any]:
-    record: dict[str, Any] = {
+            result: dict[str, Any]) -> BenchRecord:
+    base: dict[str, Any] = {
         "artifact": path, "artifact_id": Path(path).name, "device": cfg.device, "threads": threads, "batch": batch,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "host": host_fingerprint(),
     }
     if manifest is not None:
-        record.update(target=manifest.target, precision=manifest.precision.value,
-                      size_mb=manifest.size_bytes(Path(path)) / 1e6,
-                      source=manifest.source.get("id"))
-    record.update(result)
-    return record
+        base.update(target=manifest.target, precision=manifest.precision.value,
+                    size_mb=manifest.size_bytes(Path(path)) / 1e6, source=manifest.source.get("id"))
+    return BenchRecord.from_result(base, result)
 
 
-def failed_records(artifacts: list[str], cfg: BenchConfig, exc: Exception) -> list[dict[str, Any]]:
+def failed_records(artifacts: list[str], cfg: BenchConfig, exc: Exception) -> list[BenchRecord]:
     """One status row per configuration that could not be measured because of `exc` (a device that failed)."""
     return [_record(path, None, cfg, threads, batch, {"status": type(exc).__name__, "error": str(exc)})
             for path in artifacts for threads in cfg.threads for batch in cfg.batches]
@@ -227,7 +226,7 @@ def _pytorch_logits(root: Path, manifest: Manifest, data_npz: Path) -> np.ndarra
 
 
 def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, data_npz: Path | None,
-                    progress: Callable[[str], None], counter: list[int], total: int) -> list[dict[str, Any]]:
+                    progress: Callable[[str], None], counter: list[int], total: int) -> list[BenchRecord]:
     try:
         manifest = read_manifest(path)
     except VitEdgeError as exc:
@@ -235,7 +234,7 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, d
         progress(f"[{counter[0]}/{total}] {path}: {exc}")
         return [_record(path, None, cfg, t, b, {"status": type(exc).__name__, "error": str(exc)})
                 for t in cfg.threads for b in cfg.batches]
-    records: list[dict[str, Any]] = []
+    records: list[BenchRecord] = []
     logits_file = workdir / f"logits-{abs(hash(path))}.npy"
     for threads in cfg.threads:
         for batch in cfg.batches:
@@ -264,13 +263,13 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, d
         if reference is not None and manifest is not None:
             agreement = _agreement(np.load(logits_file), reference, manifest)
             for record in records:
-                if record.get("status") == "ok" or "status" not in agreement:
-                    record.update(agreement, reference=cfg.reference)
+                if record.ok or "status" not in agreement:
+                    record.update({**agreement, "reference": cfg.reference})
     return records
 
 
 def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None,
-          on_records: Callable[[list[dict[str, Any]]], None] = lambda _: None) -> list[dict[str, Any]]:
+          on_records: Callable[[list[BenchRecord]], None] = lambda _: None) -> list[BenchRecord]:
     """Measure every artifact in every configuration; returns one record per configuration (status included).
 
     `on_records` receives each artifact's records as soon as they exist (the CLI appends them to bench.jsonl),
@@ -285,7 +284,7 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
         _check_profilable(artifacts, cfg)
     total = len(artifacts) * len(cfg.threads) * len(cfg.batches)
     counter = [0]
-    records: list[dict[str, Any]] = []
+    records: list[BenchRecord] = []
     with tempfile.TemporaryDirectory(prefix="vit-edge-bench-") as tmp:
         workdir = Path(tmp)
         channels = _first_channels(artifacts)
