@@ -266,7 +266,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
              f"{100 * parity['top1_agreement']:.1f}%, max abs diff {parity['max_abs_diff']:.2e}"
              if parity else "parity not checked (--no-verify)")
     print(f"{artifact.path}  ({artifact.manifest.target} {artifact.manifest.precision.value}; {check})")
+    _print_delegation(artifact.manifest.parity)
     return 0
+
+
+def _print_delegation(parity: dict[str, Any] | None) -> None:
+    """Where a delegate (XNNPACK) did not take the whole graph, name the ops that run outside it."""
+    session = (parity or {}).get("runtime") or {}
+    if session.get("fully_delegated") is False:
+        ops = ", ".join(session.get("undelegated_ops", [])) or "?"
+        print(f"  not all in {session.get('delegate', 'the delegate')}: {ops} run on the runtime's own kernels")
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -304,6 +313,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"
     line += f"; agreement with fp32 {accuracy.get('agreement_top1', float('nan')):.2f}%"
     print(f"{artifact.path}  ({artifact.manifest.target} int8: {line})")
+    _print_delegation(artifact.manifest.parity)
     return 0
 
 

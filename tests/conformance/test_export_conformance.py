@@ -170,6 +170,19 @@ class TestTfliteExport(ExportConformance, Fp16Conformance):
         assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops)
 
 
+class TestExecuTorchExport(ExportConformance):
+    target = "executorch"
+
+    def test_ops_outside_xnnpack_are_named(self, tmp_path: Path) -> None:
+        """XNNPACK (ExecuTorch 1.4) has no LayerNorm: the program runs it on portable kernels and says so."""
+        artifact = self._export(small_vit(), tmp_path / "e")
+        delegation = json.loads((artifact.path / "delegation.json").read_text())
+        assert delegation["delegates"] >= 1 and delegation["gemms_in_delegate"]["float linear"] >= 8
+        assert delegation["fully_delegated"] is False and delegation["undelegated_ops"]["native_layer_norm"] == 5
+        assert artifact.manifest.parity["runtime"]["undelegated_ops"] == sorted(delegation["undelegated_ops"])
+        assert "delegation.json" in artifact.manifest.files  # sha256-checked like the program
+
+
 def test_every_registered_target_has_a_conformance_subclass() -> None:
     covered = {cls.target for cls in ExportConformance.__subclasses__()}
     assert covered == set(TARGETS), f"targets without conformance tests: {set(TARGETS) - covered}"

@@ -98,6 +98,18 @@ class TestLiteRt(RuntimeConformance):
         assert info["fully_delegated"] is False and info["undelegated_ops"] == ["CUMSUM"]
 
 
+class TestExecuTorch(RuntimeConformance):
+    runtime, target = "executorch", "executorch"
+
+    def test_profile_is_refused_with_the_reason(self, artifact: Path) -> None:
+        from vit_edge.core.errors import ConfigError
+
+        session = open_session(artifact)
+        assert session.can_profile is False
+        with pytest.raises(ConfigError, match="ETDump"):
+            session.profile(np.zeros((1, 1, 28, 28), dtype=np.float32), runs=1)
+
+
 class TestPyTorchReference(RuntimeConformance):
     runtime, target = "pytorch", "onnx"
 

@@ -145,3 +145,13 @@ def test_calibration_arrays_are_checked(tmp_path: Path) -> None:
                          "--out", str(tmp_path / "out"))
         assert_user_error(result, fragment)
     assert not (tmp_path / "out").exists()
+
+
+def test_executorch_missing_names_its_extra(tmp_path: Path) -> None:
+    """ExecuTorch is its own extra (it brings about 290 MB): without it, export and bench say which to install."""
+    hide = ("import sys\nfor name in ('executorch', 'executorch.exir', 'executorch.runtime'):\n"
+            "    sys.modules[name] = None")
+    result = run_cli("export", "fmnist-vit-tiny", "--target", "executorch", "--out", str(tmp_path / "e"),
+                     prelude=hide)
+    assert_user_error(result, "executorch", "pip install 'vit-edge[executorch]'")
+    assert not (tmp_path / "e").exists()

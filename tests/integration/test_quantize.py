@@ -3,6 +3,7 @@ runtimes."""
 from __future__ import annotations
 
 import collections
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,15 @@ import torch
 from tests.conftest import run_cli, small_vit
 from vit_edge.api import quantize
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.targets import TARGETS as TARGET_DECLARATIONS
+from vit_edge.core.types import Precision
 from vit_edge.data.datasets import load_fashion_mnist
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.models.loaders import load_model
 from vit_edge.quantization.ptq import quantize_model
 from vit_edge.quantization.qmodules import QuantLinear, QuantMatMul
 from vit_edge.quantization.recipe import CALIBRATION_METHODS, Recipe
+from vit_edge.runtime import open_session
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +72,7 @@ def test_smoothquant_changes_nothing_in_float(shipped, calib) -> None:
         np.testing.assert_allclose(quant.model(x).numpy(), shipped.model(x).numpy(), atol=0.05)
 
 
-TARGETS = ("onnx", "openvino", "tflite")
+TARGETS = tuple(t.name for t in TARGET_DECLARATIONS.values() if Precision.INT8 in t.precisions)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +101,7 @@ def test_shipped_model_int8_artifact(target: str, shipped_int8, heldout) -> None
     assert artifact._session.info()["precision"].startswith("int8")
 
 
-def test_three_targets_agree_on_accuracy(shipped_int8, heldout) -> None:
+def test_every_target_agrees_on_accuracy(shipped_int8, heldout) -> None:
     top1 = {}
     for target, artifact in shipped_int8.items():
         logits = artifact.run(preprocess_uint8(heldout.images, artifact.manifest.input_spec))
@@ -150,6 +154,19 @@ def test_tflite_matmuls_are_int8_and_xnnpack_takes_the_whole_graph(shipped_int8)
     delegated = Interpreter(model_path=path, num_threads=1)
     delegated.allocate_tensors()
     assert undelegated_ops(delegated._get_ops_details()) == []
+
+
+def test_executorch_runs_the_projections_int8_and_names_what_xnnpack_left(shipped_int8) -> None:
+    """qkv, proj, fc1 and fc2 of each block as XNNPACK int8 kernels; Q·Kᵀ and attn·V in float (XNNPACK 1.4 has
+    no int8 matmul of two runtime tensors); what stays outside the delegate is named, op by op."""
+    artifact = shipped_int8["executorch"]
+    delegation = json.loads((artifact.path / "delegation.json").read_text())
+    assert delegation["gemms_in_delegate"]["int8 linear"] == 16, delegation
+    assert delegation["gemms_in_delegate"]["float bmm"] == 8 and delegation["precision"] == "int8"
+    assert "native_layer_norm" in delegation["undelegated_ops"]  # XNNPACK has no LayerNorm: named, not hidden
+    lowering = artifact.manifest.quantization["lowering"]
+    assert len(lowering["xnnpack_output_quantized"]) == 16 and len(lowering["float_batch_matmuls"]) == 8
+    assert open_session(artifact.path).info()["undelegated_ops"] == sorted(delegation["undelegated_ops"])
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -6,7 +6,7 @@ layers' files, so what a board gets is exactly what the contract proves needs no
 """
 from __future__ import annotations
 
-__all__ = ["LAYERS", "BOARD_LAYERS", "TORCH_FREE_LAYERS", "FORBIDDEN_ON_BOARD"]
+__all__ = ["LAYERS", "BOARD_LAYERS", "TORCH_FREE_LAYERS", "FORBIDDEN_ON_BOARD", "TORCH_RUNTIME_SESSIONS"]
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("vit_edge.cli",),
@@ -25,4 +25,6 @@ BOARD_LAYERS: tuple[str, ...] = ("vit_edge.core", "vit_edge.data", "vit_edge.run
 TORCH_FREE_LAYERS: tuple[str, ...] = ("vit_edge.core", "vit_edge.data", "vit_edge.runtime", "vit_edge.benchmarking")
 # Packages the board layers must never import, at module level or inside a function.
 FORBIDDEN_ON_BOARD: tuple[str, ...] = ("torch", "safetensors", "onnx", "onnxscript", "litert_torch", "nncf",
-                                       "timm", "transformers", "executorch")
+                                       "timm", "transformers")
+# The exceptions, each a runtime whose own Python API exchanges torch tensors (the board then needs torch too).
+TORCH_RUNTIME_SESSIONS: tuple[str, ...] = ("vit_edge.runtime.executorch",)

@@ -65,6 +65,9 @@ OPENVINO = Runtime("openvino", "vit_edge.runtime.openvino:OpenVinoSession", Pack
                    "openvino", "OpenVINO (CPU, Intel iGPU)")
 LITERT = Runtime("litert", "vit_edge.runtime.litert:LiteRtSession", Package("ai-edge-litert", "ai_edge_litert"),
                  "tflite", "LiteRT with the XNNPACK delegate")
+# ExecuTorch's Python runtime exchanges torch tensors and links libtorch: this session needs torch, board included.
+EXECUTORCH = Runtime("executorch", "vit_edge.runtime.executorch:ExecuTorchSession",
+                     Package("executorch", "executorch.runtime"), "executorch", "ExecuTorch with the XNNPACK delegate")
 # The reference: rebuilds the artifact's PyTorch model. It needs torch, so its session lives in models/.
 PYTORCH = Runtime("pytorch", "vit_edge.models.torch_session:TorchSession", Package("torch", "torch"), "torch",
                   "PyTorch, the model the artifact came from (reference)")
@@ -80,6 +83,10 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            "vit_edge.exporters.tflite:TfliteExporter", LITERT, (Precision.FP32, Precision.FP16, Precision.INT8),
            "tflite", (Package("litert-torch", "litert_torch"),),
            int8_lowering="vit_edge.quantization.lowering:quantize_outputs_for_tflite"),
+    Target("executorch", ".pte", "ExecuTorch program (.pte) with the XNNPACK delegate, run by ExecuTorch",
+           "vit_edge.exporters.executorch:ExecuTorchExporter", EXECUTORCH, (Precision.FP32, Precision.INT8),
+           "executorch", (Package("executorch", "executorch.exir"),),
+           int8_lowering="vit_edge.quantization.lowering:quantize_outputs_for_xnnpack"),
 )}
 
 RUNTIMES: dict[str, Runtime] = {**{t.runtime.name: t.runtime for t in TARGETS.values()}, PYTORCH.name: PYTORCH}
