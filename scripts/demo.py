@@ -1,5 +1,5 @@
-"""`make demo`: the shipped Fashion-MNIST ViT exported to every target (and INT8 for ONNX and OpenVINO),
-verified, benchmarked with accuracy on the whole test set, reported.
+"""`make demo`: the shipped Fashion-MNIST ViT exported to every declared target in every precision it takes (INT8
+through quantize), verified, benchmarked with accuracy on the whole test set, reported.
 
 A failing target becomes a row with its error and the demo goes on, as a benchmark sweep should.
 """
@@ -12,12 +12,16 @@ from vit_edge.api import export
 from vit_edge.benchmarking.report import write_reports
 from vit_edge.benchmarking.sweep import BenchConfig, bench
 from vit_edge.core.errors import VitEdgeError
+from vit_edge.core.targets import TARGETS
+from vit_edge.core.types import Precision
 from vit_edge.data.datasets import load_fashion_mnist
 
 MODEL = "fmnist-vit-tiny"
 OUT = Path("artifacts/demo")
 REPORT = Path("reports/demo")
-PLAN = [("onnx", "fp32"), ("openvino", "fp32"), ("openvino", "fp16"), ("tflite", "fp32"), ("tflite", "fp16")]
+# every target × every precision it declares; INT8 comes from quantize (calibration), the rest from export
+PLAN = [(t.name, p.value) for t in TARGETS.values() for p in t.precisions if p is not Precision.INT8]
+INT8_TARGETS = [t.name for t in TARGETS.values() if Precision.INT8 in t.precisions]
 
 
 def quantize_all() -> tuple[list[Path], list[list[str]]]:
@@ -27,7 +31,7 @@ def quantize_all() -> tuple[list[Path], list[list[str]]]:
 
     calib = "fashion-mnist-train" if fashion_mnist_dir() is not None else "fashion-mnist"
     paths, failures = [], []
-    for target in ("onnx", "openvino", "tflite"):
+    for target in INT8_TARGETS:
         print(f"quantizing for {target} (INT8, calibration on {calib}) …", flush=True)
         try:
             artifact = quantize(MODEL, target, OUT / f"{MODEL}-{target}-int8", calib=calib, calib_size=256,

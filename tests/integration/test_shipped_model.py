@@ -9,6 +9,7 @@ import torch
 
 from tests.conftest import run_cli
 from vit_edge.api import Artifact
+from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.targets import TARGETS
 from vit_edge.data.datasets import load_fashion_mnist
 from vit_edge.models.loaders import load_model
@@ -46,7 +47,8 @@ def test_accuracy_is_the_same_in_every_target(target: str, tmp_path: Path, test_
     bench = run_cli("bench", str(out), "--data", "fashion-mnist", "--reference", "pytorch", "--runs", "5",
                     "--min-time", "0", "--out", str(tmp_path / "report"))
     assert bench.returncode == 0, bench.stderr
-    (record,) = [json.loads(line) for line in (tmp_path / "report" / "bench.jsonl").read_text().splitlines()]
+    lines = (tmp_path / "report" / "bench.jsonl").read_text().splitlines()
+    (record,) = [BenchRecord.from_json(json.loads(line)) for line in lines]
     assert record.top1 == pytest.approx(accuracy) and record.eval_images == len(test_set)
     assert record.agreement_top1 >= 99.9 and record.agreement_cosine > 0.99999
     info = run_cli("info", str(out))

@@ -132,15 +132,20 @@ def test_host_that_looks_like_an_option_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
+def _python_without(tmp_path: Path, package: str) -> str:
+    """This Python as a board whose Python cannot import `package` (an import blocker first on its path)."""
+    blocker = tmp_path / "blocker" / package
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('not installed on this board')\n")
+    return f"env PYTHONPATH={blocker.parent} {sys.executable}"
+
+
 def test_board_without_the_runtime_is_told_what_to_install_there(sshd, tmp_path: Path) -> None:
     """The zipped runner on a board whose Python cannot import onnxruntime (an import blocker on its path)."""
     device, options = sshd
     artifact = export(small_vit(), "onnx", tmp_path / "onnx")
-    blocker = tmp_path / "blocker" / "onnxruntime"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('not installed on this board')\n")
     cfg = BenchConfig(threads=(1,), runs=2, min_seconds=0.0, device=device, ssh_options=options,
-                      remote_python=f"env PYTHONPATH={blocker.parent} {sys.executable}")
+                      remote_python=_python_without(tmp_path, "onnxruntime"))
     (record,) = bench([str(artifact.path)], cfg)
     assert record.status == "MissingDependencyError", record
     assert "python3 -m pip install numpy onnxruntime" in record.error and "vit-edge[" not in record.error
@@ -181,3 +186,20 @@ def test_bad_devices_file_is_refused_before_measuring(text: str, fragment: str, 
     result = run_cli("bench", str(tmp_path), "--devices", str(tmp_path / "devices.txt"), "--out", str(tmp_path / "r"))
     assert_user_error(result, fragment)
     assert not (tmp_path / "r").exists()
+
+
+def test_executorch_program_is_measured_over_ssh(sshd, tmp_path: Path) -> None:
+    """The fourth target through the same zipped runner; the board's Python has torch and executorch (the
+    runtime needs both), and a board without them hears that torch comes along."""
+    device, options = sshd
+    artifact = export(small_vit(), "executorch", tmp_path / "pte", parity_samples=2)
+    cfg = BenchConfig(threads=(1,), runs=5, min_seconds=0.0, device=device, ssh_options=options,
+                      remote_python=sys.executable)
+    (record,) = bench([str(artifact.path)], cfg)
+    assert record.status == "ok" and record.runtime == "executorch" and record.p50_ms and record.p50_ms > 0, record
+    assert record.session["delegate"] == "XNNPACK" and "native_layer_norm" in record.session["undelegated_ops"]
+    cfg = BenchConfig(threads=(1,), runs=2, min_seconds=0.0, device=device, ssh_options=options,
+                      remote_python=_python_without(tmp_path, "executorch"))
+    (missing,) = bench([str(artifact.path)], cfg)
+    assert missing.status == "MissingDependencyError" and "pip install numpy executorch" in (missing.error or "")
+    assert "needs torch too" in (missing.error or "")

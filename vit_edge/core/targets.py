@@ -34,6 +34,7 @@ class Runtime:
     package: Package
     extra: str  # the vit-edge extra that installs it
     summary: str
+    needs_torch: bool = False  # whether running a file needs torch too (a board must then install it)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ LITERT = Runtime("litert", "vit_edge.runtime.litert:LiteRtSession", Package("ai-
                  "tflite", "LiteRT with the XNNPACK delegate")
 # ExecuTorch's Python runtime exchanges torch tensors and links libtorch: this session needs torch, board included.
 EXECUTORCH = Runtime("executorch", "vit_edge.runtime.executorch:ExecuTorchSession",
-                     Package("executorch", "executorch.runtime"), "executorch", "ExecuTorch with the XNNPACK delegate")
+                     Package("executorch", "executorch.runtime"), "executorch", "ExecuTorch with the XNNPACK delegate",
+                     needs_torch=True)
 # The reference: rebuilds the artifact's PyTorch model. It needs torch, so its session lives in models/.
 PYTORCH = Runtime("pytorch", "vit_edge.models.torch_session:TorchSession", Package("torch", "torch"), "torch",
                   "PyTorch, the model the artifact came from (reference)")

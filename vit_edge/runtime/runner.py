@@ -33,11 +33,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _where_to_install(exc: MissingDependencyError) -> str:
-    """On a board (the zipped runner) the fix is the runtime and numpy there, not vit-edge's extra (it pulls torch)."""
+    """On a board (the zipped runner) the fix is the runtime and numpy there, not vit-edge's extra (it pulls torch
+    even where the runtime does not need it)."""
     if ".pyz" not in __file__:
         return str(exc)
+    from vit_edge.core.targets import RUNTIMES
+
+    needs_torch = any(r.needs_torch for r in RUNTIMES.values() if r.package.distribution == exc.package)
+    torch_note = ("its Python runtime needs torch too, which pip installs with it" if needs_torch
+                  else "torch is not needed on the device")
     return (f"the runtime package '{exc.package}' is not installed on the device: install it there with  "
-            f"python3 -m pip install numpy {exc.package}  (torch is not needed on the device)")
+            f"python3 -m pip install numpy {exc.package}  ({torch_note})")
 
 
 if __name__ == "__main__":
