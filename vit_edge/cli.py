@@ -215,7 +215,8 @@ def _add_bench(sub: Any) -> None:
                    help="local | ssh://user@host[:port] | adb:SERIAL; repeat it for a fleet")
     p.add_argument("--devices", type=Path, help="a devices file: one device a line (address name=… python=… "
                                                 "ssh-option=…), measured in parallel into one report")
-    p.add_argument("--ov-device", default="CPU", help="OpenVINO device: CPU | GPU | NPU | AUTO")
+    p.add_argument("--accelerator", "--ov-device", dest="accelerator", default="CPU",
+                   help="the runtime's accelerator on the device: CPU | GPU | NPU | AUTO (OpenVINO)")
     p.add_argument("--precision-hint", default="f32",
                    help="OpenVINO inference precision: f32 | bf16 | f16 | default (the plugin's choice)")
     p.add_argument("--runtime", help="run every artifact in this runtime (e.g. pytorch) instead of its own")
@@ -420,7 +421,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     check_fleet(fleet or [FleetDevice("local")])  # a duplicate stops here, before the report folder is made
     cfg = BenchConfig(
         threads=args.threads, batches=args.batch, warmup=args.warmup, runs=args.runs, min_seconds=args.min_time,
-        ov_device=args.ov_device, precision_hint=None if args.precision_hint == "default" else args.precision_hint,
+        accelerator=args.accelerator, precision_hint=None if args.precision_hint == "default" else args.precision_hint,
         runtime=args.runtime, data=args.data, eval_limit=args.eval_limit, reference=args.reference, cpus=args.cpus,
         timeout_s=args.timeout, ssh_options=tuple(args.ssh_option), remote_python=args.remote_python,
         adb_benchmark=args.adb_benchmark, profile=args.profile,

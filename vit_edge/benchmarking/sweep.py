@@ -36,7 +36,7 @@ class BenchConfig:
     runs: int = 50
     min_seconds: float = 1.0
     device: str = "local"
-    ov_device: str = "CPU"
+    accelerator: str = "CPU"  # OpenVINO's CPU/GPU/NPU/AUTO; `device` is the machine
     precision_hint: str | None = "f32"
     runtime: str | None = None
     data: str | None = None
@@ -205,7 +205,7 @@ def _reference_logits(cfg: BenchConfig, executor: Any, data_npz: Path | None, wo
         if manifest is None:
             return None
         return _pytorch_logits(Path(path), manifest, data_npz)
-    measure = MeasureConfig(artifact=cfg.reference, warmup=0, runs=1, min_seconds=0.0, device=cfg.ov_device,
+    measure = MeasureConfig(artifact=cfg.reference, warmup=0, runs=1, min_seconds=0.0, accelerator=cfg.accelerator,
                             precision_hint=cfg.precision_hint, data_npz=str(data_npz), logits_out=str(out))
     result = executor.run(measure, "reference")
     if result.get("status") != "ok":
@@ -242,7 +242,8 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, d
             first = not records
             measure = MeasureConfig(
                 artifact=path, runtime=cfg.runtime, threads=threads, batch=batch, warmup=cfg.warmup,
-                runs=cfg.runs, min_seconds=cfg.min_seconds, device=cfg.ov_device, precision_hint=cfg.precision_hint,
+                runs=cfg.runs, min_seconds=cfg.min_seconds, accelerator=cfg.accelerator,
+                precision_hint=cfg.precision_hint,
                 data_npz=str(data_npz) if first and data_npz else None,
                 logits_out=str(logits_file) if first and data_npz else None, cpus=cfg.cpus, check_numerics=first,
                 profile=cfg.profile and first)

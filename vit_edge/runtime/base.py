@@ -24,9 +24,10 @@ __all__ = ["summarize_profile", "MATMUL_OPS", "Session", "SessionOptions", "defa
 
 @dataclass(frozen=True)
 class SessionOptions:
-    """How to run: device name as the runtime spells it, thread count, and a precision hint (OpenVINO)."""
+    """How to run: the accelerator as the runtime spells it (OpenVINO's CPU/GPU/NPU/AUTO, an ORT execution provider),
+    thread count, and a precision hint (OpenVINO). "Device" means the machine a bench runs on, never this."""
 
-    device: str = "CPU"
+    accelerator: str = "CPU"
     threads: int | None = None
     precision_hint: str | None = "f32"  # OpenVINO defaults to bf16 on CPUs with AMX/AVX512-BF16
     batch: int | None = None  # compile for this batch size where static shapes run faster (OpenVINO)
@@ -46,7 +47,7 @@ class Session(ABC):
 
     def info(self) -> dict[str, Any]:
         """Facts about what really ran (runtime version, device, precision, delegation)."""
-        return {"runtime": self.name, "version": package_version(self.package), "device": self.options.device}
+        return {"runtime": self.name, "version": package_version(self.package), "accelerator": self.options.accelerator}
 
     @property
     def package(self) -> str:

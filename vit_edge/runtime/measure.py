@@ -33,7 +33,7 @@ class MeasureConfig:
     warmup: int = 10
     runs: int = 50
     min_seconds: float = 1.0
-    device: str = "CPU"
+    accelerator: str = "CPU"  # within the runtime (OpenVINO's CPU/GPU/NPU); the machine is the caller's business
     precision_hint: str | None = "f32"
     data_npz: str | None = None  # uint8 images + labels, preprocessed here with the manifest's spec
     logits_out: str | None = None  # where to save the logits (for agreement with a reference)
@@ -135,7 +135,7 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
     rss_before = peak_rss_mb()
     begin = time.perf_counter()
     session = session_class(runtime)(root / manifest.model_file,
-                                     SessionOptions(cfg.device, cfg.threads, cfg.precision_hint, batch=cfg.batch))
+                                     SessionOptions(cfg.accelerator, cfg.threads, cfg.precision_hint, batch=cfg.batch))
     load_ms = (time.perf_counter() - begin) * 1000.0
     rss_load = peak_rss_mb()
     rng = np.random.default_rng(0)
@@ -156,7 +156,7 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
         result["profile"] = summarize_profile(session.profile(batch, runs=max(5, min(cfg.runs, 50))))
     if cfg.data_npz:  # a second session with a free batch axis: accuracy runs in batches of 256
         accuracy_session = session_class(runtime)(root / manifest.model_file,
-                                                  SessionOptions(cfg.device, cfg.threads, cfg.precision_hint))
+                                                  SessionOptions(cfg.accelerator, cfg.threads, cfg.precision_hint))
         result.update(_accuracy(accuracy_session, manifest.input_spec, cfg))
     return result
 
@@ -172,7 +172,7 @@ def _numerics_gate(root: Path, manifest: Any, runtime: str, cfg: MeasureConfig) 
     with np.load(file) as bundle:
         inputs, expected = bundle["inputs"], bundle["outputs"]
     session = session_class(runtime)(root / manifest.model_file,
-                                     SessionOptions(cfg.device, cfg.threads, cfg.precision_hint))
+                                     SessionOptions(cfg.accelerator, cfg.threads, cfg.precision_hint))
     got = np.concatenate([session.run(inputs[i : i + 1]) for i in range(len(inputs))])
     precision = _precision_that_ran(str(session.info().get("precision", "")), manifest.precision)
     embedding = not manifest.source.get("architecture", {}).get("num_classes", 1)

@@ -29,7 +29,7 @@ class OnnxRuntimeSession(Session):
             settings.intra_op_num_threads = options.threads
             settings.inter_op_num_threads = 1
         settings.log_severity_level = 3
-        provider = "CPUExecutionProvider" if options.device.upper() == "CPU" else options.device
+        provider = "CPUExecutionProvider" if options.accelerator.upper() == "CPU" else options.accelerator
         try:
             self._session = ort.InferenceSession(str(model_file), settings, providers=[provider])
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NoSuchFile types

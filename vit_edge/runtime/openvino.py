@@ -30,7 +30,7 @@ class OpenVinoSession(Session):
         super().__init__(model_file, options)
         ov = self.require("running OpenVINO IR")
         core = ov.Core()
-        device = options.device.upper()
+        device = options.accelerator.upper()
         if device not in core.available_devices and device != "AUTO":
             available = ", ".join(core.available_devices)
             raise DeviceError(f"OpenVINO device '{device}' is not present; available: {available}")
@@ -74,7 +74,7 @@ class OpenVinoSession(Session):
         shape = model.inputs[0].get_partial_shape()
         shape[0] = batch.shape[0]
         model.reshape(shape)
-        request = core.compile_model(model, self.options.device.upper(), config).create_infer_request()
+        request = core.compile_model(model, self.options.accelerator.upper(), config).create_infer_request()
         tensor = self._ov.Tensor(np.ascontiguousarray(batch, dtype=np.float32))
         totals: dict[str, dict[str, Any]] = {}
         for _ in range(runs):
