@@ -23,14 +23,24 @@ from vit_edge.core.types import InputSpec, Layout, Precision
 from vit_edge.runtime.artifact import Artifact
 
 if TYPE_CHECKING:
+    import torch
+
     from vit_edge.benchmarking.fleet import FleetDevice
     from vit_edge.benchmarking.record import BenchRecord
     from vit_edge.benchmarking.sweep import BenchConfig
+    from vit_edge.data.datasets import LabelledImages
+    from vit_edge.exporters.base import Exporter
+    from vit_edge.models.loaders import LoadedModel
+    from vit_edge.quantization.ptq import QuantizedViT
+    from vit_edge.quantization.qat import QatTraining
+    from vit_edge.quantization.recipe import Recipe
 
 __all__ = ["Artifact", "ExportOptions", "export", "quantize", "bench", "info", "train", "default_output_dir",
            "parity_inputs", "tool_versions"]
 
 
+# What names a model: a name (shipped, reference, timm:NAME), a path (HF folder, checkpoint) or a module in memory
+ModelSource = Any
 NUMERICS_CHECK_SAMPLES = 4  # inputs every device re-runs before its numbers are reported (bench's numerics gate)
 
 
@@ -45,7 +55,7 @@ def tool_versions() -> dict[str, str]:
     return versions
 
 
-def default_output_dir(model: Any, options: ExportOptions) -> Path:
+def default_output_dir(model: ModelSource, options: ExportOptions) -> Path:
     """artifacts/<model>-<target>-<precision>[-<size>][-nhwc]: predictable, and never a user's existing file."""
     stem = Path(str(model)).stem if isinstance(model, (str, Path)) else type(model).__name__
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem.replace("timm:", "timm-")).strip("_") or "model"
@@ -58,7 +68,7 @@ def default_output_dir(model: Any, options: ExportOptions) -> Path:
     return Path("artifacts") / "-".join(parts)
 
 
-def parity_inputs(spec: Any, count: int, data: Any = None) -> np.ndarray:
+def parity_inputs(spec: InputSpec, count: int, data: LabelledImages | None = None) -> np.ndarray:
     """Preprocessed inputs for parity: real images when a dataset is given, smooth synthetic images otherwise."""
     from vit_edge.data.preprocess import preprocess_uint8
     from vit_edge.data.synthetic import smooth_images
@@ -70,7 +80,7 @@ def parity_inputs(spec: Any, count: int, data: Any = None) -> np.ndarray:
 
 
 def export(
-    model: Any,
+    model: ModelSource,
     target: str = "onnx",
     out: str | Path | None = None,
     *,
@@ -95,7 +105,7 @@ def export(
     return _write_artifact(exporter, loaded.model, loaded.spec, loaded.source, options, out_dir, dataset, log)
 
 
-def _checked_exporter(model: Any, options: ExportOptions, out: str | Path | None) -> tuple[Any, Path]:
+def _checked_exporter(model: ModelSource, options: ExportOptions, out: str | Path | None) -> tuple[Exporter, Path]:
     """The target's exporter after every check that needs no model: fail before the slow part."""
     from vit_edge.core.errors import ArtifactError
     from vit_edge.exporters.registry import get_exporter
@@ -111,7 +121,7 @@ def _checked_exporter(model: Any, options: ExportOptions, out: str | Path | None
     return exporter, out_dir
 
 
-def _check_not_the_input(model: Any, out_dir: Path) -> None:
+def _check_not_the_input(model: ModelSource, out_dir: Path) -> None:
     """--out must not be the model (a Hugging Face folder) or a folder holding it: replacing it loses the model."""
     from vit_edge.core.errors import ConfigError
 
@@ -123,8 +133,8 @@ def _check_not_the_input(model: Any, out_dir: Path) -> None:
                           "choose another output folder")
 
 
-def _write_artifact(exporter: Any, module: Any, spec: Any, source: dict[str, Any], options: ExportOptions,
-                    out_dir: Path, dataset: Any, log: Callable[[str], None],
+def _write_artifact(exporter: Exporter, module: torch.nn.Module, spec: InputSpec, source: dict[str, Any],
+                    options: ExportOptions, out_dir: Path, dataset: LabelledImages | None, log: Callable[[str], None],
                     quantization: dict[str, Any] | None = None) -> Artifact:
     """Convert, write the manifest, check parity against `module`, and rename into place (or leave nothing)."""
     with atomic_artifact_dir(out_dir, options.force) as staging:
@@ -172,14 +182,14 @@ def _options_json(options: ExportOptions) -> dict[str, Any]:
             "verify": options.verify, "parity_samples": options.parity_samples, "opset": options.opset}
 
 
-def _load(model: Any, weights: Any, random_init: bool, options: ExportOptions) -> Any:
+def _load(model: ModelSource, weights: str | Path | None, random_init: bool, options: ExportOptions) -> LoadedModel:
     from vit_edge.models.loaders import ReIDSelection, load_model
 
     reid = ReIDSelection(camera=options.camera, view=options.view, neck_feat=options.neck_feat)
     return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid)
 
 
-def _parity_dataset(data: str | None, spec: Any) -> Any:
+def _parity_dataset(data: str | None, spec: InputSpec) -> LabelledImages | None:
     if data is None:
         return None
     from vit_edge.data.datasets import load_dataset
@@ -187,7 +197,7 @@ def _parity_dataset(data: str | None, spec: Any) -> Any:
     return load_dataset(data, channels=spec.channels, size=None)
 
 
-def _prepare(model: Any, spec: Any, options: ExportOptions) -> tuple[Any, Any]:
+def _prepare(model: torch.nn.Module, spec: InputSpec, options: ExportOptions) -> tuple[torch.nn.Module, InputSpec]:
     """The module to convert (wrapped for NHWC input when asked) and the spec that describes its input."""
     from vit_edge.models.layout import NHWCInput
 
@@ -203,8 +213,8 @@ def _prepare(model: Any, spec: Any, options: ExportOptions) -> tuple[Any, Any]:
     return module.eval(), spec
 
 
-def _verify(torch_model: Any, spec: Any, staging: Path, manifest: Manifest, options: ExportOptions,
-            dataset: Any) -> dict[str, Any]:
+def _verify(torch_model: torch.nn.Module, spec: InputSpec, staging: Path, manifest: Manifest, options: ExportOptions,
+            dataset: LabelledImages | None) -> dict[str, Any]:
     import torch
 
     from vit_edge.core.parity import check_parity
@@ -276,19 +286,19 @@ def train(
 
 
 def quantize(
-    model: Any,
+    model: ModelSource,
     target: str = "onnx",
     out: str | Path | None = None,
     *,
     calib: Any,
-    recipe: Any = None,
+    recipe: Recipe | None = None,
     calib_size: int = 256,
     eval_data: str | None = None,
     eval_limit: int | None = None,
     weights: str | Path | None = None,
     random_init: bool = False,
     method: str = "ptq",
-    qat: Any = None,
+    qat: QatTraining | None = None,
     log: Callable[[str], None] = lambda _: None,
     **option_fields: Any,
 ) -> Artifact | None:
@@ -309,20 +319,19 @@ def quantize(
     options = _resolve_options(target, None, {**option_fields, "precision": Precision.INT8})
     exporter, out_dir = _checked_exporter(model, options, out)
     recipe = recipe or Recipe()
-    if method == "qat":
-        qat = check_qat_request(recipe, qat, eval_data)
+    qat_request = check_qat_request(recipe, qat, eval_data) if method == "qat" else None
     lower = _int8_lowering(options.target)
     loaded = _load(model, weights, random_init, options)
     calibration = load_calibration(calib, loaded.spec, calib_size)
     evaluation = _parity_dataset(eval_data, loaded.spec)
     evaluation = evaluation.take(eval_limit) if evaluation is not None else None
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
-    if method == "ptq":
+    if qat_request is None:
         quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log,
                                               lower=lower)
         extra: dict[str, Any] = {}
     else:
-        trained, extra = run_qat(loaded, recipe, calibration, evaluation, qat, out_dir, log)
+        trained, extra = run_qat(loaded, recipe, calibration, evaluation, qat_request, out_dir, log)
         if trained is None:
             return None
         quant = lower(trained, calibration.batch)
@@ -332,12 +341,12 @@ def quantize(
                            quantization=summary)
 
 
-def _int8_lowering(target: str) -> Callable[[Any, np.ndarray], Any]:
+def _int8_lowering(target: str) -> Callable[[QuantizedViT, np.ndarray], QuantizedViT]:
     """The target's declared rewrite of a QuantizedViT before conversion (same scales); most targets need none."""
     reference = target_declaration(target).int8_lowering
     if reference is None:
         return lambda quant, _calibration: quant
-    lowering: Callable[[Any, np.ndarray], Any] = resolve(reference)
+    lowering: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = resolve(reference)
     return lowering
 
 
