@@ -5,7 +5,9 @@ Methods, per model (timm ViT-Tiny and DeiT-Small, random init: this measures agr
 - ORT        onnxruntime.quantization.quantize_static on vit-edge's FP32 ONNX (quant_pre_process first, QDQ,
              per-channel S8 weights, MinMax; U8 activations as ORT recommends for x86 with VNNI, --ort-activation);
 - NNCF       nncf.quantize(model_type=TRANSFORMER, preset=MIXED) on vit-edge's FP32 OpenVINO IR;
-- PT2E       litert-torch's PT2EQuantizer (symmetric, per-channel, static) → prepare/convert_pt2e → .tflite.
+- PT2E       litert-torch's PT2EQuantizer (symmetric, per-channel, static) → prepare/convert_pt2e → .tflite;
+- XNNPACKQuantizer  ExecuTorch's own (symmetric, per-channel, static) → prepare/convert_pt2e →
+             to_edge_transform_and_lower(XnnpackPartitioner) → .pte.
 Every method is calibrated on the same smooth images and scored on other smooth images against the PyTorch FP32
 model: mean logit cosine and top-1 agreement. Latency: batch 1, p50, interleaved rounds (median over rounds);
 vit-edge artifacts through `vit_edge.benchmarking.sweep`, peer files through a timed loop in the same runtime session
@@ -46,16 +48,23 @@ try:
     import nncf
 except ImportError:  # pragma: no cover - the peers extra is optional
     nncf = None
+try:
+    import executorch.exir  # noqa: F401
+except ImportError:  # pragma: no cover - the executorch extra is optional
+    pass
 
 from vit_edge.api import export, quantize
 from vit_edge.benchmarking.sweep import BenchConfig, bench
+from vit_edge.core.targets import TARGETS as TARGET_DECLARATIONS
+from vit_edge.core.types import Precision
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.data.synthetic import smooth_images
 from vit_edge.models.loaders import LoadedModel, load_model
 from vit_edge.runtime.base import SessionOptions
 
-TARGETS = ("onnx", "openvino", "tflite")
-PEER_OF = {"onnx": "ORT quantize_static", "openvino": "NNCF", "tflite": "litert-torch PT2E"}
+TARGETS = tuple(t.name for t in TARGET_DECLARATIONS.values() if Precision.INT8 in t.precisions)
+PEER_OF = {"onnx": "ORT quantize_static", "openvino": "NNCF", "tflite": "litert-torch PT2E",
+           "executorch": "ExecuTorch XNNPACKQuantizer"}
 
 
 @dataclass
@@ -195,6 +204,31 @@ def pt2e_peer(model: torch.nn.Module, calib: np.ndarray, work: Path) -> Entry:
     return entry
 
 
+def executorch_peer(model: torch.nn.Module, calib: np.ndarray, work: Path) -> Entry:
+    """ExecuTorch's own INT8 flow, as its XNNPACK tutorial writes it."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from executorch.exir import to_edge_transform_and_lower
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    entry = Entry(PEER_OF["executorch"], "executorch", "int8", file=work / "xnnpack-quantizer-int8.pte")
+    example = torch.from_numpy(calib[:1]).contiguous()
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    graph = prepare_pt2e(torch.export.export(copy.deepcopy(model).eval(), (example,)).module(), quantizer)
+    with torch.no_grad():
+        for i in range(len(calib)):
+            graph(torch.from_numpy(calib[i : i + 1]).contiguous())
+    converted = convert_pt2e(graph)
+    edge = to_edge_transform_and_lower(torch.export.export(converted, (example,)),
+                                       partitioner=[XnnpackPartitioner()])
+    entry.file.write_bytes(edge.to_executorch().buffer)
+    entry.note = "symmetric, per-channel, static, torchao prepare/convert_pt2e, XNNPACK partitioner"
+    return entry
+
+
 def tflite_io(path: Path) -> str:
     """'int8 -> int8' and the like: the dtypes a caller has to feed and read."""
     from ai_edge_litert.interpreter import Interpreter
@@ -213,6 +247,7 @@ def peer_entries(loaded: LoadedModel, ours: list[Entry], calib: np.ndarray, work
          lambda: ort_peer(fp32["onnx"], calib, work, activation, ["MatMul", "Gemm"])),
         (PEER_OF["openvino"], "openvino", lambda: nncf_peer(fp32["openvino"], calib, work)),
         (PEER_OF["tflite"], "tflite", lambda: pt2e_peer(loaded.model, calib, work)),
+        (PEER_OF["executorch"], "executorch", lambda: executorch_peer(loaded.model, calib, work)),
     ]
     entries = []
     for method, target, make in makers:
@@ -261,13 +296,12 @@ class QuantizedIoLiteRt:
 
 def open_session(entry: Entry, threads: int, batch: int | None) -> Any:
     """The runtime session vit-edge itself uses for this file type (same thread and precision settings)."""
-    from vit_edge.runtime.litert import LiteRtSession
-    from vit_edge.runtime.onnxruntime import OnnxRuntimeSession
-    from vit_edge.runtime.openvino import OpenVinoSession
+    from vit_edge.runtime.base import session_class
 
     if entry.file.suffix == ".tflite" and entry.artifact is None:
         return QuantizedIoLiteRt(entry.file, threads)
-    cls = {".onnx": OnnxRuntimeSession, ".xml": OpenVinoSession, ".tflite": LiteRtSession}[entry.file.suffix]
+    declared = next(t for t in TARGET_DECLARATIONS.values() if t.suffix == entry.file.suffix)
+    cls = session_class(declared.runtime.name)
     return cls(entry.file, SessionOptions(threads=threads, precision_hint=entry.hint, batch=batch))
 
 
