@@ -1,6 +1,7 @@
 """ExecuTorch: torch.export → to_edge_transform_and_lower with the XNNPACK partitioner → a .pte program.
 
-What XNNPACK cannot take stays on ExecuTorch's portable kernels, and each such op cuts the graph into another
+The model is first written in the shapes the partitioner takes (`xnnpack_shape.py`: LayerNorm and attention).
+What XNNPACK still cannot take stays on ExecuTorch's portable kernels, and each such op cuts the graph into another
 delegate: `delegation.json` beside the program names those ops (the bench report's "delegated" column reads it).
 The program has a static batch of 1, as the TFLite file does; the session feeds larger batches in slices.
 """
@@ -39,7 +40,9 @@ class ExecuTorchExporter(Exporter):
                 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
                 from executorch.exir import to_edge_transform_and_lower
 
-                program = torch.export.export(model.eval(), (example,))
+                from vit_edge.exporters.xnnpack_shape import xnnpack_shaped
+
+                program = torch.export.export(xnnpack_shaped(model).eval(), (example,))
                 edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
                 delegation = delegation_report(edge.exported_program().graph_module)  # before to_executorch
                 path.write_bytes(edge.to_executorch().buffer)
@@ -81,9 +84,12 @@ def _gemm_kinds(nodes: Any) -> collections.Counter[str]:
     for node in nodes:
         if node.op != "call_function" or _op_name(node) not in _GEMMS:
             continue
+        name = _op_name(node)
         inputs = [arg for arg in node.args[:2] if hasattr(arg, "op")]
-        quantized = inputs and all("dequantize" in _op_name(arg) for arg in inputs)
-        kinds[f"{'int8' if quantized else 'float'} {_op_name(node)}"] += 1
+        # XNNPACK 1.4 runs bmm (two runtime tensors) in float only: dequantized inputs make it float on INT8-rounded
+        # values, not an int8 kernel
+        quantized = name != "bmm" and inputs and all("dequantize" in _op_name(arg) for arg in inputs)
+        kinds[f"{'int8' if quantized else 'float'} {name}"] += 1
     return kinds
 
 
