@@ -110,16 +110,15 @@ def _timed_runs(run: Any, batch: np.ndarray, cfg: MeasureConfig) -> list[float]:
     return times
 
 
-def _accuracy(session: Any, spec: Any, cfg: MeasureConfig) -> dict[str, Any]:
+def _accuracy(session: Any, spec: Any, data_npz: str, logits_out: str | None) -> dict[str, Any]:
     from vit_edge.data.datasets import LabelledImages
     from vit_edge.runtime.accuracy import predict_logits
 
-    assert cfg.data_npz is not None  # measure() calls this only with labelled data
-    with np.load(cfg.data_npz) as bundle:
+    with np.load(data_npz) as bundle:
         images, labels = bundle["images"], bundle["labels"]
-    logits = predict_logits(session.run, LabelledImages(images, labels, (), str(cfg.data_npz)), spec)
-    if cfg.logits_out:
-        np.save(cfg.logits_out, logits.astype(np.float32))
+    logits = predict_logits(session.run, LabelledImages(images, labels, (), data_npz), spec)
+    if logits_out:
+        np.save(logits_out, logits.astype(np.float32))
     top5 = np.argsort(-logits, axis=1)[:, :5]
     return {"top1": float(100 * np.mean(top5[:, 0] == labels)),
             "top5": float(100 * np.mean((top5 == labels[:, None]).any(axis=1))), "eval_images": int(len(labels))}
@@ -157,7 +156,7 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
     if cfg.data_npz:  # a second session with a free batch axis: accuracy runs in batches of 256
         accuracy_session = session_class(runtime)(root / manifest.model_file,
                                                   SessionOptions(cfg.accelerator, cfg.threads, cfg.precision_hint))
-        result.update(_accuracy(accuracy_session, manifest.input_spec, cfg))
+        result.update(_accuracy(accuracy_session, manifest.input_spec, cfg.data_npz, cfg.logits_out))
     return result
 
 

@@ -40,7 +40,8 @@ def _where_to_install(exc: MissingDependencyError) -> str:
     from vit_edge.core.targets import RUNTIMES
 
     needs_torch = any(r.needs_torch for r in RUNTIMES.values() if r.package.distribution == exc.package)
-    torch_note = ("its Python runtime needs torch too, which pip installs with it" if needs_torch
+    torch_note = ("its Python runtime needs torch too; on ARM install the CPU build first: pip install torch "
+                  "--index-url https://download.pytorch.org/whl/cpu" if needs_torch
                   else "torch is not needed on the device")
     return (f"the runtime package '{exc.package}' is not installed on the device: install it there with  "
             f"python3 -m pip install numpy {exc.package}  ({torch_note})")
