@@ -8,13 +8,13 @@ from vit_edge.benchmarking.devices import AdbDevice, LocalDevice, SshDevice, par
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.benchmarking.report import pareto_front
 from vit_edge.core.errors import DataError, DeviceError
-from vit_edge.core.parity import compare_logits, judge
+from vit_edge.core.parity import TOLERANCES, compare_logits, judge
 from vit_edge.core.types import InputSpec, Layout, Precision
 from vit_edge.data.preprocess import preprocess_uint8, resize_center_crop
 
 
 # -- the near-tie rule ------------------------------------------------------------------------------------------
-def _noisy(samples: int = 32, classes: int = 10, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+def _noisy(samples: int = 32, classes: int = 100, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Reference logits with clear winners, and a candidate that differs by small noise everywhere."""
     rng = np.random.default_rng(0)
     reference = rng.normal(0.0, 1.0, (samples, classes))
@@ -40,16 +40,26 @@ def test_a_flip_at_a_near_tie_is_forgiven_at_int8_but_not_at_fp32() -> None:
     assert not judge(reference, candidate, Precision.FP32)["passed"]
 
 
-def test_a_clear_flip_fails_even_where_near_ties_may_flip() -> None:
-    """One sample's winner replaced (a wrong kernel on one input) while the others agree to noise: not a tie."""
-    reference, candidate = _noisy()
-    loser = np.argsort(reference[3])[0]
-    candidate[3, loser] = reference[3].max() + 1.0  # the worst class now wins by a unit
+def test_a_clear_flip_fails_int8_where_the_cosine_alone_would_pass() -> None:
+    """Two outputs swapped in one sample of 1,000 classes (a mislabelled output, say) while everything else agrees:
+    the cosine stays above INT8's 0.98, and the flip, far outside that sample's noise, fails it."""
+    reference, candidate = _noisy(classes=1000, noise=0.01)
+    top, runner_up = np.argsort(reference[3])[-1], np.argsort(reference[3])[-2]
+    candidate[3, [top, runner_up]] = reference[3, [runner_up, top]]
     found = compare_logits(reference, candidate)
-    assert found["top1_disagreements"] == 1 and found["disagreements_beyond_near_ties"] == 1
-    assert found["near_tie_margin"] < 1.0
-    assert not judge(reference, candidate, Precision.INT8)["passed"]
-    assert not judge(reference, candidate, Precision.FP16)["passed"]
+    assert found["top1_disagreements"] == 1 and found["flip_margins_in_noise"][0] > 6
+    assert found["min_cosine"] >= TOLERANCES[Precision.INT8].min_cosine  # the cosine would let it through
+    verdict = judge(reference, candidate, Precision.INT8)
+    assert verdict["disagreements_beyond_near_ties"] == 1 and not verdict["passed"]
+
+
+def test_a_collapsed_output_fails_on_the_cosine() -> None:
+    """The flip rule measures a flip against that sample's own error; a gross error is the cosine's to catch."""
+    reference, candidate = _noisy()
+    winner = reference[3].argmax()
+    candidate[3, winner] = reference[3, winner] - 8.0
+    verdict = judge(reference, candidate, Precision.INT8)
+    assert verdict["top1_disagreements"] == 1 and verdict["min_cosine"] < 0.98 and not verdict["passed"]
 
 
 def test_embeddings_are_judged_by_cosine_alone() -> None:
