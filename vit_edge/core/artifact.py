@@ -18,11 +18,12 @@ from typing import Any, Iterator
 from vit_edge.core.errors import ArtifactError
 from vit_edge.core.types import InputSpec, Precision
 
-__all__ = ["MANIFEST_NAME", "NUMERICS_CHECK", "SCHEMA_VERSION", "Manifest", "read_manifest", "confined_path",
-           "atomic_artifact_dir", "check_writable", "sha256_file"]
+__all__ = ["MANIFEST_NAME", "NUMERICS_CHECK", "DELEGATION_FILE", "SCHEMA_VERSION", "Manifest", "read_manifest",
+           "confined_path", "atomic_artifact_dir", "check_writable", "sha256_file"]
 
 MANIFEST_NAME = "manifest.json"
 NUMERICS_CHECK = "numerics_check.npz"  # a few parity inputs and PyTorch's outputs: every device re-checks them
+DELEGATION_FILE = "delegation.json"  # what a delegate took and left, where the exporter knows it (ExecuTorch)
 SCHEMA_VERSION = 1
 
 

@@ -7,7 +7,7 @@ this file imports nothing heavy: a board reads it without torch, and `vit-edge -
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from vit_edge.core.errors import ConfigError, did_you_mean
@@ -47,11 +47,13 @@ class Target:
     exporter: str  # "module:Class" (torch side)
     runtime: Runtime  # the runtime that verifies and, by default, benchmarks it
     precisions: tuple[Precision, ...]
-    extra: str  # pip install 'vit-edge[extra]'
     converters: tuple[Package, ...]  # what exporting needs besides torch (and the runtime, for parity)
     int8_lowering: str | None = None  # "module:function": the target's rewrite of a QuantizedViT (same scales)
-    profiler: str = ""  # how `bench --profile` measures per-op time ("" where the runtime has none)
-    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def extra(self) -> str:
+        """pip install 'vit-edge[extra]': the runtime's extra, which brings the converters with it."""
+        return self.runtime.extra
 
     @property
     def packages(self) -> tuple[Package, ...]:
@@ -76,18 +78,17 @@ PYTORCH = Runtime("pytorch", "vit_edge.models.torch_session:TorchSession", Packa
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("onnx", ".onnx", "ONNX (QDQ for INT8), run by ONNX Runtime", "vit_edge.exporters.onnx:OnnxExporter",
-           ONNXRUNTIME, (Precision.FP32, Precision.INT8), "onnx",
-           (Package("onnx", "onnx"), Package("onnxscript", "onnxscript")), profiler="ONNX Runtime's profiler"),
+           ONNXRUNTIME, (Precision.FP32, Precision.INT8),
+           (Package("onnx", "onnx"), Package("onnxscript", "onnxscript"))),
     Target("openvino", ".xml", "OpenVINO IR (+ .bin), run by OpenVINO", "vit_edge.exporters.openvino:OpenVinoExporter",
-           OPENVINO, (Precision.FP32, Precision.FP16, Precision.INT8), "openvino", (),
-           profiler="OpenVINO's performance counters"),
+           OPENVINO, (Precision.FP32, Precision.FP16, Precision.INT8), ()),
     Target("tflite", ".tflite", "TFLite/LiteRT (builtin ops only), run by LiteRT + XNNPACK",
            "vit_edge.exporters.tflite:TfliteExporter", LITERT, (Precision.FP32, Precision.FP16, Precision.INT8),
-           "tflite", (Package("litert-torch", "litert_torch"),),
+           (Package("litert-torch", "litert_torch"),),
            int8_lowering="vit_edge.quantization.lowering:quantize_outputs_for_tflite"),
     Target("executorch", ".pte", "ExecuTorch program (.pte) with the XNNPACK delegate, run by ExecuTorch",
            "vit_edge.exporters.executorch:ExecuTorchExporter", EXECUTORCH, (Precision.FP32, Precision.INT8),
-           "executorch", (Package("executorch", "executorch.exir"),),
+           (Package("executorch", "executorch.exir"),),
            int8_lowering="vit_edge.quantization.lowering:quantize_outputs_for_xnnpack"),
 )}
 

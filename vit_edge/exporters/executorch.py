@@ -18,13 +18,13 @@ from typing import Any, Iterator
 
 import torch
 
+from vit_edge.core.artifact import DELEGATION_FILE
 from vit_edge.core.errors import ExportError
 from vit_edge.core.types import InputSpec
 from vit_edge.exporters.base import Exporter, ExportOptions, conversion_error
 
-__all__ = ["ExecuTorchExporter", "DELEGATION_FILE"]
+__all__ = ["ExecuTorchExporter", "delegation_report"]
 
-DELEGATION_FILE = "delegation.json"
 _STRUCTURAL = ("executorch_call_delegate", "getitem")
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from typing import Callable
 
 import numpy as np
 from torch import nn
 
+from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantization.ptq import QuantizedViT, calibrate, fingerprint
 from vit_edge.quantization.qmodules import ActQuant, QuantLinear, QuantMatMul, _WeightQuantMixin
 
@@ -33,16 +35,13 @@ def _needs_output_quant(name: str, module: nn.Module, modules: dict[str, nn.Modu
 
 def quantize_outputs_for_tflite(quant: QuantizedViT, calibration: np.ndarray) -> QuantizedViT:
     """A copy of `quant` in which each INT8 op is DQ → op → Q, with linear weights quantized in the graph."""
-    model = copy.deepcopy(quant.model)
-    modules = dict(model.named_modules())
-    sites = {name: m for name, m in modules.items() if _needs_output_quant(name, m, modules)}
-    for module in sites.values():
+    def weight_in_graph(module: nn.Module) -> None:
         if isinstance(module, _WeightQuantMixin):
             module.keep_weight_as_float_on_grid()
-        module.output_quant = ActQuant()
-    calibrate(model, quant.recipe, calibration)  # only the new output quantizers are still observing
-    lowering = {"tflite_output_quantized": sorted(sites)}
-    return replace(quant, model=model, scales_sha256=fingerprint(model), lowering=lowering)
+
+    model, sites = _with_output_quantizers(quant, calibration, _needs_output_quant, prepare=weight_in_graph)
+    return replace(quant, model=model, scales_sha256=fingerprint(model),
+                   lowering={"tflite_output_quantized": sites})
 
 
 def quantize_outputs_for_xnnpack(quant: QuantizedViT, calibration: np.ndarray) -> QuantizedViT:
@@ -51,11 +50,25 @@ def quantize_outputs_for_xnnpack(quant: QuantizedViT, calibration: np.ndarray) -
     XNNPACK (ExecuTorch 1.4) runs batch matmuls of two runtime tensors in float only, so Q·Kᵀ and attn·V keep
     their input quantizers (the INT8 rounding the simulation has) and compute in float: no output quantizer there.
     """
+    model, sites = _with_output_quantizers(
+        quant, calibration, lambda _name, module, _modules: isinstance(module, _WeightQuantMixin))
+    float_matmuls = sorted(name for name, m in model.named_modules() if isinstance(m, QuantMatMul))
+    return replace(quant, model=model, scales_sha256=fingerprint(model),
+                   lowering={"xnnpack_output_quantized": sites, "float_batch_matmuls": float_matmuls})
+
+
+def _with_output_quantizers(quant: QuantizedViT, calibration: np.ndarray,
+                            is_site: Callable[[str, nn.Module, dict[str, nn.Module]], bool],
+                            prepare: Callable[[nn.Module], None] = lambda _module: None,
+                            ) -> tuple[VisionTransformer, list[str]]:
+    """A copy of the model with an output quantizer on every site `is_site` picks (`prepare` applied to each),
+    calibrated on `calibration` with the recipe's method (only the new quantizers are still observing); the
+    sites' names, sorted."""
     model = copy.deepcopy(quant.model)
-    sites = {name: m for name, m in model.named_modules() if isinstance(m, _WeightQuantMixin)}
-    for module in sites.values():
-        module.output_quant = ActQuant()
-    calibrate(model, quant.recipe, calibration)  # only the new output quantizers are still observing
-    lowering = {"xnnpack_output_quantized": sorted(sites), "float_batch_matmuls": sorted(
-        name for name, m in model.named_modules() if isinstance(m, QuantMatMul))}
-    return replace(quant, model=model, scales_sha256=fingerprint(model), lowering=lowering)
+    modules = dict(model.named_modules())
+    sites = sorted(name for name, module in modules.items() if is_site(name, module, modules))
+    for name in sites:
+        prepare(modules[name])
+        modules[name].output_quant = ActQuant()
+    calibrate(model, quant.recipe, calibration)
+    return model, sites

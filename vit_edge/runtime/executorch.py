@@ -12,12 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from vit_edge.core.artifact import DELEGATION_FILE
 from vit_edge.core.errors import ArtifactError
 from vit_edge.runtime.base import Session, SessionOptions, native_stderr_silenced
 
 __all__ = ["ExecuTorchSession"]
-
-_DELEGATION_FILE = "delegation.json"  # written by the exporter beside the program
 
 
 class ExecuTorchSession(Session):
@@ -56,7 +55,7 @@ class ExecuTorchSession(Session):
         return np.concatenate(outputs, axis=0)
 
     def info(self) -> dict[str, Any]:
-        delegation = _read_delegation(self.model_file.parent / _DELEGATION_FILE)
+        delegation = _read_delegation(self.model_file.parent / DELEGATION_FILE)
         undelegated = sorted(delegation.get("undelegated_ops", {}))
         return {**super().info(), "delegate": "XNNPACK", "threads": self.options.threads,
                 "precision": delegation.get("precision", "fp32"), "fully_delegated": not undelegated,
