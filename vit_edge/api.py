@@ -88,21 +88,52 @@ def export(
     weights: str | Path | None = None,
     random_init: bool = False,
     data: str | None = None,
+    max_drop: float | None = None,
     log: Callable[[str], None] = lambda _: None,
     **option_fields: Any,
 ) -> Artifact:
     """Export a trained ViT to `target`, verify it against PyTorch in the target's runtime, return the artifact.
 
     `model` is anything `load_model` takes; `option_fields` are ExportOptions fields (precision, img_size, layout,
-    verify, parity_samples, opset, force) for callers who prefer keywords to an options object.
+    verify, parity_samples, opset, merge, force) for callers who prefer keywords to an options object. With
+    `merge` (ToMe), `max_drop` bounds the top-1 points merging may cost on the labelled `data`.
     """
     options = _resolve_options(target, options, option_fields)
     if options.precision is Precision.INT8:
         raise ConfigError("int8 artifacts come from  vit-edge quantize  (calibration data is needed)")
     exporter, out_dir = _checked_exporter(model, options, out)
+    if max_drop is not None and (not options.merge or data is None):
+        raise ConfigError("--max-drop on export budgets token merging: it needs --merge R and labelled --data")
     loaded = _load(model, weights, random_init, options)
     dataset = _parity_dataset(data, loaded.spec)
+    if options.merge:
+        loaded.source["merge"] = check_merge_budget(loaded, dataset, max_drop, log)
     return _write_artifact(exporter, loaded.model, loaded.spec, loaded.source, options, out_dir, dataset, log)
+
+
+def check_merge_budget(loaded: LoadedModel, evaluation: LabelledImages | None, max_drop: float | None,
+                       log: Callable[[str], None]) -> dict[str, Any]:
+    """What token merging costs: top-1 with and without it on labelled data; ConfigError when over `max_drop`."""
+    import torch
+
+    from vit_edge.data.preprocess import preprocess_uint8
+
+    record: dict[str, Any] = {"r": loaded.model.cfg.merge, "tokens_per_block": loaded.source.get("tokens_per_block")}
+    if evaluation is None or loaded.unmerged is None:
+        return record
+    images = torch.from_numpy(preprocess_uint8(evaluation.images, loaded.spec))
+    with torch.inference_mode():
+        top1 = {name: float(100 * np.mean(np.concatenate([m(images[i : i + 256]).argmax(1).numpy()
+                                                          for i in range(0, len(images), 256)]) == evaluation.labels))
+                for name, m in (("unmerged", loaded.unmerged), ("merged", loaded.model))}
+    record.update(images=len(images), top1_unmerged=top1["unmerged"], top1_merged=top1["merged"],
+                  drop=top1["unmerged"] - top1["merged"])
+    log(f"token merging (r={record['r']}): top-1 {top1['unmerged']:.2f}% → {top1['merged']:.2f}% "
+        f"on {len(images)} images")
+    if max_drop is not None and record["drop"] > max_drop:
+        raise ConfigError(f"--merge {record['r']} alone costs {record['drop']:.2f} top-1 points on "
+                          f"{evaluation.source}, over --max-drop {max_drop}; lower --merge")
+    return record
 
 
 def _checked_exporter(model: ModelSource, options: ExportOptions, out: str | Path | None) -> tuple[Exporter, Path]:
@@ -179,14 +210,16 @@ def _enum(kind: type[Precision] | type[Layout], value: Any, what: str) -> Any:
 def _options_json(options: ExportOptions) -> dict[str, Any]:
     size = options.img_size if options.img_size is None or isinstance(options.img_size, int) else list(options.img_size)
     return {"precision": options.precision.value, "img_size": size, "layout": options.layout.value,
-            "verify": options.verify, "parity_samples": options.parity_samples, "opset": options.opset}
+            "verify": options.verify, "parity_samples": options.parity_samples, "opset": options.opset,
+            "merge": options.merge}
 
 
 def _load(model: ModelSource, weights: str | Path | None, random_init: bool, options: ExportOptions) -> LoadedModel:
     from vit_edge.models.loaders import ReIDSelection, load_model
 
     reid = ReIDSelection(camera=options.camera, view=options.view, neck_feat=options.neck_feat)
-    return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid)
+    return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid,
+                      merge=options.merge)
 
 
 def _parity_dataset(data: str | None, spec: InputSpec) -> LabelledImages | None:
@@ -325,17 +358,20 @@ def quantize(
     calibration = load_calibration(calib, loaded.spec, calib_size)
     evaluation = _parity_dataset(eval_data, loaded.spec)
     evaluation = evaluation.take(eval_limit) if evaluation is not None else None
+    reference = loaded.unmerged or loaded.model  # accuracy is measured against the model as trained
+    if options.merge:
+        loaded.source["merge"] = check_merge_budget(loaded, evaluation, recipe.max_drop, log)
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
     if qat_request is None:
         quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log,
-                                              lower=lower)
+                                              lower=lower, reference=reference)
         extra: dict[str, Any] = {}
     else:
         trained, extra = run_qat(loaded, recipe, calibration, evaluation, qat_request, out_dir, log)
         if trained is None:
             return None
         quant = lower(trained, calibration.batch)
-        metrics = evaluate_on(loaded.model, quant, evaluation, loaded.spec)
+        metrics = evaluate_on(reference, quant, evaluation, loaded.spec)
     summary = {**quant.summary(), "method": method, "calibration": calibration.info(), "accuracy": metrics, **extra}
     return _write_artifact(exporter, quant.model, loaded.spec, loaded.source, options, out_dir, evaluation, log,
                            quantization=summary)

@@ -56,9 +56,17 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--data", help="parity on real images: an image folder or 'fashion-mnist'")
     p.add_argument("--parity-samples", type=_positive, default=16, help="inputs compared with PyTorch (default 16)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset, ≥ 17 (default 18)")
+    _add_merge_option(p)
+    p.add_argument("--max-drop", type=_non_negative_float,
+                   help="with --merge and labelled --data: top-1 points merging may cost, else exit 2")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the parity check")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     _add_reid_options(p)
+
+
+def _add_merge_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--merge", type=_non_negative, default=0, metavar="R",
+                   help="token merging (ToMe): merge R tokens after each block's attention (default 0: none)")
 
 
 def _add_reid_options(p: argparse.ArgumentParser) -> None:
@@ -102,7 +110,9 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--skip", action="append", default=[], help="keep matching matmuls float, e.g. 'blocks.0.*'")
     p.add_argument("--per-tensor-weights", action="store_true", help="one weight scale per matrix")
     p.add_argument("--smoothquant", default="auto", help="auto | off | ALPHA in (0, 1)")
-    p.add_argument("--max-drop", type=_non_negative_float, help="top-1 budget in points; sensitive matmuls stay float")
+    p.add_argument("--max-drop", type=_non_negative_float,
+                   help="top-1 budget in points (token merging included); sensitive matmuls stay float")
+    _add_merge_option(p)
     p.add_argument("--eval", dest="eval_data", help="labelled data for accuracy before/after and the budget")
     _add_qat_options(p.add_argument_group("QAT (--method qat)"))
     p.add_argument("--eval-limit", type=_positive, help="use only the first N evaluation images")
@@ -258,9 +268,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     artifact = export(
         args.model, args.target, args.out, weights=args.weights, random_init=args.random_init, data=args.data,
-        log=_log, precision=args.precision, img_size=args.img_size, layout=args.layout, verify=args.verify,
-        parity_samples=args.parity_samples, opset=args.opset, force=args.force, camera=args.camera, view=args.view,
-        neck_feat=args.neck_feat,
+        max_drop=args.max_drop, log=_log, precision=args.precision, img_size=args.img_size, layout=args.layout,
+        verify=args.verify, parity_samples=args.parity_samples, opset=args.opset, force=args.force,
+        camera=args.camera, view=args.view, neck_feat=args.neck_feat, merge=args.merge,
     )
     parity = artifact.manifest.parity
     check = (f"parity ok: min cosine {parity['min_cosine']:.7f}, top-1 agreement "
@@ -304,7 +314,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
                         weights=args.weights, random_init=args.random_init, method=args.method,
                         qat=_qat_request(args) if args.method == "qat" else None, log=_log, img_size=args.img_size,
                         verify=args.verify, parity_samples=args.parity_samples, force=args.force,
-                        camera=args.camera, view=args.view, neck_feat=args.neck_feat)
+                        camera=args.camera, view=args.view, neck_feat=args.neck_feat, merge=args.merge)
     if artifact is None:  # a torchrun rank other than 0: rank 0 writes and reports
         return 0
     q = artifact.manifest.quantization or {}

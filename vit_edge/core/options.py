@@ -22,4 +22,5 @@ class ExportOptions:
     force: bool = False
     camera: int = 0  # re-identification models (TransReID): the camera/view the artifact is specialised to
     view: int = 0
+    merge: int = 0  # ToMe: tokens merged after each block's attention (0: none)
     neck_feat: str = "after"  # TransReID's output: the BNNeck feature ("after") or the class token ("before")

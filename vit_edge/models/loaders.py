@@ -48,6 +48,7 @@ class LoadedModel:
     model: VisionTransformer
     spec: InputSpec
     source: dict[str, Any] = field(default_factory=dict)
+    unmerged: VisionTransformer | None = None  # with token merging: the same model without it (the accuracy baseline)
 
 
 def state_dict_sha256(model: nn.Module) -> str:
@@ -199,8 +200,10 @@ def load_model(
     num_classes: int | None = None,
     img_size: int | tuple[int, int] | None = None,
     reid: ReIDSelection = ReIDSelection(),
+    merge: int = 0,
 ) -> LoadedModel:
-    """Resolve `model` to a reference ViT; `img_size` resizes the position embeddings (bicubic, prefix kept)."""
+    """Resolve `model` to a reference ViT; `img_size` resizes the position embeddings (bicubic, prefix kept);
+    `merge` makes every block merge that many tokens (ToMe), same weights."""
     weights = Path(weights) if weights is not None else None
     if isinstance(model, nn.Module):
         loaded = _load_module(model)
@@ -218,7 +221,33 @@ def load_model(
         if weights is not None and random_init:
             raise ConfigError("--weights and --random-init exclude each other")
         loaded = _load_named(str(model), weights, random_init, num_classes, img_size)
-    return _finish(loaded, img_size)
+    return _with_merge(_finish(loaded, img_size), merge)
+
+
+def _with_merge(loaded: LoadedModel, merge: int) -> LoadedModel:
+    """ToMe on the loaded model; the weights (and their sha256) are unchanged, the architecture says `merge`."""
+    from vit_edge.models.merging import max_merge
+
+    if merge == 0:
+        return loaded
+    cfg = loaded.model.cfg
+    most = max_merge(cfg.num_tokens, cfg.num_prefix_tokens)
+    if not 0 < merge <= most:
+        raise ConfigError(f"--merge {merge}: at {cfg.image_hw[0]}x{cfg.image_hw[1]} the model has {cfg.num_patches} "
+                          f"patch tokens and a block merges at most half of them; use --merge 1 to {most}")
+    loaded.unmerged, loaded.model = loaded.model, loaded.model.with_merge(merge)
+    loaded.source["architecture"] = loaded.model.cfg.to_json()
+    loaded.source["tokens_per_block"] = _tokens_per_block(loaded.model.cfg)
+    return loaded
+
+
+def _tokens_per_block(cfg: ViTConfig) -> list[int]:
+    """Tokens entering each block's MLP once merging has run (what the runtime computes on)."""
+    tokens, counts = cfg.num_tokens, []
+    for merged in cfg.merge_schedule:
+        tokens -= merged
+        counts.append(tokens)
+    return counts
 
 
 def _finish(loaded: LoadedModel, img_size: int | tuple[int, int] | None) -> LoadedModel:

@@ -13,11 +13,14 @@ hybrid ResNet stem and TransReID's side-information embedding.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from vit_edge.models.merging import TokenMerge
 
 __all__ = ["ViTConfig", "VisionTransformer", "MatMul", "resample_pos_embed", "POOLS", "ACTIVATIONS", "MLPS"]
 
@@ -78,6 +81,7 @@ class ViTConfig:
     pre_logits: bool = False  # a Linear + tanh on the pooled feature (HF ViTModel's pooler, timm's pre_logits)
     hybrid: tuple[int, ...] | None = None  # a ResNetV2 stem (timm's vit_*_r50_*/r26): blocks per stage
     hybrid_width: int = 64  # the stem's channels (64 in every released hybrid)
+    merge: int = 0  # ToMe's r: tokens merged after each block's attention (0: none); see models/merging.py
 
     def __post_init__(self) -> None:
         if self.global_pool not in POOLS:
@@ -102,6 +106,15 @@ class ViTConfig:
         if min(self.image_hw) < self.patch_size:
             raise ValueError(f"img_size {self.img_size} is smaller than patch_size {self.patch_size}")
         self._check_bounds()
+        self._check_merge()
+
+    def _check_merge(self) -> None:
+        from vit_edge.models.merging import max_merge
+
+        most = max_merge(self.num_tokens, self.num_prefix_tokens)
+        if not 0 <= self.merge <= most:
+            raise ValueError(f"merge {self.merge} is more than {self.num_patches} patch tokens allow: a block merges "
+                             f"at most half of them ({most})")
 
     def _check_bounds(self) -> None:
         """Refuse sizes no exportable ViT has before any tensor is allocated (a typo could ask for terabytes)."""
@@ -146,6 +159,17 @@ class ViTConfig:
     @property
     def num_prefix_tokens(self) -> int:
         return int(self.class_token) + int(self.distilled) + self.reg_tokens
+
+    @property
+    def num_tokens(self) -> int:
+        return self.num_patches + self.num_prefix_tokens
+
+    @property
+    def merge_schedule(self) -> list[int]:
+        """Tokens merged by each block (ToMe's constant r, capped as the tokens run out)."""
+        from vit_edge.models.merging import merge_schedule
+
+        return merge_schedule(self.merge, self.num_tokens, self.num_prefix_tokens, self.depth)
 
     @property
     def pos_embed_len(self) -> int:
@@ -242,13 +266,19 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim, bias=cfg.proj_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_merging(x, None)[0]
+
+    def forward_merging(self, x: torch.Tensor, size: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output and ToMe's metric (keys averaged over heads); with `size`, proportional attention."""
         batch, tokens, dim = x.shape
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         q, k = self.q_norm(q), self.k_norm(k)
-        attn = self.softmax(self.qk(q * self.scale, k.transpose(-2, -1)))
-        out = self.av(attn, v).transpose(1, 2).reshape(batch, tokens, dim)
-        return self.proj(out)
+        logits = self.qk(q * self.scale, k.transpose(-2, -1))
+        if size is not None:  # a merged key stands for size[j] patches
+            logits = logits + torch.log(size).reshape(batch, 1, 1, tokens)
+        out = self.av(self.softmax(logits), v).transpose(1, 2).reshape(batch, tokens, dim)
+        return self.proj(out), k.mean(dim=1)
 
 
 class Mlp(nn.Module):
@@ -283,8 +313,9 @@ class LayerScale(nn.Module):
 class Block(nn.Module):
     """Pre-LayerNorm encoder block, with LayerScale where the config has it."""
 
-    def __init__(self, cfg: ViTConfig) -> None:
+    def __init__(self, cfg: ViTConfig, merge: "TokenMerge | None" = None) -> None:
         super().__init__()
+        self.token_merge = merge
         self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.ln_eps)
         self.attn = Attention(cfg)
         self.ls1 = LayerScale(cfg.embed_dim, cfg.init_values) if cfg.init_values is not None else nn.Identity()
@@ -295,6 +326,14 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.ls1(self.attn(self.norm1(x)))
         return x + self.ls2(self.mlp(self.norm2(x)))
+
+    def forward_merging(self, x: torch.Tensor, size: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """ToMe's block: attention weighted by token size, then merge (when this block merges), then the MLP."""
+        attended, keys = self.attn.forward_merging(self.norm1(x), size)
+        x = x + self.ls1(attended)
+        if self.token_merge is not None:
+            x, size = self.token_merge(x, size, keys)
+        return x + self.ls2(self.mlp(self.norm2(x))), size
 
 
 class AttentionPool(nn.Module):
@@ -340,6 +379,18 @@ class PreLogits(nn.Module):
         return torch.tanh(self.fc(x))
 
 
+def _token_merges(cfg: ViTConfig) -> list["TokenMerge | None"]:
+    """Each block's merge step (None where it merges nothing)."""
+    from vit_edge.models.merging import TokenMerge
+
+    merges: list[TokenMerge | None] = []
+    tokens = cfg.num_tokens
+    for r in cfg.merge_schedule:
+        merges.append(TokenMerge(r, tokens, cfg.num_prefix_tokens) if r else None)
+        tokens -= r
+    return merges
+
+
 def _optional_norm(cfg: ViTConfig, present: bool) -> nn.Module:
     return nn.LayerNorm(cfg.embed_dim, eps=cfg.ln_eps) if present else nn.Identity()
 
@@ -358,7 +409,7 @@ class VisionTransformer(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.pos_embed_len, dim))
         self.sie_embed = nn.Parameter(torch.zeros(cfg.sie_embeds, 1, dim)) if cfg.sie_embeds else None
         self.norm_pre = _optional_norm(cfg, cfg.pre_norm)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(Block(cfg, merge) for merge in _token_merges(cfg))
         self.norm = _optional_norm(cfg, cfg.final_norm and not cfg.fc_norm)
         self.attn_pool = AttentionPool(cfg) if cfg.global_pool == "map" else None
         self.fc_norm = _optional_norm(cfg, cfg.final_norm and cfg.fc_norm)
@@ -415,8 +466,13 @@ class VisionTransformer(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Tokens after the last block and the final norm: (batch, prefix + patches, dim)."""
         x = self._embed(x)
+        if not self.cfg.merge:
+            for block in self.blocks:
+                x = block(x)
+            return self.norm(x)
+        size: torch.Tensor | None = None
         for block in self.blocks:
-            x = block(x)
+            x, size = cast(Block, block).forward_merging(x, size)
         return self.norm(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -432,6 +488,14 @@ class VisionTransformer(nn.Module):
         if self.head_dist is not None:
             logits = (logits + self.head_dist(x[:, 1])) / 2
         return logits
+
+    def with_merge(self, r: int) -> "VisionTransformer":
+        """A copy that merges `r` tokens per block (ToMe), same weights; ValueError when the tokens do not allow it."""
+        if r == self.cfg.merge:
+            return self
+        clone = VisionTransformer(self.cfg.with_(merge=r))
+        clone.load_state_dict(self.state_dict())
+        return clone.train(self.training)
 
     def with_img_size(self, img_size: int | Size, antialias: bool = True) -> "VisionTransformer":
         """A copy for another input size; position embeddings resampled bicubically (antialiased, as timm; not,

@@ -24,7 +24,7 @@ def _logits(model: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
         return np.concatenate([model(torch.from_numpy(batch[i : i + 256])).numpy() for i in range(0, len(batch), 256)])
 
 
-def evaluate(float_model: VisionTransformer, quant: QuantizedViT, data: np.ndarray,
+def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray,
              labels: np.ndarray | None) -> dict[str, float]:
     """Top-1 before and after (when labelled) and agreement with the float model; `drop` is what the budget checks."""
     reference, quantized = _logits(float_model, data), _logits(quant.model, data)
@@ -40,7 +40,7 @@ def evaluate(float_model: VisionTransformer, quant: QuantizedViT, data: np.ndarr
     return result
 
 
-def evaluate_on(float_model: VisionTransformer, quant: QuantizedViT, evaluation: LabelledImages | None,
+def evaluate_on(float_model: torch.nn.Module, quant: QuantizedViT, evaluation: LabelledImages | None,
                 spec: InputSpec) -> dict[str, Any]:
     """`evaluate` on labelled images, or {} when there are none."""
     if evaluation is None:
@@ -52,17 +52,18 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: 
                          evaluation: LabelledImages | None, spec: InputSpec,
                          log: Callable[[str], None] = lambda _: None,
                          lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = lambda quant, _: quant,
-                         ) -> tuple[QuantizedViT, dict[str, Any]]:
+                         reference: torch.nn.Module | None = None) -> tuple[QuantizedViT, dict[str, Any]]:
     """Quantize; with `recipe.max_drop`, move the lowest-SQNR matmul back to float until the drop is within budget.
 
     `lower` is the target's rewrite (its declared int8_lowering): the budget is checked on the model that ships.
+    `reference` is what the drop is measured from (default `model`; the unmerged model when `model` merges tokens).
     """
     data = preprocess_uint8(evaluation.images, spec) if evaluation is not None else calibration
     labels = evaluation.labels if evaluation is not None else None
     current, kept_for_budget = recipe, []  # type: tuple[Recipe, list[dict[str, Any]]]
     while True:
         quant = lower(quantize_model(model, current, calibration), calibration)
-        metrics: dict[str, Any] = dict(evaluate(model, quant, data, labels))
+        metrics: dict[str, Any] = dict(evaluate(reference or model, quant, data, labels))
         log(f"INT8 matmuls: {len(quant.int8_matmuls)}; top-1 drop {metrics['drop']:.2f} pt, "
             f"agreement {metrics['agreement_top1']:.2f}%")
         if recipe.max_drop is None or metrics["drop"] <= recipe.max_drop:
