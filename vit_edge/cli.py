@@ -245,6 +245,39 @@ def _add_bench(sub: Any) -> None:
                    help="benchmark_model binary on the Android device")
 
 
+def _count_list(text: str) -> tuple[int, ...]:
+    """'0,4,8': integers ≥ 0 (token-merging r values)."""
+    values = tuple(_non_negative(v) for v in text.split(",") if v.strip())
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers ≥ 0, got {text!r}")
+    return values
+
+
+def _add_tune(sub: Any) -> None:
+    p = sub.add_parser("tune", help="measure candidate recipes on a device; write the latency–accuracy Pareto front "
+                                    "and the fastest artifact within --max-drop")
+    p.add_argument("model", help="as for export")
+    p.add_argument("--target", required=True, help=" | ".join(TARGETS))
+    p.add_argument("--calib", required=True, help="calibration images for the INT8 candidates")
+    p.add_argument("--eval", dest="eval_data", required=True, help="labelled images: dataset name or folder")
+    p.add_argument("--max-drop", type=_non_negative_float, required=True, help="top-1 budget in points")
+    p.add_argument("--merge", type=_count_list, help="token-merging r values to try (default: 0 and two that merge "
+                                                      "about a quarter and half of the patches)")
+    p.add_argument("--precisions", default="fp32,int8,int8-mlp",
+                   help="fp32 | int8 (every matmul) | int8-mlp (Q·Kᵀ and attn·V float); default all three")
+    p.add_argument("--threads", type=_int_list, default=(1, 2), help="comma list (default 1,2)")
+    p.add_argument("--device", default="local", help="local | ssh://user@host[:port] | adb:SERIAL")
+    p.add_argument("--ssh-option", action="append", default=[], help="passed to ssh/scp as -o OPTION")
+    p.add_argument("--remote-python", default="python3", help="Python on the SSH device")
+    p.add_argument("--eval-limit", type=_positive, default=1000, help="evaluation images used (default 1000)")
+    p.add_argument("--calib-size", type=_positive, default=128)
+    p.add_argument("--runs", type=_positive, default=30, help="timed runs per configuration (default 30)")
+    p.add_argument("--weights", type=Path)
+    p.add_argument("--random-init", action="store_true")
+    p.add_argument("--out", type=Path, required=True, help="folder for tune.json, the candidates and chosen/")
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from vit_edge import __version__
 
@@ -256,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_info(sub)
     _add_bench(sub)
+    _add_tune(sub)
     sub.add_parser("devices", help="list the runtimes installed here, their versions and OpenVINO's devices")
     p = sub.add_parser("models", help="list the model families and timm names that load, with their input spec")
     p.add_argument("--family", help="only this family (e.g. dinov2, clip, siglip, deit3, hybrid)")
@@ -468,7 +502,26 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"export": _cmd_export, "quantize": _cmd_quantize, "train": _cmd_train, "info": _cmd_info,
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from vit_edge.tuning import TuneConfig, tune
+
+    config = TuneConfig(target=args.target, calib=args.calib, eval_data=args.eval_data, max_drop=args.max_drop,
+                        merges=args.merge, threads=args.threads, precisions=_names(args.precisions),
+                        device=args.device, eval_limit=args.eval_limit, calib_size=args.calib_size, runs=args.runs,
+                        ssh_options=tuple(args.ssh_option), remote_python=args.remote_python)
+    document = tune(args.model, config, args.out, weights=args.weights, random_init=args.random_init,
+                    force=args.force, log=_log)
+    print("| candidate | threads | hint | p50 ms | top-1 % | drop pt |\n|---|---|---|---|---|---|")
+    for row in document["pareto_front"]:
+        print(f"| {row['candidate']} | {row['threads']} | {row['hint']} | {row['p50_ms']:.2f} | {row['top1']:.2f} "
+              f"| {row['drop']:.2f} |")
+    chosen = document["chosen"]
+    print(f"{args.out / 'chosen'}  ({chosen['candidate']}, {chosen['threads']} threads, hint {chosen['hint']}: "
+          f"{chosen['p50_ms']:.2f} ms, drop {chosen['drop']:.2f} pt ≤ {args.max_drop})")
+    return 0
+
+
+COMMANDS = {"tune": _cmd_tune, "export": _cmd_export, "quantize": _cmd_quantize, "train": _cmd_train, "info": _cmd_info,
             "bench": _cmd_bench, "devices": _cmd_devices, "models": _cmd_models}
 
 

@@ -17,7 +17,7 @@ from vit_edge.core.errors import DeviceError
 from vit_edge.core.layers import BOARD_LAYERS
 from vit_edge.core.version import __version__
 
-__all__ = ["build_runner_zip", "runner_modules", "SshRunner"]
+__all__ = ["build_runner_zip", "runner_modules", "SshRunner", "check_reachable"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 # The zip's package root: the real __init__ imports the verbs (api), which a board does not need.
@@ -130,3 +130,16 @@ class SshRunner:
         command = (f"printf %s {text} > {shlex.quote(config_path)} && "
                    f"{self.python} {shlex.quote(runner)} {shlex.quote(config_path)}")
         return self._ssh(command)
+
+
+def check_reachable(address: str, ssh_options: tuple[str, ...] = (), python: str = "python3") -> None:
+    """DeviceError unless `address` answers (an SSH board opens a working folder); local and adb devices pass.
+
+    For a caller that builds artifacts before measuring: an unreachable board is found before minutes of work.
+    """
+    from vit_edge.benchmarking.devices import parse_device
+
+    device = parse_device(address)
+    if isinstance(device, SshDevice):
+        with SshRunner(device, ssh_options, timeout_s=60.0, python=python):
+            pass

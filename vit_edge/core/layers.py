@@ -10,6 +10,7 @@ __all__ = ["LAYERS", "BOARD_LAYERS", "TORCH_FREE_LAYERS", "FORBIDDEN_ON_BOARD", 
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("vit_edge.cli",),
+    ("vit_edge.tuning",),  # tune: builds with the verbs below, measures with bench
     ("vit_edge.api",),
     ("vit_edge.benchmarking",),  # host side: the sweep, devices, fleets, reports
     ("vit_edge.exporters", "vit_edge.quantization"),  # torch side, independent of each other
