@@ -188,3 +188,18 @@ class TestExecuTorchExport(ExportConformance):
 def test_every_registered_target_has_a_conformance_subclass() -> None:
     covered = {cls.target for cls in ExportConformance.__subclasses__()}
     assert covered == set(TARGETS), f"targets without conformance tests: {set(TARGETS) - covered}"
+
+
+def test_onnx_passes_through_onnxruntime_quantization(tmp_path: Path) -> None:
+    """ORT's own quantizer runs onnx shape inference first: the exporter's value_info for initializers once
+    disagreed with the folded tensors and stopped it with a ShapeInferenceError."""
+    from onnxruntime import InferenceSession
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    artifact = export(small_vit(), "onnx", tmp_path / "fp32", parity_samples=2)
+    quantized = tmp_path / "dynamic.onnx"
+    quantize_dynamic(str(artifact.path / "model.onnx"), str(quantized), per_channel=True, weight_type=QuantType.QInt8)
+    session = InferenceSession(str(quantized), providers=["CPUExecutionProvider"])
+    x = parity_inputs(artifact.manifest.input_spec, 2)
+    out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert out.shape == (2, 10) and np.all(np.isfinite(out))

@@ -49,11 +49,28 @@ class OnnxExporter(Exporter):
                 if program is None:  # only the legacy TorchScript exporter returns nothing
                     raise ExportError("torch.onnx.export returned no program")
                 program.save(str(path), external_data=param_bytes > EXTERNAL_DATA_BYTES)
+            _drop_initializer_value_info(path)
         except Exception as exc:  # the exporter raises many internal error types
             raise conversion_error("ONNX export", exc) from exc
         finally:
             onnx_logger.setLevel(level)
         return path.name
+
+
+def _drop_initializer_value_info(path: Path) -> None:
+    """Remove the exporter's value_info entries for initializers: some disagree with the constant-folded tensors
+    (e.g. a transposed head weight), and onnx's shape inference, which onnxruntime.quantization runs first, then
+    fails with a ShapeInferenceError. The tensors themselves say their shapes; external data is left in place."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    initializers = {tensor.name for tensor in proto.graph.initializer}
+    kept = [info for info in proto.graph.value_info if info.name not in initializers]
+    if len(kept) == len(proto.graph.value_info):
+        return
+    del proto.graph.value_info[:]
+    proto.graph.value_info.extend(kept)
+    onnx.save(proto, str(path))
 
 
 def _newest_opset() -> int | None:
