@@ -116,20 +116,20 @@ def check_merge_budget(loaded: LoadedModel, evaluation: LabelledImages | None, m
     """What token merging costs: top-1 with and without it on labelled data; ConfigError when over `max_drop`."""
     import torch
 
-    from vit_edge.data.preprocess import preprocess_uint8
+    from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
 
     record: dict[str, Any] = {"r": loaded.model.cfg.merge, "tokens_per_block": loaded.source.get("tokens_per_block")}
     if evaluation is None or loaded.unmerged is None:
         return record
-    images = torch.from_numpy(preprocess_uint8(evaluation.images, loaded.spec))
+    top1 = {}
     with torch.inference_mode():
-        top1 = {name: float(100 * np.mean(np.concatenate([m(images[i : i + 256]).argmax(1).numpy()
-                                                          for i in range(0, len(images), 256)]) == evaluation.labels))
-                for name, m in (("unmerged", loaded.unmerged), ("merged", loaded.model))}
-    record.update(images=len(images), top1_unmerged=top1["unmerged"], top1_merged=top1["merged"],
+        for name, module in (("unmerged", loaded.unmerged), ("merged", loaded.model)):
+            logits = predict_logits(lambda batch: module(torch.from_numpy(batch)).numpy(), evaluation, loaded.spec)
+            top1[name] = top1_accuracy(logits, evaluation.labels)
+    record.update(images=len(evaluation), top1_unmerged=top1["unmerged"], top1_merged=top1["merged"],
                   drop=top1["unmerged"] - top1["merged"])
     log(f"token merging (r={record['r']}): top-1 {top1['unmerged']:.2f}% → {top1['merged']:.2f}% "
-        f"on {len(images)} images")
+        f"on {len(evaluation)} images")
     if max_drop is not None and record["drop"] > max_drop:
         raise ConfigError(f"--merge {record['r']} alone costs {record['drop']:.2f} top-1 points on "
                           f"{evaluation.source}, over --max-drop {max_drop}; lower --merge")
