@@ -237,17 +237,8 @@ def _with_merge(loaded: LoadedModel, merge: int) -> LoadedModel:
                           f"patch tokens and a block merges at most half of them; use --merge 1 to {most}")
     loaded.unmerged, loaded.model = loaded.model, loaded.model.with_merge(merge)
     loaded.source["architecture"] = loaded.model.cfg.to_json()
-    loaded.source["tokens_per_block"] = _tokens_per_block(loaded.model.cfg)
+    loaded.source["tokens_per_block"] = loaded.model.cfg.tokens_after_merge
     return loaded
-
-
-def _tokens_per_block(cfg: ViTConfig) -> list[int]:
-    """Tokens entering each block's MLP once merging has run (what the runtime computes on)."""
-    tokens, counts = cfg.num_tokens, []
-    for merged in cfg.merge_schedule:
-        tokens -= merged
-        counts.append(tokens)
-    return counts
 
 
 def _finish(loaded: LoadedModel, img_size: int | tuple[int, int] | None) -> LoadedModel:

@@ -12,7 +12,9 @@ hybrid ResNet stem and TransReID's side-information embedding.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import asdict, dataclass, replace
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -170,6 +172,11 @@ class ViTConfig:
         from vit_edge.models.merging import merge_schedule
 
         return merge_schedule(self.merge, self.num_tokens, self.num_prefix_tokens, self.depth)
+
+    @property
+    def tokens_after_merge(self) -> list[int]:
+        """Tokens each block's MLP computes on, once that block has merged (what the runtime sees)."""
+        return list(accumulate(self.merge_schedule, operator.sub, initial=self.num_tokens))[1:]
 
     @property
     def pos_embed_len(self) -> int:
@@ -383,12 +390,9 @@ def _token_merges(cfg: ViTConfig) -> list["TokenMerge | None"]:
     """Each block's merge step (None where it merges nothing)."""
     from vit_edge.models.merging import TokenMerge
 
-    merges: list[TokenMerge | None] = []
-    tokens = cfg.num_tokens
-    for r in cfg.merge_schedule:
-        merges.append(TokenMerge(r, tokens, cfg.num_prefix_tokens) if r else None)
-        tokens -= r
-    return merges
+    entering = [cfg.num_tokens] + cfg.tokens_after_merge[:-1]
+    return [TokenMerge(r, tokens, cfg.num_prefix_tokens) if r else None
+            for r, tokens in zip(cfg.merge_schedule, entering)]
 
 
 def _optional_norm(cfg: ViTConfig, present: bool) -> nn.Module:
