@@ -55,7 +55,7 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--random-init", action="store_true", help="export an untrained model (recorded in the manifest)")
     p.add_argument("--data", help="parity on real images: an image folder or 'fashion-mnist'")
     p.add_argument("--parity-samples", type=_positive, default=16, help="inputs compared with PyTorch (default 16)")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset, ≥ 17 (default 18)")
+    p.add_argument("--opset", type=int, default=20, help="ONNX opset, ≥ 17 (default 20)")
     _add_merge_option(p)
     p.add_argument("--max-drop", type=_non_negative_float,
                    help="with --merge and labelled --data: top-1 points merging may cost, else exit 2")

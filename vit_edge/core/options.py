@@ -18,7 +18,7 @@ class ExportOptions:
     layout: Layout = Layout.NCHW
     verify: bool = True
     parity_samples: int = 16
-    opset: int = 18
+    opset: int = 20  # 20: GELU as one Gelu op, which ONNX Runtime fuses with its bias (BiasGelu)
     force: bool = False
     camera: int = 0  # re-identification models (TransReID): the camera/view the artifact is specialised to
     view: int = 0
