@@ -2,12 +2,16 @@
 
 Methods, per model (timm ViT-Tiny and DeiT-Small, random init: this measures agreement with FP32, not accuracy):
 - vit-edge   `quantize(...)` per target (onnx, openvino, tflite; a target that cannot do INT8 yet is a row);
-- ORT        onnxruntime.quantization.quantize_static on vit-edge's FP32 ONNX (quant_pre_process first, QDQ,
+- ORT        onnxruntime.quantization.quantize_static on the plain FP32 ONNX (quant_pre_process first, QDQ,
              per-channel S8 weights, MinMax; U8 activations as ORT recommends for x86 with VNNI, --ort-activation);
-- NNCF       nncf.quantize(model_type=TRANSFORMER, preset=MIXED) on vit-edge's FP32 OpenVINO IR;
+- NNCF       nncf.quantize(model_type=TRANSFORMER, preset=MIXED) on the plain FP32 OpenVINO IR;
 - PT2E       litert-torch's PT2EQuantizer (symmetric, per-channel, static) → prepare/convert_pt2e → .tflite;
 - XNNPACKQuantizer  ExecuTorch's own (symmetric, per-channel, static) → prepare/convert_pt2e →
              to_edge_transform_and_lower(XnnpackPartitioner) → .pte.
+The peers start from the plain graph, the model as timm defines it: vit-edge's FP32 export with
+`head_tokens_only=False` (every token through the last block, what torch.onnx.export or ov.convert_model of the timm
+model gives), and that PyTorch model for PT2E and XNNPACKQuantizer. vit-edge's own rows use its defaults, where the
+last block computes only the class (and distillation) token: the same output, less work.
 Every method is calibrated on the same smooth images and scored on other smooth images against the PyTorch FP32
 model: mean logit cosine and top-1 agreement. Latency: batch 1, p50, interleaved rounds (median over rounds);
 vit-edge artifacts through `vit_edge.benchmarking.sweep`, peer files through a timed loop in the same runtime session
@@ -238,16 +242,36 @@ def tflite_io(path: Path) -> str:
     return " -> ".join(dtypes)
 
 
-def peer_entries(loaded: LoadedModel, ours: list[Entry], calib: np.ndarray, work: Path,
-                 activation: str) -> list[Entry]:
-    fp32 = {e.target: e.file for e in ours if e.precision == "fp32" and e.error is None}
+@dataclass
+class PlainModel:
+    """What the peers start from: the model as timm defines it, and its FP32 ONNX and OpenVINO IR."""
+
+    model: torch.nn.Module
+    files: dict[str, Path]
+
+
+def plain_model(loaded: LoadedModel, work: Path) -> PlainModel:
+    """The timm graph (every token through the last block) exported to FP32 ONNX and OpenVINO IR."""
+    model = loaded.model.reconfigured(head_tokens_only=False)
+    files = {}
+    for target in ("onnx", "openvino"):
+        try:
+            art = export(model, target, work / f"plain-{target}-fp32", parity_samples=2, force=True)
+            files[target] = art.path / art.manifest.model_file
+        except Exception as exc:  # the peers that need it become error rows
+            print(f"  plain {target} export failed: {first_line(exc)}", file=sys.stderr)
+    return PlainModel(model, files)
+
+
+def peer_entries(plain: PlainModel, calib: np.ndarray, work: Path, activation: str) -> list[Entry]:
+    fp32 = plain.files
     makers: list[tuple[str, str, Callable[[], Entry]]] = [
         (PEER_OF["onnx"], "onnx", lambda: ort_peer(fp32["onnx"], calib, work, activation, None)),
         (PEER_OF["onnx"] + " (MatMul/Gemm)", "onnx",
          lambda: ort_peer(fp32["onnx"], calib, work, activation, ["MatMul", "Gemm"])),
         (PEER_OF["openvino"], "openvino", lambda: nncf_peer(fp32["openvino"], calib, work)),
-        (PEER_OF["tflite"], "tflite", lambda: pt2e_peer(loaded.model, calib, work)),
-        (PEER_OF["executorch"], "executorch", lambda: executorch_peer(loaded.model, calib, work)),
+        (PEER_OF["tflite"], "tflite", lambda: pt2e_peer(plain.model, calib, work)),
+        (PEER_OF["executorch"], "executorch", lambda: executorch_peer(plain.model, calib, work)),
     ]
     entries = []
     for method, target, make in makers:
@@ -390,7 +414,7 @@ def run_model(name: str, args: argparse.Namespace, work: Path) -> None:
     with torch.inference_mode():
         reference = loaded.model(torch.from_numpy(evaluation)).numpy()
     ours = vit_edge_entries(name, calib, work / name, sha)
-    entries = ours + peer_entries(loaded, ours, calib, work / name, args.ort_activation)
+    entries = ours + peer_entries(plain_model(loaded, work / name), calib, work / name, args.ort_activation)
     for entry in entries:
         if entry.error is None:
             score(entry, evaluation, reference, args.threads)

@@ -7,6 +7,8 @@ Per model (timm ViT-Ti / DeiT-S / ViT-B, random init, batch 1) and runtime:
   the CPU has it: what users run); FP32 under both.
 - LiteRT + XNNPACK: vit-edge INT8; litert-torch PT2E; FP32.
 - ExecuTorch + XNNPACK: vit-edge INT8; ExecuTorch's XNNPACKQuantizer; FP32.
+The peers start from the plain graph, the model as timm defines it (see int8_vs_peers.py); vit-edge's rows, FP32
+included, use its defaults (the last block computes only the tokens the head reads: same output, less work).
 Every file is timed the same way: its runtime's own Python API in this process (vit-edge's session classes are
 thin wrappers over it), warm-up, then `--runs` runs; rounds are interleaved (each configuration once per round)
 and the p50 is the median over rounds. Fidelity: logit cosine and top-1 agreement with PyTorch FP32 on smooth
@@ -68,10 +70,10 @@ def build(name: str, args: argparse.Namespace, work: Path) -> tuple[list[Entry],
     with torch.inference_mode():
         reference = loaded.model(torch.from_numpy(evaluation)).numpy()
     ours = peers.vit_edge_entries(name, calib, work, sha)
-    theirs = peers.peer_entries(loaded, ours, calib, work, args.ort_activation)
-    fp32_onnx = next(e.file for e in ours if e.target == "onnx" and e.precision == "fp32" and e.error is None)
+    plain = peers.plain_model(loaded, work)
+    theirs = peers.peer_entries(plain, calib, work, args.ort_activation)
     try:
-        theirs.append(ort_dynamic_peer(fp32_onnx, work))
+        theirs.append(ort_dynamic_peer(plain.files["onnx"], work))
     except Exception as exc:  # a peer that fails is a row
         theirs.append(Entry("ORT quantize_dynamic", "onnx", "int8", error=f"failed: {peers.first_line(exc)}"))
     entries = with_default_hint(ours + theirs)

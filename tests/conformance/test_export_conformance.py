@@ -155,6 +155,21 @@ class TestOnnxExport(ExportConformance):
         assert graph.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # symbolic, not a fixed 2
         assert {n.op_type for n in graph.graph.node} >= {"MatMul", "Softmax", "LayerNormalization"}
 
+    def test_last_block_runs_the_class_token_only(self, tmp_path: Path) -> None:
+        """The saving is in the file (parity was checked by the export): the last MLP sees the class token alone,
+        every other block all 17 tokens; the plain graph keeps all 17 in the last block too."""
+        import onnx
+
+        def gelu_tokens(artifact: Artifact) -> list[int]:
+            graph = onnx.shape_inference.infer_shapes(onnx.load(str(artifact.path / artifact.manifest.model_file)))
+            shapes = {v.name: v.type.tensor_type.shape for v in graph.graph.value_info}
+            return [shapes[n.output[0]].dim[1].dim_value for n in graph.graph.node if n.op_type == "Gelu"]
+
+        model = small_vit(depth=3)
+        assert gelu_tokens(self._export(model, tmp_path / "o")) == [17, 17, 1]
+        plain = model.reconfigured(head_tokens_only=False)
+        assert gelu_tokens(self._export(plain, tmp_path / "p")) == [17, 17, 17]
+
 
 class TestOpenVinoExport(ExportConformance, Fp16Conformance):
     target = "openvino"

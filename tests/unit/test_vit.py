@@ -82,3 +82,43 @@ def test_reference_variants_have_paper_sizes() -> None:
     cfg = reference_config("vit_base_patch16", img_size=384, num_classes=21843)
     assert (cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_hidden_dim) == (768, 12, 12, 3072)
     assert cfg.grid == (24, 24) and cfg.num_classes == 21843
+
+
+HEAD_TOKEN_CASES = {
+    "class token": {},
+    "distilled (two head tokens)": {"distilled": True},
+    "registers": {"reg_tokens": 2},
+    "token merging": {"merge": 2},
+    "qk-norm + LayerScale + SwiGLU": {"qk_norm": True, "init_values": 0.1, "mlp": "glu", "act": "silu"},
+    "no head": {"num_classes": 0},
+}
+
+
+@pytest.mark.parametrize("case", list(HEAD_TOKEN_CASES))
+def test_last_block_computes_only_the_head_tokens_and_gives_the_same_output(case: str) -> None:
+    """Class-token pooling reads one token (two when distilled): the last block keeps every token as key and value
+    but computes only those; the output equals the plain graph's, in PyTorch and in the XNNPACK-shaped rewrite."""
+    from vit_edge.exporters.xnnpack_shape import xnnpack_shaped
+
+    model = small_vit(**HEAD_TOKEN_CASES[case])
+    with torch.no_grad():  # non-zero biases and LayerNorm shifts, so nothing cancels by accident
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn(param.shape, generator=torch.Generator().manual_seed(param.numel())))
+    plain = model.reconfigured(head_tokens_only=False)
+    heads = 2 if model.cfg.distilled else 1
+    assert model.output_tokens() == heads and plain.output_tokens() is None
+    seen: list[int] = []
+    model.blocks[-1].mlp.fc1.register_forward_hook(lambda _m, args, _o: seen.append(args[0].shape[1]))
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = plain(x)
+        torch.testing.assert_close(model(x), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(xnnpack_shaped(model)(x), expected, atol=2e-5, rtol=1e-5)
+        assert model.forward_features(x).shape == plain.forward_features(x).shape  # features keep every token
+    assert seen[0] == heads, "the last block's MLP must see the head tokens only"
+
+
+@pytest.mark.parametrize("pool", ["avg", "token_avg", "map"])
+def test_pooling_over_patches_keeps_the_last_block_whole(pool: str) -> None:
+    model = small_vit(global_pool=pool, class_token=pool != "map")
+    assert model.output_tokens() is None

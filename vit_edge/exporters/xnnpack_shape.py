@@ -74,20 +74,22 @@ class SlicedAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_merging(x, None)[0]
 
-    def forward_merging(self, x: torch.Tensor, size: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_merging(self, x: torch.Tensor, size: torch.Tensor | None,
+                        queries: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """As Attention.forward_merging: the output and the keys averaged over heads (ToMe's metric)."""
         batch, tokens, dim = x.shape
         qkv = self.qkv(x)
-        q = self.q_norm(self._heads(qkv[..., :dim], batch, tokens))
+        asking = tokens if queries is None else queries
+        q = self.q_norm(self._heads(qkv[:, :asking, :dim], batch, asking))
         k = self.k_norm(self._heads(qkv[..., dim : 2 * dim], batch, tokens))
         v = self._heads(qkv[..., 2 * dim :], batch, tokens)
         logits = self.qk(q * self.scale, k.transpose(1, 2))
         if size is not None:  # proportional attention: the log-size of each key, for every head
             log_size = torch.log(size).reshape(batch, 1, 1, tokens).expand(batch, self.num_heads, 1, tokens)
             logits = logits + log_size.reshape(batch * self.num_heads, 1, tokens)
-        out = self.av(self.softmax(logits), v).reshape(batch, self.num_heads, tokens, self.head_dim)
+        out = self.av(self.softmax(logits), v).reshape(batch, self.num_heads, asking, self.head_dim)
         keys = k.reshape(batch, self.num_heads, tokens, self.head_dim).mean(dim=1)
-        return self.proj(out.permute(0, 2, 1, 3).reshape(batch, tokens, dim)), keys
+        return self.proj(out.permute(0, 2, 1, 3).reshape(batch, asking, dim)), keys
 
 
 def xnnpack_shaped(model: nn.Module) -> nn.Module:

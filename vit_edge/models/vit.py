@@ -84,6 +84,9 @@ class ViTConfig:
     hybrid: tuple[int, ...] | None = None  # a ResNetV2 stem (timm's vit_*_r50_*/r26): blocks per stage
     hybrid_width: int = 64  # the stem's channels (64 in every released hybrid)
     merge: int = 0  # ToMe's r: tokens merged after each block's attention (0: none); see models/merging.py
+    # The last block computes only the tokens the output reads (class-token pooling: the class and distillation
+    # tokens); every token is still a key and value there, so the output is the same. False: the plain graph.
+    head_tokens_only: bool = True
 
     def __post_init__(self) -> None:
         if self.global_pool not in POOLS:
@@ -275,16 +278,20 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_merging(x, None)[0]
 
-    def forward_merging(self, x: torch.Tensor, size: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The output and ToMe's metric (keys averaged over heads); with `size`, proportional attention."""
+    def forward_merging(self, x: torch.Tensor, size: torch.Tensor | None,
+                        queries: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output and ToMe's metric (keys averaged over heads); with `size`, proportional attention; with
+        `queries`, only the first that many tokens ask (every token is still a key and value)."""
         batch, tokens, dim = x.shape
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
+        if queries is not None:
+            q = q[:, :, :queries]
         q, k = self.q_norm(q), self.k_norm(k)
         logits = self.qk(q * self.scale, k.transpose(-2, -1))
         if size is not None:  # a merged key stands for size[j] patches
             logits = logits + torch.log(size).reshape(batch, 1, 1, tokens)
-        out = self.av(self.softmax(logits), v).transpose(1, 2).reshape(batch, tokens, dim)
+        out = self.av(self.softmax(logits), v).transpose(1, 2).reshape(batch, q.shape[2], dim)
         return self.proj(out), k.mean(dim=1)
 
 
@@ -334,11 +341,15 @@ class Block(nn.Module):
         x = x + self.ls1(self.attn(self.norm1(x)))
         return x + self.ls2(self.mlp(self.norm2(x)))
 
-    def forward_merging(self, x: torch.Tensor, size: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """ToMe's block: attention weighted by token size, then merge (when this block merges), then the MLP."""
-        attended, keys = self.attn.forward_merging(self.norm1(x), size)
-        x = x + self.ls1(attended)
-        if self.token_merge is not None:
+    def forward_merging(self, x: torch.Tensor, size: torch.Tensor | None,
+                        queries: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """ToMe's block: attention weighted by token size, then merge (when this block merges), then the MLP.
+
+        With `queries`, only the first that many tokens come out: no merge then, as prefix tokens never merge.
+        """
+        attended, keys = self.attn.forward_merging(self.norm1(x), size, queries)
+        x = x + self.ls1(attended) if queries is None else x[:, :queries] + self.ls1(attended)
+        if self.token_merge is not None and queries is None:
             x, size = self.token_merge(x, size, keys)
         return x + self.ls2(self.mlp(self.norm2(x))), size
 
@@ -469,18 +480,29 @@ class VisionTransformer(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Tokens after the last block and the final norm: (batch, prefix + patches, dim)."""
+        return self._encode(x, None)
+
+    def output_tokens(self) -> int | None:
+        """How many leading tokens the output reads (class token, DeiT's distillation token), None for all."""
+        if not self.cfg.head_tokens_only or self.cfg.global_pool != "token":
+            return None
+        return 2 if self.head_dist is not None else 1
+
+    def _encode(self, x: torch.Tensor, last_queries: int | None) -> torch.Tensor:
+        """The blocks and the final norm; the last block computes only `last_queries` tokens when given."""
         x = self._embed(x)
-        if not self.cfg.merge:
-            for block in self.blocks:
-                x = block(x)
-            return self.norm(x)
+        last = len(self.blocks) - 1
         size: torch.Tensor | None = None
-        for block in self.blocks:
-            x, size = cast(Block, block).forward_merging(x, size)
+        for index, block in enumerate(self.blocks):
+            queries = last_queries if index == last else None
+            if self.cfg.merge or queries is not None:
+                x, size = cast(Block, block).forward_merging(x, size, queries)
+            else:
+                x = block(x)
         return self.norm(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(x)
+        x = self._encode(x, self.output_tokens())
         pooled = self.fc_norm(self._pool(x))
         if self.bottleneck is not None:
             pooled = self.bottleneck(pooled)
@@ -495,9 +517,14 @@ class VisionTransformer(nn.Module):
 
     def with_merge(self, r: int) -> "VisionTransformer":
         """A copy that merges `r` tokens per block (ToMe), same weights; ValueError when the tokens do not allow it."""
-        if r == self.cfg.merge:
+        return self.reconfigured(merge=r)
+
+    def reconfigured(self, **changes: Any) -> "VisionTransformer":
+        """A copy with other config fields that keep the weights (merge, head_tokens_only); self when unchanged."""
+        cfg = self.cfg.with_(**changes)
+        if cfg == self.cfg:
             return self
-        clone = VisionTransformer(self.cfg.with_(merge=r))
+        clone = VisionTransformer(cfg)
         clone.load_state_dict(self.state_dict())
         return clone.train(self.training)
 
