@@ -13,6 +13,8 @@ hybrid ResNet stem and TransReID's side-information embedding.
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any, cast
@@ -24,7 +26,8 @@ from torch import nn
 if TYPE_CHECKING:
     from vit_edge.models.merging import TokenMerge
 
-__all__ = ["ViTConfig", "VisionTransformer", "MatMul", "resample_pos_embed", "POOLS", "ACTIVATIONS", "MLPS"]
+__all__ = ["ViTConfig", "VisionTransformer", "MatMul", "every_token", "resample_pos_embed", "POOLS", "ACTIVATIONS",
+           "MLPS"]
 
 POOLS = ("token", "avg", "max", "avgmax", "map", "token_avg")  # token_avg: [class token, mean of patches]
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")
@@ -540,6 +543,21 @@ class VisionTransformer(nn.Module):
         state["pos_embed"] = resample_pos_embed(self.pos_embed.detach(), prefix, self.cfg.grid, cfg.grid, antialias)
         clone.load_state_dict(state)
         return clone.eval() if not self.training else clone
+
+
+@contextmanager
+def every_token(model: nn.Module) -> Iterator[nn.Module]:
+    """The plain graph for a while (no last-block saving): INT8 calibration sees every token, so the scales are the
+    plain graph's and the exported graph, which computes the head tokens alone, gives the same numbers for them."""
+    cfg = getattr(model, "cfg", None)
+    if not isinstance(model, VisionTransformer) or cfg is None or not cfg.head_tokens_only:
+        yield model
+        return
+    model.cfg = cfg.with_(head_tokens_only=False)
+    try:
+        yield model
+    finally:
+        model.cfg = cfg
 
 
 def resample_pos_embed(pos_embed: torch.Tensor, num_prefix: int, old_grid: int | Size,

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from vit_edge.core.errors import ConfigError
-from vit_edge.models.vit import VisionTransformer
+from vit_edge.models.vit import VisionTransformer, every_token
 from vit_edge.quantization.observers import choose_range
 from vit_edge.quantization.qmodules import ActQuant, QuantConv2d, QuantInput, QuantLinear, QuantMatMul, quantize_weight
 from vit_edge.quantization.recipe import Recipe
@@ -85,7 +85,7 @@ def _capture_inputs(model: nn.Module, names: list[str], batch: torch.Tensor) -> 
     modules = dict(model.named_modules())
     hooks = [modules[n].register_forward_hook(lambda m, args, out, n=n: captured.__setitem__(n, args))
              for n in names]
-    with torch.no_grad():
+    with torch.no_grad(), every_token(model):
         model(batch)
     for hook in hooks:
         hook.remove()
@@ -172,7 +172,7 @@ def calibrate(model: nn.Module, recipe: Recipe, calibration: np.ndarray,
               progress: Callable[[int, int], None] = lambda done, total: None) -> None:
     """One pass over `calibration`, then a range for every quantizer that is still observing."""
     batches = _batches(calibration)
-    with torch.no_grad():
+    with torch.no_grad(), every_token(model):
         for index, batch in enumerate(batches):
             model(batch)
             progress(index + 1, len(batches))
