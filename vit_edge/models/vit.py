@@ -355,7 +355,8 @@ class Block(nn.Module):
         With `queries`, only the first that many tokens come out: no merge then, as prefix tokens never merge.
         """
         attended, keys = self.attn.forward_merging(self.norm1(x), size, queries)
-        x = x + self.ls1(attended) if queries is None else x[:, :queries] + self.ls1(attended)
+        residual = x if queries is None else x[:, :queries]
+        x = residual + self.ls1(attended)
         if self.token_merge is not None and queries is None:
             x, size = self.token_merge(x, size, keys)
         return x + self.ls2(self.mlp(self.norm2(x))), size
