@@ -554,10 +554,10 @@ class VisionTransformer(nn.Module):
 def every_token(model: nn.Module) -> Iterator[nn.Module]:
     """The plain graph for a while (no last-block saving): INT8 calibration sees every token, so the scales are the
     plain graph's and the exported graph, which computes the head tokens alone, gives the same numbers for them."""
-    cfg = getattr(model, "cfg", None)
-    if not isinstance(model, VisionTransformer) or cfg is None or not cfg.head_tokens_only:
+    if not isinstance(model, VisionTransformer) or not model.cfg.head_tokens_only:
         yield model
         return
+    cfg = model.cfg
     model.cfg = cfg.with_(head_tokens_only=False)
     try:
         yield model
