@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from vit_edge.benchmarking.record import BenchRecord
     from vit_edge.benchmarking.sweep import BenchConfig
     from vit_edge.data.datasets import LabelledImages
+    from vit_edge.data.sources import DataOptions
     from vit_edge.exporters.base import Exporter
     from vit_edge.models.loaders import LoadedModel
     from vit_edge.quantization.ptq import QuantizedViT
@@ -79,6 +80,19 @@ def parity_inputs(spec: InputSpec, count: int, data: LabelledImages | None = Non
     return preprocess_uint8(images, spec)
 
 
+def _images_for(loaded: LoadedModel, data: Any, options: DataOptions, *, labelled: bool,
+                limit: int | None = None, log: Callable[[str], None] = lambda _: None) -> LabelledImages | None:
+    """`data` prepared for the loaded model: its eval transform, and labels matched to its classes by name."""
+    from vit_edge.data.datasets import load_dataset
+
+    if data is None:
+        return None
+    num_classes = loaded.model.cfg.num_classes if labelled else None
+    found = load_dataset(data, loaded.spec, num_classes=num_classes, limit=limit, options=options, progress=log)
+    log(f"data: {found.describe()}")
+    return found
+
+
 def export(
     model: ModelSource,
     target: str = "onnx",
@@ -87,8 +101,9 @@ def export(
     options: ExportOptions | None = None,
     weights: str | Path | None = None,
     random_init: bool = False,
-    data: str | None = None,
+    data: Any = None,
     max_drop: float | None = None,
+    data_options: DataOptions | None = None,
     log: Callable[[str], None] = lambda _: None,
     **option_fields: Any,
 ) -> Artifact:
@@ -96,7 +111,8 @@ def export(
 
     `model` is anything `load_model` takes; `option_fields` are ExportOptions fields (precision, img_size, layout,
     verify, parity_samples, opset, merge, force) for callers who prefer keywords to an options object. With
-    `merge` (ToMe), `max_drop` bounds the top-1 points merging may cost on the labelled `data`.
+    `merge` (ToMe), `max_drop` bounds the top-1 points merging may cost on the labelled `data` (any image source:
+    a folder, list file, array file or dataset name; `data_options` says how to read and label it).
     """
     options = _resolve_options(target, options, option_fields)
     if options.precision is Precision.INT8:
@@ -104,11 +120,24 @@ def export(
     exporter, out_dir = _checked_exporter(model, options, out)
     if max_drop is not None and (not options.merge or data is None):
         raise ConfigError("--max-drop on export budgets token merging: it needs --merge R and labelled --data")
+    reading = _data_options(data_options)
     loaded = _load(model, weights, random_init, options)
-    dataset = _parity_dataset(data, loaded.spec)
+    budget = bool(options.merge) and max_drop is not None
+    dataset = _images_for(loaded, data, reading, labelled=budget, limit=None if budget else options.parity_samples,
+                          log=log)
     if options.merge:
-        loaded.source["merge"] = check_merge_budget(loaded, dataset, max_drop, log)
+        loaded.source["merge"] = check_merge_budget(loaded, dataset if budget else None, max_drop, log)
     return _write_artifact(exporter, loaded.model, loaded.spec, loaded.source, options, out_dir, dataset, log)
+
+
+def _data_options(options: Any) -> DataOptions:
+    from vit_edge.data.sources import DataOptions
+
+    if options is None:
+        return DataOptions()
+    if not isinstance(options, DataOptions):
+        raise ConfigError(f"data_options must be a vit_edge.data.DataOptions, not a {type(options).__name__}")
+    return options
 
 
 def check_merge_budget(loaded: LoadedModel, evaluation: LabelledImages | None, max_drop: float | None,
@@ -180,9 +209,25 @@ def _write_artifact(exporter: Exporter, module: torch.nn.Module, spec: InputSpec
         if options.verify:
             log(f"checking parity on {options.parity_samples} inputs in {options.target}'s runtime …")
             manifest.parity = _verify(torch_model, spec, staging, manifest, options, dataset)
+        if quantization and "int8_top1" in quantization.get("accuracy", {}) and dataset is not None:
+            log(f"scoring the artifact in {options.target}'s runtime on {len(dataset)} images …")
+            _score_in_runtime(staging, manifest, dataset, quantization["accuracy"])
         manifest.record_files(staging)
         manifest.write(staging)
     return Artifact(out_dir, manifest)
+
+
+def _score_in_runtime(staging: Path, manifest: Manifest, dataset: LabelledImages, accuracy: dict[str, Any]) -> None:
+    """The manifest's INT8 top-1 is what the target's runtime scores on the artifact; PyTorch's simulation of it
+    stays beside it, named as such (the two differ by a few images: the runtimes round differently)."""
+    from vit_edge.runtime import SessionOptions, open_session
+    from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
+
+    session = open_session(staging, options=SessionOptions(precision_hint="f32"), manifest=manifest)
+    top1 = top1_accuracy(predict_logits(session.run, dataset, manifest.input_spec), dataset.labels)
+    accuracy["int8_top1_simulated"] = accuracy["int8_top1"]
+    accuracy.update(int8_top1=top1, drop=accuracy["fp32_top1"] - top1, int8_top1_measured_in=session.name,
+                    drop_simulated=accuracy["fp32_top1"] - accuracy["int8_top1_simulated"])
 
 
 def _resolve_options(target: str, options: ExportOptions | None, fields: dict[str, Any]) -> ExportOptions:
@@ -220,14 +265,6 @@ def _load(model: ModelSource, weights: str | Path | None, random_init: bool, opt
     reid = ReIDSelection(camera=options.camera, view=options.view, neck_feat=options.neck_feat)
     return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid,
                       merge=options.merge)
-
-
-def _parity_dataset(data: str | None, spec: InputSpec) -> LabelledImages | None:
-    if data is None:
-        return None
-    from vit_edge.data.datasets import load_dataset
-
-    return load_dataset(data, channels=spec.channels, size=None)
 
 
 def _prepare(model: torch.nn.Module, spec: InputSpec, options: ExportOptions) -> tuple[torch.nn.Module, InputSpec]:
@@ -289,9 +326,8 @@ def train(
     """Train the small ViT (patch 4, dim 64, depth 4) on labelled images; write a vit-edge checkpoint to `out`."""
     import torch
 
-    from vit_edge.core.errors import ArtifactError, DataError
-    from vit_edge.data.datasets import load_dataset
-    from vit_edge.models.registry import FMNIST_SPEC, FMNIST_TINY_CONFIG
+    from vit_edge.core.errors import ArtifactError
+    from vit_edge.models.registry import FMNIST_TINY_CONFIG
     from vit_edge.models.training import TrainConfig, train_classifier
     from vit_edge.models.vit import VisionTransformer
 
@@ -301,21 +337,35 @@ def train(
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ConfigError("epochs and batch size must be ≥ 1 and the learning rate > 0")
     check_writable(out.parent)  # before the training, not after it
-    is_fmnist = data.startswith("fashion-mnist")
-    channels = 1 if is_fmnist else 3
-    train_set = load_dataset(data, channels=channels, size=None if is_fmnist else (img_size or 32))
-    eval_set = load_dataset(eval_data, channels=channels, size=None if is_fmnist else (img_size or 32))
-    if len(train_set.class_names) < 2 or train_set.class_names != eval_set.class_names:
-        raise DataError("training needs ≥ 2 classes, and the same classes in the training and evaluation data")
-    size = int(train_set.images.shape[1])
+    train_set, eval_set, spec = _training_sets(data, eval_data, img_size)
+    size = spec.height
     if size % 4:
         raise ConfigError(f"image size {size} must be a multiple of the patch size 4")
-    config = FMNIST_TINY_CONFIG.with_(img_size=size, in_chans=channels, num_classes=len(train_set.class_names))
-    spec = FMNIST_SPEC if is_fmnist else InputSpec(img_size=size, channels=3, mean=(0.5,) * 3, std=(0.5,) * 3,
-                                                   class_names=train_set.class_names)
+    config = FMNIST_TINY_CONFIG.with_(img_size=size, in_chans=spec.channels, num_classes=len(spec.class_names))
     torch.manual_seed(seed)
     return train_classifier(VisionTransformer(config), spec, train_set, eval_set,
                             TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed), out, log=log)
+
+
+def _training_sets(data: str, eval_data: str, img_size: int | None) -> tuple[LabelledImages, LabelledImages,
+                                                                           InputSpec]:
+    """Training and evaluation images for a model trained from scratch: Fashion-MNIST as it is, or a folder of
+    class folders squashed to `img_size` (default 32) whose names become the model's classes."""
+    from vit_edge.core.errors import DataError
+    from vit_edge.data.datasets import load_dataset, load_image_folder
+    from vit_edge.models.registry import FMNIST_SPEC
+
+    if data.startswith("fashion-mnist"):
+        spec = FMNIST_SPEC
+        train_set = load_dataset(data, spec, num_classes=len(spec.class_names))
+    else:
+        train_set = load_image_folder(data, channels=3, size=img_size or 32)
+        spec = InputSpec(img_size=train_set.images.shape[1], channels=3, mean=(0.5,) * 3, std=(0.5,) * 3,
+                         crop_mode="squash", class_names=train_set.class_names)
+    if len(spec.class_names) < 2:
+        raise DataError(f"training needs ≥ 2 classes; {train_set.source} has {len(spec.class_names)}")
+    eval_set = load_dataset(eval_data, spec, num_classes=len(spec.class_names))
+    return train_set, eval_set, spec
 
 
 def quantize(
@@ -326,8 +376,9 @@ def quantize(
     calib: Any,
     recipe: Recipe | None = None,
     calib_size: int = 256,
-    eval_data: str | None = None,
+    eval_data: Any = None,
     eval_limit: int | None = None,
+    data_options: DataOptions | None = None,
     weights: str | Path | None = None,
     random_init: bool = False,
     method: str = "ptq",
@@ -353,11 +404,14 @@ def quantize(
     exporter, out_dir = _checked_exporter(model, options, out)
     recipe = recipe or Recipe()
     qat_request = check_qat_request(recipe, qat, eval_data) if method == "qat" else None
+    if recipe.max_drop is not None and eval_data is None:
+        raise ConfigError("--max-drop is a budget in top-1 points, and measuring them needs labelled --eval data; "
+                          "pass --eval DIR (class folders, a list file or a labelled .npz)")
+    reading = _data_options(data_options)
     lower = _int8_lowering(options.target)
     loaded = _load(model, weights, random_init, options)
-    calibration = load_calibration(calib, loaded.spec, calib_size)
-    evaluation = _parity_dataset(eval_data, loaded.spec)
-    evaluation = evaluation.take(eval_limit) if evaluation is not None else None
+    calibration = load_calibration(calib, loaded.spec, calib_size, reading)
+    evaluation = _images_for(loaded, eval_data, reading, labelled=True, limit=eval_limit, log=log)
     reference = loaded.unmerged or loaded.model  # accuracy is measured against the model as trained
     if options.merge:
         loaded.source["merge"] = check_merge_budget(loaded, evaluation, recipe.max_drop, log)
@@ -372,6 +426,8 @@ def quantize(
             return None
         quant = lower(trained, calibration.batch)
         metrics = evaluate_on(reference, quant, evaluation, loaded.spec)
+    if evaluation is not None:
+        metrics.update(eval_data=evaluation.describe())
     summary = {**quant.summary(), "method": method, "calibration": calibration.info(), "accuracy": metrics, **extra}
     return _write_artifact(exporter, quant.model, loaded.spec, loaded.source, options, out_dir, evaluation, log,
                            quantization=summary)

@@ -53,7 +53,8 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--layout", default="nchw", help="nchw | nhwc input")
     p.add_argument("--weights", type=Path, help="weights file for timm:NAME or a reference ViT (.pth/.safetensors)")
     p.add_argument("--random-init", action="store_true", help="export an untrained model (recorded in the manifest)")
-    p.add_argument("--data", help="parity on real images: an image folder or 'fashion-mnist'")
+    p.add_argument("--data", help="parity on real images (with --merge and --max-drop: labelled, for the budget): "
+                                  "DIR/class/*.jpg, a flat DIR, a list file, .npy/.npz, or fashion-mnist")
     p.add_argument("--parity-samples", type=_positive, default=16, help="inputs compared with PyTorch (default 16)")
     p.add_argument("--opset", type=int, default=20, help="ONNX opset, ≥ 17 (default 20)")
     _add_merge_option(p)
@@ -61,7 +62,26 @@ def _add_export(sub: Any) -> None:
                    help="with --merge and labelled --data: top-1 points merging may cost, else exit 2")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the parity check")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    _add_data_options(p)
     _add_reid_options(p)
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("reading images (folders, list files)")
+    group.add_argument("--class-names", metavar="FILE",
+                       help="the model's class names, one a line in output order, to match folder names against "
+                            "(default: the model's own names)")
+    group.add_argument("--skip-unreadable", action="store_true",
+                       help="leave out image files that cannot be decoded and count them (default: stop at the first)")
+    group.add_argument("--max-image-pixels", type=_positive, metavar="N",
+                       help="raise Pillow's decompression-bomb limit (about 89 million pixels) for very large photos")
+
+
+def _data_options(args: argparse.Namespace) -> Any:
+    from vit_edge.data.sources import DataOptions
+
+    return DataOptions(class_names=args.class_names, skip_unreadable=args.skip_unreadable,
+                       max_image_pixels=args.max_image_pixels)
 
 
 def _add_merge_option(p: argparse.ArgumentParser) -> None:
@@ -98,7 +118,8 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--target", required=True,
                    help=" | ".join(t.name for t in TARGETS.values() if Precision.INT8 in t.precisions))
     p.add_argument("--method", default="ptq", help="ptq (default) | qat (fine-tune with INT8 simulated)")
-    p.add_argument("--calib", required=True, help="calibration images: dataset name, DIR, or .npy/.npz")
+    p.add_argument("--calib", required=True, help="calibration images (no labels needed): DIR/class/*.jpg, a flat DIR, "
+                                                  "a list file, .npy/.npz, or a dataset name")
     p.add_argument("--calib-size", type=_positive, default=256, help="calibration images used (default 256)")
     p.add_argument("--calib-method", default="percentile", help="minmax | percentile | entropy | mse")
     p.add_argument("--percentile", type=float, default=99.99)
@@ -111,9 +132,11 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--per-tensor-weights", action="store_true", help="one weight scale per matrix")
     p.add_argument("--smoothquant", default="auto", help="auto | off | ALPHA in (0, 1)")
     p.add_argument("--max-drop", type=_non_negative_float,
-                   help="top-1 budget in points (token merging included); sensitive matmuls stay float")
+                   help="top-1 budget in points on the labelled --eval data (token merging included); sensitive "
+                        "matmuls stay float")
     _add_merge_option(p)
-    p.add_argument("--eval", dest="eval_data", help="labelled data for accuracy before/after and the budget")
+    p.add_argument("--eval", dest="eval_data", help="labelled images for accuracy before/after and the budget: "
+                                                    "DIR/class/*.jpg, a list file, a labelled .npz, or a dataset name")
     _add_qat_options(p.add_argument_group("QAT (--method qat)"))
     p.add_argument("--eval-limit", type=_positive, help="use only the first N evaluation images")
     p.add_argument("--out", type=Path, help="artifact directory (default: artifacts/MODEL-TARGET-int8)")
@@ -124,6 +147,7 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--parity-samples", type=_positive, default=16)
     p.add_argument("--no-verify", dest="verify", action="store_false")
     p.add_argument("--force", action="store_true")
+    _add_data_options(p)
 
 
 def _add_train(sub: Any) -> None:
@@ -230,7 +254,8 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--precision-hint", default="f32",
                    help="OpenVINO inference precision: f32 | bf16 | f16 | default (the plugin's choice)")
     p.add_argument("--runtime", help="run every artifact in this runtime (e.g. pytorch) instead of its own")
-    p.add_argument("--data", help="labelled data for top-1/top-5: 'fashion-mnist' or DIR/class/*.png")
+    p.add_argument("--data", help="images for top-1/top-5 (labelled) and agreement: DIR/class/*.jpg, a flat DIR, a "
+                                  "list file, .npy/.npz, or fashion-mnist; labels matched to each model's classes")
     p.add_argument("--eval-limit", type=_positive, help="use only the first N labelled images")
     p.add_argument("--reference", help="artifact (or 'pytorch') whose predictions others are compared with")
     p.add_argument("--cpus", type=_cpu_list, default=(),
@@ -243,6 +268,7 @@ def _add_bench(sub: Any) -> None:
                    help="the runtime's own per-op timing and which matmuls ran INT8 (ONNX Runtime, OpenVINO)")
     p.add_argument("--adb-benchmark", default="/data/local/tmp/benchmark_model",
                    help="benchmark_model binary on the Android device")
+    _add_data_options(p)
 
 
 def _count_list(text: str) -> tuple[int, ...]:
@@ -259,7 +285,8 @@ def _add_tune(sub: Any) -> None:
     p.add_argument("model", help="as for export")
     p.add_argument("--target", required=True, help=" | ".join(TARGETS))
     p.add_argument("--calib", required=True, help="calibration images for the INT8 candidates")
-    p.add_argument("--eval", dest="eval_data", required=True, help="labelled images: dataset name or folder")
+    p.add_argument("--eval", dest="eval_data", required=True,
+                   help="labelled images: DIR/class/*.jpg, a list file, a labelled .npz, or a dataset name")
     p.add_argument("--max-drop", type=_non_negative_float, required=True, help="top-1 budget in points")
     p.add_argument("--merge", type=_count_list, help="token-merging r values to try (default: 0 and two that merge "
                                                       "about a quarter and half of the patches)")
@@ -276,6 +303,7 @@ def _add_tune(sub: Any) -> None:
     p.add_argument("--random-init", action="store_true")
     p.add_argument("--out", type=Path, required=True, help="folder for tune.json, the candidates and chosen/")
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    _add_data_options(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,7 +330,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     artifact = export(
         args.model, args.target, args.out, weights=args.weights, random_init=args.random_init, data=args.data,
-        max_drop=args.max_drop, log=_log, precision=args.precision, img_size=args.img_size, layout=args.layout,
+        max_drop=args.max_drop, data_options=_data_options(args), log=_log, precision=args.precision,
+        img_size=args.img_size, layout=args.layout,
         verify=args.verify, parity_samples=args.parity_samples, opset=args.opset, force=args.force,
         camera=args.camera, view=args.view, neck_feat=args.neck_feat, merge=args.merge,
     )
@@ -345,6 +374,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
                     nonlinear_inputs=_names(args.quantize_inputs_of), keep_attention_range=not args.clip_attention)
     artifact = quantize(args.model, args.target, args.out, calib=args.calib, recipe=recipe,
                         calib_size=args.calib_size, eval_data=args.eval_data, eval_limit=args.eval_limit,
+                        data_options=_data_options(args),
                         weights=args.weights, random_init=args.random_init, method=args.method,
                         qat=_qat_request(args) if args.method == "qat" else None, log=_log, img_size=args.img_size,
                         verify=args.verify, parity_samples=args.parity_samples, force=args.force,
@@ -468,7 +498,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         accelerator=args.accelerator, precision_hint=None if args.precision_hint == "default" else args.precision_hint,
         runtime=args.runtime, data=args.data, eval_limit=args.eval_limit, reference=args.reference, cpus=args.cpus,
         timeout_s=args.timeout, ssh_options=tuple(args.ssh_option), remote_python=args.remote_python,
-        adb_benchmark=args.adb_benchmark, profile=args.profile,
+        adb_benchmark=args.adb_benchmark, profile=args.profile, data_options=_data_options(args),
     )
     check_writable(args.out)  # a read-only or missing report folder is found before measuring, not after
     def keep(found: list[BenchRecord]) -> None:  # each artifact's rows reach bench.jsonl as soon as they exist
@@ -508,7 +538,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     config = TuneConfig(target=args.target, calib=args.calib, eval_data=args.eval_data, max_drop=args.max_drop,
                         merges=args.merge, threads=args.threads, precisions=_names(args.precisions),
                         device=args.device, eval_limit=args.eval_limit, calib_size=args.calib_size, runs=args.runs,
-                        ssh_options=tuple(args.ssh_option), remote_python=args.remote_python)
+                        ssh_options=tuple(args.ssh_option), remote_python=args.remote_python,
+                        data_options=_data_options(args))
     document = tune(args.model, config, args.out, weights=args.weights, random_init=args.random_init,
                     force=args.force, log=_log)
     print("| candidate | threads | hint | p50 ms | top-1 % | drop pt |\n|---|---|---|---|---|---|")

@@ -70,7 +70,22 @@ def markdown_table(records: list[BenchRecord]) -> str:
     rows = [[str(get(record)).replace("|", "/") for _, get in COLUMNS] for record in records]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _data_notes(records)
+
+
+def _data_notes(records: list[BenchRecord]) -> str:
+    """Under the table: which images each artifact was scored on and how their labels were matched."""
+    notes = []
+    for record in records:
+        labels = record.extra.get("eval_labels")
+        if labels is None or record.eval_images is None:
+            continue
+        skipped = record.extra.get("eval_skipped") or 0
+        note = (f"- {record.artifact_id}: {record.eval_images} images, labels {labels}"
+                + (f"; {skipped} unreadable files skipped" if skipped else ""))
+        if note not in notes:
+            notes.append(note)
+    return ("\nevaluation data:\n" + "\n".join(notes) + "\n") if notes else ""
 
 
 def profile_markdown(records: list[BenchRecord]) -> str:

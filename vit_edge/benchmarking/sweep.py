@@ -22,6 +22,7 @@ from vit_edge.benchmarking.devices import LocalDevice, SshDevice, parse_device
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import ConfigError, VitEdgeError
+from vit_edge.data.sources import DataOptions, ImageSource
 from vit_edge.runtime.measure import MeasureConfig, config_to_json
 from vit_edge.runtime.runner import RESULT_PREFIX
 
@@ -39,8 +40,9 @@ class BenchConfig:
     accelerator: str = "CPU"  # OpenVINO's CPU/GPU/NPU/AUTO; `device` is the machine
     precision_hint: str | None = "f32"
     runtime: str | None = None
-    data: str | None = None
+    data: str | None = None  # any image source: class folders, a flat folder, a list file, .npy/.npz, a dataset name
     eval_limit: int | None = None
+    data_options: DataOptions = DataOptions()
     reference: str | None = None
     cpus: tuple[int, ...] = ()
     timeout_s: float = 600.0
@@ -127,7 +129,8 @@ class _SshExecutor:
     def run(self, measure: MeasureConfig, tag: str) -> dict[str, Any]:
         remote_logits = f"{self.remote.remote_dir}/{tag}.npy" if measure.logits_out else None
         remote_cfg = replace(measure, artifact=self._remote_path(measure.artifact) or "",
-                             data_npz=self._remote_path(measure.data_npz), logits_out=remote_logits)
+                             data_images=self._remote_path(measure.data_images),
+                             data_labels=self._remote_path(measure.data_labels), logits_out=remote_logits)
         proc = self.remote.run_runner(self.remote_zip, config_to_json(remote_cfg))
         result = _parse_result(proc)
         if result.get("status") == "ok" and remote_logits and measure.logits_out:
@@ -146,15 +149,96 @@ def _executor(cfg: BenchConfig, workdir: Path) -> Any:
     return AdbExecutor(cfg, workdir, device)
 
 
-def _data_npz(cfg: BenchConfig, workdir: Path, channels: int) -> Path | None:
-    if cfg.data is None:
-        return None
-    from vit_edge.data.datasets import load_dataset
+@dataclass(frozen=True)
+class EvalData:
+    """The evaluation images prepared for one input spec, on disk (a memory-mapped .npy: any number of images in
+    bounded memory), with labels matched to that artifact's classes (None for an embedding or unlabelled data)."""
 
-    data = load_dataset(cfg.data, channels=channels).take(cfg.eval_limit)
-    path = workdir / "data.npz"
-    np.savez(path, images=data.images, labels=data.labels)
-    return path
+    images: Path
+    labels: Path | None
+    labels_from: str
+    skipped: int
+
+    def report(self) -> dict[str, Any]:
+        return {"eval_labels": self.labels_from or "none (agreement only)", "eval_skipped": self.skipped}
+
+
+class EvalFiles:
+    """Each artifact's evaluation files, prepared once per distinct preprocessing and label mapping."""
+
+    def __init__(self, cfg: BenchConfig, workdir: Path, progress: Callable[[str], None]) -> None:
+        from vit_edge.data.sources import open_images
+
+        self.cfg, self.workdir, self.progress = cfg, workdir, progress
+        self.source: ImageSource | None = None
+        if cfg.data is not None:
+            self.source = open_images(cfg.data, cfg.data_options).take(cfg.eval_limit)
+        self._made: dict[str, EvalData] = {}
+
+    def check(self, manifest: Manifest) -> None:
+        """Match the labels to `manifest`'s classes now: a name that matches none stops before any measurement."""
+        self._labels(manifest)
+
+    def _labels(self, manifest: Manifest) -> Any:
+        from vit_edge.data.datasets import labels_for
+
+        num_classes = int(manifest.source.get("architecture", {}).get("num_classes", 1) or 0)
+        if self.source is None or not num_classes or self.source.labels is None:
+            return None
+        return labels_for(self.source, manifest.input_spec, num_classes, self.cfg.data_options)
+
+    def for_artifact(self, manifest: Manifest) -> EvalData | None:
+        if self.source is None:
+            return None
+        labels = self._labels(manifest)
+        key = json.dumps([manifest.input_spec.with_(layout=manifest.input_spec.layout).to_json(),
+                          labels.how if labels is not None else None,
+                          None if labels is None else labels.labels.tolist()], sort_keys=True)
+        if key not in self._made:
+            self._made[key] = self._write(manifest, labels, len(self._made))
+        return self._made[key]
+
+    def _write(self, manifest: Manifest, labels: Any, number: int) -> EvalData:
+        from vit_edge.data.sources import image_batches
+
+        spec, source = manifest.input_spec, self.source
+        if source is None:
+            raise ConfigError("no evaluation data was given (--data)")
+        self.progress(f"  preparing {len(source)} images of {source.origin} for {spec.height}x{spec.width} …")
+        images_path = self.workdir / f"eval{number}-images.npy"
+        shape = (len(source), spec.height, spec.width, spec.channels)
+        images = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=shape)
+        kept, count = [], 0
+        for batch, indices in image_batches(source, spec, progress=self.progress):
+            images[count : count + len(batch)] = batch.reshape(len(batch), *shape[1:])
+            kept.append(indices)
+            count += len(batch)
+        images.flush()
+        del images
+        if count < len(source):
+            _truncate_npy(images_path, count, shape)
+        indices = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+        labels_path = None
+        if labels is not None:
+            labels_path = self.workdir / f"eval{number}-labels.npy"
+            np.save(labels_path, labels.labels[indices])
+        return EvalData(images_path, labels_path, labels.how if labels is not None else "", len(source) - count)
+
+
+def _truncate_npy(path: Path, count: int, shape: tuple[int, ...]) -> None:
+    """Rewrite a memory-mapped .npy's header for its first `count` images (the rest were unreadable files)."""
+    if count == 0:
+        from vit_edge.core.errors import DataError
+
+        raise DataError("none of the evaluation images could be read")
+    old = np.load(path, mmap_mode="r")
+    new_path = path.with_suffix(".part.npy")
+    new = np.lib.format.open_memmap(new_path, mode="w+", dtype=np.uint8, shape=(count, *shape[1:]))
+    for start in range(0, count, 256):
+        new[start : start + 256] = old[start : start + 256]
+    new.flush()
+    del new, old
+    os.replace(new_path, path)
 
 
 def _record(path: str, manifest: Manifest | None, cfg: BenchConfig, threads: int, batch: int,
@@ -195,40 +279,41 @@ def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) ->
     return found
 
 
-def _reference_logits(cfg: BenchConfig, executor: Any, data_npz: Path | None, workdir: Path,
-                      manifest: Manifest | None, path: str) -> np.ndarray | None:
-    """Logits of the reference: another artifact run the same way, or the PyTorch model behind `manifest`."""
-    if cfg.reference is None or data_npz is None:
+def _reference_logits(cfg: BenchConfig, executor: Any, files: EvalFiles, workdir: Path, manifest: Manifest,
+                      path: str) -> np.ndarray | None:
+    """Logits of the reference on the same images: another artifact run the same way (with its own preprocessing),
+    or the PyTorch model the artifact was exported from."""
+    if cfg.reference is None:
+        return None
+    if cfg.reference == "pytorch":
+        data = files.for_artifact(manifest)
+        return None if data is None else _pytorch_logits(Path(path), manifest, data)
+    data = files.for_artifact(read_manifest(cfg.reference))
+    if data is None:
         return None
     out = workdir / "reference.npy"
-    if cfg.reference == "pytorch":
-        if manifest is None:
-            return None
-        return _pytorch_logits(Path(path), manifest, data_npz)
     measure = MeasureConfig(artifact=cfg.reference, warmup=0, runs=1, min_seconds=0.0, accelerator=cfg.accelerator,
-                            precision_hint=cfg.precision_hint, data_npz=str(data_npz), logits_out=str(out))
+                            precision_hint=cfg.precision_hint, data_images=str(data.images), logits_out=str(out))
     result = executor.run(measure, "reference")
     if result.get("status") != "ok":
         raise VitEdgeError(f"reference {cfg.reference} failed: {result.get('error')}")
     return np.load(out)
 
 
-def _pytorch_logits(root: Path, manifest: Manifest, data_npz: Path) -> np.ndarray:
-    """The declared "pytorch" runtime (the model the artifact came from) on the labelled images, here."""
-    from vit_edge.data.datasets import LabelledImages
+def _pytorch_logits(root: Path, manifest: Manifest, data: EvalData) -> np.ndarray:
+    """The declared "pytorch" runtime (the model the artifact came from) on the prepared images, here."""
     from vit_edge.runtime.accuracy import predict_logits
     from vit_edge.runtime.base import SessionOptions, session_class
 
     session = session_class("pytorch")(root / manifest.model_file, SessionOptions())
-    with np.load(data_npz) as bundle:
-        images = LabelledImages(bundle["images"], bundle["labels"], (), str(data_npz))
-    return predict_logits(session.run, images, manifest.input_spec)
+    return predict_logits(session.run, np.load(data.images, mmap_mode="r"), manifest.input_spec)
 
 
-def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, data_npz: Path | None,
+def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, files: EvalFiles,
                     progress: Callable[[str], None], counter: list[int], total: int) -> list[BenchRecord]:
     try:
         manifest = read_manifest(path)
+        data = files.for_artifact(manifest)
     except VitEdgeError as exc:
         counter[0] += len(cfg.threads) * len(cfg.batches)
         progress(f"[{counter[0]}/{total}] {path}: {exc}")
@@ -240,12 +325,14 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, d
         for batch in cfg.batches:
             counter[0] += 1
             first = not records
+            with_data = first and data is not None
             measure = MeasureConfig(
                 artifact=path, runtime=cfg.runtime, threads=threads, batch=batch, warmup=cfg.warmup,
                 runs=cfg.runs, min_seconds=cfg.min_seconds, accelerator=cfg.accelerator,
                 precision_hint=cfg.precision_hint,
-                data_npz=str(data_npz) if first and data_npz else None,
-                logits_out=str(logits_file) if first and data_npz else None, cpus=cfg.cpus, check_numerics=first,
+                data_images=str(data.images) if with_data and data else None,
+                data_labels=str(data.labels) if with_data and data and data.labels else None,
+                logits_out=str(logits_file) if with_data else None, cpus=cfg.cpus, check_numerics=first,
                 profile=cfg.profile and first)
             progress(f"[{counter[0]}/{total}] {Path(path).name}: threads {threads}, batch {batch} …")
             try:
@@ -254,19 +341,29 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, d
                 result = {"status": type(exc).__name__, "error": str(exc)}
             if result.get("status") != "ok":
                 progress(f"    {result.get('status')}: {result.get('error')}")
+            if with_data and data is not None:
+                result = {**result, **data.report()}
             records.append(_record(path, manifest, cfg, threads, batch, result))
-    if data_npz is not None and logits_file.is_file():
-        try:
-            reference = _reference_logits(cfg, executor, data_npz, workdir, manifest, path)
-        except VitEdgeError as exc:
-            progress(f"    agreement not measured: {exc}")
-            reference = None
-        if reference is not None and manifest is not None:
-            agreement = _agreement(np.load(logits_file), reference, manifest)
-            for record in records:
-                if record.ok or "status" not in agreement:
-                    record.update({**agreement, "reference": cfg.reference})
+    if data is not None and logits_file.is_file():
+        _add_agreement(records, cfg, executor, files, workdir, manifest, path, logits_file, progress)
     return records
+
+
+def _add_agreement(records: list[BenchRecord], cfg: BenchConfig, executor: Any, files: EvalFiles, workdir: Path,
+                   manifest: Manifest, path: str, logits_file: Path, progress: Callable[[str], None]) -> None:
+    try:
+        reference = _reference_logits(cfg, executor, files, workdir, manifest, path)
+    except VitEdgeError as exc:
+        progress(f"    agreement not measured: {exc}")
+        for record in records:
+            record.update({"status": "reference failed", "error": f"agreement not measured: {exc}"})
+        return
+    if reference is None:
+        return
+    agreement = _agreement(np.load(logits_file), reference, manifest)
+    for record in records:
+        if record.ok or "status" not in agreement:
+            record.update({**agreement, "reference": cfg.reference})
 
 
 def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None,
@@ -274,7 +371,8 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
     """Measure every artifact in every configuration; returns one record per configuration (status included).
 
     `on_records` receives each artifact's records as soon as they exist (the CLI appends them to bench.jsonl),
-    so a later failure cannot lose what was measured.
+    so a later failure cannot lose what was measured. Evaluation data is opened and its labels matched to every
+    artifact's classes before anything is measured: a folder that cannot be scored stops here, in one line.
     """
     parse_device(cfg.device)  # a device string that does not parse stops the sweep before it starts
     if cfg.runtime is not None:
@@ -288,12 +386,12 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
     records: list[BenchRecord] = []
     with tempfile.TemporaryDirectory(prefix="vit-edge-bench-") as tmp:
         workdir = Path(tmp)
-        channels = _first_channels(artifacts)
-        data_npz = _data_npz(cfg, workdir, channels)
+        files = EvalFiles(cfg, workdir, progress)
+        _check_labels(artifacts, cfg, files)
         with _executor(cfg, workdir) as executor:
             for path in artifacts:
                 try:
-                    found = _bench_artifact(path, cfg, executor, workdir, data_npz, progress, counter, total)
+                    found = _bench_artifact(path, cfg, executor, workdir, files, progress, counter, total)
                 except Exception as exc:  # noqa: BLE001 - one artifact's failure is its status row, the sweep goes on
                     progress(f"{path}: {type(exc).__name__}: {exc}")
                     found = [_record(path, None, cfg, t, b, {"status": f"crashed: {type(exc).__name__}",
@@ -302,6 +400,17 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
                 records.extend(found)
                 on_records(found)
     return records
+
+
+def _check_labels(artifacts: list[str], cfg: BenchConfig, files: EvalFiles) -> None:
+    """Every readable artifact's classes matched against the data's labels (and the reference's), before timing."""
+    paths = [*artifacts, *([cfg.reference] if cfg.reference not in (None, "pytorch") else [])]
+    for path in paths:
+        try:
+            manifest = read_manifest(str(path), verify_files=False)
+        except VitEdgeError:
+            continue  # its own status row says what is wrong with it
+        files.check(manifest)
 
 
 def _check_profilable(artifacts: list[str], cfg: BenchConfig) -> None:
@@ -316,12 +425,3 @@ def _check_profilable(artifacts: list[str], cfg: BenchConfig) -> None:
         session = session_class(cfg.runtime or default_runtime(target))
         if not session.can_profile:
             raise ConfigError(f"--profile: {Path(path).name} runs in {session.name}, and {session.no_profile_reason}")
-
-
-def _first_channels(artifacts: list[str]) -> int:
-    for path in artifacts:
-        try:
-            return read_manifest(path).input_spec.channels
-        except VitEdgeError:
-            continue
-    return 3

@@ -5,7 +5,10 @@ import enum
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-__all__ = ["Precision", "Layout", "InputSpec"]
+__all__ = ["Precision", "Layout", "InputSpec", "CROP_MODES", "CROP_OFFSETS"]
+
+CROP_MODES = ("center", "squash")
+CROP_OFFSETS = ("round", "floor")
 
 
 class Precision(str, enum.Enum):
@@ -38,6 +41,17 @@ class InputSpec:
     crop_pct: float = 1.0
     layout: Layout = Layout.NCHW
     class_names: tuple[str, ...] = ()
+    # how a photo becomes the input: "center" (timm's default: shorter side to size / crop_pct, aspect kept, then a
+    # center crop) or "squash" (both sides to size / crop_pct, then the crop: Hugging Face's {height, width} resize)
+    crop_mode: str = "center"
+    # where an odd crop margin goes: "round" (torchvision's CenterCrop, so timm) or "floor" (transformers)
+    crop_offset: str = "round"
+
+    def __post_init__(self) -> None:
+        if self.crop_mode not in CROP_MODES:
+            raise ValueError(f"crop_mode must be one of {', '.join(CROP_MODES)}, not {self.crop_mode!r}")
+        if self.crop_offset not in CROP_OFFSETS:
+            raise ValueError(f"crop_offset must be one of {', '.join(CROP_OFFSETS)}, not {self.crop_offset!r}")
 
     @property
     def height(self) -> int:
@@ -78,6 +92,8 @@ class InputSpec:
             crop_pct=float(data.get("crop_pct", 1.0)),
             layout=Layout(data.get("layout", "NCHW")),
             class_names=tuple(str(c) for c in data.get("class_names", ())),
+            crop_mode=str(data.get("crop_mode", "center")),
+            crop_offset=str(data.get("crop_offset", "round")),
         )
 
 

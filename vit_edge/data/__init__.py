@@ -1,4 +1,8 @@
-"""Datasets and preprocessing (numpy + Pillow only, usable where torch is absent)."""
+"""Images as users have them (numpy + Pillow only, usable where torch is absent).
+
+`sources` finds them (folders, list files, arrays, dataset names), `labels` matches their classes to a model's,
+`preprocess` is the model's eval transform, `datasets` puts the three together for one model.
+"""
 from vit_edge.data.datasets import (
     DATASET_NAMES,
     FASHION_MNIST_CLASSES,
@@ -6,15 +10,29 @@ from vit_edge.data.datasets import (
     load_dataset,
     load_fashion_mnist,
     load_image_folder,
+    prepare_images,
 )
-from vit_edge.data.preprocess import preprocess_uint8
+from vit_edge.data.labels import LabelMatch, match_labels, read_class_names
+from vit_edge.data.preprocess import eval_transform, preprocess_uint8
+from vit_edge.data.sources import ArrayImages, DataOptions, FileImages, ImageSource, image_batches, open_images
 
 __all__ = [
     "DATASET_NAMES",
     "FASHION_MNIST_CLASSES",
+    "ArrayImages",
+    "DataOptions",
+    "FileImages",
+    "ImageSource",
+    "LabelMatch",
     "LabelledImages",
+    "eval_transform",
+    "image_batches",
     "load_dataset",
     "load_fashion_mnist",
     "load_image_folder",
+    "match_labels",
+    "open_images",
+    "prepare_images",
     "preprocess_uint8",
+    "read_class_names",
 ]

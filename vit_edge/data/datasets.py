@@ -1,7 +1,7 @@
-"""Labelled image sets: the bundled Fashion-MNIST and a user's DIR/class/*.png folder.
+"""Images in memory at a model's input size: the bundled Fashion-MNIST, and any source prepared for a spec.
 
-A dataset here is uint8 images plus labels and class names; preprocessing for a model happens later, from the
-artifact's InputSpec, so one dataset serves every model and every runtime.
+`sources.py` says where images are (decoded lazily); `prepare_images` decodes them for one model (its eval
+transform, its channels) and attaches labels already matched to its outputs (`labels.py`).
 """
 from __future__ import annotations
 
@@ -10,10 +10,16 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from vit_edge.core.errors import DataError, did_you_mean
+from vit_edge.core.errors import DataError
+from vit_edge.core.types import InputSpec
+from vit_edge.data.sources import ArrayImages, DataOptions, FileImages, ImageSource, image_batches, open_images
+
+if TYPE_CHECKING:
+    from vit_edge.data.labels import LabelMatch
 
 __all__ = [
     "LabelledImages",
@@ -21,6 +27,8 @@ __all__ = [
     "load_fashion_mnist",
     "load_image_folder",
     "load_dataset",
+    "prepare_images",
+    "labels_for",
     "DATASET_NAMES",
 ]
 
@@ -30,26 +38,40 @@ FASHION_MNIST_CLASSES = (
 # Debian's dataset-fashion-mnist package; VIT_EDGE_FASHION_MNIST points elsewhere.
 FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
 BUNDLED_SUBSET = Path(__file__).with_name("fashion_mnist_test_1k.npz")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
 class LabelledImages:
-    """uint8 images (N,H,W) or (N,H,W,C), int64 labels, the class names, and where they came from."""
+    """uint8 images (N,H,W) or (N,H,W,C), int64 labels (-1 when unlabelled), the class names, where they came
+    from, how the labels were matched to the model ('' when unlabelled) and how many unreadable files were left
+    out."""
 
     images: np.ndarray
     labels: np.ndarray
     class_names: tuple[str, ...]
     source: str
+    labels_from: str = "the dataset's own labels"
+    skipped: int = 0
 
     def __len__(self) -> int:
-        return int(self.labels.shape[0])
+        return int(self.images.shape[0])
+
+    @property
+    def labelled(self) -> bool:
+        return bool(self.labels_from)
 
     def take(self, count: int | None) -> "LabelledImages":
         """The first `count` examples (all when None)."""
         if count is None or count >= len(self):
             return self
-        return LabelledImages(self.images[:count], self.labels[:count], self.class_names, self.source)
+        return LabelledImages(self.images[:count], self.labels[:count], self.class_names, self.source,
+                              self.labels_from, self.skipped)
+
+    def describe(self) -> str:
+        """What the report says about this data: images, label matching, skipped files."""
+        labels = f"labels {self.labels_from}" if self.labelled else "unlabelled"
+        skipped = f"; {self.skipped} unreadable files skipped" if self.skipped else ""
+        return f"{len(self)} images of {self.source}; {labels}{skipped}"
 
     def fingerprint(self) -> str:
         """sha256 of images and labels: identifies calibration and training data in manifests."""
@@ -102,58 +124,70 @@ def load_fashion_mnist(split: str = "test") -> LabelledImages:
     )
 
 
+def prepare_images(source: ImageSource, spec: InputSpec, labels: LabelMatch | None = None,
+                   progress: Callable[[str], None] | None = None) -> LabelledImages:
+    """Every image of `source` decoded and transformed to the spec's size (uint8, in memory), with `labels`
+    (already matched to the model's outputs) or none; unreadable files left out when the source skips them."""
+    from vit_edge.data.preprocess import match_channels
+
+    if isinstance(source, ArrayImages) and source.images.shape[1:3] == (spec.height, spec.width):
+        images = source.images if source.images.ndim == 4 else source.images[..., None]
+        images = match_channels(images, spec.channels)
+        kept = np.arange(len(source))
+    else:
+        images = np.empty((len(source), spec.height, spec.width, spec.channels), dtype=np.uint8)
+        kept_batches = []
+        count = 0
+        for batch, indices in image_batches(source, spec, progress=progress):
+            images[count : count + len(batch)] = batch.reshape(len(batch), spec.height, spec.width, spec.channels)
+            kept_batches.append(indices)
+            count += len(batch)
+        kept = np.concatenate(kept_batches) if kept_batches else np.zeros(0, dtype=np.int64)
+        images = images[:count]
+    if len(kept) == 0:
+        raise DataError(f"{source.origin}: none of its {len(source)} images could be read")
+    images = images[..., 0] if spec.channels == 1 else images
+    label_array = labels.labels[kept] if labels is not None else np.full(len(kept), -1, dtype=np.int64)
+    names = spec.class_names or (source.label_names or ())
+    return LabelledImages(images, label_array, tuple(names), source.origin,
+                          labels_from=labels.how if labels is not None else "",
+                          skipped=len(source) - len(kept))
+
+
 def load_image_folder(root: str | Path, channels: int = 3,
                       size: int | tuple[int, int] | None = None) -> LabelledImages:
-    """DIR/class_name/*.png → uint8 images resized to `size` (int or (height, width), when given), labels in
-    sorted class order."""
-    from PIL import Image, UnidentifiedImageError
+    """DIR/class_name/* → uint8 images squashed to `size` (default: the first image's size), labels in sorted
+    class order: for training a model from scratch on the folder, whose class names become the model's."""
+    from vit_edge.data.labels import LabelMatch
 
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist (expected DIR/class_name/*.png)")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    files = [
-        (path, label)
-        for label, name in enumerate(classes)
-        for path in sorted((root / name).iterdir())
-        if path.suffix.lower() in IMAGE_SUFFIXES
-    ]
-    if not files and any(p.suffix.lower() in IMAGE_SUFFIXES for p in root.iterdir()):
+    source = open_images(root)
+    if not isinstance(source, FileImages) or source.labels is None or source.label_names is None:
         raise DataError(f"{root} holds images but no class folders, so no labels: expected DIR/class_name/*.png")
-    if not files:
-        raise DataError(f"no images found in {root}: expected DIR/class_name/*.png")
-    mode = "L" if channels == 1 else "RGB"
-    target = None if size is None else ((size, size) if isinstance(size, int) else (size[1], size[0]))
-    images = []
-    for path, _ in files:
-        try:
-            with Image.open(path) as opened:
-                img = opened.convert(mode)
-                if target is not None and img.size != target:
-                    img = img.resize(target, resample=Image.Resampling.BICUBIC)
-                images.append(np.asarray(img))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"cannot read image {path}: {exc}") from exc
-    shapes = {img.shape for img in images}
-    if len(shapes) > 1:
-        raise DataError(f"images in {root} differ in size {sorted(shapes)[:3]}; pass the model's input size")
-    labels = np.asarray([label for _, label in files], dtype=np.int64)
-    return LabelledImages(np.stack(images), labels, tuple(classes), f"folder:{root}")
+    if size is None:
+        first = np.asarray(source.read(0, "L"))
+        size = (int(first.shape[0]), int(first.shape[1]))
+    spec = InputSpec(img_size=size if isinstance(size, int) else (size[0], size[1]), channels=channels,
+                     mean=(0.5,) * channels, std=(0.5,) * channels, crop_mode="squash",
+                     class_names=source.label_names)
+    return prepare_images(source, spec, LabelMatch(source.labels, "folder names in sorted order"))
 
 
 DATASET_NAMES = ("fashion-mnist", "fashion-mnist-train")
 
 
-def load_dataset(name_or_path: str, channels: int = 3, size: int | tuple[int, int] | None = None) -> LabelledImages:
-    """A named dataset ('fashion-mnist', 'fashion-mnist-train') or an image folder path."""
-    if name_or_path == "fashion-mnist":
-        return load_fashion_mnist("test")
-    if name_or_path == "fashion-mnist-train":
-        return load_fashion_mnist("train")
-    path = Path(name_or_path)
-    if path.is_dir():
-        return load_image_folder(path, channels=channels, size=size)
-    raise DataError(
-        f"data '{name_or_path}' is neither a folder nor a known dataset{did_you_mean(name_or_path, DATASET_NAMES)}; "
-        f"known: {', '.join(DATASET_NAMES)}"
-    )
+def load_dataset(name_or_path: str | Path | ImageSource, spec: InputSpec, *, num_classes: int | None = None,
+                 limit: int | None = None, options: DataOptions = DataOptions(),
+                 progress: Callable[[str], None] | None = None) -> LabelledImages:
+    """Images for a model with input `spec`, from any source `open_images` takes, transformed to its size; with
+    `num_classes` (the model's outputs), labelled by class name against the spec's names (or --class-names)."""
+    source = open_images(name_or_path, options).take(limit)
+    labels = labels_for(source, spec, num_classes, options) if num_classes is not None else None
+    return prepare_images(source, spec, labels, progress)
+
+
+def labels_for(source: ImageSource, spec: InputSpec, num_classes: int, options: DataOptions) -> LabelMatch:
+    """`source`'s labels matched to a model with `num_classes` outputs named by the spec (or --class-names)."""
+    from vit_edge.data.labels import match_labels
+
+    names, names_from = options.model_names(spec.class_names)
+    return match_labels(source, names, num_classes, names_from)

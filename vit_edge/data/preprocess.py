@@ -1,40 +1,74 @@
-"""Image preprocessing from an InputSpec, in numpy and Pillow only (the runtime side has no torch)."""
+"""Image preprocessing from an InputSpec, in numpy and Pillow only (the runtime side has no torch).
+
+`eval_transform` is the one place a photo becomes a model input: timm's eval transform (resize the shorter side to
+floor(size / crop_pct) with the model's interpolation, then a center crop) or, with `crop_mode="squash"`, the
+exact resize of Hugging Face's {height, width} processors and TransReID, then the crop.
+"""
 from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vit_edge.core.errors import DataError
 from vit_edge.core.types import InputSpec, Layout
 
-__all__ = ["preprocess_uint8", "resize_center_crop"]
-
-_PIL_FILTERS = {"nearest": 0, "bilinear": 2, "bicubic": 3, "lanczos": 1}
-
-
-def resize_center_crop(image: "np.ndarray", spec: InputSpec) -> np.ndarray:
-    """timm's eval transform: resize (short side to size / crop_pct; both sides for a non-square input), center-crop."""
+if TYPE_CHECKING:
     from PIL import Image
 
-    height, width = spec.height, spec.width
-    if image.shape[0] == height and image.shape[1] == width:
+__all__ = ["preprocess_uint8", "resize_center_crop", "eval_transform", "resized_size"]
+
+_PIL_FILTERS = {"nearest": 0, "bilinear": 2, "bicubic": 3, "lanczos": 1, "box": 4, "hamming": 5}
+
+
+def resized_size(width: int, height: int, spec: InputSpec) -> tuple[int, int]:
+    """(width, height) after the resize step, before the crop, exactly as timm / torchvision compute it."""
+    # timm: math.floor(img_size / crop_pct); the epsilon keeps 224 / (224 / 248) at 248 despite float rounding
+    scale_h = math.floor(spec.height / spec.crop_pct + 1e-6)
+    scale_w = math.floor(spec.width / spec.crop_pct + 1e-6)
+    if spec.crop_mode == "squash":
+        return scale_w, scale_h
+    if scale_h == scale_w:  # torchvision Resize(int): the shorter side to the size, the longer one truncated
+        if width <= height:
+            return scale_w, int(scale_w * height / width)
+        return int(scale_h * width / height), scale_h
+    ratio = min(height / scale_h, width / scale_w)  # timm's ResizeKeepRatio (longest=0): both sides cover it
+    return round(width / ratio), round(height / ratio)
+
+
+def _crop_offset(have: int, want: int, rule: str) -> int:
+    return int(round((have - want) / 2.0)) if rule == "round" else (have - want) // 2
+
+
+def eval_transform(image: "Image.Image", spec: InputSpec) -> "Image.Image":
+    """A PIL image of any size → the spec's height × width: resize as the model's eval transform does, then
+    center-crop (padding with black where the resized image is smaller than the crop, as torchvision does)."""
+    from PIL import Image
+
+    width, height = image.size
+    new_w, new_h = resized_size(width, height, spec)
+    if (new_w, new_h) != (width, height):
+        image = image.resize((new_w, new_h), resample=Image.Resampling(_PIL_FILTERS.get(spec.interpolation, 3)))
+    left = _crop_offset(new_w, spec.width, spec.crop_offset)
+    top = _crop_offset(new_h, spec.height, spec.crop_offset)
+    if (left, top, new_w, new_h) == (0, 0, spec.width, spec.height):
         return image
-    pil = Image.fromarray(image)
-    if height == width:
-        scale_to = int(round(height / spec.crop_pct))
-        old_w, old_h = pil.size
-        if old_w <= old_h:
-            new_w, new_h = scale_to, max(scale_to, int(round(old_h * scale_to / old_w)))
-        else:
-            new_w, new_h = max(scale_to, int(round(old_w * scale_to / old_h))), scale_to
-    else:
-        new_w, new_h = int(width / spec.crop_pct), int(height / spec.crop_pct)
-    pil = pil.resize((new_w, new_h), resample=_PIL_FILTERS.get(spec.interpolation, 3))
-    left, top = (new_w - width) // 2, (new_h - height) // 2
-    return np.asarray(pil.crop((left, top, left + width, top + height)))
+    return image.crop((left, top, left + spec.width, top + spec.height))
+
+
+def resize_center_crop(image: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """`eval_transform` on a uint8 array (H, W) or (H, W, C)."""
+    from PIL import Image
+
+    return np.asarray(eval_transform(Image.fromarray(image), spec))
 
 
 def preprocess_uint8(images: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """uint8 images (N,H,W) or (N,H,W,C) → float32 batch normalised and laid out as the spec says."""
+    """uint8 images (N,H,W) or (N,H,W,C) → float32 batch normalised and laid out as the spec says.
+
+    Images already at the spec's size are taken as transformed (a prepared array, or what `image_batches` made);
+    any other size goes through `eval_transform` first."""
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4:
@@ -44,7 +78,7 @@ def preprocess_uint8(images: np.ndarray, spec: InputSpec) -> np.ndarray:
         images = np.stack([resize_center_crop(img, spec) for img in squeezed])
         if images.ndim == 3:
             images = images[..., None]
-    images = _match_channels(images, spec.channels)
+    images = match_channels(images, spec.channels)
     if len(spec.mean) != spec.channels or len(spec.std) != spec.channels:
         raise DataError(f"input spec has {spec.channels} channels but mean/std of length {len(spec.mean)}")
     mean = np.asarray(spec.mean, dtype=np.float32)
@@ -55,7 +89,8 @@ def preprocess_uint8(images: np.ndarray, spec: InputSpec) -> np.ndarray:
     return np.ascontiguousarray(batch, dtype=np.float32)
 
 
-def _match_channels(images: np.ndarray, channels: int) -> np.ndarray:
+def match_channels(images: np.ndarray, channels: int) -> np.ndarray:
+    """(N, H, W, C) uint8 with C made `channels`: gray repeated, RGB(A) to ITU-R 601 luma, alpha dropped."""
     have = images.shape[-1]
     if have == channels:
         return images

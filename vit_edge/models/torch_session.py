@@ -12,6 +12,7 @@ import torch
 
 from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.identity import ModelRef
 from vit_edge.core.types import Layout
 from vit_edge.models.layout import NHWCInput
 from vit_edge.models.loaders import ReIDSelection, load_model
@@ -21,26 +22,18 @@ __all__ = ["TorchSession", "model_from_manifest"]
 
 
 def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
-    """The exact PyTorch model an artifact was exported from (same weights sha256), in eval mode."""
-    source = manifest.source
-    kind, ident = source.get("kind"), source.get("id")
-    if source.get("random_init"):
-        raise ConfigError(f"the model behind this artifact ({ident}) was randomly initialised; it cannot be rebuilt")
-    weights = source.get("weights_file")
-    if kind == "timm":
-        ident = f"timm:{ident}"
-    if kind not in ("shipped", "checkpoint", "huggingface", "timm", "reference", "transreid"):
-        raise ConfigError(f"an artifact exported from a '{kind}' source cannot be rebuilt in PyTorch")
-    if kind == "transreid":
-        weights = None  # the checkpoint is the model path; camera, view and output come from the manifest
-    reid = ReIDSelection(camera=int(source.get("camera", 0)), view=int(source.get("view", 0)),
-                         neck_feat=str(source.get("neck_feat", "after")))
-    if not isinstance(ident, str) or not ident:
-        raise ConfigError("the artifact's manifest does not name the model it came from (source.id)")
-    loaded = load_model(ident, weights=weights, img_size=manifest.input_spec.img_size, reid=reid)
-    if loaded.source["weights_sha256"] != source.get("weights_sha256"):
-        raise ConfigError(f"the weights of {ident} changed since the artifact was exported (sha256 differs)")
+    """The exact PyTorch model an artifact was exported from (same weights sha256, same merge, pruning, input
+    size, layout and TransReID selection), in eval mode."""
+    ref = ModelRef.from_manifest(manifest.source, manifest.input_spec.img_size)
+    name = ref.load_name()
+    weights = None if ref.kind == "transreid" else ref.weights_file  # a TransReID checkpoint is the model path
+    reid = ReIDSelection(camera=ref.camera, view=ref.view, neck_feat=ref.neck_feat)
+    loaded = load_model(name, weights=weights, img_size=ref.img_size, reid=reid, merge=ref.merge)
+    if loaded.source["weights_sha256"] != ref.weights_sha256:
+        raise ConfigError(f"the weights of {ref.ident} changed since the artifact was exported (sha256 differs)")
     model = loaded.model
+    if model.cfg.head_tokens_only != ref.head_tokens_only:
+        model = model.reconfigured(head_tokens_only=ref.head_tokens_only)
     return (NHWCInput(model) if manifest.input_spec.layout is Layout.NHWC else model).eval()
 
 

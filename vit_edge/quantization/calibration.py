@@ -14,6 +14,7 @@ from vit_edge.core.errors import DataError
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages, load_dataset
 from vit_edge.data.preprocess import preprocess_uint8
+from vit_edge.data.sources import DataOptions, ImageSource
 
 __all__ = ["Calibration", "load_calibration"]
 
@@ -55,16 +56,23 @@ def _read_array(path: Path) -> np.ndarray:
         raise DataError(f"cannot read calibration file {path}: {exc}") from exc
 
 
-def load_calibration(source: str | Path | np.ndarray | LabelledImages, spec: InputSpec, size: int) -> Calibration:
-    """Up to `size` calibration images from `source`, preprocessed for `spec`."""
+def load_calibration(source: str | Path | np.ndarray | LabelledImages | ImageSource, spec: InputSpec, size: int,
+                     options: DataOptions = DataOptions()) -> Calibration:
+    """Up to `size` calibration images from `source` (labels are not needed: a flat folder will do), through the
+    model's eval transform and normalisation; a folder gives `size` images spread over all its classes."""
     import hashlib
 
     if size < 1:
         raise DataError(f"calibration size {size} must be ≥ 1")
+    if not isinstance(source, (str, Path, np.ndarray, LabelledImages, ImageSource)):
+        raise DataError(f"calibration data must be a path, a dataset name or an array, not a {type(source).__name__}")
     if isinstance(source, np.ndarray):
         batch, origin = _from_array(source[:size] if source.ndim else source, spec, "(in memory)"), "array"
     elif isinstance(source, LabelledImages):
         batch, origin = preprocess_uint8(source.images[:size], spec), source.source
+    elif isinstance(source, ImageSource):
+        data = load_dataset(source, spec, limit=size, options=options)
+        batch, origin = preprocess_uint8(data.images, spec), data.source
     else:
         path = Path(source)
         if path.suffix in (".npy", ".npz"):
@@ -73,8 +81,8 @@ def load_calibration(source: str | Path | np.ndarray | LabelledImages, spec: Inp
             array = _read_array(path)
             batch, origin = _from_array(array[:size] if array.ndim else array, spec, str(path)), str(path)
         else:
-            data = load_dataset(str(source), channels=spec.channels, size=spec.img_size)
-            batch, origin = preprocess_uint8(data.images[:size], spec), data.source
+            data = load_dataset(source, spec, limit=size, options=options)
+            batch, origin = preprocess_uint8(data.images, spec), data.source
     if len(batch) == 0:
         raise DataError(f"calibration data {origin} holds no images")
     return Calibration(batch, origin, hashlib.sha256(batch.tobytes()).hexdigest())

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from vit_edge.core.errors import ConfigError, DataError
-from vit_edge.core.types import InputSpec
+from vit_edge.core.errors import ConfigError
 from vit_edge.data.datasets import LabelledImages, load_dataset
 from vit_edge.models.loaders import LoadedModel
 from vit_edge.quantization.calibration import Calibration
@@ -37,8 +36,12 @@ def run_qat(loaded: LoadedModel, recipe: Recipe, calibration: Calibration, evalu
     from vit_edge.quantization.qat import train_qat
 
     distributed.init_from_env()
-    train_set = _training_data(str(qat.data), loaded.spec)
-    _check_qat_data(train_set, loaded.model.cfg.num_classes, qat.config.batch_size * distributed.world_size())
+    num_classes = loaded.model.cfg.num_classes
+    if num_classes == 0:
+        raise ConfigError("QAT trains on labels, and this model is an encoder without a head (its output is an "
+                          "embedding); use PTQ (--method ptq)")
+    train_set = load_dataset(str(qat.data), loaded.spec, num_classes=num_classes, progress=log)
+    _check_qat_data(train_set, qat.config.batch_size * distributed.world_size())
     quant = quantize_model(loaded.model, recipe, calibration.batch)
     identity = {"weights_sha256": loaded.source.get("weights_sha256"), "recipe": recipe.to_json(),
                 "calibration": calibration.fingerprint, "train_data": train_set.fingerprint(),
@@ -59,23 +62,11 @@ def run_qat(loaded: LoadedModel, recipe: Recipe, calibration: Calibration, evalu
     return trained, {"qat": {**metrics, "checkpoints": str(directory)}}
 
 
-def _check_qat_data(train_set: LabelledImages, num_classes: int, global_batch: int) -> None:
-    """QAT trains a classifier's loss on labelled batches: refuse data (or a model) that cannot give one."""
-    if num_classes == 0:
-        raise ConfigError("QAT trains on labels, and this model is an encoder without a head (its output is an "
-                          "embedding); use PTQ (--method ptq)")
-    if int(train_set.labels.max()) >= num_classes:
-        raise ConfigError(f"{train_set.source} has {len(train_set.class_names)} classes; the model has "
-                          f"{num_classes} outputs")
+def _check_qat_data(train_set: LabelledImages, global_batch: int) -> None:
+    """QAT trains a classifier's loss on labelled batches: refuse data that cannot give one."""
     if len(set(train_set.labels.tolist())) < 2:
         raise ConfigError(f"{train_set.source} holds images of one class only; QAT needs labelled images of "
                           "several classes")
     if len(train_set) < global_batch:
         raise ConfigError(f"{train_set.source} has {len(train_set)} images, fewer than one batch of "
                           f"{global_batch}; lower --batch-size or add images")
-
-
-def _training_data(data: str, spec: InputSpec) -> LabelledImages:
-    if data.lower().endswith((".npy", ".npz")):
-        raise DataError(f"{data} holds images without labels; QAT needs a dataset name or DIR/class_name/*.png")
-    return load_dataset(data, channels=spec.channels, size=None)

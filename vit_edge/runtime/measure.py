@@ -35,7 +35,8 @@ class MeasureConfig:
     min_seconds: float = 1.0
     accelerator: str = "CPU"  # within the runtime (OpenVINO's CPU/GPU/NPU); the machine is the caller's business
     precision_hint: str | None = "f32"
-    data_npz: str | None = None  # uint8 images + labels, preprocessed here with the manifest's spec
+    data_images: str | None = None  # a .npy of uint8 images at the input size (the eval transform done), mmapped
+    data_labels: str | None = None  # a .npy of their labels as output indices (None: agreement only, no top-1)
     logits_out: str | None = None  # where to save the logits (for agreement with a reference)
     cpus: tuple[int, ...] = ()  # pin the process to these CPUs (Linux)
     check_numerics: bool = False  # re-run the artifact's numerics_check.npz here and judge it (the numerics gate)
@@ -110,15 +111,17 @@ def _timed_runs(run: Any, batch: np.ndarray, cfg: MeasureConfig) -> list[float]:
     return times
 
 
-def _accuracy(session: Any, spec: Any, data_npz: str, logits_out: str | None) -> dict[str, Any]:
-    from vit_edge.data.datasets import LabelledImages
+def _accuracy(session: Any, spec: Any, cfg: MeasureConfig) -> dict[str, Any]:
+    """Logits for every prepared image, a batch at a time from the memory-mapped file; top-1/5 where labelled."""
     from vit_edge.runtime.accuracy import predict_logits
 
-    with np.load(data_npz) as bundle:
-        images, labels = bundle["images"], bundle["labels"]
-    logits = predict_logits(session.run, LabelledImages(images, labels, (), data_npz), spec)
-    if logits_out:
-        np.save(logits_out, logits.astype(np.float32))
+    images = np.load(str(cfg.data_images), mmap_mode="r")
+    logits = predict_logits(session.run, images, spec)
+    if cfg.logits_out:
+        np.save(cfg.logits_out, logits.astype(np.float32))
+    if cfg.data_labels is None:
+        return {"eval_images": int(len(images))}
+    labels = np.load(cfg.data_labels)
     top5 = np.argsort(-logits, axis=1)[:, :5]
     return {"top1": float(100 * np.mean(top5[:, 0] == labels)),
             "top5": float(100 * np.mean((top5 == labels[:, None]).any(axis=1))), "eval_images": int(len(labels))}
@@ -153,10 +156,10 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
     result.update(_numerics_gate(root, manifest, runtime, cfg))
     if cfg.profile:
         result["profile"] = summarize_profile(session.profile(batch, runs=max(5, min(cfg.runs, 50))))
-    if cfg.data_npz:  # a second session with a free batch axis: accuracy runs in batches of 256
+    if cfg.data_images:  # a second session with a free batch axis: accuracy runs in batches of 256
         accuracy_session = session_class(runtime)(root / manifest.model_file,
                                                   SessionOptions(cfg.accelerator, cfg.threads, cfg.precision_hint))
-        result.update(_accuracy(accuracy_session, manifest.input_spec, cfg.data_npz, cfg.logits_out))
+        result.update(_accuracy(accuracy_session, manifest.input_spec, cfg))
     return result
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vit_edge.core.errors import ConfigError, DeviceError
+from vit_edge.data.sources import DataOptions
 
 __all__ = ["TuneConfig", "Candidate", "tune", "candidates", "pareto_front", "default_merges"]
 
@@ -41,6 +42,7 @@ class TuneConfig:
     runs: int = 30
     ssh_options: tuple[str, ...] = ()
     remote_python: str = "python3"
+    data_options: DataOptions = DataOptions()
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def _build(candidate: Candidate, model: Any, config: TuneConfig, folder: Path, l
     from vit_edge.quantization.recipe import MATMUL_KINDS, Recipe
 
     out = folder / candidate.name
-    common = dict(merge=candidate.merge, parity_samples=4, force=True, **load)
+    common = dict(merge=candidate.merge, parity_samples=4, force=True, data_options=config.data_options, **load)
     if candidate.precision == "fp32":
         export(model, config.target, out, data=config.eval_data, **common)
     else:
@@ -139,18 +141,21 @@ def _build(candidate: Candidate, model: Any, config: TuneConfig, folder: Path, l
 
 def _check_model(model: Any, config: TuneConfig, load: dict[str, Any]) -> tuple[int, ...]:
     """The r values to try, checked against the model's tokens, and the evaluation data checked as labelled."""
-    from vit_edge.data.datasets import load_dataset
+    from vit_edge.data.datasets import labels_for
+    from vit_edge.data.sources import open_images
     from vit_edge.models.loaders import load_model
     from vit_edge.models.merging import max_merge
 
-    cfg = load_model(model, **load).model.cfg
+    loaded = load_model(model, **load)
+    cfg = loaded.model.cfg
     merges = config.merges if config.merges is not None else default_merges(cfg.num_patches, cfg.depth)
     most = max_merge(cfg.num_tokens, cfg.num_prefix_tokens)
     too_many = [r for r in merges if not 0 <= r <= most]
     if too_many:
         raise ConfigError(f"--merge {','.join(map(str, too_many))}: the model has {cfg.num_patches} patch tokens "
                           f"and a block merges at most half of them; use values from 0 to {most}")
-    load_dataset(config.eval_data, channels=cfg.in_chans).take(1)  # unlabelled or missing data stops here
+    evaluation = open_images(config.eval_data, config.data_options).take(config.eval_limit)
+    labels_for(evaluation, loaded.spec, cfg.num_classes, config.data_options)  # unlabelled or unmatched: stop here
     return tuple(merges)
 
 
@@ -160,7 +165,7 @@ def _measure(path: Path, candidate: Candidate, hint: str | None, config: TuneCon
 
     bench_config = BenchConfig(threads=config.threads, runs=config.runs, min_seconds=0.5, precision_hint=hint,
                                data=config.eval_data, eval_limit=config.eval_limit, ssh_options=config.ssh_options,
-                               remote_python=config.remote_python)
+                               remote_python=config.remote_python, data_options=config.data_options)
     records = bench([str(path)], bench_config, devices=[config.device])
     return [TuneRow(candidate.name, candidate.precision, candidate.merge, r.threads, hint or "default", r.status,
                     r.p50_ms, r.top1, artifact=str(path), error=r.error) for r in records]
