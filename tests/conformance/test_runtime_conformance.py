@@ -53,9 +53,11 @@ class RuntimeConformance:
         from vit_edge.data.preprocess import preprocess_uint8
 
         data = load_fashion_mnist("test").take(100)
-        np.savez(tmp_path / "d.npz", images=data.images, labels=data.labels)
+        np.save(tmp_path / "images.npy", data.images[..., None])  # prepared: (N, H, W, C) at the input size
+        np.save(tmp_path / "labels.npy", data.labels)
         result = measure(MeasureConfig(artifact=str(artifact), runtime=self.runtime, runs=1, warmup=0,
-                                       min_seconds=0.0, data_npz=str(tmp_path / "d.npz")))
+                                       min_seconds=0.0, data_images=str(tmp_path / "images.npy"),
+                                       data_labels=str(tmp_path / "labels.npy")))
         spec = InputSpec(img_size=28, channels=1, mean=(0.286,), std=(0.353,))
         with torch.no_grad():
             logits = small_vit(in_chans=1, img_size=28, patch_size=4)(

@@ -113,7 +113,7 @@ def test_bad_qat_inputs(tmp_path: Path) -> None:
     Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(flat / "a.png")
     unlabelled = tmp_path / "images.npy"
     np.save(unlabelled, np.zeros((4, 28, 28), dtype=np.uint8))
-    for name, count in (("few/a", 3), ("few/b", 3), ("one/a", 80)):  # a batch it cannot fill, a single class
+    for name, count in (("few/Bag", 3), ("few/Sneaker", 3), ("one/Bag", 80)):  # a batch it cannot fill, a single class
         (tmp_path / name).mkdir(parents=True)
         for index in range(count):
             Image.fromarray(np.full((28, 28), index, dtype=np.uint8)).save(tmp_path / name / f"{index}.png")
@@ -122,8 +122,8 @@ def test_bad_qat_inputs(tmp_path: Path) -> None:
     cases = [
         (["--eval", "fashion-mnist"], "pass --data"),
         (["--data", "fashion-mnist-train"], "pass --eval"),
-        (["--data", str(flat), "--eval", "fashion-mnist"], "no class folders, so no labels"),
-        (["--data", str(unlabelled), "--eval", "fashion-mnist"], "without labels"),
+        (["--data", str(flat), "--eval", "fashion-mnist"], "has no labels (flat folder)"),
+        (["--data", str(unlabelled), "--eval", "fashion-mnist"], "has no labels (arrays)"),
         (["--data", "fashion-mnist-train", "--eval", "fashion-mnist", "--max-drop", "0.5"], "PTQ's budget"),
         (["--data", "fashion-mnist-train", "--eval", "fashion-mnist", "--resume", "--checkpoint-dir",
           str(tmp_path / "none")], "nothing to resume"),

@@ -235,7 +235,8 @@ def _truncate_npy(path: Path, count: int, shape: tuple[int, ...]) -> None:
     new_path = path.with_suffix(".part.npy")
     new = np.lib.format.open_memmap(new_path, mode="w+", dtype=np.uint8, shape=(count, *shape[1:]))
     for start in range(0, count, 256):
-        new[start : start + 256] = old[start : start + 256]
+        stop = min(start + 256, count)
+        new[start:stop] = old[start:stop]
     new.flush()
     del new, old
     os.replace(new_path, path)

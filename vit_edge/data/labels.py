@@ -93,6 +93,8 @@ def match_labels(source: ImageSource, model_names: tuple[str, ...], num_classes:
     if model_names and len(model_names) != num_classes:
         raise DataError(f"{names_from} names {len(model_names)} classes but the model has {num_classes} outputs; "
                         "pass --class-names FILE with one name per output")
+    if not model_names and source.layout == "dataset":  # a named dataset's labels are its standard indices
+        return _by_index(source.labels, source.origin, num_classes, f"{source.origin}'s standard class indices")
     if model_names:
         index, how = _name_index(model_names), f"by class name against {names_from}'s {len(model_names)} classes"
     elif num_classes == 1000:
@@ -118,11 +120,12 @@ def match_labels(source: ImageSource, model_names: tuple[str, ...], num_classes:
     return LabelMatch(mapping[source.labels], f"{how} ({len(found)} of {num_classes} classes present)")
 
 
-def _by_index(labels: np.ndarray, origin: str, num_classes: int) -> LabelMatch:
+def _by_index(labels: np.ndarray, origin: str, num_classes: int,
+              how: str = "numeric labels read as output indices") -> LabelMatch:
     if len(labels) and int(labels.max()) >= num_classes:
         raise DataError(f"{origin} has label {int(labels.max())}, but the model has {num_classes} outputs "
                         f"(labels 0 to {num_classes - 1})")
-    return LabelMatch(labels.astype(np.int64), "numeric labels read as output indices")
+    return LabelMatch(labels.astype(np.int64), how)
 
 
 def _duplicates(names: tuple[str, ...], mapping: np.ndarray) -> list[str]:

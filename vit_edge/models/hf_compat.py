@@ -341,8 +341,12 @@ def _spec_from_preprocessor(pre: dict[str, Any], spec: InputSpec) -> InputSpec:
     crop = _preprocessor_size(pre.get("crop_size"), "crop_size") if pre.get("do_center_crop", True) else None
     size = crop or resize
     crop_pct = min(max(crop) / max(resize), 1.0) if crop and resize else 1.0  # the short side: crop / resize
+    # {height, width} resizes exactly (squash); {shortest_edge} keeps the aspect; transformers floors the margin
+    size_value = pre.get("size")
+    shortest = isinstance(size_value, dict) and "shortest_edge" in size_value or isinstance(size_value, int)
     return spec.with_(mean=mean, std=std, interpolation=interpolation, crop_pct=crop_pct,
-                      img_size=_collapse(size) if size else spec.img_size)
+                      img_size=_collapse(size) if size else spec.img_size,
+                      crop_mode="center" if shortest else "squash", crop_offset="floor")
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -229,7 +229,7 @@ def load_transreid(
     load_strict(model, convert_transreid_state_dict(state, cfg), str(path))
     # TransReID's val_transforms: T.Resize(SIZE_TEST) (torchvision's default, bilinear) to exactly H×W, no crop.
     spec = InputSpec(img_size=cfg.img_size, mean=tuple(mean), std=tuple(std),
-                     interpolation="bilinear", crop_pct=1.0)
+                     interpolation="bilinear", crop_pct=1.0, crop_mode="squash")
     source: dict[str, Any] = {
         "kind": "transreid", "family": "transreid", "id": str(path), "weights_file": str(path),
         "camera": camera, "view": view, "neck_feat": neck_feat, "sie_index": cfg.sie_index,
