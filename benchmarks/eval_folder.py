@@ -68,7 +68,7 @@ def run_step(artifact: Path, rows: list[tuple[Path, int]], workdir: Path) -> dic
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", CHILD, str(artifact), str(listing)], capture_output=True, text=True,
                           env=env, timeout=3600)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT")), None)
+    line = next((row for row in proc.stdout.splitlines() if row.startswith("RESULT")), None)
     if line is None:
         raise SystemExit(f"bench failed: {proc.stderr.strip().splitlines()[-1:]}")
     _, wall, parent_mb, child_mb, top1, images, status = line.split()
@@ -94,8 +94,8 @@ def main() -> None:
     if not (artifact / "manifest.json").is_file():
         subprocess.run([sys.executable, "-m", "vit_edge.cli", "export", "fmnist-vit-tiny", "--target", "onnx",
                         "--out", str(artifact), "--force"], check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                if l.startswith("model name")), platform.processor())
+    cpu = next((row.split(":", 1)[1].strip() for row in Path("/proc/cpuinfo").read_text().splitlines()
+                if row.startswith("model name")), platform.processor())
     print(f"CPU: {cpu}, {os.cpu_count()} cores\n")
     print("| images | wall s | images/s | bench process peak MB | measuring process peak MB | top-1 % | status |")
     print("|---|---|---|---|---|---|---|")

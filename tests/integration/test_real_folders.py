@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 
 from tests.conftest import run_cli
 from tests.integration.test_cli_errors import assert_nothing_written, assert_user_error
-from vit_edge.data.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+from vit_edge.data.datasets import load_fashion_mnist
 
 pytestmark = pytest.mark.slow
 
