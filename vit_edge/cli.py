@@ -470,6 +470,9 @@ def _quantization_line(q: dict[str, Any]) -> str:
     accuracy = q.get("accuracy", {})
     if "int8_top1" in accuracy:
         line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"
+        if "int8_top1_measured_in" in accuracy:
+            line += (f" (INT8 as {accuracy['int8_top1_measured_in']} scored it; PyTorch's simulation "
+                     f"{accuracy['int8_top1_simulated']:.2f}%)")
     return line
 
 
