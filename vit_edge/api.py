@@ -117,7 +117,7 @@ def export(
     options = _resolve_options(target, options, option_fields)
     if options.precision is Precision.INT8:
         raise ConfigError("int8 artifacts come from  vit-edge quantize  (calibration data is needed)")
-    exporter, out_dir = _checked_exporter(model, options, out)
+    exporter, out_dir = _checked_exporter(model, options, out, data=[data])
     if max_drop is not None and (not options.merge or data is None):
         raise ConfigError("--max-drop on export budgets token merging: it needs --merge R and labelled --data")
     reading = _data_options(data_options)
@@ -165,32 +165,21 @@ def check_merge_budget(loaded: LoadedModel, evaluation: LabelledImages | None, m
     return record
 
 
-def _checked_exporter(model: ModelSource, options: ExportOptions, out: str | Path | None) -> tuple[Exporter, Path]:
-    """The target's exporter after every check that needs no model: fail before the slow part."""
-    from vit_edge.core.errors import ArtifactError
+def _checked_exporter(model: ModelSource, options: ExportOptions, out: str | Path | None,
+                      data: Sequence[Any] = ()) -> tuple[Exporter, Path]:
+    """The target's exporter after every check that needs no model: fail before the slow part. `--out` must be
+    new, or with --force a vit-edge artifact that is not the model, the data, or the current folder."""
+    from vit_edge.core.outputs import OutputKind, check_output
     from vit_edge.exporters.registry import get_exporter
 
     exporter = get_exporter(options.target)
     exporter.check_options(options)
     exporter.check_available()
     out_dir = Path(out) if out is not None else default_output_dir(model, options)
-    if out_dir.exists() and not options.force:
-        raise ArtifactError(f"{out_dir} exists already; pass --force to replace it")
-    _check_not_the_input(model, out_dir)
+    reads = [("the model", model), *(("the data", source) for source in data)]
+    check_output(out_dir, OutputKind.ARTIFACT, options.force, reads)
     check_writable(out_dir.parent)
     return exporter, out_dir
-
-
-def _check_not_the_input(model: ModelSource, out_dir: Path) -> None:
-    """--out must not be the model (a Hugging Face folder) or a folder holding it: replacing it loses the model."""
-    from vit_edge.core.errors import ConfigError
-
-    if not isinstance(model, (str, Path)) or not Path(model).exists():
-        return
-    source, target = Path(model).resolve(), out_dir.resolve()
-    if source == target or target in source.parents:
-        raise ConfigError(f"--out {out_dir} is, or contains, the model {model}: writing there would replace it; "
-                          "choose another output folder")
 
 
 def _write_artifact(exporter: Exporter, module: torch.nn.Module, spec: InputSpec, source: dict[str, Any],
@@ -326,14 +315,13 @@ def train(
     """Train the small ViT (patch 4, dim 64, depth 4) on labelled images; write a vit-edge checkpoint to `out`."""
     import torch
 
-    from vit_edge.core.errors import ArtifactError
+    from vit_edge.core.outputs import OutputKind, check_output
     from vit_edge.models.registry import FMNIST_TINY_CONFIG
     from vit_edge.models.training import TrainConfig, train_classifier
     from vit_edge.models.vit import VisionTransformer
 
     out = Path(out)
-    if out.exists() and not force:
-        raise ArtifactError(f"{out} exists already; pass --force to replace it")
+    check_output(out, OutputKind.CHECKPOINT, force, [("the training data", data), ("the evaluation data", eval_data)])
     if epochs < 1 or batch_size < 1 or lr <= 0:
         raise ConfigError("epochs and batch size must be ≥ 1 and the learning rate > 0")
     check_writable(out.parent)  # before the training, not after it
@@ -401,7 +389,7 @@ def quantize(
     if method not in ("ptq", "qat"):
         raise ConfigError(f"unknown quantization method '{method}'; known: ptq, qat")
     options = _resolve_options(target, None, {**option_fields, "precision": Precision.INT8})
-    exporter, out_dir = _checked_exporter(model, options, out)
+    exporter, out_dir = _checked_exporter(model, options, out, data=[calib, eval_data])
     recipe = recipe or Recipe()
     qat_request = check_qat_request(recipe, qat, eval_data) if method == "qat" else None
     if recipe.max_drop is not None and eval_data is None:

@@ -11,7 +11,7 @@ import torch
 from tests.conftest import run_cli, small_vit
 from vit_edge.api import export, parity_inputs
 from vit_edge.benchmarking.sweep import BenchConfig, bench
-from vit_edge.core.artifact import sha256_file
+from vit_edge.core.artifact import manifest_digest, sha256_file
 from vit_edge.core.targets import RUNTIMES
 from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import save_checkpoint
@@ -130,6 +130,7 @@ def test_corrupt_model_file_is_a_status_row_and_the_sweep_goes_on(tmp_path: Path
     assert records[1].status == "ok" and records[1].p50_ms > 0
     manifest = json.loads((bad / "manifest.json").read_text())  # the garbage re-hashed: the runtime refuses it
     manifest["files"]["model.onnx"] = sha256_file(bad / "model.onnx")
+    manifest["manifest_sha256"] = manifest_digest(manifest)
     (bad / "manifest.json").write_text(json.dumps(manifest))
     (record,) = bench([str(bad)], BenchConfig(runs=5, min_seconds=0.0))
     assert record.status == "ArtifactError" and "cannot load" in record.error

@@ -24,7 +24,8 @@ __all__ = ["MANIFEST_NAME", "NUMERICS_CHECK", "DELEGATION_FILE", "SCHEMA_VERSION
 MANIFEST_NAME = "manifest.json"
 NUMERICS_CHECK = "numerics_check.npz"  # a few parity inputs and PyTorch's outputs: every device re-checks them
 DELEGATION_FILE = "delegation.json"  # what a delegate took and left, where the exporter knows it (ExecuTorch)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the manifest carries its own sha256 (manifest_sha256); 1 is still read, unhashed
+READABLE_SCHEMAS = (1, 2)
 
 
 def sha256_file(path: Path) -> str:
@@ -60,8 +61,9 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Manifest":
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ArtifactError(f"manifest schema {data.get('schema_version')} is not {SCHEMA_VERSION}")
+        if data.get("schema_version") not in READABLE_SCHEMAS:
+            raise ArtifactError(f"manifest schema {data.get('schema_version')} is not one of "
+                                f"{', '.join(map(str, READABLE_SCHEMAS))} (made by another vit-edge version?)")
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         fields["precision"] = Precision(data["precision"])
         fields["input_spec"] = InputSpec.from_json(data["input_spec"])
@@ -80,9 +82,30 @@ class Manifest:
         return sum((root / name).stat().st_size for name in self.files if (root / name).is_file())
 
     def write(self, root: Path) -> Path:
+        """manifest.json with its own sha256 (over every other field) as `manifest_sha256`."""
         path = root / MANIFEST_NAME
-        path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n")
+        data = self.to_json()
+        data[MANIFEST_HASH] = manifest_digest(data)
+        path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
         return path
+
+
+MANIFEST_HASH = "manifest_sha256"
+
+
+def manifest_digest(data: dict[str, Any]) -> str:
+    """sha256 of a manifest's canonical JSON without its own hash: any edit to a field changes it."""
+    body = {key: value for key, value in data.items() if key != MANIFEST_HASH}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _check_manifest_hash(path: Path, data: dict[str, Any]) -> None:
+    """Schema 2 manifests must carry the sha256 of their own content; an edited one is refused."""
+    if data.get("schema_version", 0) < 2:
+        return  # written before manifests were hashed: its files are still checked
+    if data.get(MANIFEST_HASH) != manifest_digest(data):
+        raise ArtifactError(f"{path} was edited after export (its manifest_sha256 does not match its content); "
+                            "export the artifact again")
 
 
 def read_manifest(artifact: str | Path, verify_files: bool = True) -> Manifest:
@@ -98,6 +121,7 @@ def read_manifest(artifact: str | Path, verify_files: bool = True) -> Manifest:
         data = json.loads(path.read_text())
         if not isinstance(data, dict):
             raise TypeError(f"expected a JSON object, found a {type(data).__name__}")
+        _check_manifest_hash(path, data)
         manifest = Manifest.from_json(data)
     except (json.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path} is damaged: {exc}") from exc
@@ -157,6 +181,7 @@ def atomic_artifact_dir(out: Path, force: bool) -> Iterator[Path]:
             yield staging
             if out.exists() and not force:
                 raise ArtifactError(f"{out} appeared while exporting; it was kept (pass --force to replace it)")
+            _check_output(out, force)  # what appeared meanwhile is replaced only if vit-edge made it
             _move_into_place(staging, out)
         finally:
             if staging.exists():
@@ -164,12 +189,9 @@ def atomic_artifact_dir(out: Path, force: bool) -> Iterator[Path]:
 
 
 def _check_output(out: Path, force: bool) -> None:
-    if out.exists() and not force:
-        raise ArtifactError(f"{out} exists already; pass --force to replace it")
-    if out.exists() and not out.is_dir():
-        raise ArtifactError(f"{out} exists and is not a directory")
-    if out.exists() and any(out.iterdir()) and not (out / MANIFEST_NAME).is_file():
-        raise ArtifactError(f"{out} is a folder that is not a vit-edge artifact; --force replaces only artifacts")
+    from vit_edge.core.outputs import OutputKind, check_output
+
+    check_output(out, OutputKind.ARTIFACT, force)
 
 
 @contextlib.contextmanager

@@ -99,7 +99,7 @@ def pareto_front(rows: list[TuneRow]) -> list[TuneRow]:
     return front
 
 
-def _check_request(config: TuneConfig, out: Path, force: bool) -> None:
+def _check_request(config: TuneConfig, out: Path, force: bool, model: Any) -> None:
     from vit_edge.core.targets import target as declaration
     from vit_edge.core.types import Precision
 
@@ -113,8 +113,10 @@ def _check_request(config: TuneConfig, out: Path, force: bool) -> None:
         raise ConfigError(f"{config.target} has no INT8 path; tune it with --precisions fp32")
     if not config.threads or min(config.threads) < 1:
         raise ConfigError("--threads needs counts ≥ 1")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise ConfigError(f"{out} exists already; pass --force to replace it")
+    from vit_edge.core.outputs import OutputKind, check_output
+
+    check_output(out, OutputKind.TUNE, force, [("the model", model), ("the calibration data", config.calib),
+                                               ("the evaluation data", config.eval_data)])
 
 
 def _hints(target: str) -> tuple[str | None, ...]:
@@ -201,7 +203,7 @@ def tune(model: Any, config: TuneConfig, out: str | Path, *, weights: str | Path
     from vit_edge.benchmarking.remote import check_reachable
 
     out = Path(out)
-    _check_request(config, out, force)
+    _check_request(config, out, force, model)
     load = {"weights": weights, "random_init": random_init}
     merges = _check_model(model, config, load)
     check_reachable(config.device, config.ssh_options, config.remote_python)
