@@ -296,6 +296,8 @@ def _verify(torch_model: torch.nn.Module, spec: InputSpec, staging: Path, manife
 
 def info(artifact: str | Path, verify_files: bool = True) -> Manifest:
     """The manifest of an artifact, with each file's sha256 checked."""
+    if not isinstance(artifact, (str, Path)):
+        raise ConfigError(f"info takes an artifact folder's path, not {type(artifact).__name__}")
     return read_manifest(artifact, verify_files=verify_files)
 
 
@@ -384,13 +386,12 @@ def quantize(
     from vit_edge.quantization.calibration import load_calibration
     from vit_edge.quantization.pipeline import evaluate_on, quantize_with_budget
     from vit_edge.quantization.qat_run import check_qat_request, run_qat
-    from vit_edge.quantization.recipe import Recipe
 
     if method not in ("ptq", "qat"):
         raise ConfigError(f"unknown quantization method '{method}'; known: ptq, qat")
+    recipe = _checked_recipe(recipe, calib_size, eval_limit)
     options = _resolve_options(target, None, {**option_fields, "precision": Precision.INT8})
     exporter, out_dir = _checked_exporter(model, options, out, data=[calib, eval_data])
-    recipe = recipe or Recipe()
     qat_request = check_qat_request(recipe, qat, eval_data) if method == "qat" else None
     if recipe.max_drop is not None and eval_data is None:
         raise ConfigError("--max-drop is a budget in top-1 points, and measuring them needs labelled --eval data; "
@@ -419,6 +420,20 @@ def quantize(
     summary = {**quant.summary(), "method": method, "calibration": calibration.info(), "accuracy": metrics, **extra}
     return _write_artifact(exporter, quant.model, loaded.spec, loaded.source, options, out_dir, evaluation, log,
                            quantization=summary)
+
+
+def _checked_recipe(recipe: Any, calib_size: Any, eval_limit: Any) -> Recipe:
+    """quantize's own arguments, type-checked as the CLI's are: a Recipe, counts that are integers ≥ 1."""
+    from vit_edge.quantization.recipe import Recipe
+
+    if recipe is not None and not isinstance(recipe, Recipe):
+        raise ConfigError(f"recipe must be a vit_edge.quantize Recipe, not a {type(recipe).__name__}")
+    for name, value in (("calib_size", calib_size), ("eval_limit", eval_limit)):
+        if value is None and name == "eval_limit":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be an integer ≥ 1, not {value!r}")
+    return recipe or Recipe()
 
 
 def _int8_lowering(target: str) -> Callable[[QuantizedViT, np.ndarray], QuantizedViT]:

@@ -560,18 +560,36 @@ COMMANDS = {"tune": _cmd_tune, "export": _cmd_export, "quantize": _cmd_quantize,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from vit_edge.core import signals
+
     args = build_parser().parse_args(argv)
+    signals.install()
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        signals.raise_if_stopped()  # a converter that swallowed the signal does not make it a success
+        return code
     except VitEdgeError as exc:
-        print(f"vit-edge: error: {exc}", file=sys.stderr)
-        return 2
+        if signals.stop_signal() is None:
+            print(f"vit-edge: error: {exc}", file=sys.stderr)
+            return 2
+        return _stopped(signals.stop_signal())  # the converter wrapped our signal in its own error
     except KeyboardInterrupt:
-        print("vit-edge: interrupted", file=sys.stderr)
-        return 130
+        return _stopped(2)
+    except signals.Terminated as exc:
+        return _stopped(exc.signum)
     except BrokenPipeError:  # `vit-edge models | head`: the reader has gone, nothing is wrong
         sys.stderr.close()
         return 0
+
+
+def _stopped(signum: int | None) -> int:
+    """One line and 128 + the signal: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
+    import signal
+
+    number = signum or signal.SIGINT
+    print("vit-edge: interrupted" if number == signal.SIGINT else
+          f"vit-edge: stopped by {signal.Signals(number).name}", file=sys.stderr)
+    return 128 + number
 
 
 if __name__ == "__main__":

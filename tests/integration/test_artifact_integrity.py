@@ -45,12 +45,17 @@ def test_an_edited_manifest_is_refused_on_every_load(artifact: Path) -> None:
     verified' and status ok with top-1 8.5 % for a model that scores 88 %."""
     spec = json.loads((artifact / MANIFEST_NAME).read_text())["input_spec"]
     edit_manifest(artifact, rehash=False, input_spec={**spec, "mean": [0.9], "std": [0.1]})
-    assert_user_error(run_cli("info", str(artifact)), "was edited after export")
-    with pytest.raises(ArtifactError, match="was edited after export"):
+    assert_refused_on_every_load(artifact, "was edited after export")
+
+
+def assert_refused_on_every_load(artifact: Path, message: str) -> None:
+    """info (exit 2, one line), Artifact.open (ArtifactError) and bench (exit 2) all refuse it, saying `message`."""
+    assert_user_error(run_cli("info", str(artifact)), message)
+    with pytest.raises(ArtifactError, match=message):
         Artifact.open(artifact)
     result = run_cli("bench", str(artifact), "--runs", "2", "--min-time", "0", "--warmup", "0",
                      "--out", str(artifact.parent / "reports"))
-    assert result.returncode == 2 and "was edited after export" in result.stdout + result.stderr
+    assert result.returncode == 2 and message in result.stdout + result.stderr
 
 
 def test_changed_model_bytes_are_caught_everywhere(artifact: Path) -> None:
@@ -58,12 +63,7 @@ def test_changed_model_bytes_are_caught_everywhere(artifact: Path) -> None:
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model.write_bytes(bytes(data))
-    assert_user_error(run_cli("info", str(artifact)), "model.onnx does not match its sha256")
-    with pytest.raises(ArtifactError, match="does not match its sha256"):
-        Artifact.open(artifact)
-    result = run_cli("bench", str(artifact), "--runs", "2", "--min-time", "0", "--warmup", "0",
-                     "--out", str(artifact.parent / "reports"))
-    assert result.returncode == 2 and "does not match its sha256" in result.stdout + result.stderr
+    assert_refused_on_every_load(artifact, "model.onnx does not match its sha256")
 
 
 @pytest.mark.parametrize("name", ["../../../../etc/passwd", "/etc/passwd", "sub/../../outside.onnx"])

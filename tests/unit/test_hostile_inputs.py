@@ -103,3 +103,30 @@ def test_export_options_parse_or_exit_2(option: str, text: str) -> None:
 @pytest.mark.parametrize("text, expected", [("224", 224), ("256x128", (256, 128)), ("64X64", 64)])
 def test_img_size_forms(text: str, expected: Any) -> None:
     assert _img_size(text) == expected
+
+
+
+# -- API types: a wrong type is a VitEdgeError in one line, never a TypeError from deep inside ------------------
+def _calls() -> dict[str, Any]:
+    from vit_edge.api import export, info, quantize
+    from vit_edge.core.types import InputSpec
+    from vit_edge.quantization.calibration import load_calibration
+
+    return {
+        "info(None)": lambda: info(None),  # type: ignore[arg-type]
+        "img_size '32'": lambda: export("fmnist-vit-tiny", "onnx", img_size="32"),
+        "parity_samples '4'": lambda: export("fmnist-vit-tiny", "onnx", parity_samples="4"),
+        "force 'yes'": lambda: export("fmnist-vit-tiny", "onnx", force="yes"),
+        "a dict as recipe": lambda: quantize("fmnist-vit-tiny", "onnx", calib="fashion-mnist", recipe={"kinds": 1}),
+        "a string count": lambda: quantize("fmnist-vit-tiny", "onnx", calib="fashion-mnist", calib_size="8"),
+        "a list as calibration": lambda: load_calibration([1, 2, 3], InputSpec(img_size=28), 8),  # type: ignore
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_calls()))
+def test_api_calls_with_wrong_types_raise_vit_edge_errors(case: str, tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing may be written; were it, not into the project
+    with pytest.raises(VitEdgeError) as caught:
+        _calls()[case]()
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "artifacts").exists()

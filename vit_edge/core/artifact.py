@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vit_edge.core.errors import ArtifactError
+from vit_edge.core.signals import raise_if_stopped
 from vit_edge.core.types import InputSpec, Precision
 
 __all__ = ["MANIFEST_NAME", "NUMERICS_CHECK", "DELEGATION_FILE", "SCHEMA_VERSION", "Manifest", "read_manifest",
@@ -182,6 +183,7 @@ def atomic_artifact_dir(out: Path, force: bool) -> Iterator[Path]:
             if out.exists() and not force:
                 raise ArtifactError(f"{out} appeared while exporting; it was kept (pass --force to replace it)")
             _check_output(out, force)  # what appeared meanwhile is replaced only if vit-edge made it
+            raise_if_stopped()  # a signal a converter caught on its way up still stops the export here
             _move_into_place(staging, out)
         finally:
             if staging.exists():
