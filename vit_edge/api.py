@@ -342,7 +342,7 @@ def _training_sets(data: str, eval_data: str, img_size: int | None) -> tuple[Lab
     """Training and evaluation images for a model trained from scratch: Fashion-MNIST as it is, or a folder of
     class folders squashed to `img_size` (default 32) whose names become the model's classes."""
     from vit_edge.core.errors import DataError
-    from vit_edge.data.datasets import load_dataset, load_image_folder
+    from vit_edge.data.datasets import folder_training_spec, load_dataset, load_image_folder
     from vit_edge.models.registry import FMNIST_SPEC
 
     if data.startswith("fashion-mnist"):
@@ -350,8 +350,7 @@ def _training_sets(data: str, eval_data: str, img_size: int | None) -> tuple[Lab
         train_set = load_dataset(data, spec, num_classes=len(spec.class_names))
     else:
         train_set = load_image_folder(data, channels=3, size=img_size or 32)
-        spec = InputSpec(img_size=train_set.images.shape[1], channels=3, mean=(0.5,) * 3, std=(0.5,) * 3,
-                         crop_mode="squash", class_names=train_set.class_names)
+        spec = folder_training_spec(img_size or 32, 3, train_set.class_names)
     if len(spec.class_names) < 2:
         raise DataError(f"training needs ≥ 2 classes; {train_set.source} has {len(spec.class_names)}")
     eval_set = load_dataset(eval_data, spec, num_classes=len(spec.class_names))

@@ -6,6 +6,7 @@ not depend on threads or batch) and compared with a reference artifact when one 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -191,15 +192,15 @@ class EvalFiles:
         if self.source is None:
             return None
         labels = self._labels(manifest)
-        key = json.dumps([manifest.input_spec.with_(layout=manifest.input_spec.layout).to_json(),
-                          labels.how if labels is not None else None,
-                          None if labels is None else labels.labels.tolist()], sort_keys=True)
+        spec = manifest.input_spec  # what decides the prepared pixels; layout and class names do not
+        key = json.dumps([spec.height, spec.width, spec.channels, spec.interpolation, spec.crop_pct, spec.crop_mode,
+                          spec.crop_offset, None if labels is None else hashlib.sha256(labels.labels).hexdigest()])
         if key not in self._made:
             self._made[key] = self._write(manifest, labels, len(self._made))
         return self._made[key]
 
     def _write(self, manifest: Manifest, labels: Any, number: int) -> EvalData:
-        from vit_edge.data.sources import image_batches
+        from vit_edge.data.sources import fill_images
 
         spec, source = manifest.input_spec, self.source
         if source is None:
@@ -208,16 +209,12 @@ class EvalFiles:
         images_path = self.workdir / f"eval{number}-images.npy"
         shape = (len(source), spec.height, spec.width, spec.channels)
         images = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=shape)
-        kept, count = [], 0
-        for batch, indices in image_batches(source, spec, progress=self.progress):
-            images[count : count + len(batch)] = batch.reshape(len(batch), *shape[1:])
-            kept.append(indices)
-            count += len(batch)
+        indices = fill_images(images, source, spec, self.progress)
+        count = len(indices)
         images.flush()
         del images
         if count < len(source):
             _truncate_npy(images_path, count, shape)
-        indices = np.concatenate(kept) if kept else np.zeros(0, np.int64)
         labels_path = None
         if labels is not None:
             labels_path = self.workdir / f"eval{number}-labels.npy"

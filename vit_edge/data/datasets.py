@@ -16,7 +16,7 @@ import numpy as np
 
 from vit_edge.core.errors import DataError
 from vit_edge.core.types import InputSpec
-from vit_edge.data.sources import ArrayImages, DataOptions, FileImages, ImageSource, image_batches, open_images
+from vit_edge.data.sources import ArrayImages, DataOptions, FileImages, ImageSource, fill_images, open_images
 
 if TYPE_CHECKING:
     from vit_edge.data.labels import LabelMatch
@@ -136,14 +136,8 @@ def prepare_images(source: ImageSource, spec: InputSpec, labels: LabelMatch | No
         kept = np.arange(len(source))
     else:
         images = np.empty((len(source), spec.height, spec.width, spec.channels), dtype=np.uint8)
-        kept_batches = []
-        count = 0
-        for batch, indices in image_batches(source, spec, progress=progress):
-            images[count : count + len(batch)] = batch.reshape(len(batch), spec.height, spec.width, spec.channels)
-            kept_batches.append(indices)
-            count += len(batch)
-        kept = np.concatenate(kept_batches) if kept_batches else np.zeros(0, dtype=np.int64)
-        images = images[:count]
+        kept = fill_images(images, source, spec, progress)
+        images = images[: len(kept)]
     if len(kept) == 0:
         raise DataError(f"{source.origin}: none of its {len(source)} images could be read")
     images = images[..., 0] if spec.channels == 1 else images
@@ -166,10 +160,15 @@ def load_image_folder(root: str | Path, channels: int = 3,
     if size is None:
         first = np.asarray(source.read(0, "L"))
         size = (int(first.shape[0]), int(first.shape[1]))
-    spec = InputSpec(img_size=size if isinstance(size, int) else (size[0], size[1]), channels=channels,
-                     mean=(0.5,) * channels, std=(0.5,) * channels, crop_mode="squash",
-                     class_names=source.label_names)
+    spec = folder_training_spec(size, channels, source.label_names)
     return prepare_images(source, spec, LabelMatch(source.labels, "folder names in sorted order"))
+
+
+def folder_training_spec(size: int | tuple[int, int], channels: int, class_names: tuple[str, ...]) -> InputSpec:
+    """The input of a model trained from scratch on a folder: images squashed to `size`, normalised to ±1, the
+    folder names as its classes (training and every later evaluation read the folder the same way)."""
+    return InputSpec(img_size=size if isinstance(size, int) else (size[0], size[1]), channels=channels,
+                     mean=(0.5,) * channels, std=(0.5,) * channels, crop_mode="squash", class_names=class_names)
 
 
 DATASET_NAMES = ("fashion-mnist", "fashion-mnist-train")

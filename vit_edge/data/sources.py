@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
     from vit_edge.core.types import InputSpec
 
-__all__ = ["DataOptions", "ImageSource", "FileImages", "ArrayImages", "open_images", "image_batches", "decode_image",
-           "IMAGE_SUFFIXES", "LIST_SUFFIXES", "SOURCE_HELP"]
+__all__ = ["DataOptions", "ImageSource", "FileImages", "ArrayImages", "open_images", "image_batches", "fill_images",
+           "decode_image", "IMAGE_SUFFIXES", "LIST_SUFFIXES", "SOURCE_HELP"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm",
                             ".pgm", ".pbm"})
@@ -204,6 +204,18 @@ def image_batches(source: ImageSource, spec: "InputSpec", batch_size: int = 64,
             progress(f"  decoded {min(start + batch_size, total)}/{total} images of {source.origin}")
         if images:
             yield np.stack(images), np.asarray(kept, dtype=np.int64)
+
+
+def fill_images(target: np.ndarray, source: ImageSource, spec: "InputSpec",
+                progress: Callable[[str], None] | None = None) -> np.ndarray:
+    """Decode `source` into `target` ((N, H, W, C) uint8: in memory or memory-mapped), from the start; returns the
+    source indices of the images written (fewer than N where unreadable files were skipped)."""
+    kept, count = [], 0
+    for batch, indices in image_batches(source, spec, progress=progress):
+        target[count : count + len(batch)] = batch.reshape(len(batch), *target.shape[1:])
+        kept.append(indices)
+        count += len(batch)
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
 
 
 # -- opening what the user named --------------------------------------------------------------------------------
