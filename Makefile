@@ -42,7 +42,7 @@ test: $(STAMP) system-packages
 # Under 3 minutes: the architecture (import contract, mypy, ruff), the pure functions and the unit tests; no
 # conversion. `make test` runs everything, these included.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests/fast tests/unit
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests/fast tests/unit tests/hostile
 
 # Re-pin after a tested upgrade: writes the versions in .venv to constraints.txt.
 lock: $(STAMP)

@@ -251,7 +251,8 @@ def _options_json(options: ExportOptions) -> dict[str, Any]:
 def _load(model: ModelSource, weights: str | Path | None, random_init: bool, options: ExportOptions) -> LoadedModel:
     from vit_edge.models.loaders import ReIDSelection, load_model
 
-    reid = ReIDSelection(camera=options.camera, view=options.view, neck_feat=options.neck_feat)
+    reid = ReIDSelection(camera=options.camera, view=options.view, neck_feat=options.neck_feat, stride=options.stride,
+                         num_heads=options.num_heads, img_size=options.img_size)
     return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid,
                       merge=options.merge)
 

@@ -5,6 +5,7 @@ User errors (VitEdgeError) print one line and exit 2; anything else is a bug and
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -96,6 +97,11 @@ def _add_reid_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--view", type=_non_negative, default=0, help="0-based view id (vehicle models)")
     group.add_argument("--neck-feat", default="after", choices=("after", "before"),
                        help="output the BNNeck feature (after) or the class token before it")
+    group.add_argument("--stride", type=_positive, default=None,
+                       help="MODEL.STRIDE_SIZE it was trained with, where the weights alone cannot tell (then "
+                            "--img-size is its INPUT.SIZE_TEST)")
+    group.add_argument("--num-heads", type=_positive, default=None,
+                       help="its attention head count, where the embedding width alone cannot tell")
 
 
 def _add_qat_options(group: Any) -> None:
@@ -333,7 +339,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         max_drop=args.max_drop, data_options=_data_options(args), log=_log, precision=args.precision,
         img_size=args.img_size, layout=args.layout,
         verify=args.verify, parity_samples=args.parity_samples, opset=args.opset, force=args.force,
-        camera=args.camera, view=args.view, neck_feat=args.neck_feat, merge=args.merge,
+        camera=args.camera, view=args.view, neck_feat=args.neck_feat, stride=args.stride,
+        num_heads=args.num_heads, merge=args.merge,
     )
     parity = artifact.manifest.parity
     check = (f"parity ok: min cosine {parity['min_cosine']:.7f}, top-1 agreement "
@@ -378,7 +385,8 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
                         weights=args.weights, random_init=args.random_init, method=args.method,
                         qat=_qat_request(args) if args.method == "qat" else None, log=_log, img_size=args.img_size,
                         verify=args.verify, parity_samples=args.parity_samples, force=args.force,
-                        camera=args.camera, view=args.view, neck_feat=args.neck_feat, merge=args.merge)
+                        camera=args.camera, view=args.view, neck_feat=args.neck_feat, stride=args.stride,
+                        num_heads=args.num_heads, merge=args.merge)
     if artifact is None:  # a torchrun rank other than 0: rank 0 writes and reports
         return 0
     q = artifact.manifest.quantization or {}
@@ -580,6 +588,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `vit-edge models | head`: the reader has gone, nothing is wrong
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise  # anything else is a bug in vit-edge: keep its traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"vit-edge: error: {exc.strerror}{where}: {ENVIRONMENT_ERRNOS[exc.errno]}", file=sys.stderr)
+        return 2
+
+
+# faults of the machine, not of vit-edge: what the user can do about each
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "free some space or write elsewhere (--out)", errno.EDQUOT: "free some space or write elsewhere",
+    errno.EFBIG: "the file size limit (ulimit -f) is too small", errno.EROFS: "write elsewhere (--out)",
+    errno.EACCES: "check the file's permissions", errno.EPERM: "check the file's permissions",
+    errno.EIO: "the disk or network file system failed; check it and run again",
+}
 
 
 def _stopped(signum: int | None) -> int:

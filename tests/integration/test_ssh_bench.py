@@ -5,6 +5,7 @@ which has numpy and the runtimes, as a prepared board would.
 """
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -32,9 +33,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, tuple[str, ...]]]:
-    root = tmp_path_factory.mktemp("sshd")
+@contextlib.contextmanager
+def _running_sshd(root: Path, sftp: bool = True) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """A real sshd on a free loopback port with a throw-away key; `sftp=False`: no sftp subsystem, as on some
+    embedded boards (dropbear, trimmed OpenSSH)."""
+    root.mkdir(exist_ok=True)
     os.chmod(root, 0o700)
     for name in ("host_key", "client_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)], check=True)
@@ -45,7 +48,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, tuple[
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host_key'}\nPidFile {root / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {root / 'authorized_keys'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PubkeyAuthentication yes\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
-        "Subsystem sftp internal-sftp\nMaxStartups 50\n")
+        + ("Subsystem sftp internal-sftp\n" if sftp else "") + "MaxStartups 50\n")
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation directory sshd insists on
     server = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stderr=subprocess.PIPE)
     deadline = time.time() + 20
@@ -61,6 +64,12 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, tuple[
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, tuple[str, ...]]]:
+    with _running_sshd(tmp_path_factory.mktemp("sshd")) as board:
+        yield board
 
 
 def test_bench_over_ssh_measures_and_brings_results_back(sshd, tmp_path: Path) -> None:
@@ -204,3 +213,16 @@ def test_executorch_program_is_measured_over_ssh(sshd, tmp_path: Path) -> None:
     (missing,) = bench([str(artifact.path)], cfg)
     assert missing.status == "MissingDependencyError" and "pip install numpy executorch" in (missing.error or "")
     assert "needs torch too" in (missing.error or "")
+
+
+def test_board_without_sftp_is_measured_and_left_clean(tmp_path: Path) -> None:
+    """OpenSSH ≥ 9's scp speaks sftp; a board without the subsystem is reached with scp -O, and its working folder
+    is removed whether the copy works or not."""
+    artifact = export(small_vit(), "onnx", tmp_path / "onnx")
+    before = _board_leftovers()[1]
+    with _running_sshd(tmp_path / "sshd", sftp=False) as (device, options):
+        cfg = BenchConfig(threads=(1,), runs=5, min_seconds=0.0, device=device, ssh_options=options,
+                          remote_python=sys.executable)
+        (record,) = bench([str(artifact.path)], cfg)
+    assert record.status == "ok", record
+    assert set(_board_leftovers()[1]) <= set(before)

@@ -224,7 +224,7 @@ def test_geometry_is_inferred_from_the_position_embedding(img: tuple[int, int], 
 
 
 def test_ambiguous_geometry_asks_for_the_stride() -> None:
-    with pytest.raises(ConfigError, match="pass img_size and stride"):
+    with pytest.raises(ConfigError, match="--img-size HxW --stride S; img_size and stride in the API"):
         transreid_config(transreid_state(), img_size=IMG, num_heads=HEADS)
 
 

@@ -62,8 +62,10 @@ def _parse_line(text: str, where: str) -> FleetDevice:
 def read_devices_file(path: str | Path) -> list[FleetDevice]:
     """The devices file, one device a line; every problem is a ConfigError naming the line."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"devices file {path} is not a regular file (a folder or a pipe?)")
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # Notepad writes a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read devices file {path}: {exc}") from exc
     devices = []

@@ -59,12 +59,13 @@ class SshRunner:
         self.timeout_s = timeout_s
         self.python = python
         self.remote_dir: str | None = None
+        self.legacy_scp = False  # a board whose sshd has no sftp subsystem takes scp's old protocol (-O)
 
     def _ssh(self, command: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         args = ["ssh", "-p", str(self.device.port), *self.options, self.device.destination, command]
         return self._call(args, timeout or self.timeout_s)
 
-    def _call(self, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    def _call(self, args: list[str], timeout: float, scp: bool = False) -> subprocess.CompletedProcess[str]:
         try:
             result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
         except FileNotFoundError as exc:
@@ -72,7 +73,7 @@ class SshRunner:
         except subprocess.TimeoutExpired as exc:
             self._stop_remote()  # the board-side process would otherwise run on at full CPU
             raise DeviceError(f"{self.device} did not finish within {timeout:.0f} s (stopped there)") from exc
-        if result.returncode == 255:
+        if result.returncode == 255 and not (scp and _sftp_missing(result.stderr)):
             last = (result.stderr.strip().splitlines() or ["no answer"])[-1]
             raise DeviceError(f"cannot reach {self.device}: {last}")
         return result
@@ -106,22 +107,28 @@ class SshRunner:
             except (OSError, subprocess.TimeoutExpired):
                 pass
 
+    def _scp(self, source: str, target: str) -> subprocess.CompletedProcess[str]:
+        """scp over sftp (OpenSSH ≥ 9's default); where the board's sshd has no sftp, once more with -O."""
+        while True:
+            legacy = ["-O"] if self.legacy_scp else []
+            args = ["scp", "-q", "-r", *legacy, "-P", str(self.device.port), *self.options, source, target]
+            result = self._call(args, self.timeout_s, scp=not self.legacy_scp)
+            if result.returncode == 0 or self.legacy_scp or not _sftp_missing(result.stderr):
+                return result
+            self.legacy_scp = True
+
     def put(self, local: Path, name: str) -> str:
         """Copy a file or folder into the working folder; returns its path on the board."""
         remote = f"{self.remote_dir}/{name}"
-        args = ["scp", "-q", "-r", "-P", str(self.device.port), *self.options, str(local),
-                f"{self.device.destination}:{remote}"]
-        result = self._call(args, self.timeout_s)
+        result = self._scp(str(local), f"{self.device.destination}:{remote}")
         if result.returncode != 0:
-            raise DeviceError(f"copying {local.name} to {self.device} failed: {result.stderr.strip()}")
+            raise DeviceError(f"copying {local.name} to {self.device} failed: {_last_line(result.stderr)}")
         return remote
 
     def get(self, remote: str, local: Path) -> None:
-        args = ["scp", "-q", "-P", str(self.device.port), *self.options, f"{self.device.destination}:{remote}",
-                str(local)]
-        result = self._call(args, self.timeout_s)
+        result = self._scp(f"{self.device.destination}:{remote}", str(local))
         if result.returncode != 0:
-            raise DeviceError(f"copying {remote} back from {self.device} failed: {result.stderr.strip()}")
+            raise DeviceError(f"copying {remote} back from {self.device} failed: {_last_line(result.stderr)}")
 
     def run_runner(self, runner: str, config: dict[str, Any]) -> subprocess.CompletedProcess[str]:
         """Write the config on the board and run the zipped runner with it."""
@@ -130,6 +137,16 @@ class SshRunner:
         command = (f"printf %s {text} > {shlex.quote(config_path)} && "
                    f"{self.python} {shlex.quote(runner)} {shlex.quote(config_path)}")
         return self._ssh(command)
+
+
+def _sftp_missing(stderr: str) -> bool:
+    """What OpenSSH's scp says when the server has no sftp subsystem (the connection itself worked)."""
+    return "subsystem request failed" in stderr or "Connection closed" in stderr
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
 
 
 def check_reachable(address: str, ssh_options: tuple[str, ...] = (), python: str = "python3") -> None:

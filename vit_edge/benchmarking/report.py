@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vit_edge.benchmarking.record import BenchRecord
+from vit_edge.core.outputs import append_whole, write_atomically
 
 __all__ = ["append_records", "device_label", "profile_markdown", "markdown_table", "pareto_front", "write_reports",
            "accuracy_of"]
@@ -168,9 +169,7 @@ def append_records(records: list[BenchRecord], out_dir: Path) -> Path:
     """Append records to bench.jsonl at once (flushed), so what was measured survives a later failure."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "bench.jsonl"
-    with open(path, "a") as handle:
-        for record in records:
-            handle.write(json.dumps(record.to_json(), sort_keys=True) + "\n")
+    append_whole(path, "".join(json.dumps(record.to_json(), sort_keys=True) + "\n" for record in records))
     return path
 
 
@@ -180,9 +179,9 @@ def write_reports(records: list[BenchRecord], out_dir: Path, append_jsonl: bool 
     paths = {"jsonl": out_dir / "bench.jsonl", "markdown": out_dir / "bench.md", "html": out_dir / "bench.html"}
     if append_jsonl:
         append_records(records, out_dir)
-    paths["markdown"].write_text(markdown_table(records) + profile_markdown(records))
+    write_atomically(paths["markdown"], markdown_table(records) + profile_markdown(records))
     png = _plot_png(records, out_dir / "bench.png")
     if png:
         paths["png"] = png
-    paths["html"].write_text(_html(records, png))
+    write_atomically(paths["html"], _html(records, png))
     return paths

@@ -23,6 +23,7 @@ from vit_edge.benchmarking.devices import LocalDevice, SshDevice, parse_device
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import ConfigError, VitEdgeError
+from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.data.sources import DataOptions, ImageSource
 from vit_edge.runtime.measure import MeasureConfig, config_to_json
 from vit_edge.runtime.runner import RESULT_PREFIX
@@ -51,6 +52,17 @@ class BenchConfig:
     remote_python: str = "python3"
     adb_benchmark: str = "/data/local/tmp/benchmark_model"
     profile: bool = False
+
+    def __post_init__(self) -> None:
+        """Checked here for the API as for the CLI: `threads=(0,)` would reach the runtime as 'all cores'."""
+        check_counts("threads", self.threads)
+        check_counts("batches", self.batches)
+        check_counts("cpus", self.cpus, least=0, allow_empty=True)
+        check_count("warmup", self.warmup, least=0)
+        check_count("runs", self.runs)
+        check_count("eval_limit", self.eval_limit, optional=True)
+        check_number("min_seconds", self.min_seconds)
+        check_number("timeout_s", self.timeout_s, least=1e-3)
 
 
 def host_fingerprint() -> dict[str, Any]:
@@ -114,7 +126,11 @@ class _SshExecutor:
 
     def __enter__(self) -> "_SshExecutor":
         self.remote.__enter__()
-        self.remote_zip = self.remote.put(self.zip, "runner.pyz")
+        try:
+            self.remote_zip = self.remote.put(self.zip, "runner.pyz")
+        except BaseException:  # __exit__ does not run when __enter__ fails: remove the board's folder here
+            self.remote.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -379,6 +395,11 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
         session_class(cfg.runtime)  # likewise an unknown runtime name
     if cfg.profile:
         _check_profilable(artifacts, cfg)
+    if cfg.reference not in (None, "pytorch"):
+        try:
+            read_manifest(cfg.reference)  # a missing or damaged reference stops here, before any measurement
+        except VitEdgeError as exc:
+            raise ConfigError(f"--reference: {exc}") from exc
     total = len(artifacts) * len(cfg.threads) * len(cfg.batches)
     counter = [0]
     records: list[BenchRecord] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -15,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from vit_edge.core.errors import ArtifactError
+from vit_edge.core.errors import ArtifactError, ExportError
+from vit_edge.core.jsonfile import read_json_object
 from vit_edge.core.signals import raise_if_stopped
 from vit_edge.core.types import InputSpec, Precision
 
@@ -116,15 +118,13 @@ def read_manifest(artifact: str | Path, verify_files: bool = True) -> Manifest:
     path = root / MANIFEST_NAME
     if not root.is_dir():
         raise ArtifactError(f"{root} is not an artifact directory (run  vit-edge export  first)")
-    if not path.is_file():
+    if not path.exists():
         raise ArtifactError(f"{root} has no {MANIFEST_NAME}: not a vit-edge artifact, or an interrupted one")
+    data = read_json_object(path, ArtifactError)
     try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            raise TypeError(f"expected a JSON object, found a {type(data).__name__}")
         _check_manifest_hash(path, data)
         manifest = Manifest.from_json(data)
-    except (json.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ArtifactError(f"{path} is damaged: {exc}") from exc
     if not isinstance(manifest.files, dict) or not isinstance(manifest.model_file, str):
         raise ArtifactError(f"{path} is damaged: 'files' must map names to sha256 and 'model_file' be a name")
@@ -135,9 +135,15 @@ def read_manifest(artifact: str | Path, verify_files: bool = True) -> Manifest:
     if verify_files:
         for name, expected in manifest.files.items():
             file = root / name
-            if not file.is_file():
+            if not file.exists():
                 raise ArtifactError(f"{root}: file {name} listed in the manifest is missing")
-            if sha256_file(file) != expected:
+            if not file.is_file():
+                raise ArtifactError(f"{root}: {name} listed in the manifest is not a regular file")
+            try:
+                digest = sha256_file(file)
+            except OSError as exc:
+                raise ArtifactError(f"cannot read {file}: {exc.strerror or exc}") from exc
+            if digest != expected:
                 raise ArtifactError(f"{root}: {name} does not match its sha256 in the manifest (corrupt or edited)")
     return manifest
 
@@ -185,9 +191,33 @@ def atomic_artifact_dir(out: Path, force: bool) -> Iterator[Path]:
             _check_output(out, force)  # what appeared meanwhile is replaced only if vit-edge made it
             raise_if_stopped()  # a signal a converter caught on its way up still stops the export here
             _move_into_place(staging, out)
+        except (OSError, ExportError) as exc:
+            full = _full_disk_error(out, staging, exc)
+            if full is None:
+                raise
+            raise full from exc
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+
+
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+NEARLY_FULL_BYTES = 4 << 20  # a converter that hides the errno (OpenVINO: "iostream error") leaves less than this
+
+
+def _full_disk_error(out: Path, staging: Path, exc: BaseException) -> ArtifactError | None:
+    """The one line for a write that failed for want of space, whichever layer reported it; None otherwise."""
+    cause: BaseException | None = exc
+    while cause is not None and not (isinstance(cause, OSError) and cause.errno in FULL_ERRNOS):
+        cause = cause.__cause__ or cause.__context__
+    try:
+        nearly_full = shutil.disk_usage(staging).free < NEARLY_FULL_BYTES
+    except OSError:
+        nearly_full = False
+    if cause is None and not nearly_full:
+        return None
+    reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else "No space left on device"
+    return ArtifactError(f"writing {out} failed: {reason}; nothing was kept: free some space or choose another --out")
 
 
 def _check_output(out: Path, force: bool) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.types import Layout, Precision
 
-__all__ = ["ExportOptions"]
+__all__ = ["ExportOptions", "check_count", "check_counts", "check_number"]
 
 
 @dataclass(frozen=True)
@@ -25,14 +25,15 @@ class ExportOptions:
     view: int = 0
     merge: int = 0  # ToMe: tokens merged after each block's attention (0: none)
     neck_feat: str = "after"  # TransReID's output: the BNNeck feature ("after") or the class token ("before")
+    stride: int | None = None  # TransReID's MODEL.STRIDE_SIZE, where its weights alone cannot tell
+    num_heads: int | None = None  # TransReID's head count, where its width alone cannot tell
 
     def __post_init__(self) -> None:
         """Types checked once, for the API as for the CLI: `img_size="32"` is not 3×2, `parity_samples="4"` no count."""
         for name in ("parity_samples", "opset", "camera", "view", "merge"):
-            value = getattr(self, name)
-            least = 1 if name == "parity_samples" else 0
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ConfigError(f"{name} must be an integer ≥ {least}, not {value!r}")
+            check_count(name, getattr(self, name), 1 if name == "parity_samples" else 0)
+        for name in ("stride", "num_heads"):
+            check_count(name, getattr(self, name), optional=True)
         for name in ("verify", "force"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
@@ -51,3 +52,26 @@ def _check_size(size: object) -> None:
         raise ConfigError(f"img_size must be a positive integer or a (height, width) pair, not {size!r}")
 
 
+
+
+def check_count(name: str, value: object, least: int = 1, optional: bool = False) -> None:
+    """An API field that must be an int ≥ `least` (None too when `optional`): `threads=0` or `runs="5"` stop here
+    as one ConfigError, not deep in a runtime."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"{name} must be an integer ≥ {least}{' or None' if optional else ''}, not {value!r}")
+
+
+def check_counts(name: str, values: object, least: int = 1, allow_empty: bool = False) -> None:
+    """A tuple (or list) of counts, each ≥ `least`; empty only when `allow_empty`."""
+    if not isinstance(values, (tuple, list)) or (not values and not allow_empty):
+        raise ConfigError(f"{name} must be a tuple of integers ≥ {least}, not {values!r}")
+    for value in values:
+        check_count(f"each of {name}", value, least)
+
+
+def check_number(name: str, value: object, least: float = 0.0) -> None:
+    """A finite real ≥ `least` (an int is fine; a bool or a string is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= least or value == float("inf"):
+        raise ConfigError(f"{name} must be a number ≥ {least}, not {value!r}")

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from vit_edge.core.errors import ArtifactError, ConfigError
 
-__all__ = ["OutputKind", "check_output", "is_artifact", "is_tune_folder"]
+__all__ = ["OutputKind", "append_whole", "check_output", "is_artifact", "is_tune_folder", "write_atomically"]
 
 MANIFEST = "manifest.json"
 TUNE_RESULTS = "tune.json"
@@ -129,3 +129,31 @@ def check_output(out: Path, kind: OutputKind, force: bool, reads: Sequence[tuple
     if out.is_symlink() or not recognised(out):
         raise ArtifactError(f"{out} is not a vit-edge {kind.value} (--force replaces only what vit-edge made); "
                             "choose another output, or move it away yourself")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """`path` holds `text` or what it held before, never a part: a temporary sibling renamed over it."""
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
+def append_whole(path: Path, text: str) -> None:
+    """Append `text` to a log file entirely or not at all: a failed write is cut back off (no half line)."""
+    data = text.encode("utf-8")
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start = os.fstat(descriptor).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view):]
+        except OSError:
+            os.ftruncate(descriptor, start)
+            raise
+    finally:
+        os.close(descriptor)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -52,6 +53,11 @@ class InputSpec:
             raise ValueError(f"crop_mode must be one of {', '.join(CROP_MODES)}, not {self.crop_mode!r}")
         if self.crop_offset not in CROP_OFFSETS:
             raise ValueError(f"crop_offset must be one of {', '.join(CROP_OFFSETS)}, not {self.crop_offset!r}")
+        if self.height < 1 or self.width < 1 or self.channels < 1:
+            raise ValueError(f"img_size {self.img_size} and channels {self.channels} must be positive")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std)) or 0.0 in self.std:
+            raise ValueError(f"mean {list(self.mean)} and std {list(self.std)} must be finite, and std nonzero: "
+                             "every input is divided by std")
 
     @property
     def height(self) -> int:

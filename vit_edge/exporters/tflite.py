@@ -41,9 +41,11 @@ class TfliteExporter(Exporter):
 
                 edge_model = litert_torch.convert(model.eval(), (self.example_input(spec, 1),),
                                                   quant_config=_quant_config(options.precision))
-                edge_model.export(str(path))
+                # bytes written by Python, not the converter's LLVM stream: on a full disk that one calls exit(1)
+                content = edge_model.model_content()
         except Exception as exc:  # converter errors come from torch.export, MLIR and the flatbuffer writer
             raise conversion_error("TFLite conversion", exc) from exc
+        path.write_bytes(content)
         if options.precision is Precision.INT8:
             from vit_edge.exporters.tflite_islands import make_float_islands
 

@@ -55,10 +55,15 @@ def atomic_torch_save(payload: Any, path: str | Path) -> Path:
 def read_state_dict(path: str | Path) -> dict[str, Any]:
     """A .pt/.pth (weights_only) or .safetensors file as a dict; every failure becomes one ModelLoadError line."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a folder; give the weights file inside it (.pth, .pt or .safetensors)")
     if not path.is_file():
         raise ModelLoadError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
+    if not _looks_like_torch_save(path):
+        raise ModelLoadError(f"{path} is not a PyTorch checkpoint (neither torch.save's zip nor a pickle): give a "
+                             ".pth/.pt file or .safetensors")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated, corrupt or unsafe pickles
@@ -72,6 +77,16 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path} holds a {type(data).__name__}, expected a state dict")
     return data
+
+
+def _looks_like_torch_save(path: Path) -> bool:
+    """torch.save writes a zip (PK…) or, before 1.6, a pickle (protocol 2–5: 0x80 then the protocol byte)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return head == b"PK" or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
 
 
 def _read_safetensors(path: Path) -> dict[str, Any]:

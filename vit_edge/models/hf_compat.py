@@ -24,7 +24,7 @@ resampled as transformers does (plain DINOv2 without antialiasing, the registers
 """
 from __future__ import annotations
 
-import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +34,10 @@ import torch
 from torch import nn
 
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
+from vit_edge.core.jsonfile import read_json_object
 from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import load_strict, read_state_dict
-from vit_edge.models.vit import VisionTransformer, ViTConfig
+from vit_edge.models.vit import MAX_IMAGE_SIDE, VisionTransformer, ViTConfig
 
 __all__ = ["Architecture", "Family", "SUPPORTED_ARCHITECTURES", "is_hf_directory", "load_hf_directory",
            "convert_hf_module", "hf_config_to_vit", "convert_hf_state_dict"]
@@ -245,13 +246,7 @@ def is_hf_directory(path: Path) -> bool:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} does not hold a JSON object")
-    return data
+    return read_json_object(path, ModelLoadError)
 
 
 def _architecture(name: str) -> Architecture:
@@ -305,15 +300,24 @@ def hf_config_to_vit(config: dict[str, Any], architecture: str | None = None) ->
 def _preprocessor_size(value: Any, key: str) -> Size | None:
     """A processor `size`/`crop_size` (int, {height, width} or {shortest_edge}) as (height, width); None if absent."""
     name = f"preprocessor {key}"
+    size: Size | None
     if isinstance(value, dict):
         if "height" in value or "width" in value:
             height, width = value.get("height", value.get("width")), value.get("width", value.get("height"))
-            return (_int({name: height}, name), _int({name: width}, name))
-        value = value.get("shortest_edge")
-    return None if value is None else _size({name: value}, name)
+            size = (_int({name: height}, name), _int({name: width}, name))
+        else:
+            shortest = value.get("shortest_edge")
+            size = None if shortest is None else _size({name: shortest}, name)
+    else:
+        size = None if value is None else _size({name: value}, name)
+    if size is not None and max(size) > MAX_IMAGE_SIDE:
+        raise _bad_config(f"{name} {max(size)} is over {MAX_IMAGE_SIDE} px per side, beyond any ViT")
+    return size
 
 
-def _norm_values(value: Any, default: tuple[float, ...], channels: int) -> tuple[float, ...]:
+def _norm_values(pre: dict[str, Any], key: str, default: tuple[float, ...], channels: int,
+                 nonzero: bool = False) -> tuple[float, ...]:
+    value = pre.get(key)
     if value is None:
         return default
     try:
@@ -322,6 +326,11 @@ def _norm_values(value: Any, default: tuple[float, ...], channels: int) -> tuple
         raise _bad_config(f"preprocessor image_mean/std {value!r} are not numbers") from exc
     if len(values) != channels:
         raise _bad_config(f"preprocessor image_mean/std has {len(values)} values for {channels} channels")
+    if not all(math.isfinite(v) for v in values):
+        raise _bad_config(f"preprocessor {key} {list(values)} is not finite; fix it in preprocessor_config.json")
+    if nonzero and 0.0 in values:
+        raise _bad_config(f"preprocessor {key} {list(values)} has a zero, and every image is divided by it; fix it "
+                          "in preprocessor_config.json")
     return values
 
 
@@ -329,8 +338,8 @@ def _spec_from_preprocessor(pre: dict[str, Any], spec: InputSpec) -> InputSpec:
     """preprocessor_config.json → mean/std, resampling, input side (the crop when there is one) and crop fraction."""
     channels = spec.channels
     if pre.get("do_normalize", True):
-        mean = _norm_values(pre.get("image_mean"), spec.mean, channels)
-        std = _norm_values(pre.get("image_std"), spec.std, channels)
+        mean = _norm_values(pre, "image_mean", spec.mean, channels)
+        std = _norm_values(pre, "image_std", spec.std, channels, nonzero=True)
     else:
         mean, std = (0.0,) * channels, (1.0,) * channels
     resample = pre.get("resample", 2)

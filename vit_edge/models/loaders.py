@@ -39,6 +39,12 @@ class ReIDSelection:
     camera: int = 0
     view: int = 0
     neck_feat: str = "after"  # the BNNeck output; "before": the normed class token
+    stride: int | None = None  # MODEL.STRIDE_SIZE, where the weights alone cannot tell
+    num_heads: int | None = None
+    img_size: int | tuple[int, int] | None = None  # INPUT.SIZE_TEST: read as the trained geometry with `stride`
+
+    def is_default(self) -> bool:
+        return self == ReIDSelection(img_size=self.img_size)
 
 
 @dataclass
@@ -76,6 +82,7 @@ def config_from_timm_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> Vi
     if "pos_embed" not in state or "patch_embed.proj.weight" not in state:
         return cfg  # not a timm ViT state dict: load_strict says what does not fit
     head = state.get("head.weight")
+    _check_ranks(state, {"head.weight": 2, "cls_token": 3, "reg_token": 3})
     changes: dict[str, Any] = {"num_classes": int(head.shape[0]) if head is not None else 0,
                                "class_token": "cls_token" in state,
                                "reg_tokens": int(state["reg_token"].shape[1]) if "reg_token" in state else 0}
@@ -87,6 +94,8 @@ def config_from_timm_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> Vi
     pos = state["pos_embed"]
     if pos.ndim == 3:
         patches = pos.shape[1] - (0 if cfg.no_embed_class else cfg.num_prefix_tokens)
+        if patches < 1:
+            raise ModelLoadError(f"pos_embed {tuple(pos.shape)} holds no patch positions: not trained ViT weights")
         if patches != cfg.num_patches:  # fine-tuned at another resolution: build at its size, resize on request
             side = int(round(patches**0.5))
             if side * side != patches:
@@ -94,6 +103,15 @@ def config_from_timm_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> Vi
             step = cfg.stride * cfg.feature_reduction
             cfg = _safe_config(cfg, {"img_size": (side - 1) * step + cfg.patch_size * cfg.feature_reduction})
     return cfg
+
+
+def _check_ranks(state: dict[str, Any], ranks: dict[str, int]) -> None:
+    """The tensors the architecture is read from must be tensors of their rank (a 0-d head has no class count)."""
+    for key, rank in ranks.items():
+        value = state.get(key)
+        if value is not None and (not isinstance(value, torch.Tensor) or value.ndim != rank):
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ModelLoadError(f"{key} in the weights is {shape}, not a {rank}-d tensor: not timm ViT weights")
 
 
 def _safe_config(cfg: ViTConfig, changes: dict[str, Any]) -> ViTConfig:
@@ -152,7 +170,10 @@ def _load_path(path: Path, reid: ReIDSelection) -> LoadedModel:
         raise ModelLoadError(f"{path} is a directory without config.json: not a Hugging Face model directory")
     state = read_state_dict(path)  # read once: what it holds decides the loader
     if is_transreid_state_dict(state):
-        model, spec, source = load_transreid(path, reid.camera, reid.view, reid.neck_feat, state=state)
+        size = reid.img_size if reid.stride else None  # with --stride, --img-size is the trained geometry
+        model, spec, source = load_transreid(path, reid.camera, reid.view, reid.neck_feat, state=state,
+                                             img_size=None if size is None else to_hw(size), stride=reid.stride,
+                                             num_heads=reid.num_heads)
         return LoadedModel(model, spec, source)
     model, spec, extra = load_checkpoint(path, data=state)
     return LoadedModel(model, spec, {"kind": "checkpoint", "id": str(path), "train": extra.get("train", {})})
@@ -221,6 +242,9 @@ def load_model(
         if weights is not None and random_init:
             raise ConfigError("--weights and --random-init exclude each other")
         loaded = _load_named(str(model), weights, random_init, num_classes, img_size)
+    if loaded.source.get("kind") != "transreid" and not reid.is_default():
+        raise ConfigError("--camera, --view, --neck-feat, --stride and --num-heads apply to re-identification "
+                          "checkpoints (TransReID) only; leave them out for this model")
     return _with_merge(_finish(loaded, img_size), merge)
 
 

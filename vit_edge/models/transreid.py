@@ -75,7 +75,8 @@ def _num_heads(state: dict[str, torch.Tensor], num_heads: int | None) -> int:
     dim = int(state["base.cls_token"].shape[-1])
     heads = num_heads or (8 if _is_vit_small(state) else 12 if dim == 768 else dim // 64)
     if heads <= 0 or dim % heads:
-        raise ConfigError(f"cannot split embedding dim {dim} into {heads} heads; pass num_heads")
+        raise ConfigError(f"cannot split embedding dim {dim} into {heads} heads; pass the model's head count "
+                          "(--num-heads N; num_heads in the API)")
     return heads
 
 
@@ -97,10 +98,12 @@ def _geometry(num_patches: int, patch: int, img_size: Size | None, stride: int |
     tried = ", ".join(f"{h}x{w}" for h, w in sizes)
     if not found:
         raise ConfigError(f"pos_embed has {num_patches} patches, which no stride of patch {patch} gives at {tried}; "
-                          "pass the INPUT.SIZE_TEST and STRIDE_SIZE it was trained with as img_size and stride")
+                          "pass the INPUT.SIZE_TEST and MODEL.STRIDE_SIZE it was trained with (--img-size HxW "
+                          "--stride S; img_size and stride in the API)")
     options = ", ".join(f"{h}x{w} stride {s}" for (h, w), s in found)
-    raise ConfigError(f"pos_embed's {num_patches} patches fit several geometries ({options}); pass img_size and "
-                      "stride (TransReID's INPUT.SIZE_TEST and MODEL.STRIDE_SIZE)")
+    raise ConfigError(f"pos_embed's {num_patches} patches fit several geometries ({options}); pass TransReID's "
+                      "INPUT.SIZE_TEST and MODEL.STRIDE_SIZE (--img-size HxW --stride S; img_size and stride in the "
+                      "API)")
 
 
 def _counts(rows: int, camera_num: int | None, view_num: int | None) -> tuple[int, int]:

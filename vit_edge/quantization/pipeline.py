@@ -48,6 +48,17 @@ def evaluate_on(float_model: torch.nn.Module, quant: QuantizedViT, evaluation: L
     return evaluate(float_model, quant, preprocess_uint8(evaluation.images, spec), evaluation.labels)
 
 
+def _merge_cost(model: torch.nn.Module, reference: torch.nn.Module | None, data: np.ndarray,
+                labels: np.ndarray | None) -> float | None:
+    """Top-1 points (or, unlabelled, disagreement) the float merged model loses to `reference`; None unmerged."""
+    if reference is None or reference is model:
+        return None
+    merged, unmerged = _logits(model, data).argmax(1), _logits(reference, data).argmax(1)
+    if labels is None:
+        return float(100 * np.mean(merged != unmerged))
+    return float(100 * (np.mean(unmerged == labels) - np.mean(merged == labels)))
+
+
 def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: np.ndarray,
                          evaluation: LabelledImages | None, spec: InputSpec,
                          log: Callable[[str], None] = lambda _: None,
@@ -60,18 +71,22 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: 
     """
     data = preprocess_uint8(evaluation.images, spec) if evaluation is not None else calibration
     labels = evaluation.labels if evaluation is not None else None
+    merge_cost = _merge_cost(model, reference, data, labels)  # over the budget alone: refused before (api)
     current, kept_for_budget = recipe, []  # type: tuple[Recipe, list[dict[str, Any]]]
     while True:
         quant = lower(quantize_model(model, current, calibration), calibration)
         metrics: dict[str, Any] = dict(evaluate(reference or model, quant, data, labels))
         log(f"INT8 matmuls: {len(quant.int8_matmuls)}; top-1 drop {metrics['drop']:.2f} pt, "
             f"agreement {metrics['agreement_top1']:.2f}%")
+        if merge_cost is not None:
+            metrics["merge_drop"] = merge_cost  # of `drop`, what merging costs in float; the rest is INT8's
         if recipe.max_drop is None or metrics["drop"] <= recipe.max_drop:
             metrics["kept_float_for_budget"] = kept_for_budget
             return quant, metrics
         if len(quant.int8_matmuls) <= 1:
+            merging = f", {merge_cost:.2f} of it from merging" if merge_cost is not None else ""
             raise ConfigError(f"the budget of {recipe.max_drop} pt cannot be met: with one matmul left in INT8 the "
-                              f"drop is still {metrics['drop']:.2f} pt; raise --max-drop or use QAT")
+                              f"drop is still {metrics['drop']:.2f} pt{merging}; raise --max-drop or use QAT")
         weakest = min(quant.sqnr_db, key=lambda name: quant.sqnr_db[name])
         kept_for_budget.append({"matmul": weakest, "sqnr_db": quant.sqnr_db[weakest],
                                 "drop_before_pt": round(metrics["drop"], 3)})

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vit_edge.core.errors import ConfigError, DeviceError
+from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.data.sources import DataOptions
 
 __all__ = ["TuneConfig", "Candidate", "tune", "candidates", "pareto_front", "default_merges"]
@@ -43,6 +44,14 @@ class TuneConfig:
     ssh_options: tuple[str, ...] = ()
     remote_python: str = "python3"
     data_options: DataOptions = DataOptions()
+
+    def __post_init__(self) -> None:
+        check_counts("threads", self.threads)
+        check_counts("merges", self.merges if self.merges is not None else (0,), least=0)
+        check_count("eval_limit", self.eval_limit, optional=True)
+        check_count("calib_size", self.calib_size)
+        check_count("runs", self.runs)
+        check_number("max_drop", self.max_drop)
 
 
 @dataclass(frozen=True)
@@ -113,10 +122,12 @@ def _check_request(config: TuneConfig, out: Path, force: bool, model: Any) -> No
         raise ConfigError(f"{config.target} has no INT8 path; tune it with --precisions fp32")
     if not config.threads or min(config.threads) < 1:
         raise ConfigError("--threads needs counts ≥ 1")
+    from vit_edge.core.artifact import check_writable
     from vit_edge.core.outputs import OutputKind, check_output
 
     check_output(out, OutputKind.TUNE, force, [("the model", model), ("the calibration data", config.calib),
                                                ("the evaluation data", config.eval_data)])
+    check_writable(Path(out).parent)
 
 
 def _hints(target: str) -> tuple[str | None, ...]:

@@ -94,7 +94,7 @@ def test_model_file_must_be_listed(artifact: Path) -> None:
 
 def test_a_manifest_that_is_a_list_is_one_line(artifact: Path, exported: Path) -> None:
     (artifact / MANIFEST_NAME).write_text("[1, 2, 3]")
-    assert_user_error(run_cli("info", str(artifact)), "damaged", "JSON object")
+    assert_user_error(run_cli("info", str(artifact)), "does not hold a JSON object (found a list)")
     result = run_cli("bench", str(artifact), str(exported), "--runs", "2", "--min-time", "0", "--warmup", "0",
                      "--out", str(artifact.parent / "reports"))
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -1,0 +1,156 @@
+"""Hostile inputs, words class: each message says what is wrong and what to do with options that exist; input that
+was misread (a BOM, a flag that does nothing here, random bytes called a pickle) is read right or refused."""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO, run_cli, small_vit
+from tests.integration.test_cli_errors import assert_user_error
+from vit_edge.core.errors import ConfigError
+from vit_edge.core.types import InputSpec
+from vit_edge.models.checkpoint import save_checkpoint
+
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def _cli_flags() -> set[str]:
+    from vit_edge.cli import build_parser
+
+    flags: set[str] = set()
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                flags.update(option for a in sub._actions for option in a.option_strings)
+    return flags
+
+
+def test_every_flag_an_error_names_exists() -> None:
+    """'pass num_heads', 'pass img_size and stride': messages once asked for options the CLI did not have."""
+    known, named = _cli_flags(), {}
+    for path in (REPO / "vit_edge").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                for part in ast.walk(node.exc):
+                    if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                        named.update({flag: f"{path.name}:{node.lineno}" for flag in FLAG.findall(part.value)})
+    assert len(named) > 20  # the scan sees the messages
+    assert {flag: where for flag, where in named.items() if flag not in known} == {}
+
+
+def test_api_counts_of_zero_are_refused() -> None:
+    """threads=(0,) reached ONNX Runtime as 'all cores' and was reported as one thread."""
+    from vit_edge.api import bench
+    from vit_edge.tuning import TuneConfig
+
+    for fields, said in [({"threads": (0,)}, "each of threads must be an integer ≥ 1, not 0"),
+                         ({"runs": "5"}, "runs must be an integer ≥ 1, not '5'"),
+                         ({"min_seconds": float("nan")}, "min_seconds must be a number ≥ 0.0")]:
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            bench(["unused"], **fields)
+    with pytest.raises(ConfigError, match="each of threads"):
+        TuneConfig(target="onnx", calib="c", eval_data="e", max_drop=1.0, threads=(1, 0))
+
+
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "small.pt", small_vit(), InputSpec(img_size=32))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", [("--camera", "2"), ("--stride", "4"), ("--neck-feat", "before")])
+def test_reid_flags_on_a_plain_vit_are_refused(checkpoint: Path, tmp_path: Path, flag: tuple[str, str]) -> None:
+    """--camera 3 on a plain ViT was silently ignored: the user believed the artifact was specialised."""
+    assert_user_error(run_cli("export", str(checkpoint), "--target", "onnx", "--out", str(tmp_path / "o"), *flag),
+                      "apply to re-identification checkpoints (TransReID) only")
+
+
+@pytest.mark.slow
+def test_an_ambiguous_transreid_geometry_is_settled_with_the_flags_it_names(tmp_path: Path) -> None:
+    from tests.unit.test_transreid import GEOMETRY, transreid_state
+
+    weights = tmp_path / "transreid.pth"
+    torch.save(transreid_state(), weights)
+    out = tmp_path / "art"
+    message = assert_user_error(run_cli("export", str(weights), "--target", "onnx", "--out", str(out),
+                                        "--num-heads", str(GEOMETRY["num_heads"])), "--img-size HxW --stride S")
+    flags = FLAG.findall(message)
+    assert flags and set(flags) <= _cli_flags(), message
+    height, width = GEOMETRY["img_size"]
+    result = run_cli("export", str(weights), "--target", "onnx", "--out", str(out), "--img-size",
+                     f"{height}x{width}", "--stride", str(GEOMETRY["stride"]), "--num-heads",
+                     str(GEOMETRY["num_heads"]), "--parity-samples", "2")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["input_spec"]["img_size"] == [height, width]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("content, said", [
+    (None, "is a folder; give the weights file inside it"),
+    (bytes(range(256)) * 20, "is not a PyTorch checkpoint (neither torch.save's zip nor a pickle)"),
+])
+def test_weights_that_are_not_a_weights_file(tmp_path: Path, content: bytes | None, said: str) -> None:
+    """A folder was called 'does not exist'; random bytes were called an unsafe pickle."""
+    weights = tmp_path / "w.pth"
+    if content is None:
+        weights.mkdir()
+    else:
+        weights.write_bytes(content)
+    message = assert_user_error(run_cli("export", "timm:vit_tiny_patch16_224", "--weights", str(weights),
+                                        "--target", "onnx", "--out", str(tmp_path / "o")), said)
+    assert "unsafe" not in message and "does not exist" not in message
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("art") / "a"
+    assert run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(out),
+                   "--parity-samples", "2").returncode == 0
+    return out
+
+
+@pytest.mark.slow
+def test_a_devices_file_with_a_bom_is_read(exported: Path, tmp_path: Path) -> None:
+    """Notepad saves UTF-8 with a byte-order mark; 'local' became '\\ufefflocal', an unknown device."""
+    devices = tmp_path / "devices.txt"
+    devices.write_bytes("\ufefflocal name=here\n".encode())
+    result = run_cli("bench", str(exported), "--devices", str(devices), "--runs", "3", "--warmup", "0",
+                     "--min-time", "0", "--out", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "r" / "bench.jsonl").read_text())["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_a_damaged_reference_is_refused_before_measuring(exported: Path, tmp_path: Path) -> None:
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(exported, damaged)
+    with open(damaged / "model.onnx", "ab") as handle:
+        handle.write(b"xx")
+    result = run_cli("bench", str(exported), "--reference", str(damaged), "--data", "fashion-mnist",
+                     "--eval-limit", "8", "--out", str(tmp_path / "r"))
+    assert_user_error(result, "--reference:", "does not match its sha256")
+    assert "threads 1" not in result.stderr  # nothing was measured first
+
+
+@pytest.mark.slow
+def test_a_negative_size_in_a_rehashed_manifest_is_refused(exported: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.hostile.test_integrity import edit_manifest
+
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    spec = json.loads((copy / "manifest.json").read_text())["input_spec"]
+    edit_manifest(copy, input_spec={**spec, "img_size": -32})
+    assert_user_error(run_cli("info", str(copy)), "is damaged", "must be positive")
