@@ -37,6 +37,7 @@ FAMILIES = {
     "siglip": ("vit_base_patch16_siglip_224", 224),
     "hybrid": ("vit_small_r26_s32_224", 224),
     "registers (avg pool)": ("vit_medium_patch16_reg4_gap_256", 256),
+    "dinov3 (rotary)": ("vit_small_patch16_dinov3", 224),
 }
 
 

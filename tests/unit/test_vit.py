@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from tests.conftest import FIXTURES, small_vit
 from vit_edge.models.checkpoint import load_strict
 from vit_edge.models.registry import TIMM_NAMES, reference_config, timm_entry
+from vit_edge.models.timm_compat import eva_state_to_reference, is_eva_state_dict
 from vit_edge.models.vit import MatMul, VisionTransformer, ViTConfig, resample_pos_embed
 
 
@@ -72,7 +73,10 @@ def test_timm_name_table_matches_real_timm() -> None:
         entry, ref = timm_entry(name), golden[name]
         with torch.device("meta"):
             shapes = {k: list(v.shape) for k, v in VisionTransformer(entry.config).state_dict().items()}
-        assert shapes == ref["state_dict"], name
+            timm_state = {k: torch.empty(shape) for k, shape in ref["state_dict"].items()}
+        if is_eva_state_dict(timm_state):  # Eva's names (gamma_1, q_bias/v_bias, fc1_g/fc1_x) as loading maps them
+            timm_state = eva_state_to_reference(timm_state)
+        assert shapes == {k: list(v.shape) for k, v in timm_state.items()}, name
         assert list(entry.spec.mean) == ref["mean"] and list(entry.spec.std) == ref["std"], name
         assert entry.spec.crop_pct == ref["crop_pct"] and entry.spec.interpolation == ref["interpolation"], name
         assert [3, entry.spec.height, entry.spec.width] == ref["input_size"], name

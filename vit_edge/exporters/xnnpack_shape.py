@@ -65,6 +65,7 @@ class SlicedAttention(nn.Module):
         self.num_heads, self.head_dim, self.scale = attention.num_heads, attention.head_dim, attention.scale
         self.qkv, self.proj, self.softmax = attention.qkv, attention.proj, attention.softmax
         self.q_norm, self.k_norm = attention.q_norm, attention.k_norm
+        self.rope = attention.rope  # works on (B·H, T, d) as on (B, H, T, d)
         self.qk, self.av = BatchMatMul(attention.qk), BatchMatMul(attention.av)
 
     def _heads(self, x: torch.Tensor, batch: int, tokens: int) -> torch.Tensor:
@@ -83,6 +84,8 @@ class SlicedAttention(nn.Module):
         q = self.q_norm(self._heads(qkv[:, :asking, :dim], batch, asking))
         k = self.k_norm(self._heads(qkv[..., dim : 2 * dim], batch, tokens))
         v = self._heads(qkv[..., 2 * dim :], batch, tokens)
+        if self.rope is not None:
+            q, k = self.rope(q), self.rope(k)
         logits = self.qk(q * self.scale, k.transpose(1, 2))
         if size is not None:  # proportional attention: the log-size of each key, for every head
             log_size = torch.log(size).reshape(batch, 1, 1, tokens).expand(batch, self.num_heads, 1, tokens)

@@ -25,7 +25,13 @@ from vit_edge.models.registry import (
     reference_config,
     timm_entry,
 )
-from vit_edge.models.timm_compat import is_timm_vit, timm_config_kwargs, timm_input_spec
+from vit_edge.models.timm_compat import (
+    eva_state_to_reference,
+    is_eva_state_dict,
+    is_timm_vit,
+    timm_config_kwargs,
+    timm_input_spec,
+)
 from vit_edge.models.transreid import is_transreid_state_dict, load_transreid
 from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
 
@@ -79,7 +85,7 @@ def config_from_timm_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> Vi
 
     The weights win where they disagree with timm's name (a fine-tuned head, registers, another resolution).
     """
-    if "pos_embed" not in state or "patch_embed.proj.weight" not in state:
+    if "patch_embed.proj.weight" not in state or ("pos_embed" not in state and cfg.abs_pos_embed):
         return cfg  # not a timm ViT state dict: load_strict says what does not fit
     head = state.get("head.weight")
     _check_ranks(state, {"head.weight": 2, "cls_token": 3, "reg_token": 3})
@@ -91,8 +97,8 @@ def config_from_timm_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> Vi
     if changes["num_classes"] and cfg.global_pool == "token" and not changes["class_token"]:
         changes["global_pool"] = "avg"
     cfg = _safe_config(cfg, changes)
-    pos = state["pos_embed"]
-    if pos.ndim == 3:
+    pos = state.get("pos_embed")  # rotary-only models (DINOv3) have none: their size is the name's
+    if pos is not None and pos.ndim == 3:
         patches = pos.shape[1] - (0 if cfg.no_embed_class else cfg.num_prefix_tokens)
         if patches < 1:
             raise ModelLoadError(f"pos_embed {tuple(pos.shape)} holds no patch positions: not trained ViT weights")
@@ -130,6 +136,8 @@ def _load_timm(name: str, weights: Path | None, random_init: bool) -> LoadedMode
         source["random_init"] = True
         return LoadedModel(model.eval(), entry.spec.with_(img_size=cfg.img_size), source)
     state = {k: v for k, v in _unwrap_state(read_state_dict(weights)).items() if isinstance(v, torch.Tensor)}
+    if is_eva_state_dict(state):
+        state = eva_state_to_reference(state)
     cfg = config_from_timm_state(cfg, state)
     model = VisionTransformer(cfg)
     load_strict(model, state, str(weights))
@@ -190,7 +198,8 @@ def _load_module(model: nn.Module) -> LoadedModel:
     if is_timm_vit(model):
         cfg = ViTConfig(**timm_config_kwargs(model))
         ours = VisionTransformer(cfg)
-        load_strict(ours, {k: v.detach() for k, v in model.state_dict().items()}, type(model).__name__)
+        state = {k: v.detach() for k, v in model.state_dict().items()}
+        load_strict(ours, eva_state_to_reference(state) if is_eva_state_dict(state) else state, type(model).__name__)
         pretrained = dict(getattr(model, "pretrained_cfg", {}) or {})
         spec = InputSpec(**_spec_fields(timm_input_spec(pretrained), cfg))
         name = str(pretrained.get("architecture", type(model).__name__))
@@ -259,7 +268,11 @@ def _with_merge(loaded: LoadedModel, merge: int) -> LoadedModel:
     if not 0 < merge <= most:
         raise ConfigError(f"--merge {merge}: at {cfg.image_hw[0]}x{cfg.image_hw[1]} the model has {cfg.num_patches} "
                           f"patch tokens and a block merges at most half of them; use --merge 1 to {most}")
-    loaded.unmerged, loaded.model = loaded.model, loaded.model.with_merge(merge)
+    try:
+        merged = loaded.model.with_merge(merge)
+    except ValueError as exc:  # e.g. rotary embeddings: a merged token has no single position
+        raise ConfigError(f"--merge {merge}: {exc}") from exc
+    loaded.unmerged, loaded.model = loaded.model, merged
     loaded.source["architecture"] = loaded.model.cfg.to_json()
     loaded.source["tokens_per_block"] = loaded.model.cfg.tokens_after_merge
     return loaded

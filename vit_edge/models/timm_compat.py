@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from vit_edge.core.errors import UnsupportedModelError
 
-__all__ = ["UnsupportedFeature", "timm_config_kwargs", "is_timm_vit", "timm_input_spec"]
+__all__ = ["UnsupportedFeature", "timm_config_kwargs", "is_timm_vit", "timm_input_spec", "eva_state_to_reference",
+           "is_eva_state_dict"]
 
-_TIMM_VIT_CLASSES = ("VisionTransformer", "VisionTransformerDistilled")
+_TIMM_VIT_CLASSES = ("VisionTransformer", "VisionTransformerDistilled", "Eva")
 _NORMS = ("LayerNorm", "LayerNorm2d")
 
 
@@ -73,7 +75,12 @@ def _mlp(mlp: Foreign) -> dict[str, Any]:
               "a GLU MLP with the gate last")
         _need(_kind(getattr(mlp, "norm", None)) in ("Identity", "none"), "a norm inside the MLP")
         return {"mlp": "glu", "mlp_hidden_dim": mlp.fc1.out_features, "act": _activation(mlp.act)}
-    raise UnsupportedFeature(f"{kind} MLP (e.g. unpacked SwiGLU)")
+    if kind == "SwiGLU":  # fc1_g and fc1_x, packed into one fc1 as [gate, x] on load: act(gate) · x
+        _need(_kind(getattr(mlp, "norm", None)) in ("Identity", "none"), "a norm inside the SwiGLU MLP (scale_mlp)")
+        _need(mlp.fc1_g.bias is not None and mlp.fc1_x.bias is not None and mlp.fc2.bias is not None,
+              "a SwiGLU MLP without biases")
+        return {"mlp": "glu", "mlp_hidden_dim": 2 * mlp.fc1_g.out_features, "act": _activation(mlp.act)}
+    raise UnsupportedFeature(f"{kind} MLP")
 
 
 def _block(block: Foreign) -> dict[str, Any]:
@@ -138,10 +145,85 @@ def _head(model: Foreign) -> dict[str, Any]:
             "final_norm": _kind(model.fc_norm) != "Identity" or _kind(model.norm) != "Identity"}
 
 
+def _rope(rope: Foreign) -> dict[str, Any]:
+    """timm's RoPE module → the reference's rope options; only DINOv3's layout is expressed so far."""
+    kind = _kind(rope)
+    if kind == "none":
+        return {}
+    _need(kind == "RotaryEmbeddingDinoV3", f"EVA-02 / Perception Encoder rotary position embeddings (timm's {kind}; "
+          "DINOv3's load)")
+    _need(rope.normalize_coords == "separate" and float(rope.grid_offset) == 0.0 and rope.grid_indexing == "ij",
+          "DINOv3 rotary embeddings with another coordinate normalisation, offset or indexing")
+    _need(rope.temperature is not None and rope.min_period is None and rope.max_period is None,
+          "DINOv3 rotary embeddings with min/max periods")
+    return {"rope": "dinov3", "rope_temperature": float(rope.temperature), "rope_rotate_half": bool(rope.rotate_half)}
+
+
+def _eva_block(block: Foreign) -> dict[str, Any]:
+    _need(type(block).__name__ == "EvaBlock", f"{type(block).__name__} blocks (post-norm Eva blocks)")
+    attn = block.attn
+    _need(type(attn).__name__ == "EvaAttention" and attn.qkv is not None, "unfused q/k/v projections")
+    _need(_kind(attn.norm) == "Identity", "a norm before the attention output projection (scale_attn_inner)")
+    _need(_kind(attn.q_norm) == "Identity" and getattr(attn, "gate", None) is None, "qk_norm or gated attention")
+    _need(not getattr(attn, "qkv_bias_separate", False) or attn.q_bias is None, "a separately added qkv bias")
+    _need(getattr(block, "gamma_1", None) is not None or getattr(block, "gamma_2", None) is None,
+          "LayerScale on the MLP only")
+    return {
+        "num_heads": attn.num_heads, "qkv_bias": attn.q_bias is not None, "proj_bias": attn.proj.bias is not None,
+        "qk_norm": False, "ln_eps": _layer_norm_eps(block.norm1, "blocks"),
+        "init_values": 1e-5 if getattr(block, "gamma_1", None) is not None else None,
+        **_mlp(block.mlp),
+    }
+
+
+def _eva_kwargs(model: Foreign) -> dict[str, Any]:
+    """An `Eva` (DINOv3): the blocks, rotary embeddings and the optional absolute position embedding."""
+    _need(model.rope is not None, "an Eva model without rotary embeddings (EVA-01 style)")
+    _need(not getattr(model, "rope_mixed", False), "mixed (learned) rotary frequencies")
+    reg = model.reg_token.shape[1] if getattr(model, "reg_token", None) is not None else 0
+    kwargs: dict[str, Any] = {
+        "embed_dim": int(model.embed_dim), "depth": len(model.blocks), "class_token": model.cls_token is not None,
+        "reg_tokens": int(reg), "no_embed_class": bool(getattr(model, "no_embed_class", False)),
+        "pre_norm": _kind(model.norm_pre) != "Identity", "abs_pos_embed": model.pos_embed is not None,
+        **_rope(model.rope), **_patch_embed(model.patch_embed),
+    }
+    blocks = [_eva_block(block) for block in model.blocks]
+    _need(all(b == blocks[0] for b in blocks), "blocks that differ from one another")
+    _need(all(bool(getattr(b.attn, "rotate_half", False)) == kwargs["rope_rotate_half"] for b in model.blocks),
+          "attention and rotary embeddings with different rotation layouts")
+    return {**kwargs, **blocks[0], **_head(model)}
+
+
+def eva_state_to_reference(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An Eva state dict in the reference's names: gamma_1/2 → ls1/ls2.gamma, q_bias and v_bias → one qkv.bias with
+    k's zero between them (Eva's k_bias is a zero buffer); other keys as they are."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.endswith(".gamma_1") or key.endswith(".gamma_2"):
+            out[key[: -len("gamma_1")] + ("ls1.gamma" if key.endswith("1") else "ls2.gamma")] = value
+        elif key.endswith(".attn.q_bias"):
+            v_bias = state[key[: -len("q_bias")] + "v_bias"]
+            out[key[: -len("q_bias")] + "qkv.bias"] = torch.cat([value, torch.zeros_like(value), v_bias])
+        elif key.endswith(".mlp.fc1_g.weight") or key.endswith(".mlp.fc1_g.bias"):
+            out[key.replace("fc1_g", "fc1")] = torch.cat([value, state[key.replace("fc1_g", "fc1_x")]])
+        elif not (key.endswith(".attn.v_bias") or key.endswith(".attn.k_bias") or ".mlp.fc1_x." in key):
+            out[key] = value
+    return out
+
+
+def is_eva_state_dict(state: dict[str, Any]) -> bool:
+    return any(key in state for key in ("blocks.0.gamma_1", "blocks.0.attn.q_bias", "blocks.0.mlp.fc1_g.weight"))
+
+
 def timm_config_kwargs(model: Foreign) -> dict[str, Any]:
     """ViTConfig keyword arguments for a timm VisionTransformer; UnsupportedFeature names what does not map."""
     if not is_timm_vit(model):
         raise UnsupportedModelError(f"{type(model).__name__} is not a timm VisionTransformer")
+    if type(model).__name__ == "Eva":
+        eva = _eva_kwargs(model)
+        if eva["img_size"][0] == eva["img_size"][1]:
+            eva["img_size"] = eva["img_size"][0]
+        return eva
     _need(model.pos_embed is not None, "no absolute position embedding (rotary or none)")
     _need(not getattr(model, "dynamic_img_pad", False), "dynamic image padding")
     kwargs: dict[str, Any] = {

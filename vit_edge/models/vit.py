@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vit_edge.models.rope import ROPES, RotaryEmbedding
+
 if TYPE_CHECKING:
     from vit_edge.models.merging import TokenMerge
 
@@ -91,6 +93,10 @@ class ViTConfig:
     hybrid: tuple[int, ...] | None = None  # a ResNetV2 stem (timm's vit_*_r50_*/r26): blocks per stage
     hybrid_width: int = 64  # the stem's channels (64 in every released hybrid)
     merge: int = 0  # ToMe's r: tokens merged after each block's attention (0: none); see models/merging.py
+    rope: str = "none"  # rotary position embeddings on q and k's patch tokens: "dinov3" (see models/rope.py)
+    rope_temperature: float = 100.0
+    rope_rotate_half: bool = True  # sin/cos laid out [f, f] and x rotated by halves (else interleaved pairs)
+    abs_pos_embed: bool = True  # False: no learned position embedding (DINOv3: rotary only)
     # The last block computes only the tokens the output reads (class-token pooling: the class and distillation
     # tokens); every token is still a key and value there, so the output is the same. False: the plain graph.
     head_tokens_only: bool = True
@@ -102,6 +108,11 @@ class ViTConfig:
             raise ValueError(f"activation '{self.act}' is not one of {', '.join(ACTIVATIONS)}")
         if self.mlp not in MLPS:
             raise ValueError(f"mlp '{self.mlp}' is not one of {', '.join(MLPS)}")
+        if self.rope not in ROPES:
+            raise ValueError(f"rope '{self.rope}' is not one of {', '.join(ROPES)}")
+        if self.rope != "none" and ((self.embed_dim // max(self.num_heads, 1)) % 4 or self.merge):
+            raise ValueError("rotary embeddings need a head dimension divisible by 4 and no token merging (a merged "
+                             "token has no single position to rotate by)")
         if self.global_pool in ("token", "token_avg") and not self.class_token:
             raise ValueError("global_pool 'token' needs a class token")
         positive = {"patch_size": self.patch_size, "in_chans": self.in_chans, "embed_dim": self.embed_dim,
@@ -190,6 +201,8 @@ class ViTConfig:
 
     @property
     def pos_embed_len(self) -> int:
+        if not self.abs_pos_embed:
+            return 0
         return self.num_patches + (0 if self.no_embed_class else self.num_prefix_tokens)
 
     @property
@@ -281,6 +294,8 @@ class Attention(nn.Module):
         self.softmax = nn.Softmax(dim=-1)
         self.av = MatMul()
         self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim, bias=cfg.proj_bias)
+        self.rope = (RotaryEmbedding(cfg.grid, self.head_dim, cfg.num_prefix_tokens, cfg.rope_temperature,
+                                     cfg.rope_rotate_half) if cfg.rope != "none" else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_merging(x, None)[0]
@@ -295,6 +310,8 @@ class Attention(nn.Module):
         if queries is not None:
             q = q[:, :, :queries]
         q, k = self.q_norm(q), self.k_norm(k)
+        if self.rope is not None:
+            q, k = self.rope(q), self.rope(k)
         logits = self.qk(q * self.scale, k.transpose(-2, -1))
         if size is not None:  # a merged key stands for size[j] patches
             logits = logits + torch.log(size).reshape(batch, 1, 1, tokens)
@@ -429,7 +446,7 @@ class VisionTransformer(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if cfg.class_token else None
         self.dist_token = nn.Parameter(torch.zeros(1, 1, dim)) if cfg.distilled else None
         self.reg_token = nn.Parameter(torch.zeros(1, cfg.reg_tokens, dim)) if cfg.reg_tokens else None
-        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.pos_embed_len, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.pos_embed_len, dim)) if cfg.abs_pos_embed else None
         self.sie_embed = nn.Parameter(torch.zeros(cfg.sie_embeds, 1, dim)) if cfg.sie_embeds else None
         self.norm_pre = _optional_norm(cfg, cfg.pre_norm)
         self.blocks = nn.ModuleList(Block(cfg, merge) for merge in _token_merges(cfg))
@@ -463,7 +480,9 @@ class VisionTransformer(nn.Module):
         x = self.patch_embed(x)
         batch = x.shape[0]
         prefix = [t.expand(batch, -1, -1) for t in (self.cls_token, self.dist_token, self.reg_token) if t is not None]
-        if self.cfg.no_embed_class:
+        if self.pos_embed is None:
+            x = torch.cat(prefix + [x], dim=1)
+        elif self.cfg.no_embed_class:
             x = torch.cat(prefix + [x + self.pos_embed], dim=1)
         else:
             x = torch.cat(prefix + [x], dim=1) + self.pos_embed
@@ -545,7 +564,9 @@ class VisionTransformer(nn.Module):
         clone = VisionTransformer(cfg)
         state = dict(self.state_dict())
         prefix = 0 if cfg.no_embed_class else cfg.num_prefix_tokens
-        state["pos_embed"] = resample_pos_embed(self.pos_embed.detach(), prefix, self.cfg.grid, cfg.grid, antialias)
+        if self.pos_embed is not None:  # rotary tables are rebuilt for the new grid, not resampled
+            state["pos_embed"] = resample_pos_embed(self.pos_embed.detach(), prefix, self.cfg.grid, cfg.grid,
+                                                    antialias)
         clone.load_state_dict(state)
         return clone.eval() if not self.training else clone
 

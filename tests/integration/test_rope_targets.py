@@ -1,0 +1,56 @@
+"""DINOv3 on every target: the rotation is constant tables and elementwise multiply-adds, so each runtime computes
+real timm's output (FP32 within 1e-4) and INT8 agrees with FP32; TFLite stays one XNNPACK partition."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.integration.test_families import cosine
+from tests.unit.test_rope_families import timm_dinov3
+from vit_edge.api import export, quantize
+from vit_edge.core.targets import TARGETS
+from vit_edge.data.preprocess import preprocess_uint8
+from vit_edge.data.synthetic import smooth_images
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dinov3() -> torch.nn.Module:
+    """DINOv3-S/16's layout (4 registers, rotary only, LayerScale), 2 blocks, on a non-square 48×64 input."""
+    return timm_dinov3("vit_small_patch16_dinov3_qkvb", depth=2, img_size=(48, 64), num_classes=0,
+                       global_pool="token")
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_dinov3_fp32_matches_timm_in_each_runtime(dinov3: torch.nn.Module, target: str, tmp_path: Path) -> None:
+    artifact = export(dinov3, target, tmp_path / "a", parity_samples=4)
+    assert artifact.manifest.parity["passed"] and artifact.manifest.source["architecture"]["rope"] == "dinov3"
+    x = torch.randn(3, 3, 48, 64)
+    with torch.no_grad():
+        expected = dinov3(x).numpy()
+    np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_dinov3_int8_agrees_with_fp32(dinov3: torch.nn.Module, target: str, tmp_path: Path) -> None:
+    calib = smooth_images(64, (48, 64), 3, seed=1)
+    artifact = quantize(dinov3, target, tmp_path / "q", calib=calib, calib_size=64, parity_samples=8)
+    assert len(artifact.manifest.quantization["int8_matmuls"]) >= 6 * 2
+    batch = preprocess_uint8(smooth_images(16, (48, 64), 3, seed=7), artifact.manifest.input_spec)
+    with torch.no_grad():
+        reference = dinov3(torch.from_numpy(batch)).numpy()
+    worst = cosine(reference, artifact.run(batch)).min()
+    print(f"DINOv3 INT8 on {target}: min cosine to FP32 {worst:.5f}")
+    assert worst > 0.99
+    if target == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        from vit_edge.runtime.litert import undelegated_ops
+
+        interpreter = Interpreter(model_path=str(artifact.path / "model.tflite"), num_threads=1)
+        interpreter.allocate_tensors()
+        assert undelegated_ops(interpreter._get_ops_details()) == []  # one XNNPACK partition

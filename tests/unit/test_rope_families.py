@@ -1,0 +1,103 @@
+"""DINOv3 (timm's `Eva` class: rotary position embeddings, registers, no absolute position embedding, Eva's q/v
+biases, SwiGLU on the larger sizes) loads into the reference ViT and gives real timm's outputs."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
+from vit_edge.models.loaders import load_model
+from vit_edge.models.registry import TIMM_NAMES, timm_entry
+from vit_edge.models.rope import dinov3_tables
+
+# name, timm kwargs (small enough to build in a second), input (height, width)
+DINOV3_CASES: list[tuple[str, dict[str, Any], tuple[int, int]]] = [
+    ("vit_small_patch16_dinov3", dict(depth=2, img_size=64, num_classes=5), (64, 64)),
+    ("vit_small_patch16_dinov3_qkvb", dict(depth=2, img_size=(48, 80), num_classes=0), (48, 80)),
+    ("vit_small_patch16_dinov3", dict(depth=2, img_size=64, num_classes=0, global_pool="token"), (64, 64)),
+    ("vit_small_plus_patch16_dinov3", dict(depth=2, img_size=32, num_classes=3), (32, 32)),
+]
+
+
+def timm_dinov3(name: str, seed: int = 0, **kwargs: Any) -> torch.nn.Module:
+    """A real timm DINOv3 with every tensor moved off its init (LayerScale 1e-5 → about 0.05: it matters)."""
+    from tests.timm_import import import_timm
+
+    timm = import_timm()
+    torch.manual_seed(seed)
+    model = timm.create_model(name, pretrained=False, **kwargs).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    return model
+
+
+@pytest.mark.parametrize("name, kwargs, size", DINOV3_CASES)
+def test_dinov3_module_matches_timm(name: str, kwargs: dict[str, Any], size: tuple[int, int]) -> None:
+    reference = timm_dinov3(name, **kwargs)
+    loaded = load_model(reference)
+    assert loaded.model.cfg.rope == "dinov3" and loaded.model.pos_embed is None
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)
+        torch.testing.assert_close(loaded.model.forward_features(x), reference.forward_features(x), atol=1e-4, rtol=0)
+
+
+def test_rotation_tables_match_timm() -> None:
+    from tests.timm_import import import_timm
+
+    import_timm()
+    from timm.layers.pos_embed_sincos import RotaryEmbeddingDinoV3
+
+    for grid, rotate_half in [((4, 4), True), ((3, 5), True), ((2, 6), False)]:
+        rope = RotaryEmbeddingDinoV3(dim=32, temperature=100.0, rotate_half=rotate_half)
+        sin, cos = rope.get_embed(shape=list(grid)).chunk(2, dim=-1)
+        ours = dinov3_tables(grid, 32, 100.0, rotate_half)
+        torch.testing.assert_close(ours[0], sin, atol=1e-6, rtol=0)
+        torch.testing.assert_close(ours[1], cos, atol=1e-6, rtol=0)
+
+
+def test_timm_state_dict_of_a_dinov3_name(tmp_path: Path) -> None:
+    """timm:NAME --weights: Eva's names (gamma_1, q_bias/v_bias, fc1_g/fc1_x) are read; a fine-tuned head too."""
+    reference = timm_dinov3("vit_small_plus_patch16_dinov3", num_classes=7)
+    weights = tmp_path / "dinov3.pth"
+    torch.save(reference.state_dict(), weights)
+    loaded = load_model("timm:vit_small_plus_patch16_dinov3", weights=weights)
+    assert loaded.model.cfg.num_classes == 7 and loaded.source["family"] == "dinov3"
+    x = torch.randn(1, 3, loaded.spec.height, loaded.spec.width)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)
+
+
+def test_another_size_rebuilds_the_rotation_for_its_grid() -> None:
+    """--img-size: nothing to resample (no absolute embedding); timm computes the tables for the new grid too."""
+    reference = timm_dinov3("vit_small_patch16_dinov3", depth=2, img_size=64, num_classes=0, dynamic_img_size=True)
+    loaded = load_model(reference, img_size=(48, 96))
+    x = torch.randn(2, 3, 48, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)
+
+
+def test_dinov3_names_are_listed_and_other_eva_variants_named() -> None:
+    dinov3 = [name for name in TIMM_NAMES if timm_entry(name).family == "dinov3"]
+    assert "vit_small_patch16_dinov3" in dinov3 and "vit_huge_plus_patch16_dinov3_qkvb" in dinov3
+    for name, feature in [("eva02_small_patch14_224", "EVA-02 / Perception Encoder rotary position embeddings"),
+                          ("vit_pe_core_small_patch16_384", "EVA-02 / Perception Encoder rotary position embeddings")]:
+        with pytest.raises(UnsupportedModelError, match=feature):
+            timm_entry(name)
+
+
+def test_rope_refusals_are_one_line(tmp_path: Path) -> None:
+    reference = timm_dinov3("vit_small_patch16_dinov3", num_classes=0)
+    with pytest.raises(ConfigError, match="no token merging"):
+        load_model(reference, merge=4)
+    with pytest.raises(ConfigError, match="multiple of the patch size"):
+        load_model(reference, img_size=100)
+    state = reference.state_dict()
+    state["blocks.0.mlp.fc1.weight"] = state["blocks.0.mlp.fc1.weight"][:, :10]
+    torch.save(state, tmp_path / "other.pth")
+    with pytest.raises(ModelLoadError, match="do not fit the architecture"):
+        load_model("timm:vit_small_patch16_dinov3", weights=tmp_path / "other.pth")
