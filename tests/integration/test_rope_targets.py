@@ -54,3 +54,22 @@ def test_dinov3_int8_agrees_with_fp32(dinov3: torch.nn.Module, target: str, tmp_
         interpreter = Interpreter(model_path=str(artifact.path / "model.tflite"), num_threads=1)
         interpreter.allocate_tensors()
         assert undelegated_ops(interpreter._get_ops_details()) == []  # one XNNPACK partition
+
+
+def test_cli_exports_a_dinov3_name_with_its_weights(tmp_path: Path) -> None:
+    """What a user types: `vit-edge export timm:vit_small_patch16_dinov3 --weights W` (full size, 256 px)."""
+    from tests.conftest import run_cli
+    from vit_edge.api import Artifact
+
+    reference = timm_dinov3("vit_small_patch16_dinov3", num_classes=0)
+    torch.save(reference.state_dict(), tmp_path / "w.pth")
+    out = tmp_path / "art"
+    result = run_cli("export", "timm:vit_small_patch16_dinov3", "--weights", str(tmp_path / "w.pth"), "--target",
+                     "onnx", "--out", str(out), "--parity-samples", "2")
+    assert result.returncode == 0, result.stderr
+    x = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        expected = reference(x).numpy()
+    np.testing.assert_allclose(Artifact.open(out).run(x.numpy()), expected, atol=1e-4, rtol=0)
+    info = run_cli("info", str(out))
+    assert info.returncode == 0 and "dinov3" in info.stdout, info.stdout

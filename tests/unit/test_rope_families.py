@@ -101,3 +101,35 @@ def test_rope_refusals_are_one_line(tmp_path: Path) -> None:
     torch.save(state, tmp_path / "other.pth")
     with pytest.raises(ModelLoadError, match="do not fit the architecture"):
         load_model("timm:vit_small_patch16_dinov3", weights=tmp_path / "other.pth")
+
+
+def _as_original_dinov3(timm_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The layout facebookresearch/dinov3 saves (storage_tokens, ls1.gamma, one qkv.bias with its bias_mask,
+    periods, mask_token): the inverse of timm's checkpoint_filter_fn, which the test then uses as the oracle."""
+    out: dict[str, torch.Tensor] = {"mask_token": torch.zeros(1, timm_state["cls_token"].shape[-1]),
+                                    "rope_embed.periods": torch.ones(8)}
+    for key, value in timm_state.items():
+        if key.endswith("attn.q_bias"):
+            v_bias = timm_state[key.replace("q_bias", "v_bias")]
+            out[key.replace("q_bias", "qkv.bias")] = torch.cat([value, 7 * torch.ones_like(value), v_bias])
+            out[key.replace("q_bias", "qkv.bias_mask")] = torch.cat([torch.ones_like(value), torch.zeros_like(value),
+                                                                     torch.ones_like(value)])
+        elif not key.endswith("attn.v_bias"):
+            out[key.replace("gamma_1", "ls1.gamma").replace("gamma_2", "ls2.gamma").replace("reg_token",
+                                                                                            "storage_tokens")] = value
+    return out
+
+
+def test_a_checkpoint_in_the_original_dinov3_layout(tmp_path: Path) -> None:
+    """As Meta releases the weights; timm's own checkpoint_filter_fn reads the same file into timm's model, and the
+    k bias (7 here, masked to 0 by the original) must not leak in."""
+    reference = timm_dinov3("vit_small_patch16_dinov3_qkvb", num_classes=0)  # imports timm beside the stand-in
+    from timm.models.eva import checkpoint_filter_fn
+
+    original = _as_original_dinov3(reference.state_dict())
+    reference.load_state_dict(checkpoint_filter_fn(dict(original), reference))  # the oracle: timm reads it so
+    torch.save(original, tmp_path / "dinov3_vits16.pth")
+    loaded = load_model("timm:vit_small_patch16_dinov3_qkvb", weights=tmp_path / "dinov3_vits16.pth")
+    x = torch.randn(1, 3, loaded.spec.height, loaded.spec.width)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)

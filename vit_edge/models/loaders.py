@@ -28,6 +28,8 @@ from vit_edge.models.registry import (
 from vit_edge.models.timm_compat import (
     eva_state_to_reference,
     is_eva_state_dict,
+    is_original_dinov3_state_dict,
+    original_dinov3_to_reference,
     is_timm_vit,
     timm_config_kwargs,
     timm_input_spec,
@@ -136,7 +138,9 @@ def _load_timm(name: str, weights: Path | None, random_init: bool) -> LoadedMode
         source["random_init"] = True
         return LoadedModel(model.eval(), entry.spec.with_(img_size=cfg.img_size), source)
     state = {k: v for k, v in _unwrap_state(read_state_dict(weights)).items() if isinstance(v, torch.Tensor)}
-    if is_eva_state_dict(state):
+    if is_original_dinov3_state_dict(state):  # facebookresearch/dinov3's own checkpoint
+        state = original_dinov3_to_reference(state, cfg.qkv_bias)
+    elif is_eva_state_dict(state):
         state = eva_state_to_reference(state)
     cfg = config_from_timm_state(cfg, state)
     model = VisionTransformer(cfg)

@@ -17,7 +17,7 @@ from torch import nn
 from vit_edge.core.errors import UnsupportedModelError
 
 __all__ = ["UnsupportedFeature", "timm_config_kwargs", "is_timm_vit", "timm_input_spec", "eva_state_to_reference",
-           "is_eva_state_dict"]
+           "is_eva_state_dict", "original_dinov3_to_reference", "is_original_dinov3_state_dict"]
 
 _TIMM_VIT_CLASSES = ("VisionTransformer", "VisionTransformerDistilled", "Eva")
 _NORMS = ("LayerNorm", "LayerNorm2d")
@@ -209,6 +209,28 @@ def eva_state_to_reference(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
         elif not (key.endswith(".attn.v_bias") or key.endswith(".attn.k_bias") or ".mlp.fc1_x." in key):
             out[key] = value
     return out
+
+
+def original_dinov3_to_reference(state: dict[str, torch.Tensor], qkv_bias: bool) -> dict[str, torch.Tensor]:
+    """A checkpoint as facebookresearch/dinov3 saves it, in the reference's names, as timm's filter reads it:
+    storage_tokens are the registers; the k third of qkv.bias is zero (the original masks it, bias_mask); periods,
+    bias_mask and mask_token are not weights; a qkv.bias on a model without one (the distilled B/L: all zeros) goes."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.endswith((".periods", ".bias_mask")) or key == "mask_token" or key.startswith(
+                ("rope_embed.", "projectors.", "local_cls_norm")):
+            continue
+        if key.endswith("attn.qkv.bias"):
+            if not qkv_bias:
+                continue
+            q, _, v = value.chunk(3, dim=-1)
+            value = torch.cat([q, torch.zeros_like(q), v])
+        out["reg_token" if key == "storage_tokens" else key] = value
+    return out
+
+
+def is_original_dinov3_state_dict(state: dict[str, Any]) -> bool:
+    return "storage_tokens" in state
 
 
 def is_eva_state_dict(state: dict[str, Any]) -> bool:
