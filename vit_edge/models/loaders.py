@@ -29,8 +29,8 @@ from vit_edge.models.timm_compat import (
     eva_state_to_reference,
     is_eva_state_dict,
     is_original_dinov3_state_dict,
-    original_dinov3_to_reference,
     is_timm_vit,
+    original_dinov3_to_reference,
     timm_config_kwargs,
     timm_input_spec,
 )
