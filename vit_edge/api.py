@@ -245,7 +245,7 @@ def _options_json(options: ExportOptions) -> dict[str, Any]:
     size = options.img_size if options.img_size is None or isinstance(options.img_size, int) else list(options.img_size)
     return {"precision": options.precision.value, "img_size": size, "layout": options.layout.value,
             "verify": options.verify, "parity_samples": options.parity_samples, "opset": options.opset,
-            "merge": options.merge}
+            "merge": options.merge, "output": options.output}
 
 
 def _load(model: ModelSource, weights: str | Path | None, random_init: bool, options: ExportOptions) -> LoadedModel:
@@ -253,8 +253,27 @@ def _load(model: ModelSource, weights: str | Path | None, random_init: bool, opt
 
     reid = ReIDSelection(camera=options.camera, view=options.view, neck_feat=options.neck_feat, stride=options.stride,
                          num_heads=options.num_heads, img_size=options.img_size)
-    return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid,
-                      merge=options.merge)
+    loaded = load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid,
+                        merge=options.merge)
+    return _with_output(loaded, options.output)
+
+
+def _with_output(loaded: LoadedModel, output: str) -> LoadedModel:
+    """The model returning `output` (pooled, the patch tokens, or them as a feature map); same weights."""
+    if output == "pooled":
+        return loaded
+    if loaded.source.get("kind") == "transreid":
+        raise ConfigError(f"--output {output}: a TransReID checkpoint is exported for its re-identification "
+                          "embedding (--neck-feat); its patch tokens were not trained to be read")
+    try:
+        loaded.model = loaded.model.reconfigured(output=output)
+    except ValueError as exc:
+        raise ConfigError(f"--output {output}: {exc}") from exc
+    cfg = loaded.model.cfg
+    rows, cols = cfg.grid
+    loaded.source["architecture"] = cfg.to_json()
+    loaded.source["output_shape"] = [rows * cols, cfg.embed_dim] if output == "tokens" else [cfg.embed_dim, rows, cols]
+    return loaded
 
 
 def _prepare(model: torch.nn.Module, spec: InputSpec, options: ExportOptions) -> tuple[torch.nn.Module, InputSpec]:
@@ -284,9 +303,8 @@ def _verify(torch_model: torch.nn.Module, spec: InputSpec, staging: Path, manife
     with torch.inference_mode():
         reference = torch_model(torch.from_numpy(inputs)).numpy()
     session = open_session(staging, options=SessionOptions(precision_hint="f32"), manifest=manifest)
-    embedding = not manifest.source.get("architecture", {}).get("num_classes", 1)
     result = check_parity(reference, session.run(inputs), options.precision, f"the {options.target} artifact",
-                          embedding=embedding)
+                          embedding=manifest.judged_by_cosine)
     result["inputs"] = dataset.source if dataset is not None else "synthetic smooth images"
     result["runtime"] = session.info()
     np.savez(staging / NUMERICS_CHECK, inputs=inputs[:NUMERICS_CHECK_SAMPLES],

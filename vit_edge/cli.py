@@ -59,6 +59,7 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--parity-samples", type=_positive, default=16, help="inputs compared with PyTorch (default 16)")
     p.add_argument("--opset", type=int, default=20, help="ONNX opset, ≥ 17 (default 20)")
     _add_merge_option(p)
+    _add_output_option(p)
     p.add_argument("--max-drop", type=_non_negative_float,
                    help="with --merge and labelled --data: top-1 points merging may cost, else exit 2")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the parity check")
@@ -88,6 +89,12 @@ def _data_options(args: argparse.Namespace) -> Any:
 def _add_merge_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--merge", type=_non_negative, default=0, metavar="R",
                    help="token merging (ToMe): merge R tokens after each block's attention (default 0: none)")
+
+
+def _add_output_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", default="pooled", choices=("pooled", "tokens", "features"),
+                   help="pooled: logits, or the embedding without a head (default); tokens: the normed patch tokens "
+                        "(B, N, D), as timm's forward_features minus the prefix; features: them as (B, D, H/p, W/p)")
 
 
 def _add_reid_options(p: argparse.ArgumentParser) -> None:
@@ -141,6 +148,7 @@ def _add_quantize(sub: Any) -> None:
                    help="top-1 budget in points on the labelled --eval data (token merging included); sensitive "
                         "matmuls stay float")
     _add_merge_option(p)
+    _add_output_option(p)
     p.add_argument("--eval", dest="eval_data", help="labelled images for accuracy before/after and the budget: "
                                                     "DIR/class/*.jpg, a list file, a labelled .npz, or a dataset name")
     _add_qat_options(p.add_argument_group("QAT (--method qat)"))
@@ -340,7 +348,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         img_size=args.img_size, layout=args.layout,
         verify=args.verify, parity_samples=args.parity_samples, opset=args.opset, force=args.force,
         camera=args.camera, view=args.view, neck_feat=args.neck_feat, stride=args.stride,
-        num_heads=args.num_heads, merge=args.merge,
+        num_heads=args.num_heads, merge=args.merge, output=args.output,
     )
     parity = artifact.manifest.parity
     check = (f"parity ok: min cosine {parity['min_cosine']:.7f}, top-1 agreement "
@@ -386,7 +394,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
                         qat=_qat_request(args) if args.method == "qat" else None, log=_log, img_size=args.img_size,
                         verify=args.verify, parity_samples=args.parity_samples, force=args.force,
                         camera=args.camera, view=args.view, neck_feat=args.neck_feat, stride=args.stride,
-                        num_heads=args.num_heads, merge=args.merge)
+                        num_heads=args.num_heads, merge=args.merge, output=args.output)
     if artifact is None:  # a torchrun rank other than 0: rank 0 writes and reports
         return 0
     q = artifact.manifest.quantization or {}
@@ -438,8 +446,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _family_line(source: dict[str, Any]) -> str:
     arch = source.get("architecture", {})
-    output = f"{arch.get('num_classes')} logits" if arch.get("num_classes") else "pooled embedding"
-    line = f"{source.get('family', '?')}; output: {output}, pooling {arch.get('global_pool', '?')}"
+    dense = arch.get("output", "pooled")
+    shape = ", ".join(str(n) for n in source.get("output_shape", ["?"]))
+    if dense == "tokens":
+        output = f"patch tokens (batch, {shape}) after the final norm, prefix tokens left out"
+    elif dense == "features":
+        output = f"feature map (batch, {shape}) of the normed patch tokens"
+    else:
+        output = f"{arch.get('num_classes')} logits" if arch.get("num_classes") else "pooled embedding"
+        output += f", pooling {arch.get('global_pool', '?')}"
+    line = f"{source.get('family', '?')}; output: {output}"
     if source.get("kind") == "transreid":
         line += f"; camera {source.get('camera')}, view {source.get('view')}, feature {source.get('neck_feat')}"
     return line

@@ -200,7 +200,7 @@ class EvalFiles:
         from vit_edge.data.datasets import labels_for
 
         num_classes = int(manifest.source.get("architecture", {}).get("num_classes", 1) or 0)
-        if self.source is None or not num_classes or self.source.labels is None:
+        if self.source is None or manifest.output_kind != "logits" or self.source.labels is None:
             return None
         return labels_for(self.source, manifest.input_spec, num_classes, self.cfg.data_options)
 
@@ -281,8 +281,7 @@ def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) ->
     if logits.shape != reference.shape:
         return {"status": "mismatch", "error": f"output shape {logits.shape[1:]} differs from the reference's "
                                                f"{reference.shape[1:]}"}
-    embedding = not manifest.source.get("architecture", {}).get("num_classes", 1)
-    verdict = judge(reference, logits, manifest.precision, embedding)
+    verdict = judge(reference, logits, manifest.precision, manifest.judged_by_cosine)
     found: dict[str, Any] = {"agreement_top1": 100 * verdict["top1_agreement"],
                              "agreement_cosine": verdict["mean_cosine"]}
     if not verdict["passed"]:

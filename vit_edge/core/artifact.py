@@ -72,6 +72,20 @@ class Manifest:
         fields["input_spec"] = InputSpec.from_json(data["input_spec"])
         return cls(**fields)
 
+    @property
+    def output_kind(self) -> str:
+        """What the model file returns: 'logits', 'embedding' (pooled, no head), 'tokens' or 'features'."""
+        architecture = self.source.get("architecture", {}) if isinstance(self.source, dict) else {}
+        output = architecture.get("output", "pooled")
+        if output != "pooled":
+            return str(output)
+        return "logits" if architecture.get("num_classes", 1) else "embedding"
+
+    @property
+    def judged_by_cosine(self) -> bool:
+        """Embeddings and dense outputs: the index of the largest value means nothing, so no top-1 is judged."""
+        return self.output_kind != "logits"
+
     def record_files(self, root: Path) -> None:
         """Hash every file in the artifact except the manifest itself."""
         self.files = {

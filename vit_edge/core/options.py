@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.types import Layout, Precision
 
+OUTPUTS = ("pooled", "tokens", "features")  # as vit_edge.models.vit.OUTPUTS (this module stays torch-free)
+
 __all__ = ["ExportOptions", "check_count", "check_counts", "check_number"]
 
 
@@ -27,6 +29,7 @@ class ExportOptions:
     neck_feat: str = "after"  # TransReID's output: the BNNeck feature ("after") or the class token ("before")
     stride: int | None = None  # TransReID's MODEL.STRIDE_SIZE, where its weights alone cannot tell
     num_heads: int | None = None  # TransReID's head count, where its width alone cannot tell
+    output: str = "pooled"  # "pooled" (logits or embedding), "tokens" (B, N, D patch tokens), "features" (B, D, H, W)
 
     def __post_init__(self) -> None:
         """Types checked once, for the API as for the CLI: `img_size="32"` is not 3×2, `parity_samples="4"` no count."""
@@ -38,6 +41,8 @@ class ExportOptions:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
         _check_size(self.img_size)
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, not {self.output!r}")
         if not isinstance(self.precision, Precision) or not isinstance(self.layout, Layout):
             raise ConfigError(f"precision and layout must be a Precision and a Layout, not {self.precision!r} and "
                               f"{self.layout!r}")

@@ -46,12 +46,21 @@ TOLERANCES: dict[Precision, Tolerance] = {
 }
 
 
+def per_token(output: np.ndarray) -> np.ndarray:
+    """A dense output as one row per token: (B, N, D) tokens → (B·N, D); a (B, D, H, W) map → (B·H·W, D)."""
+    if output.ndim == 4:
+        output = output.transpose(0, 2, 3, 1)
+    return output.reshape(-1, output.shape[-1]) if output.ndim > 2 else output
+
+
 def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
-    """Per-sample cosine, max/mean abs diff, top-1 agreement and the disagreements that are not near-ties."""
-    reference = reference.astype(np.float64)
-    candidate = candidate.astype(np.float64)
+    """Per-sample cosine, max/mean abs diff, top-1 agreement and the disagreements that are not near-ties; a dense
+    output (tokens, feature map) is compared per token, so the worst and mean cosine are over every token."""
     if reference.shape != candidate.shape:
         raise ParityError(f"artifact output shape {candidate.shape} differs from PyTorch's {reference.shape}")
+    samples = int(reference.shape[0])
+    reference = per_token(reference).astype(np.float64)
+    candidate = per_token(candidate).astype(np.float64)
     diff = np.abs(reference - candidate)
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
     cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
@@ -62,7 +71,8 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, An
     noise = np.sqrt(np.mean(diff * diff, axis=1))  # each sample's RMS difference
     in_noise = margin / np.maximum(noise, 1e-30)
     return {
-        "samples": int(reference.shape[0]),
+        "samples": samples,
+        "tokens_per_sample": int(reference.shape[0]) // max(samples, 1),
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
         "min_cosine": float(cosine.min()),

@@ -33,11 +33,12 @@ if TYPE_CHECKING:
     from vit_edge.models.merging import TokenMerge
 
 __all__ = ["ViTConfig", "VisionTransformer", "MatMul", "every_token", "resample_pos_embed", "POOLS", "ACTIVATIONS",
-           "MLPS"]
+           "MLPS", "OUTPUTS"]
 
 POOLS = ("token", "avg", "max", "avgmax", "map", "token_avg")  # token_avg: [class token, mean of patches]
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")
-MLPS = ("mlp", "glu")  # glu: timm's SwiGLUPacked (fc1 → [x, gate] → act(x) · gate → fc2)
+MLPS = ("mlp", "glu")
+OUTPUTS = ("pooled", "tokens", "features")  # glu: timm's SwiGLUPacked (fc1 → [x, gate] → act(x) · gate → fc2)
 
 Size = tuple[int, int]
 # bounds on what a config may ask for: the largest ViTs deployed are far inside them (ViT-22B aside)
@@ -97,6 +98,9 @@ class ViTConfig:
     rope_temperature: float = 100.0
     rope_rotate_half: bool = True  # sin/cos laid out [f, f] and x rotated by halves (else interleaved pairs)
     abs_pos_embed: bool = True  # False: no learned position embedding (DINOv3: rotary only)
+    # what forward returns: "pooled" (logits, or the pooled embedding without a head), "tokens" (the normed patch
+    # tokens, (B, N, D): timm's forward_features minus the prefix) or "features" (the same as (B, D, rows, cols))
+    output: str = "pooled"
     # The last block computes only the tokens the output reads (class-token pooling: the class and distillation
     # tokens); every token is still a key and value there, so the output is the same. False: the plain graph.
     head_tokens_only: bool = True
@@ -108,6 +112,10 @@ class ViTConfig:
             raise ValueError(f"activation '{self.act}' is not one of {', '.join(ACTIVATIONS)}")
         if self.mlp not in MLPS:
             raise ValueError(f"mlp '{self.mlp}' is not one of {', '.join(MLPS)}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output '{self.output}' is not one of {', '.join(OUTPUTS)}")
+        if self.output != "pooled" and self.merge:
+            raise ValueError("token merging changes the tokens a dense output would return; use one or the other")
         if self.rope not in ROPES:
             raise ValueError(f"rope '{self.rope}' is not one of {', '.join(ROPES)}")
         if self.rope != "none" and ((self.embed_dim // max(self.num_heads, 1)) % 4 or self.merge):
@@ -511,7 +519,7 @@ class VisionTransformer(nn.Module):
 
     def output_tokens(self) -> int | None:
         """How many leading tokens the output reads (class token, DeiT's distillation token), None for all."""
-        if not self.cfg.head_tokens_only or self.cfg.global_pool != "token":
+        if not self.cfg.head_tokens_only or self.cfg.global_pool != "token" or self.cfg.output != "pooled":
             return None
         return 2 if self.head_dist is not None else 1
 
@@ -530,6 +538,8 @@ class VisionTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._encode(x, self.output_tokens())
+        if self.cfg.output != "pooled":
+            return self._dense(x)
         pooled = self.fc_norm(self._pool(x))
         if self.bottleneck is not None:
             pooled = self.bottleneck(pooled)
@@ -541,6 +551,14 @@ class VisionTransformer(nn.Module):
         if self.head_dist is not None:
             logits = (logits + self.head_dist(x[:, 1])) / 2
         return logits
+
+    def _dense(self, x: torch.Tensor) -> torch.Tensor:
+        """The patch tokens after the final norm: (B, N, D), or as a (B, D, rows, cols) feature map."""
+        tokens = x[:, self.cfg.num_prefix_tokens :]
+        if self.cfg.output == "tokens":
+            return tokens
+        rows, cols = self.cfg.grid
+        return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], rows, cols)
 
     def with_merge(self, r: int) -> "VisionTransformer":
         """A copy that merges `r` tokens per block (ToMe), same weights; ValueError when the tokens do not allow it."""

@@ -1,0 +1,83 @@
+"""--output tokens | features: the normed patch tokens as timm's forward_features gives them (minus the prefix), on
+every target, for DINOv2 and DINOv3; judged per token in parity and in bench; refused where it means nothing."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import run_cli
+from tests.integration.test_cli_errors import assert_user_error
+from tests.unit.test_rope_families import timm_dinov3
+from vit_edge.api import export
+from vit_edge.core.targets import TARGETS
+
+pytestmark = pytest.mark.slow
+
+
+def _timm_dinov2() -> torch.nn.Module:
+    from tests.timm_import import import_timm
+
+    timm = import_timm()
+    torch.manual_seed(3)
+    model = timm.create_model("vit_small_patch14_reg4_dinov2", img_size=42, depth=2).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    return model
+
+
+@pytest.fixture(scope="module")
+def backbones() -> dict[str, tuple[torch.nn.Module, tuple[int, int]]]:
+    return {"dinov2": (_timm_dinov2(), (42, 42)),
+            "dinov3": (timm_dinov3("vit_small_patch16_dinov3", depth=2, img_size=(48, 64), num_classes=0), (48, 64))}
+
+
+@pytest.mark.parametrize("family", ["dinov2", "dinov3"])
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_patch_tokens_match_timm_forward_features(backbones: dict, family: str, target: str, tmp_path: Path) -> None:
+    model, (height, width) = backbones[family]
+    artifact = export(model, target, tmp_path / "a", output="tokens", parity_samples=2)
+    x = torch.randn(2, 3, height, width)
+    with torch.no_grad():
+        expected = model.forward_features(x)[:, model.num_prefix_tokens :].numpy()
+    got = artifact.run(x.numpy())
+    assert got.shape == expected.shape and artifact.manifest.output_kind == "tokens"
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    assert artifact.manifest.parity["tokens_per_sample"] == expected.shape[1]
+
+
+def test_feature_map_and_what_info_and_bench_say(backbones: dict, tmp_path: Path) -> None:
+    model, (height, width) = backbones["dinov3"]
+    out = tmp_path / "features"
+    artifact = export(model, "onnx", out, output="features", parity_samples=2)
+    x = torch.randn(1, 3, height, width)
+    with torch.no_grad():
+        tokens = model.forward_features(x)[:, model.num_prefix_tokens :]
+    expected = tokens.transpose(1, 2).reshape(1, 384, height // 16, width // 16).numpy()
+    np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
+    info = run_cli("info", str(out))
+    assert info.returncode == 0 and "feature map (batch, 384, 3, 4)" in info.stdout, info.stdout
+    reference = export(model, "openvino", tmp_path / "reference", output="features", parity_samples=2).path
+    bench = run_cli("bench", str(out), "--data", "fashion-mnist", "--eval-limit", "16", "--reference", str(reference),
+                    "--runs", "3", "--warmup", "0", "--min-time", "0", "--out", str(tmp_path / "r"))
+    assert bench.returncode == 0, bench.stderr
+    record = json.loads((tmp_path / "r" / "bench.jsonl").read_text())
+    assert record["status"] == "ok" and record["top1"] is None  # no top-1 of a feature map
+    assert record["agreement_cosine"] > 0.99999  # per token
+
+
+def test_dense_output_refusals(tmp_path: Path) -> None:
+    from tests.unit.test_transreid import transreid_state
+
+    weights = tmp_path / "transreid.pth"
+    torch.save(transreid_state(dim=128, depth=2, sie_rows=6, img=(256, 128), stride=12), weights)
+    assert_user_error(run_cli("export", str(weights), "--target", "onnx", "--out", str(tmp_path / "a"),
+                              "--output", "tokens"), "re-identification embedding")
+    assert_user_error(run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(tmp_path / "b"),
+                              "--output", "tokens", "--merge", "2"), "token merging changes the tokens")
+    result = run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(tmp_path / "c"), "--output", "cls")
+    assert result.returncode == 2 and "invalid choice: 'cls'" in result.stderr and not (tmp_path / "c").exists()
