@@ -12,7 +12,7 @@ import torch
 from tests.conftest import run_cli
 from tests.integration.test_cli_errors import assert_user_error
 from tests.unit.test_rope_families import timm_dinov3
-from vit_edge.api import export
+from vit_edge.api import Artifact, export
 from vit_edge.core.targets import TARGETS
 
 pytestmark = pytest.mark.slow
@@ -81,3 +81,17 @@ def test_dense_output_refusals(tmp_path: Path) -> None:
                               "--output", "tokens", "--merge", "2"), "token merging changes the tokens")
     result = run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(tmp_path / "c"), "--output", "cls")
     assert result.returncode == 2 and "invalid choice: 'cls'" in result.stderr and not (tmp_path / "c").exists()
+
+
+def test_hf_dinov3_folder_exports_its_tokens_from_the_cli(tmp_path: Path) -> None:
+    from tests.unit.test_rope_families import hf_dinov3
+
+    reference = hf_dinov3(tmp_path / "dinov3")
+    out = tmp_path / "art"
+    result = run_cli("export", str(tmp_path / "dinov3"), "--target", "tflite", "--output", "tokens", "--out", str(out),
+                     "--parity-samples", "2")
+    assert result.returncode == 0, result.stderr
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = reference(pixel_values=x).last_hidden_state[:, 5:].numpy()
+    np.testing.assert_allclose(Artifact.open(out).run(x.numpy()), expected, atol=1e-4, rtol=0)

@@ -133,3 +133,39 @@ def test_a_checkpoint_in_the_original_dinov3_layout(tmp_path: Path) -> None:
     x = torch.randn(1, 3, loaded.spec.height, loaded.spec.width)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)
+
+
+def hf_dinov3(folder: Path, gated: bool = False, image_size: int = 32, **changes: Any) -> torch.nn.Module:
+    """A transformers DINOv3ViTModel (5.x), saved with save_pretrained; weights moved off the init."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.DINOv3ViTConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
+                                          intermediate_size=96, image_size=image_size, patch_size=8,
+                                          num_register_tokens=4, use_gated_mlp=gated, **changes)
+    model = transformers.DINOv3ViTModel(config).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    model.save_pretrained(folder)
+    return model
+
+
+@pytest.mark.parametrize("gated, image_size, changes", [
+    (False, 32, {}),
+    (True, 32, {"hidden_act": "silu"}),  # the gated MLP of DINOv3-S+/H+: silu(gate) · up
+    (False, 48, {"query_bias": False, "value_bias": True}),  # any bias left out is zero in the joined qkv
+])
+def test_hf_dinov3_folder_matches_transformers(tmp_path: Path, gated: bool, image_size: int,
+                                               changes: dict[str, Any]) -> None:
+    reference = hf_dinov3(tmp_path, gated, image_size, **changes)
+    loaded = load_model(tmp_path)
+    assert loaded.source["family"] == "dinov3" and loaded.spec.mean == (0.485, 0.456, 0.406)
+    x = torch.randn(2, 3, image_size, image_size)
+    with torch.no_grad():
+        out = reference(pixel_values=x)
+        torch.testing.assert_close(loaded.model(x), out.pooler_output, atol=1e-4, rtol=0)
+        tokens = loaded.model.reconfigured(output="tokens")(x)
+        torch.testing.assert_close(tokens, out.last_hidden_state[:, 5:], atol=1e-4, rtol=0)
+    in_memory = load_model(reference)
+    with torch.no_grad():
+        torch.testing.assert_close(in_memory.model(x), out.pooler_output, atol=1e-4, rtol=0)

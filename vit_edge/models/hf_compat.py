@@ -145,6 +145,23 @@ def _dinov2_options(config: dict[str, Any]) -> Options:
     return {**options, "mlp_hidden_dim": hidden, "act": _activation(config, "gelu")}
 
 
+def _dinov3_options(config: dict[str, Any]) -> Options:
+    """DINOv3: rotary embeddings (rope_theta), registers, LayerScale, no absolute position embedding, the class
+    token after the final norm; k has no bias (zero in the joined qkv bias); a gated MLP is silu(gate) · up."""
+    for key in ("mlp_bias", "proj_bias"):
+        if config.get(key, True) is not True:
+            raise UnsupportedModelError(f"{key}=false: the reference ViT's MLP and output projection have biases")
+    theta = config.get("rope_theta", 100.0)
+    if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not 0 < theta < 1e9:
+        raise _bad_config(f"rope_theta must be a positive number, got {theta!r}")
+    hidden, gated = _int(config, "intermediate_size"), bool(config.get("use_gated_mlp", False))
+    return dict(init_values=1.0, reg_tokens=_int(config, "num_register_tokens", 0, minimum=0), abs_pos_embed=False,
+                rope="dinov3", rope_temperature=float(theta), rope_rotate_half=True, global_pool="token",
+                qkv_bias=any(bool(config.get(k, True)) for k in ("query_bias", "key_bias", "value_bias")),
+                mlp="glu" if gated else "mlp", mlp_hidden_dim=2 * hidden if gated else hidden,
+                act=_activation(config, "silu" if gated else "gelu"))
+
+
 def _clip_options(config: dict[str, Any]) -> Options:
     """CLIP: pre-norm, bias-free patch embedding, post_layernorm on the pooled class token only (fc_norm)."""
     return dict(mlp_hidden_dim=_int(config, "intermediate_size"), act=_activation(config, "quick_gelu"),
@@ -189,6 +206,7 @@ _DEIT = Family("deit", ("deit.",), _vit_options, 1e-12, norm=_HALF, interpolatio
                renames=(("cls_classifier.", "head."), ("distillation_classifier.", "head_dist.")))
 _DINOV2 = Family("dinov2", ("dinov2.",), _dinov2_options, 1e-6, norm=_IMAGENET, antialias=False)
 _DINOV2_REG = Family("dinov2-reg", ("dinov2_with_registers.",), _dinov2_options, 1e-6, norm=_IMAGENET)
+_DINOV3 = Family("dinov3", ("dinov3_vit.",), _dinov3_options, 1e-5, norm=_IMAGENET)
 _CLIP = Family("clip", ("vision_model.",), _clip_options, 1e-5, norm=_OPENAI_CLIP,
                renames=(("post_layernorm.", "fc_norm."), ("visual_projection.", "head.")))
 _SIGLIP = Family("siglip", ("vision_model.",), _siglip_options, 1e-6, renames=(
@@ -210,12 +228,13 @@ SUPPORTED_ARCHITECTURES: dict[str, Architecture] = {
     "Dinov2WithRegistersModel": Architecture(_DINOV2_REG, "pooler_output"),
     "Dinov2WithRegistersForImageClassification": Architecture(_DINOV2_REG, "logits", "labels",
                                                               dict(global_pool="token_avg"), _CLASSIFIER),
+    "DINOv3ViTModel": Architecture(_DINOV3, "pooler_output"),
     "CLIPVisionModel": Architecture(_CLIP, "pooler_output"),
     "CLIPVisionModelWithProjection": Architecture(_CLIP, "image_embeds", "projection"),
     "SiglipVisionModel": Architecture(_SIGLIP, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
 }
 
-_LAYER = r"(?:encoder\.layers?|layers)\.(\d+)\."
+_LAYER = r"(?:encoder\.layers?|layers?|model\.layer)\.(\d+)\."
 # Shared renames (regex on a key without its family prefix, replacement), for 4.x and 5.x names of every family.
 _RENAMES = [(re.compile(pattern), replacement) for pattern, replacement in [
     (_LAYER + r"(?:layernorm_before|norm1|layer_norm1)\.", r"blocks.\1.norm1."),
@@ -224,13 +243,15 @@ _RENAMES = [(re.compile(pattern), replacement) for pattern, replacement in [
     (_LAYER + r"(?:intermediate\.dense|mlp\.fc1|mlp\.weights_in)\.", r"blocks.\1.mlp.fc1."),
     (_LAYER + r"(?:output\.dense|mlp\.fc2|mlp\.weights_out|mlp\.down_proj)\.", r"blocks.\1.mlp.fc2."),
     (_LAYER + r"layer_scale([12])\.lambda1$", r"blocks.\1.ls\2.gamma"),
-    (r"embeddings\.(?:patch_embeddings\.projection|patch_embedding)\.", "patch_embed.proj."),
+    (r"embeddings\.(?:patch_embeddings\.projection|patch_embedding|patch_embeddings(?=\.(?:weight|bias)$))\.",
+     "patch_embed.proj."),
     (r"embeddings\.(?:cls_token|class_embedding)$", "cls_token"),
     (r"embeddings\.distillation_token$", "dist_token"),
     (r"embeddings\.register_tokens$", "reg_token"),
     (r"embeddings\.(?:position_embeddings|position_embedding\.weight)$", "pos_embed"),
     (r"pre_layrnorm\.", "norm_pre."),
     (r"layernorm\.", "norm."),
+    (r"norm\.", "norm."),  # DINOv3's final norm has the reference's own name
 ]]
 # Separate projections joined into one (regex, target, order of the parts by their first letter).
 _JOINS = [
@@ -392,6 +413,10 @@ def _join(parts: dict[tuple[str, str], dict[str, torch.Tensor]]) -> dict[str, to
     """Concatenate collected parts (q, k, v or gate, up) in their order; a missing part is a broken checkpoint."""
     out = {}
     for (target, order), found in parts.items():
+        if order == "gu" and set(found) == {"u"}:  # DINOv3's plain MLP: up_proj alone is fc1
+            found = {"g": found["u"][:0], "u": found["u"]}
+        if target.endswith(".bias") and found and set(found) < set(order):  # DINOv3: k (or v) without a bias
+            found = {p: found.get(p, torch.zeros_like(next(iter(found.values())))) for p in order}
         if set(found) != set(order):
             raise ModelLoadError(f"{target} needs parts {'/'.join(order)} and found only {'/'.join(sorted(found))}")
         out[target] = torch.cat([found[p] for p in order], dim=0)
