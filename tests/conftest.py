@@ -1,10 +1,12 @@
 """Shared fixtures: small real models built in-process, and a helper that runs the real CLI in a subprocess."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -29,6 +31,27 @@ def run_cli(*args: str, cwd: Path | None = None, prelude: str = "") -> subproces
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=600)
+
+
+@contextlib.contextmanager
+def tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs at `mount` ('size=1m,ro', 'size=160k'): root writes through file modes, not through a read-only
+    or full mount. Skips where this machine does not allow mounting."""
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def export_shipped(out: Path) -> Path:
+    """The shipped model exported to ONNX through the CLI (2 parity inputs): an artifact to break or measure."""
+    result = run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(out), "--parity-samples", "2")
+    assert result.returncode == 0, result.stderr
+    return out
 
 
 @pytest.fixture

@@ -48,6 +48,10 @@ def import_timm() -> Any:
         for name in list(sys.modules):
             if name.startswith("torchvision"):
                 del sys.modules[name]
+        try:  # transformers asks importlib whether torchvision exists when first imported; ask before the stand-in
+            import transformers  # noqa: F401
+        except ImportError:
+            pass
         _stub_torchvision()
     import timm
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import torch
 
-from tests.conftest import run_cli, small_vit
+from tests.conftest import export_shipped, run_cli, small_vit, tmpfs
 from tests.integration.test_cli_errors import assert_user_error
 from vit_edge.core.artifact import MANIFEST_NAME
 from vit_edge.core.types import InputSpec
@@ -82,15 +81,8 @@ def test_degenerate_timm_state_dicts(tmp_path: Path, changes: dict[str, torch.Te
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 160 KiB tmpfs: the small model's files do not fit."""
-    mount = tmp_path / "full"
-    mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "full", "size=160k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 @pytest.mark.parametrize("target", ["onnx", "openvino", "tflite"])
@@ -105,9 +97,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(full_disk: Path, checkpoint:
 
 def test_a_file_size_limit_leaves_no_half_report(tmp_path: Path) -> None:
     """`ulimit -f`: bench.jsonl once kept a cut line, which the next bench run appended to."""
-    artifact = tmp_path / "art"
-    assert run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(artifact),
-                   "--parity-samples", "2").returncode == 0
+    artifact = export_shipped(tmp_path / "art")
     reports = tmp_path / "reports"
     limit = "import resource; resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))"
     result = run_cli("bench", str(artifact), "--out", str(reports), "--runs", "3", "--warmup", "0", "--min-time", "0",
@@ -131,10 +121,7 @@ def test_tune_out_that_is_a_file(tmp_path: Path, checkpoint: Path) -> None:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("art") / "a"
-    assert run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(out),
-                   "--parity-samples", "2").returncode == 0
-    return out
+    return export_shipped(tmp_path_factory.mktemp("art") / "a")
 
 
 @pytest.mark.parametrize("victim", [MANIFEST_NAME, "model.onnx"])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, run_cli, small_vit
+from tests.conftest import REPO, export_shipped, run_cli, small_vit
 from tests.integration.test_cli_errors import assert_user_error
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.types import InputSpec
@@ -112,10 +112,7 @@ def test_weights_that_are_not_a_weights_file(tmp_path: Path, content: bytes | No
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("art") / "a"
-    assert run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(out),
-                   "--parity-samples", "2").returncode == 0
-    return out
+    return export_shipped(tmp_path_factory.mktemp("art") / "a")
 
 
 @pytest.mark.slow

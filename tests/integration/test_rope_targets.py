@@ -73,3 +73,35 @@ def test_cli_exports_a_dinov3_name_with_its_weights(tmp_path: Path) -> None:
     np.testing.assert_allclose(Artifact.open(out).run(x.numpy()), expected, atol=1e-4, rtol=0)
     info = run_cli("info", str(out))
     assert info.returncode == 0 and "dinov3" in info.stdout, info.stdout
+
+
+@pytest.fixture(scope="module")
+def eva02() -> torch.nn.Module:
+    """EVA-02-B's layout (absolute + interleaved rotary embeddings, unfused q/k/v, SwiGLU with its inner norm)."""
+    return timm_dinov3("eva02_base_patch14_224", depth=2, img_size=42, ref_feat_shape=(16, 16), num_classes=6)
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_eva02_fp32_matches_timm_and_int8_agrees(eva02: torch.nn.Module, target: str, tmp_path: Path) -> None:
+    x = torch.randn(3, 3, 42, 42)
+    with torch.no_grad():
+        expected = eva02(x).numpy()
+    artifact = export(eva02, target, tmp_path / "a", parity_samples=4)
+    np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
+    if target != "tflite":
+        return
+    calib = smooth_images(64, (42, 42), 3, seed=1)
+    quantized = quantize(eva02, target, tmp_path / "q", calib=calib, calib_size=64, parity_samples=8)
+    batch = preprocess_uint8(smooth_images(16, (42, 42), 3, seed=7), quantized.manifest.input_spec)
+    with torch.no_grad():
+        reference = eva02(torch.from_numpy(batch)).numpy()
+    worst = cosine(reference, quantized.run(batch)).min()
+    print(f"EVA-02 INT8 on {target}: min cosine to FP32 {worst:.5f}")
+    assert worst > 0.99
+    from ai_edge_litert.interpreter import Interpreter
+
+    from vit_edge.runtime.litert import undelegated_ops
+
+    interpreter = Interpreter(model_path=str(quantized.path / "model.tflite"), num_threads=1)
+    interpreter.allocate_tensors()
+    assert undelegated_ops(interpreter._get_ops_details()) == []  # one XNNPACK partition

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, tmpfs
 from tests.integration.test_cli_errors import assert_user_error
 
 pytestmark = pytest.mark.slow
@@ -72,16 +72,8 @@ def test_leftovers_of_killed_exports_are_removed(tmp_path: Path) -> None:
 
 @pytest.fixture
 def read_only_folder(tmp_path: Path) -> Iterator[Path]:
-    """A real read-only tmpfs (root can write through file permissions, not through a read-only mount)."""
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mount)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "size=1m,ro") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def test_read_only_output_is_refused_before_exporting(read_only_folder: Path) -> None:

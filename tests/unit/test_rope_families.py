@@ -84,8 +84,10 @@ def test_another_size_rebuilds_the_rotation_for_its_grid() -> None:
 def test_dinov3_names_are_listed_and_other_eva_variants_named() -> None:
     dinov3 = [name for name in TIMM_NAMES if timm_entry(name).family == "dinov3"]
     assert "vit_small_patch16_dinov3" in dinov3 and "vit_huge_plus_patch16_dinov3_qkvb" in dinov3
-    for name, feature in [("eva02_small_patch14_224", "EVA-02 / Perception Encoder rotary position embeddings"),
-                          ("vit_pe_core_small_patch16_384", "EVA-02 / Perception Encoder rotary position embeddings")]:
+    eva02 = [name for name in TIMM_NAMES if timm_entry(name).family == "eva02"]
+    assert "eva02_small_patch14_224" in eva02 and "eva02_large_patch14_448" in eva02
+    for name, feature in [("eva02_base_patch16_clip_224", "a norm before the attention output projection"),
+                          ("vit_pe_core_small_patch16_384", "AttentionRope attention")]:
         with pytest.raises(UnsupportedModelError, match=feature):
             timm_entry(name)
 
@@ -169,3 +171,32 @@ def test_hf_dinov3_folder_matches_transformers(tmp_path: Path, gated: bool, imag
     in_memory = load_model(reference)
     with torch.no_grad():
         torch.testing.assert_close(in_memory.model(x), out.pooler_output, atol=1e-4, rtol=0)
+
+
+EVA02_CASES: list[tuple[str, dict[str, Any], int]] = [
+    ("eva02_tiny_patch14_224", dict(depth=2, img_size=56, ref_feat_shape=(4, 4), num_classes=5), 56),
+    ("eva02_small_patch14_224", dict(depth=2, img_size=56, ref_feat_shape=(16, 16), num_classes=0), 56),
+    # unfused q/k/v with q and v biases, SwiGLU with the norm inside (scale_mlp)
+    ("eva02_base_patch14_224", dict(depth=2, img_size=42, ref_feat_shape=(16, 16), num_classes=3), 42),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, size", EVA02_CASES)
+def test_eva02_module_matches_timm(name: str, kwargs: dict[str, Any], size: int) -> None:
+    """EVA-02: absolute and rotary position embeddings together, interleaved rotation on patch indices rescaled to
+    the pretraining grid (ref_feat_shape)."""
+    reference = timm_dinov3(name, **kwargs)
+    loaded = load_model(reference)
+    assert loaded.model.cfg.rope == "eva" and loaded.model.pos_embed is not None
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)
+
+
+def test_eva02_state_dict_of_a_name(tmp_path: Path) -> None:
+    reference = timm_dinov3("eva02_base_patch14_224", num_classes=4)
+    torch.save(reference.state_dict(), tmp_path / "eva02.pth")
+    loaded = load_model("timm:eva02_base_patch14_224", weights=tmp_path / "eva02.pth")
+    x = torch.randn(1, 3, loaded.spec.height, loaded.spec.width)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)

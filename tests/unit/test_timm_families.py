@@ -65,7 +65,7 @@ def test_weights_win_over_the_name(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name, feature", [
-    ("eva02_base_patch14_224", "rotary position embeddings"),
+    ("vit_pe_core_small_patch16_384", "AttentionRope attention"),
     ("vit_base_patch16_rpn_224", "ResPostBlock"),
     ("swin_tiny_patch4_window7_224", "shifted-window"),
     ("vitamin_small_224", "MbConvStages hybrid stem"),

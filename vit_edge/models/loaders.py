@@ -25,6 +25,7 @@ from vit_edge.models.registry import (
     reference_config,
     timm_entry,
 )
+from vit_edge.models.rope import as_half_layout
 from vit_edge.models.timm_compat import (
     eva_state_to_reference,
     is_eva_state_dict,
@@ -113,6 +114,14 @@ def config_from_timm_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> Vi
     return cfg
 
 
+def _half_rotation(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> tuple[ViTConfig, dict[str, torch.Tensor]]:
+    """An interleaved rotary layout (EVA-02) as rotate-half on reordered q/k rows: the same numbers, and a graph
+    XNNPACK takes whole (see rope.as_half_layout)."""
+    if cfg.rope == "none" or cfg.rope_rotate_half:
+        return cfg, state
+    return cfg.with_(rope_rotate_half=True), as_half_layout(cfg.num_heads, state)
+
+
 def _check_ranks(state: dict[str, Any], ranks: dict[str, int]) -> None:
     """The tensors the architecture is read from must be tensors of their rank (a 0-d head has no class count)."""
     for key, rank in ranks.items():
@@ -134,7 +143,7 @@ def _load_timm(name: str, weights: Path | None, random_init: bool) -> LoadedMode
     cfg = entry.config
     source: dict[str, Any] = {"kind": "timm", "id": name, "family": entry.family}
     if weights is None:
-        model = VisionTransformer(cfg)
+        model = VisionTransformer(_half_rotation(cfg, {})[0])  # random weights: any q/k channel order is as good
         source["random_init"] = True
         return LoadedModel(model.eval(), entry.spec.with_(img_size=cfg.img_size), source)
     state = {k: v for k, v in _unwrap_state(read_state_dict(weights)).items() if isinstance(v, torch.Tensor)}
@@ -142,7 +151,7 @@ def _load_timm(name: str, weights: Path | None, random_init: bool) -> LoadedMode
         state = original_dinov3_to_reference(state, cfg.qkv_bias)
     elif is_eva_state_dict(state):
         state = eva_state_to_reference(state)
-    cfg = config_from_timm_state(cfg, state)
+    cfg, state = _half_rotation(config_from_timm_state(cfg, state), state)
     model = VisionTransformer(cfg)
     load_strict(model, state, str(weights))
     source.update(weights_file=str(weights))
@@ -200,10 +209,11 @@ def _load_module(model: nn.Module) -> LoadedModel:
                           std=(0.5,) * channels))
         return LoadedModel(model.eval(), spec, {"kind": "module", "id": type(model).__name__})
     if is_timm_vit(model):
-        cfg = ViTConfig(**timm_config_kwargs(model))
-        ours = VisionTransformer(cfg)
         state = {k: v.detach() for k, v in model.state_dict().items()}
-        load_strict(ours, eva_state_to_reference(state) if is_eva_state_dict(state) else state, type(model).__name__)
+        cfg, state = _half_rotation(ViTConfig(**timm_config_kwargs(model)),
+                                    eva_state_to_reference(state) if is_eva_state_dict(state) else state)
+        ours = VisionTransformer(cfg)
+        load_strict(ours, state, type(model).__name__)
         pretrained = dict(getattr(model, "pretrained_cfg", {}) or {})
         spec = InputSpec(**_spec_fields(timm_input_spec(pretrained), cfg))
         name = str(pretrained.get("architecture", type(model).__name__))

@@ -64,19 +64,32 @@ def _activation(act: Foreign) -> str:
     raise UnsupportedFeature(f"{name} activation")
 
 
-def _mlp(mlp: Foreign) -> dict[str, Any]:
+def _mlp(mlp: Foreign, allow_norm: bool = False) -> dict[str, Any]:
+    """The MLP's kind, width and activation; with `allow_norm` (Eva blocks) a LayerNorm before fc2 is expressed."""
+    norm = getattr(mlp, "norm", None)
+    if allow_norm and _kind(norm) not in ("Identity", "none"):
+        _layer_norm_eps(norm, "the MLP")
+        inner = _mlp_kind(mlp, ignore_norm=True)
+        return {**inner, "mlp_norm": True}
+    return _mlp_kind(mlp)
+
+
+def _mlp_kind(mlp: Foreign, ignore_norm: bool = False) -> dict[str, Any]:
     kind = type(mlp).__name__
     if kind == "Mlp":
-        _need(_kind(getattr(mlp, "norm", None)) in ("Identity", "none"), "a norm inside the MLP (scale_mlp_norm)")
+        _need(ignore_norm or _kind(getattr(mlp, "norm", None)) in ("Identity", "none"),
+              "a norm inside the MLP (scale_mlp_norm)")
         _need(mlp.fc1.bias is not None and mlp.fc2.bias is not None, "an MLP without biases")
         return {"mlp": "mlp", "mlp_hidden_dim": mlp.fc1.out_features, "act": _activation(mlp.act)}
     if kind == "GluMlp":
         _need(not getattr(mlp, "gate_last", True) and getattr(mlp, "chunk_dim", -1) == -1,
               "a GLU MLP with the gate last")
-        _need(_kind(getattr(mlp, "norm", None)) in ("Identity", "none"), "a norm inside the MLP")
+        _need(ignore_norm or _kind(getattr(mlp, "norm", None)) in ("Identity", "none"),
+              "a norm inside the MLP")
         return {"mlp": "glu", "mlp_hidden_dim": mlp.fc1.out_features, "act": _activation(mlp.act)}
     if kind == "SwiGLU":  # fc1_g and fc1_x, packed into one fc1 as [gate, x] on load: act(gate) · x
-        _need(_kind(getattr(mlp, "norm", None)) in ("Identity", "none"), "a norm inside the SwiGLU MLP (scale_mlp)")
+        _need(ignore_norm or _kind(getattr(mlp, "norm", None)) in ("Identity", "none"),
+              "a norm inside the SwiGLU MLP (scale_mlp)")
         _need(mlp.fc1_g.bias is not None and mlp.fc1_x.bias is not None and mlp.fc2.bias is not None,
               "a SwiGLU MLP without biases")
         return {"mlp": "glu", "mlp_hidden_dim": 2 * mlp.fc1_g.out_features, "act": _activation(mlp.act)}
@@ -150,8 +163,9 @@ def _rope(rope: Foreign) -> dict[str, Any]:
     kind = _kind(rope)
     if kind == "none":
         return {}
-    _need(kind == "RotaryEmbeddingDinoV3", f"EVA-02 / Perception Encoder rotary position embeddings (timm's {kind}; "
-          "DINOv3's load)")
+    if kind == "RotaryEmbeddingCat":
+        return _rope_cat(rope)
+    _need(kind == "RotaryEmbeddingDinoV3", f"{kind} rotary position embeddings")
     _need(rope.normalize_coords == "separate" and float(rope.grid_offset) == 0.0 and rope.grid_indexing == "ij",
           "DINOv3 rotary embeddings with another coordinate normalisation, offset or indexing")
     _need(rope.temperature is not None and rope.min_period is None and rope.max_period is None,
@@ -159,20 +173,31 @@ def _rope(rope: Foreign) -> dict[str, Any]:
     return {"rope": "dinov3", "rope_temperature": float(rope.temperature), "rope_rotate_half": bool(rope.rotate_half)}
 
 
+def _rope_cat(rope: Foreign) -> dict[str, Any]:
+    """EVA-02's (and PE's) axial rotary embedding: patch indices, inverse-frequency bands, a reference grid."""
+    _need(not rope.in_pixels and getattr(rope, "grid_type", "index") == "index" and not rope.linear_bands,
+          "pixel-frequency rotary embeddings")
+    ref = tuple(int(s) for s in rope.ref_feat_shape) if rope.ref_feat_shape is not None else None
+    return {"rope": "eva", "rope_temperature": float(rope.temperature), "rope_rotate_half": bool(rope.rotate_half),
+            "rope_grid_offset": float(rope.grid_offset), "rope_ref_grid": ref, "rope_xy": rope.grid_indexing == "xy"}
+
+
 def _eva_block(block: Foreign) -> dict[str, Any]:
     _need(type(block).__name__ == "EvaBlock", f"{type(block).__name__} blocks (post-norm Eva blocks)")
     attn = block.attn
-    _need(type(attn).__name__ == "EvaAttention" and attn.qkv is not None, "unfused q/k/v projections")
+    _need(type(attn).__name__ == "EvaAttention", f"{type(attn).__name__} attention")
+    fused = attn.qkv is not None
     _need(_kind(attn.norm) == "Identity", "a norm before the attention output projection (scale_attn_inner)")
     _need(_kind(attn.q_norm) == "Identity" and getattr(attn, "gate", None) is None, "qk_norm or gated attention")
     _need(not getattr(attn, "qkv_bias_separate", False) or attn.q_bias is None, "a separately added qkv bias")
     _need(getattr(block, "gamma_1", None) is not None or getattr(block, "gamma_2", None) is None,
           "LayerScale on the MLP only")
     return {
-        "num_heads": attn.num_heads, "qkv_bias": attn.q_bias is not None, "proj_bias": attn.proj.bias is not None,
-        "qk_norm": False, "ln_eps": _layer_norm_eps(block.norm1, "blocks"),
+        "num_heads": attn.num_heads, "proj_bias": attn.proj.bias is not None, "qk_norm": False,
+        "qkv_bias": (attn.q_bias if fused else attn.q_proj.bias) is not None,
+        "ln_eps": _layer_norm_eps(block.norm1, "blocks"),
         "init_values": 1e-5 if getattr(block, "gamma_1", None) is not None else None,
-        **_mlp(block.mlp),
+        **_mlp(block.mlp, allow_norm=True),
     }
 
 
@@ -204,6 +229,12 @@ def eva_state_to_reference(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
         elif key.endswith(".attn.q_bias"):
             v_bias = state[key[: -len("q_bias")] + "v_bias"]
             out[key[: -len("q_bias")] + "qkv.bias"] = torch.cat([value, torch.zeros_like(value), v_bias])
+        elif key.endswith(".attn.q_proj.weight") or key.endswith(".attn.q_proj.bias"):  # EVA-02 B/L: unfused
+            k_key, v_key = key.replace("q_proj", "k_proj"), key.replace("q_proj", "v_proj")
+            k_part = state[k_key] if k_key in state else torch.zeros_like(value)  # no k bias
+            out[key.replace("q_proj", "qkv")] = torch.cat([value, k_part, state[v_key]])
+        elif ".attn.k_proj." in key or ".attn.v_proj." in key:
+            continue
         elif key.endswith(".mlp.fc1_g.weight") or key.endswith(".mlp.fc1_g.bias"):
             out[key.replace("fc1_g", "fc1")] = torch.cat([value, state[key.replace("fc1_g", "fc1_x")]])
         elif not (key.endswith(".attn.v_bias") or key.endswith(".attn.k_bias") or ".mlp.fc1_x." in key):
@@ -234,7 +265,8 @@ def is_original_dinov3_state_dict(state: dict[str, Any]) -> bool:
 
 
 def is_eva_state_dict(state: dict[str, Any]) -> bool:
-    return any(key in state for key in ("blocks.0.gamma_1", "blocks.0.attn.q_bias", "blocks.0.mlp.fc1_g.weight"))
+    return any(key in state for key in ("blocks.0.gamma_1", "blocks.0.attn.q_bias", "blocks.0.mlp.fc1_g.weight",
+                                        "blocks.0.attn.q_proj.weight"))
 
 
 def timm_config_kwargs(model: Foreign) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vit_edge.models.rope import ROPES, RotaryEmbedding
+from vit_edge.models.rope import ROPES, RopeGrid, RotaryEmbedding
 
 if TYPE_CHECKING:
     from vit_edge.models.merging import TokenMerge
@@ -97,6 +97,10 @@ class ViTConfig:
     rope: str = "none"  # rotary position embeddings on q and k's patch tokens: "dinov3" (see models/rope.py)
     rope_temperature: float = 100.0
     rope_rotate_half: bool = True  # sin/cos laid out [f, f] and x rotated by halves (else interleaved pairs)
+    rope_grid_offset: float = 0.0
+    rope_ref_grid: Size | None = None  # EVA-02: positions rescaled to the pretraining grid
+    rope_xy: bool = False  # the column coordinate first (Perception Encoder)
+    mlp_norm: bool = False  # a LayerNorm inside the MLP before fc2 (EVA-02's scale_mlp)
     abs_pos_embed: bool = True  # False: no learned position embedding (DINOv3: rotary only)
     # what forward returns: "pooled" (logits, or the pooled embedding without a head), "tokens" (the normed patch
     # tokens, (B, N, D): timm's forward_features minus the prefix) or "features" (the same as (B, D, rows, cols))
@@ -230,6 +234,8 @@ class ViTConfig:
             data["img_size"] = list(self.img_size)
         if self.hybrid is not None:
             data["hybrid"] = list(self.hybrid)
+        if self.rope_ref_grid is not None:
+            data["rope_ref_grid"] = list(self.rope_ref_grid)
         return data
 
     @classmethod
@@ -237,6 +243,8 @@ class ViTConfig:
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         if isinstance(known.get("img_size"), list):
             known["img_size"] = to_hw(known["img_size"])
+        if isinstance(known.get("rope_ref_grid"), list):
+            known["rope_ref_grid"] = to_hw(known["rope_ref_grid"])
         if known.get("hybrid") is not None:
             known["hybrid"] = tuple(int(n) for n in known["hybrid"])
         return cls(**known)
@@ -302,7 +310,8 @@ class Attention(nn.Module):
         self.softmax = nn.Softmax(dim=-1)
         self.av = MatMul()
         self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim, bias=cfg.proj_bias)
-        self.rope = (RotaryEmbedding(cfg.grid, self.head_dim, cfg.num_prefix_tokens, cfg.rope_temperature,
+        where = RopeGrid(cfg.grid, cfg.rope_grid_offset, cfg.rope_ref_grid, cfg.rope_xy)
+        self.rope = (RotaryEmbedding(cfg.rope, where, self.head_dim, cfg.num_prefix_tokens, cfg.rope_temperature,
                                      cfg.rope_rotate_half) if cfg.rope != "none" else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -330,19 +339,21 @@ class Attention(nn.Module):
 class Mlp(nn.Module):
     """fc1 → activation → fc2; with `glu`, fc1 yields [x, gate] and the activation gates (SwiGLU, packed)."""
 
-    def __init__(self, dim: int, hidden: int, act: str, glu: bool = False) -> None:
+    def __init__(self, dim: int, hidden: int, act: str, glu: bool = False, norm_eps: float | None = None) -> None:
         super().__init__()
         self.glu = glu
         self.fc1 = nn.Linear(dim, hidden)
         self.act = make_activation(act)
-        self.fc2 = nn.Linear(hidden // 2 if glu else hidden, dim)
+        inner = hidden // 2 if glu else hidden
+        self.norm = nn.LayerNorm(inner, eps=norm_eps) if norm_eps is not None else nn.Identity()
+        self.fc2 = nn.Linear(inner, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.fc1(x)
         if self.glu:
             x, gate = x.chunk(2, dim=-1)
-            return self.fc2(self.act(x) * gate)
-        return self.fc2(self.act(x))
+            return self.fc2(self.norm(self.act(x) * gate))
+        return self.fc2(self.norm(self.act(x)))
 
 
 class LayerScale(nn.Module):
@@ -366,7 +377,8 @@ class Block(nn.Module):
         self.attn = Attention(cfg)
         self.ls1 = LayerScale(cfg.embed_dim, cfg.init_values) if cfg.init_values is not None else nn.Identity()
         self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=cfg.ln_eps)
-        self.mlp = Mlp(cfg.embed_dim, cfg.mlp_hidden_dim, cfg.act, glu=cfg.mlp == "glu")
+        self.mlp = Mlp(cfg.embed_dim, cfg.mlp_hidden_dim, cfg.act, glu=cfg.mlp == "glu",
+                       norm_eps=cfg.ln_eps if cfg.mlp_norm else None)
         self.ls2 = LayerScale(cfg.embed_dim, cfg.init_values) if cfg.init_values is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
