@@ -54,6 +54,17 @@ def export_shipped(out: Path) -> Path:
     return out
 
 
+def assert_one_xnnpack_partition(model_file: Path) -> None:
+    """LiteRT + XNNPACK takes the whole graph: no op is left to the reference kernels."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from vit_edge.runtime.litert import undelegated_ops
+
+    interpreter = Interpreter(model_path=str(model_file), num_threads=1)
+    interpreter.allocate_tensors()
+    assert undelegated_ops(interpreter._get_ops_details()) == []
+
+
 @pytest.fixture
 def tiny_vit() -> VisionTransformer:
     return small_vit()

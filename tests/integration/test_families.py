@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import FIXTURES, assert_one_xnnpack_partition, run_cli
 from tests.integration.test_cli_errors import assert_nothing_written, assert_user_error
 from tests.unit.test_hybrid import small_hybrid_model
 from tests.unit.test_timm_families import FAMILIES, family_model
@@ -75,13 +75,7 @@ def test_int8_agrees_with_fp32(family: str, tmp_path: Path) -> None:
         reference = model(torch.from_numpy(batch)).numpy()
     assert cosine(reference, artifact.run(batch)).min() > 0.995
     if target == "tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        from vit_edge.runtime.litert import undelegated_ops
-
-        interpreter = Interpreter(model_path=str(artifact.path / "model.tflite"), num_threads=1)
-        interpreter.allocate_tensors()
-        assert undelegated_ops(interpreter._get_ops_details()) == []  # one XNNPACK partition
+        assert_one_xnnpack_partition(artifact.path / "model.tflite")
 
 
 def test_hf_encoders_export_and_match_transformers(tmp_path: Path) -> None:
@@ -132,9 +126,9 @@ def test_transreid_end_to_end(transreid_file: Path, target: str, tmp_path: Path)
 
 
 def test_unsupported_feature_is_refused_in_one_line(tmp_path: Path) -> None:
-    result = run_cli("export", "timm:eva02_base_patch14_224", "--random-init", "--target", "onnx",
+    result = run_cli("export", "timm:vit_pe_core_small_patch16_384", "--random-init", "--target", "onnx",
                      "--out", str(tmp_path / "out"))
-    assert_user_error(result, "rotary position embeddings", "nearest that loads")
+    assert_user_error(result, "AttentionRope attention", "nearest that loads")
     assert_nothing_written(tmp_path)
 
 

@@ -3,11 +3,13 @@ real timm's output (FP32 within 1e-4) and INT8 agrees with FP32; TFLite stays on
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from tests.conftest import assert_one_xnnpack_partition
 from tests.integration.test_families import cosine
 from tests.unit.test_rope_families import timm_dinov3
 from vit_edge.api import export, quantize
@@ -35,25 +37,23 @@ def test_dinov3_fp32_matches_timm_in_each_runtime(dinov3: torch.nn.Module, targe
     np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
 
 
+def int8_against_fp32(model: torch.nn.Module, target: str, size: tuple[int, int], out: Path) -> tuple[Any, float]:
+    """PTQ on 64 smooth images, then the artifact's worst cosine to the FP32 model on 16 others."""
+    artifact = quantize(model, target, out, calib=smooth_images(64, size, 3, seed=1), calib_size=64, parity_samples=8)
+    batch = preprocess_uint8(smooth_images(16, size, 3, seed=7), artifact.manifest.input_spec)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(batch)).numpy()
+    worst = float(cosine(reference, artifact.run(batch)).min())
+    print(f"{type(model).__name__} INT8 on {target}: min cosine to FP32 {worst:.5f}")
+    return artifact, worst
+
+
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_dinov3_int8_agrees_with_fp32(dinov3: torch.nn.Module, target: str, tmp_path: Path) -> None:
-    calib = smooth_images(64, (48, 64), 3, seed=1)
-    artifact = quantize(dinov3, target, tmp_path / "q", calib=calib, calib_size=64, parity_samples=8)
-    assert len(artifact.manifest.quantization["int8_matmuls"]) >= 6 * 2
-    batch = preprocess_uint8(smooth_images(16, (48, 64), 3, seed=7), artifact.manifest.input_spec)
-    with torch.no_grad():
-        reference = dinov3(torch.from_numpy(batch)).numpy()
-    worst = cosine(reference, artifact.run(batch)).min()
-    print(f"DINOv3 INT8 on {target}: min cosine to FP32 {worst:.5f}")
-    assert worst > 0.99
+    artifact, worst = int8_against_fp32(dinov3, target, (48, 64), tmp_path / "q")
+    assert len(artifact.manifest.quantization["int8_matmuls"]) >= 6 * 2 and worst > 0.99
     if target == "tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        from vit_edge.runtime.litert import undelegated_ops
-
-        interpreter = Interpreter(model_path=str(artifact.path / "model.tflite"), num_threads=1)
-        interpreter.allocate_tensors()
-        assert undelegated_ops(interpreter._get_ops_details()) == []  # one XNNPACK partition
+        assert_one_xnnpack_partition(artifact.path / "model.tflite")
 
 
 def test_cli_exports_a_dinov3_name_with_its_weights(tmp_path: Path) -> None:
@@ -90,18 +90,6 @@ def test_eva02_fp32_matches_timm_and_int8_agrees(eva02: torch.nn.Module, target:
     np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
     if target != "tflite":
         return
-    calib = smooth_images(64, (42, 42), 3, seed=1)
-    quantized = quantize(eva02, target, tmp_path / "q", calib=calib, calib_size=64, parity_samples=8)
-    batch = preprocess_uint8(smooth_images(16, (42, 42), 3, seed=7), quantized.manifest.input_spec)
-    with torch.no_grad():
-        reference = eva02(torch.from_numpy(batch)).numpy()
-    worst = cosine(reference, quantized.run(batch)).min()
-    print(f"EVA-02 INT8 on {target}: min cosine to FP32 {worst:.5f}")
+    quantized, worst = int8_against_fp32(eva02, target, (42, 42), tmp_path / "q")
     assert worst > 0.99
-    from ai_edge_litert.interpreter import Interpreter
-
-    from vit_edge.runtime.litert import undelegated_ops
-
-    interpreter = Interpreter(model_path=str(quantized.path / "model.tflite"), num_threads=1)
-    interpreter.allocate_tensors()
-    assert undelegated_ops(interpreter._get_ops_details()) == []  # one XNNPACK partition
+    assert_one_xnnpack_partition(quantized.path / "model.tflite")
