@@ -92,7 +92,9 @@ def _add_merge_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_output_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--output", default="pooled", choices=("pooled", "tokens", "features"),
+    from vit_edge.core.options import OUTPUTS
+
+    p.add_argument("--output", default="pooled", choices=OUTPUTS,
                    help="pooled: logits, or the embedding without a head (default); tokens: the normed patch tokens "
                         "(B, N, D), as timm's forward_features minus the prefix; features: them as (B, D, H/p, W/p)")
 

@@ -114,6 +114,16 @@ def config_from_timm_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> Vi
     return cfg
 
 
+def _reference_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> tuple[ViTConfig, dict[str, torch.Tensor]]:
+    """A timm-family state dict (timm's names, Eva's, or Meta's DINOv3 layout) in the reference's names, with the
+    config corrected by what the weights show: the one path for `timm:NAME --weights` and timm modules."""
+    if is_original_dinov3_state_dict(state):  # facebookresearch/dinov3's own checkpoint
+        state = original_dinov3_to_reference(state, cfg.qkv_bias)
+    elif is_eva_state_dict(state):
+        state = eva_state_to_reference(state)
+    return _half_rotation(config_from_timm_state(cfg, state), state)
+
+
 def _half_rotation(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> tuple[ViTConfig, dict[str, torch.Tensor]]:
     """An interleaved rotary layout (EVA-02) as rotate-half on reordered q/k rows: the same numbers, and a graph
     XNNPACK takes whole (see rope.as_half_layout)."""
@@ -147,11 +157,7 @@ def _load_timm(name: str, weights: Path | None, random_init: bool) -> LoadedMode
         source["random_init"] = True
         return LoadedModel(model.eval(), entry.spec.with_(img_size=cfg.img_size), source)
     state = {k: v for k, v in _unwrap_state(read_state_dict(weights)).items() if isinstance(v, torch.Tensor)}
-    if is_original_dinov3_state_dict(state):  # facebookresearch/dinov3's own checkpoint
-        state = original_dinov3_to_reference(state, cfg.qkv_bias)
-    elif is_eva_state_dict(state):
-        state = eva_state_to_reference(state)
-    cfg, state = _half_rotation(config_from_timm_state(cfg, state), state)
+    cfg, state = _reference_state(cfg, state)
     model = VisionTransformer(cfg)
     load_strict(model, state, str(weights))
     source.update(weights_file=str(weights))
@@ -210,8 +216,7 @@ def _load_module(model: nn.Module) -> LoadedModel:
         return LoadedModel(model.eval(), spec, {"kind": "module", "id": type(model).__name__})
     if is_timm_vit(model):
         state = {k: v.detach() for k, v in model.state_dict().items()}
-        cfg, state = _half_rotation(ViTConfig(**timm_config_kwargs(model)),
-                                    eva_state_to_reference(state) if is_eva_state_dict(state) else state)
+        cfg, state = _reference_state(ViTConfig(**timm_config_kwargs(model)), state)
         ours = VisionTransformer(cfg)
         load_strict(ours, state, type(model).__name__)
         pretrained = dict(getattr(model, "pretrained_cfg", {}) or {})

@@ -65,31 +65,26 @@ def _activation(act: Foreign) -> str:
 
 
 def _mlp(mlp: Foreign, allow_norm: bool = False) -> dict[str, Any]:
-    """The MLP's kind, width and activation; with `allow_norm` (Eva blocks) a LayerNorm before fc2 is expressed."""
+    """The MLP's kind, width and activation; a LayerNorm before fc2 (timm's scale_mlp) is expressed only with
+    `allow_norm` (Eva blocks), and checked here once for every MLP kind."""
     norm = getattr(mlp, "norm", None)
-    if allow_norm and _kind(norm) not in ("Identity", "none"):
-        _layer_norm_eps(norm, "the MLP")
-        inner = _mlp_kind(mlp, ignore_norm=True)
-        return {**inner, "mlp_norm": True}
-    return _mlp_kind(mlp)
+    if _kind(norm) in ("Identity", "none"):
+        return _mlp_kind(mlp)
+    _need(allow_norm, f"a norm inside the {type(mlp).__name__} MLP (scale_mlp)")
+    _layer_norm_eps(norm, "the MLP")
+    return {**_mlp_kind(mlp), "mlp_norm": True}
 
 
-def _mlp_kind(mlp: Foreign, ignore_norm: bool = False) -> dict[str, Any]:
+def _mlp_kind(mlp: Foreign) -> dict[str, Any]:
     kind = type(mlp).__name__
     if kind == "Mlp":
-        _need(ignore_norm or _kind(getattr(mlp, "norm", None)) in ("Identity", "none"),
-              "a norm inside the MLP (scale_mlp_norm)")
         _need(mlp.fc1.bias is not None and mlp.fc2.bias is not None, "an MLP without biases")
         return {"mlp": "mlp", "mlp_hidden_dim": mlp.fc1.out_features, "act": _activation(mlp.act)}
     if kind == "GluMlp":
         _need(not getattr(mlp, "gate_last", True) and getattr(mlp, "chunk_dim", -1) == -1,
               "a GLU MLP with the gate last")
-        _need(ignore_norm or _kind(getattr(mlp, "norm", None)) in ("Identity", "none"),
-              "a norm inside the MLP")
         return {"mlp": "glu", "mlp_hidden_dim": mlp.fc1.out_features, "act": _activation(mlp.act)}
     if kind == "SwiGLU":  # fc1_g and fc1_x, packed into one fc1 as [gate, x] on load: act(gate) · x
-        _need(ignore_norm or _kind(getattr(mlp, "norm", None)) in ("Identity", "none"),
-              "a norm inside the SwiGLU MLP (scale_mlp)")
         _need(mlp.fc1_g.bias is not None and mlp.fc1_x.bias is not None and mlp.fc2.bias is not None,
               "a SwiGLU MLP without biases")
         return {"mlp": "glu", "mlp_hidden_dim": 2 * mlp.fc1_g.out_features, "act": _activation(mlp.act)}
