@@ -93,3 +93,32 @@ def test_eva02_fp32_matches_timm_and_int8_agrees(eva02: torch.nn.Module, target:
     quantized, worst = int8_against_fp32(eva02, target, (42, 42), tmp_path / "q")
     assert worst > 0.99
     assert_one_xnnpack_partition(quantized.path / "model.tflite")
+
+
+@pytest.fixture(scope="module")
+def perception_encoder() -> torch.nn.Module:
+    """PE-core-T's layout: class token, offset-1 xy rotation rescaled to its 24×24 pretraining grid, an 8-head
+    MAP head over every token and the image projection, at 64 px and 2 blocks."""
+    return timm_dinov3("vit_pe_core_tiny_patch16_384", depth=2, img_size=64)
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_perception_encoder_fp32_matches_timm(perception_encoder: torch.nn.Module, target: str,
+                                              tmp_path: Path) -> None:
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        expected = perception_encoder(x).numpy()
+    artifact = export(perception_encoder, target, tmp_path / "a", parity_samples=4)
+    assert artifact.manifest.source["family"] == "pe"
+    np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("target", ["tflite", "openvino"])
+def test_perception_encoder_int8_agrees_with_fp32(perception_encoder: torch.nn.Module, target: str,
+                                                  tmp_path: Path) -> None:
+    """The pool head's matmuls quantize like a block's; TFLite stays one XNNPACK partition."""
+    artifact, worst = int8_against_fp32(perception_encoder, target, (64, 64), tmp_path / "q")
+    assert worst > 0.99 and any(name.startswith("attn_pool.") for name in artifact.manifest.quantization[
+        "int8_matmuls"])
+    if target == "tflite":
+        assert_one_xnnpack_partition(artifact.path / "model.tflite")

@@ -86,8 +86,10 @@ def test_dinov3_names_are_listed_and_other_eva_variants_named() -> None:
     assert "vit_small_patch16_dinov3" in dinov3 and "vit_huge_plus_patch16_dinov3_qkvb" in dinov3
     eva02 = [name for name in TIMM_NAMES if timm_entry(name).family == "eva02"]
     assert "eva02_small_patch14_224" in eva02 and "eva02_large_patch14_448" in eva02
-    for name, feature in [("eva02_base_patch16_clip_224", "a norm before the attention output projection"),
-                          ("vit_pe_core_small_patch16_384", "AttentionRope attention")]:
+    pe = [name for name in TIMM_NAMES if timm_entry(name).family == "pe"]
+    assert len(pe) == 12 and "vit_pe_core_small_patch16_384" in pe and "vit_pe_spatial_tiny_patch16_512" in pe
+    for name, feature in [("eva02_enormous_patch14_clip_224", "EvaBlockPostNorm blocks"),
+                          ("vit_base_patch16_xp_224", "ParallelScalingBlock blocks")]:
         with pytest.raises(UnsupportedModelError, match=feature):
             timm_entry(name)
 
@@ -178,6 +180,8 @@ EVA02_CASES: list[tuple[str, dict[str, Any], int]] = [
     ("eva02_small_patch14_224", dict(depth=2, img_size=56, ref_feat_shape=(16, 16), num_classes=0), 56),
     # unfused q/k/v with q and v biases, SwiGLU with the norm inside (scale_mlp)
     ("eva02_base_patch14_224", dict(depth=2, img_size=42, ref_feat_shape=(16, 16), num_classes=3), 42),
+    # the CLIP tower: a norm on the attention output before proj (scale_attn_inner), the image projection as head
+    ("eva02_base_patch16_clip_224", dict(depth=2, img_size=64), 64),
 ]
 
 
@@ -188,6 +192,7 @@ def test_eva02_module_matches_timm(name: str, kwargs: dict[str, Any], size: int)
     reference = timm_dinov3(name, **kwargs)
     loaded = load_model(reference)
     assert loaded.model.cfg.rope == "eva" and loaded.model.pos_embed is not None
+    assert loaded.model.cfg.attn_out_norm == ("clip" in name)
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)
@@ -200,3 +205,53 @@ def test_eva02_state_dict_of_a_name(tmp_path: Path) -> None:
     x = torch.randn(1, 3, loaded.spec.height, loaded.spec.width)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)
+
+
+def test_eva01_without_rotary_embeddings() -> None:
+    """EVA-01 (eva_giant_*): an Eva with absolute position embeddings only; its q/v biases as for EVA-02."""
+    reference = timm_dinov3("eva_giant_patch14_224", depth=2, img_size=56, embed_dim=64, num_heads=4, num_classes=3)
+    loaded = load_model(reference)
+    assert loaded.model.cfg.rope == "none"
+    x = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)
+
+
+PE_CASES: list[tuple[str, dict[str, Any], int]] = [
+    # core: MAP head over every token, class token included, 8 heads of its own; rotation offset 1, xy order
+    ("vit_pe_core_tiny_patch16_384", dict(depth=2, img_size=64), 64),
+    # spatial: average pooling, no final norm (its patch tokens are the product)
+    ("vit_pe_spatial_tiny_patch16_512", dict(depth=2, img_size=96), 96),
+    # lang: LayerScale
+    ("vit_pe_lang_large_patch14_448", dict(depth=2, img_size=56, embed_dim=64, num_heads=4), 56),
+    # G: no class token, a pool MLP narrower than the blocks'
+    ("vit_pe_core_gigantic_patch14_448", dict(depth=2, img_size=56, embed_dim=64, num_heads=4), 56),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, size", PE_CASES)
+def test_perception_encoder_matches_timm(name: str, kwargs: dict[str, Any], size: int) -> None:
+    """Meta's Perception Encoder (timm's Eva with AttentionRope): output and patch tokens as timm gives them."""
+    reference = timm_dinov3(name, **kwargs)
+    loaded = load_model(reference)
+    assert loaded.model.cfg.rope_xy and loaded.source["family"] == "pe"
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)
+        tokens = loaded.model.reconfigured(output="tokens")(x)
+        expected = reference.forward_features(x)[:, reference.num_prefix_tokens :]
+        torch.testing.assert_close(tokens, expected, atol=1e-4, rtol=0)
+
+
+def test_perception_encoder_state_dict_of_a_name(tmp_path: Path) -> None:
+    """timm:NAME --weights for PE-core-S: its qkv bias whole (k's part too), its projection as the head."""
+    reference = timm_dinov3("vit_pe_core_small_patch16_384", depth=2)
+    torch.save(reference.state_dict(), tmp_path / "pe.pth")
+    with pytest.raises(ModelLoadError, match="do not fit"):  # the name has 12 blocks, the file 2
+        load_model("timm:vit_pe_core_small_patch16_384", weights=tmp_path / "pe.pth")
+    full = timm_dinov3("vit_pe_core_small_patch16_384")
+    torch.save(full.state_dict(), tmp_path / "pe.pth")
+    loaded = load_model("timm:vit_pe_core_small_patch16_384", weights=tmp_path / "pe.pth")
+    x = torch.randn(1, 3, 384, 384)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), full(x), atol=1e-4, rtol=0)

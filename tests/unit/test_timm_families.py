@@ -65,7 +65,7 @@ def test_weights_win_over_the_name(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name, feature", [
-    ("vit_pe_core_small_patch16_384", "AttentionRope attention"),
+    ("eva02_enormous_patch14_clip_224", "EvaBlockPostNorm blocks"),
     ("vit_base_patch16_rpn_224", "ResPostBlock"),
     ("swin_tiny_patch4_window7_224", "shifted-window"),
     ("vitamin_small_224", "MbConvStages hybrid stem"),

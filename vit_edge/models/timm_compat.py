@@ -134,23 +134,47 @@ def _patch_embed(embed: Foreign) -> dict[str, Any]:
             "in_chans": int(proj.in_channels)}
 
 
+def _attn_pool(attn_pool: Foreign, include_prefix: bool) -> dict[str, Any]:
+    """timm's AttentionPoolLatent (SigLIP's and PE's MAP head): one latent, its own head count and MLP width."""
+    _need(type(attn_pool).__name__ == "AttentionPoolLatent", f"{type(attn_pool).__name__} pooling")
+    _need(attn_pool.latent.shape[1] == 1 and attn_pool.pos_embed is None and attn_pool.mlp is not None,
+          "an attention-pool head with several latents or its own position embedding")
+    _need(_kind(attn_pool.q_norm) == "Identity", "qk_norm in the attention-pool head")
+    _need(type(attn_pool.mlp).__name__ == "Mlp", "an attention-pool head with another MLP")
+    _layer_norm_eps(attn_pool.norm, "the attention-pool head")
+    return {"global_pool": "map", "pool_include_prefix": include_prefix, "pool_act": _activation(attn_pool.mlp.act),
+            "attn_pool_heads": int(attn_pool.num_heads), "attn_pool_mlp_dim": int(attn_pool.mlp.fc1.out_features)}
+
+
 def _head(model: Foreign) -> dict[str, Any]:
-    pool = model.global_pool or "token"
+    """Pooling, norms and classifier; an Eva's attention pool reads the prefix tokens too (timm's Eva.pool)."""
+    pool: dict[str, Any] = {"global_pool": model.global_pool or "token"}
     attn_pool = getattr(model, "attn_pool", None)
     if attn_pool is not None:
-        _need(type(attn_pool).__name__ == "AttentionPoolLatent", f"{type(attn_pool).__name__} pooling")
-        _need(attn_pool.latent.shape[1] == 1 and attn_pool.pos_embed is None and attn_pool.mlp is not None,
-              "an attention-pool head with several latents or its own position embedding")
-        _need(_kind(attn_pool.q_norm) == "Identity", "qk_norm in the attention-pool head")
-        _need(not getattr(model, "pool_include_prefix", False), "attention pooling over the prefix tokens")
-        pool = "map"
-    _need(pool in ("token", "avg", "max", "avgmax", "map"), f"'{pool}' pooling")
+        eva = type(model).__name__ == "Eva"
+        pool = _attn_pool(attn_pool, eva or bool(getattr(model, "pool_include_prefix", False)))
+    _need(pool["global_pool"] in ("token", "avg", "max", "avgmax", "map"), f"'{pool['global_pool']}' pooling")
     head = model.head
     num_classes = head.out_features if isinstance(head, nn.Linear) else 0
     _need(_kind(getattr(model, "head_drop", None)) in ("Dropout", "Identity", "none"), "a head with extra layers")
-    return {"global_pool": pool, "num_classes": num_classes,
+    return {**pool, "num_classes": num_classes,
             "fc_norm": _kind(model.fc_norm) != "Identity",
             "final_norm": _kind(model.fc_norm) != "Identity" or _kind(model.norm) != "Identity"}
+
+
+def _pool_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The attention-pool sizes that equal the blocks' are left at 0 (the default: 'as the blocks'); its MLP is
+    the blocks' kind and activation (the reference builds it so)."""
+    pool_act = kwargs.pop("pool_act", kwargs["act"])
+    _need(pool_act == kwargs["act"] and (kwargs["global_pool"] != "map" or kwargs["mlp"] == "mlp"),
+          "an attention-pool MLP unlike the blocks' MLP")
+    if kwargs.get("attn_pool_heads") == kwargs["num_heads"]:
+        kwargs["attn_pool_heads"] = 0
+    if kwargs.get("attn_pool_mlp_dim") == kwargs["mlp_hidden_dim"]:
+        kwargs["attn_pool_mlp_dim"] = 0
+    if not kwargs.get("pool_include_prefix", True):
+        kwargs.pop("pool_include_prefix")
+    return {k: v for k, v in kwargs.items() if not (k.startswith("attn_pool_") and v == 0)}
 
 
 def _rope(rope: Foreign) -> dict[str, Any]:
@@ -177,19 +201,32 @@ def _rope_cat(rope: Foreign) -> dict[str, Any]:
             "rope_grid_offset": float(rope.grid_offset), "rope_ref_grid": ref, "rope_xy": rope.grid_indexing == "xy"}
 
 
+def _eva_qkv_bias(attn: Foreign) -> bool:
+    """Whether q/k/v have a bias: EvaAttention keeps q_bias and v_bias apart, timm's AttentionRope (PE) in qkv."""
+    if attn.qkv is None:
+        return attn.q_proj.bias is not None
+    if type(attn).__name__ == "AttentionRope":
+        return attn.qkv.bias is not None
+    _need(not getattr(attn, "qkv_bias_separate", False) or attn.q_bias is None, "a separately added qkv bias")
+    return attn.q_bias is not None
+
+
 def _eva_block(block: Foreign) -> dict[str, Any]:
     _need(type(block).__name__ == "EvaBlock", f"{type(block).__name__} blocks (post-norm Eva blocks)")
     attn = block.attn
-    _need(type(attn).__name__ == "EvaAttention", f"{type(attn).__name__} attention")
-    fused = attn.qkv is not None
-    _need(_kind(attn.norm) == "Identity", "a norm before the attention output projection (scale_attn_inner)")
+    _need(type(attn).__name__ in ("EvaAttention", "AttentionRope"), f"{type(attn).__name__} attention")
+    _need(getattr(attn, "num_kv_heads", attn.num_heads) == attn.num_heads, "grouped-query attention")
+    _need(attn.head_dim * attn.num_heads == block.norm1.normalized_shape[0], "an attention head dimension of its own")
+    out_norm = _kind(attn.norm) != "Identity"
+    if out_norm:
+        _need(_layer_norm_eps(attn.norm, "the attention output") == block.norm1.eps, "an attention-output norm eps "
+              "unlike the blocks'")
     _need(_kind(attn.q_norm) == "Identity" and getattr(attn, "gate", None) is None, "qk_norm or gated attention")
-    _need(not getattr(attn, "qkv_bias_separate", False) or attn.q_bias is None, "a separately added qkv bias")
     _need(getattr(block, "gamma_1", None) is not None or getattr(block, "gamma_2", None) is None,
           "LayerScale on the MLP only")
     return {
         "num_heads": attn.num_heads, "proj_bias": attn.proj.bias is not None, "qk_norm": False,
-        "qkv_bias": (attn.q_bias if fused else attn.q_proj.bias) is not None,
+        "qkv_bias": _eva_qkv_bias(attn), "attn_out_norm": out_norm,
         "ln_eps": _layer_norm_eps(block.norm1, "blocks"),
         "init_values": 1e-5 if getattr(block, "gamma_1", None) is not None else None,
         **_mlp(block.mlp, allow_norm=True),
@@ -197,21 +234,23 @@ def _eva_block(block: Foreign) -> dict[str, Any]:
 
 
 def _eva_kwargs(model: Foreign) -> dict[str, Any]:
-    """An `Eva` (DINOv3): the blocks, rotary embeddings and the optional absolute position embedding."""
-    _need(model.rope is not None, "an Eva model without rotary embeddings (EVA-01 style)")
+    """An `Eva` (EVA-01/02, DINOv3, PE): the blocks, the rotary embeddings where it has them, and the optional
+    absolute position embedding."""
     _need(not getattr(model, "rope_mixed", False), "mixed (learned) rotary frequencies")
     reg = model.reg_token.shape[1] if getattr(model, "reg_token", None) is not None else 0
     kwargs: dict[str, Any] = {
         "embed_dim": int(model.embed_dim), "depth": len(model.blocks), "class_token": model.cls_token is not None,
         "reg_tokens": int(reg), "no_embed_class": bool(getattr(model, "no_embed_class", False)),
         "pre_norm": _kind(model.norm_pre) != "Identity", "abs_pos_embed": model.pos_embed is not None,
-        **_rope(model.rope), **_patch_embed(model.patch_embed),
+        **_rope(getattr(model, "rope", None)), **_patch_embed(model.patch_embed),
     }
     blocks = [_eva_block(block) for block in model.blocks]
     _need(all(b == blocks[0] for b in blocks), "blocks that differ from one another")
-    _need(all(bool(getattr(b.attn, "rotate_half", False)) == kwargs["rope_rotate_half"] for b in model.blocks),
+    rotate_half = kwargs.get("rope_rotate_half")
+    _need(rotate_half is None or all(bool(getattr(b.attn, "rotate_half", False)) == rotate_half
+                                     for b in model.blocks),
           "attention and rotary embeddings with different rotation layouts")
-    return {**kwargs, **blocks[0], **_head(model)}
+    return _pool_defaults({**kwargs, **blocks[0], **_head(model)})
 
 
 def eva_state_to_reference(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -286,6 +325,7 @@ def timm_config_kwargs(model: Foreign) -> dict[str, Any]:
     _need(all(b == blocks[0] for b in blocks), "blocks that differ from one another")
     kwargs.update(blocks[0])
     kwargs.update(_head(model))
+    kwargs = _pool_defaults(kwargs)
     for norm_name in ("norm", "fc_norm", "norm_pre"):
         norm = getattr(model, norm_name)
         if _kind(norm) != "Identity":

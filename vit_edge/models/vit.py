@@ -101,7 +101,11 @@ class ViTConfig:
     rope_ref_grid: Size | None = None  # EVA-02: positions rescaled to the pretraining grid
     rope_xy: bool = False  # the column coordinate first (Perception Encoder)
     mlp_norm: bool = False  # a LayerNorm inside the MLP before fc2 (EVA-02's scale_mlp)
+    attn_out_norm: bool = False  # a LayerNorm on the attention output before proj (EVA-02 CLIP's scale_attn_inner)
     abs_pos_embed: bool = True  # False: no learned position embedding (DINOv3: rotary only)
+    attn_pool_heads: int = 0  # the attention-pool head's own head count (Perception Encoder: 8); 0: num_heads
+    attn_pool_mlp_dim: int = 0  # its MLP width; 0: mlp_hidden_dim
+    pool_include_prefix: bool = False  # the pooling reads the prefix tokens too (timm's Eva: PE's MAP head)
     # what forward returns: "pooled" (logits, or the pooled embedding without a head), "tokens" (the normed patch
     # tokens, (B, N, D): timm's forward_features minus the prefix) or "features" (the same as (B, D, rows, cols))
     output: str = "pooled"
@@ -132,8 +136,10 @@ class ViTConfig:
         for name, value in positive.items():
             if value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
-        if self.num_classes < 0 or self.reg_tokens < 0 or self.patch_stride < 0:
-            raise ValueError("num_classes, reg_tokens and patch_stride cannot be negative")
+        if min(self.num_classes, self.reg_tokens, self.patch_stride, self.attn_pool_heads, self.attn_pool_mlp_dim) < 0:
+            raise ValueError("num_classes, reg_tokens, patch_stride and the attention-pool sizes cannot be negative")
+        if self.attn_pool_heads and self.embed_dim % self.attn_pool_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by attn_pool_heads {self.attn_pool_heads}")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
         if self.sie_embeds and not 0 <= self.sie_index < self.sie_embeds:
@@ -309,6 +315,7 @@ class Attention(nn.Module):
         self.qk = MatMul()
         self.softmax = nn.Softmax(dim=-1)
         self.av = MatMul()
+        self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.ln_eps) if cfg.attn_out_norm else nn.Identity()
         self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim, bias=cfg.proj_bias)
         where = RopeGrid(cfg.grid, cfg.rope_grid_offset, cfg.rope_ref_grid, cfg.rope_xy)
         self.rope = (RotaryEmbedding(cfg.rope, where, self.head_dim, cfg.num_prefix_tokens, cfg.rope_temperature,
@@ -333,7 +340,7 @@ class Attention(nn.Module):
         if size is not None:  # a merged key stands for size[j] patches
             logits = logits + torch.log(size).reshape(batch, 1, 1, tokens)
         out = self.av(self.softmax(logits), v).transpose(1, 2).reshape(batch, q.shape[2], dim)
-        return self.proj(out), k.mean(dim=1)
+        return self.proj(self.norm(out)), k.mean(dim=1)
 
 
 class Mlp(nn.Module):
@@ -408,7 +415,8 @@ class AttentionPool(nn.Module):
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
         dim = cfg.embed_dim
-        self.num_heads, self.head_dim = cfg.num_heads, dim // cfg.num_heads
+        self.num_heads = cfg.attn_pool_heads or cfg.num_heads
+        self.head_dim = dim // self.num_heads
         self.scale = self.head_dim**-0.5
         self.latent = nn.Parameter(torch.zeros(1, 1, dim))
         self.q = nn.Linear(dim, dim, bias=cfg.qkv_bias)
@@ -418,7 +426,7 @@ class AttentionPool(nn.Module):
         self.av = MatMul()
         self.proj = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim, eps=cfg.ln_eps)
-        self.mlp = Mlp(dim, cfg.mlp_hidden_dim, cfg.act, glu=cfg.mlp == "glu")
+        self.mlp = Mlp(dim, cfg.attn_pool_mlp_dim or cfg.mlp_hidden_dim, cfg.act, glu=cfg.mlp == "glu")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, dim = x.shape
@@ -516,9 +524,9 @@ class VisionTransformer(nn.Module):
             return x[:, 0]
         if pool == "token_avg":
             return torch.cat([x[:, 0], x[:, self.cfg.num_prefix_tokens :].mean(dim=1)], dim=-1)
-        x = x[:, self.cfg.num_prefix_tokens :]
         if pool == "map" and self.attn_pool is not None:
-            return self.attn_pool(x)
+            return self.attn_pool(x if self.cfg.pool_include_prefix else x[:, self.cfg.num_prefix_tokens :])
+        x = x[:, self.cfg.num_prefix_tokens :]
         if pool == "avg":
             return x.mean(dim=1)
         if pool == "max":
