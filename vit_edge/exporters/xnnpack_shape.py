@@ -3,7 +3,8 @@
 ExecuTorch 1.4's partitioner has no LayerNorm, and leaves `unbind` (squeeze_copy) and the expand that a 4-D
 `torch.matmul` decomposes into on portable kernels; each such op cuts the graph into another delegate (62 for
 ViT-Ti). Rewritten here, on a copy, module by module:
-- LayerNorm → mean and variance as two linears with a constant 1/D weight, then sub/mul/rsqrt/add;
+- LayerNorm → mean and variance as two linears with a constant 1/D weight, then sub/mul/rsqrt/add (RMSNorm:
+  the mean of x² alike);
 - attention → q, k, v sliced from the qkv output and the heads folded into the batch, so Q·Kᵀ and attn·V are
   3-D batch matmuls (`torch.bmm`); their quantizers, when the model is INT8, are the same modules.
 The parameters and the INT8 scales are shared with the model, so the artifact computes what was verified.
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vit_edge.models.vit import Attention
+from vit_edge.models.vit import Attention, RMSNorm
 
 __all__ = ["xnnpack_shaped"]
 
@@ -39,6 +40,21 @@ class LinearMeanLayerNorm(nn.Module):
         if self.weight is not None:
             scaled = scaled * self.weight
         return scaled + self.bias if self.bias is not None else scaled
+
+
+class LinearMeanRMSNorm(nn.Module):
+    """RMSNorm (AIMv2) with the mean of x² computed by a linear with weight 1/D, as for LayerNorm above."""
+
+    average: torch.Tensor
+
+    def __init__(self, norm: RMSNorm) -> None:
+        super().__init__()
+        dim = int(norm.weight.shape[0])
+        self.eps, self.weight = norm.eps, norm.weight
+        self.register_buffer("average", torch.full((1, dim), 1.0 / dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(F.linear(x * x, self.average) + self.eps) * self.weight
 
 
 class BatchMatMul(nn.Module):
@@ -100,6 +116,7 @@ def xnnpack_shaped(model: nn.Module) -> nn.Module:
     model = copy.deepcopy(model)
     _replace(model, Attention, SlicedAttention)  # first: the attention's own norms (qk-norm) are rewritten next
     _replace(model, nn.LayerNorm, LinearMeanLayerNorm)
+    _replace(model, RMSNorm, LinearMeanRMSNorm)
     return model
 
 

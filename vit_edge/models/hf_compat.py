@@ -17,6 +17,8 @@ What the reference returns, per architecture (the transformers output it reprodu
 - SiglipVisionModel: `pooler_output` of the attention-pooling head; with `vision_use_head` false transformers has
   no pooler_output and the reference returns the mean of `last_hidden_state` (the post-layernormed tokens), as
   timm's `gap` SigLIP variants do.
+- Aimv2VisionModel: `pooler_output` of its attention-pooling head (or, with `use_head` false, the mean of
+  `last_hidden_state`), RMSNorm throughout.
 
 DINOv2's preprocessor crops (224) smaller than config.image_size (518) and transformers resamples the position
 embeddings at every call; here the model is built once at the crop size (`VisionTransformer.with_img_size`),
@@ -148,9 +150,6 @@ def _dinov2_options(config: dict[str, Any]) -> Options:
 def _dinov3_options(config: dict[str, Any]) -> Options:
     """DINOv3: rotary embeddings (rope_theta), registers, LayerScale, no absolute position embedding, the class
     token after the final norm; k has no bias (zero in the joined qkv bias); a gated MLP is silu(gate) · up."""
-    for key in ("mlp_bias", "proj_bias"):
-        if config.get(key, True) is not True:
-            raise UnsupportedModelError(f"{key}=false: the reference ViT's MLP and output projection have biases")
     theta = config.get("rope_theta", 100.0)
     if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not 0 < theta < 1e9:
         raise _bad_config(f"rope_theta must be a positive number, got {theta!r}")
@@ -158,6 +157,7 @@ def _dinov3_options(config: dict[str, Any]) -> Options:
     return dict(init_values=1.0, reg_tokens=_int(config, "num_register_tokens", 0, minimum=0), abs_pos_embed=False,
                 rope="dinov3", rope_temperature=float(theta), rope_rotate_half=True, global_pool="token",
                 qkv_bias=any(bool(config.get(k, True)) for k in ("query_bias", "key_bias", "value_bias")),
+                mlp_bias=bool(config.get("mlp_bias", True)), proj_bias=bool(config.get("proj_bias", True)),
                 mlp="glu" if gated else "mlp", mlp_hidden_dim=2 * hidden if gated else hidden,
                 act=_activation(config, "silu" if gated else "gelu"))
 
@@ -173,6 +173,34 @@ def _siglip_options(config: dict[str, Any]) -> Options:
     use_head = config.get("vision_use_head", True) is not False
     return dict(mlp_hidden_dim=_int(config, "intermediate_size"), act=_activation(config, "gelu_pytorch_tanh"),
                 class_token=False, global_pool="map" if use_head else "avg")
+
+
+def _aimv2_options(config: dict[str, Any]) -> Options:
+    """AIMv2: RMSNorm everywhere (a norm on the patch embeddings too), no class token, SwiGLU; q/k/v, the output
+    projection and the MLP have biases only as the config says; the head is one attention over the tokens with
+    the learned query as it is (no q projection, no MLP), or, without it, the mean of the tokens."""
+    if config.get("is_native"):
+        raise UnsupportedModelError("native-resolution AIMv2 (is_native: sinusoidal positions for any grid) is not "
+                                    "supported; the fixed-resolution checkpoints (aimv2-*-patch14-224/336/448) are")
+    eps = config.get("rms_norm_eps", 1e-5)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+        raise _bad_config(f"rms_norm_eps must be a positive number, got {eps!r}")
+    bias, use_head = bool(config.get("qkv_bias", False)), config.get("use_head", True) is not False
+    return dict(norm="rms", ln_eps=float(eps), patch_norm=True, class_token=False, qkv_bias=bias, proj_bias=bias,
+                mlp="glu", mlp_hidden_dim=2 * _int(config, "intermediate_size"), act=_activation(config, "silu"),
+                mlp_bias=bool(config.get("mlp_bias", False)), global_pool="map" if use_head else "avg",
+                attn_pool_mlp=False)
+
+
+def _siglip2_options(config: dict[str, Any]) -> Options:
+    """SigLIP 2 (NaFlex): SigLIP's encoder and head, built here at a fixed patch grid (num_patches as a square,
+    another with --img-size); its position table is resampled bilinearly with antialiasing, as its processor does
+    for each image's grid."""
+    patches, patch = _int(config, "num_patches", 256), _int(config, "patch_size", 16)
+    side = math.isqrt(patches)
+    if side * side != patches:
+        raise _bad_config(f"num_patches {patches} is not a square grid")
+    return {**_siglip_options(config), "img_size": side * patch, "pos_embed_resize": "bilinear"}
 
 
 @dataclass(frozen=True)
@@ -213,6 +241,12 @@ _SIGLIP = Family("siglip", ("vision_model.",), _siglip_options, 1e-6, renames=(
     ("post_layernorm.", "norm."), ("head.probe", "attn_pool.latent"), ("head.attention.in_proj_", "attn_pool.in_proj_"),
     ("head.attention.out_proj.", "attn_pool.proj."), ("head.layernorm.", "attn_pool.norm."),
     ("head.mlp.", "attn_pool.mlp.")))
+_SIGLIP2 = Family("siglip2", ("vision_model.",), _siglip2_options, 1e-6, interpolation="bilinear",
+                  renames=_SIGLIP.renames)
+_METACLIP2 = Family("metaclip2", ("vision_model.",), _clip_options, 1e-5, norm=_OPENAI_CLIP, renames=_CLIP.renames)
+_AIMV2 = Family("aimv2", ("vision_model.",), _aimv2_options, 1e-5, norm=_OPENAI_CLIP, renames=(
+    ("embeddings.rms_norm.", "patch_embed.norm."), ("embeddings.patch_embed.", "patch_embed.proj."),
+    ("rms_norm.", "norm."), ("head.cls_token", "attn_pool.latent"), ("head.output_proj.", "attn_pool.proj.")))
 _CLASSIFIER = (("classifier.", "head."),)
 
 SUPPORTED_ARCHITECTURES: dict[str, Architecture] = {
@@ -232,16 +266,21 @@ SUPPORTED_ARCHITECTURES: dict[str, Architecture] = {
     "CLIPVisionModel": Architecture(_CLIP, "pooler_output"),
     "CLIPVisionModelWithProjection": Architecture(_CLIP, "image_embeds", "projection"),
     "SiglipVisionModel": Architecture(_SIGLIP, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
+    "Siglip2VisionModel": Architecture(_SIGLIP2, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
+    "MetaClip2VisionModel": Architecture(_METACLIP2, "pooler_output"),
+    "MetaClip2VisionModelWithProjection": Architecture(_METACLIP2, "image_embeds", "projection"),
+    "Aimv2VisionModel": Architecture(_AIMV2, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
 }
 
 _LAYER = r"(?:encoder\.layers?|layers?|model\.layer)\.(\d+)\."
 # Shared renames (regex on a key without its family prefix, replacement), for 4.x and 5.x names of every family.
 _RENAMES = [(re.compile(pattern), replacement) for pattern, replacement in [
-    (_LAYER + r"(?:layernorm_before|norm1|layer_norm1)\.", r"blocks.\1.norm1."),
-    (_LAYER + r"(?:layernorm_after|norm2|layer_norm2)\.", r"blocks.\1.norm2."),
-    (_LAYER + r"(?:attention\.output\.dense|attention\.o_proj|self_attn\.out_proj)\.", r"blocks.\1.attn.proj."),
+    (_LAYER + r"(?:layernorm_before|norm1|layer_norm1|rms_norm1)\.", r"blocks.\1.norm1."),
+    (_LAYER + r"(?:layernorm_after|norm2|layer_norm2|rms_norm2)\.", r"blocks.\1.norm2."),
+    (_LAYER + r"(?:attention\.output\.dense|attention\.o_proj|attention\.out_proj|self_attn\.out_proj)\.",
+     r"blocks.\1.attn.proj."),
     (_LAYER + r"(?:intermediate\.dense|mlp\.fc1|mlp\.weights_in)\.", r"blocks.\1.mlp.fc1."),
-    (_LAYER + r"(?:output\.dense|mlp\.fc2|mlp\.weights_out|mlp\.down_proj)\.", r"blocks.\1.mlp.fc2."),
+    (_LAYER + r"(?:output\.dense|mlp\.fc2|mlp\.weights_out|(?:mlp|ffn)\.down_proj)\.", r"blocks.\1.mlp.fc2."),
     (_LAYER + r"layer_scale([12])\.lambda1$", r"blocks.\1.ls\2.gamma"),
     (r"embeddings\.(?:patch_embeddings\.projection|patch_embedding|patch_embeddings(?=\.(?:weight|bias)$))\.",
      "patch_embed.proj."),
@@ -257,7 +296,8 @@ _RENAMES = [(re.compile(pattern), replacement) for pattern, replacement in [
 _JOINS = [
     (re.compile(_LAYER + r"(?:attention\.(?:attention\.)?|self_attn\.)(query|key|value|q_proj|k_proj|v_proj)\.(\w+)$"),
      "blocks.{}.attn.qkv.{}", "qkv"),
-    (re.compile(_LAYER + r"mlp\.(gate_proj|up_proj)\.(\w+)$"), "blocks.{}.mlp.fc1.{}", "gu"),  # 5.x DINOv2 SwiGLU
+    (re.compile(_LAYER + r"(?:mlp|ffn)\.(gate_proj|up_proj)\.(\w+)$"), "blocks.{}.mlp.fc1.{}", "gu"),  # SwiGLU
+    (re.compile(r"()head\.(k_proj|v_proj)\.(\w+)$"), "attn_pool.kv{}.{}", "kv"),  # AIMv2's pooling head
 ]
 _IGNORED = re.compile(r"(?:.*\.)?(?:mask_token|position_ids)$|pooler\.")  # unused by the outputs above
 
@@ -444,11 +484,27 @@ def _fix_shapes(out: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, torch
         out["cls_token"] = out["cls_token"].reshape(1, 1, -1)
     if "pos_embed" in out and out["pos_embed"].ndim == 2:
         out["pos_embed"] = out["pos_embed"].unsqueeze(0)
+    proj = out.get("patch_embed.proj.weight")
+    if proj is not None and proj.ndim == 2:  # SigLIP 2: a linear over patches flattened (row, column, channel)
+        patch = cfg.patch_size
+        out["patch_embed.proj.weight"] = proj.reshape(proj.shape[0], patch, patch, -1).permute(0, 3, 1, 2)
     if "head.weight" in out and "head.bias" not in out:  # CLIP's visual_projection has no bias
         out["head.bias"] = torch.zeros(out["head.weight"].shape[0], dtype=out["head.weight"].dtype)
     _split_in_proj(out, cfg.embed_dim)
     _fold_class_position(out, cfg)
+    _identity_query(out, cfg)
     return out
+
+
+def _identity_query(out: dict[str, torch.Tensor], cfg: ViTConfig) -> None:
+    """AIMv2's head asks with its learned query as it is: the pool's q projection is the identity (exact in INT8
+    too: per-channel scales of an identity matrix)."""
+    latent = out.get("attn_pool.latent")
+    if latent is None or "attn_pool.q.weight" in out:
+        return
+    out["attn_pool.q.weight"] = torch.eye(cfg.embed_dim, dtype=latent.dtype)
+    if cfg.qkv_bias:
+        out["attn_pool.q.bias"] = torch.zeros(cfg.embed_dim, dtype=latent.dtype)
 
 
 def convert_hf_state_dict(state: dict[str, torch.Tensor], architecture: str, cfg: ViTConfig

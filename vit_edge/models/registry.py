@@ -86,7 +86,8 @@ _OTHER_TIMM_FAMILIES = {
 }
 
 
-_FAMILY_RULES = [(r"_dinov3", "dinov3"), (r"^vit_pe_", "pe"), (r"^eva02_", "eva02"),
+_FAMILY_RULES = [(r"_dinov3", "dinov3"), (r"^vit_pe_", "pe"), (r"^eva02_", "eva02"), (r"_rope_", "rope-vit"),
+                 (r"_lingbot$", "lingbot"), (r"_sapiens2$", "sapiens2"),
                  (r"^deit3_", "deit3"), (r"_reg\d+_dinov2", "dinov2-reg"), (r"_dinov2", "dinov2"),
                  (r"_clip_", "clip"), (r"_siglip", "siglip"), (r"_r\d+_s\d+|_r_s\d+|resnet\d+d", "hybrid"),
                  (r"^deit_", "deit"), (r"_reg\d+_", "registers"), (r"_gap_|_map_", "pooled"),

@@ -20,7 +20,7 @@ __all__ = ["UnsupportedFeature", "timm_config_kwargs", "is_timm_vit", "timm_inpu
            "is_eva_state_dict", "original_dinov3_to_reference", "is_original_dinov3_state_dict"]
 
 _TIMM_VIT_CLASSES = ("VisionTransformer", "VisionTransformerDistilled", "Eva")
-_NORMS = ("LayerNorm", "LayerNorm2d")
+_NORMS = {"LayerNorm": "layer", "LayerNorm2d": "layer", "RmsNorm": "rms"}
 
 
 class UnsupportedFeature(UnsupportedModelError):
@@ -47,8 +47,14 @@ def _need(condition: bool, feature: str) -> None:
 
 
 def _layer_norm_eps(module: Foreign, where: str) -> float:
+    """A norm's eps; LayerNorm or timm's RmsNorm (with a weight), else the feature is named."""
     _need(_kind(module) in _NORMS or isinstance(module, nn.LayerNorm), f"{_kind(module)} normalisation ({where})")
+    _need(getattr(module, "weight", None) is not None, f"a norm without a weight ({where})")
     return float(module.eps)
+
+
+def _norm_kind(module: Foreign) -> str:
+    return "layer" if isinstance(module, nn.LayerNorm) else _NORMS.get(_kind(module), "layer")
 
 
 def _activation(act: Foreign) -> str:
@@ -78,17 +84,24 @@ def _mlp(mlp: Foreign, allow_norm: bool = False) -> dict[str, Any]:
 def _mlp_kind(mlp: Foreign) -> dict[str, Any]:
     kind = type(mlp).__name__
     if kind == "Mlp":
-        _need(mlp.fc1.bias is not None and mlp.fc2.bias is not None, "an MLP without biases")
-        return {"mlp": "mlp", "mlp_hidden_dim": mlp.fc1.out_features, "act": _activation(mlp.act)}
+        return {"mlp": "mlp", "mlp_hidden_dim": mlp.fc1.out_features, "act": _activation(mlp.act),
+                **_mlp_bias(mlp.fc1, mlp.fc2)}
     if kind == "GluMlp":
         _need(not getattr(mlp, "gate_last", True) and getattr(mlp, "chunk_dim", -1) == -1,
               "a GLU MLP with the gate last")
-        return {"mlp": "glu", "mlp_hidden_dim": mlp.fc1.out_features, "act": _activation(mlp.act)}
+        return {"mlp": "glu", "mlp_hidden_dim": mlp.fc1.out_features, "act": _activation(mlp.act),
+                **_mlp_bias(mlp.fc1, mlp.fc2)}
     if kind == "SwiGLU":  # fc1_g and fc1_x, packed into one fc1 as [gate, x] on load: act(gate) · x
-        _need(mlp.fc1_g.bias is not None and mlp.fc1_x.bias is not None and mlp.fc2.bias is not None,
-              "a SwiGLU MLP without biases")
-        return {"mlp": "glu", "mlp_hidden_dim": 2 * mlp.fc1_g.out_features, "act": _activation(mlp.act)}
+        _need((mlp.fc1_g.bias is None) == (mlp.fc1_x.bias is None), "a SwiGLU MLP with one of two input biases")
+        return {"mlp": "glu", "mlp_hidden_dim": 2 * mlp.fc1_g.out_features, "act": _activation(mlp.act),
+                **_mlp_bias(mlp.fc1_g, mlp.fc2)}
     raise UnsupportedFeature(f"{kind} MLP")
+
+
+def _mlp_bias(fc1: Foreign, fc2: Foreign) -> dict[str, Any]:
+    """Both MLP linears with biases (the default) or neither (AIMv2)."""
+    _need((fc1.bias is None) == (fc2.bias is None), "an MLP with a bias on one of its two linears")
+    return {} if fc1.bias is not None else {"mlp_bias": False}
 
 
 def _block(block: Foreign) -> dict[str, Any]:
@@ -105,7 +118,7 @@ def _block(block: Foreign) -> dict[str, Any]:
     _need(_kind(getattr(block, "drop_path1", None)) in ("Identity", "DropPath", "none"), "drop path variant")
     return {
         "num_heads": attn.num_heads, "qkv_bias": attn.qkv.bias is not None, "proj_bias": attn.proj.bias is not None,
-        "qk_norm": qk_norm, "ln_eps": _layer_norm_eps(block.norm1, "blocks"),
+        "qk_norm": qk_norm, "ln_eps": _layer_norm_eps(block.norm1, "blocks"), "norm": _norm_kind(block.norm1),
         "init_values": (float(getattr(block.ls1, "init_values", 1e-5)) if ls == "LayerScale" else None),
         **_mlp(block.mlp),
     }
@@ -125,13 +138,15 @@ def _patch_embed(embed: Foreign) -> dict[str, Any]:
         return {"hybrid": layers, "hybrid_width": int(width), "patch_size": int(proj.kernel_size[0]), "patch_stride": 0,
                 "patch_bias": proj.bias is not None, "img_size": tuple(int(s) for s in embed.img_size)}
     _need(kind == "PatchEmbed", f"{kind} patch embedding")
-    _need(_kind(embed.norm) == "Identity", "a norm in the patch embedding")
+    patch_norm = _kind(embed.norm) != "Identity"
+    if patch_norm:
+        _layer_norm_eps(embed.norm, "the patch embedding")
     proj = embed.proj
     _need(proj.kernel_size[0] == proj.kernel_size[1], "non-square patches")
     stride = int(proj.stride[0])
     return {"patch_size": int(proj.kernel_size[0]), "patch_stride": 0 if stride == proj.kernel_size[0] else stride,
             "patch_bias": proj.bias is not None, "img_size": tuple(int(s) for s in embed.img_size),
-            "in_chans": int(proj.in_channels)}
+            "in_chans": int(proj.in_channels), **({"patch_norm": True} if patch_norm else {})}
 
 
 def _attn_pool(attn_pool: Foreign, include_prefix: bool) -> dict[str, Any]:
@@ -326,10 +341,12 @@ def timm_config_kwargs(model: Foreign) -> dict[str, Any]:
     kwargs.update(blocks[0])
     kwargs.update(_head(model))
     kwargs = _pool_defaults(kwargs)
-    for norm_name in ("norm", "fc_norm", "norm_pre"):
-        norm = getattr(model, norm_name)
-        if _kind(norm) != "Identity":
+    for norm_name in ("norm", "fc_norm", "norm_pre", "patch_embed.norm"):
+        norm = model.get_submodule(norm_name) if norm_name != "patch_embed.norm" else getattr(
+            model.patch_embed, "norm", None)
+        if _kind(norm) not in ("Identity", "none"):
             _need(_layer_norm_eps(norm, norm_name) == kwargs["ln_eps"], f"a {norm_name} eps unlike the blocks'")
+            _need(_norm_kind(norm) == kwargs["norm"], f"a {norm_name} of another kind than the blocks' norms")
     if kwargs["img_size"][0] == kwargs["img_size"][1]:
         kwargs["img_size"] = kwargs["img_size"][0]
     return kwargs

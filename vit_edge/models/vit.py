@@ -33,11 +33,12 @@ if TYPE_CHECKING:
     from vit_edge.models.merging import TokenMerge
 
 __all__ = ["ViTConfig", "VisionTransformer", "MatMul", "every_token", "resample_pos_embed", "POOLS", "ACTIVATIONS",
-           "MLPS", "OUTPUTS"]
+           "MLPS", "NORMS", "OUTPUTS", "RMSNorm"]
 
 POOLS = ("token", "avg", "max", "avgmax", "map", "token_avg")  # token_avg: [class token, mean of patches]
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")
 MLPS = ("mlp", "glu")
+NORMS = ("layer", "rms")  # LayerNorm, or RMSNorm (AIMv2): every norm of the model is of the one kind
 OUTPUTS = ("pooled", "tokens", "features")  # glu: timm's SwiGLUPacked (fc1 → [x, gate] → act(x) · gate → fc2)
 
 Size = tuple[int, int]
@@ -69,7 +70,10 @@ class ViTConfig:
     num_heads: int = 12
     mlp_hidden_dim: int = 3072
     qkv_bias: bool = True
-    ln_eps: float = 1e-6
+    ln_eps: float = 1e-6  # every norm's eps (LayerNorm or RMSNorm)
+    norm: str = "layer"  # "rms": RMSNorm everywhere (AIMv2)
+    patch_norm: bool = False  # a norm on the patch embeddings before the position embedding (AIMv2)
+    mlp_bias: bool = True  # False: fc1 and fc2 without biases (AIMv2)
     distilled: bool = False  # DeiT: a distillation token after the class token
     dist_head: bool = True  # with `distilled`: a second head on it, averaged with the first (timm, HF ...WithTeacher)
     patch_stride: int = 0  # 0: the patch size (no overlap); TransReID uses overlapping patches (stride 12 of 16)
@@ -103,9 +107,11 @@ class ViTConfig:
     mlp_norm: bool = False  # a LayerNorm inside the MLP before fc2 (EVA-02's scale_mlp)
     attn_out_norm: bool = False  # a LayerNorm on the attention output before proj (EVA-02 CLIP's scale_attn_inner)
     abs_pos_embed: bool = True  # False: no learned position embedding (DINOv3: rotary only)
+    pos_embed_resize: str = "bicubic"  # how another grid resamples it: "bilinear" for SigLIP 2 (as its processor)
     attn_pool_heads: int = 0  # the attention-pool head's own head count (Perception Encoder: 8); 0: num_heads
     attn_pool_mlp_dim: int = 0  # its MLP width; 0: mlp_hidden_dim
     pool_include_prefix: bool = False  # the pooling reads the prefix tokens too (timm's Eva: PE's MAP head)
+    attn_pool_mlp: bool = True  # False: the attention-pool head ends at its projection (transformers' AIMv2 head)
     # what forward returns: "pooled" (logits, or the pooled embedding without a head), "tokens" (the normed patch
     # tokens, (B, N, D): timm's forward_features minus the prefix) or "features" (the same as (B, D, rows, cols))
     output: str = "pooled"
@@ -120,6 +126,10 @@ class ViTConfig:
             raise ValueError(f"activation '{self.act}' is not one of {', '.join(ACTIVATIONS)}")
         if self.mlp not in MLPS:
             raise ValueError(f"mlp '{self.mlp}' is not one of {', '.join(MLPS)}")
+        if self.pos_embed_resize not in ("bicubic", "bilinear"):
+            raise ValueError(f"pos_embed_resize '{self.pos_embed_resize}' is not bicubic or bilinear")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm '{self.norm}' is not one of {', '.join(NORMS)}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output '{self.output}' is not one of {', '.join(OUTPUTS)}")
         if self.output != "pooled" and self.merge:
@@ -256,6 +266,26 @@ class ViTConfig:
         return cls(**known)
 
 
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x²) + eps) · weight over the last dimension (AIMv2; timm's RmsNorm, transformers' Aimv2RMSNorm),
+    written as the elementwise ops every converter lowers."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
+
+
+def make_norm(cfg: ViTConfig, dim: int, present: bool = True) -> nn.Module:
+    """The config's norm over `dim` (Identity when not `present`)."""
+    if not present:
+        return nn.Identity()
+    return RMSNorm(dim, cfg.ln_eps) if cfg.norm == "rms" else nn.LayerNorm(dim, eps=cfg.ln_eps)
+
+
 class MatMul(nn.Module):
     """A matmul of two activations as a module, so Q·Kᵀ and attn·V can be found, observed and quantized by name."""
 
@@ -294,11 +324,12 @@ class PatchEmbed(nn.Module):
             self.backbone, in_chans = None, cfg.in_chans
         self.proj = nn.Conv2d(in_chans, cfg.embed_dim, kernel_size=cfg.patch_size, stride=cfg.stride,
                               bias=cfg.patch_bias)
+        self.norm = make_norm(cfg, cfg.embed_dim, cfg.patch_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.backbone is not None:
             x = self.backbone(x)
-        return self.proj(x).flatten(2).transpose(1, 2)
+        return self.norm(self.proj(x).flatten(2).transpose(1, 2))
 
 
 class Attention(nn.Module):
@@ -310,12 +341,12 @@ class Attention(nn.Module):
         self.head_dim = cfg.embed_dim // cfg.num_heads
         self.scale = self.head_dim**-0.5
         self.qkv = nn.Linear(cfg.embed_dim, cfg.embed_dim * 3, bias=cfg.qkv_bias)
-        self.q_norm = nn.LayerNorm(self.head_dim, eps=cfg.ln_eps) if cfg.qk_norm else nn.Identity()
-        self.k_norm = nn.LayerNorm(self.head_dim, eps=cfg.ln_eps) if cfg.qk_norm else nn.Identity()
+        self.q_norm = make_norm(cfg, self.head_dim, cfg.qk_norm)
+        self.k_norm = make_norm(cfg, self.head_dim, cfg.qk_norm)
         self.qk = MatMul()
         self.softmax = nn.Softmax(dim=-1)
         self.av = MatMul()
-        self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.ln_eps) if cfg.attn_out_norm else nn.Identity()
+        self.norm = make_norm(cfg, cfg.embed_dim, cfg.attn_out_norm)
         self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim, bias=cfg.proj_bias)
         where = RopeGrid(cfg.grid, cfg.rope_grid_offset, cfg.rope_ref_grid, cfg.rope_xy)
         self.rope = (RotaryEmbedding(cfg.rope, where, self.head_dim, cfg.num_prefix_tokens, cfg.rope_temperature,
@@ -344,16 +375,17 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    """fc1 → activation → fc2; with `glu`, fc1 yields [x, gate] and the activation gates (SwiGLU, packed)."""
+    """fc1 → activation → fc2; with `glu`, fc1 yields [x, gate] and the activation gates (SwiGLU, packed); a norm
+    before fc2 with `inner_norm` (EVA-02's scale_mlp)."""
 
-    def __init__(self, dim: int, hidden: int, act: str, glu: bool = False, norm_eps: float | None = None) -> None:
+    def __init__(self, cfg: ViTConfig, hidden: int, glu: bool, inner_norm: bool = False, bias: bool = True) -> None:
         super().__init__()
         self.glu = glu
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = make_activation(act)
+        self.fc1 = nn.Linear(cfg.embed_dim, hidden, bias=bias)
+        self.act = make_activation(cfg.act)
         inner = hidden // 2 if glu else hidden
-        self.norm = nn.LayerNorm(inner, eps=norm_eps) if norm_eps is not None else nn.Identity()
-        self.fc2 = nn.Linear(inner, dim)
+        self.norm = make_norm(cfg, inner, inner_norm)
+        self.fc2 = nn.Linear(inner, cfg.embed_dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.fc1(x)
@@ -380,12 +412,11 @@ class Block(nn.Module):
     def __init__(self, cfg: ViTConfig, merge: "TokenMerge | None" = None) -> None:
         super().__init__()
         self.token_merge = merge
-        self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.ln_eps)
+        self.norm1 = make_norm(cfg, cfg.embed_dim)
         self.attn = Attention(cfg)
         self.ls1 = LayerScale(cfg.embed_dim, cfg.init_values) if cfg.init_values is not None else nn.Identity()
-        self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=cfg.ln_eps)
-        self.mlp = Mlp(cfg.embed_dim, cfg.mlp_hidden_dim, cfg.act, glu=cfg.mlp == "glu",
-                       norm_eps=cfg.ln_eps if cfg.mlp_norm else None)
+        self.norm2 = make_norm(cfg, cfg.embed_dim)
+        self.mlp = Mlp(cfg, cfg.mlp_hidden_dim, glu=cfg.mlp == "glu", inner_norm=cfg.mlp_norm, bias=cfg.mlp_bias)
         self.ls2 = LayerScale(cfg.embed_dim, cfg.init_values) if cfg.init_values is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -425,8 +456,9 @@ class AttentionPool(nn.Module):
         self.softmax = nn.Softmax(dim=-1)
         self.av = MatMul()
         self.proj = nn.Linear(dim, dim)
-        self.norm = nn.LayerNorm(dim, eps=cfg.ln_eps)
-        self.mlp = Mlp(dim, cfg.attn_pool_mlp_dim or cfg.mlp_hidden_dim, cfg.act, glu=cfg.mlp == "glu")
+        self.norm = make_norm(cfg, dim, cfg.attn_pool_mlp)
+        self.mlp = (Mlp(cfg, cfg.attn_pool_mlp_dim or cfg.mlp_hidden_dim, glu=cfg.mlp == "glu") if cfg.attn_pool_mlp
+                    else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, dim = x.shape
@@ -435,7 +467,8 @@ class AttentionPool(nn.Module):
         k, v = kv.unbind(0)
         attn = self.softmax(self.qk(q.transpose(1, 2) * self.scale, k.transpose(-2, -1)))
         out = self.proj(self.av(attn, v).transpose(1, 2).reshape(batch, 1, dim))
-        out = out + self.mlp(self.norm(out))
+        if self.mlp is not None:
+            out = out + self.mlp(self.norm(out))
         return out[:, 0]
 
 
@@ -460,7 +493,7 @@ def _token_merges(cfg: ViTConfig) -> list["TokenMerge | None"]:
 
 
 def _optional_norm(cfg: ViTConfig, present: bool) -> nn.Module:
-    return nn.LayerNorm(cfg.embed_dim, eps=cfg.ln_eps) if present else nn.Identity()
+    return make_norm(cfg, cfg.embed_dim, present)
 
 
 class VisionTransformer(nn.Module):
@@ -604,7 +637,7 @@ class VisionTransformer(nn.Module):
         prefix = 0 if cfg.no_embed_class else cfg.num_prefix_tokens
         if self.pos_embed is not None:  # rotary tables are rebuilt for the new grid, not resampled
             state["pos_embed"] = resample_pos_embed(self.pos_embed.detach(), prefix, self.cfg.grid, cfg.grid,
-                                                    antialias)
+                                                    antialias, cfg.pos_embed_resize)
         clone.load_state_dict(state)
         return clone.eval() if not self.training else clone
 
@@ -625,14 +658,15 @@ def every_token(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def resample_pos_embed(pos_embed: torch.Tensor, num_prefix: int, old_grid: int | Size,
-                       new_grid: int | Size, antialias: bool = True) -> torch.Tensor:
-    """Bicubic resampling of the patch-grid part of a (1, prefix + rows·cols, D) position embedding (as timm does)."""
+                       new_grid: int | Size, antialias: bool = True, mode: str = "bicubic") -> torch.Tensor:
+    """Bicubic (as timm) or bilinear (SigLIP 2's processor) resampling of the patch-grid part of a
+    (1, prefix + rows·cols, D) position embedding."""
     (old_h, old_w), (new_h, new_w) = to_hw(old_grid), to_hw(new_grid)
     prefix, grid = pos_embed[:, :num_prefix], pos_embed[:, num_prefix:]
     if grid.shape[1] != old_h * old_w:
         raise ValueError(f"position embedding has {grid.shape[1]} grid tokens, expected {old_h}×{old_w}")
     dim = grid.shape[-1]
     grid = grid.reshape(1, old_h, old_w, dim).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=(new_h, new_w), mode="bicubic", antialias=antialias, align_corners=False)
+    grid = F.interpolate(grid, size=(new_h, new_w), mode=mode, antialias=antialias, align_corners=False)
     grid = grid.permute(0, 2, 3, 1).reshape(1, new_h * new_w, dim).to(pos_embed.dtype)
     return torch.cat([prefix, grid], dim=1)

@@ -125,7 +125,8 @@ def _smooth(model: VisionTransformer, recipe: Recipe, chosen: list[str], batch: 
         if best_alpha:
             with torch.no_grad():
                 norm.weight.div_(best_s)
-                norm.bias.div_(best_s)
+                if getattr(norm, "bias", None) is not None:  # RMSNorm has none
+                    norm.bias.div_(best_s)
                 linear.weight.mul_(best_s)
             applied[linear_name] = best_alpha
     return applied

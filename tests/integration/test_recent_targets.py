@@ -1,0 +1,61 @@
+"""AIMv2 (RMSNorm) and SigLIP 2 on the targets: the runtimes compute what timm and transformers compute, INT8
+agrees with FP32, TFLite stays one XNNPACK partition (RMSNorm is elementwise ops and a mean)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import assert_one_xnnpack_partition, run_cli
+from tests.integration.test_rope_targets import int8_against_fp32
+from tests.unit.test_recent_families import _as_patches, _moved
+from tests.unit.test_rope_families import timm_dinov3
+from vit_edge.api import Artifact, export
+from vit_edge.core.targets import TARGETS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def aimv2() -> torch.nn.Module:
+    """AIMv2-L's layout (RMSNorm everywhere, SwiGLU and attention without biases), 2 blocks of width 64."""
+    return timm_dinov3("aimv2_large_patch14_224", depth=2, img_size=56, embed_dim=64, num_heads=4, num_classes=0)
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_aimv2_fp32_matches_timm(aimv2: torch.nn.Module, target: str, tmp_path: Path) -> None:
+    x = torch.randn(3, 3, 56, 56)
+    with torch.no_grad():
+        expected = aimv2(x).numpy()
+    artifact = export(aimv2, target, tmp_path / "a", parity_samples=4)
+    assert artifact.manifest.source["family"] == "aimv2"
+    np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("target", ["tflite", "executorch"])
+def test_aimv2_int8_agrees_with_fp32(aimv2: torch.nn.Module, target: str, tmp_path: Path) -> None:
+    artifact, worst = int8_against_fp32(aimv2, target, (56, 56), tmp_path / "q")
+    assert worst > 0.99
+    if target == "tflite":
+        assert_one_xnnpack_partition(artifact.path / "model.tflite")
+
+
+def test_cli_exports_a_siglip2_folder_at_another_grid(tmp_path: Path) -> None:
+    """`vit-edge export FOLDER --img-size 24x48 --target tflite` for a Siglip2VisionModel: transformers' output
+    for that grid."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.Siglip2VisionConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                              intermediate_size=96, patch_size=8, num_patches=16)
+    reference = _moved(transformers.Siglip2VisionModel(config))
+    reference.save_pretrained(tmp_path / "siglip2")
+    out = tmp_path / "art"
+    result = run_cli("export", str(tmp_path / "siglip2"), "--img-size", "24x48", "--target", "tflite", "--out",
+                     str(out), "--parity-samples", "2")
+    assert result.returncode == 0, result.stderr
+    x = torch.randn(2, 3, 24, 48)
+    with torch.no_grad():
+        expected = reference(pixel_values=_as_patches(x, 8), spatial_shapes=torch.tensor([[3, 6], [3, 6]]),
+                             pixel_attention_mask=torch.ones(2, 18, dtype=torch.long)).pooler_output.numpy()
+    np.testing.assert_allclose(Artifact.open(out).run(x.numpy()), expected, atol=1e-4, rtol=0)
