@@ -245,7 +245,7 @@ def _options_json(options: ExportOptions) -> dict[str, Any]:
     size = options.img_size if options.img_size is None or isinstance(options.img_size, int) else list(options.img_size)
     return {"precision": options.precision.value, "img_size": size, "layout": options.layout.value,
             "verify": options.verify, "parity_samples": options.parity_samples, "opset": options.opset,
-            "merge": options.merge, "output": options.output}
+            "merge": options.merge, "output": options.output, "layers": list(options.layers)}
 
 
 def _load(model: ModelSource, weights: str | Path | None, random_init: bool, options: ExportOptions) -> LoadedModel:
@@ -255,11 +255,12 @@ def _load(model: ModelSource, weights: str | Path | None, random_init: bool, opt
                          num_heads=options.num_heads, img_size=options.img_size)
     loaded = load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid,
                         merge=options.merge)
-    return _with_output(loaded, options.output)
+    return _with_output(loaded, options.output, options.layers)
 
 
-def _with_output(loaded: LoadedModel, output: str) -> LoadedModel:
-    """The model returning `output` (pooled, the patch tokens, or them as a feature map); same weights."""
+def _with_output(loaded: LoadedModel, output: str, layers: tuple[int, ...] = ()) -> LoadedModel:
+    """The model returning `output` (pooled, the patch tokens, or them as a feature map), of the last block or of
+    the blocks in `layers`; same weights."""
     if output == "pooled":
         return loaded
     if loaded.source.get("kind") == "transreid":
@@ -269,10 +270,17 @@ def _with_output(loaded: LoadedModel, output: str) -> LoadedModel:
         loaded.model = loaded.model.reconfigured(output=output)
     except ValueError as exc:
         raise ConfigError(f"--output {output}: {exc}") from exc
+    if layers:
+        loaded.source["depth_loaded"] = loaded.model.cfg.depth
+        try:
+            loaded.model = loaded.model.with_layers(list(layers))
+        except ValueError as exc:
+            raise ConfigError(f"--layers {','.join(map(str, layers))}: {exc}") from exc
     cfg = loaded.model.cfg
     rows, cols = cfg.grid
+    shape = [rows * cols, cfg.embed_dim] if output == "tokens" else [cfg.embed_dim, rows, cols]
     loaded.source["architecture"] = cfg.to_json()
-    loaded.source["output_shape"] = [rows * cols, cfg.embed_dim] if output == "tokens" else [cfg.embed_dim, rows, cols]
+    loaded.source["output_shape"] = ([len(cfg.layers)] if cfg.layers else []) + shape
     return loaded
 
 
@@ -304,7 +312,7 @@ def _verify(torch_model: torch.nn.Module, spec: InputSpec, staging: Path, manife
         reference = torch_model(torch.from_numpy(inputs)).numpy()
     session = open_session(staging, options=SessionOptions(precision_hint="f32"), manifest=manifest)
     result = check_parity(reference, session.run(inputs), options.precision, f"the {options.target} artifact",
-                          embedding=manifest.judged_by_cosine)
+                          embedding=manifest.judged_by_cosine, feature_map=manifest.output_kind == "features")
     result["inputs"] = dataset.source if dataset is not None else "synthetic smooth images"
     result["runtime"] = session.info()
     np.savez(staging / NUMERICS_CHECK, inputs=inputs[:NUMERICS_CHECK_SAMPLES],

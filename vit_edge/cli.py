@@ -91,12 +91,26 @@ def _add_merge_option(p: argparse.ArgumentParser) -> None:
                    help="token merging (ToMe): merge R tokens after each block's attention (default 0: none)")
 
 
+def _layer_list(text: str) -> tuple[int, ...]:
+    try:
+        layers = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of block indices (e.g. 2,5,8,11)")
+    if len(set(layers)) != len(layers):
+        raise argparse.ArgumentTypeError(f"'{text}' names a block twice")
+    return layers
+
+
 def _add_output_option(p: argparse.ArgumentParser) -> None:
     from vit_edge.core.options import OUTPUTS
 
     p.add_argument("--output", default="pooled", choices=OUTPUTS,
                    help="pooled: logits, or the embedding without a head (default); tokens: the normed patch tokens "
                         "(B, N, D), as timm's forward_features minus the prefix; features: them as (B, D, H/p, W/p)")
+    p.add_argument("--layers", type=_layer_list, default=(), metavar="I,J,...",
+                   help="with --output tokens/features: these blocks' tokens, each after the final norm, stacked as "
+                        "(B, L, N, D) or (B, L, D, H/p, W/p), as DPT-style heads read them (timm's "
+                        "forward_intermediates); negative counts from the end: --layers=-4,-3,-2,-1")
 
 
 def _add_reid_options(p: argparse.ArgumentParser) -> None:
@@ -350,7 +364,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         img_size=args.img_size, layout=args.layout,
         verify=args.verify, parity_samples=args.parity_samples, opset=args.opset, force=args.force,
         camera=args.camera, view=args.view, neck_feat=args.neck_feat, stride=args.stride,
-        num_heads=args.num_heads, merge=args.merge, output=args.output,
+        num_heads=args.num_heads, merge=args.merge, output=args.output, layers=args.layers,
     )
     parity = artifact.manifest.parity
     check = (f"parity ok: min cosine {parity['min_cosine']:.7f}, top-1 agreement "
@@ -396,7 +410,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
                         qat=_qat_request(args) if args.method == "qat" else None, log=_log, img_size=args.img_size,
                         verify=args.verify, parity_samples=args.parity_samples, force=args.force,
                         camera=args.camera, view=args.view, neck_feat=args.neck_feat, stride=args.stride,
-                        num_heads=args.num_heads, merge=args.merge, output=args.output)
+                        num_heads=args.num_heads, merge=args.merge, output=args.output, layers=args.layers)
     if artifact is None:  # a torchrun rank other than 0: rank 0 writes and reports
         return 0
     q = artifact.manifest.quantization or {}
@@ -457,6 +471,8 @@ def _family_line(source: dict[str, Any]) -> str:
     else:
         output = f"{arch.get('num_classes')} logits" if arch.get("num_classes") else "pooled embedding"
         output += f", pooling {arch.get('global_pool', '?')}"
+    if arch.get("layers"):
+        output += f", of blocks {', '.join(map(str, arch['layers']))} of {source.get('depth_loaded', '?')}"
     line = f"{source.get('family', '?')}; output: {output}"
     if source.get("kind") == "transreid":
         line += f"; camera {source.get('camera')}, view {source.get('view')}, feature {source.get('neck_feat')}"

@@ -95,3 +95,56 @@ def test_hf_dinov3_folder_exports_its_tokens_from_the_cli(tmp_path: Path) -> Non
     with torch.no_grad():
         expected = reference(pixel_values=x).last_hidden_state[:, 5:].numpy()
     np.testing.assert_allclose(Artifact.open(out).run(x.numpy()), expected, atol=1e-4, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def dinov3_deep() -> torch.nn.Module:
+    return timm_dinov3("vit_small_patch16_dinov3", depth=4, img_size=(48, 64), num_classes=0)
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_intermediate_layers_match_timm_forward_intermediates(dinov3_deep: torch.nn.Module, target: str,
+                                                              tmp_path: Path) -> None:
+    """--layers 0,2 (of 4 blocks): timm's forward_intermediates(norm=True) for those blocks, stacked after the
+    batch; the artifact holds no block after the last one read."""
+    artifact = export(dinov3_deep, target, tmp_path / "a", output="tokens", layers=(0, 2), parity_samples=2)
+    x = torch.randn(2, 3, 48, 64)
+    with torch.no_grad():
+        maps = dinov3_deep.forward_intermediates(x, indices=[0, 2], norm=True, intermediates_only=True)
+    expected = torch.stack(maps, 1).flatten(3).transpose(2, 3).numpy()  # (B, L, N, D)
+    got = artifact.run(x.numpy())
+    assert got.shape == (2, 2, 12, 384) and artifact.manifest.source["architecture"]["depth"] == 3
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    assert artifact.manifest.parity["tokens_per_sample"] == 2 * 12
+
+
+def test_int8_feature_maps_of_intermediate_layers(dinov3_deep: torch.nn.Module, tmp_path: Path) -> None:
+    """`vit-edge quantize ... --output features --layers=-2,-1`: (B, 2, D, rows, cols), judged per token."""
+    from vit_edge.api import quantize
+    from vit_edge.data.synthetic import smooth_images
+
+    artifact = quantize(dinov3_deep, "tflite", tmp_path / "q", calib=smooth_images(32, (48, 64), 3, seed=1),
+                        calib_size=32, output="features", layers=(-2, -1), parity_samples=4)
+    parity = artifact.manifest.parity
+    assert parity["passed"] and parity["tokens_per_sample"] == 2 * 12 and parity["min_cosine"] > 0.99
+    x = torch.randn(1, 3, 48, 64)
+    with torch.no_grad():
+        maps = torch.stack(dinov3_deep.forward_intermediates(x, indices=[2, 3], norm=True,
+                                                             intermediates_only=True), 1).numpy()
+    got = artifact.run(x.numpy())
+    assert got.shape == maps.shape == (1, 2, 384, 3, 4)
+    cosines = (got * maps).sum(2) / np.linalg.norm(got, axis=2) / np.linalg.norm(maps, axis=2)
+    assert cosines.min() > 0.99
+    info = run_cli("info", str(tmp_path / "q"))
+    assert "of blocks 2, 3 of 4" in info.stdout, info.stdout
+
+
+def test_layer_refusals(tmp_path: Path) -> None:
+    base = ["export", "fmnist-vit-tiny", "--target", "onnx"]
+    assert_user_error(run_cli(*base, "--out", str(tmp_path / "a"), "--output", "tokens", "--layers", "1,7"),
+                      "7 out of range: the model has 4 blocks")
+    assert_user_error(run_cli(*base, "--out", str(tmp_path / "b"), "--layers", "1"),
+                      "use it with --output tokens")
+    result = run_cli(*base, "--out", str(tmp_path / "c"), "--output", "tokens", "--layers", "1,one")
+    assert result.returncode == 2 and "not a comma-separated list" in result.stderr
+    assert not any(tmp_path.iterdir())

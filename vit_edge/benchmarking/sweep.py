@@ -281,7 +281,8 @@ def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) ->
     if logits.shape != reference.shape:
         return {"status": "mismatch", "error": f"output shape {logits.shape[1:]} differs from the reference's "
                                                f"{reference.shape[1:]}"}
-    verdict = judge(reference, logits, manifest.precision, manifest.judged_by_cosine)
+    verdict = judge(reference, logits, manifest.precision, manifest.judged_by_cosine,
+                    manifest.output_kind == "features")
     found: dict[str, Any] = {"agreement_top1": 100 * verdict["top1_agreement"],
                              "agreement_cosine": verdict["mean_cosine"]}
     if not verdict["passed"]:

@@ -30,6 +30,7 @@ class ExportOptions:
     stride: int | None = None  # TransReID's MODEL.STRIDE_SIZE, where its weights alone cannot tell
     num_heads: int | None = None  # TransReID's head count, where its width alone cannot tell
     output: str = "pooled"  # "pooled" (logits or embedding), "tokens" (B, N, D patch tokens), "features" (B, D, H, W)
+    layers: tuple[int, ...] = ()  # with a dense output: these blocks' tokens (negative from the end), stacked
 
     def __post_init__(self) -> None:
         """Types checked once, for the API as for the CLI: `img_size="32"` is not 3×2, `parity_samples="4"` no count."""
@@ -43,6 +44,13 @@ class ExportOptions:
         _check_size(self.img_size)
         if self.output not in OUTPUTS:
             raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, not {self.output!r}")
+        if isinstance(self.layers, list):  # the API takes a list as readily as a tuple
+            object.__setattr__(self, "layers", tuple(self.layers))
+        if not isinstance(self.layers, tuple) or any(isinstance(v, bool) or not isinstance(v, int)
+                                                     for v in self.layers):
+            raise ConfigError(f"layers must be a tuple of block indices, not {self.layers!r}")
+        if self.layers and self.output == "pooled":
+            raise ConfigError("--layers reads blocks' tokens: use it with --output tokens or --output features")
         if not isinstance(self.precision, Precision) or not isinstance(self.layout, Layout):
             raise ConfigError(f"precision and layout must be a Precision and a Layout, not {self.precision!r} and "
                               f"{self.layout!r}")

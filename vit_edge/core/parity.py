@@ -46,21 +46,22 @@ TOLERANCES: dict[Precision, Tolerance] = {
 }
 
 
-def per_token(output: np.ndarray) -> np.ndarray:
-    """A dense output as one row per token: (B, N, D) tokens → (B·N, D); a (B, D, H, W) map → (B·H·W, D)."""
-    if output.ndim == 4:
-        output = output.transpose(0, 2, 3, 1)
+def per_token(output: np.ndarray, feature_map: bool = False) -> np.ndarray:
+    """A dense output as one row per token: (B, [L,] N, D) tokens → (B·L·N, D); a (B, [L,] D, H, W) feature map
+    (`feature_map`) → (B·L·H·W, D)."""
+    if feature_map:
+        output = np.moveaxis(output, -3, -1)
     return output.reshape(-1, output.shape[-1]) if output.ndim > 2 else output
 
 
-def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+def compare_logits(reference: np.ndarray, candidate: np.ndarray, feature_map: bool = False) -> dict[str, Any]:
     """Per-sample cosine, max/mean abs diff, top-1 agreement and the disagreements that are not near-ties; a dense
     output (tokens, feature map) is compared per token, so the worst and mean cosine are over every token."""
     if reference.shape != candidate.shape:
         raise ParityError(f"artifact output shape {candidate.shape} differs from PyTorch's {reference.shape}")
     samples = int(reference.shape[0])
-    reference = per_token(reference).astype(np.float64)
-    candidate = per_token(candidate).astype(np.float64)
+    reference = per_token(reference, feature_map).astype(np.float64)
+    candidate = per_token(candidate, feature_map).astype(np.float64)
     diff = np.abs(reference - candidate)
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
     cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
@@ -83,10 +84,10 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, An
     }
 
 
-def judge(reference: np.ndarray, candidate: np.ndarray, precision: Precision, embedding: bool = False
-          ) -> dict[str, Any]:
+def judge(reference: np.ndarray, candidate: np.ndarray, precision: Precision, embedding: bool = False,
+          feature_map: bool = False) -> dict[str, Any]:
     """compare_logits plus the verdict for `precision` ('passed'), without raising (numpy only: boards use it)."""
-    result = compare_logits(reference, candidate)
+    result = compare_logits(reference, candidate, feature_map)
     tolerance = TOLERANCES[precision]
     limit = tolerance.near_tie_noise if tolerance.near_tie_noise is not None else -1.0
     flips = sum(1 for ratio in result["flip_margins_in_noise"] if ratio > limit)
@@ -98,9 +99,9 @@ def judge(reference: np.ndarray, candidate: np.ndarray, precision: Precision, em
 
 
 def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: Precision, label: str,
-                 embedding: bool = False) -> dict[str, Any]:
+                 embedding: bool = False, feature_map: bool = False) -> dict[str, Any]:
     """Compare and judge; raises ParityError with the numbers when the artifact is outside tolerance."""
-    result = judge(reference, candidate, precision, embedding)
+    result = judge(reference, candidate, precision, embedding, feature_map)
     tolerance = TOLERANCES[precision]
     if not result["passed"]:
         raise ParityError(

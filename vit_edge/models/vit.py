@@ -115,6 +115,9 @@ class ViTConfig:
     # what forward returns: "pooled" (logits, or the pooled embedding without a head), "tokens" (the normed patch
     # tokens, (B, N, D): timm's forward_features minus the prefix) or "features" (the same as (B, D, rows, cols))
     output: str = "pooled"
+    # with a dense output: the blocks whose tokens are returned (timm's forward_intermediates(norm=True), as DPT-style
+    # heads read them), each after the final norm, stacked after the batch: (B, L, N, D) or (B, L, D, rows, cols)
+    layers: tuple[int, ...] = ()
     # The last block computes only the tokens the output reads (class-token pooling: the class and distillation
     # tokens); every token is still a key and value there, so the output is the same. False: the plain graph.
     head_tokens_only: bool = True
@@ -132,6 +135,10 @@ class ViTConfig:
             raise ValueError(f"norm '{self.norm}' is not one of {', '.join(NORMS)}")
         if self.output not in OUTPUTS:
             raise ValueError(f"output '{self.output}' is not one of {', '.join(OUTPUTS)}")
+        if self.layers and (self.output == "pooled" or list(self.layers) != sorted(set(self.layers))
+                            or not 0 <= self.layers[0] <= self.layers[-1] < self.depth):
+            raise ValueError(f"layers {list(self.layers)} must be increasing block indices below depth {self.depth}, "
+                             "with a dense output (tokens or features)")
         if self.output != "pooled" and self.merge:
             raise ValueError("token merging changes the tokens a dense output would return; use one or the other")
         if self.rope not in ROPES:
@@ -252,6 +259,7 @@ class ViTConfig:
             data["hybrid"] = list(self.hybrid)
         if self.rope_ref_grid is not None:
             data["rope_ref_grid"] = list(self.rope_ref_grid)
+        data["layers"] = list(self.layers)
         return data
 
     @classmethod
@@ -263,6 +271,8 @@ class ViTConfig:
             known["rope_ref_grid"] = to_hw(known["rope_ref_grid"])
         if known.get("hybrid") is not None:
             known["hybrid"] = tuple(int(n) for n in known["hybrid"])
+        if "layers" in known:
+            known["layers"] = tuple(int(n) for n in known["layers"])
         return cls(**known)
 
 
@@ -589,7 +599,20 @@ class VisionTransformer(nn.Module):
                 x = block(x)
         return self.norm(x)
 
+    def _intermediates(self, x: torch.Tensor) -> torch.Tensor:
+        """The tokens after each block in `layers`, final norm applied, stacked: (B, L, tokens, D)."""
+        x = self._embed(x)
+        taken = []
+        for index, block in enumerate(self.blocks[: self.cfg.layers[-1] + 1]):
+            x = block(x)
+            if index in self.cfg.layers:
+                taken.append(self.norm(x))
+        return torch.stack(taken, dim=1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.layers:
+            stacked = self._intermediates(x)
+            return self._dense(stacked.flatten(0, 1)).unflatten(0, (stacked.shape[0], stacked.shape[1]))
         x = self._encode(x, self.output_tokens())
         if self.cfg.output != "pooled":
             return self._dense(x)
@@ -612,6 +635,22 @@ class VisionTransformer(nn.Module):
             return tokens
         rows, cols = self.cfg.grid
         return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], rows, cols)
+
+    def with_layers(self, layers: list[int]) -> "VisionTransformer":
+        """A copy that returns the tokens of these blocks (negative: from the end, as timm) and holds no block after
+        the last of them (what the artifact computes, and all its weights); ValueError for an index out of range."""
+        depth = self.cfg.depth
+        wrong = [index for index in layers if not -depth <= index < depth]
+        if wrong:
+            raise ValueError(f"{', '.join(map(str, wrong))} out of range: the model has {depth} blocks "
+                             f"(0 to {depth - 1}, or -{depth} to -1)")
+        chosen = tuple(sorted({index % depth for index in layers}))
+        cfg = self.cfg.with_(layers=chosen, depth=chosen[-1] + 1)
+        clone = VisionTransformer(cfg)
+        kept = {k: v for k, v in self.state_dict().items()
+                if not k.startswith("blocks.") or int(k.split(".")[1]) < cfg.depth}
+        clone.load_state_dict(kept)
+        return clone.train(self.training)
 
     def with_merge(self, r: int) -> "VisionTransformer":
         """A copy that merges `r` tokens per block (ToMe), same weights; ValueError when the tokens do not allow it."""

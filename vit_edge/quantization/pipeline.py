@@ -28,7 +28,8 @@ def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray
              labels: np.ndarray | None) -> dict[str, float]:
     """Top-1 before and after (when labelled) and agreement with the float model; `drop` is what the budget checks."""
     reference, quantized = _logits(float_model, data), _logits(quant.model, data)
-    compared = compare_logits(reference, quantized)
+    cfg = getattr(float_model, "cfg", None)
+    compared = compare_logits(reference, quantized, feature_map=getattr(cfg, "output", "") == "features")
     result = {"images": int(len(data)), "agreement_top1": 100 * compared["top1_agreement"],
               "logit_cosine": compared["mean_cosine"]}
     if labels is not None:

@@ -177,7 +177,7 @@ def _numerics_gate(root: Path, manifest: Any, runtime: str, cfg: MeasureConfig) 
                                      SessionOptions(cfg.accelerator, cfg.threads, cfg.precision_hint))
     got = np.concatenate([session.run(inputs[i : i + 1]) for i in range(len(inputs))])
     precision = _precision_that_ran(str(session.info().get("precision", "")), manifest.precision)
-    verdict = judge(expected, got, precision, manifest.judged_by_cosine)
+    verdict = judge(expected, got, precision, manifest.judged_by_cosine, manifest.output_kind == "features")
     check = {k: verdict[k] for k in ("samples", "min_cosine", "top1_agreement", "max_abs_diff", "passed")}
     if verdict["passed"]:
         return {"numerics_check": check}
