@@ -8,7 +8,14 @@ from __future__ import annotations
 from collections import defaultdict
 
 from vit_edge.core.errors import ConfigError, did_you_mean
-from vit_edge.models.registry import REFERENCE_NAMES, SHIPPED_MODELS, TIMM_FAMILIES, TIMM_NAMES, timm_entry
+from vit_edge.models.registry import (
+    REFERENCE_NAMES,
+    SHIPPED_MODELS,
+    TIMM_FAMILIES,
+    TIMM_NAMES,
+    TIMM_REFUSED,
+    timm_entry,
+)
 
 __all__ = ["model_rows", "timm_rows", "FAMILY_NOTES"]
 
@@ -27,6 +34,13 @@ FAMILY_NOTES = {
     "eva": "EVA-01-style large ViT (absolute position embeddings)",
     "flexivit": "FlexiViT at its default patch size",
     "test": "timm's tiny test models",
+    "dinov3": "DINOv3: rotary position embeddings, 4 registers, LayerScale; SwiGLU from S+ up",
+    "eva02": "EVA-02: absolute + interleaved rotary embeddings, SwiGLU with its inner norm; CLIP towers",
+    "pe": "Perception Encoder (core, lang, spatial): offset xy rotary embeddings; core ends in an 8-head MAP "
+          "head and the image projection",
+    "aimv2": "AIMv2: RMSNorm throughout, bias-free SwiGLU and attention, average pooling",
+    "rope-vit": "RoPE-ViT: axial rotary embeddings on a plain ViT (with or without absolute ones)",
+    "lingbot": "LingBot: DINOv3-style rotary ViT encoders",
 }
 
 
@@ -41,14 +55,12 @@ def _spec_text(name: str) -> str:
 
 def timm_rows(family: str | None = None, unsupported: bool = False) -> list[str]:
     """One line per timm name (of `family`), or the names that do not load and the feature each needs."""
-    from vit_edge.models.registry import _TIMM
-
     if family is not None and family not in TIMM_FAMILIES:
         raise ConfigError(f"unknown family '{family}'{did_you_mean(family, TIMM_FAMILIES)}; known: "
                           f"{', '.join(TIMM_FAMILIES)}")
     if unsupported:
-        return [f"timm:{name}  needs {entry['unsupported']}" for name, entry in sorted(_TIMM.items())
-                if "unsupported" in entry and (family is None or entry["family"] == family)]
+        return [f"timm:{name}  needs {feature}" for name, (its_family, feature) in TIMM_REFUSED.items()
+                if family is None or its_family == family]
     by_family: dict[str, list[str]] = defaultdict(list)
     for name in TIMM_NAMES:
         by_family[timm_entry(name).family].append(name)

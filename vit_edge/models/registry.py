@@ -25,6 +25,7 @@ __all__ = [
     "timm_entry",
     "TIMM_NAMES",
     "TIMM_FAMILIES",
+    "TIMM_REFUSED",
     "TIMM_VERSION",
     "family_of",
     "SHIPPED_MODELS",
@@ -111,6 +112,9 @@ def _read_timm_table() -> tuple[str, dict[str, dict]]:
 TIMM_VERSION, _TIMM = _read_timm_table()
 TIMM_NAMES = tuple(name for name, entry in _TIMM.items() if "config" in entry)
 TIMM_FAMILIES = tuple(sorted({entry["family"] for entry in _TIMM.values() if "config" in entry}))
+# the names read from timm that do not load: name → (family, the feature the reference lacks)
+TIMM_REFUSED = {name: (str(entry["family"]), str(entry["unsupported"])) for name, entry in sorted(_TIMM.items())
+                if "unsupported" in entry}
 
 
 def _timm_refusal(base: str) -> UnsupportedModelError:
