@@ -255,3 +255,47 @@ def test_perception_encoder_state_dict_of_a_name(tmp_path: Path) -> None:
     x = torch.randn(1, 3, 384, 384)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), full(x), atol=1e-4, rtol=0)
+
+
+def _as_original_pe(timm_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The layout facebookresearch/perception_models saves (a `visual.` tower in OpenCLIP names, the projection as
+    `proj` (D, out), the pool's packed in-projection) plus a text-tower tensor that must be left alone: the inverse
+    of timm's _convert_pe, which the test then uses as the oracle."""
+    swaps = [("patch_embed.proj", "conv1"), ("pos_embed", "positional_embedding"),
+             ("blocks.", "transformer.resblocks."), ("norm_pre", "ln_pre"), ("norm1", "ln_1"), ("norm2", "ln_2"),
+             ("attn.qkv.", "attn.in_proj_"),
+             ("attn.proj", "attn.out_proj"), ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj"),
+             ("attn_pool.norm", "attn_pool.layernorm"), ("attn_pool.latent", "attn_pool.probe"),
+             ("attn_pool.proj", "attn_pool.attn.out_proj")]
+    out = {"text.token_embedding.weight": torch.zeros(8, 4)}
+    for key, value in timm_state.items():
+        if key in ("head.weight", "head.bias", "attn_pool.kv.weight", "attn_pool.kv.bias"):
+            continue
+        if key.startswith("attn_pool.q."):
+            param = key.rsplit(".", 1)[1]
+            out[f"visual.attn_pool.attn.in_proj_{param}"] = torch.cat([value, timm_state[f"attn_pool.kv.{param}"]])
+            continue
+        name = key
+        for new, old in [("norm.", "ln_post.")] if key.startswith("norm.") else swaps:
+            name = name.replace(new, old)
+        out["visual." + {"cls_token": "class_embedding"}.get(name, name)] = (
+            value.reshape(-1) if key == "cls_token" else value[0] if key == "pos_embed" else value)
+    out["visual.proj"] = timm_state["head.weight"].t().contiguous()
+    return out
+
+
+def test_a_checkpoint_in_the_original_perception_encoder_layout(tmp_path: Path) -> None:
+    """As Meta releases PE (the CLIP checkpoint: vision and text towers); timm's own filter reads the same file into
+    timm's model (its projection has no bias: zero), and the text tower is not the image model's concern."""
+    reference = timm_dinov3("vit_pe_core_small_patch16_384")
+    from timm.models.eva import checkpoint_filter_fn
+
+    with torch.no_grad():
+        reference.head.bias.zero_()
+    original = _as_original_pe(reference.state_dict())
+    reference.load_state_dict(checkpoint_filter_fn(dict(original), reference))  # the oracle: timm reads it so
+    torch.save(original, tmp_path / "PE-Core-S16-384.pt")
+    loaded = load_model("timm:vit_pe_core_small_patch16_384", weights=tmp_path / "PE-Core-S16-384.pt")
+    x = torch.randn(1, 3, 384, 384)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)

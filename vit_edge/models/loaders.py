@@ -30,8 +30,10 @@ from vit_edge.models.timm_compat import (
     eva_state_to_reference,
     is_eva_state_dict,
     is_original_dinov3_state_dict,
+    is_original_pe_state_dict,
     is_timm_vit,
     original_dinov3_to_reference,
+    original_pe_to_reference,
     timm_config_kwargs,
     timm_input_spec,
 )
@@ -115,10 +117,12 @@ def config_from_timm_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> Vi
 
 
 def _reference_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> tuple[ViTConfig, dict[str, torch.Tensor]]:
-    """A timm-family state dict (timm's names, Eva's, or Meta's DINOv3 layout) in the reference's names, with the
-    config corrected by what the weights show: the one path for `timm:NAME --weights` and timm modules."""
+    """A timm-family state dict (timm's names, Eva's, or Meta's DINOv3 and PE layouts) in the reference's names, with
+    the config corrected by what the weights show: the one path for `timm:NAME --weights` and timm modules."""
     if is_original_dinov3_state_dict(state):  # facebookresearch/dinov3's own checkpoint
         state = original_dinov3_to_reference(state, cfg.qkv_bias)
+    elif is_original_pe_state_dict(state):  # facebookresearch/perception_models' own checkpoint
+        state = original_pe_to_reference(state)
     elif is_eva_state_dict(state):
         state = eva_state_to_reference(state)
     return _half_rotation(config_from_timm_state(cfg, state), state)
