@@ -59,3 +59,23 @@ def test_cli_exports_a_siglip2_folder_at_another_grid(tmp_path: Path) -> None:
         expected = reference(pixel_values=_as_patches(x, 8), spatial_shapes=torch.tensor([[3, 6], [3, 6]]),
                              pixel_attention_mask=torch.ones(2, 18, dtype=torch.long)).pooler_output.numpy()
     np.testing.assert_allclose(Artifact.open(out).run(x.numpy()), expected, atol=1e-4, rtol=0)
+
+
+def test_siglip2_on_executorch_keeps_the_tanh_gelu(tmp_path: Path) -> None:
+    """SigLIP's gelu_pytorch_tanh: ExecuTorch lowers aten.gelu to XNNPACK's exact GELU whatever `approximate`
+    says (6e-4 off before the rewrite); written out, the artifact gives transformers' numbers, tanh delegated."""
+    import json
+
+    transformers = pytest.importorskip("transformers")
+    config = transformers.Siglip2VisionConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                              intermediate_size=96, patch_size=8, num_patches=16)
+    reference = _moved(transformers.Siglip2VisionModel(config))
+    reference.save_pretrained(tmp_path / "siglip2")
+    artifact = export(str(tmp_path / "siglip2"), "executorch", tmp_path / "art", parity_samples=2)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = reference(pixel_values=_as_patches(x, 8), spatial_shapes=torch.tensor([[4, 4], [4, 4]]),
+                             pixel_attention_mask=torch.ones(2, 16, dtype=torch.long)).pooler_output.numpy()
+    np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
+    delegation = json.loads((artifact.path / "delegation.json").read_text())
+    assert "tanh" not in " ".join(delegation["undelegated_ops"]), delegation

@@ -6,7 +6,8 @@ ViT-Ti). Rewritten here, on a copy, module by module:
 - LayerNorm → mean and variance as two linears with a constant 1/D weight, then sub/mul/rsqrt/add (RMSNorm:
   the mean of x² alike);
 - attention → q, k, v sliced from the qkv output and the heads folded into the batch, so Q·Kᵀ and attn·V are
-  3-D batch matmuls (`torch.bmm`); their quantizers, when the model is INT8, are the same modules.
+  3-D batch matmuls (`torch.bmm`); their quantizers, when the model is INT8, are the same modules;
+- GELU's tanh approximation → written out (the partitioner would run the exact GELU instead).
 The parameters and the INT8 scales are shared with the model, so the artifact computes what was verified.
 """
 from __future__ import annotations
@@ -55,6 +56,14 @@ class LinearMeanRMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.rsqrt(F.linear(x * x, self.average) + self.eps) * self.weight
+
+
+class TanhGELU(nn.Module):
+    """GELU's tanh approximation written out: ExecuTorch 1.4 lowers aten.gelu to XNNPACK's exact (erf) GELU
+    whatever its `approximate` says, 6e-4 away from SigLIP's own activation (measured); tanh is delegated."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x * (1.0 + torch.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
 
 
 class BatchMatMul(nn.Module):
@@ -117,6 +126,10 @@ def xnnpack_shaped(model: nn.Module) -> nn.Module:
     _replace(model, Attention, SlicedAttention)  # first: the attention's own norms (qk-norm) are rewritten next
     _replace(model, nn.LayerNorm, LinearMeanLayerNorm)
     _replace(model, RMSNorm, LinearMeanRMSNorm)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.GELU) and child.approximate == "tanh":
+                setattr(parent, name, TanhGELU())
     return model
 
 
