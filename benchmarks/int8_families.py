@@ -39,7 +39,7 @@ FAMILIES = {
     "registers (avg pool)": ("vit_medium_patch16_reg4_gap_256", 256),
     "dinov3 (rotary)": ("vit_small_patch16_dinov3", 224),
     "eva02 (interleaved rotary + SwiGLU)": ("eva02_small_patch14_224", 224),
-    "pe (rotary, 8-head MAP head)": ("vit_pe_core_small_patch16_384", 224),
+    "pe (rotary + 8-head MAP head)": ("vit_pe_core_small_patch16_384", 224),
 }
 
 
