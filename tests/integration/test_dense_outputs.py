@@ -148,3 +148,20 @@ def test_layer_refusals(tmp_path: Path) -> None:
     result = run_cli(*base, "--out", str(tmp_path / "c"), "--output", "tokens", "--layers", "1,one")
     assert result.returncode == 2 and "not a comma-separated list" in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_bench_against_pytorch_rebuilds_the_dense_output(tmp_path: Path) -> None:
+    """`bench ART --reference pytorch` rebuilds the model the artifact came from, with its --output and --layers
+    (it was rebuilt pooled, and its (B, D) embedding could not be compared with (B, L, N, D) tokens)."""
+    from tests.unit.test_rope_families import hf_dinov3
+
+    hf_dinov3(tmp_path / "dinov3")
+    out = tmp_path / "art"
+    result = run_cli("export", str(tmp_path / "dinov3"), "--target", "onnx", "--output", "tokens", "--layers", "0,1",
+                     "--out", str(out), "--parity-samples", "2")
+    assert result.returncode == 0, result.stderr
+    bench = run_cli("bench", str(out), "--data", "fashion-mnist", "--eval-limit", "8", "--reference", "pytorch",
+                    "--runs", "2", "--warmup", "0", "--min-time", "0", "--out", str(tmp_path / "r"))
+    assert bench.returncode == 0, bench.stderr
+    record = json.loads((tmp_path / "r" / "bench.jsonl").read_text())
+    assert record["status"] == "ok" and record["agreement_cosine"] > 0.99999, record

@@ -199,10 +199,10 @@ class EvalFiles:
     def _labels(self, manifest: Manifest) -> Any:
         from vit_edge.data.datasets import labels_for
 
-        num_classes = int(manifest.source.get("architecture", {}).get("num_classes", 1) or 0)
-        if self.source is None or manifest.output_kind != "logits" or self.source.labels is None:
+        ref = manifest.model_ref
+        if self.source is None or ref.output_kind != "logits" or self.source.labels is None:
             return None
-        return labels_for(self.source, manifest.input_spec, num_classes, self.cfg.data_options)
+        return labels_for(self.source, manifest.input_spec, ref.num_classes, self.cfg.data_options)
 
     def for_artifact(self, manifest: Manifest) -> EvalData | None:
         if self.source is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vit_edge.core.errors import ArtifactError, ExportError
+from vit_edge.core.identity import ModelRef
 from vit_edge.core.jsonfile import read_json_object
 from vit_edge.core.signals import raise_if_stopped
 from vit_edge.core.types import InputSpec, Precision
@@ -75,11 +76,12 @@ class Manifest:
     @property
     def output_kind(self) -> str:
         """What the model file returns: 'logits', 'embedding' (pooled, no head), 'tokens' or 'features'."""
-        architecture = self.source.get("architecture", {}) if isinstance(self.source, dict) else {}
-        output = architecture.get("output", "pooled")
-        if output != "pooled":
-            return str(output)
-        return "logits" if architecture.get("num_classes", 1) else "embedding"
+        return self.model_ref.output_kind
+
+    @property
+    def model_ref(self) -> ModelRef:
+        """The model behind the artifact, read from `source` once with its types checked (ArtifactError if not)."""
+        return ModelRef.from_manifest(self.source, self.input_spec.img_size)
 
     @property
     def judged_by_cosine(self) -> bool:

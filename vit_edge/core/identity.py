@@ -32,6 +32,9 @@ class ModelRef:
     camera: int = 0
     view: int = 0
     neck_feat: str = "after"
+    num_classes: int = 1  # 0: an embedding (no head); a source without an architecture reads as a classifier
+    output: str = "pooled"  # pooled | tokens | features
+    layers: tuple[int, ...] = ()  # the blocks a dense output stacks (empty: the last block's)
 
     @classmethod
     def from_manifest(cls, source: dict[str, Any], img_size: int | tuple[int, int]) -> "ModelRef":
@@ -48,9 +51,18 @@ class ModelRef:
                        random_init=bool(source.get("random_init", False)), img_size=img_size,
                        merge=int(arch.get("merge", 0) or 0), head_tokens_only=bool(arch.get("head_tokens_only", True)),
                        camera=int(source.get("camera", 0)), view=int(source.get("view", 0)),
-                       neck_feat=str(source.get("neck_feat", "after")))
+                       neck_feat=str(source.get("neck_feat", "after")),
+                       num_classes=int(arch.get("num_classes", 1) or 0), output=str(arch.get("output", "pooled")),
+                       layers=tuple(int(index) for index in arch.get("layers") or ()))
         except (TypeError, ValueError) as exc:
             raise ArtifactError(f"the manifest's source is damaged: {exc}") from exc
+
+    @property
+    def output_kind(self) -> str:
+        """What the model returns: 'logits', 'embedding' (pooled, no head), 'tokens' or 'features'."""
+        if self.output != "pooled":
+            return self.output
+        return "logits" if self.num_classes else "embedding"
 
     def load_name(self) -> str:
         """What load_model takes for this model; ConfigError when it cannot be rebuilt."""

@@ -12,7 +12,6 @@ import torch
 
 from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import ConfigError
-from vit_edge.core.identity import ModelRef
 from vit_edge.core.types import Layout
 from vit_edge.models.layout import NHWCInput
 from vit_edge.models.loaders import ReIDSelection, load_model
@@ -23,8 +22,8 @@ __all__ = ["TorchSession", "model_from_manifest"]
 
 def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
     """The exact PyTorch model an artifact was exported from (same weights sha256, same merge, pruning, input
-    size, layout and TransReID selection), in eval mode."""
-    ref = ModelRef.from_manifest(manifest.source, manifest.input_spec.img_size)
+    size, layout, dense output and layers, and TransReID selection), in eval mode."""
+    ref = manifest.model_ref
     name = ref.load_name()
     weights = None if ref.kind == "transreid" else ref.weights_file  # a TransReID checkpoint is the model path
     reid = ReIDSelection(camera=ref.camera, view=ref.view, neck_feat=ref.neck_feat)
@@ -32,8 +31,10 @@ def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
     if loaded.source["weights_sha256"] != ref.weights_sha256:
         raise ConfigError(f"the weights of {ref.ident} changed since the artifact was exported (sha256 differs)")
     model = loaded.model
-    if model.cfg.head_tokens_only != ref.head_tokens_only:
-        model = model.reconfigured(head_tokens_only=ref.head_tokens_only)
+    if model.cfg.head_tokens_only != ref.head_tokens_only or model.cfg.output != ref.output:
+        model = model.reconfigured(head_tokens_only=ref.head_tokens_only, output=ref.output)
+    if ref.layers:
+        model = model.with_layers(list(ref.layers))
     return (NHWCInput(model) if manifest.input_spec.layout is Layout.NHWC else model).eval()
 
 
