@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.types import Layout, Precision
 
-OUTPUTS = ("pooled", "tokens", "features")  # as vit_edge.models.vit.OUTPUTS (this module stays torch-free)
+OUTPUTS = ("pooled", "tokens", "features")  # what a model returns (here: this module stays torch-free)
 
 __all__ = ["ExportOptions", "check_count", "check_counts", "check_number"]
 

@@ -19,7 +19,8 @@ __all__ = ["OutputKind", "append_whole", "check_output", "is_artifact", "is_tune
 
 MANIFEST = "manifest.json"
 TUNE_RESULTS = "tune.json"
-TUNE_ENTRIES = frozenset({TUNE_RESULTS, f".{TUNE_RESULTS}.partial", "candidates", "chosen"})
+TUNE_ENTRIES = frozenset({TUNE_RESULTS, "candidates", "chosen"})
+TUNE_PARTIAL = f".{TUNE_RESULTS}.partial"  # write_atomically's temporary, left behind by a killed tune
 MAX_MANIFEST_BYTES = 16 << 20
 
 
@@ -69,7 +70,8 @@ def is_tune_folder(folder: Path) -> bool:
         document = json.loads((folder / TUNE_RESULTS).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return False
-    if not entries <= TUNE_ENTRIES or not isinstance(document, dict) or not {"config", "rows"} <= set(document):
+    ours = all(name in TUNE_ENTRIES or name.startswith(TUNE_PARTIAL) for name in entries)
+    if not ours or not isinstance(document, dict) or not {"config", "rows"} <= set(document):
         return False
     candidates = folder / "candidates"
     built = [p for p in candidates.iterdir() if not p.name.startswith(".")] if candidates.is_dir() else []

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vit_edge.core.options import OUTPUTS  # one list for the CLI, the API options and the model
 from vit_edge.models.rope import ROPES, RopeGrid, RotaryEmbedding
 
 if TYPE_CHECKING:
@@ -37,9 +38,8 @@ __all__ = ["ViTConfig", "VisionTransformer", "MatMul", "every_token", "resample_
 
 POOLS = ("token", "avg", "max", "avgmax", "map", "token_avg")  # token_avg: [class token, mean of patches]
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")
-MLPS = ("mlp", "glu")
+MLPS = ("mlp", "glu")  # glu: timm's SwiGLUPacked (fc1 → [x, gate] → act(x) · gate → fc2)
 NORMS = ("layer", "rms")  # LayerNorm, or RMSNorm (AIMv2): every norm of the model is of the one kind
-OUTPUTS = ("pooled", "tokens", "features")  # glu: timm's SwiGLUPacked (fc1 → [x, gate] → act(x) · gate → fc2)
 
 Size = tuple[int, int]
 # bounds on what a config may ask for: the largest ViTs deployed are far inside them (ViT-22B aside)

@@ -10,7 +10,6 @@ that stops half-way keeps what it found.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 from vit_edge.core.errors import ConfigError, DeviceError
 from vit_edge.core.options import check_count, check_counts, check_number
+from vit_edge.core.outputs import write_atomically
 from vit_edge.data.sources import DataOptions
 
 __all__ = ["TuneConfig", "Candidate", "tune", "candidates", "pareto_front", "default_merges"]
@@ -196,9 +196,7 @@ def _write_results(out: Path, config: TuneConfig, rows: list[TuneRow], chosen: T
     document = {"config": {**asdict(config), "device": config.device}, "baseline_top1": baseline,
                 "rows": [asdict(r) for r in rows], "pareto_front": [asdict(r) for r in pareto_front(rows)],
                 "chosen": asdict(chosen) if chosen is not None else None}
-    partial = out / f".{RESULTS_FILE}.partial"
-    partial.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(partial, out / RESULTS_FILE)
+    write_atomically(out / RESULTS_FILE, json.dumps(document, indent=2) + "\n")
 
 
 def _baseline(rows: list[TuneRow]) -> float | None:
