@@ -79,3 +79,27 @@ def test_siglip2_on_executorch_keeps_the_tanh_gelu(tmp_path: Path) -> None:
     np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
     delegation = json.loads((artifact.path / "delegation.json").read_text())
     assert "tanh" not in " ".join(delegation["undelegated_ops"]), delegation
+
+
+@pytest.mark.parametrize("kind, target", [("aimv2", "openvino"), ("metaclip2", "onnx")])
+def test_hf_folders_export_with_transformers_numbers(kind: str, target: str, tmp_path: Path) -> None:
+    """An Aimv2VisionModel and a MetaClip2VisionModelWithProjection folder, exported as a user would."""
+    transformers = pytest.importorskip("transformers")
+    if kind == "aimv2":
+        model = transformers.Aimv2VisionModel(transformers.Aimv2VisionConfig(
+            hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96, image_size=56,
+            patch_size=14))
+    else:
+        model = transformers.MetaClip2VisionModelWithProjection(transformers.MetaClip2VisionConfig(
+            hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96, patch_size=8,
+            image_size=32, projection_dim=24))
+    reference = _moved(model)
+    reference.save_pretrained(tmp_path / kind)
+    artifact = export(str(tmp_path / kind), target, tmp_path / "art", parity_samples=2)
+    side = 56 if kind == "aimv2" else 32
+    x = torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        out = reference(pixel_values=x)
+    expected = (out.pooler_output if kind == "aimv2" else out.image_embeds).numpy()
+    np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
+    assert artifact.manifest.source["family"] == kind
