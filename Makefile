@@ -37,7 +37,7 @@ demo: $(STAMP) system-packages
 	$(PY) scripts/demo.py
 
 test: $(STAMP) system-packages
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25
 
 # Under 3 minutes: the architecture (import contract, mypy, ruff), the pure functions and the unit tests; no
 # conversion. `make test` runs everything, these included.
