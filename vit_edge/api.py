@@ -147,7 +147,7 @@ def check_merge_budget(loaded: LoadedModel, evaluation: LabelledImages | None, m
 
     from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
 
-    record: dict[str, Any] = {"r": loaded.model.cfg.merge, "tokens_per_block": loaded.source.get("tokens_per_block")}
+    record: dict[str, Any] = {"r": loaded.model.cfg.merge, "tokens_per_block": loaded.tokens_per_block}
     if evaluation is None or loaded.unmerged is None:
         return record
     top1 = {}
@@ -263,7 +263,7 @@ def _with_output(loaded: LoadedModel, output: str, layers: tuple[int, ...] = ())
     the blocks in `layers`; same weights."""
     if output == "pooled":
         return loaded
-    if loaded.source.get("kind") == "transreid":
+    if loaded.kind == "transreid":
         raise ConfigError(f"--output {output}: a TransReID checkpoint is exported for its re-identification "
                           "embedding (--neck-feat); its patch tokens were not trained to be read")
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from vit_edge.core.errors import VitEdgeError
+from vit_edge.core.identity import ModelFacts
 from vit_edge.core.targets import TARGETS
 from vit_edge.core.types import Precision
 
@@ -442,13 +443,13 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(manifest.to_json(), indent=2))
         return 0
-    spec = manifest.input_spec
+    spec, facts = manifest.input_spec, manifest.model_facts
     size = manifest.size_bytes(args.artifact)
     rows = [
         ("target", f"{manifest.target} ({manifest.precision.value})"),
         ("model file", f"{manifest.model_file}  ({size / 1e6:.2f} MB in all; sha256 verified)"),
-        ("source", f"{manifest.source.get('kind')}: {manifest.source.get('id')}"),
-        ("family", _family_line(manifest.source)),
+        ("source", f"{facts.kind}: {facts.ident}"),
+        ("family", _family_line(facts)),
         ("input", f"{spec.shape(1)} {spec.layout.value}, mean {spec.mean}, std {spec.std}, {spec.interpolation}"),
         ("parity", _parity_line(manifest.parity)),
         *([("quantized", _quantization_line(manifest.quantization))] if manifest.quantization else []),
@@ -460,22 +461,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _family_line(source: dict[str, Any]) -> str:
-    arch = source.get("architecture", {})
-    dense = arch.get("output", "pooled")
-    shape = ", ".join(str(n) for n in source.get("output_shape", ["?"]))
-    if dense == "tokens":
-        output = f"patch tokens (batch, {shape}) after the final norm, prefix tokens left out"
-    elif dense == "features":
-        output = f"feature map (batch, {shape}) of the normed patch tokens"
-    else:
-        output = f"{arch.get('num_classes')} logits" if arch.get("num_classes") else "pooled embedding"
-        output += f", pooling {arch.get('global_pool', '?')}"
-    if arch.get("layers"):
-        output += f", of blocks {', '.join(map(str, arch['layers']))} of {source.get('depth_loaded', '?')}"
-    line = f"{source.get('family', '?')}; output: {output}"
-    if source.get("kind") == "transreid":
-        line += f"; camera {source.get('camera')}, view {source.get('view')}, feature {source.get('neck_feat')}"
+def _family_line(facts: ModelFacts) -> str:
+    line = f"{facts.family}; output: {facts.output_line()}"
+    if facts.reid is not None:
+        camera, view, neck_feat = facts.reid
+        line += f"; camera {camera}, view {view}, feature {neck_feat}"
     return line
 
 

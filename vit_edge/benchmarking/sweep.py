@@ -263,7 +263,7 @@ def _record(path: str, manifest: Manifest | None, cfg: BenchConfig, threads: int
     }
     if manifest is not None:
         base.update(target=manifest.target, precision=manifest.precision.value,
-                    size_mb=manifest.size_bytes(Path(path)) / 1e6, source=manifest.source.get("id"))
+                    size_mb=manifest.size_bytes(Path(path)) / 1e6, source=manifest.model_ref.ident)
     return BenchRecord.from_result(base, result)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from vit_edge.core.errors import ArtifactError, ExportError
-from vit_edge.core.identity import ModelRef
+from vit_edge.core.identity import ModelFacts, ModelRef
 from vit_edge.core.jsonfile import read_json_object
 from vit_edge.core.signals import raise_if_stopped
 from vit_edge.core.types import InputSpec, Precision
@@ -77,6 +77,11 @@ class Manifest:
     def output_kind(self) -> str:
         """What the model file returns: 'logits', 'embedding' (pooled, no head), 'tokens' or 'features'."""
         return self.model_ref.output_kind
+
+    @property
+    def model_facts(self) -> ModelFacts:
+        """What the model is (family, output and its shape), read from `source` once with its types checked."""
+        return ModelFacts.from_manifest(self.source, self.input_spec.img_size)
 
     @property
     def model_ref(self) -> ModelRef:

@@ -12,7 +12,7 @@ from typing import Any
 
 from vit_edge.core.errors import ArtifactError, ConfigError
 
-__all__ = ["ModelRef", "REBUILDABLE_KINDS"]
+__all__ = ["ModelRef", "ModelFacts", "REBUILDABLE_KINDS"]
 
 REBUILDABLE_KINDS = ("shipped", "checkpoint", "huggingface", "timm", "reference", "transreid")
 
@@ -74,6 +74,52 @@ class ModelRef:
         if not self.ident:
             raise ConfigError("the artifact's manifest does not name the model it came from (source.id)")
         return f"timm:{self.ident}" if self.kind == "timm" else self.ident
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What an artifact's model is, for people and reports: family, what it returns and its shape, TransReID's
+    selection. Read from a manifest's `source` here, once; the architecture itself stays a config (ViTConfig)."""
+
+    kind: str
+    ident: str
+    family: str
+    output_kind: str  # logits | embedding | tokens | features
+    output_shape: tuple[int, ...]  # per sample; empty where the manifest does not say (pooled outputs)
+    layers: tuple[int, ...]
+    depth_loaded: int | None  # the model's blocks before --layers dropped those after the last one read
+    global_pool: str
+    num_classes: int
+    reid: tuple[int, int, str] | None  # (camera, view, neck feature) for a TransReID checkpoint
+
+    @classmethod
+    def from_manifest(cls, source: dict[str, Any], img_size: int | tuple[int, int]) -> "ModelFacts":
+        ref = ModelRef.from_manifest(source, img_size)
+        arch = source.get("architecture") or {}
+        try:
+            depth = source.get("depth_loaded")
+            return cls(kind=ref.kind, ident=ref.ident, family=str(source.get("family") or "?"),
+                       output_kind=ref.output_kind,
+                       output_shape=tuple(int(n) for n in source.get("output_shape") or ()), layers=ref.layers,
+                       depth_loaded=None if depth is None else int(depth),
+                       global_pool=str(arch.get("global_pool", "?")), num_classes=ref.num_classes,
+                       reid=(ref.camera, ref.view, ref.neck_feat) if ref.kind == "transreid" else None)
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"the manifest's source is damaged: {exc}") from exc
+
+    def output_line(self) -> str:
+        """The output in words: 'patch tokens (batch, 16, 384) after the final norm, ...'."""
+        shape = ", ".join(map(str, self.output_shape)) or "?"
+        if self.output_kind == "tokens":
+            text = f"patch tokens (batch, {shape}) after the final norm, prefix tokens left out"
+        elif self.output_kind == "features":
+            text = f"feature map (batch, {shape}) of the normed patch tokens"
+        else:
+            text = (f"{self.num_classes} logits" if self.output_kind == "logits" else "pooled embedding")
+            text += f", pooling {self.global_pool}"
+        if self.layers:
+            text += f", of blocks {', '.join(map(str, self.layers))} of {self.depth_loaded or '?'}"
+        return text
 
 
 def _optional_str(value: Any) -> str | None:

@@ -67,6 +67,22 @@ class LoadedModel:
     source: dict[str, Any] = field(default_factory=dict)
     unmerged: VisionTransformer | None = None  # with token merging: the same model without it (the accuracy baseline)
 
+    @property
+    def kind(self) -> str:
+        """Where it came from: shipped, reference, timm, huggingface, transreid, checkpoint or module."""
+        return str(self.source.get("kind", ""))
+
+    @property
+    def weights_sha256(self) -> str:
+        """The hash of the weights as loaded (before --layers drops blocks), what a rebuilt model must match."""
+        return str(self.source["weights_sha256"])
+
+    @property
+    def tokens_per_block(self) -> list[int] | None:
+        """With token merging: the tokens each block computes on."""
+        tokens = self.source.get("tokens_per_block")
+        return None if tokens is None else [int(n) for n in tokens]
+
 
 def state_dict_sha256(model: nn.Module) -> str:
     """A hash of the weights that does not depend on how they were stored."""
@@ -134,6 +150,17 @@ def _half_rotation(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> tuple[ViTC
     if cfg.rope == "none" or cfg.rope_rotate_half:
         return cfg, state
     return cfg.with_(rope_rotate_half=True), as_half_layout(cfg.num_heads, state)
+
+
+def _as_half_rotation(model: VisionTransformer) -> VisionTransformer:
+    """A reference ViT built with an interleaved rotation, as the same numbers in rotate-half (see _half_rotation);
+    the model itself when it has none."""
+    cfg, state = _half_rotation(model.cfg, {k: v.detach() for k, v in model.state_dict().items()})
+    if cfg == model.cfg:
+        return model
+    clone = VisionTransformer(cfg)
+    clone.load_state_dict(state)
+    return clone
 
 
 def _check_ranks(state: dict[str, Any], ranks: dict[str, int]) -> None:
@@ -217,7 +244,7 @@ def _load_module(model: nn.Module) -> LoadedModel:
         spec = (InputSpec(img_size=model.cfg.img_size) if channels == 3 else
                 InputSpec(img_size=model.cfg.img_size, channels=channels, mean=(0.5,) * channels,
                           std=(0.5,) * channels))
-        return LoadedModel(model.eval(), spec, {"kind": "module", "id": type(model).__name__})
+        return LoadedModel(_as_half_rotation(model).eval(), spec, {"kind": "module", "id": type(model).__name__})
     if is_timm_vit(model):
         state = {k: v.detach() for k, v in model.state_dict().items()}
         cfg, state = _reference_state(ViTConfig(**timm_config_kwargs(model)), state)
@@ -274,7 +301,7 @@ def load_model(
         if weights is not None and random_init:
             raise ConfigError("--weights and --random-init exclude each other")
         loaded = _load_named(str(model), weights, random_init, num_classes, img_size)
-    if loaded.source.get("kind") != "transreid" and not reid.is_default():
+    if loaded.kind != "transreid" and not reid.is_default():
         raise ConfigError("--camera, --view, --neck-feat, --stride and --num-heads apply to re-identification "
                           "checkpoints (TransReID) only; leave them out for this model")
     return _with_merge(_finish(loaded, img_size), merge)

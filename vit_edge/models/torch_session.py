@@ -28,7 +28,7 @@ def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
     weights = None if ref.kind == "transreid" else ref.weights_file  # a TransReID checkpoint is the model path
     reid = ReIDSelection(camera=ref.camera, view=ref.view, neck_feat=ref.neck_feat)
     loaded = load_model(name, weights=weights, img_size=ref.img_size, reid=reid, merge=ref.merge)
-    if loaded.source["weights_sha256"] != ref.weights_sha256:
+    if loaded.weights_sha256 != ref.weights_sha256:
         raise ConfigError(f"the weights of {ref.ident} changed since the artifact was exported (sha256 differs)")
     model = loaded.model
     if model.cfg.head_tokens_only != ref.head_tokens_only or model.cfg.output != ref.output:

@@ -43,7 +43,7 @@ def run_qat(loaded: LoadedModel, recipe: Recipe, calibration: Calibration, evalu
     train_set = load_dataset(str(qat.data), loaded.spec, num_classes=num_classes, progress=log)
     _check_qat_data(train_set, qat.config.batch_size * distributed.world_size())
     quant = quantize_model(loaded.model, recipe, calibration.batch)
-    identity = {"weights_sha256": loaded.source.get("weights_sha256"), "recipe": recipe.to_json(),
+    identity = {"weights_sha256": loaded.weights_sha256, "recipe": recipe.to_json(),
                 "calibration": calibration.fingerprint, "train_data": train_set.fingerprint(),
                 "qat": qat.config.__dict__, "world_size": distributed.world_size()}
     directory = Path(qat.checkpoint_dir) if qat.checkpoint_dir else Path(f"{out_dir}-qat-checkpoints")
