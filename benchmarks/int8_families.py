@@ -24,6 +24,7 @@ import torch
 from vit_edge.api import quantize
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.data.synthetic import smooth_images
+from vit_edge.models.loaders import load_model
 from vit_edge.models.registry import timm_entry
 from vit_edge.models.vit import LayerScale, VisionTransformer
 
@@ -51,7 +52,7 @@ def build(name: str, size: int) -> VisionTransformer:
         for module in model.modules():
             if isinstance(module, LayerScale):
                 module.gamma.fill_(0.1)
-    return model.eval()
+    return load_model(model).model  # as every verb gets it (an interleaved rotation becomes rotate-half)
 
 
 def score(model: VisionTransformer, artifact, images: np.ndarray,

@@ -299,3 +299,19 @@ def test_a_checkpoint_in_the_original_perception_encoder_layout(tmp_path: Path) 
     x = torch.randn(1, 3, 384, 384)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)
+
+
+def test_an_interleaved_reference_vit_in_memory_becomes_rotate_half() -> None:
+    """vit-edge's own VisionTransformer built with EVA-02's interleaved layout: the same numbers in rotate-half (the
+    benchmark built it so, and TFLite left 48 strided slices outside XNNPACK)."""
+    cfg = timm_entry("eva02_tiny_patch14_224").config.with_(depth=2, img_size=56)
+    assert not cfg.rope_rotate_half
+    from vit_edge.models.vit import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(cfg).eval()
+    loaded = load_model(model).model
+    x = torch.randn(2, 3, 56, 56)
+    assert loaded.cfg.rope_rotate_half
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), atol=1e-5, rtol=0)
