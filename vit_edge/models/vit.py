@@ -502,10 +502,6 @@ def _token_merges(cfg: ViTConfig) -> list["TokenMerge | None"]:
             for r, tokens in zip(cfg.merge_schedule, entering)]
 
 
-def _optional_norm(cfg: ViTConfig, present: bool) -> nn.Module:
-    return make_norm(cfg, cfg.embed_dim, present)
-
-
 class VisionTransformer(nn.Module):
     """ViT and its families: classifier (logits) or encoder (pooled embedding when `num_classes` is 0)."""
 
@@ -519,11 +515,11 @@ class VisionTransformer(nn.Module):
         self.reg_token = nn.Parameter(torch.zeros(1, cfg.reg_tokens, dim)) if cfg.reg_tokens else None
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.pos_embed_len, dim)) if cfg.abs_pos_embed else None
         self.sie_embed = nn.Parameter(torch.zeros(cfg.sie_embeds, 1, dim)) if cfg.sie_embeds else None
-        self.norm_pre = _optional_norm(cfg, cfg.pre_norm)
+        self.norm_pre = make_norm(cfg, cfg.embed_dim, cfg.pre_norm)
         self.blocks = nn.ModuleList(Block(cfg, merge) for merge in _token_merges(cfg))
-        self.norm = _optional_norm(cfg, cfg.final_norm and not cfg.fc_norm)
+        self.norm = make_norm(cfg, cfg.embed_dim, cfg.final_norm and not cfg.fc_norm)
         self.attn_pool = AttentionPool(cfg) if cfg.global_pool == "map" else None
-        self.fc_norm = _optional_norm(cfg, cfg.final_norm and cfg.fc_norm)
+        self.fc_norm = make_norm(cfg, cfg.embed_dim, cfg.final_norm and cfg.fc_norm)
         self.bottleneck = nn.BatchNorm1d(dim) if cfg.bnneck else None
         self.pre_logits = PreLogits(cfg.pooled_dim) if cfg.pre_logits else None
         self.head = nn.Linear(cfg.pooled_dim, cfg.num_classes) if cfg.num_classes else None
