@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vit_edge.cli import _cpu_list, _img_size, _non_negative, _positive, _positive_float, build_parser
+from vit_edge.cli import build_parser
+from vit_edge.cli.values import cpu_list, img_size, non_negative, positive, positive_float
 from vit_edge.core.artifact import MANIFEST_NAME, read_manifest
 from vit_edge.core.errors import VitEdgeError
 from vit_edge.models.hf_compat import hf_config_to_vit
@@ -84,7 +85,7 @@ def test_hf_config_reader_on_any_object(config: dict[str, Any]) -> None:
 @SETTINGS
 @given(text=st.text(max_size=12))
 def test_number_parsers(text: str) -> None:
-    for parse in (_img_size, _non_negative, _positive, _positive_float, _cpu_list):
+    for parse in (img_size, non_negative, positive, positive_float, cpu_list):
         try:
             parse(text)
         except argparse.ArgumentTypeError as exc:
@@ -102,7 +103,7 @@ def test_export_options_parse_or_exit_2(option: str, text: str) -> None:
 
 @pytest.mark.parametrize("text, expected", [("224", 224), ("256x128", (256, 128)), ("64X64", 64)])
 def test_img_size_forms(text: str, expected: Any) -> None:
-    assert _img_size(text) == expected
+    assert img_size(text) == expected
 
 
 

@@ -12,6 +12,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vit_edge.cli",),
     ("vit_edge.tuning",),  # tune: builds with the verbs below, measures with bench
     ("vit_edge.api",),
+    ("vit_edge.pipeline",),  # the verbs' steps: checks before loading, load, convert, verify, write
     ("vit_edge.benchmarking",),  # host side: the sweep, devices, fleets, reports
     ("vit_edge.exporters", "vit_edge.quantization"),  # torch side, independent of each other
     ("vit_edge.models",),  # torch side: the reference ViT, loaders, the PyTorch reference session

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.types import Layout, Precision
@@ -33,7 +34,10 @@ class ExportOptions:
     layers: tuple[int, ...] = ()  # with a dense output: these blocks' tokens (negative from the end), stacked
 
     def __post_init__(self) -> None:
-        """Types checked once, for the API as for the CLI: `img_size="32"` is not 3×2, `parity_samples="4"` no count."""
+        """Types checked once, for the API as for the CLI: `img_size="32"` is not 3×2, `parity_samples="4"` no count.
+        A precision or layout may be given by its name ("int8", "nhwc"), as the CLI and keyword callers do."""
+        object.__setattr__(self, "precision", _member(Precision, self.precision, "precision"))
+        object.__setattr__(self, "layout", _member(Layout, self.layout, "layout"))
         for name in ("parity_samples", "opset", "camera", "view", "merge"):
             check_count(name, getattr(self, name), 1 if name == "parity_samples" else 0)
         for name in ("stride", "num_heads"):
@@ -56,6 +60,17 @@ class ExportOptions:
                               f"{self.layout!r}")
 
 
+def _member(kind: type[Precision] | type[Layout], value: object, what: str) -> Any:
+    """`value` as a member of `kind`, read from its name in any case; one line naming the known ones otherwise."""
+    if isinstance(value, kind):
+        return value
+    try:
+        return kind(str(value).upper() if kind is Layout else str(value).lower())
+    except ValueError:
+        known = ", ".join(member.value for member in kind)
+        raise ConfigError(f"unknown {what} '{value}'; known: {known}") from None
+
+
 def _check_size(size: object) -> None:
     if size is None:
         return
@@ -63,8 +78,6 @@ def _check_size(size: object) -> None:
     if (not isinstance(size, (int, tuple)) or len(values) not in (1, 2)
             or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values)):
         raise ConfigError(f"img_size must be a positive integer or a (height, width) pair, not {size!r}")
-
-
 
 
 def check_count(name: str, value: object, least: int = 1, optional: bool = False) -> None:

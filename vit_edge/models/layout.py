@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["NHWCInput"]
+from vit_edge.core.types import Layout
+
+__all__ = ["NHWCInput", "module_to_convert"]
 
 
 class NHWCInput(torch.nn.Module):
@@ -15,3 +17,17 @@ class NHWCInput(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.permute(0, 3, 1, 2))
+
+
+def module_to_convert(model: torch.nn.Module, layout: Layout) -> torch.nn.Module:
+    """What a converter gets: the model in eval mode, its input in `layout`, and a hybrid stem's standardized
+    weights folded into constants (the same numbers, no per-run work)."""
+    if getattr(getattr(model, "cfg", None), "hybrid", None) is not None:
+        import copy
+
+        from vit_edge.models.hybrid import fold_weight_standardization
+
+        model = copy.deepcopy(model)
+        fold_weight_standardization(model)
+    module = NHWCInput(model) if layout is Layout.NHWC else model
+    return module.eval()

@@ -83,6 +83,10 @@ class LoadedModel:
         tokens = self.source.get("tokens_per_block")
         return None if tokens is None else [int(n) for n in tokens]
 
+    def record_merge(self, record: dict[str, Any]) -> None:
+        """What token merging cost on labelled data (or only its r and tokens), kept in the manifest's source."""
+        self.source["merge"] = record
+
 
 def state_dict_sha256(model: nn.Module) -> str:
     """A hash of the weights that does not depend on how they were stored."""
@@ -281,9 +285,12 @@ def load_model(
     img_size: int | tuple[int, int] | None = None,
     reid: ReIDSelection = ReIDSelection(),
     merge: int = 0,
+    output: str = "pooled",
+    layers: tuple[int, ...] = (),
 ) -> LoadedModel:
     """Resolve `model` to a reference ViT; `img_size` resizes the position embeddings (bicubic, prefix kept);
-    `merge` makes every block merge that many tokens (ToMe), same weights."""
+    `merge` makes every block merge that many tokens (ToMe); `output` and `layers` say what it returns (pooled, or
+    the tokens of the last block or of `layers`); same weights in every case."""
     weights = Path(weights) if weights is not None else None
     if isinstance(model, nn.Module):
         loaded = _load_module(model)
@@ -304,7 +311,33 @@ def load_model(
     if loaded.kind != "transreid" and not reid.is_default():
         raise ConfigError("--camera, --view, --neck-feat, --stride and --num-heads apply to re-identification "
                           "checkpoints (TransReID) only; leave them out for this model")
-    return _with_merge(_finish(loaded, img_size), merge)
+    return _with_output(_with_merge(_finish(loaded, img_size), merge), output, layers)
+
+
+def _with_output(loaded: LoadedModel, output: str, layers: tuple[int, ...]) -> LoadedModel:
+    """The model returning `output` (pooled, the patch tokens, or them as a feature map), of the last block or of
+    the blocks in `layers`; same weights."""
+    if output == "pooled":
+        return loaded
+    if loaded.kind == "transreid":
+        raise ConfigError(f"--output {output}: a TransReID checkpoint is exported for its re-identification "
+                          "embedding (--neck-feat); its patch tokens were not trained to be read")
+    try:
+        loaded.model = loaded.model.reconfigured(output=output)
+    except ValueError as exc:
+        raise ConfigError(f"--output {output}: {exc}") from exc
+    if layers:
+        loaded.source["depth_loaded"] = loaded.model.cfg.depth
+        try:
+            loaded.model = loaded.model.with_layers(list(layers))
+        except ValueError as exc:
+            raise ConfigError(f"--layers {','.join(map(str, layers))}: {exc}") from exc
+    cfg = loaded.model.cfg
+    rows, cols = cfg.grid
+    shape = [rows * cols, cfg.embed_dim] if output == "tokens" else [cfg.embed_dim, rows, cols]
+    loaded.source["architecture"] = cfg.to_json()
+    loaded.source["output_shape"] = ([len(cfg.layers)] if cfg.layers else []) + shape
+    return loaded
 
 
 def _with_merge(loaded: LoadedModel, merge: int) -> LoadedModel:

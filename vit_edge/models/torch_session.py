@@ -5,7 +5,7 @@ It lives in models/ because it needs torch; runtime/ stays torch-free and reache
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -17,7 +17,18 @@ from vit_edge.models.layout import NHWCInput
 from vit_edge.models.loaders import ReIDSelection, load_model
 from vit_edge.runtime.base import Session, SessionOptions
 
-__all__ = ["TorchSession", "model_from_manifest"]
+__all__ = ["TorchSession", "model_from_manifest", "torch_runner"]
+
+
+def torch_runner(module: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    """`module` as a batch → outputs function on float32 arrays, as a runtime session's `run` is (eval, no grad)."""
+    module.eval()
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return module(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
+
+    return run
 
 
 def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
@@ -27,14 +38,13 @@ def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
     name = ref.load_name()
     weights = None if ref.kind == "transreid" else ref.weights_file  # a TransReID checkpoint is the model path
     reid = ReIDSelection(camera=ref.camera, view=ref.view, neck_feat=ref.neck_feat)
-    loaded = load_model(name, weights=weights, img_size=ref.img_size, reid=reid, merge=ref.merge)
+    loaded = load_model(name, weights=weights, img_size=ref.img_size, reid=reid, merge=ref.merge, output=ref.output,
+                        layers=tuple(ref.layers))
     if loaded.weights_sha256 != ref.weights_sha256:
         raise ConfigError(f"the weights of {ref.ident} changed since the artifact was exported (sha256 differs)")
     model = loaded.model
-    if model.cfg.head_tokens_only != ref.head_tokens_only or model.cfg.output != ref.output:
-        model = model.reconfigured(head_tokens_only=ref.head_tokens_only, output=ref.output)
-    if ref.layers:
-        model = model.with_layers(list(ref.layers))
+    if model.cfg.head_tokens_only != ref.head_tokens_only:
+        model = model.reconfigured(head_tokens_only=ref.head_tokens_only)
     return (NHWCInput(model) if manifest.input_spec.layout is Layout.NHWC else model).eval()
 
 
@@ -47,11 +57,10 @@ class TorchSession(Session):
         super().__init__(model_file, options)
         if options.threads:
             torch.set_num_threads(options.threads)
-        self._model = model_from_manifest(read_manifest(Path(model_file).parent))
+        self._run = torch_runner(model_from_manifest(read_manifest(Path(model_file).parent)))
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self._model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))).numpy()
+        return self._run(batch)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "precision": "fp32"}

@@ -17,7 +17,7 @@ from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.models.checkpoint import save_checkpoint
 from vit_edge.models.vit import VisionTransformer
 
-__all__ = ["TrainConfig", "train_classifier", "evaluate_top1", "augment", "warmup_cosine"]
+__all__ = ["TrainConfig", "train_small_vit", "train_classifier", "evaluate_top1", "augment", "warmup_cosine"]
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,10 @@ def augment(images: np.ndarray, rng: np.random.Generator, shift: bool = False) -
 
 def evaluate_top1(model: torch.nn.Module, data: LabelledImages, spec: InputSpec, batch_size: int = 500) -> float:
     """Top-1 accuracy in percent of a PyTorch model on uint8 labelled images."""
-    model.eval()
-    correct = 0
-    with torch.inference_mode():
-        for start in range(0, len(data), batch_size):
-            batch = torch.from_numpy(preprocess_uint8(data.images[start : start + batch_size], spec))
-            correct += int((model(batch).argmax(-1).numpy() == data.labels[start : start + batch_size]).sum())
-    return 100.0 * correct / len(data)
+    from vit_edge.models.torch_session import torch_runner
+    from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
+
+    return top1_accuracy(predict_logits(torch_runner(model), data, spec, batch_size), data.labels)
 
 
 def train_classifier(
@@ -105,3 +102,38 @@ def train_classifier(
                                                               "train_data": train.source,
                                                               "train_fingerprint": train.fingerprint()}})
     return metrics
+
+
+def train_small_vit(data: str, eval_data: str, img_size: int | None, config: TrainConfig, out: Path,
+                    log: Callable[[str], None] = print) -> dict[str, float]:
+    """The small ViT (patch 4, dim 64, depth 4) trained from scratch on `data`, scored each epoch on `eval_data`."""
+    from vit_edge.core.errors import ConfigError
+    from vit_edge.models.registry import FMNIST_TINY_CONFIG
+
+    train_set, eval_set, spec = _training_sets(data, eval_data, img_size)
+    if spec.height % 4:
+        raise ConfigError(f"image size {spec.height} must be a multiple of the patch size 4")
+    model_config = FMNIST_TINY_CONFIG.with_(img_size=spec.height, in_chans=spec.channels,
+                                            num_classes=len(spec.class_names))
+    torch.manual_seed(config.seed)
+    return train_classifier(VisionTransformer(model_config), spec, train_set, eval_set, config, out, log=log)
+
+
+def _training_sets(data: str, eval_data: str, img_size: int | None) -> tuple[LabelledImages, LabelledImages,
+                                                                           InputSpec]:
+    """Training and evaluation images for a model trained from scratch: Fashion-MNIST as it is, or a folder of
+    class folders squashed to `img_size` (default 32) whose names become the model's classes."""
+    from vit_edge.core.errors import DataError
+    from vit_edge.data.datasets import folder_training_spec, load_dataset, load_image_folder
+    from vit_edge.models.registry import FMNIST_SPEC
+
+    if data.startswith("fashion-mnist"):
+        spec = FMNIST_SPEC
+        train_set = load_dataset(data, spec, num_classes=len(spec.class_names))
+    else:
+        train_set = load_image_folder(data, channels=3, size=img_size or 32)
+        spec = folder_training_spec(img_size or 32, 3, train_set.class_names)
+    if len(spec.class_names) < 2:
+        raise DataError(f"training needs ≥ 2 classes; {train_set.source} has {len(spec.class_names)}")
+    eval_set = load_dataset(eval_data, spec, num_classes=len(spec.class_names))
+    return train_set, eval_set, spec

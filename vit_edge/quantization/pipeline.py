@@ -12,16 +12,17 @@ from vit_edge.core.parity import compare_logits
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
+from vit_edge.models.torch_session import torch_runner
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantization.ptq import QuantizedViT, quantize_model
 from vit_edge.quantization.recipe import Recipe
+from vit_edge.runtime.accuracy import run_batched
 
 __all__ = ["quantize_with_budget", "evaluate", "evaluate_on"]
 
 
 def _logits(model: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
-        return np.concatenate([model(torch.from_numpy(batch[i : i + 256])).numpy() for i in range(0, len(batch), 256)])
+    return run_batched(torch_runner(model), batch)
 
 
 def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray,

@@ -9,17 +9,19 @@ from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
 
-__all__ = ["predict_logits", "top1_accuracy"]
+__all__ = ["predict_logits", "run_batched", "top1_accuracy"]
+
+
+def run_batched(run: Any, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """`run` (a Session.run or any batch → outputs callable) over `inputs` a slice at a time, outputs joined."""
+    return np.concatenate([run(inputs[start : start + batch_size]) for start in range(0, len(inputs), batch_size)])
 
 
 def predict_logits(run: Any, data: LabelledImages | np.ndarray, spec: InputSpec, batch_size: int = 256) -> np.ndarray:
-    """Logits of `run` (a Session.run or any batch → logits callable) for every image, in batches; `data` is a
-    prepared set or a uint8 array (a memory-mapped one is read a batch at a time)."""
+    """Logits of `run` for every image, in batches, each preprocessed with `spec`; `data` is a prepared set or a
+    uint8 array (a memory-mapped one is read a batch at a time). The one place anything is scored."""
     images = data.images if isinstance(data, LabelledImages) else data
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        outputs.append(run(preprocess_uint8(np.asarray(images[start : start + batch_size]), spec)))
-    return np.concatenate(outputs, axis=0)
+    return run_batched(lambda chunk: run(preprocess_uint8(np.asarray(chunk), spec)), images, batch_size)
 
 
 def top1_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

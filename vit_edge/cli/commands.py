@@ -1,0 +1,147 @@
+"""One function per verb: build the options objects from the flags, call vit_edge.api, print the result.
+
+Each flag's dest is the name of the options field it fills, so `_fields` maps them and nothing is repacked here.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+from vit_edge.cli import printing
+
+__all__ = ["COMMANDS"]
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _fields(args: argparse.Namespace, kind: Any, **given: Any) -> Any:
+    """`kind` (an options dataclass) built from the flags whose dest names one of its fields (lists as tuples),
+    with `given` on top."""
+    names = kind.__dataclass_fields__
+    found = {name: tuple(value) if isinstance(value, list) else value for name, value in vars(args).items()
+             if name in names}
+    return kind(**{**found, **given})
+
+
+def _data_options(args: argparse.Namespace) -> Any:
+    from vit_edge.data.sources import DataOptions
+
+    return _fields(args, DataOptions)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from vit_edge.api import export
+    from vit_edge.core.options import ExportOptions
+
+    artifact = export(args.model, options=_fields(args, ExportOptions), out=args.out, weights=args.weights,
+                      random_init=args.random_init, data=args.data, max_drop=args.max_drop,
+                      data_options=_data_options(args), log=_log)
+    print(printing.export_line(artifact.path, artifact.manifest))
+    printing.print_delegation(artifact.manifest.parity)
+    return 0
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from vit_edge.api import quantize
+    from vit_edge.core.options import ExportOptions
+    from vit_edge.quantization.qat import QatConfig, QatTraining
+    from vit_edge.quantization.recipe import Recipe
+
+    qat = (QatTraining(args.data, _fields(args, QatConfig), args.checkpoint_dir, args.resume, args.force)
+           if args.method == "qat" else None)
+    artifact = quantize(args.model, options=_fields(args, ExportOptions), out=args.out, calib=args.calib,
+                        recipe=_fields(args, Recipe), calib_size=args.calib_size, eval_data=args.eval_data,
+                        eval_limit=args.eval_limit, data_options=_data_options(args), weights=args.weights,
+                        random_init=args.random_init, method=args.method, qat=qat, log=_log)
+    if artifact is None:  # a torchrun rank other than 0: rank 0 writes and reports
+        return 0
+    print(printing.quantize_line(artifact.path, artifact.manifest))
+    printing.print_delegation(artifact.manifest.parity)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vit_edge.api import train
+
+    metrics = train(args.out, data=args.data, eval_data=args.eval_data, epochs=args.epochs,
+                    batch_size=args.batch_size, lr=args.lr, seed=args.seed, force=args.force, log=_log)
+    print(f"{args.out}  (test top-1 {metrics['test_top1']:.2f}% after {metrics['epoch']} epochs)")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from vit_edge.api import info
+
+    manifest = info(args.artifact)
+    if args.json:
+        print(json.dumps(manifest.to_json(), indent=2))
+        return 0
+    for key, value in printing.info_rows(manifest, args.artifact):
+        print(f"{key:>10}  {value}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from vit_edge.api import bench
+    from vit_edge.benchmarking.fleet import FleetDevice, check_fleet, read_devices_file
+    from vit_edge.benchmarking.record import BenchRecord
+    from vit_edge.benchmarking.report import append_records, markdown_table, write_reports
+    from vit_edge.benchmarking.sweep import BenchConfig
+    from vit_edge.core.artifact import check_writable
+
+    fleet = [FleetDevice(address) for address in args.addresses]
+    fleet += read_devices_file(args.devices) if args.devices else []
+    check_fleet(fleet or [FleetDevice("local")])  # a duplicate stops here, before the report folder is made
+    cfg = _fields(args, BenchConfig, data_options=_data_options(args))
+    check_writable(args.out)  # a read-only or missing report folder is found before measuring, not after
+
+    def keep(found: list[BenchRecord]) -> None:  # each artifact's rows reach bench.jsonl as soon as they exist
+        append_records(found, args.out)
+
+    records = bench(args.artifacts, cfg, devices=fleet, progress=_log, on_records=keep)
+    paths = write_reports(records, args.out, append_jsonl=False)
+    print(markdown_table(records))
+    print("reports: " + ", ".join(str(p) for p in paths.values()))
+    failed = [r for r in records if not r.ok]
+    if failed:
+        print(f"vit-edge: error: {len(failed)} of {len(records)} configurations failed; the status column says why",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from vit_edge.benchmarking.inventory import inventory
+
+    for line in inventory():
+        print(line)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from vit_edge.models.catalog import model_rows
+
+    for line in model_rows(family=args.family, unsupported=args.unsupported):
+        print(line)
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from vit_edge.tuning import TuneConfig, tune
+
+    document = tune(args.model, _fields(args, TuneConfig, data_options=_data_options(args)), args.out,
+                    weights=args.weights, random_init=args.random_init, force=args.force, log=_log)
+    for line in printing.tune_table(document, args.out, args.max_drop):
+        print(line)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "export": _cmd_export, "quantize": _cmd_quantize, "train": _cmd_train, "info": _cmd_info, "bench": _cmd_bench,
+    "tune": _cmd_tune, "devices": _cmd_devices, "models": _cmd_models,
+}

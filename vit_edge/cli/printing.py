@@ -1,0 +1,123 @@
+"""What the commands print: one line per artifact written, the manifest as rows, the tune table."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vit_edge.core.artifact import Manifest
+from vit_edge.core.identity import ModelFacts
+
+__all__ = ["print_delegation", "info_rows", "export_line", "quantize_line", "tune_table"]
+
+
+def print_delegation(parity: dict[str, Any] | None) -> None:
+    """Where a delegate (XNNPACK) did not take the whole graph, name the ops that run outside it."""
+    session = (parity or {}).get("runtime") or {}
+    if session.get("fully_delegated") is False:
+        ops = ", ".join(session.get("undelegated_ops", [])) or "?"
+        print(f"  not all in {session.get('delegate', 'the delegate')}: {ops} run on the runtime's own kernels")
+
+
+def _family_line(facts: ModelFacts) -> str:
+    line = f"{facts.family}; output: {facts.output_line()}"
+    if facts.reid is not None:
+        camera, view, neck_feat = facts.reid
+        line += f"; camera {camera}, view {view}, feature {neck_feat}"
+    return line
+
+
+def _sqnr_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
+    """Per-matmul SQNR (dB), a block per line, and why any matmul stayed float."""
+    by_block: dict[str, list[str]] = {}
+    for name, value in q.get("sqnr_db", {}).items():
+        if name.startswith("blocks."):
+            block, _, leaf = name[len("blocks."):].partition(".")
+            group = f"block {block}"
+        elif name.startswith("attn_pool."):  # SigLIP's attention-pool head, one line like a block
+            group, leaf = "attention pool", name
+        else:
+            group, leaf = name, name
+        by_block.setdefault(group, []).append(f"{leaf.rpartition('.')[2]} {value:.1f}")
+    rows = [("SQNR dB" if i == 0 else "", f"{block}: {', '.join(items)}")
+            for i, (block, items) in enumerate(by_block.items())]
+    for kept in q.get("accuracy", {}).get("kept_float_for_budget", []):
+        rows.append(("kept float", f"{kept['matmul']} (SQNR {kept['sqnr_db']:.1f} dB, the lowest, while the drop "
+                                   f"was {kept['drop_before_pt']:.2f} pt)"))
+    return rows
+
+
+def _quantization_line(q: dict[str, Any]) -> str:
+    calibration = q.get("calibration", {})
+    line = (f"{q.get('method', '?')}: {len(q.get('int8_matmuls', []))} INT8 matmuls, {len(q.get('kept_float', []))} "
+            f"float; {q.get('recipe', {}).get('calibration', '?')} calibration on {calibration.get('images', '?')} "
+            f"images of {calibration.get('source', '?')}")
+    qat = q.get("qat")
+    if qat:
+        best = qat.get("best") or {}
+        line += (f"; QAT {len(qat.get('history', []))} epoch(s) on {qat.get('train_data')}, best epoch "
+                 f"{best.get('epoch', '?')}")
+    accuracy = q.get("accuracy", {})
+    if "int8_top1" in accuracy:
+        line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"
+        if "int8_top1_measured_in" in accuracy:
+            line += (f" (INT8 as {accuracy['int8_top1_measured_in']} scored it; PyTorch's simulation "
+                     f"{accuracy['int8_top1_simulated']:.2f}%)")
+    return line
+
+
+def _parity_line(parity: dict[str, Any]) -> str:
+    if not parity:
+        return "not checked"
+    agreement = ("" if parity.get("output") == "embedding" else
+                 f", top-1 agreement {100 * parity['top1_agreement']:.1f}%")
+    return (f"{'passed' if parity.get('passed') else 'FAILED'}: min cosine {parity['min_cosine']:.7f}{agreement} on "
+            f"{parity['samples']} {parity.get('inputs')}")
+
+
+def export_line(path: Path, manifest: Manifest) -> str:
+    """The artifact written and its parity, in one line."""
+    parity = manifest.parity
+    check = (f"parity ok: min cosine {parity['min_cosine']:.7f}, top-1 agreement "
+             f"{100 * parity['top1_agreement']:.1f}%, max abs diff {parity['max_abs_diff']:.2e}"
+             if parity else "parity not checked (--no-verify)")
+    return f"{path}  ({manifest.target} {manifest.precision.value}; {check})"
+
+
+def quantize_line(path: Path, manifest: Manifest) -> str:
+    """The INT8 artifact written: how many matmuls are INT8, and the accuracy before and after."""
+    q = manifest.quantization or {}
+    accuracy = q.get("accuracy", {})
+    line = f"{len(q.get('int8_matmuls', []))} matmuls INT8, {len(q.get('kept_float', []))} float"
+    if "int8_top1" in accuracy:
+        line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"
+    line += f"; agreement with fp32 {accuracy.get('agreement_top1', float('nan')):.2f}%"
+    return f"{path}  ({manifest.target} int8: {line})"
+
+
+def info_rows(manifest: Manifest, folder: Path) -> list[tuple[str, str]]:
+    """`vit-edge info`: the manifest as labelled rows."""
+    spec, facts = manifest.input_spec, manifest.model_facts
+    size = manifest.size_bytes(folder)
+    rows = [
+        ("target", f"{manifest.target} ({manifest.precision.value})"),
+        ("model file", f"{manifest.model_file}  ({size / 1e6:.2f} MB in all; sha256 verified)"),
+        ("source", f"{facts.kind}: {facts.ident}"),
+        ("family", _family_line(facts)),
+        ("input", f"{spec.shape(1)} {spec.layout.value}, mean {spec.mean}, std {spec.std}, {spec.interpolation}"),
+        ("parity", _parity_line(manifest.parity)),
+        *([("quantized", _quantization_line(manifest.quantization))] if manifest.quantization else []),
+        ("created", f"{manifest.created_at} with torch {manifest.tool_versions.get('torch', '?')}"),
+    ]
+    return rows + _sqnr_rows(manifest.quantization or {})
+
+
+def tune_table(document: dict[str, Any], out: Path, max_drop: float) -> list[str]:
+    """`vit-edge tune`: the Pareto front as a markdown table, then the artifact it chose."""
+    lines = ["| candidate | threads | hint | p50 ms | top-1 % | drop pt |", "|---|---|---|---|---|---|"]
+    for row in document["pareto_front"]:
+        lines.append(f"| {row['candidate']} | {row['threads']} | {row['hint']} | {row['p50_ms']:.2f} "
+                     f"| {row['top1']:.2f} | {row['drop']:.2f} |")
+    chosen = document["chosen"]
+    lines.append(f"{out / 'chosen'}  ({chosen['candidate']}, {chosen['threads']} threads, hint {chosen['hint']}: "
+                 f"{chosen['p50_ms']:.2f} ms, drop {chosen['drop']:.2f} pt ≤ {max_drop})")
+    return lines

@@ -1,0 +1,114 @@
+"""Convert, verify, write: an artifact folder appears complete, with its manifest and parity, or not at all."""
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from vit_edge.core.artifact import NUMERICS_CHECK, Manifest, atomic_artifact_dir
+from vit_edge.core.errors import ConfigError
+from vit_edge.core.options import ExportOptions
+from vit_edge.core.targets import tool_packages
+from vit_edge.core.types import InputSpec
+from vit_edge.runtime.artifact import Artifact
+
+if TYPE_CHECKING:
+    import torch
+
+    from vit_edge.data.datasets import LabelledImages
+    from vit_edge.exporters.base import Exporter
+
+__all__ = ["NUMERICS_CHECK_SAMPLES", "write_artifact", "parity_inputs", "tool_versions"]
+
+NUMERICS_CHECK_SAMPLES = 4  # inputs every device re-runs before its numbers are reported (bench's numerics gate)
+
+
+def tool_versions() -> dict[str, str]:
+    """Python's and every declared package's version, as recorded in a manifest (what is not installed is left out)."""
+    versions = {"python": platform.python_version()}
+    for name in tool_packages():
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def parity_inputs(spec: InputSpec, count: int, data: LabelledImages | None = None) -> np.ndarray:
+    """Preprocessed inputs for parity: real images when a dataset is given, smooth synthetic images otherwise."""
+    from vit_edge.data.preprocess import preprocess_uint8
+    from vit_edge.data.synthetic import smooth_images
+
+    if count < 1:
+        raise ConfigError("parity needs at least one sample")
+    images = data.images[:count] if data is not None else smooth_images(count, spec.img_size, spec.channels)
+    return preprocess_uint8(images, spec)
+
+
+def write_artifact(exporter: Exporter, module: torch.nn.Module, spec: InputSpec, source: dict[str, Any],
+                   options: ExportOptions, out_dir: Path, dataset: LabelledImages | None, log: Callable[[str], None],
+                   quantization: dict[str, Any] | None = None) -> Artifact:
+    """Convert, write the manifest, check parity against `module`, and rename into place (or leave nothing)."""
+    from vit_edge.models.layout import module_to_convert
+
+    with atomic_artifact_dir(out_dir, options.force) as staging:
+        log(f"exporting to {options.target} ({options.precision.value}) …")
+        torch_model, spec = module_to_convert(module, options.layout), spec.with_(layout=options.layout)
+        model_file = exporter.write(torch_model, spec, staging, options)
+        manifest = Manifest(
+            target=options.target, precision=options.precision, model_file=model_file, input_spec=spec,
+            source=source, export_options=_options_json(options), quantization=quantization,
+            tool_versions=tool_versions(),
+        )
+        if options.verify:
+            log(f"checking parity on {options.parity_samples} inputs in {options.target}'s runtime …")
+            manifest.parity = _verify(torch_model, spec, staging, manifest, options, dataset)
+        if quantization and "int8_top1" in quantization.get("accuracy", {}) and dataset is not None:
+            log(f"scoring the artifact in {options.target}'s runtime on {len(dataset)} images …")
+            _score_in_runtime(staging, manifest, dataset, quantization["accuracy"])
+        manifest.record_files(staging)
+        manifest.write(staging)
+    return Artifact(out_dir, manifest)
+
+
+def _score_in_runtime(staging: Path, manifest: Manifest, dataset: LabelledImages, accuracy: dict[str, Any]) -> None:
+    """The manifest's INT8 top-1 is what the target's runtime scores on the artifact; PyTorch's simulation of it
+    stays beside it, named as such (the two differ by a few images: the runtimes round differently)."""
+    from vit_edge.runtime import SessionOptions, open_session
+    from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
+
+    session = open_session(staging, options=SessionOptions(precision_hint="f32"), manifest=manifest)
+    top1 = top1_accuracy(predict_logits(session.run, dataset, manifest.input_spec), dataset.labels)
+    accuracy["int8_top1_simulated"] = accuracy["int8_top1"]
+    accuracy.update(int8_top1=top1, drop=accuracy["fp32_top1"] - top1, int8_top1_measured_in=session.name,
+                    drop_simulated=accuracy["fp32_top1"] - accuracy["int8_top1_simulated"])
+
+
+def _options_json(options: ExportOptions) -> dict[str, Any]:
+    size = options.img_size if options.img_size is None or isinstance(options.img_size, int) else list(options.img_size)
+    return {"precision": options.precision.value, "img_size": size, "layout": options.layout.value,
+            "verify": options.verify, "parity_samples": options.parity_samples, "opset": options.opset,
+            "merge": options.merge, "output": options.output, "layers": list(options.layers)}
+
+
+def _verify(torch_model: torch.nn.Module, spec: InputSpec, staging: Path, manifest: Manifest, options: ExportOptions,
+            dataset: LabelledImages | None) -> dict[str, Any]:
+    """Parity of the written file in its runtime against `torch_model`; keeps a few inputs for bench's gate."""
+    from vit_edge.core.parity import check_parity
+    from vit_edge.models.torch_session import torch_runner
+    from vit_edge.runtime import SessionOptions, open_session
+
+    inputs = parity_inputs(spec, options.parity_samples, dataset)
+    reference = torch_runner(torch_model)(inputs)
+    session = open_session(staging, options=SessionOptions(precision_hint="f32"), manifest=manifest)
+    result = check_parity(reference, session.run(inputs), options.precision, f"the {options.target} artifact",
+                          embedding=manifest.judged_by_cosine, feature_map=manifest.output_kind == "features")
+    result["inputs"] = dataset.source if dataset is not None else "synthetic smooth images"
+    result["runtime"] = session.info()
+    np.savez(staging / NUMERICS_CHECK, inputs=inputs[:NUMERICS_CHECK_SAMPLES],
+             outputs=reference[:NUMERICS_CHECK_SAMPLES].astype(np.float32))
+    result["numerics_check"] = NUMERICS_CHECK
+    return result
