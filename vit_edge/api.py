@@ -13,17 +13,17 @@ from vit_edge.core.artifact import Manifest, check_writable, read_manifest
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.options import ExportOptions
 from vit_edge.core.types import Precision
+from vit_edge.pipeline.building import Destination, Int8Request, export_loaded, quantize_loaded
 from vit_edge.pipeline.checks import (
     ModelSource,
     checked_data_options,
     checked_exporter,
     checked_recipe,
     default_output_dir,
-    int8_lowering,
     resolve_options,
 )
-from vit_edge.pipeline.loading import check_merge_budget, images_for, load
-from vit_edge.pipeline.writing import parity_inputs, tool_versions, write_artifact
+from vit_edge.pipeline.loading import load
+from vit_edge.pipeline.writing import parity_inputs, tool_versions
 from vit_edge.runtime.artifact import Artifact
 
 if TYPE_CHECKING:
@@ -65,14 +65,8 @@ def export(
     exporter, out_dir = checked_exporter(model, options, out, data=[data])
     if max_drop is not None and (not options.merge or data is None):
         raise ConfigError("--max-drop on export budgets token merging: it needs --merge R and labelled --data")
-    reading = checked_data_options(data_options)
-    loaded = load(model, weights, random_init, options)
-    budget = bool(options.merge) and max_drop is not None
-    dataset = images_for(loaded, data, reading, labelled=budget, limit=None if budget else options.parity_samples,
-                         log=log)
-    if options.merge:
-        check_merge_budget(loaded, dataset if budget else None, max_drop, log)
-    return write_artifact(exporter, loaded.model, loaded.spec, loaded.source, options, out_dir, dataset, log)
+    to = Destination(exporter, out_dir, options, checked_data_options(data_options))
+    return export_loaded(load(model, weights, random_init, options), to, data, max_drop, log)
 
 
 def quantize(
@@ -112,17 +106,9 @@ def quantize(
     if recipe.max_drop is not None and eval_data is None:
         raise ConfigError("--max-drop is a budget in top-1 points, and measuring them needs labelled --eval data; "
                           "pass --eval DIR (class folders, a list file or a labelled .npz)")
-    reading = checked_data_options(data_options)
-    loaded = load(model, weights, random_init, options)
-    evaluation = images_for(loaded, eval_data, reading, labelled=True, limit=eval_limit, log=log)
-    if options.merge:
-        check_merge_budget(loaded, evaluation, recipe.max_drop, log)
-    summary, quantized = _quantized(loaded, recipe, calib, calib_size, reading, evaluation, qat_request,
-                                    options.target, out_dir, log)
-    if quantized is None:
-        return None
-    return write_artifact(exporter, quantized, loaded.spec, loaded.source, options, out_dir, evaluation, log,
-                          quantization={**summary, "method": method})
+    to = Destination(exporter, out_dir, options, checked_data_options(data_options))
+    request = Int8Request(recipe, calib, calib_size, eval_data, eval_limit, qat_request)
+    return quantize_loaded(load(model, weights, random_init, options), to, request, log)
 
 
 def _method(method: str | None, qat: QatTraining | None) -> str:
@@ -132,35 +118,6 @@ def _method(method: str | None, qat: QatTraining | None) -> str:
     if method == "ptq" and qat is not None:
         raise ConfigError("qat= asks for QAT and method='ptq' for PTQ; leave one out")
     return method or ("qat" if qat is not None else "ptq")
-
-
-def _quantized(loaded: Any, recipe: Recipe, calib: Any, calib_size: int, reading: DataOptions, evaluation: Any,
-               qat_request: QatTraining | None, target: str, out_dir: Path,
-               log: Callable[[str], None]) -> tuple[dict[str, Any], Any]:
-    """Calibrate, quantize (PTQ within the budget, or QAT), lower for `target`: (the manifest's summary, the
-    INT8 model to convert); the model is None on torchrun ranks other than 0."""
-    from vit_edge.quantization.calibration import load_calibration
-    from vit_edge.quantization.pipeline import evaluate_on, quantize_with_budget
-    from vit_edge.quantization.qat_run import run_qat
-
-    calibration = load_calibration(calib, loaded.spec, calib_size, reading)
-    reference = loaded.unmerged or loaded.model  # accuracy is measured against the model as trained
-    lower = int8_lowering(target)
-    log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
-    extra: dict[str, Any] = {}
-    if qat_request is None:
-        quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log,
-                                              lower=lower, reference=reference)
-    else:
-        trained, extra = run_qat(loaded, recipe, calibration, evaluation, qat_request, out_dir, log)
-        if trained is None:
-            return {}, None
-        quant = lower(trained, calibration.batch)
-        metrics = evaluate_on(reference, quant, evaluation, loaded.spec)
-    if evaluation is not None:
-        metrics.update(eval_data=evaluation.describe())
-    summary = {**quant.summary(), "calibration": calibration.info(), "accuracy": metrics, **extra}
-    return summary, quant.model
 
 
 def info(artifact: str | Path, verify_files: bool = True) -> Manifest:

@@ -1,59 +1,51 @@
-"""The harness measures what is there: stable under load, and equal to a bare ONNX Runtime loop.
+"""What bench's numbers are made of, checked by properties machine load cannot break.
 
-These compare measurements taken in the same run with each other (ratios), never with absolute times.
+Timing comparisons (bench against a bare ONNX Runtime loop, back-to-back runs under load) are ratios that a busy
+machine moves for a correct program, so they live in benchmarks/measurement_fidelity.py. What stays here holds on
+any machine, busy or idle: the harness times as many runs as asked, for at least as long as asked, in a process of
+its own, and its statistics are those of the times it took.
 """
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.conftest import small_vit
 from vit_edge.api import export
 from vit_edge.benchmarking.sweep import BenchConfig, bench
-
-BARE_ORT_LOOP = """
-import sys, time, numpy as np, onnxruntime as ort
-options = ort.SessionOptions(); options.intra_op_num_threads = 1; options.inter_op_num_threads = 1
-session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
-x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
-for _ in range(10):
-    session.run(None, {"pixel_values": x})
-times = []
-for _ in range(int(sys.argv[2])):
-    t = time.perf_counter(); session.run(None, {"pixel_values": x}); times.append((time.perf_counter() - t) * 1e3)
-print(float(np.median(times)))
-"""
+from vit_edge.runtime.measure import latency_stats
 
 
 @pytest.mark.slow
-def test_p50_of_back_to_back_runs_agree_under_load(tmp_path: Path) -> None:
+def test_bench_times_as_many_runs_and_as_long_as_asked_even_under_load(tmp_path: Path) -> None:
+    """A busy loop holds a core: the record still has the runs asked for (or more, to fill min_seconds), its
+    percentiles ordered, and the timed runs took at least min_seconds (or reached the cap of 100× the runs)
+    within the wall time the bench used."""
     artifact = export(small_vit(), "onnx", tmp_path / "onnx").path
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        cfg = BenchConfig(threads=(1,), runs=300, min_seconds=1.5)
-        first, second = bench([str(artifact)], cfg)[0], bench([str(artifact)], cfg)[0]
+        started = time.perf_counter()
+        record = bench([str(artifact)], BenchConfig(threads=(1,), warmup=3, runs=25, min_seconds=0.5))[0]
+        wall = time.perf_counter() - started
     finally:
         burner.kill()
         burner.wait()
-    spread = max(first.std_ms, second.std_ms)
-    assert abs(first.p50_ms - second.p50_ms) < spread, (first.p50_ms, second.p50_ms, spread)
+    assert record.ok, record.status
+    assert record.runs is not None and record.runs >= 25
+    assert 0 < record.min_ms <= record.p50_ms <= record.p90_ms <= record.p99_ms  # type: ignore[operator]
+    timed_s = record.mean_ms * record.runs / 1e3  # type: ignore[operator]
+    assert record.runs == 100 * 25 or timed_s >= 0.5 * 0.9  # min_seconds of timing, or the cap of 100× the runs
+    assert wall >= timed_s  # timed inside this bench call
 
 
-@pytest.mark.slow
-def test_vit_tiny_p50_matches_a_bare_onnxruntime_loop(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    artifact = export("vit_tiny_patch16", "onnx", tmp_path / "vit-tiny", random_init=True, parity_samples=2).path
-    ours, bare = [], []
-    for _ in range(3):  # interleaved, so drifts in machine load hit both alike
-        record = bench([str(artifact)], BenchConfig(threads=(1,), warmup=10, runs=40, min_seconds=0.0))[0]
-        ours.append(record.p50_ms)
-        out = subprocess.run([sys.executable, "-c", BARE_ORT_LOOP, str(artifact / "model.onnx"), "40"],
-                             capture_output=True, text=True, check=True)
-        bare.append(float(out.stdout.strip()))
-    ratio = statistics.median(ours) / statistics.median(bare)
-    assert 0.9 <= ratio <= 1.1, (ours, bare)
+def test_latency_statistics_are_those_of_the_times() -> None:
+    times = [5.0, 1.0, 3.0, 2.0, 4.0, 100.0]
+    stats = latency_stats(times)
+    assert stats["runs"] == 6 and stats["min_ms"] == 1.0
+    assert stats["p50_ms"] == 3.5  # the median, not the mean (the 100 ms outlier moves the mean only)
+    assert stats["mean_ms"] == pytest.approx(sum(times) / 6)
+    assert stats["p99_ms"] > stats["p90_ms"] > stats["p50_ms"]

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.outputs import append_whole, write_atomically
+from vit_edge.core.pareto import pareto_front as front_of
 
 __all__ = ["append_records", "device_label", "profile_markdown", "markdown_table", "pareto_front", "write_reports",
            "accuracy_of"]
@@ -113,11 +114,7 @@ def accuracy_of(record: BenchRecord) -> float | None:
 
 def pareto_front(records: list[BenchRecord]) -> list[BenchRecord]:
     """The measured rows that no other row beats on both latency (p50) and accuracy, fastest first."""
-    points = [(r.p50_ms, accuracy, r) for r in records
-              if r.ok and r.p50_ms and (accuracy := accuracy_of(r)) is not None]
-    front = [(latency, accuracy, r) for latency, accuracy, r in points
-             if not any(ol <= latency and oa >= accuracy and (ol < latency or oa > accuracy) for ol, oa, _ in points)]
-    return [r for _, _, r in sorted(front, key=lambda point: point[0])]
+    return front_of(records, cost=lambda r: r.p50_ms if r.ok and r.p50_ms else None, score=accuracy_of)
 
 
 def _plot_png(records: list[BenchRecord], path: Path) -> Path | None:

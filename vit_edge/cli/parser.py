@@ -245,8 +245,9 @@ def _add_tune(sub: Any) -> None:
     p.add_argument("--merge", dest="merges", type=values.count_list,
                    help="token-merging r values to try (default: 0 and two that merge "
                                                       "about a quarter and half of the patches)")
-    p.add_argument("--precisions", type=values.names, default=("fp32", "int8", "int8-mlp"),
-                   help="fp32 | int8 (every matmul) | int8-mlp (Q·Kᵀ and attn·V float); default all three")
+    p.add_argument("--precisions", type=values.names, default=("fp32", "int8", "int8-linear"),
+                   help="fp32 | int8 (every matmul) | int8-linear (qkv, proj, fc1, fc2 INT8; Q·Kᵀ and attn·V "
+                        "float); default all three")
     p.add_argument("--threads", type=values.int_list, default=(1, 2), help="comma list (default 1,2)")
     p.add_argument("--device", default="local", help="local | ssh://user@host[:port] | adb:SERIAL")
     p.add_argument("--ssh-option", dest="ssh_options", action="append", default=[],

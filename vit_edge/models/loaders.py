@@ -40,7 +40,7 @@ from vit_edge.models.timm_compat import (
 from vit_edge.models.transreid import is_transreid_state_dict, load_transreid
 from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
 
-__all__ = ["LoadedModel", "ReIDSelection", "load_model", "state_dict_sha256", "config_from_timm_state"]
+__all__ = ["LoadedModel", "ReIDSelection", "load_model", "with_merge", "state_dict_sha256", "config_from_timm_state"]
 
 
 @dataclass(frozen=True)
@@ -338,6 +338,14 @@ def _with_output(loaded: LoadedModel, output: str, layers: tuple[int, ...]) -> L
     loaded.source["architecture"] = cfg.to_json()
     loaded.source["output_shape"] = ([len(cfg.layers)] if cfg.layers else []) + shape
     return loaded
+
+
+def with_merge(loaded: LoadedModel, merge: int) -> LoadedModel:
+    """A new LoadedModel whose model merges `merge` tokens per block (ToMe); `loaded` itself is left as it is."""
+    if loaded.unmerged is not None:
+        raise ValueError("with_merge takes the unmerged model")
+    copy = LoadedModel(loaded.model, loaded.spec, dict(loaded.source))
+    return _with_merge(copy, merge)
 
 
 def _with_merge(loaded: LoadedModel, merge: int) -> LoadedModel:

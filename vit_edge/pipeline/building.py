@@ -1,0 +1,102 @@
+"""From a loaded model to a written artifact: the FP32 export and the INT8 build (calibrate, quantize or train,
+lower for the target), both ending in `write_artifact`. `tune` calls these once per candidate on one loaded model."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from vit_edge.core.options import ExportOptions
+from vit_edge.pipeline.checks import int8_lowering
+from vit_edge.pipeline.loading import check_merge_budget, images_for
+from vit_edge.pipeline.writing import write_artifact
+from vit_edge.runtime.artifact import Artifact
+
+if TYPE_CHECKING:
+    from vit_edge.data.datasets import LabelledImages
+    from vit_edge.data.sources import DataOptions
+    from vit_edge.exporters.base import Exporter
+    from vit_edge.models.loaders import LoadedModel
+    from vit_edge.quantization.qat import QatTraining
+    from vit_edge.quantization.recipe import Recipe
+
+__all__ = ["Destination", "Int8Request", "export_loaded", "quantize_loaded"]
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where an artifact goes and how: the checked exporter, the folder, the options, how images are read."""
+
+    exporter: Exporter
+    out_dir: Path
+    options: ExportOptions
+    reading: DataOptions
+
+
+@dataclass(frozen=True)
+class Int8Request:
+    """What an INT8 build needs beyond the export options: recipe, calibration, evaluation, and QAT if asked."""
+
+    recipe: Recipe
+    calib: Any
+    calib_size: int = 256
+    eval_data: Any = None
+    eval_limit: int | None = None
+    qat: QatTraining | None = None  # checked by check_qat_request; None: PTQ
+
+    @property
+    def method(self) -> str:
+        return "ptq" if self.qat is None else "qat"
+
+
+def export_loaded(loaded: LoadedModel, to: Destination, data: Any, max_drop: float | None,
+                  log: Callable[[str], None]) -> Artifact:
+    """FP32 (or FP16) export: parity on `data` when given; with token merging, its cost within `max_drop`."""
+    budget = bool(to.options.merge) and max_drop is not None
+    dataset = images_for(loaded, data, to.reading, labelled=budget,
+                         limit=None if budget else to.options.parity_samples, log=log)
+    if to.options.merge:
+        check_merge_budget(loaded, dataset if budget else None, max_drop, log)
+    return write_artifact(to.exporter, loaded.model, loaded.spec, loaded.source, to.options, to.out_dir, dataset, log)
+
+
+def quantize_loaded(loaded: LoadedModel, to: Destination, request: Int8Request,
+                    log: Callable[[str], None]) -> Artifact | None:
+    """The INT8 artifact; None on torchrun ranks other than 0 (rank 0 writes)."""
+    evaluation = images_for(loaded, request.eval_data, to.reading, labelled=True, limit=request.eval_limit, log=log)
+    if to.options.merge:
+        check_merge_budget(loaded, evaluation, request.recipe.max_drop, log)
+    summary, quantized = _quantized(loaded, request, to, evaluation, log)
+    if quantized is None:
+        return None
+    return write_artifact(to.exporter, quantized, loaded.spec, loaded.source, to.options, to.out_dir, evaluation, log,
+                          quantization={**summary, "method": request.method})
+
+
+def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evaluation: LabelledImages | None,
+               log: Callable[[str], None]) -> tuple[dict[str, Any], Any]:
+    """Calibrate, quantize (PTQ within the budget, or QAT), lower for the target: (the manifest's summary, the
+    INT8 model to convert); the model is None on torchrun ranks other than 0."""
+    from vit_edge.quantization.calibration import load_calibration
+    from vit_edge.quantization.pipeline import evaluate_on, quantize_with_budget
+    from vit_edge.quantization.qat_run import run_qat
+
+    recipe = request.recipe
+    calibration = load_calibration(request.calib, loaded.spec, request.calib_size, to.reading)
+    reference = loaded.unmerged or loaded.model  # accuracy is measured against the model as trained
+    lower = int8_lowering(to.options.target)
+    log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
+    extra: dict[str, Any] = {}
+    if request.qat is None:
+        quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log,
+                                              lower=lower, reference=reference)
+    else:
+        trained, extra = run_qat(loaded, recipe, calibration, evaluation, request.qat, to.out_dir, log)
+        if trained is None:
+            return {}, None
+        quant = lower(trained, calibration.batch)
+        metrics = evaluate_on(reference, quant, evaluation, loaded.spec)
+    if evaluation is not None:
+        metrics.update(eval_data=evaluation.describe())
+    summary = {**quant.summary(), "calibration": calibration.info(), "accuracy": metrics, **extra}
+    return summary, quant.model

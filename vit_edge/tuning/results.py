@@ -1,0 +1,54 @@
+"""OUT/tune.json, rewritten after every candidate, and the choice: the fastest row within the budget."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+from vit_edge.core.errors import ConfigError, DeviceError
+from vit_edge.core.outputs import write_atomically
+from vit_edge.tuning.plan import TuneConfig, TuneRow, pareto_front
+
+__all__ = ["RESULTS_FILE", "CHOSEN_DIR", "write_results", "choose"]
+
+RESULTS_FILE, CHOSEN_DIR = "tune.json", "chosen"  # OUT/tune.json: rows, front, choice; OUT/chosen: its artifact
+
+
+def write_results(out: Path, config: TuneConfig, rows: list[TuneRow], chosen: TuneRow | None = None) -> None:
+    """OUT/tune.json, replaced atomically after every candidate (a stopped tune keeps its rows)."""
+    baseline = _baseline(rows)
+    for row in rows:
+        row.drop = None if baseline is None or row.top1 is None else round(baseline - row.top1, 4)
+    document = {"config": {**asdict(config), "device": config.device}, "baseline_top1": baseline,
+                "rows": [asdict(r) for r in rows], "pareto_front": [asdict(r) for r in pareto_front(rows)],
+                "chosen": asdict(chosen) if chosen is not None else None}
+    write_atomically(out / RESULTS_FILE, json.dumps(document, indent=2) + "\n")
+
+
+def _baseline(rows: list[TuneRow]) -> float | None:
+    """Top-1 of the unmerged FP32 artifact on the device: what the drop of every candidate is measured from."""
+    scores = [r.top1 for r in rows if r.candidate == "fp32-merge0" and r.status == "ok" and r.top1 is not None]
+    return max(scores) if scores else None
+
+
+def choose(out: Path, config: TuneConfig, rows: list[TuneRow], log: Callable[[str], None]) -> dict[str, Any]:
+    """The fastest row within the budget, its artifact copied to OUT/chosen; ConfigError when none is."""
+    if _baseline(rows) is None:
+        raise DeviceError(f"the FP32 baseline did not run on {config.device}; see {out / RESULTS_FILE}")
+    write_results(out, config, rows)
+    eligible = [r for r in rows if r.precision in config.precisions]  # the FP32 baseline only if asked for
+    within = [r for r in pareto_front(eligible) if r.drop is not None and r.drop <= config.max_drop]
+    if not within:
+        best = min((r for r in eligible if r.drop is not None), key=lambda r: r.drop or 0.0, default=None)
+        closest = f"the smallest drop was {best.drop:.2f} pt ({best.candidate})" if best else "none was measured"
+        raise ConfigError(f"no candidate meets --max-drop {config.max_drop}: {closest}; every row is in "
+                          f"{out / RESULTS_FILE}")
+    chosen = within[0]
+    shutil.copytree(chosen.artifact, out / CHOSEN_DIR)  # the artifact as verified; its run settings are in tune.json
+    write_results(out, config, rows, chosen)
+    log(f"chosen: {chosen.candidate} ({chosen.threads} threads, hint {chosen.hint}): {chosen.p50_ms:.2f} ms, "
+        f"top-1 {chosen.top1:.2f}% (drop {chosen.drop:.2f} pt)")
+    document: dict[str, Any] = json.loads((out / RESULTS_FILE).read_text())
+    return document
