@@ -16,7 +16,7 @@ from vit_edge.models.torch_session import torch_runner
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantization.ptq import QuantizedViT, quantize_model
 from vit_edge.quantization.recipe import Recipe
-from vit_edge.runtime.accuracy import run_batched
+from vit_edge.runtime.accuracy import run_batched, top1_accuracy
 
 __all__ = ["quantize_with_budget", "evaluate", "evaluate_on"]
 
@@ -34,8 +34,8 @@ def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray
     result = {"images": int(len(data)), "agreement_top1": 100 * compared["top1_agreement"],
               "logit_cosine": compared["mean_cosine"]}
     if labels is not None:
-        result["fp32_top1"] = float(100 * np.mean(reference.argmax(1) == labels))
-        result["int8_top1"] = float(100 * np.mean(quantized.argmax(1) == labels))
+        result["fp32_top1"] = top1_accuracy(reference, labels)
+        result["int8_top1"] = top1_accuracy(quantized, labels)
         result["drop"] = result["fp32_top1"] - result["int8_top1"]
     else:  # without labels, disagreement with the float model bounds the accuracy lost
         result["drop"] = 100.0 - result["agreement_top1"]
