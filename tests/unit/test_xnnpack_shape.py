@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from tests.conftest import small_vit
-from vit_edge.exporters.xnnpack_shape import LinearMeanLayerNorm, SlicedAttention, xnnpack_shaped
-from vit_edge.models.vit import Attention
+from vit_edge.exporters.xnnpack_shape import LinearMeanLayerNorm, xnnpack_shaped
+from vit_edge.models.layers import Attention
 
 CASES = {
     "plain": {},
@@ -17,20 +17,29 @@ CASES = {
     "MAP head": {"global_pool": "map", "class_token": False},
     "CLIP pre-norm, quick-GELU": {"pre_norm": True, "act": "quick_gelu"},
     "no head": {"num_classes": 0},
+    "EVA-02 CLIP: attention-output norm, MLP norm, rotary": {"attn_out_norm": True, "mlp_norm": True, "rope": "eva",
+                                                             "num_heads": 2, "rope_rotate_half": True},
+    "DINOv3: rotary, registers, LayerScale": {"rope": "dinov3", "num_heads": 2, "reg_tokens": 2, "init_values": 0.1},
+    "token merging (proportional attention)": {"merge": 2},
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_rewritten_model_computes_the_same(case: str) -> None:
     model = small_vit(**CASES[case])
+    with torch.no_grad():  # non-zero biases and norm shifts, so an option left out of one layout shows
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn(param.shape, generator=torch.Generator().manual_seed(param.numel())))
     shaped = xnnpack_shaped(model)
-    assert not any(isinstance(m, (torch.nn.LayerNorm, Attention)) for m in shaped.modules())
-    assert any(isinstance(m, SlicedAttention) for m in shaped.modules())
+    attentions = [m for m in shaped.modules() if isinstance(m, Attention)]
+    assert attentions and all(m.heads_in_batch and m.qk.batched and m.av.batched for m in attentions)
+    assert not any(isinstance(m, torch.nn.LayerNorm) for m in shaped.modules())
     assert any(isinstance(m, LinearMeanLayerNorm) for m in shaped.modules())
     x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(shaped(x), model(x), atol=2e-5, rtol=1e-5)
-    assert any(isinstance(m, Attention) for m in model.modules()), "the model itself is left as it was"
+    assert not any(m.heads_in_batch for m in model.modules() if isinstance(m, Attention)), \
+        "the model itself is left as it was"
 
 
 def test_int8_model_keeps_its_quantizers_and_numbers() -> None:

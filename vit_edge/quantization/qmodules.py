@@ -2,7 +2,8 @@
 
 They use PyTorch's `quantized_decomposed` quantize/dequantize ops, which torch.export keeps as they are, so the
 ONNX exporter writes QuantizeLinear/DequantizeLinear pairs with these very scales (ONNX Runtime fuses them into
-its INT8 kernels; OpenVINO reads them as FakeQuantize). Each module observes its inputs while `observing` is set.
+its INT8 kernels; OpenVINO reads them as FakeQuantize). An ActQuant observes its input until its range is set
+(`enabled`).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers torch.ops.
 import torch.nn.functional as F
 from torch import nn
 
+from vit_edge.models.layers import MatMul
 from vit_edge.quantization.observers import HistogramObserver
 
 __all__ = ["fake_quantize", "ActQuant", "QuantInput", "QuantLinear", "QuantConv2d", "QuantMatMul", "quantize_weight"]
@@ -212,7 +214,7 @@ class QuantConv2d(_WeightQuantMixin):
         return self._quantized_output(y)
 
 
-class QuantMatMul(nn.Module):
+class QuantMatMul(MatMul):
     """Both operands INT8; the product only where a lowering asks.
 
     The second operand (K, V) always has zero point 0: XNNPACK needs it for an int8 BATCH_MATMUL of two runtime
@@ -228,7 +230,7 @@ class QuantMatMul(nn.Module):
         self.output_quant: ActQuant | None = None
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        out = torch.matmul(self.a_quant(a), self.b_quant(b))
+        out = self.product(self.a_quant(a), self.b_quant(b))
         return self.output_quant(out) if self.output_quant is not None else out
 
 
