@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from vit_edge.core.errors import ConfigError, did_you_mean
+from vit_edge.models.families import FAMILIES
 from vit_edge.models.registry import (
     REFERENCE_NAMES,
     SHIPPED_MODELS,
@@ -19,29 +20,8 @@ from vit_edge.models.registry import (
 
 __all__ = ["model_rows", "timm_rows", "FAMILY_NOTES"]
 
-FAMILY_NOTES = {
-    "vit": "ViT (AugReg, original), class token",
-    "deit": "DeiT, incl. distilled (class + distillation heads averaged)",
-    "deit3": "DeiT-III: LayerScale, position embeddings without the class token",
-    "dinov2": "DINOv2: patch 14, LayerScale; encoders output the normed class token",
-    "dinov2-reg": "DINOv2 with 4 register tokens",
-    "clip": "CLIP image towers: pre-norm, (quick-)GELU; output is the projected embedding where timm has one",
-    "siglip": "SigLIP image towers: no class token, attention-pool (MAP) head or average pooling",
-    "registers": "timm's ViTs with register tokens (reg1/reg4), mostly average pooling",
-    "pooled": "average- or MAP-pooled ViTs without a class token",
-    "hybrid": "ResNetV2 stem + ViT (R26, R50, tiny-R)",
-    "patch14": "patch-14 ViTs",
-    "eva": "EVA-01-style large ViT (absolute position embeddings)",
-    "flexivit": "FlexiViT at its default patch size",
-    "test": "timm's tiny test models",
-    "dinov3": "DINOv3: rotary position embeddings, 4 registers, LayerScale; SwiGLU from S+ up",
-    "eva02": "EVA-02: absolute + interleaved rotary embeddings, SwiGLU with its inner norm; CLIP towers",
-    "pe": "Perception Encoder (core, lang, spatial): offset xy rotary embeddings; core ends in an 8-head MAP "
-          "head and the image projection",
-    "aimv2": "AIMv2: RMSNorm throughout, bias-free SwiGLU and attention, average pooling",
-    "rope-vit": "RoPE-ViT: axial rotary embeddings on a plain ViT (with or without absolute ones)",
-    "lingbot": "LingBot: DINOv3-style rotary ViT encoders",
-}
+# one line per family that loads, from its declaration in models/families
+FAMILY_NOTES = {entry.name: entry.note for entry in FAMILIES if entry.loads}
 
 
 def _spec_text(name: str) -> str:

@@ -14,6 +14,7 @@ import torch
 
 from vit_edge.core.errors import ModelLoadError
 from vit_edge.core.types import InputSpec
+from vit_edge.models.families import weights_hint
 from vit_edge.models.vit import VisionTransformer, ViTConfig
 
 __all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "save_checkpoint", "load_checkpoint", "read_state_dict",
@@ -134,25 +135,6 @@ def load_strict(model: VisionTransformer, state: dict[str, torch.Tensor], origin
         problems.append(f"{len(wrong)} shape mismatches (e.g. {key}: file {tuple(state[key].shape)}, "
                         f"model {tuple(own[key].shape)})")
     if problems:
-        hint = _feature_hint(unexpected)
+        hint = weights_hint(unexpected)
         raise ModelLoadError(f"weights in {origin} do not fit the architecture: {'; '.join(problems)}{hint}")
     model.load_state_dict({k: v.float() for k, v in state.items()})
-
-
-# key fragments of features the reference ViT cannot express → what to tell the user
-_FEATURE_KEYS = {
-    "relative_position_bias": "relative position bias (BEiT-style); nearest that loads: deit3_*",
-    "rope": "rotary position embeddings (EVA-02-style); nearest that loads: vit_*_dinov2",
-    "freqs": "rotary position embeddings (EVA-02-style); nearest that loads: vit_*_dinov2",
-    "attn_mask": "windowed attention (Swin-style); nearest that loads: vit_*",
-    "relative_position_index": "windowed relative position bias (Swin-style); nearest that loads: vit_*",
-    "mlp.fc1_g": "unpacked SwiGLU MLPs (EVA-02/AIMv2-style); nearest that loads: vit_giant_patch14_dinov2",
-}
-
-
-def _feature_hint(unexpected: list[str]) -> str:
-    """'; these weights need X, which ...' when an unexpected key names a feature the reference ViT lacks."""
-    for fragment, feature in _FEATURE_KEYS.items():
-        if any(fragment in key for key in unexpected):
-            return f"; these weights need {feature}"
-    return ""

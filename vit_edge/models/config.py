@@ -13,7 +13,8 @@ from typing import Any
 from vit_edge.core.options import OUTPUTS  # one list for the CLI, the API options and the model
 from vit_edge.models.rope import ROPES
 
-__all__ = ["ViTConfig", "to_hw", "Size", "POOLS", "ACTIVATIONS", "MLPS", "NORMS", "OUTPUTS", "MAX_IMAGE_SIDE",
+__all__ = ["ViTConfig", "to_hw", "Size", "SIZE_FIELDS", "EXPORT_CHOICES", "POOLS", "ACTIVATIONS", "MLPS", "NORMS",
+           "OUTPUTS", "MAX_IMAGE_SIDE",
            "MAX_TOKENS", "MAX_PARAMETERS", "MAX_CLASSES"]
 
 POOLS = ("token", "avg", "max", "avgmax", "map", "token_avg")  # token_avg: [class token, mean of patches]
@@ -27,6 +28,13 @@ MAX_IMAGE_SIDE = 8192
 MAX_TOKENS = 65536
 MAX_PARAMETERS = 20_000_000_000
 MAX_CLASSES = 1_000_000
+
+# The fields every ViT sets; each other architecture field belongs to the families that use it (models/families)
+SIZE_FIELDS = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads", "mlp_hidden_dim",
+               "ln_eps", "global_pool", "class_token")
+# What one export chooses of a built architecture, none changing the weights: the TransReID camera/view row, ToMe's
+# merge, the output and its blocks, head-token pruning. The timm table and the family declarations never set them.
+EXPORT_CHOICES = ("sie_index", "merge", "output", "layers", "head_tokens_only")
 
 
 def to_hw(size: int | Size | list[int]) -> Size:
@@ -227,6 +235,13 @@ class ViTConfig:
     @property
     def output_dim(self) -> int:
         return self.num_classes or self.pooled_dim
+
+    @property
+    def architecture(self) -> "ViTConfig":
+        """This config with every export choice at its default: what was trained, apart from how it is exported."""
+        plain = ViTConfig()
+        defaults: dict[str, Any] = {name: getattr(plain, name) for name in EXPORT_CHOICES}
+        return replace(self, **defaults)
 
     def with_(self, **changes: Any) -> "ViTConfig":
         return replace(self, **changes)

@@ -39,237 +39,65 @@ from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelEr
 from vit_edge.core.jsonfile import read_json_object
 from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import load_strict, read_state_dict
+from vit_edge.models.families import Family, HFReading
+from vit_edge.models.families.aimv2 import AIMV2
+from vit_edge.models.families.classic import DEIT, VIT
+from vit_edge.models.families.clip import CLIP, METACLIP2
+from vit_edge.models.families.dinov2 import DINOV2, DINOV2_REG
+from vit_edge.models.families.dinov3 import DINOV3
+from vit_edge.models.families.hf_config import Size, bad_config, collapse, common_options, read_int, read_size
+from vit_edge.models.families.siglip import SIGLIP, SIGLIP2
 from vit_edge.models.vit import MAX_IMAGE_SIDE, VisionTransformer, ViTConfig
 
-__all__ = ["Architecture", "Family", "SUPPORTED_ARCHITECTURES", "is_hf_directory", "load_hf_directory",
+__all__ = ["Architecture", "SUPPORTED_ARCHITECTURES", "is_hf_directory", "load_hf_directory",
            "convert_hf_module", "hf_config_to_vit", "convert_hf_state_dict"]
 
 Options = dict[str, Any]
-Size = tuple[int, int]  # (height, width)
-
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
-_ACTIVATIONS = {"gelu": "gelu", "gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh", "quick_gelu": "quick_gelu",
-                "silu": "silu", "swish": "silu"}
-_IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-_OPENAI_CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
-_HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-
-
-def _bad_config(message: str) -> ModelLoadError:
-    return ModelLoadError(f"Hugging Face config: {message}")
-
-
-def _int(config: dict[str, Any], key: str, default: int | None = None, minimum: int = 1) -> int:
-    """An integer field, refused in one line when missing, not a number or below `minimum`."""
-    if key not in config or config[key] is None:
-        if default is None:
-            raise _bad_config(f"'{key}' is missing")
-        return default
-    value = config[key]
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-        raise _bad_config(f"{key} must be an integer, got {value!r}")
-    if value < minimum:
-        raise _bad_config(f"{key} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def _size(config: dict[str, Any], key: str, default: int | None = None) -> Size:
-    """A size field as (height, width): an int, or a [height, width] pair (ViT takes non-square images)."""
-    value = config.get(key, default)
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise _bad_config(f"{key} must be an integer or [height, width], got {value!r}")
-        return (_int({key: value[0]}, key), _int({key: value[1]}, key))
-    side = _int({key: value}, key)
-    return (side, side)
-
-
-def _collapse(size: Size) -> int | Size:
-    """(h, w) as the config/spec field: an int when square."""
-    return size[0] if size[0] == size[1] else size
-
-
-def _activation(config: dict[str, Any], default: str) -> str:
-    name = config.get("hidden_act", default)
-    if not isinstance(name, str) or name not in _ACTIVATIONS:
-        raise UnsupportedModelError(f"hidden_act '{name}' is not supported; vit-edge takes {', '.join(_ACTIVATIONS)}")
-    return _ACTIVATIONS[name]
-
-
-def _common_options(config: dict[str, Any], ln_eps: float) -> Options:
-    """The sizes every family shares, checked with transformers' names so the error names the config field."""
-    hidden, heads = _int(config, "hidden_size"), _int(config, "num_attention_heads")
-    image, (patch, patch_w) = _size(config, "image_size", 224), _size(config, "patch_size", 16)
-    if patch != patch_w:
-        raise UnsupportedModelError(f"patch_size {[patch, patch_w]} is not square; the reference ViT's patches are")
-    if hidden % heads:
-        raise _bad_config(f"hidden_size {hidden} is not divisible by num_attention_heads {heads}")
-    if config.get("head_dim") not in (None, hidden // heads):
-        raise UnsupportedModelError(f"head_dim {config['head_dim']} differs from hidden_size / num_attention_heads")
-    if min(image) < patch:
-        raise _bad_config(f"image_size {_collapse(image)} is smaller than patch_size {patch}")
-    if image[0] % patch or image[1] % patch:
-        raise UnsupportedModelError(f"image_size {_collapse(image)} is not a multiple of patch_size {patch} "
-                                    "(transformers drops the remainder, the reference ViT does not)")
-    eps = config.get("layer_norm_eps", ln_eps)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
-        raise _bad_config(f"layer_norm_eps must be a positive number, got {eps!r}")
-    return dict(img_size=_collapse(image), patch_size=patch, in_chans=_int(config, "num_channels", 3), embed_dim=hidden,
-                depth=_int(config, "num_hidden_layers"), num_heads=heads, ln_eps=float(eps))
-
-
-def _vit_options(config: dict[str, Any]) -> Options:
-    """ViT/DeiT: plain blocks; a ViTModel pooler other than a square dense + tanh has no place in the reference."""
-    if config.get("pooler_act", "tanh") != "tanh":
-        raise UnsupportedModelError(f"pooler_act '{config['pooler_act']}' is not supported (only 'tanh')")
-    if config.get("pooler_output_size") not in (None, config.get("hidden_size")):
-        raise UnsupportedModelError("pooler_output_size differs from hidden_size; the reference pooler is square")
-    return dict(mlp_hidden_dim=_int(config, "intermediate_size"), qkv_bias=bool(config.get("qkv_bias", True)),
-                act=_activation(config, "gelu"))
-
-
-def _dinov2_options(config: dict[str, Any]) -> Options:
-    """DINOv2: LayerScale, hidden size from mlp_ratio, SwiGLU as the packed GLU; registers skip the position embedding.
-
-    transformers adds the class token's position embedding before inserting the registers, which have none:
-    that is `no_embed_class` once the class position is folded into the class token (see `_fold_class_position`).
-    """
-    ratio = config.get("mlp_ratio", 4)
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1e4:
-        raise _bad_config(f"mlp_ratio must be a positive number, got {ratio!r}")
-    hidden = int(_int(config, "hidden_size") * ratio)
-    registers = _int(config, "num_register_tokens", 0, minimum=0)
-    options: Options = dict(init_values=1.0,  # LayerScale on; its values come with the weights
-                            qkv_bias=bool(config.get("qkv_bias", True)), reg_tokens=registers,
-                            no_embed_class=registers > 0)
-    if config.get("use_swiglu_ffn"):  # silu(gate) · up, whatever hidden_act says; fc1 = [gate; up] is timm's packing
-        return {**options, "mlp": "glu", "act": "silu", "mlp_hidden_dim": 2 * ((int(hidden * 2 / 3) + 7) // 8 * 8)}
-    return {**options, "mlp_hidden_dim": hidden, "act": _activation(config, "gelu")}
-
-
-def _dinov3_options(config: dict[str, Any]) -> Options:
-    """DINOv3: rotary embeddings (rope_theta), registers, LayerScale, no absolute position embedding, the class
-    token after the final norm; k has no bias (zero in the joined qkv bias); a gated MLP is silu(gate) · up."""
-    theta = config.get("rope_theta", 100.0)
-    if isinstance(theta, bool) or not isinstance(theta, (int, float)) or not 0 < theta < 1e9:
-        raise _bad_config(f"rope_theta must be a positive number, got {theta!r}")
-    hidden, gated = _int(config, "intermediate_size"), bool(config.get("use_gated_mlp", False))
-    return dict(init_values=1.0, reg_tokens=_int(config, "num_register_tokens", 0, minimum=0), abs_pos_embed=False,
-                rope="dinov3", rope_temperature=float(theta), rope_rotate_half=True, global_pool="token",
-                qkv_bias=any(bool(config.get(k, True)) for k in ("query_bias", "key_bias", "value_bias")),
-                mlp_bias=bool(config.get("mlp_bias", True)), proj_bias=bool(config.get("proj_bias", True)),
-                mlp="glu" if gated else "mlp", mlp_hidden_dim=2 * hidden if gated else hidden,
-                act=_activation(config, "silu" if gated else "gelu"))
-
-
-def _clip_options(config: dict[str, Any]) -> Options:
-    """CLIP: pre-norm, bias-free patch embedding, post_layernorm on the pooled class token only (fc_norm)."""
-    return dict(mlp_hidden_dim=_int(config, "intermediate_size"), act=_activation(config, "quick_gelu"),
-                patch_bias=False, pre_norm=True, fc_norm=True)
-
-
-def _siglip_options(config: dict[str, Any]) -> Options:
-    """SigLIP: no class token, post_layernorm on all tokens, then the MAP head (or the token mean without it)."""
-    use_head = config.get("vision_use_head", True) is not False
-    return dict(mlp_hidden_dim=_int(config, "intermediate_size"), act=_activation(config, "gelu_pytorch_tanh"),
-                class_token=False, global_pool="map" if use_head else "avg")
-
-
-def _aimv2_options(config: dict[str, Any]) -> Options:
-    """AIMv2: RMSNorm everywhere (a norm on the patch embeddings too), no class token, SwiGLU; q/k/v, the output
-    projection and the MLP have biases only as the config says; the head is one attention over the tokens with
-    the learned query as it is (no q projection, no MLP), or, without it, the mean of the tokens."""
-    if config.get("is_native"):
-        raise UnsupportedModelError("native-resolution AIMv2 (is_native: sinusoidal positions for any grid) is not "
-                                    "supported; the fixed-resolution checkpoints (aimv2-*-patch14-224/336/448) are")
-    eps = config.get("rms_norm_eps", 1e-5)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
-        raise _bad_config(f"rms_norm_eps must be a positive number, got {eps!r}")
-    bias, use_head = bool(config.get("qkv_bias", False)), config.get("use_head", True) is not False
-    return dict(norm="rms", ln_eps=float(eps), patch_norm=True, class_token=False, qkv_bias=bias, proj_bias=bias,
-                mlp="glu", mlp_hidden_dim=2 * _int(config, "intermediate_size"), act=_activation(config, "silu"),
-                mlp_bias=bool(config.get("mlp_bias", False)), global_pool="map" if use_head else "avg",
-                attn_pool_mlp=False)
-
-
-def _siglip2_options(config: dict[str, Any]) -> Options:
-    """SigLIP 2 (NaFlex): SigLIP's encoder and head, built here at a fixed patch grid (num_patches as a square,
-    another with --img-size); its position table is resampled bilinearly with antialiasing, as its processor does
-    for each image's grid."""
-    patches, patch = _int(config, "num_patches", 256), _int(config, "patch_size", 16)
-    side = math.isqrt(patches)
-    if side * side != patches:
-        raise _bad_config(f"num_patches {patches} is not a square grid")
-    return {**_siglip_options(config), "img_size": side * patch, "pos_embed_resize": "bilinear"}
-
-
-@dataclass(frozen=True)
-class Family:
-    """What a model family shares: its encoder's key prefix, its config reader, key renames and input defaults."""
-
-    name: str  # source["family"]
-    prefixes: tuple[str, ...]  # where the encoder's keys live in task models; stripped where present
-    options: Callable[[dict[str, Any]], Options]
-    ln_eps: float  # transformers' default layer_norm_eps for the family
-    renames: tuple[tuple[str, str], ...] = ()  # literal key-prefix renames tried before the shared ones
-    norm: tuple[tuple[float, ...], tuple[float, ...]] = _HALF  # mean, std without a preprocessor_config.json
-    interpolation: str = "bicubic"
-    antialias: bool = True  # how transformers resamples the position embeddings for another input size
 
 
 @dataclass(frozen=True)
 class Architecture:
     """One transformers class: its family, what it returns, its head and its own config options."""
 
-    family: Family
+    family: Family  # its declaration in models/families, with how transformers stores it (`hf`)
     output: str  # the transformers output the reference reproduces (for the manifest)
     head: Literal["labels", "projection", "none"] = "none"  # labels: a class per id2label; projection: CLIP's
     options: Options = field(default_factory=dict)
     renames: tuple[tuple[str, str], ...] = ()
     output_without_pooler: str = ""  # ViTModel saved without its pooler, SigLIP without its head
 
+    @property
+    def hf(self) -> HFReading:
+        """How transformers stores the family (every family an architecture names declares it)."""
+        if self.family.hf is None:
+            raise TypeError(f"family {self.family.name} declares no transformers reading")
+        return self.family.hf
 
-_VIT = Family("vit", ("vit.",), _vit_options, 1e-12, norm=_HALF, interpolation="bilinear")
-_DEIT = Family("deit", ("deit.",), _vit_options, 1e-12, norm=_HALF, interpolation="bilinear",
-               renames=(("cls_classifier.", "head."), ("distillation_classifier.", "head_dist.")))
-_DINOV2 = Family("dinov2", ("dinov2.",), _dinov2_options, 1e-6, norm=_IMAGENET, antialias=False)
-_DINOV2_REG = Family("dinov2-reg", ("dinov2_with_registers.",), _dinov2_options, 1e-6, norm=_IMAGENET)
-_DINOV3 = Family("dinov3", ("dinov3_vit.",), _dinov3_options, 1e-5, norm=_IMAGENET)
-_CLIP = Family("clip", ("vision_model.",), _clip_options, 1e-5, norm=_OPENAI_CLIP,
-               renames=(("post_layernorm.", "fc_norm."), ("visual_projection.", "head.")))
-_SIGLIP = Family("siglip", ("vision_model.",), _siglip_options, 1e-6, renames=(
-    ("post_layernorm.", "norm."), ("head.probe", "attn_pool.latent"), ("head.attention.in_proj_", "attn_pool.in_proj_"),
-    ("head.attention.out_proj.", "attn_pool.proj."), ("head.layernorm.", "attn_pool.norm."),
-    ("head.mlp.", "attn_pool.mlp.")))
-_SIGLIP2 = Family("siglip2", ("vision_model.",), _siglip2_options, 1e-6, interpolation="bilinear",
-                  renames=_SIGLIP.renames)
-_METACLIP2 = Family("metaclip2", ("vision_model.",), _clip_options, 1e-5, norm=_OPENAI_CLIP, renames=_CLIP.renames)
-_AIMV2 = Family("aimv2", ("vision_model.",), _aimv2_options, 1e-5, norm=_OPENAI_CLIP, renames=(
-    ("embeddings.rms_norm.", "patch_embed.norm."), ("embeddings.patch_embed.", "patch_embed.proj."),
-    ("rms_norm.", "norm."), ("head.cls_token", "attn_pool.latent"), ("head.output_proj.", "attn_pool.proj.")))
+
 _CLASSIFIER = (("classifier.", "head."),)
 
 SUPPORTED_ARCHITECTURES: dict[str, Architecture] = {
-    "ViTForImageClassification": Architecture(_VIT, "logits", "labels", renames=_CLASSIFIER),
-    "ViTModel": Architecture(_VIT, "pooler_output", renames=(("pooler.dense.", "pre_logits.fc."),),
+    "ViTForImageClassification": Architecture(VIT, "logits", "labels", renames=_CLASSIFIER),
+    "ViTModel": Architecture(VIT, "pooler_output", renames=(("pooler.dense.", "pre_logits.fc."),),
                              output_without_pooler="last_hidden_state[:, 0]"),
-    "DeiTForImageClassification": Architecture(_DEIT, "logits", "labels", dict(distilled=True, dist_head=False),
+    "DeiTForImageClassification": Architecture(DEIT, "logits", "labels", dict(distilled=True, dist_head=False),
                                                _CLASSIFIER),
-    "DeiTForImageClassificationWithTeacher": Architecture(_DEIT, "logits", "labels", dict(distilled=True)),
-    "Dinov2Model": Architecture(_DINOV2, "pooler_output"),
-    "Dinov2ForImageClassification": Architecture(_DINOV2, "logits", "labels", dict(global_pool="token_avg"),
+    "DeiTForImageClassificationWithTeacher": Architecture(DEIT, "logits", "labels", dict(distilled=True)),
+    "Dinov2Model": Architecture(DINOV2, "pooler_output"),
+    "Dinov2ForImageClassification": Architecture(DINOV2, "logits", "labels", dict(global_pool="token_avg"),
                                                  _CLASSIFIER),
-    "Dinov2WithRegistersModel": Architecture(_DINOV2_REG, "pooler_output"),
-    "Dinov2WithRegistersForImageClassification": Architecture(_DINOV2_REG, "logits", "labels",
+    "Dinov2WithRegistersModel": Architecture(DINOV2_REG, "pooler_output"),
+    "Dinov2WithRegistersForImageClassification": Architecture(DINOV2_REG, "logits", "labels",
                                                               dict(global_pool="token_avg"), _CLASSIFIER),
-    "DINOv3ViTModel": Architecture(_DINOV3, "pooler_output"),
-    "CLIPVisionModel": Architecture(_CLIP, "pooler_output"),
-    "CLIPVisionModelWithProjection": Architecture(_CLIP, "image_embeds", "projection"),
-    "SiglipVisionModel": Architecture(_SIGLIP, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
-    "Siglip2VisionModel": Architecture(_SIGLIP2, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
-    "MetaClip2VisionModel": Architecture(_METACLIP2, "pooler_output"),
-    "MetaClip2VisionModelWithProjection": Architecture(_METACLIP2, "image_embeds", "projection"),
-    "Aimv2VisionModel": Architecture(_AIMV2, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
+    "DINOv3ViTModel": Architecture(DINOV3, "pooler_output"),
+    "CLIPVisionModel": Architecture(CLIP, "pooler_output"),
+    "CLIPVisionModelWithProjection": Architecture(CLIP, "image_embeds", "projection"),
+    "SiglipVisionModel": Architecture(SIGLIP, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
+    "Siglip2VisionModel": Architecture(SIGLIP2, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
+    "MetaClip2VisionModel": Architecture(METACLIP2, "pooler_output"),
+    "MetaClip2VisionModelWithProjection": Architecture(METACLIP2, "image_embeds", "projection"),
+    "Aimv2VisionModel": Architecture(AIMV2, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
 }
 
 _LAYER = r"(?:encoder\.layers?|layers?|model\.layer)\.(\d+)\."
@@ -320,18 +148,18 @@ def _architecture(name: str) -> Architecture:
 def _labels(config: dict[str, Any]) -> tuple[str, ...]:
     labels = config.get("id2label") or {}
     if not isinstance(labels, dict):
-        raise _bad_config(f"id2label must be a mapping, got {type(labels).__name__}")
+        raise bad_config(f"id2label must be a mapping, got {type(labels).__name__}")
     try:
         return tuple(str(labels[k]) for k in sorted(labels, key=lambda k: int(k)))
     except (TypeError, ValueError) as exc:
-        raise _bad_config(f"id2label keys must be integers ({exc})") from exc
+        raise bad_config(f"id2label keys must be integers ({exc})") from exc
 
 
 def _num_classes(config: dict[str, Any], arch: Architecture) -> int:
     if arch.head == "labels":
-        return len(_labels(config)) if "id2label" in config else _int(config, "num_labels", 1000, minimum=0)
+        return len(_labels(config)) if "id2label" in config else read_int(config, "num_labels", 1000, minimum=0)
     if arch.head == "projection":
-        return _int(config, "projection_dim")
+        return read_int(config, "projection_dim")
     return 0
 
 
@@ -342,13 +170,13 @@ def hf_config_to_vit(config: dict[str, Any], architecture: str | None = None) ->
         listed = [listed]
     name = architecture or (str(listed[0]) if isinstance(listed, list) and listed else "?")
     arch = _architecture(name)
-    family = arch.family
-    options = {**_common_options(config, family.ln_eps), **family.options(config), **arch.options,
+    family = arch.hf
+    options = {**common_options(config, family.ln_eps), **family.options(config), **arch.options,
                "num_classes": _num_classes(config, arch)}
     try:
         vit = ViTConfig(**options)
     except ValueError as exc:
-        raise _bad_config(str(exc)) from exc
+        raise bad_config(str(exc)) from exc
     mean, std = family.norm
     spec = InputSpec(img_size=vit.img_size, channels=vit.in_chans, mean=mean, std=std,
                      interpolation=family.interpolation, crop_pct=1.0,
@@ -365,14 +193,14 @@ def _preprocessor_size(value: Any, key: str) -> Size | None:
     if isinstance(value, dict):
         if "height" in value or "width" in value:
             height, width = value.get("height", value.get("width")), value.get("width", value.get("height"))
-            size = (_int({name: height}, name), _int({name: width}, name))
+            size = (read_int({name: height}, name), read_int({name: width}, name))
         else:
             shortest = value.get("shortest_edge")
-            size = None if shortest is None else _size({name: shortest}, name)
+            size = None if shortest is None else read_size({name: shortest}, name)
     else:
-        size = None if value is None else _size({name: value}, name)
+        size = None if value is None else read_size({name: value}, name)
     if size is not None and max(size) > MAX_IMAGE_SIDE:
-        raise _bad_config(f"{name} {max(size)} is over {MAX_IMAGE_SIDE} px per side, beyond any ViT")
+        raise bad_config(f"{name} {max(size)} is over {MAX_IMAGE_SIDE} px per side, beyond any ViT")
     return size
 
 
@@ -384,13 +212,13 @@ def _norm_values(pre: dict[str, Any], key: str, default: tuple[float, ...], chan
     try:
         values = tuple(float(v) for v in value) if isinstance(value, (list, tuple)) else (float(value),) * channels
     except (TypeError, ValueError) as exc:
-        raise _bad_config(f"preprocessor image_mean/std {value!r} are not numbers") from exc
+        raise bad_config(f"preprocessor image_mean/std {value!r} are not numbers") from exc
     if len(values) != channels:
-        raise _bad_config(f"preprocessor image_mean/std has {len(values)} values for {channels} channels")
+        raise bad_config(f"preprocessor image_mean/std has {len(values)} values for {channels} channels")
     if not all(math.isfinite(v) for v in values):
-        raise _bad_config(f"preprocessor {key} {list(values)} is not finite; fix it in preprocessor_config.json")
+        raise bad_config(f"preprocessor {key} {list(values)} is not finite; fix it in preprocessor_config.json")
     if nonzero and 0.0 in values:
-        raise _bad_config(f"preprocessor {key} {list(values)} has a zero, and every image is divided by it; fix it "
+        raise bad_config(f"preprocessor {key} {list(values)} has a zero, and every image is divided by it; fix it "
                           "in preprocessor_config.json")
     return values
 
@@ -415,7 +243,7 @@ def _spec_from_preprocessor(pre: dict[str, Any], spec: InputSpec) -> InputSpec:
     size_value = pre.get("size")
     shortest = isinstance(size_value, dict) and "shortest_edge" in size_value or isinstance(size_value, int)
     return spec.with_(mean=mean, std=std, interpolation=interpolation, crop_pct=crop_pct,
-                      img_size=_collapse(size) if size else spec.img_size,
+                      img_size=collapse(size) if size else spec.img_size,
                       crop_mode="center" if shortest else "squash", crop_offset="floor")
 
 
@@ -435,12 +263,12 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def _strip(key: str, arch: Architecture) -> str:
     """A key without its family prefix ('vit.', 'vision_model.'), which task models have and bare encoders may lack."""
-    return next((key[len(p):] for p in arch.family.prefixes if key.startswith(p)), key)
+    return next((key[len(p):] for p in arch.hf.prefixes if key.startswith(p)), key)
 
 
 def _rename(key: str, arch: Architecture) -> str | None:
     """A stripped key's reference name: architecture/family renames first, then the shared ones; None if none fits."""
-    for old, new in arch.renames + arch.family.renames:
+    for old, new in arch.renames + arch.hf.renames:
         if key.startswith(old):
             return new + key[len(old):]
     for pattern, replacement in _RENAMES:
@@ -556,7 +384,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
                               "output": arch.output if pooled else arch.output_without_pooler}
     if (spec.height, spec.width) != cfg.image_hw:  # DINOv2: config.image_size 518, crop 224
         source["pos_embed_resampled_from"] = cfg.img_size
-        model = model.with_img_size(spec.img_size, antialias=arch.family.antialias)
+        model = model.with_img_size(spec.img_size, antialias=arch.hf.antialias)
     return model.eval(), spec, source
 
 

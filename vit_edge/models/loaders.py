@@ -16,6 +16,7 @@ from torch import nn
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError, did_you_mean
 from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import load_checkpoint, load_strict, read_state_dict
+from vit_edge.models.families import config_family, original_layout
 from vit_edge.models.hf_compat import convert_hf_module, is_hf_directory, load_hf_directory
 from vit_edge.models.registry import (
     REFERENCE_NAMES,
@@ -29,11 +30,7 @@ from vit_edge.models.rope import as_half_layout
 from vit_edge.models.timm_compat import (
     eva_state_to_reference,
     is_eva_state_dict,
-    is_original_dinov3_state_dict,
-    is_original_pe_state_dict,
     is_timm_vit,
-    original_dinov3_to_reference,
-    original_pe_to_reference,
     timm_config_kwargs,
     timm_input_spec,
 )
@@ -139,10 +136,9 @@ def config_from_timm_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> Vi
 def _reference_state(cfg: ViTConfig, state: dict[str, torch.Tensor]) -> tuple[ViTConfig, dict[str, torch.Tensor]]:
     """A timm-family state dict (timm's names, Eva's, or Meta's DINOv3 and PE layouts) in the reference's names, with
     the config corrected by what the weights show: the one path for `timm:NAME --weights` and timm modules."""
-    if is_original_dinov3_state_dict(state):  # facebookresearch/dinov3's own checkpoint
-        state = original_dinov3_to_reference(state, cfg.qkv_bias)
-    elif is_original_pe_state_dict(state):  # facebookresearch/perception_models' own checkpoint
-        state = original_pe_to_reference(state)
+    original = original_layout(state)  # facebookresearch/dinov3's or perception_models' own checkpoint
+    if original is not None:
+        state = original.to_reference(state, cfg)
     elif is_eva_state_dict(state):
         state = eva_state_to_reference(state)
     return _half_rotation(config_from_timm_state(cfg, state), state)
@@ -386,18 +382,5 @@ def _finish(loaded: LoadedModel, img_size: int | tuple[int, int] | None) -> Load
     loaded.spec = loaded.spec.with_(channels=loaded.model.cfg.in_chans)
     loaded.source["weights_sha256"] = state_dict_sha256(loaded.model)
     loaded.source["architecture"] = loaded.model.cfg.to_json()
-    loaded.source.setdefault("family", _family(loaded.model.cfg))
+    loaded.source.setdefault("family", config_family(loaded.model.cfg).name)
     return loaded
-
-
-def _family(cfg: ViTConfig) -> str:
-    """A family name for models whose source does not say one (reference ViTs, checkpoints, modules)."""
-    if cfg.hybrid is not None:
-        return "hybrid"
-    if cfg.distilled:
-        return "deit"
-    if cfg.global_pool == "map":
-        return "siglip"
-    if cfg.reg_tokens:
-        return "registers"
-    return "vit"

@@ -15,6 +15,7 @@ from pathlib import Path
 from vit_edge.core.errors import UnsupportedModelError, did_you_mean
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import FASHION_MNIST_CLASSES
+from vit_edge.models.families import refused_timm_family, timm_family
 from vit_edge.models.vit import ViTConfig
 
 __all__ = [
@@ -70,38 +71,11 @@ class TimmEntry:
 
 
 TIMM_TABLE_FILE = Path(__file__).with_name("timm_models.json")
-# timm families outside the VisionTransformer class: the feature the reference ViT lacks, the nearest that loads
-_OTHER_TIMM_FAMILIES = {
-    "eva02": ("rotary position embeddings (EVA-02)", "eva_large_patch14_196 or vit_*_patch14_dinov2"),
-    "beit": ("relative position bias (BEiT)", "deit3_* (LayerScale, no relative bias)"),
-    "beitv2": ("relative position bias (BEiT v2)", "deit3_* (LayerScale, no relative bias)"),
-    "swin": ("shifted-window attention (Swin)", "vit_* or deit3_*"),
-    "swinv2": ("shifted-window attention (Swin v2)", "vit_* or deit3_*"),
-    "cait": ("class-attention layers (CaiT)", "deit3_* (LayerScale)"),
-    "xcit": ("cross-covariance attention (XCiT)", "deit3_*"),
-    "levit": ("convolutional attention stages (LeViT)", "vit_*_r26_s32_* (hybrid stem)"),
-    "pit": ("pooling stages (PiT)", "vit_*"),
-    "crossvit": ("two-branch cross attention (CrossViT)", "vit_*"),
-    "twins": ("locally-grouped attention (Twins)", "vit_*"),
-    "mvitv2": ("pooling attention (MViT v2)", "vit_*"),
-}
-
-
-_FAMILY_RULES = [(r"_dinov3", "dinov3"), (r"^vit_pe_", "pe"), (r"^eva02_", "eva02"), (r"_rope_", "rope-vit"),
-                 (r"_lingbot$", "lingbot"), (r"_sapiens2$", "sapiens2"),
-                 (r"^deit3_", "deit3"), (r"_reg\d+_dinov2", "dinov2-reg"), (r"_dinov2", "dinov2"),
-                 (r"_clip_", "clip"), (r"_siglip", "siglip"), (r"_r\d+_s\d+|_r_s\d+|resnet\d+d", "hybrid"),
-                 (r"^deit_", "deit"), (r"_reg\d+_", "registers"), (r"_gap_|_map_", "pooled"),
-                 (r"^(eva|beit|aimv2|vitamin|flexivit|test)_", r"\1"), (r"patch14", "patch14")]
 
 
 def family_of(name: str) -> str:
-    """The family a timm name belongs to (for `vit-edge models`, `info` and the manifest)."""
-    for pattern, family in _FAMILY_RULES:
-        match = re.search(pattern, name)
-        if match:
-            return match.expand(family)
-    return "vit"
+    """The family a timm name belongs to (for `vit-edge models`, `info` and the manifest): models/families decides."""
+    return timm_family(name).name
 
 
 def _read_timm_table() -> tuple[str, dict[str, dict]]:
@@ -118,13 +92,12 @@ TIMM_REFUSED = {name: (str(entry["family"]), str(entry["unsupported"])) for name
 
 
 def _timm_refusal(base: str) -> UnsupportedModelError:
-    entry = _TIMM.get(base)
-    family = base.split("_", 1)[0]
+    entry, refused = _TIMM.get(base), refused_timm_family(base)
     if entry is not None:
         close = difflib.get_close_matches(base, TIMM_NAMES, n=1, cutoff=0.0)
         missing, nearest = entry["unsupported"], (close[0] if close else "vit_base_patch16_224")
-    elif family in _OTHER_TIMM_FAMILIES:
-        missing, nearest = _OTHER_TIMM_FAMILIES[family]
+    elif refused is not None:
+        missing, nearest = refused.missing, refused.nearest
     else:
         return UnsupportedModelError(
             f"timm model '{base}' is not a ViT that vit-edge knows{did_you_mean(base, TIMM_NAMES)}; "

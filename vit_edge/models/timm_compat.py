@@ -17,8 +17,7 @@ from torch import nn
 from vit_edge.core.errors import UnsupportedModelError
 
 __all__ = ["UnsupportedFeature", "timm_config_kwargs", "is_timm_vit", "timm_input_spec", "eva_state_to_reference",
-           "is_eva_state_dict", "original_dinov3_to_reference", "is_original_dinov3_state_dict",
-           "original_pe_to_reference", "is_original_pe_state_dict"]
+           "is_eva_state_dict"]
 
 _TIMM_VIT_CLASSES = ("VisionTransformer", "VisionTransformerDistilled", "Eva")
 _NORMS = {"LayerNorm": "layer", "LayerNorm2d": "layer", "RmsNorm": "rms"}
@@ -290,67 +289,6 @@ def eva_state_to_reference(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
         elif not (key.endswith(".attn.v_bias") or key.endswith(".attn.k_bias") or ".mlp.fc1_x." in key):
             out[key] = value
     return out
-
-
-def original_dinov3_to_reference(state: dict[str, torch.Tensor], qkv_bias: bool) -> dict[str, torch.Tensor]:
-    """A checkpoint as facebookresearch/dinov3 saves it, in the reference's names, as timm's filter reads it:
-    storage_tokens are the registers; the k third of qkv.bias is zero (the original masks it, bias_mask); periods,
-    bias_mask and mask_token are not weights; a qkv.bias on a model without one (the distilled B/L: all zeros) goes."""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if key.endswith((".periods", ".bias_mask")) or key == "mask_token" or key.startswith(
-                ("rope_embed.", "projectors.", "local_cls_norm")):
-            continue
-        if key.endswith("attn.qkv.bias"):
-            if not qkv_bias:
-                continue
-            q, _, v = value.chunk(3, dim=-1)
-            value = torch.cat([q, torch.zeros_like(q), v])
-        out["reg_token" if key == "storage_tokens" else key] = value
-    return out
-
-
-_PE_SWAPS = (
-    ("conv1", "patch_embed.proj"), ("positional_embedding", "pos_embed"), ("transformer.resblocks.", "blocks."),
-    ("ln_pre", "norm_pre"), ("ln_post", "norm"), ("ln_", "norm"), ("ls_1.gamma", "ls1.gamma"),
-    ("ls_2.gamma", "ls2.gamma"), ("in_proj_", "qkv."), ("out_proj", "proj"), ("mlp.c_fc", "mlp.fc1"),
-    ("mlp.c_proj", "mlp.fc2"), ("attn_pool.attn", "attn_pool"), ("attn_pool.layernorm", "attn_pool.norm"),
-    ("attn_pool.probe", "attn_pool.latent"),
-)
-
-
-def original_pe_to_reference(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A checkpoint as facebookresearch/perception_models saves it (its `visual.` tower, OpenCLIP-style names), in
-    the reference's names, as timm's _convert_pe reads it: the projection `proj` (D, out) is the head, transposed,
-    with a zero bias; the pool's packed in-projection splits into q and kv."""
-    prefix = "visual." if any(key.startswith("visual.") for key in state) else ""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        key = key.replace("module.", "")
-        if prefix and not key.startswith(prefix):
-            continue  # the text tower
-        key = key[len(prefix):]
-        for old, new in _PE_SWAPS:
-            key = key.replace(old, new)
-        if key.startswith("attn_pool.qkv."):
-            dim, param = value.shape[0] // 3, key.rsplit(".", 1)[1]
-            out[f"attn_pool.q.{param}"], out[f"attn_pool.kv.{param}"] = value[:dim], value[dim:]
-        elif key == "proj":
-            out["head.weight"], out["head.bias"] = value.t(), torch.zeros(value.shape[1], dtype=value.dtype)
-        elif key == "class_embedding":
-            out["cls_token"] = value.reshape(1, 1, -1)
-        else:
-            out[key] = value.unsqueeze(0) if key == "pos_embed" and value.ndim == 2 else value
-    return out
-
-
-def is_original_pe_state_dict(state: dict[str, Any]) -> bool:
-    bare = "conv1.weight" in state and "transformer.resblocks.0.ln_1.weight" in state
-    return "visual.conv1.weight" in state or bare
-
-
-def is_original_dinov3_state_dict(state: dict[str, Any]) -> bool:
-    return "storage_tokens" in state
 
 
 def is_eva_state_dict(state: dict[str, Any]) -> bool:

@@ -1,0 +1,67 @@
+"""The family declarations (models/families) are the one place a family is described: every config field, timm
+family and transformers architecture is accounted for by one, and the refusals they drive name the feature."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
+from vit_edge.models.config import EXPORT_CHOICES, SIZE_FIELDS, ViTConfig
+from vit_edge.models.families import FAMILIES, family, timm_family, weights_hint
+from vit_edge.models.hf_compat import SUPPORTED_ARCHITECTURES
+from vit_edge.models.loaders import load_model
+from vit_edge.models.registry import TIMM_FAMILIES, TIMM_REFUSED, timm_entry
+from vit_edge.models.vit import VisionTransformer
+
+
+def test_every_config_field_is_a_size_an_export_choice_or_a_family_s() -> None:
+    claimed = {name for entry in FAMILIES for name in entry.fields}
+    fields = {f.name for f in dataclasses.fields(ViTConfig)}
+    assert claimed <= fields, f"families name fields ViTConfig lacks: {sorted(claimed - fields)}"
+    unowned = fields - claimed - set(SIZE_FIELDS) - set(EXPORT_CHOICES)
+    assert not unowned, f"config fields no family declares: {sorted(unowned)}"
+    assert not set(EXPORT_CHOICES) & claimed, "an export choice is not an architecture field"
+
+
+def test_every_family_named_by_the_timm_table_and_transformers_is_declared_once() -> None:
+    names = [entry.name for entry in FAMILIES]
+    assert len(names) == len(set(names))
+    for name in set(TIMM_FAMILIES) | {fam for fam, _ in TIMM_REFUSED.values()}:
+        assert family(name).loads, name
+    for arch_name, arch in SUPPORTED_ARCHITECTURES.items():
+        assert arch.family.hf is not None and family(arch.family.name) is arch.family, arch_name
+    with pytest.raises(ConfigError, match="unknown family 'dinov4'.*dinov"):
+        family("dinov4")
+
+
+def test_timm_names_reach_their_declared_family_first_match_wins() -> None:
+    assert timm_family("vit_small_patch14_reg4_dinov2").name == "dinov2-reg"  # before plain dinov2
+    assert timm_family("vit_base_patch16_dinov3").name == "dinov3"
+    assert timm_family("swinv2_tiny_window8_256").name == "swinv2"
+    assert timm_family("swin_tiny_patch4_window7_224").missing
+    assert timm_family("vit_base_patch16_224").name == "vit"
+
+
+def test_an_architecture_is_its_config_without_the_export_choices() -> None:
+    cfg = ViTConfig(img_size=32, patch_size=8, depth=2, embed_dim=48, num_heads=3, mlp_hidden_dim=96, merge=2,
+                    head_tokens_only=False)
+    assert cfg.architecture == cfg.with_(merge=0, head_tokens_only=True) != cfg
+
+
+def test_a_timm_name_of_an_unsupported_family_names_the_feature() -> None:
+    with pytest.raises(UnsupportedModelError, match="class-attention layers.*nearest that loads: deit3_"):
+        load_model("timm:cait_s24_224", random_init=True)
+
+
+def test_rotary_weights_under_a_plain_name_point_to_their_family(tmp_path) -> None:
+    state = VisionTransformer(timm_entry("vit_small_patch16_224").config.with_(depth=1)).state_dict()
+    state["rope.freqs"] = torch.zeros(8)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "eva.safetensors"))
+    with pytest.raises(ModelLoadError, match="eva02 family.*vit-edge models --family eva02") as info:
+        load_model("timm:vit_small_patch16_224", weights=tmp_path / "eva.safetensors")
+    assert "\n" not in str(info.value)
+    assert weights_hint(["blocks.0.attn.relative_position_bias_table"]).startswith("; these weights need relative")
+    assert weights_hint(["blocks.0.attn.qkv.weight"]) == ""

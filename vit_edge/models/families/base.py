@@ -1,0 +1,69 @@
+"""What a model family declares, as data: one `Family` per family, read by the registry, the catalogue, the
+loaders, the Hugging Face reader and the checkpoint's refusals (none of them holds a family's knowledge).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from vit_edge.models.config import ViTConfig
+
+__all__ = ["Family", "HFReading", "OriginalWeights", "Options", "StateDict", "IMAGENET", "OPENAI_CLIP", "HALF"]
+
+Options = dict[str, Any]  # ViTConfig keyword arguments
+StateDict = dict[str, torch.Tensor]
+MeanStd = tuple[tuple[float, ...], tuple[float, ...]]
+IMAGENET: MeanStd = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+OPENAI_CLIP: MeanStd = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
+HALF: MeanStd = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+@dataclass(frozen=True)
+class HFReading:
+    """How transformers stores the family: the encoder's key prefix, the config reader, renames, input defaults."""
+
+    prefixes: tuple[str, ...]  # where the encoder's keys live in task models; stripped where present
+    options: Callable[[dict[str, Any]], Options]  # config.json → the family's ViTConfig options
+    ln_eps: float  # transformers' default layer_norm_eps for the family
+    renames: tuple[tuple[str, str], ...] = ()  # literal key-prefix renames tried before the shared ones
+    norm: MeanStd = HALF  # mean, std without a preprocessor_config.json
+    interpolation: str = "bicubic"
+    antialias: bool = True  # how transformers resamples the position embeddings for another input size
+
+
+@dataclass(frozen=True)
+class OriginalWeights:
+    """The authors' own checkpoint layout (not timm's names): how to recognise it and rename it to the reference's."""
+
+    recognise: Callable[[dict[str, Any]], bool]
+    to_reference: Callable[[StateDict, ViTConfig], StateDict]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family: its timm names, what it needs of the reference, how its weights are read, or what is missing.
+
+    `fields` are the ViTConfig fields the family turns on (a field no family claims is a field nobody needs, and
+    a test says so). A family with `missing` set does not load; the refusal names the feature and `nearest`.
+    """
+
+    name: str
+    note: str
+    timm_names: str = ""  # a regex on timm names; FAMILIES is searched in order, the first match wins
+    fields: tuple[str, ...] = ()
+    hf: HFReading | None = None
+    original_weights: OriginalWeights | None = None
+    recognise_config: Callable[[ViTConfig], bool] | None = None  # for sources that do not name their family
+    weight_keys: tuple[str, ...] = ()  # key fragments that show these weights are this family's
+    missing: str = ""
+    nearest: str = ""
+
+    def names_timm(self, name: str) -> bool:
+        return bool(self.timm_names) and re.search(self.timm_names, name) is not None
+
+    @property
+    def loads(self) -> bool:
+        return not self.missing

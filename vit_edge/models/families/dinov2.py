@@ -1,0 +1,35 @@
+"""DINOv2, with and without register tokens (timm and transformers)."""
+from __future__ import annotations
+
+from typing import Any
+
+from vit_edge.models.families.base import IMAGENET, Family, HFReading, Options
+from vit_edge.models.families.hf_config import activation, positive_number, read_int
+
+__all__ = ["DINOV2", "DINOV2_REG"]
+
+
+def _dinov2_options(config: dict[str, Any]) -> Options:
+    """DINOv2: LayerScale, hidden size from mlp_ratio, SwiGLU as the packed GLU; registers skip the position embedding.
+
+    transformers adds the class token's position embedding before inserting the registers, which have none:
+    that is `no_embed_class` once the class position is folded into the class token (see hf_compat's
+    `_fold_class_position`).
+    """
+    ratio = positive_number(config, "mlp_ratio", 4, 1e4)
+    hidden = int(read_int(config, "hidden_size") * ratio)
+    registers = read_int(config, "num_register_tokens", 0, minimum=0)
+    options: Options = dict(init_values=1.0,  # LayerScale on; its values come with the weights
+                            qkv_bias=bool(config.get("qkv_bias", True)), reg_tokens=registers,
+                            no_embed_class=registers > 0)
+    if config.get("use_swiglu_ffn"):  # silu(gate) · up, whatever hidden_act says; fc1 = [gate; up] is timm's packing
+        return {**options, "mlp": "glu", "act": "silu", "mlp_hidden_dim": 2 * ((int(hidden * 2 / 3) + 7) // 8 * 8)}
+    return {**options, "mlp_hidden_dim": hidden, "act": activation(config, "gelu")}
+
+
+DINOV2 = Family("dinov2", "DINOv2: patch 14, LayerScale; encoders output the normed class token", r"_dinov2",
+                fields=("init_values", "mlp", "act"),
+                hf=HFReading(("dinov2.",), _dinov2_options, 1e-6, norm=IMAGENET, antialias=False))
+DINOV2_REG = Family("dinov2-reg", "DINOv2 with 4 register tokens", r"_reg\d+_dinov2",
+                    fields=("reg_tokens", "no_embed_class"),
+                    hf=HFReading(("dinov2_with_registers.",), _dinov2_options, 1e-6, norm=IMAGENET))
