@@ -27,7 +27,7 @@ from vit_edge.pipeline.writing import parity_inputs, tool_versions
 from vit_edge.runtime.artifact import Artifact
 
 if TYPE_CHECKING:
-    from vit_edge.benchmarking.fleet import FleetDevice
+    from vit_edge.benchmarking.fleet import Fleet, FleetDevice
     from vit_edge.benchmarking.record import BenchRecord
     from vit_edge.benchmarking.sweep import BenchConfig
     from vit_edge.data.sources import DataOptions
@@ -157,7 +157,7 @@ def bench(
     artifacts: Sequence[str | Path],
     config: BenchConfig | None = None,
     *,
-    devices: Sequence[str | FleetDevice] = (),
+    devices: Fleet | Sequence[str | FleetDevice] = (),
     progress: Callable[[str], None] = lambda _: None,
     on_records: Callable[[list[BenchRecord]], None] = lambda _: None,
     **config_fields: Any,
@@ -165,20 +165,20 @@ def bench(
     """Measure `artifacts` on each device (default: here) and return one BenchRecord per configuration.
 
     `config` is a bench.sweep.BenchConfig (or its fields as keywords); `devices` are addresses ('local',
-    'ssh://user@host', 'adb:SERIAL') or bench.fleet.FleetDevice entries, measured in parallel. A failure is a
+    'ssh://user@host', 'adb:SERIAL'), FleetDevice entries or a checked Fleet, measured in parallel. A failure is a
     record's status, never an exception, once the request itself is valid.
     """
-    from vit_edge.benchmarking.fleet import FleetDevice, bench_fleet, check_fleet
-    from vit_edge.benchmarking.sweep import BenchConfig
+    from vit_edge.benchmarking.fleet import Fleet, bench_fleet
+    from vit_edge.benchmarking.sweep import BenchConfig, check_some_artifact
     from vit_edge.benchmarking.sweep import bench as sweep
 
     unknown = set(config_fields) - set(BenchConfig.__dataclass_fields__)
     if unknown:
         raise ConfigError(f"unknown bench option(s): {', '.join(sorted(unknown))}")
-    fleet = [d if isinstance(d, FleetDevice) else FleetDevice(str(d)) for d in devices] or [FleetDevice("local")]
-    check_fleet(fleet)  # a duplicate or an address that does not parse stops here, before any measurement
-    cfg = replace(config or BenchConfig(), device=fleet[0].address, **config_fields)
+    fleet = devices if isinstance(devices, Fleet) else Fleet.of(devices)  # checked once, before any measurement
+    cfg = replace(config or BenchConfig(), device=fleet.devices[0].address, **config_fields)
     paths = [str(a) for a in artifacts]
-    if len(fleet) == 1 and fleet[0].name is None and not fleet[0].ssh_options and fleet[0].python is None:
+    check_some_artifact(paths)
+    if fleet.plain_single is not None:
         return sweep(paths, cfg, progress=progress, on_records=on_records)
     return bench_fleet(paths, cfg, fleet, progress=progress, on_records=on_records)

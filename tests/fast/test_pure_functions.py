@@ -149,3 +149,21 @@ def test_preprocess_normalises_and_lays_out() -> None:
     assert nhwc.shape == (2, 4, 4, 3)
     with pytest.raises(DataError):
         preprocess_uint8(np.zeros((2, 4, 4, 2), dtype=np.uint8), spec)
+
+
+def test_a_fleet_is_checked_when_made_and_only_then() -> None:
+    """A Fleet refuses a device listed twice (address or name) and an unparsable address as it is made; api.bench
+    takes a made one as it is, and makes one from addresses before measuring anything."""
+    from vit_edge.api import bench
+    from vit_edge.benchmarking.fleet import Fleet, FleetDevice
+    from vit_edge.core.errors import ConfigError, DeviceError
+
+    assert Fleet.of([]).plain_single == FleetDevice("local")
+    assert Fleet.of([FleetDevice("local", name="here")]).plain_single is None
+    for listed in (["local", "local"], [FleetDevice("ssh://a", name="x"), FleetDevice("ssh://b", name="x")]):
+        with pytest.raises(ConfigError, match="listed twice"):
+            Fleet.of(listed)
+    with pytest.raises(DeviceError):
+        Fleet.of(["telnet://box"])
+    with pytest.raises(ConfigError, match="listed twice"):
+        bench(["no-such-artifact"], devices=["ssh://a", "ssh://a"])

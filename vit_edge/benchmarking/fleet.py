@@ -16,13 +16,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from vit_edge.benchmarking.devices import parse_device
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.errors import ConfigError, VitEdgeError
 
-__all__ = ["FleetDevice", "read_devices_file", "check_fleet", "bench_fleet"]
+__all__ = ["FleetDevice", "Fleet", "read_devices_file", "bench_fleet"]
 
 _FIELDS = ("name", "python", "ssh-option")
 
@@ -82,23 +82,43 @@ def read_devices_file(path: str | Path) -> list[FleetDevice]:
     return devices
 
 
-def check_fleet(devices: list[FleetDevice]) -> None:
-    """Refuse a device listed twice (by address or by name) before anything is measured."""
-    seen: dict[str, str] = {}
-    for device in devices:
-        for key in {str(parse_device(device.address)), device.label}:
-            if key in seen:
-                raise ConfigError(f"device {key} is listed twice; each device once (its name must be unique)")
-            seen[key] = device.address
+@dataclass(frozen=True)
+class Fleet:
+    """The devices one bench measures, each once. Checked when it is made (an address that does not parse, a device
+    listed twice by address or by name), so whoever holds a Fleet holds a checked one and nothing checks it again."""
+
+    devices: tuple[FleetDevice, ...] = (FleetDevice("local"),)
+
+    def __post_init__(self) -> None:
+        if not self.devices:
+            raise ConfigError("a fleet needs at least one device")
+        seen: set[str] = set()
+        for device in self.devices:
+            for key in {str(parse_device(device.address)), device.label}:
+                if key in seen:
+                    raise ConfigError(f"device {key} is listed twice; each device once (its name must be unique)")
+                seen.add(key)
+
+    @classmethod
+    def of(cls, entries: Sequence[str | FleetDevice]) -> "Fleet":
+        """Addresses ('local', 'ssh://user@host', 'adb:SERIAL') or FleetDevice entries; none: this machine."""
+        devices = tuple(d if isinstance(d, FleetDevice) else FleetDevice(str(d)) for d in entries)
+        return cls(devices) if devices else cls()
+
+    @property
+    def plain_single(self) -> FleetDevice | None:
+        """The one device, when it is a bare address (no name, Python or SSH options): no fleet machinery needed."""
+        (device, *rest) = self.devices
+        plain = not rest and device.name is None and device.python is None and not device.ssh_options
+        return device if plain else None
 
 
-def bench_fleet(artifacts: list[str], cfg: Any, devices: list[FleetDevice],
+def bench_fleet(artifacts: list[str], cfg: Any, fleet: Fleet,
                 progress: Callable[[str], None] = lambda _: None,
                 on_records: Callable[[list[BenchRecord]], None] = lambda _: None) -> list[BenchRecord]:
     """Every device in parallel, each running the whole sweep one configuration at a time; merged records."""
     from vit_edge.benchmarking.sweep import bench, failed_records
 
-    check_fleet(devices)
     lock = threading.Lock()
 
     def locked(records: list[BenchRecord]) -> None:
@@ -123,5 +143,5 @@ def bench_fleet(artifacts: list[str], cfg: Any, devices: list[FleetDevice],
             locked(named(records))
         return named(records)
 
-    with ThreadPoolExecutor(max_workers=len(devices)) as pool:
-        return [record for records in pool.map(one, devices) for record in records]
+    with ThreadPoolExecutor(max_workers=len(fleet.devices)) as pool:
+        return [record for records in pool.map(one, fleet.devices) for record in records]

@@ -21,48 +21,54 @@ import numpy as np
 
 from vit_edge.benchmarking.devices import LocalDevice, SshDevice, parse_device
 from vit_edge.benchmarking.record import BenchRecord
-from vit_edge.core.artifact import Manifest, read_manifest
-from vit_edge.core.errors import ConfigError, VitEdgeError
+from vit_edge.core.artifact import MANIFEST_NAME, Manifest, read_manifest
+from vit_edge.core.errors import ArtifactError, ConfigError, VitEdgeError
 from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.data.sources import DataOptions, ImageSource
-from vit_edge.runtime.measure import MeasureConfig, config_to_json
+from vit_edge.runtime.measure import MeasureConfig, RunSettings, config_to_json
 from vit_edge.runtime.runner import RESULT_PREFIX
 
-__all__ = ["BenchConfig", "bench", "host_fingerprint", "failed_records"]
+__all__ = ["BenchConfig", "check_some_artifact", "bench", "host_fingerprint", "failed_records"]
 
 
 @dataclass(frozen=True)
-class BenchConfig:
+class BenchConfig(RunSettings):
+    """A bench: the run settings every configuration shares (RunSettings), the thread and batch sweep, the machine,
+    the data and the reference the outputs are compared with."""
+
     threads: tuple[int, ...] = (1,)
     batches: tuple[int, ...] = (1,)
-    warmup: int = 10
-    runs: int = 50
-    min_seconds: float = 1.0
-    device: str = "local"
-    accelerator: str = "CPU"  # OpenVINO's CPU/GPU/NPU/AUTO; `device` is the machine
-    precision_hint: str | None = "f32"
-    runtime: str | None = None
+    device: str = "local"  # the machine: local, ssh://user@host, adb:SERIAL; `accelerator` is within its runtime
     data: str | None = None  # any image source: class folders, a flat folder, a list file, .npy/.npz, a dataset name
     eval_limit: int | None = None
     data_options: DataOptions = DataOptions()
     reference: str | None = None
-    cpus: tuple[int, ...] = ()
     timeout_s: float = 600.0
     ssh_options: tuple[str, ...] = ()
     remote_python: str = "python3"
     adb_benchmark: str = "/data/local/tmp/benchmark_model"
-    profile: bool = False
 
     def __post_init__(self) -> None:
         """Checked here for the API as for the CLI: `threads=(0,)` would reach the runtime as 'all cores'."""
+        super().__post_init__()
         check_counts("threads", self.threads)
         check_counts("batches", self.batches)
-        check_counts("cpus", self.cpus, least=0, allow_empty=True)
-        check_count("warmup", self.warmup, least=0)
-        check_count("runs", self.runs)
         check_count("eval_limit", self.eval_limit, optional=True)
-        check_number("min_seconds", self.min_seconds)
         check_number("timeout_s", self.timeout_s, least=1e-3)
+
+
+def check_some_artifact(paths: list[str]) -> None:
+    """Refuse a bench where no path is an artifact (a typo, or nothing exported yet) before a report is written;
+    one bad path among artifacts stays a status row, so a sweep over many goes on."""
+    if not paths:
+        raise ConfigError("no artifact to bench: give one or more folders that vit-edge export wrote")
+    if any((Path(path) / MANIFEST_NAME).is_file() for path in paths):
+        return
+    try:
+        read_manifest(paths[0])
+    except ArtifactError as exc:
+        others = f" (nor is any of the other {len(paths) - 1} paths)" if len(paths) > 1 else ""
+        raise ArtifactError(f"{exc}{others}") from None
 
 
 def host_fingerprint() -> dict[str, Any]:
@@ -341,13 +347,10 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
             first = not records
             with_data = first and data is not None
             measure = MeasureConfig(
-                artifact=path, runtime=cfg.runtime, threads=threads, batch=batch, warmup=cfg.warmup,
-                runs=cfg.runs, min_seconds=cfg.min_seconds, accelerator=cfg.accelerator,
-                precision_hint=cfg.precision_hint,
+                artifact=path, threads=threads, batch=batch, **{**cfg.run_settings(), "profile": cfg.profile and first},
                 data_images=str(data.images) if with_data and data else None,
                 data_labels=str(data.labels) if with_data and data and data.labels else None,
-                logits_out=str(logits_file) if with_data else None, cpus=cfg.cpus, check_numerics=first,
-                profile=cfg.profile and first)
+                logits_out=str(logits_file) if with_data else None, check_numerics=first)
             progress(f"[{counter[0]}/{total}] {Path(path).name}: threads {threads}, batch {batch} …")
             try:
                 result = executor.run(measure, f"run{counter[0]}")

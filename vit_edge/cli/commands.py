@@ -88,15 +88,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from vit_edge.api import bench
-    from vit_edge.benchmarking.fleet import FleetDevice, check_fleet, read_devices_file
+    from vit_edge.benchmarking.fleet import Fleet, read_devices_file
     from vit_edge.benchmarking.record import BenchRecord
     from vit_edge.benchmarking.report import append_records, markdown_table, write_reports
     from vit_edge.benchmarking.sweep import BenchConfig
     from vit_edge.core.artifact import check_writable
 
-    fleet = [FleetDevice(address) for address in args.addresses]
-    fleet += read_devices_file(args.devices) if args.devices else []
-    check_fleet(fleet or [FleetDevice("local")])  # a duplicate stops here, before the report folder is made
+    listed = [*args.addresses, *(read_devices_file(args.devices) if args.devices else [])]
+    fleet = Fleet.of(listed)  # a duplicate stops here, before the report folder is made; checked only here
     cfg = _fields(args, BenchConfig, data_options=_data_options(args))
     check_writable(args.out)  # a read-only or missing report folder is found before measuring, not after
 

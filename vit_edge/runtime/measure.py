@@ -9,38 +9,60 @@ import os
 import resource
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vit_edge.core.artifact import NUMERICS_CHECK, read_manifest
+from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.types import Precision
 from vit_edge.runtime.base import SessionOptions, default_runtime, session_class, summarize_profile
 
-__all__ = ["MeasureConfig", "measure", "latency_stats", "peak_rss_mb", "memory_source", "device_fingerprint"]
+__all__ = ["RunSettings", "MeasureConfig", "measure", "latency_stats", "peak_rss_mb", "memory_source",
+           "device_fingerprint"]
 
 
 @dataclass(frozen=True)
-class MeasureConfig:
-    """One configuration to measure; it travels as JSON to a subprocess or a remote board."""
+class RunSettings:
+    """How each configuration runs: one declaration for the host's sweep (BenchConfig) and the measuring process
+    (MeasureConfig), checked here for both (`runs=0` or `threads=(0,)` would reach a runtime as 'all' or nothing)."""
 
-    artifact: str
-    runtime: str | None = None
-    threads: int | None = None
-    batch: int = 1
+    runtime: str | None = None  # None: the target's default runtime
     warmup: int = 10
     runs: int = 50
     min_seconds: float = 1.0
-    accelerator: str = "CPU"  # within the runtime (OpenVINO's CPU/GPU/NPU); the machine is the caller's business
-    precision_hint: str | None = "f32"
+    accelerator: str = "CPU"  # within the runtime (OpenVINO's CPU/GPU/NPU/AUTO); the machine is the caller's
+    precision_hint: str | None = "f32"  # None: the runtime's own default (OpenVINO: bf16 where the CPU has it)
+    cpus: tuple[int, ...] = ()  # pin the measuring process to these CPUs (Linux)
+    profile: bool = False  # the runtime's own per-op timing (ORT profiler, OpenVINO performance counters)
+
+    def __post_init__(self) -> None:
+        check_counts("cpus", self.cpus, least=0, allow_empty=True)
+        check_count("warmup", self.warmup, least=0)
+        check_count("runs", self.runs)
+        check_number("min_seconds", self.min_seconds)
+
+    def run_settings(self) -> dict[str, Any]:
+        """These settings as keyword arguments (what a BenchConfig hands each MeasureConfig)."""
+        return {f.name: getattr(self, f.name) for f in fields(RunSettings)}
+
+    def session_options(self, threads: int | None, batch: int | None = None) -> SessionOptions:
+        return SessionOptions(self.accelerator, threads, self.precision_hint, batch=batch)
+
+
+@dataclass(frozen=True)
+class MeasureConfig(RunSettings):
+    """One configuration to measure; it travels as JSON to a subprocess or a remote board."""
+
+    artifact: str = field(kw_only=True)
+    threads: int | None = None
+    batch: int = 1
     data_images: str | None = None  # a .npy of uint8 images at the input size (the eval transform done), mmapped
     data_labels: str | None = None  # a .npy of their labels as output indices (None: agreement only, no top-1)
     logits_out: str | None = None  # where to save the logits (for agreement with a reference)
-    cpus: tuple[int, ...] = ()  # pin the process to these CPUs (Linux)
     check_numerics: bool = False  # re-run the artifact's numerics_check.npz here and judge it (the numerics gate)
-    profile: bool = False  # the runtime's own per-op timing (ORT profiler, OpenVINO performance counters)
 
 
 def peak_rss_mb() -> float:
@@ -137,7 +159,7 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
     rss_before = peak_rss_mb()
     begin = time.perf_counter()
     session = session_class(runtime)(root / manifest.model_file,
-                                     SessionOptions(cfg.accelerator, cfg.threads, cfg.precision_hint, batch=cfg.batch))
+                                     cfg.session_options(cfg.threads, batch=cfg.batch))
     load_ms = (time.perf_counter() - begin) * 1000.0
     rss_load = peak_rss_mb()
     rng = np.random.default_rng(0)
@@ -158,7 +180,7 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
         result["profile"] = summarize_profile(session.profile(batch, runs=max(5, min(cfg.runs, 50))))
     if cfg.data_images:  # a second session with a free batch axis: accuracy runs in batches of 256
         accuracy_session = session_class(runtime)(root / manifest.model_file,
-                                                  SessionOptions(cfg.accelerator, cfg.threads, cfg.precision_hint))
+                                                  cfg.session_options(cfg.threads))
         result.update(_accuracy(accuracy_session, manifest.input_spec, cfg))
     return result
 
@@ -174,7 +196,7 @@ def _numerics_gate(root: Path, manifest: Any, runtime: str, cfg: MeasureConfig) 
     with np.load(file) as bundle:
         inputs, expected = bundle["inputs"], bundle["outputs"]
     session = session_class(runtime)(root / manifest.model_file,
-                                     SessionOptions(cfg.accelerator, cfg.threads, cfg.precision_hint))
+                                     cfg.session_options(cfg.threads))
     got = np.concatenate([session.run(inputs[i : i + 1]) for i in range(len(inputs))])
     precision = _precision_that_ran(str(session.info().get("precision", "")), manifest.precision)
     verdict = judge(expected, got, precision, manifest.judged_by_cosine, manifest.output_kind == "features")
