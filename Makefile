@@ -10,7 +10,7 @@ FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 # The SSH bench tests start a real sshd on loopback (they skip, saying so, where it cannot be installed).
 SYSTEM_PACKAGES := dataset-fashion-mnist openssh-server openssh-client
 
-.PHONY: demo test test-fast venv system-packages clean lock
+.PHONY: demo test test-fast docs-check venv system-packages clean lock
 
 venv: $(STAMP)
 
@@ -43,6 +43,11 @@ test: $(STAMP) system-packages
 # conversion. `make test` runs everything, these included.
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests/fast tests/unit tests/hostile
+
+# Every command the README and docs/ show, run in a fresh folder, the ones that train for minutes included
+# (make test runs the rest of them).
+docs-check: $(STAMP) system-packages
+	VIT_EDGE_DOCS_FULL=1 $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_docs_commands_run.py
 
 # Re-pin after a tested upgrade: writes the versions in .venv to constraints.txt.
 lock: $(STAMP)

@@ -181,10 +181,16 @@ def confined_path(root: Path, name: str) -> Path:
 
 
 def check_writable(folder: Path) -> None:
-    """Fail before the slow part when the output folder cannot be made or written (read-only disk, no rights)."""
+    """Fail before the slow part when `folder` could not be made or written (read-only disk, no rights, a file in
+    the way). Nothing is created here: a command refused later, or one that fails, leaves no empty folder behind."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ArtifactError(f"cannot write to {folder}: {existing} is a file, not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         raise ArtifactError(f"cannot write to {folder}: {exc.strerror or exc}") from exc

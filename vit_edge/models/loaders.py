@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError, did_you_mean
+from vit_edge.core.identity import ModelRef
 from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import load_checkpoint, load_strict, read_state_dict
 from vit_edge.models.families import config_family, original_layout
@@ -65,20 +66,25 @@ class LoadedModel:
     unmerged: VisionTransformer | None = None  # with token merging: the same model without it (the accuracy baseline)
 
     @property
+    def ref(self) -> ModelRef:
+        """How to load this model again, read from the source the loader wrote (typed in core.identity)."""
+        return ModelRef.from_manifest(self.source, self.spec.img_size)
+
+    @property
     def kind(self) -> str:
         """Where it came from: shipped, reference, timm, huggingface, transreid, checkpoint or module."""
-        return str(self.source.get("kind", ""))
+        return self.ref.kind
 
     @property
     def weights_sha256(self) -> str:
         """The hash of the weights as loaded (before --layers drops blocks), what a rebuilt model must match."""
-        return str(self.source["weights_sha256"])
+        return str(self.ref.weights_sha256)
 
     @property
     def tokens_per_block(self) -> list[int] | None:
         """With token merging: the tokens each block computes on."""
-        tokens = self.source.get("tokens_per_block")
-        return None if tokens is None else [int(n) for n in tokens]
+        cfg = self.model.cfg
+        return cfg.tokens_after_merge if cfg.merge else None
 
     def record_merge(self, record: dict[str, Any]) -> None:
         """What token merging cost on labelled data (or only its r and tokens), kept in the manifest's source."""

@@ -42,7 +42,9 @@ def resolve_options(target: str, options: ExportOptions | None, fields: dict[str
 
 
 def default_output_dir(model: ModelSource, options: ExportOptions) -> Path:
-    """artifacts/<model>-<target>-<precision>[-<size>][-nhwc]: predictable, and never a user's existing file."""
+    """artifacts/<model>-<target>-<precision>[-<size>][-nhwc][-merge<r>][-<output>[-l<blocks>]][-cam<c>v<v>]:
+    predictable, never a user's existing file, and another name for each choice that makes another artifact (the
+    docs' plain and merged exports of one model no longer collide)."""
     stem = Path(str(model)).stem if isinstance(model, (str, Path)) else type(model).__name__
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem.replace("timm:", "timm-")).strip("_") or "model"
     parts = [stem, options.target, options.precision.value]
@@ -51,6 +53,12 @@ def default_output_dir(model: ModelSource, options: ExportOptions) -> Path:
         parts.append(str(size) if isinstance(size, int) else f"{size[0]}x{size[1]}")
     if options.layout is Layout.NHWC:
         parts.append("nhwc")
+    if options.merge:
+        parts.append(f"merge{options.merge}")
+    if options.output != "pooled":
+        parts.append(options.output + (f"-l{'.'.join(map(str, options.layers))}" if options.layers else ""))
+    if options.camera or options.view:
+        parts.append(f"cam{options.camera}v{options.view}")
     return Path("artifacts") / "-".join(parts)
 
 
