@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
-from vit_edge.models.config import EXPORT_CHOICES, SIZE_FIELDS, ViTConfig
+from vit_edge.models.config import EXPORT_CHOICES, SIZE_FIELDS, ExportChoices, ViTConfig
 from vit_edge.models.families import FAMILIES, family, timm_family, weights_hint
 from vit_edge.models.hf_compat import SUPPORTED_ARCHITECTURES
 from vit_edge.models.loaders import load_model
@@ -19,11 +19,11 @@ from vit_edge.models.vit import VisionTransformer
 
 def test_every_config_field_is_a_size_an_export_choice_or_a_family_s() -> None:
     claimed = {name for entry in FAMILIES for name in entry.fields}
-    fields = {f.name for f in dataclasses.fields(ViTConfig)}
+    fields = {f.name for f in dataclasses.fields(ViTConfig)} - {"choices"}
     assert claimed <= fields, f"families name fields ViTConfig lacks: {sorted(claimed - fields)}"
-    unowned = fields - claimed - set(SIZE_FIELDS) - set(EXPORT_CHOICES)
+    unowned = fields - claimed - set(SIZE_FIELDS)
     assert not unowned, f"config fields no family declares: {sorted(unowned)}"
-    assert not set(EXPORT_CHOICES) & claimed, "an export choice is not an architecture field"
+    assert not set(EXPORT_CHOICES) & fields, "an export choice is not an architecture field"
 
 
 def test_every_family_named_by_the_timm_table_and_transformers_is_declared_once() -> None:
@@ -46,9 +46,14 @@ def test_timm_names_reach_their_declared_family_first_match_wins() -> None:
 
 
 def test_an_architecture_is_its_config_without_the_export_choices() -> None:
-    cfg = ViTConfig(img_size=32, patch_size=8, depth=2, embed_dim=48, num_heads=3, mlp_hidden_dim=96, merge=2,
-                    head_tokens_only=False)
-    assert cfg.architecture == cfg.with_(merge=0, head_tokens_only=True) != cfg
+    plain = ViTConfig(img_size=32, patch_size=8, depth=2, embed_dim=48, num_heads=3, mlp_hidden_dim=96)
+    cfg = plain.with_(merge=2, head_tokens_only=False, depth=3)
+    assert cfg.choices == ExportChoices(merge=2, head_tokens_only=False) and cfg.depth == 3
+    assert cfg.architecture == plain.with_(depth=3) != cfg
+    assert ViTConfig.from_json(cfg.to_json()) == cfg  # manifests keep the flat JSON they always had
+    assert cfg.to_json()["merge"] == 2 and "choices" not in cfg.to_json()
+    with pytest.raises(ValueError, match="layers"):
+        plain.with_(output="tokens", layers=(5,))  # a choice is checked against the architecture
 
 
 def test_a_timm_name_of_an_unsupported_family_names_the_feature() -> None:

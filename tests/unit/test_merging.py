@@ -55,7 +55,7 @@ def reference_forward(model: VisionTransformer, images: torch.Tensor) -> torch.T
 @pytest.mark.parametrize("family", [{}, {"distilled": True}, {"reg_tokens": 4, "init_values": 0.5}])
 def test_merging_computes_what_tome_computes(family: dict[str, object]) -> None:
     torch.manual_seed(0)
-    model = VisionTransformer(ViTConfig(**SMALL, merge=9, **family)).eval()  # type: ignore[arg-type]
+    model = VisionTransformer(ViTConfig(**SMALL, **family).with_(merge=9)).eval()  # type: ignore[arg-type]
     images = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         merged, reference = model(images), reference_forward(model, images)
@@ -87,5 +87,5 @@ def test_the_schedule_caps_r_as_tokens_run_out() -> None:
     assert merge_schedule(20, tokens=65, num_prefix=1, depth=4) == [20, 20, 12, 6]
     assert max_merge(197, 1) == 98
     with pytest.raises(ValueError, match="at most half"):
-        ViTConfig(**SMALL, merge=33)  # type: ignore[arg-type]
-    assert ViTConfig(**SMALL, merge=32).merge_schedule == [32, 16, 8, 4]  # type: ignore[arg-type]
+        ViTConfig(**SMALL).with_(merge=33)  # type: ignore[arg-type]
+    assert ViTConfig(**SMALL).with_(merge=32).merge_schedule == [32, 16, 8, 4]  # type: ignore[arg-type]

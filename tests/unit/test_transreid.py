@@ -142,7 +142,8 @@ def test_loaded_model_computes_transreid_feature(tmp_path: Path, images: torch.T
         out = model(images)
     torch.testing.assert_close(out, reference_feature(state, images, camera, neck_feat), atol=1e-5, rtol=1e-5)
     assert out.shape == (2, DIM)
-    assert (model.cfg.patch_stride, model.cfg.sie_index, model.cfg.bnneck) == (STRIDE, camera, neck_feat == "after")
+    cfg = model.cfg
+    assert (cfg.patch_stride, cfg.choices.sie_index, cfg.bnneck) == (STRIDE, camera, neck_feat == "after")
     assert spec.img_size == IMG and spec.mean == (0.5, 0.5, 0.5) and spec.crop_pct == 1.0
     assert source["kind"] == source["family"] == "transreid"
     assert (source["camera"], source["view"], source["neck_feat"]) == (camera, 0, neck_feat)
@@ -172,8 +173,8 @@ def test_bad_camera_is_one_config_error_line(camera: int) -> None:
 def test_camera_and_view_index_as_transreid_does() -> None:
     state = transreid_state(sie_rows=6)  # SIE_CAMERA and SIE_VIEW: camera_num × view_num rows
     cfg = transreid_config(state, camera=2, view=1, camera_num=3, view_num=2, **GEOMETRY)
-    assert (cfg.sie_embeds, cfg.sie_index) == (6, 2 * 2 + 1)
-    assert transreid_config(state, camera=2, view=1, view_num=2, **GEOMETRY).sie_index == 5
+    assert (cfg.sie_embeds, cfg.choices.sie_index) == (6, 2 * 2 + 1)
+    assert transreid_config(state, camera=2, view=1, view_num=2, **GEOMETRY).choices.sie_index == 5
     with pytest.raises(ConfigError, match=r"view 2 is out of range"):
         transreid_config(state, camera=0, view=2, camera_num=3, view_num=2, **GEOMETRY)
     with pytest.raises(ConfigError, match=r"do not split"):

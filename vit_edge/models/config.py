@@ -6,16 +6,15 @@ table and the manifest read and write an architecture without building one.
 from __future__ import annotations
 
 import operator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from itertools import accumulate
 from typing import Any
 
 from vit_edge.core.options import OUTPUTS  # one list for the CLI, the API options and the model
 from vit_edge.models.rope import ROPES
 
-__all__ = ["ViTConfig", "to_hw", "Size", "SIZE_FIELDS", "EXPORT_CHOICES", "POOLS", "ACTIVATIONS", "MLPS", "NORMS",
-           "OUTPUTS", "MAX_IMAGE_SIDE",
-           "MAX_TOKENS", "MAX_PARAMETERS", "MAX_CLASSES"]
+__all__ = ["ViTConfig", "ExportChoices", "to_hw", "Size", "SIZE_FIELDS", "EXPORT_CHOICES", "POOLS", "ACTIVATIONS",
+           "MLPS", "NORMS", "OUTPUTS", "MAX_IMAGE_SIDE", "MAX_TOKENS", "MAX_PARAMETERS", "MAX_CLASSES"]
 
 POOLS = ("token", "avg", "max", "avgmax", "map", "token_avg")  # token_avg: [class token, mean of patches]
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")
@@ -32,9 +31,28 @@ MAX_CLASSES = 1_000_000
 # The fields every ViT sets; each other architecture field belongs to the families that use it (models/families)
 SIZE_FIELDS = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads", "mlp_hidden_dim",
                "ln_eps", "global_pool", "class_token")
-# What one export chooses of a built architecture, none changing the weights: the TransReID camera/view row, ToMe's
-# merge, the output and its blocks, head-token pruning. The timm table and the family declarations never set them.
-EXPORT_CHOICES = ("sie_index", "merge", "output", "layers", "head_tokens_only")
+
+
+@dataclass(frozen=True)
+class ExportChoices:
+    """What one export chooses of a built architecture, none changing the weights: the TransReID camera/view row,
+    ToMe's merge, the output and its blocks, head-token pruning. The timm table and the family declarations never
+    set them; `ViTConfig.with_` takes them by name like architecture fields, and checks them against it."""
+
+    sie_index: int = 0  # the camera/view entry folded in at export (the artifact has one image input)
+    merge: int = 0  # ToMe's r: tokens merged after each block's attention (0: none); see models/merging.py
+    # what forward returns: "pooled" (logits, or the pooled embedding without a head), "tokens" (the normed patch
+    # tokens, (B, N, D): timm's forward_features minus the prefix) or "features" (the same as (B, D, rows, cols))
+    output: str = "pooled"
+    # with a dense output: the blocks whose tokens are returned (timm's forward_intermediates(norm=True), as DPT-style
+    # heads read them), each after the final norm, stacked after the batch: (B, L, N, D) or (B, L, D, rows, cols)
+    layers: tuple[int, ...] = ()
+    # The last block computes only the tokens the output reads (class-token pooling: the class and distillation
+    # tokens); every token is still a key and value there, so the output is the same. False: the plain graph.
+    head_tokens_only: bool = True
+
+
+EXPORT_CHOICES = tuple(f.name for f in fields(ExportChoices))
 
 
 def to_hw(size: int | Size | list[int]) -> Size:
@@ -80,12 +98,10 @@ class ViTConfig:
     proj_bias: bool = True
     sie_embeds: int = 0  # TransReID: camera × view side-information embeddings
     sie_scale: float = 3.0  # TransReID's sie_xishu
-    sie_index: int = 0  # the camera/view entry folded in at export (the artifact has one image input)
     bnneck: bool = False  # TransReID: a BatchNorm1d on the global feature (its test-time output)
     pre_logits: bool = False  # a Linear + tanh on the pooled feature (HF ViTModel's pooler, timm's pre_logits)
     hybrid: tuple[int, ...] | None = None  # a ResNetV2 stem (timm's vit_*_r50_*/r26): blocks per stage
     hybrid_width: int = 64  # the stem's channels (64 in every released hybrid)
-    merge: int = 0  # ToMe's r: tokens merged after each block's attention (0: none); see models/merging.py
     rope: str = "none"  # rotary position embeddings on q and k's patch tokens: "dinov3" (see models/rope.py)
     rope_temperature: float = 100.0
     rope_rotate_half: bool = True  # sin/cos laid out [f, f] and x rotated by halves (else interleaved pairs)
@@ -100,15 +116,7 @@ class ViTConfig:
     attn_pool_mlp_dim: int = 0  # its MLP width; 0: mlp_hidden_dim
     pool_include_prefix: bool = False  # the pooling reads the prefix tokens too (timm's Eva: PE's MAP head)
     attn_pool_mlp: bool = True  # False: the attention-pool head ends at its projection (transformers' AIMv2 head)
-    # what forward returns: "pooled" (logits, or the pooled embedding without a head), "tokens" (the normed patch
-    # tokens, (B, N, D): timm's forward_features minus the prefix) or "features" (the same as (B, D, rows, cols))
-    output: str = "pooled"
-    # with a dense output: the blocks whose tokens are returned (timm's forward_intermediates(norm=True), as DPT-style
-    # heads read them), each after the final norm, stacked after the batch: (B, L, N, D) or (B, L, D, rows, cols)
-    layers: tuple[int, ...] = ()
-    # The last block computes only the tokens the output reads (class-token pooling: the class and distillation
-    # tokens); every token is still a key and value there, so the output is the same. False: the plain graph.
-    head_tokens_only: bool = True
+    choices: ExportChoices = ExportChoices()  # how this export uses the architecture (not part of it)
 
     def __post_init__(self) -> None:
         if self.global_pool not in POOLS:
@@ -121,17 +129,9 @@ class ViTConfig:
             raise ValueError(f"pos_embed_resize '{self.pos_embed_resize}' is not bicubic or bilinear")
         if self.norm not in NORMS:
             raise ValueError(f"norm '{self.norm}' is not one of {', '.join(NORMS)}")
-        if self.output not in OUTPUTS:
-            raise ValueError(f"output '{self.output}' is not one of {', '.join(OUTPUTS)}")
-        if self.layers and (self.output == "pooled" or list(self.layers) != sorted(set(self.layers))
-                            or not 0 <= self.layers[0] <= self.layers[-1] < self.depth):
-            raise ValueError(f"layers {list(self.layers)} must be increasing block indices below depth {self.depth}, "
-                             "with a dense output (tokens or features)")
-        if self.output != "pooled" and self.merge:
-            raise ValueError("token merging changes the tokens a dense output would return; use one or the other")
         if self.rope not in ROPES:
             raise ValueError(f"rope '{self.rope}' is not one of {', '.join(ROPES)}")
-        if self.rope != "none" and ((self.embed_dim // max(self.num_heads, 1)) % 4 or self.merge):
+        if self.rope != "none" and ((self.embed_dim // max(self.num_heads, 1)) % 4 or self.choices.merge):
             raise ValueError("rotary embeddings need a head dimension divisible by 4 and no token merging (a merged "
                              "token has no single position to rotate by)")
         if self.global_pool in ("token", "token_avg") and not self.class_token:
@@ -147,19 +147,30 @@ class ViTConfig:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by attn_pool_heads {self.attn_pool_heads}")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
-        if self.sie_embeds and not 0 <= self.sie_index < self.sie_embeds:
-            raise ValueError(f"sie_index {self.sie_index} is outside the {self.sie_embeds} side-information rows")
         if min(self.image_hw) < self.patch_size:
             raise ValueError(f"img_size {self.img_size} is smaller than patch_size {self.patch_size}")
         self._check_bounds()
-        self._check_merge()
+        self._check_choices()
 
-    def _check_merge(self) -> None:
+    def _check_choices(self) -> None:
+        """The export choices against this architecture: blocks it has, tokens it can merge, a camera row it has."""
         from vit_edge.models.merging import max_merge
 
+        chosen = self.choices
+        if chosen.output not in OUTPUTS:
+            raise ValueError(f"output '{chosen.output}' is not one of {', '.join(OUTPUTS)}")
+        layers = list(chosen.layers)
+        if layers and (chosen.output == "pooled" or layers != sorted(set(layers))
+                       or not 0 <= layers[0] <= layers[-1] < self.depth):
+            raise ValueError(f"layers {layers} must be increasing block indices below depth {self.depth}, "
+                             "with a dense output (tokens or features)")
+        if chosen.output != "pooled" and chosen.merge:
+            raise ValueError("token merging changes the tokens a dense output would return; use one or the other")
+        if self.sie_embeds and not 0 <= chosen.sie_index < self.sie_embeds:
+            raise ValueError(f"sie_index {chosen.sie_index} is outside the {self.sie_embeds} side-information rows")
         most = max_merge(self.num_tokens, self.num_prefix_tokens)
-        if not 0 <= self.merge <= most:
-            raise ValueError(f"merge {self.merge} is more than {self.num_patches} patch tokens allow: a block merges "
+        if not 0 <= chosen.merge <= most:
+            raise ValueError(f"merge {chosen.merge} is more than {self.num_patches} patch tokens allow: a block merges "
                              f"at most half of them ({most})")
 
     def _check_bounds(self) -> None:
@@ -215,7 +226,7 @@ class ViTConfig:
         """Tokens merged by each block (ToMe's constant r, capped as the tokens run out)."""
         from vit_edge.models.merging import merge_schedule
 
-        return merge_schedule(self.merge, self.num_tokens, self.num_prefix_tokens, self.depth)
+        return merge_schedule(self.choices.merge, self.num_tokens, self.num_prefix_tokens, self.depth)
 
     @property
     def tokens_after_merge(self) -> list[int]:
@@ -239,22 +250,26 @@ class ViTConfig:
     @property
     def architecture(self) -> "ViTConfig":
         """This config with every export choice at its default: what was trained, apart from how it is exported."""
-        plain = ViTConfig()
-        defaults: dict[str, Any] = {name: getattr(plain, name) for name in EXPORT_CHOICES}
-        return replace(self, **defaults)
+        return replace(self, choices=ExportChoices())
 
     def with_(self, **changes: Any) -> "ViTConfig":
+        """A copy with other architecture fields or export choices (by their names), checked together."""
+        chosen = {name: changes.pop(name) for name in list(changes) if name in EXPORT_CHOICES}
+        if chosen:
+            changes["choices"] = replace(changes.get("choices", self.choices), **chosen)
         return replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
+        """Flat, as manifests have always stored it: the export choices beside the architecture fields."""
         data = asdict(self)
+        data.update(data.pop("choices"))
         if isinstance(self.img_size, tuple):
             data["img_size"] = list(self.img_size)
         if self.hybrid is not None:
             data["hybrid"] = list(self.hybrid)
         if self.rope_ref_grid is not None:
             data["rope_ref_grid"] = list(self.rope_ref_grid)
-        data["layers"] = list(self.layers)
+        data["layers"] = list(self.choices.layers)
         return data
 
     @classmethod
@@ -266,7 +281,9 @@ class ViTConfig:
             known["rope_ref_grid"] = to_hw(known["rope_ref_grid"])
         if known.get("hybrid") is not None:
             known["hybrid"] = tuple(int(n) for n in known["hybrid"])
-        if "layers" in known:
-            known["layers"] = tuple(int(n) for n in known["layers"])
-        return cls(**known)
+        chosen = {name: data[name] for name in EXPORT_CHOICES if name in data}
+        if "layers" in chosen:
+            chosen["layers"] = tuple(int(n) for n in chosen["layers"])
+        known.pop("choices", None)
+        return cls(**known, choices=ExportChoices(**chosen))
 

@@ -379,7 +379,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     pooled = cfg.pre_logits or cfg.global_pool == "map" or not arch.output_without_pooler
     model = VisionTransformer(cfg)
     load_strict(model, weights, origin)
-    source: dict[str, Any] = {"kind": "huggingface", "id": origin, "architecture": name, "hf_architecture": name,
+    source: dict[str, Any] = {"kind": "huggingface", "id": origin, "hf_architecture": name,
                               "family": arch.family.name,
                               "output": arch.output if pooled else arch.output_without_pooler}
     if (spec.height, spec.width) != cfg.image_hw:  # DINOv2: config.image_size 518, crop 224

@@ -84,7 +84,7 @@ class LoadedModel:
     def tokens_per_block(self) -> list[int] | None:
         """With token merging: the tokens each block computes on."""
         cfg = self.model.cfg
-        return cfg.tokens_after_merge if cfg.merge else None
+        return cfg.tokens_after_merge if cfg.choices.merge else None
 
     def record_merge(self, record: dict[str, Any]) -> None:
         """What token merging cost on labelled data (or only its r and tokens), kept in the manifest's source."""
@@ -338,7 +338,7 @@ def _with_output(loaded: LoadedModel, output: str, layers: tuple[int, ...]) -> L
     rows, cols = cfg.grid
     shape = [rows * cols, cfg.embed_dim] if output == "tokens" else [cfg.embed_dim, rows, cols]
     loaded.source["architecture"] = cfg.to_json()
-    loaded.source["output_shape"] = ([len(cfg.layers)] if cfg.layers else []) + shape
+    loaded.source["output_shape"] = ([len(cfg.choices.layers)] if cfg.choices.layers else []) + shape
     return loaded
 
 

@@ -43,7 +43,7 @@ def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
     if loaded.weights_sha256 != ref.weights_sha256:
         raise ConfigError(f"the weights of {ref.ident} changed since the artifact was exported (sha256 differs)")
     model = loaded.model
-    if model.cfg.head_tokens_only != ref.head_tokens_only:
+    if model.cfg.choices.head_tokens_only != ref.head_tokens_only:
         model = model.reconfigured(head_tokens_only=ref.head_tokens_only)
     return (NHWCInput(model) if manifest.input_spec.layout is Layout.NHWC else model).eval()
 

@@ -19,6 +19,7 @@ import torch
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
 from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import load_strict, read_state_dict
+from vit_edge.models.config import ExportChoices
 from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
 
 __all__ = [
@@ -168,7 +169,8 @@ def transreid_config(
         mlp_hidden_dim=int(state["base.blocks.0.mlp.fc1.weight"].shape[0]),
         qkv_bias="base.blocks.0.attn.qkv.bias" in state, ln_eps=1e-6,
         patch_bias="base.patch_embed.proj.bias" in state, sie_embeds=rows, sie_scale=float(sie_coe),
-        sie_index=_sie_index(rows, camera, view, camera_num, view_num), bnneck=neck_feat == "after",
+        bnneck=neck_feat == "after",
+        choices=ExportChoices(sie_index=_sie_index(rows, camera, view, camera_num, view_num)),
     )
 
 
@@ -235,7 +237,7 @@ def load_transreid(
                      interpolation="bilinear", crop_pct=1.0, crop_mode="squash")
     source: dict[str, Any] = {
         "kind": "transreid", "family": "transreid", "id": str(path), "weights_file": str(path),
-        "camera": camera, "view": view, "neck_feat": neck_feat, "sie_index": cfg.sie_index,
+        "camera": camera, "view": view, "neck_feat": neck_feat, "sie_index": cfg.choices.sie_index,
         "sie_embeds": cfg.sie_embeds, "sie_coe": cfg.sie_scale,
         "jpm": "global_only" if is_jpm_state_dict(state) else None,
     }

@@ -147,7 +147,7 @@ class VisionTransformer(nn.Module):
         else:
             x = torch.cat(prefix + [x], dim=1) + self.pos_embed
         if self.sie_embed is not None:
-            x = x + self.cfg.sie_scale * self.sie_embed[self.cfg.sie_index]
+            x = x + self.cfg.sie_scale * self.sie_embed[self.cfg.choices.sie_index]
         return self.norm_pre(x)
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
@@ -171,7 +171,8 @@ class VisionTransformer(nn.Module):
 
     def output_tokens(self) -> int | None:
         """How many leading tokens the output reads (class token, DeiT's distillation token), None for all."""
-        if not self.cfg.head_tokens_only or self.cfg.global_pool != "token" or self.cfg.output != "pooled":
+        chosen = self.cfg.choices
+        if not chosen.head_tokens_only or self.cfg.global_pool != "token" or chosen.output != "pooled":
             return None
         return 2 if self.head_dist is not None else 1
 
@@ -182,7 +183,7 @@ class VisionTransformer(nn.Module):
         size: torch.Tensor | None = None
         for index, block in enumerate(self.blocks):
             queries = last_queries if index == last else None
-            if self.cfg.merge or queries is not None:
+            if self.cfg.choices.merge or queries is not None:
                 x, size = cast(Block, block).forward_merging(x, size, queries)
             else:
                 x = block(x)
@@ -192,18 +193,18 @@ class VisionTransformer(nn.Module):
         """The tokens after each block in `layers`, final norm applied, stacked: (B, L, tokens, D)."""
         x = self._embed(x)
         taken = []
-        for index, block in enumerate(self.blocks[: self.cfg.layers[-1] + 1]):
+        for index, block in enumerate(self.blocks[: self.cfg.choices.layers[-1] + 1]):
             x = block(x)
-            if index in self.cfg.layers:
+            if index in self.cfg.choices.layers:
                 taken.append(self.norm(x))
         return torch.stack(taken, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.cfg.layers:
+        if self.cfg.choices.layers:
             stacked = self._intermediates(x)
             return self._dense(stacked.flatten(0, 1)).unflatten(0, (stacked.shape[0], stacked.shape[1]))
         x = self._encode(x, self.output_tokens())
-        if self.cfg.output != "pooled":
+        if self.cfg.choices.output != "pooled":
             return self._dense(x)
         pooled = self.fc_norm(self._pool(x))
         if self.bottleneck is not None:
@@ -220,7 +221,7 @@ class VisionTransformer(nn.Module):
     def _dense(self, x: torch.Tensor) -> torch.Tensor:
         """The patch tokens after the final norm: (B, N, D), or as a (B, D, rows, cols) feature map."""
         tokens = x[:, self.cfg.num_prefix_tokens :]
-        if self.cfg.output == "tokens":
+        if self.cfg.choices.output == "tokens":
             return tokens
         rows, cols = self.cfg.grid
         return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], rows, cols)
@@ -274,7 +275,7 @@ class VisionTransformer(nn.Module):
 def every_token(model: nn.Module) -> Iterator[nn.Module]:
     """The plain graph for a while (no last-block saving): INT8 calibration sees every token, so the scales are the
     plain graph's and the exported graph, which computes the head tokens alone, gives the same numbers for them."""
-    if not isinstance(model, VisionTransformer) or not model.cfg.head_tokens_only:
+    if not isinstance(model, VisionTransformer) or not model.cfg.choices.head_tokens_only:
         yield model
         return
     cfg = model.cfg

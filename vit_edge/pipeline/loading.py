@@ -45,7 +45,7 @@ def check_merge_budget(loaded: LoadedModel, evaluation: LabelledImages | None, m
     from vit_edge.models.torch_session import torch_runner
     from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
 
-    record: dict[str, Any] = {"r": loaded.model.cfg.merge, "tokens_per_block": loaded.tokens_per_block}
+    record: dict[str, Any] = {"r": loaded.model.cfg.choices.merge, "tokens_per_block": loaded.tokens_per_block}
     if evaluation is not None and loaded.unmerged is not None:
         top1 = {name: top1_accuracy(predict_logits(torch_runner(module), evaluation, loaded.spec),
                                    evaluation.labels)
