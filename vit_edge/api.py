@@ -164,7 +164,7 @@ def bench(
 ) -> list[BenchRecord]:
     """Measure `artifacts` on each device (default: here) and return one BenchRecord per configuration.
 
-    `config` is a bench.sweep.BenchConfig (or its fields as keywords); `devices` are addresses ('local',
+    `config` is a benchmarking.sweep.BenchConfig (or its fields as keywords); `devices` are addresses ('local',
     'ssh://user@host', 'adb:SERIAL'), FleetDevice entries or a checked Fleet, measured in parallel. A failure is a
     record's status, never an exception, once the request itself is valid.
     """

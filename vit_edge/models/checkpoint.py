@@ -93,7 +93,7 @@ def _looks_like_torch_save(path: Path) -> bool:
 def _read_safetensors(path: Path) -> dict[str, Any]:
     try:
         from safetensors.torch import load_file
-    except ImportError as exc:  # safetensors is a core dependency; guard anyway for a clear line
+    except ImportError as exc:  # safetensors comes with the torch extra; a bare install gets a clear line
         raise ModelLoadError("reading .safetensors needs the 'safetensors' package") from exc
     try:
         return dict(load_file(str(path)))

@@ -12,8 +12,7 @@ import torch
 
 from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import ConfigError
-from vit_edge.core.types import Layout
-from vit_edge.models.layout import NHWCInput
+from vit_edge.models.layout import module_to_convert
 from vit_edge.models.loaders import ReIDSelection, load_model
 from vit_edge.runtime.base import Session, SessionOptions
 
@@ -45,7 +44,7 @@ def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
     model = loaded.model
     if model.cfg.choices.head_tokens_only != ref.head_tokens_only:
         model = model.reconfigured(head_tokens_only=ref.head_tokens_only)
-    return (NHWCInput(model) if manifest.input_spec.layout is Layout.NHWC else model).eval()
+    return module_to_convert(model, manifest.input_spec.layout)  # what the converter got, in the artifact's layout
 
 
 class TorchSession(Session):
