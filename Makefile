@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/check_env.py
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: a range would let pip fetch a newer CUDA build (gigabytes).
 	$(PY) -m pip install -q -c constraints.txt torch
-	$(PY) -m pip install -q -c constraints.txt -e '.[all,executorch,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[all,executorch,vela,dev]'
 	# real timm for the golden tests, without its torchvision (a CUDA build on PyPI): tests/timm_import.py
 	$(PY) -m pip install -q -c constraints.txt --no-deps timm
 	$(PY) scripts/check_env.py

@@ -32,6 +32,7 @@ class BenchRecord:
     precision: str | None = None
     size_mb: float | None = None
     source: str | None = None
+    npu_estimate: dict[str, Any] | None = None  # Vela's estimate for an Ethos-U, from the manifest: not measured
     # from the runtime
     runtime: str | None = None
     session: dict[str, Any] = field(default_factory=dict)  # version, precision that ran, delegation

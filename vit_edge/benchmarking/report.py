@@ -14,8 +14,8 @@ from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.outputs import append_whole, write_atomically
 from vit_edge.core.pareto import pareto_front as front_of
 
-__all__ = ["append_records", "device_label", "profile_markdown", "markdown_table", "pareto_front", "write_reports",
-           "accuracy_of"]
+__all__ = ["append_records", "device_label", "npu_estimate_lines", "npu_markdown", "profile_markdown", "markdown_table",
+           "pareto_front", "write_reports", "accuracy_of"]
 
 COLUMNS: list[tuple[str, Callable[[BenchRecord], str]]] = [
     ("device", lambda r: device_label(r)),
@@ -88,6 +88,29 @@ def _data_notes(records: list[BenchRecord]) -> str:
         if note not in notes:
             notes.append(note)
     return ("\nevaluation data:\n" + "\n".join(notes) + "\n") if notes else ""
+
+
+def npu_estimate_lines(estimate: dict[str, Any]) -> list[str]:
+    """Vela's estimate in words, labelled as Vela's (shared by bench.md and `vit-edge info`)."""
+    cpu = ", ".join(f"{op} {count}" for op, count in estimate.get("cpu_op_types", {}).items()) or "none"
+    return [f"Vela's estimate (not a measurement) for {estimate['accelerator']} ({estimate['system_config']}, "
+            f"{estimate['memory_mode']}, {estimate['clock_mhz']:g} MHz): {estimate['inference_ms']:.3f} ms per "
+            f"inference; {estimate['npu_ops']} operators on the NPU, {estimate['cpu_ops']} on the CPU "
+            f"({100 * estimate['npu_share']:.1f} % on the NPU); SRAM {estimate['sram_traffic_mb']:.2f} MB and DRAM "
+            f"{estimate['dram_traffic_mb']:.2f} MB of traffic per inference",
+            f"falls back to the CPU: {cpu}",
+            f"reproduce: {estimate['command']} ({estimate['tool']})"]
+
+
+def npu_markdown(records: list[BenchRecord]) -> str:
+    """Per artifact compiled for an Ethos-U: Vela's estimate, under its own heading (never in the measured table)."""
+    parts, seen = [], set()
+    for record in records:
+        if record.npu_estimate and record.artifact_id not in seen:
+            seen.add(record.artifact_id)
+            parts.append(f"\n### {record.artifact_id}: NPU estimate\n\n" +
+                         "\n".join(f"- {line}" for line in npu_estimate_lines(record.npu_estimate)) + "\n")
+    return "".join(parts)
 
 
 def profile_markdown(records: list[BenchRecord]) -> str:
@@ -176,7 +199,7 @@ def write_reports(records: list[BenchRecord], out_dir: Path, append_jsonl: bool 
     paths = {"jsonl": out_dir / "bench.jsonl", "markdown": out_dir / "bench.md", "html": out_dir / "bench.html"}
     if append_jsonl:
         append_records(records, out_dir)
-    write_atomically(paths["markdown"], markdown_table(records) + profile_markdown(records))
+    write_atomically(paths["markdown"], markdown_table(records) + npu_markdown(records) + profile_markdown(records))
     png = _plot_png(records, out_dir / "bench.png")
     if png:
         paths["png"] = png

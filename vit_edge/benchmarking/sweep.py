@@ -269,7 +269,8 @@ def _record(path: str, manifest: Manifest | None, cfg: BenchConfig, threads: int
     }
     if manifest is not None:
         base.update(target=manifest.target, precision=manifest.precision.value,
-                    size_mb=manifest.size_bytes(Path(path)) / 1e6, source=manifest.model_ref.ident)
+                    size_mb=manifest.size_bytes(Path(path)) / 1e6, source=manifest.model_ref.ident,
+                    npu_estimate=manifest.npu_estimate)
     return BenchRecord.from_result(base, result)
 
 

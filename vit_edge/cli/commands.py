@@ -59,6 +59,9 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     if artifact is None:  # a torchrun rank other than 0: rank 0 writes and reports
         return 0
     print(printing.quantize_line(artifact.path, artifact.manifest))
+    npu = printing.npu_line(artifact.manifest)
+    if npu:
+        print(npu)
     printing.print_delegation(artifact.manifest.parity)
     return 0
 
@@ -90,7 +93,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from vit_edge.api import bench
     from vit_edge.benchmarking.fleet import Fleet, read_devices_file
     from vit_edge.benchmarking.record import BenchRecord
-    from vit_edge.benchmarking.report import append_records, markdown_table, write_reports
+    from vit_edge.benchmarking.report import append_records, markdown_table, npu_markdown, write_reports
     from vit_edge.benchmarking.sweep import BenchConfig
     from vit_edge.core.artifact import check_writable
 
@@ -104,7 +107,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     records = bench(args.artifacts, cfg, devices=fleet, progress=_log, on_records=keep)
     paths = write_reports(records, args.out, append_jsonl=False)
-    print(markdown_table(records))
+    print(markdown_table(records) + npu_markdown(records))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
     failed = [r for r in records if not r.ok]
     if failed:

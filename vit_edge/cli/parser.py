@@ -128,6 +128,9 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--target", required=True,
                    help=" | ".join(t.name for t in TARGETS.values() if Precision.INT8 in t.precisions))
     p.add_argument("--method", default="ptq", help="ptq (default) | qat (fine-tune with INT8 simulated)")
+    p.add_argument("--npu", metavar="CONFIG",
+                   help="with --target tflite: compile the INT8 file for an Arm Ethos-U with Vela (the vela extra) and "
+                        "record Vela's placement and estimate: ethos-u55-128, ethos-u65-256, ethos-u85-256, ...")
     p.add_argument("--calib", required=True, help="calibration images (no labels needed): DIR/class/*.jpg, a flat DIR, "
                                                   "a list file, .npy/.npz, or a dataset name")
     p.add_argument("--calib-size", type=values.positive, default=256, help="calibration images used (default 256)")

@@ -83,6 +83,16 @@ def export_line(path: Path, manifest: Manifest) -> str:
     return f"{path}  ({manifest.target} {manifest.precision.value}; {check})"
 
 
+def npu_line(manifest: Manifest) -> str | None:
+    """After a quantize with --npu: where the operators went, in one line, labelled as Vela's estimate."""
+    estimate = manifest.npu_estimate
+    if not estimate:
+        return None
+    return (f"Vela's estimate for {estimate['accelerator']}: {estimate['npu_ops']} operators on the NPU, "
+            f"{estimate['cpu_ops']} on the CPU ({100 * estimate['npu_share']:.1f} %), {estimate['inference_ms']:.3f} "
+            f"ms per inference (vit-edge info shows what falls back)")
+
+
 def quantize_line(path: Path, manifest: Manifest) -> str:
     """The INT8 artifact written: how many matmuls are INT8, and the accuracy before and after."""
     q = manifest.quantization or {}
@@ -108,7 +118,14 @@ def info_rows(manifest: Manifest, folder: Path) -> list[tuple[str, str]]:
         *([("quantized", _quantization_line(manifest.quantization))] if manifest.quantization else []),
         ("created", f"{manifest.created_at} with torch {manifest.tool_versions.get('torch', '?')}"),
     ]
-    return rows + _sqnr_rows(manifest.quantization or {})
+    return rows + _npu_rows(manifest.npu_estimate) + _sqnr_rows(manifest.quantization or {})
+
+
+def _npu_rows(estimate: dict[str, Any] | None) -> list[tuple[str, str]]:
+    from vit_edge.benchmarking.report import npu_estimate_lines
+
+    return [("npu" if index == 0 else "", line) for index, line in enumerate(npu_estimate_lines(estimate))] \
+        if estimate else []
 
 
 def tune_table(document: dict[str, Any], out: Path, max_drop: float) -> list[str]:

@@ -54,6 +54,7 @@ class Manifest:
     export_options: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] | None = None
     tool_versions: dict[str, str] = field(default_factory=dict)
+    npu_estimate: dict[str, Any] | None = None  # Vela's placement and estimate for an Ethos-U (never a measurement)
     created_at: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 

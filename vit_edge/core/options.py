@@ -4,12 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from vit_edge.core.errors import ConfigError
+from vit_edge.core.errors import ConfigError, did_you_mean
 from vit_edge.core.types import Layout, Precision
 
 OUTPUTS = ("pooled", "tokens", "features")  # what a model returns (here: this module stays torch-free)
+# The Arm Ethos-U configurations Vela (ethos-u-vela 5.2) compiles for: the NPU and its MACs per cycle
+NPU_CONFIGS = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512",
+               "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024", "ethos-u85-2048")
 
-__all__ = ["ExportOptions", "check_count", "check_counts", "check_number"]
+__all__ = ["ExportOptions", "NPU_CONFIGS", "check_count", "check_counts", "check_number"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class ExportOptions:
     num_heads: int | None = None  # TransReID's head count, where its width alone cannot tell
     output: str = "pooled"  # "pooled" (logits or embedding), "tokens" (B, N, D patch tokens), "features" (B, D, H, W)
     layers: tuple[int, ...] = ()  # with a dense output: these blocks' tokens (negative from the end), stacked
+    npu: str | None = None  # an Ethos-U configuration: Vela compiles the INT8 TFLite for it and estimates it
 
     def __post_init__(self) -> None:
         """Types checked once, for the API as for the CLI: `img_size="32"` is not 3×2, `parity_samples="4"` no count.
@@ -55,6 +59,7 @@ class ExportOptions:
             raise ConfigError(f"layers must be a tuple of block indices, not {self.layers!r}")
         if self.layers and self.output == "pooled":
             raise ConfigError("--layers reads blocks' tokens: use it with --output tokens or --output features")
+        _check_npu(self)
         if not isinstance(self.precision, Precision) or not isinstance(self.layout, Layout):
             raise ConfigError(f"precision and layout must be a Precision and a Layout, not {self.precision!r} and "
                               f"{self.layout!r}")
@@ -69,6 +74,17 @@ def _member(kind: type[Precision] | type[Layout], value: object, what: str) -> A
     except ValueError:
         known = ", ".join(member.value for member in kind)
         raise ConfigError(f"unknown {what} '{value}'; known: {known}") from None
+
+
+def _check_npu(options: ExportOptions) -> None:
+    """Vela compiles an integer TFLite for one of the Ethos-U configurations it knows."""
+    if options.npu is None:
+        return
+    if options.npu not in NPU_CONFIGS:
+        raise ConfigError(f"unknown NPU configuration '{options.npu}'{did_you_mean(str(options.npu), NPU_CONFIGS)}; "
+                          f"Vela knows {', '.join(NPU_CONFIGS)}")
+    if options.target != "tflite":
+        raise ConfigError(f"--npu compiles a TFLite file for the Ethos-U, not {options.target}: use --target tflite")
 
 
 def _check_size(size: object) -> None:

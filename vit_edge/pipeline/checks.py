@@ -13,7 +13,7 @@ from vit_edge.core.errors import ConfigError
 from vit_edge.core.options import ExportOptions
 from vit_edge.core.targets import resolve
 from vit_edge.core.targets import target as target_declaration
-from vit_edge.core.types import Layout
+from vit_edge.core.types import Layout, Precision
 
 if TYPE_CHECKING:
     from vit_edge.data.sources import DataOptions
@@ -72,11 +72,24 @@ def checked_exporter(model: ModelSource, options: ExportOptions, out: str | Path
     exporter = get_exporter(options.target)
     exporter.check_options(options)
     exporter.check_available()
+    _check_npu_request(options)
     out_dir = Path(out) if out is not None else default_output_dir(model, options)
     reads = [("the model", model), *(("the data", source) for source in data)]
     check_output(out_dir, OutputKind.ARTIFACT, options.force, reads)
     check_writable(out_dir.parent)
     return exporter, out_dir
+
+
+def _check_npu_request(options: ExportOptions) -> None:
+    """--npu: an INT8 file (Vela compiles integer TFLite only) and Vela installed, before anything is loaded."""
+    if options.npu is None:
+        return
+    if options.precision is not Precision.INT8:
+        raise ConfigError(f"--npu compiles an INT8 TFLite for the Ethos-U, not {options.precision.value}: use  "
+                          f"vit-edge quantize MODEL --target tflite --npu {options.npu}")
+    from vit_edge.exporters.vela import check_vela
+
+    check_vela()
 
 
 def checked_data_options(options: Any) -> DataOptions:

@@ -69,6 +69,10 @@ def write_artifact(exporter: Exporter, module: torch.nn.Module, spec: InputSpec,
         if quantization and "int8_top1" in quantization.get("accuracy", {}) and dataset is not None:
             log(f"scoring the artifact in {options.target}'s runtime on {len(dataset)} images …")
             _score_in_runtime(staging, manifest, dataset, quantization["accuracy"])
+        if options.npu is not None:
+            from vit_edge.exporters.vela import compile_for_npu
+
+            manifest.npu_estimate = compile_for_npu(staging / model_file, staging, options.npu, log)
         manifest.record_files(staging)
         manifest.write(staging)
     return Artifact(out_dir, manifest)

@@ -1,0 +1,67 @@
+"""Vela in the pipeline: `quantize --target tflite --npu CONFIG` compiles the INT8 file for an Arm Ethos-U with the
+real ethos-u-vela, records where each operator runs and Vela's estimate in the manifest, and bench and info show
+it as Vela's estimate, never as a measurement; bad requests stop in one line before anything is loaded."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli, small_vit
+from tests.integration.test_cli_errors import assert_user_error
+from vit_edge import quantize
+from vit_edge.core.artifact import read_manifest
+from vit_edge.data.synthetic import smooth_images
+
+pytest.importorskip("ethosu.vela")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    calib = (smooth_images(16, 32, 3, seed=1).transpose(0, 3, 1, 2) / 127.5 - 1).astype(np.float32)
+    out = tmp_path_factory.mktemp("npu") / "vit-u85"
+    quantize(small_vit(), "tflite", calib=calib, out=out, npu="ethos-u85-256", parity_samples=4)
+    return out
+
+
+def test_the_estimate_is_recorded_with_its_placement_and_command(compiled: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    manifest = read_manifest(compiled)  # model_vela.tflite is listed and its sha256 checked like every file
+    estimate = manifest.npu_estimate
+    assert estimate is not None and "model_vela.tflite" in manifest.files and manifest.model_file == "model.tflite"
+    assert estimate["accelerator"] == "ethos-u85-256" and estimate["tool"].startswith("ethos-u-vela ")
+    assert estimate["npu_ops"] > 0 and estimate["inference_ms"] > 0 and estimate["macs"] > 0
+    assert sum(estimate["cpu_op_types"].values()) == estimate["cpu_ops"]
+    in_file = {op["op_name"].replace("_", "").lower()
+               for op in Interpreter(str(compiled / "model.tflite"))._get_ops_details()}
+    vela_names = {"concat": "concatenation"}  # Vela's short name for TFLite's CONCATENATION
+    named = {vela_names.get(n, n) for n in (op.replace("_", "").lower() for op in estimate["cpu_op_types"])}
+    assert named <= in_file, f"Vela names CPU operators the file does not have: {named - in_file}"
+    assert estimate["command"].startswith("vela model.tflite --accelerator-config ethos-u85-256")
+
+
+def test_bench_and_info_label_it_as_vela_s_estimate(compiled: Path, tmp_path: Path) -> None:
+    result = run_cli("bench", str(compiled), "--runs", "3", "--warmup", "0", "--min-time", "0",
+                     "--out", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "r" / "bench.md").read_text()
+    assert "NPU estimate" in report and "Vela's estimate (not a measurement) for ethos-u85-256" in report
+    row = json.loads((tmp_path / "r" / "bench.jsonl").read_text().splitlines()[0])
+    assert row["status"] == "ok" and row["npu_estimate"]["accelerator"] == "ethos-u85-256"  # LiteRT ran model.tflite
+    info = run_cli("info", str(compiled))
+    assert info.returncode == 0 and "falls back to the CPU:" in info.stdout
+
+
+def test_bad_npu_requests_stop_in_one_line_before_loading(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    base = ("quantize", "fmnist-vit-tiny", "--calib", "fashion-mnist", "--out", str(out))
+    assert_user_error(run_cli(*base, "--target", "tflite", "--npu", "ethos-u85-255"),
+                      "unknown NPU configuration 'ethos-u85-255'", "ethos-u85-256")
+    assert_user_error(run_cli(*base, "--target", "onnx", "--npu", "ethos-u85-256"), "--target tflite")
+    hide = "import sys\nsys.modules['ethosu'] = None\nsys.modules['ethosu.vela'] = None"
+    assert_user_error(run_cli(*base, "--target", "tflite", "--npu", "ethos-u55-128", prelude=hide),
+                      "pip install 'vit-edge[vela]'")
+    assert not out.exists()
