@@ -41,6 +41,9 @@ def test_the_estimate_is_recorded_with_its_placement_and_command(compiled: Path)
     named = {vela_names.get(n, n) for n in (op.replace("_", "").lower() for op in estimate["cpu_op_types"])}
     assert named <= in_file, f"Vela names CPU operators the file does not have: {named - in_file}"
     assert estimate["command"].startswith("vela model.tflite --accelerator-config ethos-u85-256")
+    # the NPU lowering keeps GELU and Softmax int8 (softmax on TFLite's 1/256 grid) instead of float islands
+    assert manifest.quantization is not None and manifest.quantization["lowering"]["integer_softmax_gelu"]
+    assert not {"Gelu", "Softmax"} & set(estimate["cpu_op_types"]), estimate["cpu_op_types"]
 
 
 def test_bench_and_info_label_it_as_vela_s_estimate(compiled: Path, tmp_path: Path) -> None:

@@ -117,9 +117,13 @@ def checked_recipe(recipe: Any, calib_size: Any, eval_limit: Any) -> Recipe:
     return recipe or Recipe()
 
 
-def int8_lowering(target: str) -> Callable[[QuantizedViT, np.ndarray], QuantizedViT]:
-    """The target's declared rewrite of a QuantizedViT before conversion (same scales); most targets need none."""
-    reference = target_declaration(target).int8_lowering
+NPU_LOWERING = "vit_edge.quantization.lowering:quantize_outputs_for_npu"  # TFLite for an Ethos-U (--npu)
+
+
+def int8_lowering(options: ExportOptions) -> Callable[[QuantizedViT, np.ndarray], QuantizedViT]:
+    """The target's declared rewrite of a QuantizedViT before conversion (same scales); most targets need none.
+    With --npu, the integer lowering an Ethos-U runs (see lowering.quantize_outputs_for_npu)."""
+    reference = NPU_LOWERING if options.npu else target_declaration(options.target).int8_lowering
     if reference is None:
         return lambda quant, _calibration: quant
     lowering: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = resolve(reference)

@@ -21,7 +21,10 @@ from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantization.ptq import QuantizedViT, calibrate, fingerprint
 from vit_edge.quantization.qmodules import ActQuant, QuantLinear, QuantMatMul, _WeightQuantMixin
 
-__all__ = ["quantize_outputs_for_tflite", "quantize_outputs_for_xnnpack"]
+__all__ = ["quantize_outputs_for_tflite", "quantize_outputs_for_npu", "quantize_outputs_for_xnnpack"]
+
+# TFLite's int8 SOFTMAX writes probabilities on a fixed grid: scale 1/256, zero point -128 ([0, 255/256])
+SOFTMAX_OUTPUT_RANGE = (0.0, 255 / 256)
 
 
 def _needs_output_quant(name: str, module: nn.Module, modules: dict[str, nn.Module]) -> bool:
@@ -42,6 +45,20 @@ def quantize_outputs_for_tflite(quant: QuantizedViT, calibration: np.ndarray) ->
     model, sites = _with_output_quantizers(quant, calibration, _needs_output_quant, prepare=weight_in_graph)
     return replace(quant, model=model, scales_sha256=fingerprint(model),
                    lowering={"tflite_output_quantized": sites})
+
+
+def quantize_outputs_for_npu(quant: QuantizedViT, calibration: np.ndarray) -> QuantizedViT:
+    """The TFLite lowering for an Ethos-U (`--npu`): as for LiteRT, and the softmax probabilities (attn·V's first
+    operand) on TFLite's int8 SOFTMAX grid, so GELU and Softmax stay int8 ops the NPU runs instead of the float
+    islands XNNPACK needs (the exporter leaves them as litert-torch lowers them)."""
+    lowered = quantize_outputs_for_tflite(quant, calibration)
+    fixed = []
+    for name, module in lowered.model.named_modules():
+        if isinstance(module, QuantMatMul) and name.endswith(".av") and module.a_quant.enabled:
+            module.a_quant.set_range(*SOFTMAX_OUTPUT_RANGE)
+            fixed.append(name)
+    lowering = {**(lowered.lowering or {}), "integer_softmax_gelu": True, "softmax_output_grid": fixed}
+    return replace(lowered, scales_sha256=fingerprint(lowered.model), lowering=lowering)
 
 
 def quantize_outputs_for_xnnpack(quant: QuantizedViT, calibration: np.ndarray) -> QuantizedViT:
