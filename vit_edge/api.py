@@ -102,7 +102,8 @@ def quantize(
     recipe = checked_recipe(recipe, calib_size, eval_limit)
     options = resolve_options(target, options, {**option_fields, "precision": Precision.INT8})
     if out is None and method == "qat":  # a QAT artifact beside the PTQ one, not in its folder
-        out = default_output_dir(model, options).with_name(default_output_dir(model, options).name + "-qat")
+        plain = default_output_dir(model, options)
+        out = plain.with_name(plain.name + "-qat")
     exporter, out_dir = checked_exporter(model, options, out, data=[calib, eval_data])
     qat_request = check_qat_request(recipe, qat, eval_data) if method == "qat" else None
     if recipe.max_drop is not None and eval_data is None:

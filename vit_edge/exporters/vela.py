@@ -33,9 +33,10 @@ def check_vela() -> None:
         raise MissingDependencyError("ethos-u-vela", "vela", "--npu (Arm's Vela compiler for the Ethos-U)")
 
 
-def vela_command(model_file: str, config: str) -> list[str]:
-    """The command that reproduces the compile and the estimate (defaults for system and memory configuration)."""
-    return ["vela", model_file, "--accelerator-config", config, "--output-dir", "vela-out", "--verbose-performance"]
+def vela_command(model_file: str, config: str, output_dir: str = "vela-out") -> list[str]:
+    """The command that compiles and estimates (defaults for system and memory configuration); the per-layer CSV
+    that says where each operator runs needs --verbose-performance."""
+    return ["vela", model_file, "--accelerator-config", config, "--output-dir", output_dir, "--verbose-performance"]
 
 
 def compile_for_npu(model_file: Path, staging: Path, config: str, log: Callable[[str], None]) -> dict[str, Any]:
@@ -43,8 +44,7 @@ def compile_for_npu(model_file: Path, staging: Path, config: str, log: Callable[
     check_vela()
     log(f"compiling for {config} with Vela …")
     with tempfile.TemporaryDirectory(prefix="vela-") as out:
-        args = [sys.executable, "-m", "ethosu.vela", str(model_file), "--accelerator-config", config,
-                "--output-dir", out, "--verbose-performance"]  # the per-layer CSV: where each operator runs
+        args = [sys.executable, "-m", "ethosu.vela", *vela_command(str(model_file), config, out)[1:]]
         try:
             proc = subprocess.run(args, capture_output=True, text=True, timeout=_TIMEOUT_S)
         except subprocess.TimeoutExpired as exc:
