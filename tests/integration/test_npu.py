@@ -44,6 +44,36 @@ def test_the_estimate_is_recorded_with_its_placement_and_command(compiled: Path)
     # the NPU lowering keeps GELU and Softmax int8 (softmax on TFLite's 1/256 grid) instead of float islands
     assert manifest.quantization is not None and manifest.quantization["lowering"]["integer_softmax_gelu"]
     assert not {"Gelu", "Softmax"} & set(estimate["cpu_op_types"]), estimate["cpu_op_types"]
+    # and every other op integer (LayerNorm, residual adds, tokens, head): Vela places at least 95 % on the NPU
+    assert estimate["npu_share"] >= 0.95, estimate["cpu_op_types"]
+    assert "int16" not in estimate["ops_by_activation"] and estimate["ops_by_activation"]["int8"]
+
+
+def test_the_shipped_model_runs_on_the_npu_with_its_fp32_accuracy(tmp_path: Path) -> None:
+    """The Done-when of issue #24 on real data: the full-integer file of fmnist-vit-tiny, ≥ 95 % of its
+    operators on an Ethos-U85-256, top-1 on the Fashion-MNIST test set in LiteRT within 0.5 pt of FP32."""
+    from vit_edge.data.datasets import load_fashion_mnist
+    from vit_edge.data.preprocess import preprocess_uint8
+    from vit_edge.models.loaders import load_model
+    from vit_edge.models.torch_session import torch_runner
+    from vit_edge.runtime.accuracy import run_batched
+    from vit_edge.runtime.base import SessionOptions
+    from vit_edge.runtime.litert import LiteRtSession
+
+    artifact = quantize("fmnist-vit-tiny", "tflite", calib="fashion-mnist-train", out=tmp_path / "u85",
+                        npu="ethos-u85-256", parity_samples=4)
+    manifest = read_manifest(artifact.path)
+    assert manifest.npu_estimate is not None and manifest.npu_estimate["npu_share"] >= 0.95
+    test = load_fashion_mnist("test")
+    loaded = load_model("fmnist-vit-tiny")
+    images = preprocess_uint8(test.images, loaded.spec)
+    fp32 = 100 * float(np.mean(run_batched(torch_runner(loaded.model), images).argmax(1) == test.labels))
+    session = LiteRtSession(artifact.path / manifest.model_file, SessionOptions(threads=1))
+    as_filed = preprocess_uint8(test.images, manifest.input_spec)  # in the file's layout
+    int8 = 100 * float(np.mean(session.run(as_filed).argmax(1) == test.labels))
+    assert abs(fp32 - int8) <= 0.5, (fp32, int8)
+    info = run_cli("info", str(artifact.path))
+    assert info.returncode == 0 and "int16: none; float:" in info.stdout, info.stdout
 
 
 def test_bench_and_info_label_it_as_vela_s_estimate(compiled: Path, tmp_path: Path) -> None:

@@ -99,7 +99,19 @@ def npu_estimate_lines(estimate: dict[str, Any]) -> list[str]:
             f"({100 * estimate['npu_share']:.1f} % on the NPU); SRAM {estimate['sram_traffic_mb']:.2f} MB and DRAM "
             f"{estimate['dram_traffic_mb']:.2f} MB of traffic per inference",
             f"falls back to the CPU: {cpu}",
+            *_activation_lines(estimate.get("ops_by_activation")),
             f"reproduce: {estimate['command']} ({estimate['tool']})"]
+
+
+def _activation_lines(grouped: dict[str, dict[str, int]] | None) -> list[str]:
+    """Which ops compute in int8, int16 and float in the file Vela read (older manifests lack it: no line)."""
+    if grouped is None:
+        return []
+    def named(kind: str) -> str:
+        ops = grouped.get(kind, {})
+        return ", ".join(f"{op} {n}" for op, n in ops.items()) if ops else "none"
+    int8 = sum(grouped.get("int8", {}).values())
+    return [f"activations: int8 {int8} operators; int16: {named('int16')}; float: {named('float32')}"]
 
 
 def npu_markdown(records: list[BenchRecord]) -> str:

@@ -55,8 +55,11 @@ def compile_for_npu(model_file: Path, staging: Path, config: str, log: Callable[
             raise ExportError(f"Vela could not compile {model_file.name} for {config}: {last}")
         estimate = _read_estimate(Path(out), model_file.stem)
         shutil.move(str(compiled), staging / VELA_FILE)
+    from vit_edge.runtime.litert import ops_by_activation_type
+
     estimate.update(accelerator=config, compiled_file=VELA_FILE, tool=f"ethos-u-vela {_vela_version()}",
-                    command=" ".join(vela_command(model_file.name, config)))
+                    command=" ".join(vela_command(model_file.name, config)),
+                    ops_by_activation=ops_by_activation_type(model_file))
     return estimate
 
 

@@ -11,13 +11,14 @@ the parity check all look at what ships.
 from __future__ import annotations
 
 import copy
+import fnmatch
 from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 from torch import nn
 
-from vit_edge.models.vit import VisionTransformer
+from vit_edge.quantization.integer_graph import integer_graph, integer_sites
 from vit_edge.quantization.ptq import QuantizedViT, calibrate, fingerprint
 from vit_edge.quantization.qmodules import ActQuant, QuantLinear, QuantMatMul, _WeightQuantMixin
 
@@ -48,17 +49,24 @@ def quantize_outputs_for_tflite(quant: QuantizedViT, calibration: np.ndarray) ->
 
 
 def quantize_outputs_for_npu(quant: QuantizedViT, calibration: np.ndarray) -> QuantizedViT:
-    """The TFLite lowering for an Ethos-U (`--npu`): as for LiteRT, and the softmax probabilities (attn·V's first
+    """The TFLite lowering for an Ethos-U (`--npu`): as for LiteRT, the softmax probabilities (attn·V's first
     operand) on TFLite's int8 SOFTMAX grid, so GELU and Softmax stay int8 ops the NPU runs instead of the float
-    islands XNNPACK needs (the exporter leaves them as litert-torch lowers them)."""
+    islands XNNPACK needs, and then every other tensor integer too (integer_graph: LayerNorm, residual adds,
+    embeddings, head), so that no operator is left to the CPU."""
     lowered = quantize_outputs_for_tflite(quant, calibration)
     fixed = []
     for name, module in lowered.model.named_modules():
         if isinstance(module, QuantMatMul) and name.endswith(".av") and module.a_quant.enabled:
             module.a_quant.set_range(*SOFTMAX_OUTPUT_RANGE)
             fixed.append(name)
-    lowering = {**(lowered.lowering or {}), "integer_softmax_gelu": True, "softmax_output_grid": fixed}
-    return replace(lowered, scales_sha256=fingerprint(lowered.model), lowering=lowering)
+    skipped = tuple(name for name in quant.kept_float
+                    if any(fnmatch.fnmatchcase(name, pattern) for pattern in quant.recipe.skip))
+    graph = integer_graph(lowered.model, quant.recipe, calibration, keep_float=skipped)
+    lowering = {**(lowered.lowering or {}), "integer_softmax_gelu": True, "softmax_output_grid": fixed,
+                "integer_graph": integer_sites(graph)}
+    now_int8 = [name for name in quant.kept_float if name not in skipped]  # the patch embedding, the head
+    return replace(lowered, model=graph, scales_sha256=fingerprint(graph), lowering=lowering,
+                   int8_matmuls=quant.int8_matmuls + now_int8, kept_float=list(skipped))
 
 
 def quantize_outputs_for_xnnpack(quant: QuantizedViT, calibration: np.ndarray) -> QuantizedViT:
@@ -77,7 +85,7 @@ def quantize_outputs_for_xnnpack(quant: QuantizedViT, calibration: np.ndarray) -
 def _with_output_quantizers(quant: QuantizedViT, calibration: np.ndarray,
                             is_site: Callable[[str, nn.Module, dict[str, nn.Module]], bool],
                             prepare: Callable[[nn.Module], None] = lambda _module: None,
-                            ) -> tuple[VisionTransformer, list[str]]:
+                            ) -> tuple[nn.Module, list[str]]:
     """A copy of the model with an output quantizer on every site `is_site` picks (`prepare` applied to each),
     calibrated on `calibration` with the recipe's method (only the new quantizers are still observing); the
     sites' names, sorted."""

@@ -34,7 +34,7 @@ _POOL_SITES = {"q": "qkv", "kv": "qkv", "qk": "qk", "av": "av", "proj": "proj", 
 class QuantizedViT:
     """The INT8-simulating model and what the manifest and report need to say about it."""
 
-    model: VisionTransformer
+    model: nn.Module  # a VisionTransformer; for an NPU, its integer graph (integer_graph.py)
     recipe: Recipe
     int8_matmuls: list[str]
     kept_float: list[str]

@@ -11,7 +11,7 @@ import copy
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 import torch
@@ -71,7 +71,7 @@ class QatTraining:
 
 def start_qat(quant: QuantizedViT, lsq: bool) -> VisionTransformer:
     """A trainable copy of the PTQ model: float weights (from before rounding) under fake quantization."""
-    model = copy.deepcopy(quant.model)
+    model = cast(VisionTransformer, copy.deepcopy(quant.model))  # QAT trains the module graph, never an NPU's
     for parameter in model.parameters():  # LayerNorms, embeddings, a float head: all fine-tuned
         parameter.requires_grad_(True)
     floats = dict(quant.smoothed_float.named_modules()) if quant.smoothed_float is not None else {}

@@ -12,7 +12,7 @@ import numpy as np
 from vit_edge.core.errors import ArtifactError
 from vit_edge.runtime.base import Session, SessionOptions, native_stderr_silenced, require_runtime
 
-__all__ = ["LiteRtSession", "tflite_op_names", "undelegated_ops"]
+__all__ = ["LiteRtSession", "tflite_op_names", "ops_by_activation_type", "undelegated_ops"]
 
 
 def _interpreter(model_file: Path, threads: int | None, delegate: bool) -> Any:
@@ -33,6 +33,22 @@ def _interpreter(model_file: Path, threads: int | None, delegate: bool) -> Any:
 def tflite_op_names(model_file: Path) -> list[str]:
     """The model's own ops (before any delegate), e.g. to prove that no Flex (Select TF) op is present."""
     return [op["op_name"] for op in _interpreter(model_file, 1, delegate=False)._get_ops_details()]
+
+
+def ops_by_activation_type(model_file: Path) -> dict[str, dict[str, int]]:
+    """The model's ops grouped by the type of the value each writes ('int8', 'int16', 'float32', ...), counted
+    per op type: which ops run int16, and which still compute in float."""
+    interpreter = _interpreter(model_file, 1, delegate=False)
+    dtypes = {int(t["index"]): np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    grouped: dict[str, dict[str, int]] = {}
+    for op in interpreter._get_ops_details():
+        outputs = [int(t) for t in op["outputs"] if int(t) >= 0]
+        kind = dtypes.get(outputs[0], "?") if outputs else "?"
+        if op["op_name"] == "QUANTIZE" and op["inputs"].size and dtypes.get(int(op["inputs"][0])) == "float32":
+            kind = "float32"  # a float → int conversion reads float: a CPU op on an integer-only accelerator
+        counts = grouped.setdefault(kind, {})
+        counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
+    return {kind: dict(sorted(counts.items())) for kind, counts in sorted(grouped.items())}
 
 
 class LiteRtSession(Session):
@@ -57,9 +73,9 @@ class LiteRtSession(Session):
         outputs = []
         for start in range(0, batch.shape[0], step):
             chunk = np.ascontiguousarray(batch[start : start + step], dtype=np.float32)
-            self._interp.set_tensor(self._input["index"], chunk)
+            self._interp.set_tensor(self._input["index"], _to_tensor_type(chunk, self._input))
             self._interp.invoke()
-            outputs.append(self._interp.get_tensor(self._output["index"]).copy())
+            outputs.append(_to_float(self._interp.get_tensor(self._output["index"]), self._output))
         return np.concatenate(outputs, axis=0)
 
     def info(self) -> dict[str, Any]:
@@ -96,3 +112,21 @@ def undelegated_ops(ops: list[dict[str, Any]]) -> list[str]:
             covered.add(node["index"])
             stack.extend(int(t) for t in node["inputs"])
     return [op["op_name"] for op in ops if op["op_name"] != "DELEGATE" and op["index"] not in covered]
+
+
+def _to_tensor_type(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """Float input as the file takes it: a full-integer file (an NPU's) reads int8, quantized with its own scale."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype == np.float32:
+        return values
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def _to_float(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """A full-integer file's output dequantized with its scale; a float output as it is (copied)."""
+    if np.dtype(detail["dtype"]) == np.float32:
+        return values.copy()
+    scale, zero_point = detail["quantization"]
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
