@@ -286,44 +286,11 @@ def peer_entries(plain: PlainModel, calib: np.ndarray, work: Path, activation: s
     return entries
 
 
-class QuantizedIoLiteRt:
-    """A .tflite whose input and output may be int8 (PT2E quantizes the graph's boundary too): the float batch is
-    quantized with the input's scale/zero point, int8 logits are dequantized, one image at a time."""
-
-    def __init__(self, path: Path, threads: int) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._interp = Interpreter(model_path=str(path), num_threads=threads)
-        self._interp.allocate_tensors()
-        self._in, self._out = self._interp.get_input_details()[0], self._interp.get_output_details()[0]
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        outputs = []
-        for image in batch:
-            self._interp.set_tensor(self._in["index"], self._quantize(image[None]))
-            self._interp.invoke()
-            logits = self._interp.get_tensor(self._out["index"])
-            if logits.dtype != np.float32:
-                scale, zero = self._out["quantization"]
-                logits = (logits.astype(np.float32) - zero) * scale
-            outputs.append(logits.copy())
-        return np.concatenate(outputs)
-
-    def _quantize(self, x: np.ndarray) -> np.ndarray:
-        dtype = self._in["dtype"]
-        if dtype == np.float32:
-            return np.ascontiguousarray(x, dtype=np.float32)
-        scale, zero = self._in["quantization"]
-        limits = np.iinfo(dtype)
-        return np.clip(np.round(x / scale) + zero, limits.min, limits.max).astype(dtype)
-
-
 def open_session(entry: Entry, threads: int, batch: int | None) -> Any:
-    """The runtime session vit-edge itself uses for this file type (same thread and precision settings)."""
+    """The runtime session vit-edge itself uses for this file type (same thread and precision settings); its
+    LiteRT session also feeds and reads the int8 inputs and outputs PT2E and AI Edge Quantizer files have."""
     from vit_edge.runtime.base import session_class
 
-    if entry.file.suffix == ".tflite" and entry.artifact is None:
-        return QuantizedIoLiteRt(entry.file, threads)
     declared = next(t for t in TARGET_DECLARATIONS.values() if t.suffix == entry.file.suffix)
     cls = session_class(declared.runtime.name)
     return cls(entry.file, SessionOptions(threads=threads, precision_hint=entry.hint, batch=batch))

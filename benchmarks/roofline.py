@@ -98,8 +98,8 @@ def peaks(args: argparse.Namespace, work: Path) -> dict[str, dict[str, Any]]:
         variants.append(("onnx", peers.Entry(name, "onnx", "int8", file=path)))
         for hint in ("f32", None):
             variants.append(("openvino", peers.Entry(name, "openvino", "int8", file=path, hint=hint)))
-    one_op = gemm_tflite(m, k, n, work / "gemm.tflite")  # `artifact` set: vit-edge's LiteRT session runs it
-    variants.append(("tflite", peers.Entry("int8 FULLY_CONNECTED", "tflite", "int8", file=one_op, artifact=work)))
+    variants.append(("tflite", peers.Entry("int8 FULLY_CONNECTED", "tflite", "int8",
+                                           file=gemm_tflite(m, k, n, work / "gemm.tflite"))))
     for _ in range(args.rounds):  # interleaved, as the artifacts are
         for _runtime, entry in variants:
             session = peers.open_session(entry, args.threads, None)

@@ -226,8 +226,8 @@ def integer_sites(graph_module: fx.GraphModule) -> dict[str, Any]:
         if node.op == "call_module" and str(node.target).startswith("integer_activation"):
             source = node.args[0]
             kind = "input" if source.op == "placeholder" else str(getattr(source.target, "__name__", source.target))
-            counts[kind.split(".")[0]] = counts.get(kind.split(".")[0], 0) + 1
+            kind = kind.split(".")[0]  # the op, not its overload
+            counts[kind] = counts.get(kind, 0) + 1
     constants = sum(1 for node in graph_module.graph.nodes
                     if node.op == "call_module" and str(node.target).startswith("integer_constant"))
-    return {"activation_quantizers": dict(sorted(counts.items())), "quantized_constants": constants,
-            "activations": "int8"}
+    return {"activation_quantizers": dict(sorted(counts.items())), "quantized_constants": constants}

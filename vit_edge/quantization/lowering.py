@@ -11,7 +11,6 @@ the parity check all look at what ships.
 from __future__ import annotations
 
 import copy
-import fnmatch
 from dataclasses import replace
 from typing import Callable
 
@@ -59,8 +58,7 @@ def quantize_outputs_for_npu(quant: QuantizedViT, calibration: np.ndarray) -> Qu
         if isinstance(module, QuantMatMul) and name.endswith(".av") and module.a_quant.enabled:
             module.a_quant.set_range(*SOFTMAX_OUTPUT_RANGE)
             fixed.append(name)
-    skipped = tuple(name for name in quant.kept_float
-                    if any(fnmatch.fnmatchcase(name, pattern) for pattern in quant.recipe.skip))
+    skipped = tuple(name for name in quant.kept_float if quant.recipe.skips(name))
     graph = integer_graph(lowered.model, quant.recipe, calibration, keep_float=skipped)
     lowering = {**(lowered.lowering or {}), "integer_softmax_gelu": True, "softmax_output_grid": fixed,
                 "integer_graph": integer_sites(graph)}

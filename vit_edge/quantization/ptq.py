@@ -70,7 +70,7 @@ def _select(model: VisionTransformer, recipe: Recipe) -> tuple[list[str], list[s
             raise ConfigError(f"skip pattern '{pattern}' matches no quantizable matmul; names look like "
                               "blocks.0.attn.qkv, blocks.0.attn.qk, blocks.3.mlp.fc2, head")
     wanted = [name for name, kind in sites.items() if kind in recipe.kinds]
-    chosen = [n for n in wanted if not any(fnmatch.fnmatchcase(n, p) for p in recipe.skip)]
+    chosen = [n for n in wanted if not recipe.skips(n)]
     if not chosen:
         raise ConfigError("no quantizable matmul is left after the skip list: nothing would run in INT8")
     return chosen, [n for n in sites if n not in chosen]

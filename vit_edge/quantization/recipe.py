@@ -1,6 +1,7 @@
 """The quantization recipe: one dataclass that says what is quantized and how, JSON round-trip included."""
 from __future__ import annotations
 
+import fnmatch
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -63,6 +64,10 @@ class Recipe:
                 raise ConfigError(f"smoothquant alpha {alpha} must be in (0, 1)")
         if self.max_drop is not None and self.max_drop < 0:
             raise ConfigError(f"--max-drop {self.max_drop} must be ≥ 0 (percentage points of top-1)")
+
+    def skips(self, name: str) -> bool:
+        """Whether the skip list keeps the matmul `name` float."""
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.skip)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
