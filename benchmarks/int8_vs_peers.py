@@ -117,19 +117,31 @@ def check_weights(entry: Entry, expected: str) -> None:
                          "something consumed torch's RNG between the seed and the model")
 
 
-def vit_edge_entries(name: str, calib: np.ndarray, work: Path, sha: str) -> list[Entry]:
+def is_ours(entry: Entry) -> bool:
+    """vit-edge's own files: its default and, on ONNX Runtime, its --ort-fusions graph."""
+    return entry.method.startswith("vit-edge")
+
+
+# vit-edge's files per target: (method, precision, extra export options); the ORT graph is INT8's other ONNX file
+VARIANTS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
+    "onnx": [("vit-edge", "fp32", {}), ("vit-edge", "int8", {}), ("vit-edge ORT graph", "int8", {"ort_fusions": True})],
+}
+
+
+def vit_edge_entries(name: str, calib: np.ndarray, work: Path, sha: str,
+                     targets: tuple[str, ...] = TARGETS) -> list[Entry]:
     """FP32 exports and vit-edge INT8 per target; a failure becomes an entry with its error."""
     entries: list[Entry] = []
-    for target in TARGETS:
-        for precision in ("fp32", "int8"):
-            entry = Entry("vit-edge", target, precision)
-            out = work / f"{target}-{precision}"
+    for target in targets:
+        for method, precision, extra in VARIANTS.get(target, [("vit-edge", "fp32", {}), ("vit-edge", "int8", {})]):
+            entry = Entry(method, target, precision)
+            out = work / f"{target}-{precision}{'-ort' if extra else ''}"
             torch.manual_seed(0)
             try:
                 art = (export(f"timm:{name}", target, out, random_init=True, parity_samples=2, force=True)
                        if precision == "fp32" else
                        quantize(f"timm:{name}", target, out, random_init=True, calib=calib, calib_size=len(calib),
-                                parity_samples=2, force=True))
+                                parity_samples=2, force=True, **extra))
                 entry.artifact, entry.file = art.path, art.path / art.manifest.model_file
                 check_weights(entry, sha)
             except Exception as exc:  # vit-edge errors, converter errors: the row says which
@@ -263,7 +275,8 @@ def plain_model(loaded: LoadedModel, work: Path) -> PlainModel:
     return PlainModel(model, files)
 
 
-def peer_entries(plain: PlainModel, calib: np.ndarray, work: Path, activation: str) -> list[Entry]:
+def peer_entries(plain: PlainModel, calib: np.ndarray, work: Path, activation: str,
+                 targets: tuple[str, ...] = TARGETS) -> list[Entry]:
     fp32 = plain.files
     makers: list[tuple[str, str, Callable[[], Entry]]] = [
         (PEER_OF["onnx"], "onnx", lambda: ort_peer(fp32["onnx"], calib, work, activation, None)),
@@ -274,7 +287,7 @@ def peer_entries(plain: PlainModel, calib: np.ndarray, work: Path, activation: s
         (PEER_OF["executorch"], "executorch", lambda: executorch_peer(plain.model, calib, work)),
     ]
     entries = []
-    for method, target, make in makers:
+    for method, target, make in (m for m in makers if m[1] in targets):
         started = time.perf_counter()
         try:
             with contextlib.redirect_stdout(sys.stderr):  # NNCF's and litert-torch's progress bars
@@ -357,7 +370,7 @@ def print_table(name: str, entries: list[Entry], args: argparse.Namespace) -> No
 def print_ratios(entries: list[Entry]) -> None:
     """vit-edge / peer per target: top-1 agreement ratio, (1 - cosine) ratio, latency ratio (< 1: vit-edge faster)."""
     print(f"{'vit-edge / peer':<42} {'target':<9} {'top-1':>8} {'1-cos':>8} {'p50':>7}")
-    for peer in (e for e in entries if e.method != "vit-edge"):
+    for peer in (e for e in entries if not is_ours(e)):
         ours = next((e for e in entries if e.method == "vit-edge" and e.precision == "int8"
                      and e.target == peer.target and e.error is None), None)
         if ours is None or peer.error is not None:
@@ -387,7 +400,7 @@ def run_model(name: str, args: argparse.Namespace, work: Path) -> None:
             score(entry, evaluation, reference, args.threads)
     if not args.no_latency:
         measure(entries, evaluation[:1], args)
-    entries.sort(key=lambda e: (TARGETS.index(e.target), e.precision != "fp32", e.method != "vit-edge"))
+    entries.sort(key=lambda e: (TARGETS.index(e.target), e.precision != "fp32", not is_ours(e)))
     print_table(name, entries, args)
 
 

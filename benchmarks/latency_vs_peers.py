@@ -1,10 +1,10 @@
 """vit-edge's INT8 against each runtime's own best INT8 tool and against the runtime's FP32 default, one table.
 
 Per model (timm ViT-Ti / DeiT-S / ViT-B, random init, batch 1) and runtime:
-- ONNX Runtime: vit-edge INT8; ORT quantize_static (QDQ, every op, and MatMul/Gemm only); ORT quantize_dynamic
-  (per-channel MatMulInteger, what ORT recommends for transformers); ORT's transformer optimizer (model_type
-  "vit": Attention, SkipLayerNormalization, BiasGelu fusions) then quantize_dynamic, as Optimum runs it; FP32,
-  and the optimizer's FP32 (FP32's best).
+- ONNX Runtime: vit-edge INT8, plain QDQ and its --ort-fusions graph (ONNX Runtime's own, com.microsoft ops); ORT
+  quantize_static (QDQ, every op, and MatMul/Gemm only); ORT quantize_dynamic (per-channel MatMulInteger, what ORT
+  recommends for transformers); ORT's transformer optimizer (model_type "vit": Attention, SkipLayerNormalization,
+  BiasGelu fusions) then quantize_dynamic, as Optimum runs it; FP32, and the optimizer's FP32 (FP32's best).
 - OpenVINO: vit-edge INT8 and NNCF (TRANSFORMER, MIXED), each under the f32 hint and the default hint (bf16 where
   the CPU has it: what users run); FP32 under both.
 - LiteRT + XNNPACK: vit-edge INT8; litert-torch PT2E; AI Edge Quantizer static W8A8 (static_wi8_ai8) on the
@@ -20,7 +20,7 @@ the spread of the same ratio round by round beside it, and the runtime's best FP
 (≥ 1.00: INT8 is worth having).
 
     PYTHONPATH=. .venv/bin/python benchmarks/latency_vs_peers.py [--models vit_tiny_patch16_224 ...]
-        [--threads 2] [--runs 30] [--rounds 7] [--calib 32] [--eval 32] [--keep DIR]
+        [--targets onnx ...] [--threads 2] [--runs 30] [--rounds 7] [--calib 32] [--eval 32] [--keep DIR]
 
 Needs the extras onnx, openvino, tflite, executorch and peers (nncf); a peer that is missing or fails is a row.
 """
@@ -118,15 +118,15 @@ def build(name: str, args: argparse.Namespace, work: Path) -> tuple[list[Entry],
     evaluation = preprocess_uint8(smooth_images(args.eval, size, 3, seed=2), loaded.spec)
     with torch.inference_mode():
         reference = loaded.model(torch.from_numpy(evaluation)).numpy()
-    ours = peers.vit_edge_entries(name, calib, work, sha)
+    ours = peers.vit_edge_entries(name, calib, work, sha, args.targets)
     plain = peers.plain_model(loaded, work)
-    theirs = peers.peer_entries(plain, calib, work, args.ort_activation)
+    theirs = peers.peer_entries(plain, calib, work, args.ort_activation, args.targets)
     cfg = loaded.model.cfg
     more = [("ORT quantize_dynamic", "onnx", lambda: [ort_dynamic_peer(plain.files["onnx"], work)]),
             ("ORT optimizer + quantize_dynamic", "onnx",
              lambda: ort_optimizer_peers(plain.files["onnx"], work, cfg.num_heads, cfg.embed_dim)),
             ("AI Edge Quantizer", "tflite", lambda: [ai_edge_quantizer_peer(plain_tflite(loaded, work), calib, work)])]
-    for method, target, make in more:
+    for method, target, make in (m for m in more if m[1] in args.targets):
         try:
             theirs += make()
         except Exception as exc:  # a peer that fails is a row
@@ -165,8 +165,8 @@ def summary(name: str, entries: list[Entry]) -> list[dict[str, Any]]:
         here = [e for e in entries if e.target == target and e.p50 is not None]
         fp32 = sorted((e for e in here if e.precision == "fp32" and (e.hint is None or target != "openvino")),
                       key=lambda e: e.p50 or 0.0)  # the fastest FP32 (ORT's optimizer where it wins)
-        ours = [e for e in here if e.precision == "int8" and e.method == "vit-edge"]
-        theirs = [e for e in here if e.precision == "int8" and e.method != "vit-edge"]
+        ours = [e for e in here if e.precision == "int8" and peers.is_ours(e)]
+        theirs = [e for e in here if e.precision == "int8" and not peers.is_ours(e)]
         if not (fp32 and ours):
             continue
         best_ours = min(ours, key=lambda e: e.p50 or 0.0)
@@ -213,6 +213,8 @@ def cpu_name() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=MODELS)
+    parser.add_argument("--targets", nargs="+", default=list(peers.TARGETS), choices=peers.TARGETS,
+                        help="the runtimes to compare (default: all four)")
     parser.add_argument("--calib", type=int, default=32)
     parser.add_argument("--eval", type=int, default=32)
     parser.add_argument("--ort-activation", choices=("QUInt8", "QInt8"), default="QUInt8")
@@ -230,7 +232,7 @@ def main() -> None:
             entries, x = build(name, args, work / name)
             measure(entries, x, args)
             args.no_latency = False
-            entries.sort(key=lambda e: (peers.TARGETS.index(e.target), e.precision != "fp32", e.method != "vit-edge"))
+            entries.sort(key=lambda e: (peers.TARGETS.index(e.target), e.precision != "fp32", not peers.is_ours(e)))
             peers.print_table(name, entries, args)
             rows += summary(name, entries)
             print(f"  {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr)

@@ -160,6 +160,7 @@ def main() -> None:
     parser.add_argument("--ort-activation", choices=("QUInt8", "QInt8"), default="QUInt8")
     parser.add_argument("--gemm", type=lambda s: tuple(int(v) for v in s.split(",")), default=(1024, 1024, 4096))
     parser.add_argument("--keep", type=Path)
+    parser.set_defaults(targets=list(peers.TARGETS))  # every runtime's artifacts (latency_vs_peers.build reads it)
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="vit-edge-roofline-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -186,8 +187,8 @@ def print_table(args: argparse.Namespace, peak: dict[str, dict[str, Any]], entri
     print("| runtime | file | MACs (G) | p50 ms | GMAC/s | of the peak | outside matmuls |")
     print("|---|---|---|---|---|---|---|")
     met = set()
-    for entry in sorted(entries, key=lambda e: (peers.TARGETS.index(e.target), e.method != "vit-edge")):
-        ours = entry.method == "vit-edge"
+    for entry in sorted(entries, key=lambda e: (peers.TARGETS.index(e.target), not peers.is_ours(e))):
+        ours = peers.is_ours(entry)
         macs = model_macs(cfg, head_tokens_only=ours)
         rate = macs / ((entry.p50 or 1.0) * 1e-3) / 1e9
         fraction = rate / peak[PEAK_OF[entry.target]]["gmacs"]

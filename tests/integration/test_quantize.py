@@ -141,6 +141,42 @@ def test_onnx_runtime_runs_int8_kernels(shipped_int8, tmp_path: Path) -> None:
     assert ops["QLinearSoftmax"] == 0, ops
 
 
+def test_ort_graph_folds_biases_and_scales_and_gives_the_plain_files_logits(shipped_int8, heldout,
+                                                                               tmp_path: Path) -> None:
+    """--ort-fusions: every bias inside its INT8 matmul, fc1's GELU unfused from it, the attention scale inside the
+    query's quantizer; the same scales (one calibration), so the plain QDQ file's logits, at any batch size."""
+    import onnx
+
+    plain = shipped_int8["onnx"]
+    fused = quantize("fmnist-vit-tiny", "onnx", tmp_path / "ort", calib="fashion-mnist-train", calib_size=256,
+                     ort_fusions=True)
+    assert fused.manifest.parity["passed"] and "runs in ONNX Runtime only" in fused.manifest.export_options[
+        "ort_fusions"]
+    assert fused.manifest.quantization["scales_sha256"] == plain.manifest.quantization["scales_sha256"]
+    graph = onnx.load(str(fused.path / "model.onnx")).graph
+    ops = collections.Counter(n.op_type for n in graph.node)
+    # 16 projections and 4 Q·Kᵀ; no projection's output goes to a bias Add or BiasGelu any more: its bias is inside
+    # it (15 here) or in the SkipLayerNormalization ONNX Runtime fused itself (1)
+    matmuls = {n.output[0]: n for n in graph.node if n.op_type == "MatMulIntegerToFloat"}
+    with_bias = [n for n in matmuls.values() if len(n.input) == 7]
+    constants = {t.name for t in graph.initializer}
+    left = [n.name for n in graph.node if n.op_type in ("Add", "BiasGelu") and set(n.input) & set(matmuls)
+            and set(n.input) & constants]
+    assert len(matmuls) == 20 and len(with_bias) + ops["SkipLayerNormalization"] == 16 and not left, (ops, left)
+    assert ops["BiasGelu"] == 0 and ops["Gelu"] == 4 and ops["Mul"] == 0, ops  # the 4 attention scales folded
+    images = preprocess_uint8(heldout.images[:96], plain.manifest.input_spec)
+    for batch in (1, 7, 96):
+        np.testing.assert_allclose(fused.run(images[:batch]), plain.run(images[:batch]), atol=1e-4, rtol=1e-4)
+
+
+def test_ort_fusions_is_an_onnx_option(tmp_path: Path) -> None:
+    result = run_cli("quantize", "fmnist-vit-tiny", "--target", "openvino", "--calib", "fashion-mnist",
+                     "--calib-size", "8", "--ort-fusions", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--ort-fusions rewrites an ONNX file for ONNX Runtime, not openvino" in result.stderr.splitlines()[-1]
+    assert not (tmp_path / "out").exists()
+
+
 def test_openvino_runs_int8_kernels(shipped_int8) -> None:
     import openvino as ov
 

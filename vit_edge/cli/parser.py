@@ -70,6 +70,7 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--parity-samples", type=values.positive, default=16,
                    help="inputs compared with PyTorch (default 16)")
     p.add_argument("--opset", type=int, default=20, help="ONNX opset, ≥ 17 (default 20)")
+    _add_ort_fusions_option(p)
     _add_merge_option(p)
     _add_output_option(p)
     p.add_argument("--max-drop", type=values.non_negative_float,
@@ -89,6 +90,13 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                        help="leave out image files that cannot be decoded and count them (default: stop at the first)")
     group.add_argument("--max-image-pixels", type=values.positive, metavar="N",
                        help="raise Pillow's decompression-bomb limit (about 89 million pixels) for very large photos")
+
+
+def _add_ort_fusions_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ort-fusions", action="store_true",
+                   help="with --target onnx: save ONNX Runtime's own graph (its fusions, each bias inside its INT8 "
+                        "matmul, the attention scale inside the query's quantizer): faster in ONNX Runtime, but "
+                        "com.microsoft operators no other runtime runs (default: plain, portable ONNX)")
 
 
 def _add_merge_option(p: argparse.ArgumentParser) -> None:
@@ -131,6 +139,7 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--npu", metavar="CONFIG",
                    help="with --target tflite: compile the INT8 file for an Arm Ethos-U with Vela (the vela extra) and "
                         "record Vela's placement and estimate: ethos-u55-128, ethos-u65-256, ethos-u85-256, ...")
+    _add_ort_fusions_option(p)
     p.add_argument("--calib", required=True, help="calibration images (no labels needed): DIR/class/*.jpg, a flat DIR, "
                                                   "a list file, .npy/.npz, or a dataset name")
     p.add_argument("--calib-size", type=values.positive, default=256, help="calibration images used (default 256)")

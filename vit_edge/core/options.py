@@ -36,6 +36,7 @@ class ExportOptions:
     output: str = "pooled"  # "pooled" (logits or embedding), "tokens" (B, N, D patch tokens), "features" (B, D, H, W)
     layers: tuple[int, ...] = ()  # with a dense output: these blocks' tokens (negative from the end), stacked
     npu: str | None = None  # an Ethos-U configuration: Vela compiles the INT8 TFLite for it and estimates it
+    ort_fusions: bool = False  # ONNX only: save ONNX Runtime's own graph (contrib ops; runs in ONNX Runtime only)
 
     def __post_init__(self) -> None:
         """Types checked once, for the API as for the CLI: `img_size="32"` is not 3×2, `parity_samples="4"` no count.
@@ -46,7 +47,7 @@ class ExportOptions:
             check_count(name, getattr(self, name), 1 if name == "parity_samples" else 0)
         for name in ("stride", "num_heads"):
             check_count(name, getattr(self, name), optional=True)
-        for name in ("verify", "force"):
+        for name in ("verify", "force", "ort_fusions"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
         _check_size(self.img_size)
@@ -59,7 +60,7 @@ class ExportOptions:
             raise ConfigError(f"layers must be a tuple of block indices, not {self.layers!r}")
         if self.layers and self.output == "pooled":
             raise ConfigError("--layers reads blocks' tokens: use it with --output tokens or --output features")
-        _check_npu(self)
+        _check_target_options(self)
         if not isinstance(self.precision, Precision) or not isinstance(self.layout, Layout):
             raise ConfigError(f"precision and layout must be a Precision and a Layout, not {self.precision!r} and "
                               f"{self.layout!r}")
@@ -76,8 +77,12 @@ def _member(kind: type[Precision] | type[Layout], value: object, what: str) -> A
         raise ConfigError(f"unknown {what} '{value}'; known: {known}") from None
 
 
-def _check_npu(options: ExportOptions) -> None:
-    """Vela compiles an integer TFLite for one of the Ethos-U configurations it knows."""
+def _check_target_options(options: ExportOptions) -> None:
+    """Options of one target: Vela compiles an integer TFLite for an Ethos-U configuration it knows; the ORT graph
+    is an ONNX file."""
+    if options.ort_fusions and options.target != "onnx":
+        raise ConfigError(f"--ort-fusions rewrites an ONNX file for ONNX Runtime, not {options.target}: use "
+                          "--target onnx")
     if options.npu is None:
         return
     if options.npu not in NPU_CONFIGS:

@@ -57,6 +57,8 @@ def default_output_dir(model: ModelSource, options: ExportOptions) -> Path:
         parts.append(f"merge{options.merge}")
     if options.output != "pooled":
         parts.append(options.output + (f"-l{'.'.join(map(str, options.layers))}" if options.layers else ""))
+    if options.ort_fusions:
+        parts.append("ort")
     if options.camera or options.view:
         parts.append(f"cam{options.camera}v{options.view}")
     return Path("artifacts") / "-".join(parts)

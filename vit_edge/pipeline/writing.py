@@ -95,7 +95,9 @@ def _options_json(options: ExportOptions) -> dict[str, Any]:
     size = options.img_size if options.img_size is None or isinstance(options.img_size, int) else list(options.img_size)
     return {"precision": options.precision.value, "img_size": size, "layout": options.layout.value,
             "verify": options.verify, "parity_samples": options.parity_samples, "opset": options.opset,
-            "merge": options.merge, "output": options.output, "layers": list(options.layers)}
+            "merge": options.merge, "output": options.output, "layers": list(options.layers),
+            **({"ort_fusions": "ONNX Runtime's extended-level graph (com.microsoft operators): runs in ONNX Runtime "
+                               "only"} if options.ort_fusions else {})}
 
 
 def _verify(torch_model: torch.nn.Module, spec: InputSpec, staging: Path, manifest: Manifest, options: ExportOptions,
