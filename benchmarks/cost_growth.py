@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def measure_one(file: Path, target: str, hint: str | None, batch: int, threads: int, seconds: float) -> dict[str, Any]:
+def measure_one(file: Path, target: str, batch: int, threads: int, seconds: float) -> dict[str, Any]:
     """In this (fresh) process: open the file's session at `batch`, warm up, time, report p50 and added memory."""
     import numpy as np
 
@@ -42,7 +42,7 @@ def measure_one(file: Path, target: str, hint: str | None, batch: int, threads: 
     require_runtime(runtime, "timing")  # imported before the baseline: only the session's memory counts
     cls = session_class(runtime)
     before = _resident_mb()
-    session = cls(file, SessionOptions(threads=threads, precision_hint=hint, batch=batch))
+    session = cls(file, SessionOptions(threads=threads, precision_hint=None, batch=batch))  # OpenVINO: its default
     shape = session_input_shape(file, batch)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     for _ in range(2):
@@ -76,8 +76,8 @@ def session_input_shape(file: Path, batch: int) -> tuple[int, ...]:
     return (batch, *(int(d.get_length()) for d in list(shape)[1:]))
 
 
-def build(name: str, size: int, calib_count: int, work: Path) -> list[tuple[str, str, str | None, Path]]:
-    """(method, target, hint, file) for vit-edge's INT8 and the peers' at input `size`."""
+def build(name: str, size: int, calib_count: int, work: Path) -> list[tuple[str, str, Path]]:
+    """(method, target, file) for vit-edge's INT8 and the peers' at input `size`."""
     import int8_vs_peers as peers
     import latency_vs_peers as latency
     import torch
@@ -90,14 +90,14 @@ def build(name: str, size: int, calib_count: int, work: Path) -> list[tuple[str,
     torch.manual_seed(0)
     loaded = load_model(f"timm:{name}", random_init=True, img_size=size)
     calib = preprocess_uint8(smooth_images(calib_count, size, 3, seed=1), loaded.spec)
-    files: list[tuple[str, str, str | None, Path]] = []
+    files: list[tuple[str, str, Path]] = []
     for target in ("onnx", "openvino"):
         art = quantize(loaded.model, target, work / f"vit-edge-{target}", calib=calib, calib_size=len(calib),
                        parity_samples=2, force=True, ort_fusions=target == "onnx")
-        files.append(("vit-edge", target, None, art.path / art.manifest.model_file))
+        files.append(("vit-edge", target, art.path / art.manifest.model_file))
     plain = peers.plain_model(loaded, work)
-    files.append(("ORT quantize_dynamic", "onnx", None, latency.ort_dynamic_peer(plain.files["onnx"], work).file))
-    files.append(("NNCF", "openvino", None, peers.nncf_peer(plain.files["openvino"], calib, work).file))
+    files.append(("ORT quantize_dynamic", "onnx", latency.ort_dynamic_peer(plain.files["onnx"], work).file))
+    files.append(("NNCF", "openvino", peers.nncf_peer(plain.files["openvino"], calib, work).file))
     return files
 
 
@@ -144,7 +144,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         file, target, batch = args.worker
-        print(json.dumps(measure_one(Path(file), target, None, int(batch), args.threads, args.seconds)))
+        print(json.dumps(measure_one(Path(file), target, int(batch), args.threads, args.seconds)))
         return
     work = args.keep or Path(tempfile.mkdtemp(prefix="vit-edge-growth-"))
     try:
@@ -163,7 +163,7 @@ def measure_size(args: argparse.Namespace, size: int, work: Path) -> list[dict[s
     results: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for round_ in range(args.rounds):
         for batch in args.batches:
-            for method, target, _hint, file in files:
+            for method, target, file in files:
                 results.setdefault((method, target, batch), []).append(run_worker(args, file, target, batch))
         print(f"  {size}: round {round_ + 1}/{args.rounds}", file=sys.stderr)
     rows = []

@@ -35,6 +35,9 @@ class OnnxExporter(Exporter):
         example = self.example_input(spec, batch=2)
         batch = torch.export.Dim("batch", min=1, max=4096)
         param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        if options.ort_fusions and param_bytes > EXTERNAL_DATA_BYTES:  # before the slow part
+            raise ExportError(f"--ort-fusions writes one protobuf file, and this model's {param_bytes / 2**30:.1f} GiB "
+                              "of weights exceed its 2 GiB limit: export the plain ONNX (without --ort-fusions)")
         path = out_dir / "model.onnx"
         onnx_logger = logging.getLogger("torch.onnx")
         level = onnx_logger.level
@@ -51,24 +54,14 @@ class OnnxExporter(Exporter):
                 program.save(str(path), external_data=param_bytes > EXTERNAL_DATA_BYTES)
             _drop_initializer_value_info(path)
             if options.ort_fusions:
-                _fuse_for_onnxruntime(path, param_bytes)
-        except ExportError:
-            raise
+                from vit_edge.exporters.ort_fusions import fuse_for_onnxruntime
+
+                fuse_for_onnxruntime(path)
         except Exception as exc:  # the exporter raises many internal error types
             raise conversion_error("ONNX export", exc) from exc
         finally:
             onnx_logger.setLevel(level)
         return path.name
-
-
-def _fuse_for_onnxruntime(path: Path, param_bytes: int) -> None:
-    """`--ort-fusions`: ONNX Runtime's own graph, in one file (its optimizer cannot write external data here)."""
-    from vit_edge.exporters.ort_fusions import fuse_for_onnxruntime
-
-    if param_bytes > EXTERNAL_DATA_BYTES:
-        raise ExportError(f"--ort-fusions writes one protobuf file, and this model's {param_bytes / 2**30:.1f} GiB of "
-                          "weights exceed its 2 GiB limit: export the plain ONNX (without --ort-fusions)")
-    fuse_for_onnxruntime(path)
 
 
 def _drop_initializer_value_info(path: Path) -> None:

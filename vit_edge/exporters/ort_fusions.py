@@ -22,16 +22,15 @@ __all__ = ["fuse_for_onnxruntime"]
 MS_DOMAIN = "com.microsoft"
 
 
-def fuse_for_onnxruntime(path: Path) -> dict[str, int]:
-    """Replace the ONNX file at `path` by ONNX Runtime's graph with the three folds; how many of each were made."""
+def fuse_for_onnxruntime(path: Path) -> None:
+    """Replace the ONNX file at `path` by ONNX Runtime's graph with the three folds (a single-file model)."""
     import onnx
 
     optimized = _ort_extended_graph(path)
-    graph = optimized.graph
-    counts = {"bias_into_matmul": _fold_biases(graph), "scale_into_quantizer": _fold_scales(graph)}
-    _drop_unused_initializers(graph)
+    _fold_biases(optimized.graph)
+    _fold_scales(optimized.graph)
+    _drop_unused_initializers(optimized.graph)
     onnx.save(optimized, str(path))
-    return counts
 
 
 def _ort_extended_graph(path: Path) -> Any:
@@ -57,7 +56,7 @@ def _consumers(graph: Any) -> dict[str, list[int]]:
     return users
 
 
-def _fold_biases(graph: Any) -> int:
+def _fold_biases(graph: Any) -> None:
     """MatMulIntegerToFloat → Add(bias) becomes one MatMulIntegerToFloat with its bias input; → BiasGelu(bias)
     becomes MatMulIntegerToFloat(bias) → Gelu. The bias must be a constant of the weight's output width."""
     from onnx import helper
@@ -83,7 +82,6 @@ def _fold_biases(graph: Any) -> int:
             replaced[readers[0]] = helper.make_node("Gelu", [node.output[0]], list(follower.output), domain=MS_DOMAIN,
                                                     name=f"{follower.name}/gelu")
     _replace_nodes(graph, nodes, replaced)
-    return len(replaced)
 
 
 def _constant_bias(follower: Any, matmul: Any, constants: dict[str, Any]) -> str | None:
@@ -96,7 +94,7 @@ def _constant_bias(follower: Any, matmul: Any, constants: dict[str, Any]) -> str
     return others[0] if len(dims) == 1 and dims[0] == list(weight.dims)[-1] else None
 
 
-def _fold_scales(graph: Any) -> int:
+def _fold_scales(graph: Any) -> None:
     """Mul(x, c) → QuantizeLinear(scale s) becomes QuantizeLinear(x, s / c), for a positive scalar constant c:
     round(x·c / s) and round(x / (s / c)) are the same integers, and the DequantizeLinear side keeps s."""
     from onnx import numpy_helper
@@ -109,19 +107,18 @@ def _fold_scales(graph: Any) -> int:
         if len(readers) != 1 or nodes[readers[0]].op_type != "QuantizeLinear" or node.output[0] in outputs:
             continue
         quantizer = nodes[readers[0]]
-        factor_name = next((name for name in node.input if _positive_scalar(constants.get(name)) is not None), None)
+        factors = [(name, value) for name in node.input if (value := _positive_scalar(constants.get(name)))]
         scale = _positive_scalar(constants.get(quantizer.input[1]))
-        if factor_name is None or scale is None or quantizer.input[0] != node.output[0]:
+        if len(factors) != 1 or scale is None or quantizer.input[0] != node.output[0]:
             continue
-        factor = _positive_scalar(constants[factor_name])
-        folded = numpy_helper.from_array(_scalar_like(constants[quantizer.input[1]], scale / (factor or 1.0)),
+        factor_name, factor = factors[0]
+        folded = numpy_helper.from_array(_scalar_like(constants[quantizer.input[1]], scale / factor),
                                          f"{node.output[0]}/folded_scale")
         graph.initializer.append(folded)
         quantizer.input[0] = next(name for name in node.input if name != factor_name)
         quantizer.input[1] = folded.name
         replaced[index] = None
     _replace_nodes(graph, nodes, replaced)
-    return len(replaced)
 
 
 def _positive_scalar(tensor: Any) -> float | None:
