@@ -144,7 +144,8 @@ def test_onnx_runtime_runs_int8_kernels(shipped_int8, tmp_path: Path) -> None:
 def test_ort_graph_folds_biases_and_scales_and_gives_the_plain_files_logits(shipped_int8, heldout,
                                                                                tmp_path: Path) -> None:
     """--ort-fusions: every bias inside its INT8 matmul, fc1's GELU unfused from it, the attention scale inside the
-    query's quantizer; the same scales (one calibration), so the plain QDQ file's logits, at any batch size."""
+    query's quantizer, qkv as three matmuls with no float Split, every quantizer ahead of the layout ops; the same
+    scales (one calibration), so the plain QDQ file's logits, at any batch size."""
     import onnx
 
     plain = shipped_int8["onnx"]
@@ -155,15 +156,19 @@ def test_ort_graph_folds_biases_and_scales_and_gives_the_plain_files_logits(ship
     assert fused.manifest.quantization["scales_sha256"] == plain.manifest.quantization["scales_sha256"]
     graph = onnx.load(str(fused.path / "model.onnx")).graph
     ops = collections.Counter(n.op_type for n in graph.node)
-    # 16 projections and 4 Q·Kᵀ; no projection's output goes to a bias Add or BiasGelu any more: its bias is inside
-    # it (15 here) or in the SkipLayerNormalization ONNX Runtime fused itself (1)
+    # 24 projections (each qkv now q, k and v) and 4 Q·Kᵀ; no projection's output goes to a bias Add or BiasGelu any
+    # more: its bias is inside it (23 here) or in the SkipLayerNormalization ONNX Runtime fused itself (1)
     matmuls = {n.output[0]: n for n in graph.node if n.op_type == "MatMulIntegerToFloat"}
     with_bias = [n for n in matmuls.values() if len(n.input) == 7]
     constants = {t.name for t in graph.initializer}
     left = [n.name for n in graph.node if n.op_type in ("Add", "BiasGelu") and set(n.input) & set(matmuls)
             and set(n.input) & constants]
-    assert len(matmuls) == 20 and len(with_bias) + ops["SkipLayerNormalization"] == 16 and not left, (ops, left)
+    assert len(matmuls) == 28 and len(with_bias) + ops["SkipLayerNormalization"] == 24 and not left, (ops, left)
     assert ops["BiasGelu"] == 0 and ops["Gelu"] == 4 and ops["Mul"] == 0, ops  # the 4 attention scales folded
+    producer = {o: n.op_type for n in graph.node for o in n.output}
+    late = [n.name for n in graph.node if n.op_type == "QuantizeLinear"
+            and producer.get(n.input[0]) in ("Transpose", "Squeeze", "Reshape")]
+    assert ops["Split"] == 0 and not late, (ops, late)  # no float copy of qkv; the query moves as integers
     images = preprocess_uint8(heldout.images[:96], plain.manifest.input_spec)
     for batch in (1, 7, 96):
         np.testing.assert_allclose(fused.run(images[:batch]), plain.run(images[:batch]), atol=1e-4, rtol=1e-4)

@@ -1,11 +1,14 @@
 """ONNX Runtime's own graph of an ONNX file (`--ort-fusions`): what its CPU kernels run fastest, saved once.
 
 ONNX Runtime rewrites a QDQ graph at every load (QuantizeLinear → MatMul with DequantizeLinear weights becomes
-MatMulIntegerToFloat or QLinearMatMul; Add + Gelu becomes BiasGelu). Three steps it leaves undone on vit-edge's INT8
-graph cost about a tenth of DeiT-S's time on a CPU (per-op profiles, benchmarks/latency_vs_peers.py):
+MatMulIntegerToFloat or QLinearMatMul; Add + Gelu becomes BiasGelu). Steps it leaves undone on vit-edge's INT8
+graph cost over a tenth of DeiT-S's time on a CPU (per-op profiles, benchmarks/latency_vs_peers.py):
 - each linear's bias is a separate Add after its MatMulIntegerToFloat, which takes a bias input of its own;
 - fc1's bias goes into BiasGelu, whose kernel is slower than Gelu alone once the bias is in the matmul;
-- the attention scale is a Mul just before the query's QuantizeLinear, whose scale can absorb it (same integers).
+- the attention scale is a Mul just before the query's QuantizeLinear, whose scale can absorb it (same integers);
+- qkv's float output is copied by a Split into q, k and v: three matmuls on the weight's column blocks need none;
+- the query is transposed in float before its QuantizeLinear: quantized first, it moves a quarter of the bytes.
+Every step keeps each output element's integers and scales, so the logits are the plain file's.
 The file is then ONNX Runtime's extended-level graph (com.microsoft operators, the INT8 placement unchanged): it
 runs in ONNX Runtime only, which is why it is an option and the plain QDQ file the default.
 """
@@ -23,12 +26,15 @@ MS_DOMAIN = "com.microsoft"
 
 
 def fuse_for_onnxruntime(path: Path) -> None:
-    """Replace the ONNX file at `path` by ONNX Runtime's graph with the three folds (a single-file model)."""
+    """Replace the ONNX file at `path` by ONNX Runtime's graph with the steps above (a single-file model)."""
     import onnx
 
     optimized = _ort_extended_graph(path)
     _fold_biases(optimized.graph)
     _fold_scales(optimized.graph)
+    _split_fused_projections(optimized.graph)
+    _quantize_before_layout(optimized.graph)
+    del optimized.graph.value_info[:]  # types and shapes of renamed tensors went stale; ONNX Runtime infers them
     _drop_unused_initializers(optimized.graph)
     onnx.save(optimized, str(path))
 
@@ -121,6 +127,133 @@ def _fold_scales(graph: Any) -> None:
     _replace_nodes(graph, nodes, replaced)
 
 
+def _split_fused_projections(graph: Any) -> None:
+    """MatMulIntegerToFloat(qkv) → Reshape(…, k, heads, dim) → Split into k becomes k MatMulIntegerToFloat on the
+    weight's column blocks, each → Reshape(…, 1, heads, dim): the same integers per output column, without the
+    float Split that copies the whole projection."""
+    nodes, users, outputs = list(graph.node), _consumers(graph), {o.name for o in graph.output}
+    constants = {t.name: t for t in graph.initializer}
+    replaced: dict[int, Any] = {}
+    for index, node in enumerate(nodes):
+        reshape_at = _single_reader(node, "MatMulIntegerToFloat", "Reshape", nodes, users, outputs)
+        if reshape_at is None:
+            continue
+        split_at = _single_reader(nodes[reshape_at], "Reshape", "Split", nodes, users, outputs)
+        if split_at is None:
+            continue
+        parts = _split_parts(nodes[reshape_at], nodes[split_at], node, constants)
+        if parts is None:
+            continue
+        replaced[index] = replaced[reshape_at] = None
+        replaced[split_at] = _column_blocks(graph, node, nodes[reshape_at], nodes[split_at], parts, constants)
+    _replace_nodes(graph, nodes, replaced)
+
+
+def _single_reader(node: Any, op: str, reader_op: str, nodes: list[Any], users: dict[str, list[int]],
+                   outputs: set[str]) -> int | None:
+    """The index of the one node that reads `node`'s output, when `node` is an `op` and that reader a `reader_op`."""
+    if node.op_type != op or node.output[0] in outputs or len(users[node.output[0]]) != 1:
+        return None
+    reader = users[node.output[0]][0]
+    return reader if nodes[reader].op_type == reader_op else None
+
+
+def _split_parts(reshape: Any, split: Any, matmul: Any, constants: dict[str, Any]) -> tuple[list[int], int] | None:
+    """(the reshape's shape, the split axis) when the split cuts the weight's output columns into equal blocks of
+    whole heads: the reshaped trailing dims cover exactly the weight's output width and each split part is one."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    if reshape.input[1] not in constants or matmul.input[1] not in constants:
+        return None
+    shape = [int(d) for d in numpy_helper.to_array(constants[reshape.input[1]]).ravel()]
+    axis = next((a.i for a in split.attribute if a.name == "axis"), 0)
+    axis = axis + len(shape) if axis < 0 else axis
+    sizes = (numpy_helper.to_array(constants[split.input[1]]).ravel().tolist()
+             if len(split.input) > 1 and split.input[1] in constants else [1] * len(split.output))
+    width = list(constants[matmul.input[1]].dims)[-1]
+    trailing = shape[axis:]
+    if (len(split.input) > 1 and split.input[1] not in constants) or not trailing or min(trailing) <= 0:
+        return None
+    if sizes != [1] * len(split.output) or trailing[0] != len(sizes) or int(np.prod(trailing)) != width:
+        return None
+    return shape, axis
+
+
+def _column_blocks(graph: Any, matmul: Any, reshape: Any, split: Any, parts: tuple[list[int], int],
+                   constants: dict[str, Any]) -> list[Any]:
+    """One MatMulIntegerToFloat + Reshape per split output, on that output's block of weight columns."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    shape, axis = parts
+    count = len(split.output)
+    block_shape = numpy_helper.from_array(np.array(shape[:axis] + [1] + shape[axis + 1:], dtype=np.int64),
+                                          f"{reshape.output[0]}/block_shape")
+    graph.initializer.append(block_shape)
+    made: list[Any] = []
+    for part, output in enumerate(split.output):
+        inputs = list(matmul.input)
+        for slot in (1, 3, 5, 6):  # weight, weight scale, weight zero point, bias: per column when not scalar
+            if slot < len(inputs) and inputs[slot] and _columns(constants[inputs[slot]]) > 1:
+                block = _column_block(constants[inputs[slot]], part, count)
+                inputs[slot] = f"{inputs[slot]}/block{part}"
+                graph.initializer.append(numpy_helper.from_array(block, inputs[slot]))
+        product = f"{matmul.output[0]}/block{part}"
+        made.append(helper.make_node("MatMulIntegerToFloat", inputs, [product], domain=MS_DOMAIN,
+                                     name=f"{matmul.name}/block{part}"))
+        made.append(helper.make_node("Reshape", [product, block_shape.name], [output],
+                                     name=f"{reshape.name}/block{part}"))
+    return made
+
+
+def _columns(tensor: Any) -> int:
+    dims = list(tensor.dims)
+    return dims[-1] if dims else 1
+
+
+def _column_block(tensor: Any, part: int, count: int) -> Any:
+    from onnx import numpy_helper
+
+    values = numpy_helper.to_array(tensor)
+    width = values.shape[-1] // count
+    return values[..., part * width : (part + 1) * width].copy()
+
+
+def _quantize_before_layout(graph: Any) -> None:
+    """Transpose/Squeeze/Reshape chains → per-tensor QuantizeLinear become QuantizeLinear → the chain: the same
+    integers moved in a quarter of the bytes (the query's layout change ran in float)."""
+    nodes, users, outputs = list(graph.node), _consumers(graph), {o.name for o in graph.output}
+    constants = {t.name: t for t in graph.initializer}
+    producer = {name: index for index, node in enumerate(nodes) for name in node.output}
+    moved: dict[int, Any] = {}
+    for index, node in enumerate(nodes):
+        per_tensor = all(name in constants and _columns(constants[name]) == 1 for name in node.input[1:3])
+        if node.op_type != "QuantizeLinear" or not per_tensor:
+            continue
+        chain = _layout_chain(node.input[0], nodes, producer, users, outputs)
+        if not chain or chain[0] in moved:
+            continue
+        first, last = nodes[chain[0]], nodes[chain[-1]]
+        early = f"{node.output[0]}/before_layout"
+        node.input[0], last.output[0], node.output[0], first.input[0] = first.input[0], node.output[0], early, early
+        moved[chain[0]] = [node, first]
+        moved[index] = None
+    _replace_nodes(graph, nodes, moved)
+
+
+def _layout_chain(name: str, nodes: list[Any], producer: dict[str, int], users: dict[str, list[int]],
+                  outputs: set[str]) -> list[int]:
+    """The indices of the data-moving nodes (first to last) that lead to `name`, each read by its successor only."""
+    chain: list[int] = []
+    while name in producer and nodes[producer[name]].op_type in ("Transpose", "Squeeze", "Reshape", "Unsqueeze"):
+        if len(users[name]) != 1 or name in outputs:
+            break
+        chain.insert(0, producer[name])
+        name = nodes[producer[name]].input[0]
+    return chain
+
+
 def _positive_scalar(tensor: Any) -> float | None:
     """A one-element float constant's value when it is finite and positive."""
     if tensor is None:
@@ -144,10 +277,13 @@ def _scalar_like(tensor: Any, value: float) -> Any:
 
 
 def _replace_nodes(graph: Any, nodes: list[Any], replaced: dict[int, Any]) -> None:
-    """The node list with each index in `replaced` swapped for its node (None: removed), order kept."""
-    kept = [replaced.get(index, node) for index, node in enumerate(nodes)]
+    """The node list with each index in `replaced` swapped for its node or nodes (None: removed), order kept."""
+    kept: list[Any] = []
+    for index, node in enumerate(nodes):
+        swap = replaced.get(index, node)
+        kept.extend(swap if isinstance(swap, list) else [] if swap is None else [swap])
     del graph.node[:]
-    graph.node.extend(node for node in kept if node is not None)
+    graph.node.extend(kept)
 
 
 def _drop_unused_initializers(graph: Any) -> None:
