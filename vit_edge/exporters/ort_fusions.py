@@ -71,21 +71,19 @@ def _fold_biases(graph: Any) -> None:
     constants = {t.name: t for t in graph.initializer}
     replaced: dict[int, Any] = {}
     for node in nodes:
-        if node.op_type != "MatMulIntegerToFloat" or len(node.input) >= 7 or node.output[0] in outputs:
+        reader = _single_reader(node, "MatMulIntegerToFloat", ("Add", "BiasGelu"), nodes, users, outputs)
+        if reader is None or len(node.input) >= 7:
             continue
-        readers = users[node.output[0]]
-        if len(readers) != 1 or nodes[readers[0]].op_type not in ("Add", "BiasGelu"):
-            continue
-        follower = nodes[readers[0]]
+        follower = nodes[reader]
         bias = _constant_bias(follower, node, constants)
         if bias is None:
             continue
         node.input.extend([""] * (6 - len(node.input)) + [bias])
         if follower.op_type == "Add":
             node.output[0] = follower.output[0]
-            replaced[readers[0]] = None
+            replaced[reader] = None
         else:
-            replaced[readers[0]] = helper.make_node("Gelu", [node.output[0]], list(follower.output), domain=MS_DOMAIN,
+            replaced[reader] = helper.make_node("Gelu", [node.output[0]], list(follower.output), domain=MS_DOMAIN,
                                                     name=f"{follower.name}/gelu")
     _replace_nodes(graph, nodes, replaced)
 
@@ -109,10 +107,10 @@ def _fold_scales(graph: Any) -> None:
     constants = {t.name: t for t in graph.initializer}
     replaced: dict[int, Any] = {}
     for index, node in enumerate(nodes):
-        readers = users[node.output[0]] if node.op_type == "Mul" else []
-        if len(readers) != 1 or nodes[readers[0]].op_type != "QuantizeLinear" or node.output[0] in outputs:
+        reader = _single_reader(node, "Mul", ("QuantizeLinear",), nodes, users, outputs)
+        if reader is None:
             continue
-        quantizer = nodes[readers[0]]
+        quantizer = nodes[reader]
         factors = [(name, value) for name in node.input if (value := _positive_scalar(constants.get(name)))]
         scale = _positive_scalar(constants.get(quantizer.input[1]))
         if len(factors) != 1 or scale is None or quantizer.input[0] != node.output[0]:
@@ -135,10 +133,10 @@ def _split_fused_projections(graph: Any) -> None:
     constants = {t.name: t for t in graph.initializer}
     replaced: dict[int, Any] = {}
     for index, node in enumerate(nodes):
-        reshape_at = _single_reader(node, "MatMulIntegerToFloat", "Reshape", nodes, users, outputs)
+        reshape_at = _single_reader(node, "MatMulIntegerToFloat", ("Reshape",), nodes, users, outputs)
         if reshape_at is None:
             continue
-        split_at = _single_reader(nodes[reshape_at], "Reshape", "Split", nodes, users, outputs)
+        split_at = _single_reader(nodes[reshape_at], "Reshape", ("Split",), nodes, users, outputs)
         if split_at is None:
             continue
         parts = _split_parts(nodes[reshape_at], nodes[split_at], node, constants)
@@ -149,13 +147,14 @@ def _split_fused_projections(graph: Any) -> None:
     _replace_nodes(graph, nodes, replaced)
 
 
-def _single_reader(node: Any, op: str, reader_op: str, nodes: list[Any], users: dict[str, list[int]],
+def _single_reader(node: Any, op: str, reader_ops: tuple[str, ...], nodes: list[Any], users: dict[str, list[int]],
                    outputs: set[str]) -> int | None:
-    """The index of the one node that reads `node`'s output, when `node` is an `op` and that reader a `reader_op`."""
+    """The index of the one node that reads `node`'s output (not a graph output), when `node` is an `op` and that
+    reader one of `reader_ops`: the shape every rewrite here starts from."""
     if node.op_type != op or node.output[0] in outputs or len(users[node.output[0]]) != 1:
         return None
     reader = users[node.output[0]][0]
-    return reader if nodes[reader].op_type == reader_op else None
+    return reader if nodes[reader].op_type in reader_ops else None
 
 
 def _split_parts(reshape: Any, split: Any, matmul: Any, constants: dict[str, Any]) -> tuple[list[int], int] | None:
@@ -164,20 +163,18 @@ def _split_parts(reshape: Any, split: Any, matmul: Any, constants: dict[str, Any
     import numpy as np
     from onnx import numpy_helper
 
-    if reshape.input[1] not in constants or matmul.input[1] not in constants:
+    sizes_name = split.input[1] if len(split.input) > 1 else ""
+    if any(name not in constants for name in (reshape.input[1], matmul.input[1], sizes_name) if name):
         return None
     shape = [int(d) for d in numpy_helper.to_array(constants[reshape.input[1]]).ravel()]
     axis = next((a.i for a in split.attribute if a.name == "axis"), 0)
     axis = axis + len(shape) if axis < 0 else axis
-    sizes = (numpy_helper.to_array(constants[split.input[1]]).ravel().tolist()
-             if len(split.input) > 1 and split.input[1] in constants else [1] * len(split.output))
+    sizes = numpy_helper.to_array(constants[sizes_name]).ravel().tolist() if sizes_name else [1] * len(split.output)
     width = list(constants[matmul.input[1]].dims)[-1]
     trailing = shape[axis:]
-    if (len(split.input) > 1 and split.input[1] not in constants) or not trailing or min(trailing) <= 0:
+    if not trailing or min(trailing) <= 0 or sizes != [1] * len(split.output) or trailing[0] != len(sizes):
         return None
-    if sizes != [1] * len(split.output) or trailing[0] != len(sizes) or int(np.prod(trailing)) != width:
-        return None
-    return shape, axis
+    return (shape, axis) if int(np.prod(trailing)) == width else None
 
 
 def _column_blocks(graph: Any, matmul: Any, reshape: Any, split: Any, parts: tuple[list[int], int],
@@ -228,8 +225,8 @@ def _quantize_before_layout(graph: Any) -> None:
     producer = {name: index for index, node in enumerate(nodes) for name in node.output}
     moved: dict[int, Any] = {}
     for index, node in enumerate(nodes):
-        per_tensor = all(name in constants and _columns(constants[name]) == 1 for name in node.input[1:3])
-        if node.op_type != "QuantizeLinear" or not per_tensor:
+        if node.op_type != "QuantizeLinear" or not all(name in constants and _columns(constants[name]) == 1
+                                                       for name in node.input[1:3]):
             continue
         chain = _layout_chain(node.input[0], nodes, producer, users, outputs)
         if not chain or chain[0] in moved:
