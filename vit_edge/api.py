@@ -18,6 +18,7 @@ from vit_edge.pipeline.checks import (
     ModelSource,
     checked_data_options,
     checked_exporter,
+    checked_int16_request,
     checked_recipe,
     default_output_dir,
     resolve_options,
@@ -100,7 +101,8 @@ def quantize(
 
     method = _method(method, qat)
     recipe = checked_recipe(recipe, calib_size, eval_limit)
-    options = resolve_options(target, options, {**option_fields, "precision": Precision.INT8})
+    options = checked_int16_request(recipe, resolve_options(target, options, {**option_fields,
+                                                                             "precision": Precision.INT8}))
     if out is None and method == "qat":  # a QAT artifact beside the PTQ one, not in its folder
         plain = default_output_dir(model, options)
         out = plain.with_name(plain.name + "-qat")

@@ -153,11 +153,17 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--kinds", type=values.names, default=("qkv", "qk", "av", "proj", "fc1", "fc2"),
                    help="matmuls to quantize (add patch_embed, head); default qkv,qk,av,proj,fc1,fc2")
     p.add_argument("--skip", action="append", default=[], help="keep matching matmuls float, e.g. 'blocks.0.*'")
+    p.add_argument("--int16", action="append", default=[], metavar="PATTERN",
+                   help="16-bit activations, 8-bit weights (A16W8) for matching matmuls, e.g. 'blocks.0.*' or "
+                        "'*.mlp.fc2' (ONNX: opset 21 Q/DQ, as ONNX Runtime's QNN EP reads them); with --max-drop "
+                        "the budget moves the ops that cost most to INT16 before any to float")
+    p.add_argument("--a16w8", dest="int16", action="append_const", const="*",
+                   help="16-bit activations on every quantized matmul (the same as --int16 '*')")
     p.add_argument("--per-tensor-weights", action="store_true", help="one weight scale per matrix")
     p.add_argument("--smoothquant", default="auto", help="auto | off | ALPHA in (0, 1)")
     p.add_argument("--max-drop", type=values.non_negative_float,
-                   help="top-1 budget in points on the labelled --eval data (token merging included); sensitive "
-                        "matmuls stay float")
+                   help="top-1 budget in points on the labelled --eval data (token merging included); the ops "
+                        "that cost most get INT16 activations where the target has them, then stay float")
     _add_merge_option(p)
     _add_output_option(p)
     p.add_argument("--eval", dest="eval_data", help="labelled images for accuracy before/after and the budget: "

@@ -46,11 +46,20 @@ def _sqnr_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _matmul_counts(q: dict[str, Any]) -> str:
+    """'24 matmuls INT8, 2 float', naming those with INT16 activations (A16W8) when there are any."""
+    int16 = len(q.get("int16_activations", []))
+    widths = f" ({int16} of them A16W8: INT16 activations)" if int16 else ""
+    return f"{len(q.get('int8_matmuls', []))} matmuls INT8{widths}, {len(q.get('kept_float', []))} float"
+
+
 def _quantization_line(q: dict[str, Any]) -> str:
     calibration = q.get("calibration", {})
-    line = (f"{q.get('method', '?')}: {len(q.get('int8_matmuls', []))} INT8 matmuls, {len(q.get('kept_float', []))} "
-            f"float; {q.get('recipe', {}).get('calibration', '?')} calibration on {calibration.get('images', '?')} "
-            f"images of {calibration.get('source', '?')}")
+    line = (f"{q.get('method', '?')}: {_matmul_counts(q)}; {q.get('recipe', {}).get('calibration', '?')} calibration "
+            f"on {calibration.get('images', '?')} images of {calibration.get('source', '?')}")
+    moved = q.get("accuracy", {}).get("int16_for_budget", [])
+    if moved:
+        line += f"; the budget gave {len(moved)} op(s) INT16 activations ({', '.join(m['matmul'] for m in moved)})"
     qat = q.get("qat")
     if qat:
         best = qat.get("best") or {}
@@ -97,7 +106,7 @@ def quantize_line(path: Path, manifest: Manifest) -> str:
     """The INT8 artifact written: how many matmuls are INT8, and the accuracy before and after."""
     q = manifest.quantization or {}
     accuracy = q.get("accuracy", {})
-    line = f"{len(q.get('int8_matmuls', []))} matmuls INT8, {len(q.get('kept_float', []))} float"
+    line = _matmul_counts(q)
     if "int8_top1" in accuracy:
         line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"
     line += f"; agreement with fp32 {accuracy.get('agreement_top1', float('nan')):.2f}%"

@@ -49,6 +49,9 @@ class Target:
     precisions: tuple[Precision, ...]
     converters: tuple[Package, ...]  # what exporting needs besides torch (and the runtime, for parity)
     int8_lowering: str | None = None  # "module:function": the target's rewrite of a QuantizedViT (same scales)
+    # 16-bit activations with 8-bit weights (A16W8, --int16): "" where the target's file and runtime take them,
+    # else why not, said in one line when they are asked for
+    no_int16: str = ""
 
     @property
     def extra(self) -> str:
@@ -81,15 +84,19 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            ONNXRUNTIME, (Precision.FP32, Precision.INT8),
            (Package("onnx", "onnx"), Package("onnxscript", "onnxscript"))),
     Target("openvino", ".xml", "OpenVINO IR (+ .bin), run by OpenVINO", "vit_edge.exporters.openvino:OpenVinoExporter",
-           OPENVINO, (Precision.FP32, Precision.FP16, Precision.INT8), ()),
+           OPENVINO, (Precision.FP32, Precision.FP16, Precision.INT8), (),
+           no_int16="OpenVINO has no 16-bit activation kernels (its CPU and GPU plugins run INT8 or float)"),
     Target("tflite", ".tflite", "TFLite/LiteRT (builtin ops only), run by LiteRT + XNNPACK",
            "vit_edge.exporters.tflite:TfliteExporter", LITERT, (Precision.FP32, Precision.FP16, Precision.INT8),
            (Package("litert-torch", "litert_torch"),),
-           int8_lowering="vit_edge.quantization.lowering:quantize_outputs_for_tflite"),
+           int8_lowering="vit_edge.quantization.lowering:quantize_outputs_for_tflite",
+           no_int16="LiteRT's XNNPACK has no 16x8 kernels, and litert-torch cannot yet write the NPU's integer graph "
+                    "with 16-bit activations (it retypes tensors across a change of width)"),
     Target("executorch", ".pte", "ExecuTorch program (.pte) with the XNNPACK delegate, run by ExecuTorch",
            "vit_edge.exporters.executorch:ExecuTorchExporter", EXECUTORCH, (Precision.FP32, Precision.INT8),
            (Package("executorch", "executorch.exir"),),
-           int8_lowering="vit_edge.quantization.lowering:quantize_outputs_for_xnnpack"),
+           int8_lowering="vit_edge.quantization.lowering:quantize_outputs_for_xnnpack",
+           no_int16="ExecuTorch's XNNPACK backend has no 16-bit activation kernels"),
 )}
 
 RUNTIMES: dict[str, Runtime] = {**{t.runtime.name: t.runtime for t in TARGETS.values()}, PYTORCH.name: PYTORCH}

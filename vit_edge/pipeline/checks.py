@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from vit_edge.quantization.recipe import Recipe
 
 __all__ = ["ModelSource", "resolve_options", "default_output_dir", "checked_exporter", "checked_data_options",
-           "checked_recipe", "int8_lowering"]
+           "checked_recipe", "checked_int16_request", "int8_lowering"]
 
 # What names a model: a name (shipped, reference, timm:NAME), a path (HF folder, checkpoint) or a module in memory
 ModelSource = Any
@@ -117,6 +117,26 @@ def checked_recipe(recipe: Any, calib_size: Any, eval_limit: Any) -> Recipe:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be an integer ≥ 1, not {value!r}")
     return recipe or Recipe()
+
+
+INT16_ONNX_OPSET = 21  # ONNX's QuantizeLinear/DequantizeLinear take 16-bit types from opset 21
+
+
+def checked_int16_request(recipe: Recipe, options: ExportOptions) -> ExportOptions:
+    """--int16 (Recipe.int16) only where the target has 16-bit activation kernels, before anything is loaded; an
+    ONNX export that may hold 16-bit activations (asked for, or a budget that may choose them) at opset 21 at least.
+    The options to export with."""
+    reason = target_declaration(options.target).no_int16
+    if not recipe.int16:
+        may_widen = recipe.max_drop is not None and not reason and not options.ort_fusions
+        return replace(options, opset=max(options.opset, INT16_ONNX_OPSET)) if may_widen else options
+    if reason:
+        raise ConfigError(f"--int16 (Recipe.int16) asks for 16-bit activations, but {reason}: use --target onnx, or "
+                          "leave --int16 out (every op INT8)")
+    if options.ort_fusions:
+        raise ConfigError("--ort-fusions fuses INT8 matmuls only, and --int16 (Recipe.int16) keeps some in 16 bits: "
+                          "use one or the other")
+    return replace(options, opset=max(options.opset, INT16_ONNX_OPSET))
 
 
 NPU_LOWERING = "vit_edge.quantization.lowering:quantize_outputs_for_npu"  # TFLite for an Ethos-U (--npu)

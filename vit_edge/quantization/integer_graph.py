@@ -8,10 +8,17 @@ compute op writes, reads from the input, or takes as a constant gets quantize �
 lowers to int8 kernels. The new activation quantizers are ActQuants calibrated like every other (the recipe's
 method on the calibration images); constants get symmetric scales from their own extremes (weights per output
 channel). Ops that only move data (reshape, transpose, slice) keep their input's grid.
+
+With `recipe.int16`, the ops it names (by module path) compute on INT16 activations, weights still INT8 (16x8
+kernels); GELU stays INT8 (TFLite has no int16 GELU the converter emits, and Vela keeps one on the CPU). Where a
+value crosses from one width to the other a Requantize goes in between: litert-torch folds two adjacent
+quantizers of different widths into one (the first grid wins), and emits a QUANTIZE only where an op sits
+between them, so the Requantize passes the value through a MAXIMUM with the lowest number on each grid.
 """
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,10 +26,10 @@ import torch
 from torch import fx, nn
 
 from vit_edge.core.errors import ExportError
-from vit_edge.quantization.qmodules import QMAX, QMIN, ActQuant
+from vit_edge.quantization.qmodules import INT8, INT16, QMAX, ActQuant, Grid, grid_of_bits
 from vit_edge.quantization.recipe import Recipe
 
-__all__ = ["integer_graph", "integer_sites", "ConstQuant", "MOVES_DATA"]
+__all__ = ["integer_graph", "integer_sites", "ConstQuant", "Requantize", "MOVES_DATA"]
 
 _QD = torch.ops.quantized_decomposed
 _ATEN = torch.ops.aten
@@ -46,9 +53,10 @@ class ConstQuant(nn.Module):
     """A constant on its own symmetric INT8 grid (per output channel for a weight), quantized in the graph so the
     converter stores it as int8 with these scales."""
 
-    def __init__(self, value: torch.Tensor, per_channel: bool) -> None:
+    def __init__(self, value: torch.Tensor, per_channel: bool, bits: int = 8) -> None:
         super().__init__()
         value = value.detach().float()
+        self.grid = grid_of_bits(8 if per_channel else bits)  # a weight is INT8 whatever its activations
         self.register_buffer("value", value.clone())
         self.per_channel = per_channel and value.dim() > 1
         if self.per_channel:
@@ -59,14 +67,52 @@ class ConstQuant(nn.Module):
         else:
             # an all-zero constant (a bias at init) on a unit grid: litert-torch cannot parse a scale printed
             # as 1e-12 (no decimal point), and zeros are exact on any grid
-            self._scale = float(value.abs().max()) / QMAX or 1.0
+            self._scale = float(value.abs().max()) / self.grid.qmax or 1.0
 
     def forward(self) -> torch.Tensor:
+        grid = self.grid
         if self.per_channel:
-            q = _QD.quantize_per_channel(self.value, self.scale, self.zero_point, 0, QMIN, QMAX, torch.int8)
-            return _QD.dequantize_per_channel(q, self.scale, self.zero_point, 0, QMIN, QMAX, torch.int8)
-        q = _QD.quantize_per_tensor(self.value, self._scale, 0, QMIN, QMAX, torch.int8)
-        return _QD.dequantize_per_tensor(q, self._scale, 0, QMIN, QMAX, torch.int8)
+            q = _QD.quantize_per_channel(self.value, self.scale, self.zero_point, 0, grid.qmin, grid.qmax, grid.dtype)
+            return _QD.dequantize_per_channel(q, self.scale, self.zero_point, 0, grid.qmin, grid.qmax, grid.dtype)
+        q = _QD.quantize_per_tensor(self.value, self._scale, 0, grid.qmin, grid.qmax, grid.dtype)
+        return _QD.dequantize_per_tensor(q, self._scale, 0, grid.qmin, grid.qmax, grid.dtype)
+
+
+@dataclass(frozen=True)
+class GridParams:
+    """Where a value lies: its grid and that grid's scale and zero point."""
+
+    grid: Grid
+    scale: float
+    zero_point: int
+
+    def span(self) -> tuple[float, float]:
+        return ((self.grid.qmin - self.zero_point) * self.scale, (self.grid.qmax - self.zero_point) * self.scale)
+
+    def widened_to(self, bits: int) -> "GridParams":
+        """The same range on the grid of `bits` (INT16 symmetric, INT8 asymmetric)."""
+        low, high = self.span()
+        grid = grid_of_bits(bits)
+        if grid is INT16:
+            return GridParams(grid, max(max(-low, high) / grid.qmax, 1e-8), 0)
+        scale = max((high - low) / (grid.qmax - grid.qmin), 1e-8)
+        return GridParams(grid, scale, int(round(grid.qmin - low / scale)))
+
+
+class Requantize(nn.Module):
+    """A value moved from one grid to another (INT8 ↔ INT16), as one QUANTIZE in the converted file."""
+
+    def __init__(self, source: GridParams, target: GridParams) -> None:
+        super().__init__()
+        self.source, self.target = source, target
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for where in (self.source, self.target):  # MAXIMUM with the grid's lowest value: the identity
+            x = torch.maximum(x, torch.tensor(-3.0e38))
+            grid = where.grid
+            q = _QD.quantize_per_tensor(x, where.scale, where.zero_point, grid.qmin, grid.qmax, grid.dtype)
+            x = _QD.dequantize_per_tensor(q, where.scale, where.zero_point, grid.qmin, grid.qmax, grid.dtype)
+        return x
 
 
 _SCALAR_OPS = {  # an op with a Python number operand → its Tensor overload, the number a quantized constant
@@ -97,13 +143,33 @@ def integer_graph(model: nn.Module, recipe: Recipe, calibration: np.ndarray,
     graph_module = fx.GraphModule(exported.module(), exported.module().graph)  # one that eval() and deepcopy take
     counter = iter(range(1 << 30))
     _decompose_layer_norms(graph_module.graph)
-    _quantize_numbers(graph_module, counter)
-    _quantize_constants(graph_module, counter, keep_float)
-    _quantize_values(graph_module, counter, keep_float)
+    _quantize_numbers(graph_module, counter, recipe)
+    _quantize_constants(graph_module, counter, keep_float, recipe)
+    _quantize_values(graph_module, counter, keep_float, recipe)
     graph_module.graph.lint()
     graph_module.recompile()
     calibrate(graph_module, recipe, calibration)
+    if recipe.int16:
+        _requantize_between_widths(graph_module, counter)
+        graph_module.graph.lint()
+        graph_module.recompile()
     return graph_module
+
+
+# no int16 kernel the converter emits (and Vela would keep an int16 GELU on the CPU)
+_INT8_ONLY = {_ATEN.gelu.default, _ATEN.cat.default}
+
+
+def _module_path(node: fx.Node) -> str:
+    stack = list(node.meta.get("nn_module_stack", {}).values())
+    return str(stack[-1][0]) if stack else ""
+
+
+def _bits_at(node: fx.Node, recipe: Recipe) -> int:
+    """The activation width of what `node` computes: INT16 where the recipe names its module."""
+    if node.target in _INT8_ONLY or not recipe.int16_for(_module_path(node)):
+        return 8
+    return 16
 
 
 def _is_float(node: fx.Node) -> bool:
@@ -148,7 +214,7 @@ def _add_module(graph_module: fx.GraphModule, counter: Any, prefix: str, module:
     return name
 
 
-def _quantize_numbers(graph_module: fx.GraphModule, counter: Any) -> None:
+def _quantize_numbers(graph_module: fx.GraphModule, counter: Any, recipe: Recipe) -> None:
     """A Python number in arithmetic (LayerNorm's eps, a scale) becomes a quantized constant operand."""
     graph = graph_module.graph
     for node in [n for n in graph.nodes if n.op == "call_function" and n.target in _SCALAR_OPS]:
@@ -158,7 +224,7 @@ def _quantize_numbers(graph_module: fx.GraphModule, counter: Any) -> None:
         args = list(node.args)
         for index in numbers:
             name = _add_module(graph_module, counter, "integer_constant",
-                               ConstQuant(torch.tensor(float(args[index])), per_channel=False))
+                               ConstQuant(torch.tensor(float(args[index])), False, _bits_at(node, recipe)))
             with graph.inserting_before(node):
                 args[index] = graph.call_module(name)
         node.args, node.target = tuple(args), _SCALAR_OPS[node.target]
@@ -166,12 +232,12 @@ def _quantize_numbers(graph_module: fx.GraphModule, counter: Any) -> None:
 
 def _in_kept(node: fx.Node, keep_float: tuple[str, ...]) -> bool:
     """`node` computes inside one of the modules kept float (torch.export records the module path)."""
-    stack = list(node.meta.get("nn_module_stack", {}).values())
-    path = str(stack[-1][0]) if stack else ""
+    path = _module_path(node)
     return any(path == name or path.startswith(name + ".") for name in keep_float)
 
 
-def _quantize_constants(graph_module: fx.GraphModule, counter: Any, keep_float: tuple[str, ...]) -> None:
+def _quantize_constants(graph_module: fx.GraphModule, counter: Any, keep_float: tuple[str, ...],
+                        recipe: Recipe) -> None:
     """Every float parameter or buffer an op reads directly (not through a quantize already, not a bias) is read
     through a ConstQuant: per output channel where it is a linear's or convolution's weight."""
     graph = graph_module.graph
@@ -183,7 +249,8 @@ def _quantize_constants(graph_module: fx.GraphModule, counter: Any, keep_float: 
         per_channel = any(_WEIGHTED.get(user.target) is not None and len(user.args) > _WEIGHTED[user.target]
                           and user.args[_WEIGHTED[user.target]] is node for user in uses)
         value = _attribute(graph_module, str(node.target))
-        name = _add_module(graph_module, counter, "integer_constant", ConstQuant(value, per_channel))
+        constant = ConstQuant(value, per_channel, _bits_at(uses[0], recipe))
+        name = _add_module(graph_module, counter, "integer_constant", constant)
         with graph.inserting_after(node):
             quantized = graph.call_module(name)
         for user in uses:
@@ -195,7 +262,8 @@ def _is_bias(user: fx.Node, node: fx.Node) -> bool:
     return position is not None and len(user.args) > position and user.args[position] is node
 
 
-def _quantize_values(graph_module: fx.GraphModule, counter: Any, keep_float: tuple[str, ...]) -> None:
+def _quantize_values(graph_module: fx.GraphModule, counter: Any, keep_float: tuple[str, ...],
+                     recipe: Recipe) -> None:
     """An ActQuant after every float value a compute op writes (and after the input) that is read unquantized."""
     graph = graph_module.graph
     for node in list(graph.nodes):
@@ -205,7 +273,9 @@ def _quantize_values(graph_module: fx.GraphModule, counter: Any, keep_float: tup
         readers = [user for user in node.users if not _reads_quantized(user)]
         if not readers:
             continue
-        name = _add_module(graph_module, counter, "integer_activation", ActQuant())
+        quantizer = ActQuant()
+        quantizer.use_bits(_bits_at(node, recipe))
+        name = _add_module(graph_module, counter, "integer_activation", quantizer)
         with graph.inserting_after(node):
             quantized = graph.call_module(name, (node,))
         for user in readers:
@@ -219,6 +289,63 @@ def _reads_quantized(user: fx.Node) -> bool:
     return user.target in MOVES_DATA and bool(user.users) and all(_reads_quantized(u) for u in user.users)
 
 
+def _grid_of(node: Any, modules: dict[str, nn.Module]) -> GridParams | None:
+    """The grid the value `node` lies on (through ops that only move data); None for float or a weight."""
+    while isinstance(node, fx.Node) and node.op == "call_function" and node.target in MOVES_DATA:
+        node = node.args[0]
+    if not isinstance(node, fx.Node):
+        return None
+    if node.op == "call_module":
+        module = modules[str(node.target)]
+        if isinstance(module, ActQuant) and module.enabled:
+            return GridParams(module.grid, module._scale, module._zero_point)
+        if isinstance(module, ConstQuant) and not module.per_channel:
+            return GridParams(module.grid, module._scale, 0)
+        return module.target if isinstance(module, Requantize) else None
+    if node.target in (_QD.dequantize_per_tensor.default, _QD.quantize_per_tensor.default):
+        _input, scale, zero_point, _qmin, _qmax, dtype = node.args[:6]
+        return GridParams(_GRID_BY_DTYPE[dtype], float(scale), int(zero_point))  # type: ignore[index,arg-type]
+    return None
+
+
+_GRID_BY_DTYPE = {INT8.dtype: INT8, INT16.dtype: INT16}
+
+
+def _width_of_reader(node: fx.Node, modules: dict[str, nn.Module]) -> GridParams | int | None:
+    """What `node` needs its inputs on: a quantizer's exact grid, or a compute op's output width in bits."""
+    if node.op == "call_function" and node.target is _QD.quantize_per_tensor.default:
+        return _grid_of(node, modules)
+    if node.op != "call_function" or node.target in _QUANTIZE | _DEQUANTIZE | MOVES_DATA:
+        return None
+    for user in node.users:
+        written = _grid_of(user, modules) if user.op == "call_module" or user.target in _QUANTIZE else None
+        if written is not None:
+            return written.grid.bits
+    return None
+
+
+def _requantize_between_widths(graph_module: fx.GraphModule, counter: Any) -> None:
+    """A Requantize wherever an op (or a quantizer) reads a value stored in the other width."""
+    graph = graph_module.graph
+    modules = dict(graph_module.named_modules())
+    for node in list(graph.nodes):
+        wanted = _width_of_reader(node, modules)
+        if wanted is None:
+            continue
+        bits = wanted.grid.bits if isinstance(wanted, GridParams) else wanted
+        for source in node.all_input_nodes:
+            where = _grid_of(source, modules)
+            if where is None or where.grid.bits == bits:
+                continue
+            target = wanted if isinstance(wanted, GridParams) else where.widened_to(bits)
+            requantize = Requantize(where, target)
+            name = _add_module(graph_module, counter, "integer_requantize", requantize)
+            modules[name] = requantize
+            with graph.inserting_before(node):
+                moved = graph.call_module(name, (source,))
+            node.replace_input_with(source, moved)
+
+
 def integer_sites(graph_module: fx.GraphModule) -> dict[str, Any]:
     """What integer_graph added, for the manifest: quantizers per op type they follow, constants quantized."""
     counts: dict[str, int] = {}
@@ -228,6 +355,9 @@ def integer_sites(graph_module: fx.GraphModule) -> dict[str, Any]:
             kind = "input" if source.op == "placeholder" else str(getattr(source.target, "__name__", source.target))
             kind = kind.split(".")[0]  # the op, not its overload
             counts[kind] = counts.get(kind, 0) + 1
-    constants = sum(1 for node in graph_module.graph.nodes
-                    if node.op == "call_module" and str(node.target).startswith("integer_constant"))
-    return {"activation_quantizers": dict(sorted(counts.items())), "quantized_constants": constants}
+    def count(prefix: str) -> int:
+        return sum(1 for node in graph_module.graph.nodes
+                   if node.op == "call_module" and str(node.target).startswith(prefix))
+
+    return {"activation_quantizers": dict(sorted(counts.items())), "quantized_constants": count("integer_constant"),
+            **({"requantize": requantized} if (requantized := count("integer_requantize")) else {})}

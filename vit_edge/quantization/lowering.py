@@ -18,13 +18,14 @@ import numpy as np
 from torch import nn
 
 from vit_edge.quantization.integer_graph import integer_graph, integer_sites
-from vit_edge.quantization.ptq import QuantizedViT, calibrate, fingerprint
+from vit_edge.quantization.ptq import QuantizedViT, apply_int16, calibrate, fingerprint
 from vit_edge.quantization.qmodules import ActQuant, QuantLinear, QuantMatMul, _WeightQuantMixin
 
 __all__ = ["quantize_outputs_for_tflite", "quantize_outputs_for_npu", "quantize_outputs_for_xnnpack"]
 
-# TFLite's int8 SOFTMAX writes probabilities on a fixed grid: scale 1/256, zero point -128 ([0, 255/256])
-SOFTMAX_OUTPUT_RANGE = (0.0, 255 / 256)
+# TFLite's SOFTMAX writes probabilities on a fixed grid: int8 scale 1/256, zero point -128 ([0, 255/256]);
+# int16 scale 1/32768, zero point 0
+SOFTMAX_OUTPUT_RANGE = {8: (0.0, 255 / 256), 16: (0.0, 32767 / 32768)}
 
 
 def _needs_output_quant(name: str, module: nn.Module, modules: dict[str, nn.Module]) -> bool:
@@ -56,7 +57,7 @@ def quantize_outputs_for_npu(quant: QuantizedViT, calibration: np.ndarray) -> Qu
     fixed = []
     for name, module in lowered.model.named_modules():
         if isinstance(module, QuantMatMul) and name.endswith(".av") and module.a_quant.enabled:
-            module.a_quant.set_range(*SOFTMAX_OUTPUT_RANGE)
+            module.a_quant.set_range(*SOFTMAX_OUTPUT_RANGE[module.a_quant.bits])
             fixed.append(name)
     skipped = tuple(name for name in quant.kept_float if quant.recipe.skips(name))
     graph = integer_graph(lowered.model, quant.recipe, calibration, keep_float=skipped)
@@ -94,4 +95,5 @@ def _with_output_quantizers(quant: QuantizedViT, calibration: np.ndarray,
         prepare(modules[name])
         modules[name].output_quant = ActQuant()
     calibrate(model, quant.recipe, calibration)
+    apply_int16(model, quant.recipe)  # an A16W8 op writes INT16 too
     return model, sites

@@ -15,10 +15,11 @@ from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.models.torch_session import torch_runner
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantization.ptq import QuantizedViT, quantize_model
+from vit_edge.quantization.qmodules import ActQuant
 from vit_edge.quantization.recipe import Recipe
 from vit_edge.runtime.accuracy import run_batched, top1_accuracy
 
-__all__ = ["quantize_with_budget", "evaluate", "evaluate_on"]
+__all__ = ["quantize_with_budget", "evaluate", "evaluate_on", "int16_gains"]
 
 
 def _logits(model: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
@@ -65,8 +66,10 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: 
                          evaluation: LabelledImages | None, spec: InputSpec,
                          log: Callable[[str], None] = lambda _: None,
                          lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = lambda quant, _: quant,
-                         reference: torch.nn.Module | None = None) -> tuple[QuantizedViT, dict[str, Any]]:
-    """Quantize; with `recipe.max_drop`, move the lowest-SQNR matmul back to float until the drop is within budget.
+                         reference: torch.nn.Module | None = None,
+                         int16_kernels: bool = False) -> tuple[QuantizedViT, dict[str, Any]]:
+    """Quantize; with `recipe.max_drop`, give the ops that cost most INT16 activations (where the target has
+    `int16_kernels`), then keep the lowest-SQNR matmuls float, until the drop is within budget.
 
     `lower` is the target's rewrite (its declared int8_lowering): the budget is checked on the model that ships.
     `reference` is what the drop is measured from (default `model`; the unmerged model when `model` merges tokens).
@@ -74,23 +77,77 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: 
     data = preprocess_uint8(evaluation.images, spec) if evaluation is not None else calibration
     labels = evaluation.labels if evaluation is not None else None
     merge_cost = _merge_cost(model, reference, data, labels)  # over the budget alone: refused before (api)
-    current, kept_for_budget = recipe, []  # type: tuple[Recipe, list[dict[str, Any]]]
+    budget = _Budget(recipe, reference or model, data, labels)
     while True:
-        quant = lower(quantize_model(model, current, calibration), calibration)
+        quant = lower(quantize_model(model, budget.recipe, calibration), calibration)
         metrics: dict[str, Any] = dict(evaluate(reference or model, quant, data, labels))
-        log(f"INT8 matmuls: {len(quant.int8_matmuls)}; top-1 drop {metrics['drop']:.2f} pt, "
-            f"agreement {metrics['agreement_top1']:.2f}%")
+        log(f"INT8 matmuls: {len(quant.int8_matmuls)} ({len(quant.int16_ops)} with INT16 activations); top-1 drop "
+            f"{metrics['drop']:.2f} pt, agreement {metrics['agreement_top1']:.2f}%")
         if merge_cost is not None:
             metrics["merge_drop"] = merge_cost  # of `drop`, what merging costs in float; the rest is INT8's
         if recipe.max_drop is None or metrics["drop"] <= recipe.max_drop:
-            metrics["kept_float_for_budget"] = kept_for_budget
+            metrics["kept_float_for_budget"] = budget.kept_float
+            if budget.moved_to_int16:
+                metrics["int16_for_budget"] = budget.moved_to_int16
             return quant, metrics
+        if int16_kernels and budget.widen_next(quant, metrics["drop"], log):
+            continue
         if len(quant.int8_matmuls) <= 1:
             merging = f", {merge_cost:.2f} of it from merging" if merge_cost is not None else ""
             raise ConfigError(f"the budget of {recipe.max_drop} pt cannot be met: with one matmul left in INT8 the "
                               f"drop is still {metrics['drop']:.2f} pt{merging}; raise --max-drop or use QAT")
+        budget.keep_weakest_float(quant, metrics["drop"], log)
+
+
+class _Budget:
+    """The budget's choices so far: which ops went to INT16 (by measured gain) and which stayed float."""
+
+    def __init__(self, recipe: Recipe, reference: torch.nn.Module, data: np.ndarray,
+                 labels: np.ndarray | None) -> None:
+        self.recipe, self.reference, self.data, self.labels = recipe, reference, data, labels
+        self.kept_float: list[dict[str, Any]] = []
+        self.moved_to_int16: list[dict[str, Any]] = []
+        self._ranking: list[tuple[str, float]] | None = None
+
+    def widen_next(self, quant: QuantizedViT, drop: float, log: Callable[[str], None]) -> bool:
+        """Give the INT8 op whose INT16 activations gain most (measured) INT16; False when none is left."""
+        if self._ranking is None:
+            log(f"over budget: measuring what INT16 activations gain on each of {len(quant.int8_matmuls)} ops …")
+            self._ranking = int16_gains(quant, self.reference, self.data, self.labels)
+        left = [(name, gain) for name, gain in self._ranking if not self.recipe.int16_for(name)]
+        if not left:
+            return False
+        name, gain = left[0]
+        self.moved_to_int16.append({"matmul": name, "gain_alone_pt": round(gain, 3), "drop_before_pt": round(drop, 3)})
+        log(f"over budget: INT16 activations for {name} (alone it gains {gain:.2f} pt, the most)")
+        self.recipe = replace(self.recipe, int16=self.recipe.int16 + (name,))
+        return True
+
+    def keep_weakest_float(self, quant: QuantizedViT, drop: float, log: Callable[[str], None]) -> None:
         weakest = min(quant.sqnr_db, key=lambda name: quant.sqnr_db[name])
-        kept_for_budget.append({"matmul": weakest, "sqnr_db": quant.sqnr_db[weakest],
-                                "drop_before_pt": round(metrics["drop"], 3)})
+        self.kept_float.append({"matmul": weakest, "sqnr_db": quant.sqnr_db[weakest], "drop_before_pt": round(drop, 3)})
         log(f"over budget: keeping {weakest} (SQNR {quant.sqnr_db[weakest]:.1f} dB, the lowest) in float")
-        current = replace(current, skip=current.skip + (weakest,))
+        self.recipe = replace(self.recipe, skip=self.recipe.skip + (weakest,),
+                              int16=tuple(p for p in self.recipe.int16 if p != weakest))
+
+
+def int16_gains(quant: QuantizedViT, reference: torch.nn.Module, data: np.ndarray,
+                labels: np.ndarray | None) -> list[tuple[str, float]]:
+    """For each INT8 op, the top-1 points (unlabelled: agreement with `reference`) that INT16 activations on it
+    alone win back, measured on `data`; highest first, ties broken by the lower SQNR. Only the quantizers' width
+    changes (their calibrated ranges stay), so this needs no recalibration."""
+    target = labels if labels is not None else _logits(reference, data).argmax(1)
+    modules = dict(quant.model.named_modules())
+
+    def score() -> float:
+        return float(100 * np.mean(_logits(quant.model, data).argmax(1) == target))
+
+    base, gains = score(), []
+    for name in (n for n in quant.int8_matmuls if n not in quant.int16_ops and n in modules):
+        quantizers = [child for child in modules[name].children() if isinstance(child, ActQuant)]
+        for quantizer in quantizers:
+            quantizer.use_bits(16)
+        gains.append((name, score() - base))
+        for quantizer in quantizers:
+            quantizer.use_bits(8)
+    return sorted(gains, key=lambda item: (-item[1], quant.sqnr_db.get(item[0], 0.0)))

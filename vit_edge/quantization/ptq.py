@@ -22,7 +22,7 @@ from vit_edge.quantization.observers import choose_range
 from vit_edge.quantization.qmodules import ActQuant, QuantConv2d, QuantInput, QuantLinear, QuantMatMul, quantize_weight
 from vit_edge.quantization.recipe import Recipe
 
-__all__ = ["QuantizedViT", "quantize_model", "candidate_sites", "calibrate", "fingerprint"]
+__all__ = ["QuantizedViT", "quantize_model", "candidate_sites", "calibrate", "fingerprint", "apply_int16"]
 
 _SITE_PATHS = {"qkv": "attn.qkv", "qk": "attn.qk", "av": "attn.av", "proj": "attn.proj", "fc1": "mlp.fc1",
                "fc2": "mlp.fc2"}
@@ -43,9 +43,11 @@ class QuantizedViT:
     scales_sha256: str = ""
     lowering: dict[str, Any] = field(default_factory=dict)  # what a target's rewrite added (lowering.py)
     smoothed_float: nn.Module | None = field(default=None, repr=False)  # QAT starts from these float weights
+    int16_ops: list[str] = field(default_factory=list)  # of int8_matmuls, those with INT16 activations (A16W8)
 
     def summary(self) -> dict[str, Any]:
         return {"recipe": self.recipe.to_json(), "int8_matmuls": self.int8_matmuls, "kept_float": self.kept_float,
+                "int16_activations": self.int16_ops,
                 "smoothquant_alpha": self.smoothquant, "sqnr_db": self.sqnr_db, "scales_sha256": self.scales_sha256,
                 **({"lowering": self.lowering} if self.lowering else {})}
 
@@ -69,6 +71,10 @@ def _select(model: VisionTransformer, recipe: Recipe) -> tuple[list[str], list[s
         if not any(fnmatch.fnmatchcase(name, pattern) for name in sites):
             raise ConfigError(f"skip pattern '{pattern}' matches no quantizable matmul; names look like "
                               "blocks.0.attn.qkv, blocks.0.attn.qk, blocks.3.mlp.fc2, head")
+    for pattern in recipe.int16:
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in sites):
+            raise ConfigError(f"--int16 pattern '{pattern}' matches no quantizable matmul; names look like "
+                              "blocks.0.attn.qkv, blocks.3.mlp.fc2, head, or '*' for every one")
     wanted = [name for name, kind in sites.items() if kind in recipe.kinds]
     chosen = [n for n in wanted if not recipe.skips(n)]
     if not chosen:
@@ -187,6 +193,22 @@ def calibrate(model: nn.Module, recipe: Recipe, calibration: np.ndarray,
             module.observer = None
 
 
+_QUANTIZED_OPS = (QuantLinear, QuantConv2d, QuantMatMul, QuantInput)
+
+
+def apply_int16(model: nn.Module, recipe: Recipe) -> list[str]:
+    """Every quantizer of the ops `recipe.int16` names stored in INT16 on its calibrated range (A16W8: the weights
+    stay INT8); the names of those ops. Changing the width needs no second calibration pass."""
+    chosen = []
+    for name, module in model.named_modules():
+        if isinstance(module, _QUANTIZED_OPS) and recipe.int16_for(name):
+            for quantizer in module.children():
+                if isinstance(quantizer, ActQuant):
+                    quantizer.use_bits(16)
+            chosen.append(name)
+    return chosen
+
+
 def _sqnr(float_model: nn.Module, quant_model: nn.Module, chosen: list[str], batch: torch.Tensor) -> dict[str, float]:
     inputs = _capture_inputs(float_model, chosen, batch)
     float_modules, quant_modules = dict(float_model.named_modules()), dict(quant_model.named_modules())
@@ -220,7 +242,9 @@ def quantize_model(model: VisionTransformer, recipe: Recipe, calibration: np.nda
     _swap(quant, chosen, per_channel=not recipe.per_tensor_weights)
     _wrap_nonlinear(quant, recipe)
     calibrate(quant, recipe, calibration, progress)
+    int16_ops = apply_int16(quant, recipe)
     for parameter in quant.parameters():
         parameter.requires_grad_(False)
     sqnr = _sqnr(reference, quant, chosen, head)
-    return QuantizedViT(quant, recipe, chosen, kept, smoothing, sqnr, fingerprint(quant), smoothed_float=reference)
+    return QuantizedViT(quant, recipe, chosen, kept, smoothing, sqnr, fingerprint(quant), smoothed_float=reference,
+                        int16_ops=[name for name in int16_ops if name in chosen])

@@ -8,6 +8,7 @@ its INT8 kernels; OpenVINO reads them as FakeQuantize). An ActQuant observes its
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers torch.ops.quantized_decomposed)
@@ -17,10 +18,31 @@ from torch import nn
 from vit_edge.models.layers import MatMul
 from vit_edge.quantization.observers import HistogramObserver
 
-__all__ = ["fake_quantize", "ActQuant", "QuantInput", "QuantLinear", "QuantConv2d", "QuantMatMul", "quantize_weight"]
+__all__ = ["fake_quantize", "ActQuant", "QuantInput", "QuantLinear", "QuantConv2d", "QuantMatMul", "quantize_weight",
+           "Grid", "INT8", "INT16", "grid_of_bits"]
 
 _QD = torch.ops.quantized_decomposed
 QMIN, QMAX = -128, 127
+
+
+@dataclass(frozen=True)
+class Grid:
+    """An integer type an activation is stored in: its bits, range and torch dtype."""
+
+    bits: int
+    qmin: int
+    qmax: int
+    dtype: torch.dtype
+
+
+INT8 = Grid(8, QMIN, QMAX, torch.int8)
+# 16-bit activations are symmetric (zero point 0): TFLite's 16x8 kernels and the NPUs that run them require it
+INT16 = Grid(16, -32768, 32767, torch.int16)
+_GRIDS = {8: INT8, 16: INT16}
+
+
+def grid_of_bits(bits: int) -> Grid:
+    return _GRIDS[bits]
 
 
 def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int, qmax: int,
@@ -41,10 +63,11 @@ def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor
 
 
 class ActQuant(nn.Module):
-    """Per-tensor INT8 fake quantization of an activation; an observer until scales are set.
+    """Per-tensor fake quantization of an activation, INT8 or INT16 (`use_bits`); an observer until scales are set.
 
-    Asymmetric by default; `symmetric` (zero point 0) where a kernel demands it: XNNPACK runs an int8 BATCH_MATMUL
-    of two runtime tensors only when the second one has zero point 0.
+    Asymmetric INT8 by default; `symmetric` (zero point 0) where a kernel demands it: XNNPACK runs an int8
+    BATCH_MATMUL of two runtime tensors only when the second one has zero point 0. INT16 is always symmetric. The
+    calibrated range is kept, so the same range serves either width (one set of ranges, two grids).
     """
 
     scale: torch.Tensor  # buffers and QAT's parameter, declared for the type checker (nn.Module hides them)
@@ -58,15 +81,31 @@ class ActQuant(nn.Module):
         self.register_buffer("scale", torch.tensor(1.0))
         self.register_buffer("zero_point", torch.tensor(0, dtype=torch.int64))
         self.enabled = False
+        self.grid = INT8
+        self.range: tuple[float, float] | None = None
         self._scale, self._zero_point = 1.0, 0  # Python numbers: torch.export must see constants, not tensors
 
+    @property
+    def bits(self) -> int:
+        return self.grid.bits
+
     def set_range(self, low: float, high: float) -> None:
-        low, high = min(low, 0.0), max(high, 0.0)
-        if self.symmetric:
-            scale, zero_point = max(max(-low, high) / QMAX, 1e-8), 0
+        self.range = (min(low, 0.0), max(high, 0.0))
+        self._apply_grid(*self.range)
+
+    def use_bits(self, bits: int) -> None:
+        """Store this activation in `bits` (8 or 16) on the range it was calibrated to."""
+        self.grid = grid_of_bits(bits)
+        if self.range is not None:
+            self._apply_grid(*self.range)
+
+    def _apply_grid(self, low: float, high: float) -> None:
+        grid = self.grid
+        if self.symmetric or grid is INT16:
+            scale, zero_point = max(max(-low, high) / grid.qmax, 1e-8), 0
         else:
-            scale = max((high - low) / (QMAX - QMIN), 1e-8)
-            zero_point = int(round(QMIN - low / scale))
+            scale = max((high - low) / (grid.qmax - grid.qmin), 1e-8)
+            zero_point = int(round(grid.qmin - low / scale))
         self.scale.fill_(scale)
         self.zero_point.fill_(zero_point)
         self._scale, self._zero_point = float(self.scale), zero_point
@@ -82,17 +121,21 @@ class ActQuant(nn.Module):
         del self.train_scale
         self.scale.fill_(scale)
         self._scale = scale
+        grid, zero_point = self.grid, self._zero_point  # the trained range, for a later change of width
+        self.range = ((grid.qmin - zero_point) * scale, (grid.qmax - zero_point) * scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if hasattr(self, "train_scale"):
-            factor = 1.0 / math.sqrt(x[0].numel() * QMAX)
-            return fake_quantize(x, self.train_scale, self.zero_point.reshape(1), QMIN, QMAX, factor)
+            grid = self.grid
+            factor = 1.0 / math.sqrt(x[0].numel() * grid.qmax)
+            return fake_quantize(x, self.train_scale, self.zero_point.reshape(1), grid.qmin, grid.qmax, factor)
         if not self.enabled:
             if self.observer is not None:
                 self.observer.observe(x)
             return x
-        q = _QD.quantize_per_tensor(x, self._scale, self._zero_point, QMIN, QMAX, torch.int8)
-        return _QD.dequantize_per_tensor(q, self._scale, self._zero_point, QMIN, QMAX, torch.int8)
+        grid = self.grid
+        q = _QD.quantize_per_tensor(x, self._scale, self._zero_point, grid.qmin, grid.qmax, grid.dtype)
+        return _QD.dequantize_per_tensor(q, self._scale, self._zero_point, grid.qmin, grid.qmax, grid.dtype)
 
 
 def quantize_weight(weight: torch.Tensor, per_channel: bool,

@@ -41,6 +41,7 @@ class Recipe:
     max_drop: float | None = None
     nonlinear_inputs: tuple[str, ...] = ()
     keep_attention_range: bool = True
+    int16: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(MATMUL_KINDS) - set(OPTIONAL_KINDS)
@@ -62,6 +63,8 @@ class Recipe:
                                   f"'{self.smoothquant}'") from None
             if not 0.0 < alpha < 1.0:
                 raise ConfigError(f"smoothquant alpha {alpha} must be in (0, 1)")
+        if any(not isinstance(pattern, str) or not pattern.strip() for pattern in self.int16):
+            raise ConfigError(f"--int16 takes module-name patterns such as 'blocks.0.*' or '*', not {list(self.int16)}")
         if self.max_drop is not None and self.max_drop < 0:
             raise ConfigError(f"--max-drop {self.max_drop} must be ≥ 0 (percentage points of top-1)")
 
@@ -69,16 +72,20 @@ class Recipe:
         """Whether the skip list keeps the matmul `name` float."""
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.skip)
 
+    def int16_for(self, name: str) -> bool:
+        """Whether the op `name` (a module path) keeps its activations in INT16."""
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.int16)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["kinds"], data["skip"] = list(self.kinds), list(self.skip)
-        data["nonlinear_inputs"] = list(self.nonlinear_inputs)
+        data["nonlinear_inputs"], data["int16"] = list(self.nonlinear_inputs), list(self.int16)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Recipe":
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        for key in ("kinds", "skip", "nonlinear_inputs"):
+        for key in ("kinds", "skip", "nonlinear_inputs", "int16"):
             if key in fields:
                 fields[key] = tuple(fields[key])
         return cls(**fields)
