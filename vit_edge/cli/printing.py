@@ -46,16 +46,16 @@ def _sqnr_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _matmul_counts(q: dict[str, Any]) -> str:
+def _matmul_counts(q: dict[str, Any], int8_words: str = "matmuls INT8") -> str:
     """'24 matmuls INT8, 2 float', naming those with INT16 activations (A16W8) when there are any."""
     int16 = len(q.get("int16_activations", []))
     widths = f" ({int16} of them A16W8: INT16 activations)" if int16 else ""
-    return f"{len(q.get('int8_matmuls', []))} matmuls INT8{widths}, {len(q.get('kept_float', []))} float"
+    return f"{len(q.get('int8_matmuls', []))} {int8_words}{widths}, {len(q.get('kept_float', []))} float"
 
 
 def _quantization_line(q: dict[str, Any]) -> str:
     calibration = q.get("calibration", {})
-    line = (f"{q.get('method', '?')}: {_matmul_counts(q)}; {q.get('recipe', {}).get('calibration', '?')} calibration "
+    line = (f"{q.get('method', '?')}: {_matmul_counts(q, 'INT8 matmuls')}; {q.get('recipe', {}).get('calibration', '?')} calibration "
             f"on {calibration.get('images', '?')} images of {calibration.get('source', '?')}")
     moved = q.get("accuracy", {}).get("int16_for_budget", [])
     if moved:
