@@ -55,7 +55,8 @@ def _matmul_counts(q: dict[str, Any], int8_words: str = "matmuls INT8") -> str:
 
 def _quantization_line(q: dict[str, Any]) -> str:
     calibration = q.get("calibration", {})
-    line = (f"{q.get('method', '?')}: {_matmul_counts(q, 'INT8 matmuls')}; {q.get('recipe', {}).get('calibration', '?')} calibration "
+    method = q.get("recipe", {}).get("calibration", "?")
+    line = (f"{q.get('method', '?')}: {_matmul_counts(q, 'INT8 matmuls')}; {method} calibration "
             f"on {calibration.get('images', '?')} images of {calibration.get('source', '?')}")
     moved = q.get("accuracy", {}).get("int16_for_budget", [])
     if moved:
