@@ -63,3 +63,21 @@ def test_the_integer_graph_requantizes_where_widths_meet_and_computes_what_the_m
     with torch.no_grad():
         cosine = torch.nn.functional.cosine_similarity(plain.model(batch), mixed.model(batch), dim=1)
     assert float(cosine.min()) > 0.99, cosine
+
+
+def test_a_budget_the_runtime_does_not_meet_is_said_in_the_quantize_line() -> None:
+    """The budget is checked on PyTorch's simulation; when the file's runtime scores a larger drop, the line that
+    reports the artifact says so instead of reading as met."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from vit_edge.cli.printing import quantize_line
+
+    accuracy = {"fp32_top1": 89.6, "int8_top1": 89.2, "drop": 0.4, "drop_simulated": 0.3, "agreement_top1": 98.8,
+                "int8_top1_measured_in": "litert", "budget_met_in_runtime": False}
+    manifest = SimpleNamespace(target="tflite", quantization={"recipe": {"max_drop": 0.3}, "int8_matmuls": ["a"],
+                                                              "kept_float": [], "accuracy": accuracy})
+    line = quantize_line(Path("out"), manifest)  # type: ignore[arg-type]
+    assert "budget of 0.3 pt holds in PyTorch's simulation (drop 0.30 pt) but not as litert scores" in line, line
+    accuracy["budget_met_in_runtime"] = True
+    assert "budget" not in quantize_line(Path("out"), manifest)  # type: ignore[arg-type]

@@ -108,6 +108,10 @@ def quantize_line(path: Path, manifest: Manifest) -> str:
     q = manifest.quantization or {}
     accuracy = q.get("accuracy", {})
     line = _matmul_counts(q)
+    if accuracy.get("budget_met_in_runtime") is False:
+        line += (f"; the budget of {q['recipe']['max_drop']} pt holds in PyTorch's simulation (drop "
+                 f"{accuracy['drop_simulated']:.2f} pt) but not as {accuracy['int8_top1_measured_in']} scores the file "
+                 f"(drop {accuracy['drop']:.2f} pt): lower --max-drop, or use more --eval images")
     if "int8_top1" in accuracy:
         line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"
     line += f"; agreement with fp32 {accuracy.get('agreement_top1', float('nan')):.2f}%"

@@ -52,6 +52,7 @@ class Target:
     # 16-bit activations with 8-bit weights (A16W8, --int16): "" where the target's file and runtime take them,
     # else why not, said in one line when they are asked for
     no_int16: str = ""
+    int16_with_npu: bool = False  # the NPU's full-integer file (--npu) takes them where the plain file cannot
 
     @property
     def extra(self) -> str:
@@ -85,18 +86,20 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            (Package("onnx", "onnx"), Package("onnxscript", "onnxscript"))),
     Target("openvino", ".xml", "OpenVINO IR (+ .bin), run by OpenVINO", "vit_edge.exporters.openvino:OpenVinoExporter",
            OPENVINO, (Precision.FP32, Precision.FP16, Precision.INT8), (),
-           no_int16="OpenVINO has no 16-bit activation kernels (its CPU and GPU plugins run INT8 or float)"),
+           no_int16="OpenVINO has no 16-bit activation kernels (its CPU and GPU plugins run INT8 or float): use "
+                    "--target onnx, or --target tflite --npu CONFIG"),
     Target("tflite", ".tflite", "TFLite/LiteRT (builtin ops only), run by LiteRT + XNNPACK",
            "vit_edge.exporters.tflite:TfliteExporter", LITERT, (Precision.FP32, Precision.FP16, Precision.INT8),
            (Package("litert-torch", "litert_torch"),),
            int8_lowering="vit_edge.quantization.lowering:quantize_outputs_for_tflite",
-           no_int16="LiteRT's XNNPACK has no 16x8 kernels, and litert-torch cannot yet write the NPU's integer graph "
-                    "with 16-bit activations (it retypes tensors across a change of width)"),
+           no_int16="LiteRT's XNNPACK has no 16x8 kernels (the full-integer NPU file takes them: add --npu CONFIG)",
+           int16_with_npu=True),
     Target("executorch", ".pte", "ExecuTorch program (.pte) with the XNNPACK delegate, run by ExecuTorch",
            "vit_edge.exporters.executorch:ExecuTorchExporter", EXECUTORCH, (Precision.FP32, Precision.INT8),
            (Package("executorch", "executorch.exir"),),
            int8_lowering="vit_edge.quantization.lowering:quantize_outputs_for_xnnpack",
-           no_int16="ExecuTorch's XNNPACK backend has no 16-bit activation kernels"),
+           no_int16="ExecuTorch's XNNPACK backend has no 16-bit activation kernels: use --target onnx, or --target "
+                    "tflite --npu CONFIG"),
 )}
 
 RUNTIMES: dict[str, Runtime] = {**{t.runtime.name: t.runtime for t in TARGETS.values()}, PYTORCH.name: PYTORCH}

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from vit_edge.core.options import ExportOptions
-from vit_edge.core.targets import target as target_declaration
-from vit_edge.pipeline.checks import int8_lowering
+from vit_edge.pipeline.checks import int8_lowering, int16_available
 from vit_edge.pipeline.loading import check_merge_budget, images_for
 from vit_edge.pipeline.writing import write_artifact
 from vit_edge.runtime.artifact import Artifact
@@ -89,9 +88,9 @@ def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evalu
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
     extra: dict[str, Any] = {}
     if request.qat is None:
-        int16 = not target_declaration(to.options.target).no_int16 and not to.options.ort_fusions
         quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log,
-                                              lower=lower, reference=reference, int16_kernels=int16)
+                                              lower=lower, reference=reference,
+                                              int16_kernels=int16_available(to.options))
     else:
         trained, extra = run_qat(loaded, recipe, calibration, evaluation, request.qat, to.out_dir, log)
         if trained is None:

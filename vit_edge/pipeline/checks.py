@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from vit_edge.quantization.recipe import Recipe
 
 __all__ = ["ModelSource", "resolve_options", "default_output_dir", "checked_exporter", "checked_data_options",
-           "checked_recipe", "checked_int16_request", "int8_lowering"]
+           "checked_recipe", "checked_int16_request", "int16_available", "int8_lowering"]
 
 # What names a model: a name (shipped, reference, timm:NAME), a path (HF folder, checkpoint) or a module in memory
 ModelSource = Any
@@ -126,17 +126,23 @@ def checked_int16_request(recipe: Recipe, options: ExportOptions) -> ExportOptio
     """--int16 (Recipe.int16) only where the target has 16-bit activation kernels, before anything is loaded; an
     ONNX export that may hold 16-bit activations (asked for, or a budget that may choose them) at opset 21 at least.
     The options to export with."""
-    reason = target_declaration(options.target).no_int16
     if not recipe.int16:
-        may_widen = recipe.max_drop is not None and not reason and not options.ort_fusions
+        may_widen = recipe.max_drop is not None and int16_available(options)
         return replace(options, opset=max(options.opset, INT16_ONNX_OPSET)) if may_widen else options
-    if reason:
-        raise ConfigError(f"--int16 (Recipe.int16) asks for 16-bit activations, but {reason}: use --target onnx, or "
-                          "leave --int16 out (every op INT8)")
+    if not int16_available(options) and not options.ort_fusions:
+        reason = target_declaration(options.target).no_int16
+        raise ConfigError(f"--int16 (Recipe.int16) asks for 16-bit activations, but {reason}; or leave --int16 out "
+                          "(every op INT8)")
     if options.ort_fusions:
         raise ConfigError("--ort-fusions fuses INT8 matmuls only, and --int16 (Recipe.int16) keeps some in 16 bits: "
                           "use one or the other")
     return replace(options, opset=max(options.opset, INT16_ONNX_OPSET))
+
+
+def int16_available(options: ExportOptions) -> bool:
+    """Whether the file these options make can hold 16-bit activations (the target's declaration says)."""
+    declared = target_declaration(options.target)
+    return not options.ort_fusions and (not declared.no_int16 or (declared.int16_with_npu and options.npu is not None))
 
 
 NPU_LOWERING = "vit_edge.quantization.lowering:quantize_outputs_for_npu"  # TFLite for an Ethos-U (--npu)

@@ -89,6 +89,9 @@ def _score_in_runtime(staging: Path, manifest: Manifest, dataset: LabelledImages
     accuracy["int8_top1_simulated"] = accuracy["int8_top1"]
     accuracy.update(int8_top1=top1, drop=accuracy["fp32_top1"] - top1, int8_top1_measured_in=session.name,
                     drop_simulated=accuracy["fp32_top1"] - accuracy["int8_top1_simulated"])
+    budget = (manifest.quantization or {}).get("recipe", {}).get("max_drop")
+    if budget is not None:  # the budget was met on the simulation; say whether the file meets it too
+        accuracy["budget_met_in_runtime"] = round(accuracy["drop"], 6) <= budget
 
 
 def _options_json(options: ExportOptions) -> dict[str, Any]:

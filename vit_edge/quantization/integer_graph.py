@@ -53,7 +53,7 @@ class ConstQuant(nn.Module):
     """A constant on its own symmetric INT8 grid (per output channel for a weight), quantized in the graph so the
     converter stores it as int8 with these scales."""
 
-    def __init__(self, value: torch.Tensor, per_channel: bool, bits: int = 8) -> None:
+    def __init__(self, value: torch.Tensor, per_channel: bool, bits: int = 8, floor_scale: float = 0.0) -> None:
         super().__init__()
         value = value.detach().float()
         self.grid = grid_of_bits(8 if per_channel else bits)  # a weight is INT8 whatever its activations
@@ -67,7 +67,7 @@ class ConstQuant(nn.Module):
         else:
             # an all-zero constant (a bias at init) on a unit grid: litert-torch cannot parse a scale printed
             # as 1e-12 (no decimal point), and zeros are exact on any grid
-            self._scale = float(value.abs().max()) / self.grid.qmax or 1.0
+            self._scale = max(float(value.abs().max()) / self.grid.qmax, floor_scale) or 1.0
 
     def forward(self) -> torch.Tensor:
         grid = self.grid
@@ -151,13 +151,17 @@ def integer_graph(model: nn.Module, recipe: Recipe, calibration: np.ndarray,
     calibrate(graph_module, recipe, calibration)
     if recipe.int16:
         _requantize_between_widths(graph_module, counter)
+        _int16_constant_operands(graph_module, counter)
+        graph_module.graph.eliminate_dead_code()
         graph_module.graph.lint()
         graph_module.recompile()
     return graph_module
 
 
-# no int16 kernel the converter emits (and Vela would keep an int16 GELU on the CPU)
-_INT8_ONLY = {_ATEN.gelu.default, _ATEN.cat.default}
+# INT8 whatever the recipe says: GELU and the concat have no int16 form the converter emits (and Vela would keep
+# an int16 GELU on the CPU); LiteRT's 16x8 CONV_2D saturated on the patch embedding (measured), and the input
+# pixels are 8-bit data anyway
+_INT8_ONLY = {_ATEN.gelu.default, _ATEN.cat.default, _ATEN.conv2d.default}
 
 
 def _module_path(node: fx.Node) -> str:
@@ -165,11 +169,19 @@ def _module_path(node: fx.Node) -> str:
     return str(stack[-1][0]) if stack else ""
 
 
+# a block's LayerNorm computes its matmul's input: an A16W8 matmul gets it in INT16 too
+_NORM_FEEDS = {"norm1": "attn.qkv", "norm2": "mlp.fc1"}
+
+
 def _bits_at(node: fx.Node, recipe: Recipe) -> int:
-    """The activation width of what `node` computes: INT16 where the recipe names its module."""
-    if node.target in _INT8_ONLY or not recipe.int16_for(_module_path(node)):
+    """The activation width of what `node` computes: INT16 where the recipe names its module, or the matmul that
+    its LayerNorm feeds."""
+    if node.op == "placeholder" or node.target in _INT8_ONLY:
         return 8
-    return 16
+    path = _module_path(node)
+    parent, _, leaf = path.rpartition(".")
+    fed = f"{parent}.{_NORM_FEEDS[leaf]}" if leaf in _NORM_FEEDS and parent else None
+    return 16 if recipe.int16_for(path) or (fed is not None and recipe.int16_for(fed)) else 8
 
 
 def _is_float(node: fx.Node) -> bool:
@@ -197,6 +209,7 @@ def _decompose_layer_norms(graph: fx.Graph) -> None:
                 steps.append(graph.call_function(_ATEN.add.Tensor, (steps[-1], bias)))
         for step in steps:
             step.meta["val"] = node.meta.get("val")  # the dtype is what the passes read
+            step.meta["nn_module_stack"] = node.meta.get("nn_module_stack", {})  # where it computes
         node.replace_all_uses_with(steps[-1])
         graph.erase_node(node)
 
@@ -317,6 +330,8 @@ def _width_of_reader(node: fx.Node, modules: dict[str, nn.Module]) -> GridParams
         return _grid_of(node, modules)
     if node.op != "call_function" or node.target in _QUANTIZE | _DEQUANTIZE | MOVES_DATA:
         return None
+    if node.target in _INT8_ONLY:
+        return 8
     for user in node.users:
         written = _grid_of(user, modules) if user.op == "call_module" or user.target in _QUANTIZE else None
         if written is not None:
@@ -324,8 +339,28 @@ def _width_of_reader(node: fx.Node, modules: dict[str, nn.Module]) -> GridParams
     return None
 
 
+def _pin_int8_only_outputs(graph_module: fx.GraphModule, counter: Any) -> None:
+    """An INT8-only op (GELU) whose output an INT16 quantizer reads gets an INT8 output of its own, on that
+    quantizer's calibrated range, so the requantize step below can move it up."""
+    graph = graph_module.graph
+    modules = dict(graph_module.named_modules())
+    for node in [n for n in graph.nodes if n.op == "call_function" and n.target in _INT8_ONLY]:
+        wide = [user for user in node.users if user.target in _QUANTIZE and (grid := _grid_of(user, modules))
+                and grid.grid.bits == 16]
+        if not wide:
+            continue
+        quantizer = ActQuant()
+        quantizer.set_range(*_grid_of(wide[0], modules).span())  # type: ignore[union-attr]
+        name = _add_module(graph_module, counter, "integer_activation", quantizer)
+        with graph.inserting_after(node):
+            pinned = graph.call_module(name, (node,))
+        for user in wide:
+            user.replace_input_with(node, pinned)
+
+
 def _requantize_between_widths(graph_module: fx.GraphModule, counter: Any) -> None:
     """A Requantize wherever an op (or a quantizer) reads a value stored in the other width."""
+    _pin_int8_only_outputs(graph_module, counter)
     graph = graph_module.graph
     modules = dict(graph_module.named_modules())
     for node in list(graph.nodes):
@@ -344,6 +379,48 @@ def _requantize_between_widths(graph_module: fx.GraphModule, counter: Any) -> No
             with graph.inserting_before(node):
                 moved = graph.call_module(name, (source,))
             node.replace_input_with(source, moved)
+
+
+def _constant_behind(node: fx.Node, modules: dict[str, nn.Module]) -> ConstQuant | None:
+    """The per-tensor constant `node` reads (directly, or through a Requantize), if it is one."""
+    if node.op == "call_module" and isinstance(modules[str(node.target)], Requantize):
+        node = node.args[0]  # type: ignore[assignment]
+    module = modules.get(str(node.target)) if node.op == "call_module" else None
+    return module if isinstance(module, ConstQuant) and not module.per_channel else None
+
+
+def _int16_constant_operands(graph_module: fx.GraphModule, counter: Any) -> None:
+    """Each constant an INT16 add or subtract reads becomes an INT16 constant on a grid no finer than the other
+    operand's: TFLite's int16 ADD/SUB rescale both inputs to the output, and a constant on its own tiny grid (eps,
+    an all-zero β on a unit grid) overflows that rescale (measured: garbage out of LiteRT). An add of a broadcast
+    constant (β, eps) becomes a subtraction of its negation: int16 ADD takes operands of one shape only, SUB
+    broadcasts (both measured). Exact on the symmetric grid."""
+    graph = graph_module.graph
+    modules = dict(graph_module.named_modules())
+    for node in [n for n in graph.nodes if n.op == "call_function" and n.target in _ADD_SUB]:
+        if _width_of_reader(node, modules) != 16 or len(node.args) != 2:
+            continue
+        for index, operand in enumerate(node.args):
+            constant = _constant_behind(operand, modules) if isinstance(operand, fx.Node) else None
+            other = _grid_of(node.args[1 - index], modules)
+            if constant is None or other is None:
+                continue
+            shape = tuple(node.meta["val"].shape) if isinstance(node.meta.get("val"), torch.Tensor) else None
+            negate = node.target is _ATEN.add.Tensor and tuple(constant.value.shape) != shape
+            replacement = ConstQuant(-constant.value if negate else constant.value, False, 16,
+                                     floor_scale=other.scale)
+            name = _add_module(graph_module, counter, "integer_constant", replacement)
+            with graph.inserting_before(node):
+                operand_node = graph.call_module(name)
+            args = list(node.args)
+            args[index] = operand_node
+            if negate:  # a + c = a - (-c), the constant second
+                args, node.target = [args[1 - index], operand_node], _ATEN.sub.Tensor
+            node.args = tuple(args)
+            break
+
+
+_ADD_SUB = {_ATEN.add.Tensor, _ATEN.sub.Tensor}
 
 
 def integer_sites(graph_module: fx.GraphModule) -> dict[str, Any]:

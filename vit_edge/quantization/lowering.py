@@ -29,11 +29,14 @@ SOFTMAX_OUTPUT_RANGE = {8: (0.0, 255 / 256), 16: (0.0, 32767 / 32768)}
 
 
 def _needs_output_quant(name: str, module: nn.Module, modules: dict[str, nn.Module]) -> bool:
-    """Every INT8 op's output, except attn·V's where the output projection's input quantizer already follows."""
+    """Every INT8 op's output, except attn·V's where the output projection's input quantizer already follows on
+    the same width (a BATCH_MATMUL writes the width it reads)."""
     if isinstance(module, _WeightQuantMixin):
         return True
     if isinstance(module, QuantMatMul):
-        return not (name.endswith(".av") and isinstance(modules.get(name[: -len("av")] + "proj"), QuantLinear))
+        proj = modules.get(name[: -len("av")] + "proj")
+        return not (name.endswith(".av") and isinstance(proj, QuantLinear)
+                    and proj.input_quant.bits == module.a_quant.bits)
     return False
 
 

@@ -9,12 +9,13 @@ in part; INT16 activations are another.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["with_activation_outliers"]
+__all__ = ["with_activation_outliers", "save_outlier_variant"]
 
 
 def with_activation_outliers(model: nn.Module, channels: int = 4, factor: float = 40.0, seed: int = 0) -> nn.Module:
@@ -32,3 +33,14 @@ def with_activation_outliers(model: nn.Module, channels: int = 4, factor: float 
                     norm.bias[picked] *= factor
                 linear.weight[:, picked] /= factor
     return changed
+
+
+def save_outlier_variant(source: str | Path, out: str | Path, channels: int = 4, factor: float = 40.0) -> Path:
+    """`source` (a vit-edge checkpoint, e.g. the shipped model's) with planted outliers, saved as a checkpoint
+    with the same input spec and class names: a model file the CLI reads as a user's own."""
+    from vit_edge.models.checkpoint import load_checkpoint, save_checkpoint
+
+    model, spec, extra = load_checkpoint(source)
+    changed = with_activation_outliers(model, channels, factor)
+    save_checkpoint(out, changed, spec, {**extra, "outliers": {"channels": channels, "factor": factor}})
+    return Path(out)

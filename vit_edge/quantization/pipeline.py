@@ -1,6 +1,7 @@
 """PTQ with an accuracy budget: quantize, measure, and keep the most sensitive matmuls in float until it fits."""
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -14,12 +15,11 @@ from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.models.torch_session import torch_runner
 from vit_edge.models.vit import VisionTransformer
-from vit_edge.quantization.ptq import QuantizedViT, quantize_model
-from vit_edge.quantization.qmodules import ActQuant
+from vit_edge.quantization.ptq import QuantizedViT, apply_int16, quantize_model
 from vit_edge.quantization.recipe import Recipe
 from vit_edge.runtime.accuracy import run_batched, top1_accuracy
 
-__all__ = ["quantize_with_budget", "evaluate", "evaluate_on", "int16_gains"]
+__all__ = ["quantize_with_budget", "evaluate", "evaluate_on", "int8_costs"]
 
 
 def _logits(model: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
@@ -68,8 +68,8 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: 
                          lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = lambda quant, _: quant,
                          reference: torch.nn.Module | None = None,
                          int16_kernels: bool = False) -> tuple[QuantizedViT, dict[str, Any]]:
-    """Quantize; with `recipe.max_drop`, give the ops that cost most INT16 activations (where the target has
-    `int16_kernels`), then keep the lowest-SQNR matmuls float, until the drop is within budget.
+    """Quantize; with `recipe.max_drop`, give INT16 activations to the ops whose INT8 costs most (where the target
+    has `int16_kernels`), then keep the lowest-SQNR matmuls float, until the drop is within budget.
 
     `lower` is the target's rewrite (its declared int8_lowering): the budget is checked on the model that ships.
     `reference` is what the drop is measured from (default `model`; the unmerged model when `model` merges tokens).
@@ -79,7 +79,8 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: 
     merge_cost = _merge_cost(model, reference, data, labels)  # over the budget alone: refused before (api)
     budget = _Budget(recipe, reference or model, data, labels)
     while True:
-        quant = lower(quantize_model(model, budget.recipe, calibration), calibration)
+        plain = quantize_model(model, budget.recipe, calibration)
+        quant = lower(plain, calibration)
         metrics: dict[str, Any] = dict(evaluate(reference or model, quant, data, labels))
         log(f"INT8 matmuls: {len(quant.int8_matmuls)} ({len(quant.int16_ops)} with INT16 activations); top-1 drop "
             f"{metrics['drop']:.2f} pt, agreement {metrics['agreement_top1']:.2f}%")
@@ -90,7 +91,7 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: 
             if budget.moved_to_int16:
                 metrics["int16_for_budget"] = budget.moved_to_int16
             return quant, metrics
-        if int16_kernels and budget.widen_next(quant, metrics["drop"], log):
+        if int16_kernels and budget.widen_next(plain, metrics["drop"], calibration, lower, log):
             continue
         if len(quant.int8_matmuls) <= 1:
             merging = f", {merge_cost:.2f} of it from merging" if merge_cost is not None else ""
@@ -100,7 +101,8 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: 
 
 
 class _Budget:
-    """The budget's choices so far: which ops went to INT16 (by measured gain) and which stayed float."""
+    """The budget's choices so far: which ops went to INT16 (by their measured cost in INT8) and which stayed
+    float."""
 
     def __init__(self, recipe: Recipe, reference: torch.nn.Module, data: np.ndarray,
                  labels: np.ndarray | None) -> None:
@@ -109,17 +111,21 @@ class _Budget:
         self.moved_to_int16: list[dict[str, Any]] = []
         self._ranking: list[tuple[str, float]] | None = None
 
-    def widen_next(self, quant: QuantizedViT, drop: float, log: Callable[[str], None]) -> bool:
-        """Give the INT8 op whose INT16 activations gain most (measured) INT16; False when none is left."""
+    def widen_next(self, plain: QuantizedViT, drop: float, calibration: np.ndarray,
+                   lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT], log: Callable[[str], None]) -> bool:
+        """Give INT16 activations to the INT8 op that costs most (measured on the model that ships); False when
+        none is left."""
         if self._ranking is None:
-            log(f"over budget: measuring what INT16 activations gain on each of {len(quant.int8_matmuls)} ops …")
-            self._ranking = int16_gains(quant, self.reference, self.data, self.labels)
-        left = [(name, gain) for name, gain in self._ranking if not self.recipe.int16_for(name)]
-        if not left:
+            log(f"over budget: measuring what INT8 activations cost on each of {len(plain.int8_matmuls)} ops, "
+                "against INT16 …")
+            self._ranking = int8_costs(plain, calibration, lower, self.reference, self.data, self.labels)
+        left = [(name, cost) for name, cost in self._ranking
+                if not self.recipe.int16_for(name) and not self.recipe.skips(name)]
+        if not left or self.kept_float:  # once an op went float, every op that INT16 could help already had it
             return False
-        name, gain = left[0]
-        self.moved_to_int16.append({"matmul": name, "gain_alone_pt": round(gain, 3), "drop_before_pt": round(drop, 3)})
-        log(f"over budget: INT16 activations for {name} (alone it gains {gain:.2f} pt, the most)")
+        name, cost = left[0]
+        self.moved_to_int16.append({"matmul": name, "int8_cost_pt": round(cost, 3), "drop_before_pt": round(drop, 3)})
+        log(f"over budget: INT16 activations for {name} (in INT8 it costs {cost:.2f} pt, the most left)")
         self.recipe = replace(self.recipe, int16=self.recipe.int16 + (name,))
         return True
 
@@ -131,23 +137,22 @@ class _Budget:
                               int16=tuple(p for p in self.recipe.int16 if p != weakest))
 
 
-def int16_gains(quant: QuantizedViT, reference: torch.nn.Module, data: np.ndarray,
-                labels: np.ndarray | None) -> list[tuple[str, float]]:
-    """For each INT8 op, the top-1 points (unlabelled: agreement with `reference`) that INT16 activations on it
-    alone win back, measured on `data`; highest first, ties broken by the lower SQNR. Only the quantizers' width
-    changes (their calibrated ranges stay), so this needs no recalibration."""
+def int8_costs(plain: QuantizedViT, calibration: np.ndarray,
+               lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT], reference: torch.nn.Module,
+               data: np.ndarray, labels: np.ndarray | None) -> list[tuple[str, float]]:
+    """For each op, the top-1 points (unlabelled: agreement with `reference`) lost on `data` when it alone is INT8
+    and every other INT16, on the model the target's `lower` makes (an NPU's integer graph differs from the
+    modules); costliest first, ties broken by the lower SQNR. The widths change on the calibrated ranges, so
+    `plain` (calibrated, before lowering) is quantized once."""
     target = labels if labels is not None else _logits(reference, data).argmax(1)
-    modules = dict(quant.model.named_modules())
+    names = list(plain.int8_matmuls)
 
-    def score() -> float:
-        return float(100 * np.mean(_logits(quant.model, data).argmax(1) == target))
+    def score(wide: list[str]) -> float:
+        recipe = replace(plain.recipe, int16=tuple(wide))
+        model = copy.deepcopy(plain.model)
+        widened = replace(plain, model=model, recipe=recipe, int16_ops=apply_int16(model, recipe))
+        return float(100 * np.mean(_logits(lower(widened, calibration).model, data).argmax(1) == target))
 
-    base, gains = score(), []
-    for name in (n for n in quant.int8_matmuls if n not in quant.int16_ops and n in modules):
-        quantizers = [child for child in modules[name].children() if isinstance(child, ActQuant)]
-        for quantizer in quantizers:
-            quantizer.use_bits(16)
-        gains.append((name, score() - base))
-        for quantizer in quantizers:
-            quantizer.use_bits(8)
-    return sorted(gains, key=lambda item: (-item[1], quant.sqnr_db.get(item[0], 0.0)))
+    base = score(names)
+    costs = [(name, base - score([other for other in names if other != name])) for name in names]
+    return sorted(costs, key=lambda item: (-item[1], plain.sqnr_db.get(item[0], 0.0)))

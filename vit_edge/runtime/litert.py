@@ -86,11 +86,13 @@ class LiteRtSession(Session):
                 "undelegated_ops": sorted(set(left))}
 
     def _matmul_precision(self, ops: list[dict[str, Any]]) -> str:
-        """'int8' when the matmuls take int8 activations (full-integer), else 'fp32' (FP16 weights are widened)."""
+        """'int8' when the matmuls take int8 activations (full-integer), 'int16' when they take int16 (A16W8),
+        'int8+int16' for both, else 'fp32' (FP16 weights are widened)."""
         dtypes = {int(t["index"]): t["dtype"] for t in self._interp.get_tensor_details()}
         matmuls = [op for op in ops if op["op_name"] in ("FULLY_CONNECTED", "BATCH_MATMUL")]
-        int8 = any(dtypes.get(int(op["inputs"][0])) == np.int8 for op in matmuls)
-        return "int8" if int8 else "fp32"
+        widths = [name for name, dtype in (("int8", np.int8), ("int16", np.int16))
+                  if any(dtypes.get(int(op["inputs"][0])) == dtype for op in matmuls)]
+        return "+".join(widths) or "fp32"
 
 
 def undelegated_ops(ops: list[dict[str, Any]]) -> list[str]:
