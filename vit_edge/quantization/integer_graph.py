@@ -406,9 +406,9 @@ def _int16_constant_operands(graph_module: fx.GraphModule, counter: Any) -> None
             if constant is None or other is None:
                 continue
             shape = tuple(node.meta["val"].shape) if isinstance(node.meta.get("val"), torch.Tensor) else None
-            negate = node.target is _ATEN.add.Tensor and tuple(constant.value.shape) != shape
-            replacement = ConstQuant(-constant.value if negate else constant.value, False, 16,
-                                     floor_scale=other.scale)
+            value: torch.Tensor = constant.value  # type: ignore[assignment]
+            negate = node.target is _ATEN.add.Tensor and tuple(value.shape) != shape
+            replacement = ConstQuant(-value if negate else value, False, 16, floor_scale=other.scale)
             name = _add_module(graph_module, counter, "integer_constant", replacement)
             with graph.inserting_before(node):
                 operand_node = graph.call_module(name)
