@@ -6,8 +6,10 @@ planted without changing the function, quantized with SmoothQuant off, which wou
 at 224 (random init: placement and time only). Each file is built with `quantize --npu` (vit-edge) or by AI Edge
 Quantizer's static_wi8_ai16 recipe on vit-edge's own FP32 TFLite of the same model (the peer), calibrated on the
 same 256 Fashion-MNIST training images. Top-1 is the file run in LiteRT on the whole Fashion-MNIST test set; the
-budget (`--max-drop 0.3`) is measured on its first 2,000 images. Vela compiles each file for each configuration
-with its default system and memory configuration: times are Vela's estimates, not measurements.
+budget (`--max-drop 0.3`) is measured on its first 2,000 images (one lowering and evaluation per op: several
+minutes). Vela compiles each file for each configuration with its default system and memory configuration: times
+are Vela's estimates, not measurements, and count the NPU's part only (an operator left to the CPU adds time
+they do not show).
 
     .venv/bin/python benchmarks/npu_estimates.py [--configs ethos-u55-128,ethos-u65-256,ethos-u85-256] [--no-vit-ti]
 """
