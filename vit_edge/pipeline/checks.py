@@ -129,13 +129,13 @@ def checked_int16_request(recipe: Recipe, options: ExportOptions) -> ExportOptio
     if not recipe.int16:
         may_widen = recipe.max_drop is not None and int16_available(options)
         return replace(options, opset=max(options.opset, INT16_ONNX_OPSET)) if may_widen else options
-    if not int16_available(options) and not options.ort_fusions:
-        reason = target_declaration(options.target).no_int16
-        raise ConfigError(f"--int16 (Recipe.int16) asks for 16-bit activations, but {reason}; or leave --int16 out "
-                          "(every op INT8)")
     if options.ort_fusions:
         raise ConfigError("--ort-fusions fuses INT8 matmuls only, and --int16 (Recipe.int16) keeps some in 16 bits: "
                           "use one or the other")
+    if not int16_available(options):
+        reason = target_declaration(options.target).no_int16
+        raise ConfigError(f"--int16 (Recipe.int16) asks for 16-bit activations, but {reason}; or leave --int16 out "
+                          "(every op INT8)")
     return replace(options, opset=max(options.opset, INT16_ONNX_OPSET))
 
 

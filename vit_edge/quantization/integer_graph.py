@@ -87,16 +87,12 @@ class GridParams:
     zero_point: int
 
     def span(self) -> tuple[float, float]:
-        return ((self.grid.qmin - self.zero_point) * self.scale, (self.grid.qmax - self.zero_point) * self.scale)
+        return self.grid.span(self.scale, self.zero_point)
 
     def widened_to(self, bits: int) -> "GridParams":
         """The same range on the grid of `bits` (INT16 symmetric, INT8 asymmetric)."""
-        low, high = self.span()
         grid = grid_of_bits(bits)
-        if grid is INT16:
-            return GridParams(grid, max(max(-low, high) / grid.qmax, 1e-8), 0)
-        scale = max((high - low) / (grid.qmax - grid.qmin), 1e-8)
-        return GridParams(grid, scale, int(round(grid.qmin - low / scale)))
+        return GridParams(grid, *grid.scale_for(*self.span(), symmetric=False))
 
 
 class Requantize(nn.Module):

@@ -67,19 +67,20 @@ def candidate_sites(model: VisionTransformer) -> dict[str, str]:
 
 def _select(model: VisionTransformer, recipe: Recipe) -> tuple[list[str], list[str]]:
     sites = candidate_sites(model)
-    for pattern in recipe.skip:
-        if not any(fnmatch.fnmatchcase(name, pattern) for name in sites):
-            raise ConfigError(f"skip pattern '{pattern}' matches no quantizable matmul; names look like "
-                              "blocks.0.attn.qkv, blocks.0.attn.qk, blocks.3.mlp.fc2, head")
-    for pattern in recipe.int16:
-        if not any(fnmatch.fnmatchcase(name, pattern) for name in sites):
-            raise ConfigError(f"--int16 pattern '{pattern}' matches no quantizable matmul; names look like "
-                              "blocks.0.attn.qkv, blocks.3.mlp.fc2, head, or '*' for every one")
+    _check_patterns(recipe.skip, sites, "skip", "blocks.0.attn.qkv, blocks.0.attn.qk, blocks.3.mlp.fc2, head")
+    _check_patterns(recipe.int16, sites, "--int16", "blocks.0.attn.qkv, blocks.3.mlp.fc2, head, or '*' for every one")
     wanted = [name for name, kind in sites.items() if kind in recipe.kinds]
     chosen = [n for n in wanted if not recipe.skips(n)]
     if not chosen:
         raise ConfigError("no quantizable matmul is left after the skip list: nothing would run in INT8")
     return chosen, [n for n in sites if n not in chosen]
+
+
+def _check_patterns(patterns: tuple[str, ...], sites: dict[str, str], flag: str, examples: str) -> None:
+    """Each of a flag's module-name patterns matches some quantizable matmul, or one line says which does not."""
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(name, pattern) for name in sites):
+            raise ConfigError(f"{flag} pattern '{pattern}' matches no quantizable matmul; names look like {examples}")
 
 
 def _batches(data: np.ndarray, batch_size: int = 32) -> list[torch.Tensor]:

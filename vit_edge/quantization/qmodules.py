@@ -34,6 +34,17 @@ class Grid:
     qmax: int
     dtype: torch.dtype
 
+    def scale_for(self, low: float, high: float, symmetric: bool) -> tuple[float, int]:
+        """(scale, zero point) that put [low, high] on this grid; INT16 is always symmetric."""
+        if symmetric or self.bits == 16:
+            return max(max(-low, high) / self.qmax, 1e-8), 0
+        scale = max((high - low) / (self.qmax - self.qmin), 1e-8)
+        return scale, int(round(self.qmin - low / scale))
+
+    def span(self, scale: float, zero_point: int) -> tuple[float, float]:
+        """The values this grid holds with `scale` and `zero_point`."""
+        return (self.qmin - zero_point) * scale, (self.qmax - zero_point) * scale
+
 
 INT8 = Grid(8, QMIN, QMAX, torch.int8)
 # 16-bit activations are symmetric (zero point 0): TFLite's 16x8 kernels and the NPUs that run them require it
@@ -100,12 +111,7 @@ class ActQuant(nn.Module):
             self._apply_grid(*self.range)
 
     def _apply_grid(self, low: float, high: float) -> None:
-        grid = self.grid
-        if self.symmetric or grid is INT16:
-            scale, zero_point = max(max(-low, high) / grid.qmax, 1e-8), 0
-        else:
-            scale = max((high - low) / (grid.qmax - grid.qmin), 1e-8)
-            zero_point = int(round(grid.qmin - low / scale))
+        scale, zero_point = self.grid.scale_for(low, high, self.symmetric)
         self.scale.fill_(scale)
         self.zero_point.fill_(zero_point)
         self._scale, self._zero_point = float(self.scale), zero_point
@@ -121,8 +127,7 @@ class ActQuant(nn.Module):
         del self.train_scale
         self.scale.fill_(scale)
         self._scale = scale
-        grid, zero_point = self.grid, self._zero_point  # the trained range, for a later change of width
-        self.range = ((grid.qmin - zero_point) * scale, (grid.qmax - zero_point) * scale)
+        self.range = self.grid.span(scale, self._zero_point)  # the trained range, for a later change of width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if hasattr(self, "train_scale"):
