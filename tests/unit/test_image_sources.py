@@ -160,8 +160,12 @@ def test_unmatched_names_missing_names_and_duplicates_are_refused(tmp_path: Path
     twins = tmp_path / "twins"
     _save(_photo(40, 40, 1), twins / "ankle boot" / "a.jpg")
     _save(_photo(40, 40, 2), twins / "Ankle_Boot" / "b.jpg")
-    with pytest.raises(DataError, match="same model class"):
+    with pytest.raises(DataError, match="'Ankle_Boot' and 'ankle boot', which read as one class"):
         match_labels(open_images(twins), FMNIST_NAMES, 10)
+    _save(_photo(40, 40, 1), tmp_path / "digits" / "3" / "a.jpg")
+    _save(_photo(40, 40, 2), tmp_path / "digits" / "03" / "b.jpg")
+    with pytest.raises(DataError, match="same model class"):
+        match_labels(open_images(tmp_path / "digits"), (), 10)
     with pytest.raises(DataError, match="no labels"):
         match_labels(open_images(tmp_path / "shop" / "Bag"), FMNIST_NAMES, 10)
 

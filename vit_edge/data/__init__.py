@@ -1,7 +1,8 @@
 """Images as users have them (numpy + Pillow only, usable where torch is absent).
 
-`sources` finds them (folders, list files, arrays, dataset names), `labels` matches their classes to a model's,
-`preprocess` is the model's eval transform, `datasets` puts the three together for one model.
+`sources` finds them (folders, list files, arrays, dataset names), `labels` checks every source's labels
+(`check_labels`) and matches their classes to a model's, `preprocess` is the model's eval transform, `datasets`
+puts the three together for one model.
 """
 from vit_edge.data.datasets import (
     DATASET_NAMES,
@@ -12,7 +13,7 @@ from vit_edge.data.datasets import (
     load_image_folder,
     prepare_images,
 )
-from vit_edge.data.labels import LabelMatch, match_labels, read_class_names
+from vit_edge.data.labels import LabelMatch, check_labels, match_labels, read_class_names
 from vit_edge.data.preprocess import eval_transform, preprocess_uint8
 from vit_edge.data.sources import ArrayImages, DataOptions, FileImages, ImageSource, image_batches, open_images
 
@@ -25,6 +26,7 @@ __all__ = [
     "ImageSource",
     "LabelMatch",
     "LabelledImages",
+    "check_labels",
     "eval_transform",
     "image_batches",
     "load_dataset",

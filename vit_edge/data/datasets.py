@@ -16,7 +16,7 @@ import numpy as np
 
 from vit_edge.core.errors import DataError
 from vit_edge.core.types import InputSpec
-from vit_edge.data.sources import ArrayImages, DataOptions, FileImages, ImageSource, fill_images, open_images
+from vit_edge.data.sources import ArrayImages, DataOptions, ImageSource, fill_images, open_images
 
 if TYPE_CHECKING:
     from vit_edge.data.labels import LabelMatch
@@ -148,20 +148,34 @@ def prepare_images(source: ImageSource, spec: InputSpec, labels: LabelMatch | No
                           skipped=len(source) - len(kept))
 
 
-def load_image_folder(root: str | Path, channels: int = 3,
+def load_image_folder(root: str | Path | ImageSource, channels: int = 3,
                       size: int | tuple[int, int] | None = None) -> LabelledImages:
-    """DIR/class_name/* → uint8 images squashed to `size` (default: the first image's size), labels in sorted
-    class order: for training a model from scratch on the folder, whose class names become the model's."""
-    from vit_edge.data.labels import LabelMatch
-
+    """Any labelled source (DIR/class_name/*, a list file with labels, a labelled .npz) → uint8 images squashed to
+    `size` (default: the first image's size): for training a model from scratch on it, whose classes become the
+    model's (its class names in sorted order; numeric labels name classes '0' to the largest)."""
     source = open_images(root)
-    if not isinstance(source, FileImages) or source.labels is None or source.label_names is None:
-        raise DataError(f"{root} holds images but no class folders, so no labels: expected DIR/class_name/*.png")
+    names, labels = _own_classes(source)
     if size is None:
         first = np.asarray(source.read(0, "L"))
         size = (int(first.shape[0]), int(first.shape[1]))
-    spec = folder_training_spec(size, channels, source.label_names)
-    return prepare_images(source, spec, LabelMatch(source.labels, "folder names in sorted order"))
+    spec = folder_training_spec(size, channels, names)
+    return prepare_images(source, spec, labels)
+
+
+def _own_classes(source: ImageSource) -> tuple[tuple[str, ...], LabelMatch]:
+    """The classes a source defines for a model trained on it, and its labels (through `check_labels`)."""
+    from vit_edge.data.labels import LabelMatch, check_labels
+
+    if source.labels is None:
+        raise DataError(f"{source.origin} has no labels ({source.layout}); training needs class folders "
+                        "(DIR/class_name/*.png), a list file with labels, or a labelled .npz")
+    if source.label_names is not None:
+        labels = check_labels(source.origin, source.labels, names=source.label_names, count=len(source))
+        how = {"class folders": "folder names in sorted order", "list file": "list-file names in sorted order"}
+        return tuple(source.label_names), LabelMatch(labels, how.get(source.layout, "its class_names in their order"))
+    labels = check_labels(source.origin, source.labels, count=len(source))
+    names = tuple(str(i) for i in range(int(labels.max()) + 1)) if len(labels) else ()
+    return names, LabelMatch(labels, f"{source.layout} labels as output indices")
 
 
 def folder_training_spec(size: int | tuple[int, int], channels: int, class_names: tuple[str, ...]) -> InputSpec:
@@ -176,17 +190,19 @@ DATASET_NAMES = ("fashion-mnist", "fashion-mnist-train")
 
 def load_dataset(name_or_path: str | Path | ImageSource, spec: InputSpec, *, num_classes: int | None = None,
                  limit: int | None = None, options: DataOptions = DataOptions(),
-                 progress: Callable[[str], None] | None = None) -> LabelledImages:
+                 progress: Callable[[str], None] | None = None, hint: str | None = None) -> LabelledImages:
     """Images for a model with input `spec`, from any source `open_images` takes, transformed to its size; with
-    `num_classes` (the model's outputs), labelled by class name against the spec's names (or --class-names)."""
+    `num_classes` (the model's outputs), labelled by class name against the spec's names (or --class-names).
+    `hint` replaces 'pass --class-names FILE' for unmatched names where the verb has no such flag (train)."""
     source = open_images(name_or_path, options).take(limit)
-    labels = labels_for(source, spec, num_classes, options) if num_classes is not None else None
+    labels = labels_for(source, spec, num_classes, options, hint) if num_classes is not None else None
     return prepare_images(source, spec, labels, progress)
 
 
-def labels_for(source: ImageSource, spec: InputSpec, num_classes: int, options: DataOptions) -> LabelMatch:
+def labels_for(source: ImageSource, spec: InputSpec, num_classes: int, options: DataOptions,
+               hint: str | None = None) -> LabelMatch:
     """`source`'s labels matched to a model with `num_classes` outputs named by the spec (or --class-names)."""
-    from vit_edge.data.labels import match_labels
+    from vit_edge.data.labels import CLASS_NAMES_HINT, match_labels
 
     names, names_from = options.model_names(spec.class_names)
-    return match_labels(source, names, num_classes, names_from)
+    return match_labels(source, names, num_classes, names_from, hint or CLASS_NAMES_HINT)

@@ -7,6 +7,7 @@ stays bounded whatever the folder's size. Matching the source's labels to the mo
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,7 +61,8 @@ class ImageSource:
     """What every source shares: where it came from, its labels (None: unlabelled) and their names.
 
     `label_names[i]` names label i (folder names, list-file names); when `label_names` is None the labels are
-    already the model's output indices (a list file of numbers, a labelled .npz without names)."""
+    already the model's output indices (a list file of numbers, a labelled .npz without names). Labels are taken
+    as found and checked where they are used (`labels.check_labels`), so calibration never stops on them."""
 
     origin: str
     layout: str  # class folders | flat folder | list file | arrays | dataset
@@ -255,13 +257,15 @@ def _array_source(images: np.ndarray, labels: np.ndarray | None, names: tuple[st
         raise DataError(f"{origin} holds {images.dtype} of shape {images.shape}; expected uint8 images (N,H,W[,C])")
     if images.ndim == 4 and images.shape[-1] not in (1, 3, 4):
         raise DataError(f"{origin} has {images.shape[-1]} channels in its last axis; expected (N,H,W,C), C 1/3/4")
-    if labels is not None and (labels.ndim != 1 or len(labels) != len(images)):
-        raise DataError(f"{origin}: {len(labels)} labels for {len(images)} images")
+    if labels is not None and labels.shape != images.shape[:1]:
+        raise DataError(f"{origin}: labels of shape {labels.shape} for {len(images)} images; give one label per "
+                        "image, shape (N,)")
     return ArrayImages(origin, "arrays", labels, names, images=images)
 
 
 def _read_arrays(path: Path) -> ArrayImages:
-    """.npy: uint8 images; .npz: 'images' (or the first array), optional 'labels' and 'class_names'."""
+    """.npy: uint8 images; .npz: 'images' (or the first array), optional 'labels' (integer indices, checked when
+    used, never cast) and 'class_names'."""
     import zipfile
 
     if not path.is_file():
@@ -274,7 +278,7 @@ def _read_arrays(path: Path) -> ArrayImages:
             if not keys:
                 raise DataError(f"{path} holds no arrays")
             images = bundle["images" if "images" in keys else keys[0]]
-            labels = bundle["labels"].astype(np.int64) if "labels" in keys else None
+            labels = bundle["labels"] if "labels" in keys else None
             names = tuple(str(n) for n in bundle["class_names"]) if "class_names" in keys else None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read array file {path}: {exc}") from exc
@@ -330,7 +334,10 @@ def _scan_folder(root: Path, options: DataOptions) -> FileImages:
 
 
 def _read_list_file(path: Path, options: DataOptions) -> FileImages:
-    """'path label' lines (comma-separated in a .csv); paths relative to the list file; '#' starts a comment."""
+    """'path label' lines (comma-separated in a .csv); paths relative to the list file; '#' starts a comment.
+
+    A label is an output index or a class name, read whole ('Ankle boot'); class names are numbered in sorted
+    order, as class folders are, so the same images give the same classes whatever the lines' order."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -348,25 +355,32 @@ def _read_list_file(path: Path, options: DataOptions) -> FileImages:
     if labelled == {False}:
         return _files(path, "list file", None, None, paths, options)
     labels_text = [row[1] for row in rows]
-    if all(label.lstrip("-").isdigit() for label in labels_text):
+    if all(_INDEX.fullmatch(label) for label in labels_text):
         labels = np.asarray([int(label) for label in labels_text], dtype=np.int64)
-        if labels.min() < 0:
-            raise DataError(f"list file {path} has a negative label ({labels.min()})")
         return _files(path, "list file", labels, None, paths, options)
-    names = tuple(dict.fromkeys(labels_text))
+    names = tuple(sorted(set(labels_text)))
     index = {name: i for i, name in enumerate(names)}
     labels = np.asarray([index[label] for label in labels_text], dtype=np.int64)
     return _files(path, "list file", labels, names, paths, options)
 
 
+_INDEX = re.compile(r"-?[0-9]{1,18}")  # a label that is an output index (a negative one is refused when used)
+# A path ends at its image suffix, so both the path and a class name after it may hold spaces.
+_SUFFIX = "|".join(re.escape(suffix[1:]) for suffix in sorted(IMAGE_SUFFIXES))
+_LISTED = re.compile(rf"(?P<path>.*\.(?:{_SUFFIX}))(?:\s+(?P<label>.*))?", re.IGNORECASE)
+
+
 def _list_row(line: str, csv: bool) -> list[str] | None:
+    """[path] or [path, label] of one list-file line (None for a blank line or a comment)."""
     line = line.strip()
     if not line or line.startswith("#"):
         return None
-    parts = [p.strip() for p in line.rsplit(",", 1)] if csv else line.rsplit(None, 1)
-    if len(parts) == 2 and not csv and Path(parts[1]).suffix.lower() in IMAGE_SUFFIXES:
-        return [line]  # a path with a space in it and no label
-    return parts
+    if csv:
+        return [p.strip() for p in line.rsplit(",", 1)]
+    listed = _LISTED.fullmatch(line)
+    if listed is None:  # no image suffix to end the path at: the label is the last word
+        return line.rsplit(None, 1)
+    return [listed["path"]] + ([listed["label"]] if listed["label"] else [])
 
 
 def _listed_path(folder: Path, name: str) -> Path:

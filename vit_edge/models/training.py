@@ -121,8 +121,9 @@ def train_small_vit(data: str, eval_data: str, img_size: int | None, config: Tra
 
 def _training_sets(data: str, eval_data: str, img_size: int | None) -> tuple[LabelledImages, LabelledImages,
                                                                            InputSpec]:
-    """Training and evaluation images for a model trained from scratch: Fashion-MNIST as it is, or a folder of
-    class folders squashed to `img_size` (default 32) whose names become the model's classes."""
+    """Training and evaluation images for a model trained from scratch: Fashion-MNIST as it is, or any labelled
+    source (class folders, a list file, an .npz) squashed to `img_size` (default 32) whose classes become the
+    model's."""
     from vit_edge.core.errors import DataError
     from vit_edge.data.datasets import folder_training_spec, load_dataset, load_image_folder
     from vit_edge.models.registry import FMNIST_SPEC
@@ -135,5 +136,6 @@ def _training_sets(data: str, eval_data: str, img_size: int | None) -> tuple[Lab
         spec = folder_training_spec(img_size or 32, 3, train_set.class_names)
     if len(spec.class_names) < 2:
         raise DataError(f"training needs ≥ 2 classes; {train_set.source} has {len(spec.class_names)}")
-    eval_set = load_dataset(eval_data, spec, num_classes=len(spec.class_names))
+    eval_set = load_dataset(eval_data, spec, num_classes=len(spec.class_names),
+                            hint="rename them to the training data's class names")
     return train_set, eval_set, spec
