@@ -5,13 +5,23 @@ so bad input costs a second, not a conversion.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from vit_edge.core.artifact import Manifest, check_writable, read_manifest
 from vit_edge.core.errors import ConfigError
-from vit_edge.core.options import ExportOptions
+from vit_edge.core.options import (
+    ExportOptions,
+    check_callable,
+    check_count,
+    check_flag,
+    check_instance,
+    check_model,
+    check_number,
+    check_path,
+)
 from vit_edge.core.types import Precision
 from vit_edge.pipeline.building import Destination, Int8Request, export_loaded, quantize_loaded
 from vit_edge.pipeline.checks import (
@@ -60,6 +70,10 @@ def export(
     `max_drop` bounds the top-1 points merging may cost on the labelled `data` (any image source: a folder, list
     file, array file or dataset name; `data_options` says how to read and label it).
     """
+    _check_arguments(model, out, weights, random_init, log)
+    _check_images("data", data)
+    if max_drop is not None:
+        check_number("max_drop", max_drop)
     options = resolve_options(target, options, option_fields)
     if options.precision is Precision.INT8:
         raise ConfigError("int8 artifacts come from  vit-edge quantize  (calibration data is needed)")
@@ -97,8 +111,13 @@ def quantize(
     fingerprint, which matmuls are INT8, the calibration fingerprint and (with `eval_data`) accuracy before/after.
     Under torchrun only rank 0 writes the artifact; the other ranks return None.
     """
+    from vit_edge.quantization.qat import QatTraining
     from vit_edge.quantization.qat_run import check_qat_request
 
+    _check_arguments(model, out, weights, random_init, log)
+    _check_images("calib", calib, optional=False)
+    _check_images("eval_data", eval_data)
+    check_instance("qat", qat, QatTraining, "a vit_edge.quantization.qat.QatTraining")
     method = _method(method, qat)
     recipe = checked_recipe(recipe, calib_size, eval_limit)
     options = checked_int16_request(recipe, resolve_options(target, options, {**option_fields,
@@ -116,6 +135,27 @@ def quantize(
     return quantize_loaded(load(model, weights, random_init, options), to, request, log)
 
 
+def _check_arguments(model: Any, out: Any, weights: Any, random_init: Any, log: Any) -> None:
+    """What export and quantize share, checked by type before anything is read: `out=5` is one ConfigError, not a
+    TypeError from pathlib after the model has loaded."""
+    check_model(model)
+    check_path("out", out, optional=True)
+    check_path("weights", weights, optional=True)
+    check_flag("random_init", random_init)
+    check_callable("log", log)
+
+
+def _check_images(name: str, value: Any, optional: bool = True) -> None:
+    """An image source as the readers take it: a path or dataset name, an array, or a source object."""
+    import numpy as np
+
+    from vit_edge.data.datasets import LabelledImages
+    from vit_edge.data.sources import ImageSource
+
+    kinds = (str, os.PathLike, np.ndarray, ImageSource, LabelledImages)
+    check_instance(name, value, kinds, "a folder, a list or array file, a dataset name or an array", optional)
+
+
 def _method(method: str | None, qat: QatTraining | None) -> str:
     """PTQ, or QAT when a QatTraining is given; `method` may only agree with that."""
     if method not in (None, "ptq", "qat"):
@@ -129,6 +169,7 @@ def info(artifact: str | Path, verify_files: bool = True) -> Manifest:
     """The manifest of an artifact, with each file's sha256 checked."""
     if not isinstance(artifact, (str, Path)):
         raise ConfigError(f"info takes an artifact folder's path, not {type(artifact).__name__}")
+    check_flag("verify_files", verify_files)
     return read_manifest(artifact, verify_files=verify_files)
 
 
@@ -149,13 +190,28 @@ def train(
     from vit_edge.core.outputs import OutputKind, check_output
     from vit_edge.models.training import TrainConfig, train_small_vit
 
+    _check_training(out, data, eval_data, epochs, batch_size, lr, seed, img_size, force, log)
     out = Path(out)
     check_output(out, OutputKind.CHECKPOINT, force, [("the training data", data), ("the evaluation data", eval_data)])
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ConfigError("epochs and batch size must be ≥ 1 and the learning rate > 0")
     check_writable(out.parent)  # before the training, not after it
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    return train_small_vit(data, eval_data, img_size, config, out, log=log)
+    return train_small_vit(os.fspath(data), os.fspath(eval_data), img_size, config, out, log=log)
+
+
+def _check_training(out: Any, data: Any, eval_data: Any, epochs: Any, batch_size: Any, lr: Any, seed: Any,
+                    img_size: Any, force: Any, log: Any) -> None:
+    """train's arguments by type, before any image is read: `epochs="1"` is one ConfigError."""
+    for name, value in (("out", out), ("data", data), ("eval_data", eval_data)):
+        check_path(name, value)
+    check_count("epochs", epochs)
+    check_count("batch_size", batch_size)
+    check_count("seed", seed, least=0, most=2**63 - 1)  # what both torch and numpy take
+    check_count("img_size", img_size, optional=True)
+    check_number("lr", lr)
+    if lr == 0:
+        raise ConfigError("lr (the learning rate) must be > 0, not 0")
+    check_flag("force", force)
+    check_callable("log", log)
 
 
 def bench(
@@ -178,12 +234,48 @@ def bench(
     from vit_edge.benchmarking.sweep import bench as sweep
 
     unknown = set(config_fields) - set(BenchConfig.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(f"unknown bench option(s): {', '.join(sorted(unknown))}")
+    if unknown or "device" in config_fields:
+        raise ConfigError(f"unknown bench option(s): {', '.join(sorted(unknown or {'device'}))} (the machines are "
+                          "devices=[...])")
+    paths = _bench_paths(artifacts)
+    check_instance("config", config, BenchConfig, "a vit_edge.benchmarking.sweep.BenchConfig")
+    if not isinstance(devices, Fleet):
+        check_instance("devices", devices, (list, tuple), "a list of addresses or FleetDevice entries", False)
+    check_callable("progress", progress)
+    check_callable("on_records", on_records)
     fleet = devices if isinstance(devices, Fleet) else Fleet.of(devices)  # checked once, before any measurement
-    cfg = replace(config or BenchConfig(), device=fleet.devices[0].address, **config_fields)
-    paths = [str(a) for a in artifacts]
+    cfg = _checked_bench_config(replace(config or BenchConfig(), device=fleet.devices[0].address, **config_fields))
     check_some_artifact(paths)
     if fleet.plain_single is not None:
         return sweep(paths, cfg, progress=progress, on_records=on_records)
     return bench_fleet(paths, cfg, fleet, progress=progress, on_records=on_records)
+
+
+def _bench_paths(artifacts: Any) -> list[str]:
+    """bench's artifacts as path strings: one path, or a list or tuple of them."""
+    if isinstance(artifacts, (str, os.PathLike)):
+        artifacts = [artifacts]
+    check_instance("artifacts", artifacts, (list, tuple), "a list of artifact folders", optional=False)
+    for path in artifacts:
+        check_path("each of artifacts", path)
+    return [os.fspath(path) for path in artifacts]
+
+
+def _checked_bench_config(cfg: BenchConfig) -> BenchConfig:
+    """A BenchConfig's names and paths by type (its counts check themselves): `reference=3` is one ConfigError, not
+    a TypeError once the sweep has begun. A pathlib.Path for `reference` or `data` becomes its text."""
+    from vit_edge.data.sources import DataOptions
+
+    for name in ("reference", "data"):
+        value = getattr(cfg, name)
+        check_path(name, value, optional=True)
+        if isinstance(value, os.PathLike):
+            cfg = replace(cfg, **{name: os.fspath(value)})
+    for name in ("runtime", "precision_hint", "accelerator", "remote_python", "adb_benchmark"):
+        check_instance(name, getattr(cfg, name), str, "a str", optional=name in ("runtime", "precision_hint"))
+    check_instance("ssh_options", cfg.ssh_options, (tuple, list), "a tuple of ssh options", optional=False)
+    for option in cfg.ssh_options:
+        check_instance("each of ssh_options", option, str, "a str", optional=False)
+    check_instance("data_options", cfg.data_options, DataOptions, "a vit_edge.data.DataOptions", optional=False)
+    check_flag("profile", cfg.profile)
+    return cfg

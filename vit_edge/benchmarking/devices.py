@@ -46,6 +46,9 @@ _ADB = re.compile(r"adb:(?P<serial>[A-Za-z0-9._:-]+)")
 
 def parse_device(text: str) -> Device:
     """'local', 'ssh://user@host[:port]' or 'adb:SERIAL'; anything else is a DeviceError saying the forms."""
+    if not isinstance(text, str):
+        raise DeviceError(f"a device is an address such as local, ssh://user@host[:port] or adb:SERIAL, not a "
+                          f"{type(text).__name__}")
     text = text.strip()
     if text in ("", "local", "localhost-process"):
         return LocalDevice()

@@ -8,12 +8,18 @@ __all__ = ["inventory"]
 
 
 def inventory() -> list[str]:
+    """One line per runtime, also for one that is installed but broken: the others are still worth listing."""
     lines = []
     for name, declared in RUNTIMES.items():
         version = package_version(declared.package.distribution)
         if version == "not installed":
             lines.append(f"{name:<12} not installed (pip install 'vit-edge[{declared.extra}]')")
             continue
-        detail = session_class(name).installation()
+        try:
+            detail = session_class(name).installation()
+        except Exception as exc:  # a broken build raises anything on import: ImportError, OSError, RuntimeError
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            detail = (f"installed but cannot be imported ({type(exc).__name__}{': ' + reason if reason else ''}); "
+                      f"reinstall it: pip install --force-reinstall '{declared.package.distribution}'")
         lines.append(f"{name:<12} {version}" + (f"  {detail}" if detail else ""))
     return lines

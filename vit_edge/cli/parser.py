@@ -67,8 +67,8 @@ def _add_export(sub: Any) -> None:
     p.add_argument("--random-init", action="store_true", help="export an untrained model (recorded in the manifest)")
     p.add_argument("--data", help="parity on real images (with --merge and --max-drop: labelled, for the budget): "
                                   "DIR/class/*.jpg, a flat DIR, a list file, .npy/.npz, or fashion-mnist")
-    p.add_argument("--parity-samples", type=values.positive, default=16,
-                   help="inputs compared with PyTorch (default 16)")
+    p.add_argument("--parity-samples", type=values.parity_samples, default=16,
+                   help="inputs compared with PyTorch (default 16, at most 10000)")
     p.add_argument("--opset", type=int, default=20, help="ONNX opset, ≥ 17 (default 20)")
     _add_ort_fusions_option(p)
     _add_merge_option(p)
@@ -175,7 +175,7 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--random-init", action="store_true")
     p.add_argument("--img-size", type=values.img_size, help="N or HxW")
     _add_reid_options(p)
-    p.add_argument("--parity-samples", type=values.positive, default=16)
+    p.add_argument("--parity-samples", type=values.parity_samples, default=16)
     p.add_argument("--no-verify", dest="verify", action="store_false")
     p.add_argument("--force", action="store_true")
     _add_data_options(p)

@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["img_size", "positive", "positive_float", "non_negative_float", "non_negative", "int_list", "count_list",
-           "cpu_list", "layer_list", "names", "precision_hint"]
+from vit_edge.core.options import MAX_PARITY_SAMPLES
+
+__all__ = ["img_size", "positive", "parity_samples", "positive_float", "non_negative_float", "non_negative",
+           "int_list", "count_list", "cpu_list", "layer_list", "names", "precision_hint"]
 
 
 def img_size(text: str) -> int | tuple[int, int]:
@@ -19,15 +21,15 @@ def img_size(text: str) -> int | tuple[int, int]:
     return parts[0] if len(parts) == 1 or parts[0] == parts[1] else (parts[0], parts[1])
 
 
-def number(kind: type, minimum: float, what: str) -> Any:
-    """An argparse type: a `kind` number ≥ `minimum`, or one line saying what was expected."""
+def number(kind: type, minimum: float, what: str, most: float = float("inf")) -> Any:
+    """An argparse type: a `kind` number from `minimum` to `most`, or one line saying what was expected."""
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value != value or value < minimum or value in (float("inf"),):  # NaN, too small, infinite
+        if value != value or value < minimum or value in (float("inf"),) or value > most:  # NaN, out of range
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
 
@@ -35,6 +37,10 @@ def number(kind: type, minimum: float, what: str) -> Any:
 
 
 positive = number(int, 1, "an integer ≥ 1")
+
+
+# every parity input runs through both models at once: 100000000 grew past 2 GB until the process was killed
+parity_samples = number(int, 1, f"an integer ≥ 1 and ≤ {MAX_PARITY_SAMPLES}", most=MAX_PARITY_SAMPLES)
 
 
 positive_float = number(float, 1e-12, "a positive number")

@@ -1,6 +1,8 @@
 """Export options: a torch-free dataclass so the API and CLI can build it cheaply."""
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +14,12 @@ OUTPUTS = ("pooled", "tokens", "features")  # what a model returns (here: this m
 NPU_CONFIGS = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512",
                "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024", "ethos-u85-2048")
 
-__all__ = ["ExportOptions", "NPU_CONFIGS", "check_count", "check_counts", "check_number"]
+# parity runs every input through both models at once: 10,000 (a whole test set) at most, never gigabytes by a typo
+MAX_PARITY_SAMPLES = 10_000
+
+__all__ = ["ExportOptions", "NPU_CONFIGS", "MAX_PARITY_SAMPLES", "check_count", "check_counts", "check_number",
+           "check_size", "check_path", "check_flag", "check_callable", "check_instance", "check_model", "check_layers",
+           "shown"]
 
 
 @dataclass(frozen=True)
@@ -43,21 +50,21 @@ class ExportOptions:
         A precision or layout may be given by its name ("int8", "nhwc"), as the CLI and keyword callers do."""
         object.__setattr__(self, "precision", _member(Precision, self.precision, "precision"))
         object.__setattr__(self, "layout", _member(Layout, self.layout, "layout"))
-        for name in ("parity_samples", "opset", "camera", "view", "merge"):
-            check_count(name, getattr(self, name), 1 if name == "parity_samples" else 0)
+        if not isinstance(self.target, str):
+            raise ConfigError(f"target must be a target name such as 'onnx', not {shown(self.target)}")
+        check_count("parity_samples", self.parity_samples, most=MAX_PARITY_SAMPLES)
+        for name in ("opset", "camera", "view", "merge"):
+            check_count(name, getattr(self, name), 0)
         for name in ("stride", "num_heads"):
             check_count(name, getattr(self, name), optional=True)
         for name in ("verify", "force", "ort_fusions"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be True or False, not {getattr(self, name)!r}")
-        _check_size(self.img_size)
+            check_flag(name, getattr(self, name))
+        check_size("img_size", self.img_size, optional=True)
+        if self.neck_feat not in ("after", "before"):
+            raise ConfigError(f"neck_feat must be 'after' or 'before', not {shown(self.neck_feat)}")
         if self.output not in OUTPUTS:
             raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, not {self.output!r}")
-        if isinstance(self.layers, list):  # the API takes a list as readily as a tuple
-            object.__setattr__(self, "layers", tuple(self.layers))
-        if not isinstance(self.layers, tuple) or any(isinstance(v, bool) or not isinstance(v, int)
-                                                     for v in self.layers):
-            raise ConfigError(f"layers must be a tuple of block indices, not {self.layers!r}")
+        object.__setattr__(self, "layers", check_layers(self.layers))
         if self.layers and self.output == "pooled":
             raise ConfigError("--layers reads blocks' tokens: use it with --output tokens or --output features")
         _check_target_options(self)
@@ -92,22 +99,82 @@ def _check_target_options(options: ExportOptions) -> None:
         raise ConfigError(f"--npu compiles a TFLite file for the Ethos-U, not {options.target}: use --target tflite")
 
 
-def _check_size(size: object) -> None:
-    if size is None:
+def shown(value: object) -> str:
+    """A wrong value as a message shows it: a short literal as itself, anything else by its type."""
+    text = repr(value)
+    if isinstance(value, (str, int, float, type(None))) and len(text) <= 40:
+        return text
+    return f"a {type(value).__name__}"
+
+
+def check_size(name: str, size: object, optional: bool = False) -> None:
+    """An image size: a positive int or a (height, width) pair (`"32"` is not 3×2); None too when `optional`."""
+    if optional and size is None:
         return
     values = size if isinstance(size, tuple) else (size,)
     if (not isinstance(size, (int, tuple)) or len(values) not in (1, 2)
             or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values)):
-        raise ConfigError(f"img_size must be a positive integer or a (height, width) pair, not {size!r}")
+        raise ConfigError(f"{name} must be a positive integer or a (height, width) pair, not {shown(size)}")
 
 
-def check_count(name: str, value: object, least: int = 1, optional: bool = False) -> None:
-    """An API field that must be an int ≥ `least` (None too when `optional`): `threads=0` or `runs="5"` stop here
-    as one ConfigError, not deep in a runtime."""
+def check_count(name: str, value: object, least: int = 1, optional: bool = False, most: int | None = None) -> None:
+    """An API field that must be an int ≥ `least` (and ≤ `most`; None too when `optional`): `threads=0` or
+    `runs="5"` stop here as one ConfigError, not deep in a runtime."""
     if optional and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
         raise ConfigError(f"{name} must be an integer ≥ {least}{' or None' if optional else ''}, not {value!r}")
+    if most is not None and value > most:
+        raise ConfigError(f"{name} must be at most {most:,}, not {value:,}")
+
+
+def check_path(name: str, value: object, optional: bool = False) -> None:
+    """A file or folder argument: a non-empty str or os.PathLike (None too when `optional`); `out=5` stops here,
+    not in pathlib."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise ConfigError(f"{name} must be a path (a str or pathlib.Path){' or None' if optional else ''}, "
+                          f"not {shown(value)}")
+
+
+def check_model(value: object) -> None:
+    """What names a model: a name or path, or a torch module in memory (whoever built one has imported torch)."""
+    if isinstance(value, (str, os.PathLike)) and os.fspath(value):
+        return
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.nn.Module):
+        return
+    raise ConfigError(f"model must be a model name, a path or a torch module (timm, transformers or vit-edge), "
+                      f"not {shown(value)}")
+
+
+def check_layers(layers: object) -> tuple[int, ...]:
+    """Block indices (negative: from the end) as a tuple; the API takes a list as readily as a tuple."""
+    if isinstance(layers, list):
+        layers = tuple(layers)
+    if not isinstance(layers, tuple) or any(isinstance(v, bool) or not isinstance(v, int) for v in layers):
+        raise ConfigError(f"layers must be a tuple of block indices, not {shown(layers)}")
+    return layers
+
+
+def check_flag(name: str, value: object) -> None:
+    """A yes/no argument: True or False only (a string 'no' is truthy)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, not {shown(value)}")
+
+
+def check_callable(name: str, value: object) -> None:
+    """A callback (log, progress): refused at the call, not when the first line is printed after the work."""
+    if not callable(value):
+        raise ConfigError(f"{name} must be a function, not {shown(value)}")
+
+
+def check_instance(name: str, value: object, kind: type | tuple[type, ...], what: str, optional: bool = True) -> None:
+    """An argument that must be a `kind` (None too when `optional`); `what` names it as the user writes it."""
+    if (optional and value is None) or isinstance(value, kind):
+        return
+    raise ConfigError(f"{name} must be {what}{' or None' if optional else ''}, not {shown(value)}")
 
 
 def check_counts(name: str, values: object, least: int = 1, allow_empty: bool = False) -> None:

@@ -18,7 +18,7 @@ from vit_edge.models.families import weights_hint
 from vit_edge.models.vit import VisionTransformer, ViTConfig
 
 __all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "save_checkpoint", "load_checkpoint", "read_state_dict",
-           "load_strict"]
+           "load_strict", "check_finite"]
 
 CHECKPOINT_FORMAT = "vit-edge-checkpoint/1"
 
@@ -137,4 +137,16 @@ def load_strict(model: VisionTransformer, state: dict[str, torch.Tensor], origin
     if problems:
         hint = weights_hint(unexpected)
         raise ModelLoadError(f"weights in {origin} do not fit the architecture: {'; '.join(problems)}{hint}")
+    check_finite(state, origin)
     model.load_state_dict({k: v.float() for k, v in state.items()})
+
+
+def check_finite(state: dict[str, torch.Tensor], origin: str) -> None:
+    """NaN or infinite weights refused at load, naming the first such tensor: they surfaced later as 'cannot convert
+    float NaN to integer' or as a parity failure that offered --no-verify, never naming the tensor."""
+    for key, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ModelLoadError(f"{key} in {origin} has {bad} non-finite values (NaN or infinite) of "
+                                 f"{tensor.numel()}: the weights are damaged, or were saved after training diverged; "
+                                 "give weights saved before that")

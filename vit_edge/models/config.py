@@ -14,7 +14,7 @@ from vit_edge.core.options import OUTPUTS  # one list for the CLI, the API optio
 from vit_edge.models.rope import ROPES
 
 __all__ = ["ViTConfig", "ExportChoices", "to_hw", "Size", "SIZE_FIELDS", "EXPORT_CHOICES", "POOLS", "ACTIVATIONS",
-           "MLPS", "NORMS", "OUTPUTS", "MAX_IMAGE_SIDE", "MAX_TOKENS", "MAX_PARAMETERS", "MAX_CLASSES"]
+           "MLPS", "NORMS", "OUTPUTS", "MAX_IMAGE_SIDE", "MAX_TOKENS", "MAX_PARAMETERS", "MAX_CLASSES", "MAX_SIZES"]
 
 POOLS = ("token", "avg", "max", "avgmax", "map", "token_avg")  # token_avg: [class token, mean of patches]
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")
@@ -27,6 +27,11 @@ MAX_IMAGE_SIDE = 8192
 MAX_TOKENS = 65536
 MAX_PARAMETERS = 20_000_000_000
 MAX_CLASSES = 1_000_000
+# each count a config (a config.json, a checkpoint) may set, bounded where every config passes (ViTConfig): ViT-22B
+# has 48 blocks, 48 heads, width 6144 and MLP 24576; DINOv2 4 registers. A typo such as 1e9 registers asked for 128 GB
+MAX_SIZES = {"depth": 512, "num_heads": 1024, "attn_pool_heads": 1024, "embed_dim": 65536, "mlp_hidden_dim": 262144,
+             "attn_pool_mlp_dim": 262144, "hybrid_width": 4096, "in_chans": 1024, "reg_tokens": 1024,
+             "sie_embeds": 65536, "patch_size": MAX_IMAGE_SIDE, "patch_stride": MAX_IMAGE_SIDE}
 
 # The fields every ViT sets; each other architecture field belongs to the families that use it (models/families)
 SIZE_FIELDS = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads", "mlp_hidden_dim",
@@ -175,15 +180,25 @@ class ViTConfig:
 
     def _check_bounds(self) -> None:
         """Refuse sizes no exportable ViT has before any tensor is allocated (a typo could ask for terabytes)."""
+        for name, most in MAX_SIZES.items():
+            if getattr(self, name) > most:
+                raise ValueError(f"{name} {getattr(self, name)} is over {most}, beyond any ViT")
+        if self.hybrid is not None and (len(self.hybrid) > 8 or min(self.hybrid, default=0) < 0
+                                        or sum(self.hybrid) > MAX_SIZES["depth"]):
+            raise ValueError(f"hybrid stem stages {list(self.hybrid)} are beyond any ResNet stem (at most 8 stages "
+                             f"of {MAX_SIZES['depth']} blocks in all)")
         if max(self.image_hw) > MAX_IMAGE_SIDE:
             raise ValueError(f"img_size {self.img_size} is over {MAX_IMAGE_SIDE} px per side, beyond any ViT")
         if self.pos_embed_len > MAX_TOKENS:
             raise ValueError(f"{self.pos_embed_len} tokens (img_size {self.img_size}, patch {self.patch_size}) is "
                              f"over {MAX_TOKENS}, beyond what the exporters and runtimes handle")
         params = self.depth * (4 * self.embed_dim**2 + 2 * self.embed_dim * self.mlp_hidden_dim)
+        params += self.embed_dim * (self.in_chans * self.patch_size**2 + self.pos_embed_len + self.num_prefix_tokens
+                                    + self.sie_embeds) + self.num_classes * self.pooled_dim
         if params > MAX_PARAMETERS:
-            raise ValueError(f"the blocks would hold {params / 1e9:.0f} billion parameters (depth {self.depth}, dim "
-                             f"{self.embed_dim}, mlp {self.mlp_hidden_dim}); vit-edge stops at "
+            raise ValueError(f"the model would hold {params / 1e9:.0f} billion parameters (depth {self.depth}, dim "
+                             f"{self.embed_dim}, mlp {self.mlp_hidden_dim}, patch {self.patch_size}, "
+                             f"{self.in_chans} channels, {self.num_classes} classes); vit-edge stops at "
                              f"{MAX_PARAMETERS / 1e9:.0f} billion")
         if self.num_classes > MAX_CLASSES:
             raise ValueError(f"num_classes {self.num_classes} is over {MAX_CLASSES}")

@@ -15,8 +15,19 @@ from torch import nn
 
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError, did_you_mean
 from vit_edge.core.identity import ModelRef
+from vit_edge.core.options import (
+    OUTPUTS,
+    check_count,
+    check_flag,
+    check_instance,
+    check_layers,
+    check_model,
+    check_path,
+    check_size,
+    shown,
+)
 from vit_edge.core.types import InputSpec
-from vit_edge.models.checkpoint import load_checkpoint, load_strict, read_state_dict
+from vit_edge.models.checkpoint import check_finite, load_checkpoint, load_strict, read_state_dict
 from vit_edge.models.families import config_family, original_layout
 from vit_edge.models.hf_compat import convert_hf_module, is_hf_directory, load_hf_directory
 from vit_edge.models.registry import (
@@ -209,7 +220,10 @@ def _load_named(name: str, weights: Path | None, random_init: bool, num_classes:
     if name.startswith("timm:"):
         return _load_timm(name[len("timm:"):], weights, random_init)
     if name in REFERENCE_NAMES:
-        cfg = reference_config(name, img_size=img_size or 224, num_classes=num_classes or 1000)
+        try:
+            cfg = reference_config(name, img_size=img_size or 224, num_classes=num_classes or 1000)
+        except ValueError as exc:  # e.g. an img_size below the patch size
+            raise ConfigError(f"img_size {img_size} for {name}: {exc}") from exc
         model = VisionTransformer(cfg)
         if weights is not None:
             load_strict(model, _unwrap_state(read_state_dict(weights)), str(weights))
@@ -246,6 +260,7 @@ def _load_path(path: Path, reid: ReIDSelection) -> LoadedModel:
 def _load_module(model: nn.Module) -> LoadedModel:
     """A model object in memory: vit-edge's own, a timm VisionTransformer or a transformers ViT-family module."""
     if isinstance(model, VisionTransformer):
+        check_finite(model.state_dict(), type(model).__name__)
         channels = model.cfg.in_chans
         spec = (InputSpec(img_size=model.cfg.img_size) if channels == 3 else
                 InputSpec(img_size=model.cfg.img_size, channels=channels, mean=(0.5,) * channels,
@@ -293,6 +308,7 @@ def load_model(
     """Resolve `model` to a reference ViT; `img_size` resizes the position embeddings (bicubic, prefix kept);
     `merge` makes every block merge that many tokens (ToMe); `output` and `layers` say what it returns (pooled, or
     the tokens of the last block or of `layers`); same weights in every case."""
+    layers = _check_arguments(model, weights, random_init, num_classes, img_size, reid, merge, output, layers)
     weights = Path(weights) if weights is not None else None
     if isinstance(model, nn.Module):
         loaded = _load_module(model)
@@ -314,6 +330,22 @@ def load_model(
         raise ConfigError("--camera, --view, --neck-feat, --stride and --num-heads apply to re-identification "
                           "checkpoints (TransReID) only; leave them out for this model")
     return _with_output(_with_merge(_finish(loaded, img_size), merge), output, layers)
+
+
+def _check_arguments(model: Any, weights: Any, random_init: Any, num_classes: Any, img_size: Any, reid: Any,
+                     merge: Any, output: Any, layers: Any) -> tuple[int, ...]:
+    """load_model's arguments by type, before anything is read: `img_size=-32` is one ConfigError naming it, not a
+    ValueError from the architecture. The layers as a tuple."""
+    check_model(model)
+    check_path("weights", weights, optional=True)
+    check_flag("random_init", random_init)
+    check_count("num_classes", num_classes, least=0, optional=True)
+    check_size("img_size", img_size, optional=True)
+    check_instance("reid", reid, ReIDSelection, "a vit_edge.models.loaders.ReIDSelection", optional=False)
+    check_count("merge", merge, least=0)
+    if not isinstance(output, str) or output not in OUTPUTS:
+        raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, not {shown(output)}")
+    return check_layers(layers)
 
 
 def _with_output(loaded: LoadedModel, output: str, layers: tuple[int, ...]) -> LoadedModel:

@@ -227,9 +227,11 @@ def load_transreid(
     state = _plain(read_state_dict(path) if state is None else state)
     if not is_transreid_state_dict(state):
         raise ModelLoadError(f"{path} is not a TransReID ViT checkpoint (no base.cls_token/base.pos_embed/bottleneck)")
-    cfg = transreid_config(state, camera, view, camera_num, view_num, neck_feat, img_size, stride=stride,
-                           num_heads=num_heads,
-                           sie_coe=sie_coe, jpm_global_only=jpm_global_only)
+    try:
+        cfg = transreid_config(state, camera, view, camera_num, view_num, neck_feat, img_size, stride=stride,
+                               num_heads=num_heads, sie_coe=sie_coe, jpm_global_only=jpm_global_only)
+    except ValueError as exc:  # sizes no ViT has (the architecture's bounds), read from the weights
+        raise ModelLoadError(f"{path} describes an impossible TransReID ViT: {exc}") from exc
     model = VisionTransformer(cfg)
     load_strict(model, convert_transreid_state_dict(state, cfg), str(path))
     # TransReID's val_transforms: T.Resize(SIZE_TEST) (torchvision's default, bilinear) to exactly H×W, no crop.

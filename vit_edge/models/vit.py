@@ -228,13 +228,18 @@ class VisionTransformer(nn.Module):
 
     def with_layers(self, layers: list[int]) -> "VisionTransformer":
         """A copy that returns the tokens of these blocks (negative: from the end, as timm) and holds no block after
-        the last of them (what the artifact computes, and all its weights); ValueError for an index out of range."""
+        the last of them (what the artifact computes, and all its weights); ValueError for an index out of range, and
+        for blocks not named in order of depth (the stack is in block order: a silent reordering misleads a head)."""
         depth = self.cfg.depth
         wrong = [index for index in layers if not -depth <= index < depth]
         if wrong:
             raise ValueError(f"{', '.join(map(str, wrong))} out of range: the model has {depth} blocks "
                              f"(0 to {depth - 1}, or -{depth} to -1)")
-        chosen = tuple(sorted({index % depth for index in layers}))
+        chosen = tuple(index % depth for index in layers)
+        if list(chosen) != sorted(set(chosen)):
+            ordered = ",".join(map(str, sorted(set(chosen))))
+            raise ValueError(f"blocks {', '.join(map(str, chosen))} of {depth} are not each named once in order of "
+                             f"depth, the order the output stacks them in; name them increasing: {ordered}")
         cfg = self.cfg.with_(layers=chosen, depth=chosen[-1] + 1)
         clone = VisionTransformer(cfg)
         kept = {k: v for k, v in self.state_dict().items()

@@ -9,6 +9,7 @@ import numpy as np
 
 from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import DataError
+from vit_edge.core.options import check_path
 from vit_edge.core.types import InputSpec
 from vit_edge.runtime import SessionOptions, open_session
 from vit_edge.runtime.base import Session
@@ -27,6 +28,7 @@ class Artifact:
     @classmethod
     def open(cls, path: str | Path) -> "Artifact":
         """The artifact at `path`, its files' sha256 checked against the manifest."""
+        check_path("path", path)
         return cls(Path(path), read_manifest(path))
 
     def run(self, batch: np.ndarray, threads: int | None = None) -> np.ndarray:
