@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from vit_edge.core.artifact import Manifest, check_writable, read_manifest
+from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.options import (
     ExportOptions,
@@ -22,6 +22,7 @@ from vit_edge.core.options import (
     check_number,
     check_path,
 )
+from vit_edge.core.outputs import check_writable
 from vit_edge.core.types import Precision
 from vit_edge.pipeline.building import Destination, Int8Request, export_loaded, quantize_loaded
 from vit_edge.pipeline.checks import (
@@ -126,7 +127,7 @@ def quantize(
         plain = default_output_dir(model, options)
         out = plain.with_name(plain.name + "-qat")
     exporter, out_dir = checked_exporter(model, options, out, data=[calib, eval_data])
-    qat_request = check_qat_request(recipe, qat, eval_data) if method == "qat" else None
+    qat_request = check_qat_request(recipe, qat, eval_data, out_dir) if method == "qat" else None
     if recipe.max_drop is not None and eval_data is None:
         raise ConfigError("--max-drop is a budget in top-1 points, and measuring them needs labelled --eval data; "
                           "pass --eval DIR (class folders, a list file or a labelled .npz)")

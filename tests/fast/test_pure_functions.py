@@ -8,6 +8,7 @@ from vit_edge.benchmarking.devices import AdbDevice, LocalDevice, SshDevice, par
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.benchmarking.report import pareto_front
 from vit_edge.core.errors import DataError, DeviceError
+from vit_edge.core.output_kinds import OUTPUTS
 from vit_edge.core.parity import TOLERANCES, compare_logits, judge
 from vit_edge.core.types import InputSpec, Layout, Precision
 from vit_edge.data.preprocess import preprocess_uint8, resize_center_crop
@@ -70,8 +71,8 @@ def test_embeddings_are_judged_by_cosine_alone() -> None:
     candidate[0] = reference[0]
     candidate[0, runner_up] += 0.002  # the largest component changes: an index that means nothing here
     assert not judge(reference, candidate, Precision.FP32)["passed"]
-    assert judge(reference, candidate, Precision.FP16, embedding=True)["passed"]
-    assert not judge(reference, -reference, Precision.FP16, embedding=True)["passed"]  # cosine -1
+    assert judge(reference, candidate, Precision.FP16, OUTPUTS["embedding"])["passed"]
+    assert not judge(reference, -reference, Precision.FP16, OUTPUTS["embedding"])["passed"]  # cosine -1
 
 
 # -- the Pareto front -------------------------------------------------------------------------------------------

@@ -81,3 +81,74 @@ def test_force_does_replace_what_vit_edge_made(tmp_path: Path) -> None:
         check_output(artifact, OutputKind.ARTIFACT, force=True)
     shipped = Path(__file__).resolve().parents[2] / "vit_edge" / "models" / "weights" / "fmnist_vit_tiny.pt"
     check_output(shipped, OutputKind.CHECKPOINT, force=True)  # a vit-edge checkpoint is recognised
+
+
+QAT = ("quantize", "fmnist-vit-tiny", "--target", "onnx", "--calib", "fashion-mnist", "--method", "qat", "--data",
+       "fashion-mnist", "--eval", "fashion-mnist")
+
+
+def test_qat_checkpoints_never_replace_a_users_files(tmp_path: Path) -> None:
+    """QAT wrote best.pt over the user's own (only last.pt was looked at), and called a 5-byte last.pt 'a QAT
+    checkpoint already', suggesting --force, which then replaced it."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "best.pt").write_bytes(b"the user's best model")
+    out = ("--out", str(tmp_path / "art"))
+    assert_user_error(run_cli(*QAT, *out, "--checkpoint-dir", str(runs)), "exists already", "--resume")
+    assert_user_error(run_cli(*QAT, *out, "--checkpoint-dir", str(runs), "--force"),
+                      "is not a vit-edge QAT checkpoint folder")
+    (runs / "last.pt").write_bytes(b"12345")
+    assert_user_error(run_cli(*QAT, *out, "--checkpoint-dir", str(runs), "--force"), "is not a vit-edge QAT")
+    assert_user_error(run_cli(*QAT, *out, "--checkpoint-dir", str(runs), "--resume"), "nothing to resume")
+    assert (runs / "best.pt").read_bytes() == b"the user's best model" and (runs / "last.pt").read_bytes() == b"12345"
+    assert not (tmp_path / "art").exists()
+
+
+def test_qat_checkpoint_dir_is_never_the_project_a_file_or_the_artifact(tmp_path: Path) -> None:
+    project = _users_folder(tmp_path / "project")
+    assert_user_error(run_cli(*QAT, "--out", "art", "--checkpoint-dir", ".", cwd=project), "exists already")
+    assert_user_error(run_cli(*QAT, "--out", "art", "--checkpoint-dir", ".", "--force", cwd=project),
+                      "current folder")
+    notes = project / "notes.txt"
+    notes.write_text("mine")
+    assert_user_error(run_cli(*QAT, "--out", str(tmp_path / "a"), "--checkpoint-dir", str(notes), "--force"),
+                      "not a vit-edge QAT checkpoint folder")
+    assert_user_error(run_cli(*QAT, "--out", str(tmp_path / "a"), "--checkpoint-dir", str(tmp_path / "a" / "ck")),
+                      "inside, the artifact's folder")
+    _unchanged(project)
+    assert notes.read_text() == "mine"
+
+
+@pytest.fixture(scope="module")
+def small_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export("fmnist-vit-tiny", "onnx", tmp_path_factory.mktemp("bench") / "a", parity_samples=2).path
+
+
+BENCH = ("--runs", "2", "--min-time", "0", "--warmup", "0")
+
+
+@pytest.mark.parametrize("users_file", ["bench.md", "bench.html", "bench.jsonl"])
+def test_bench_never_replaces_a_users_report_files(tmp_path: Path, small_artifact: Path, users_file: str) -> None:
+    """bench --out replaced the user's bench.md (read-only too) and bench.html, and appended to their
+    bench.jsonl; it had no --force and checked nothing."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    mine = reports / users_file
+    mine.write_text('{"my": "own notes"}\n')
+    mine.chmod(0o444)
+    assert_user_error(run_cli("bench", str(small_artifact), *BENCH, "--out", str(reports)), "exists already",
+                      "--force")
+    assert_user_error(run_cli("bench", str(small_artifact), *BENCH, "--out", str(reports), "--force"),
+                      "is not a vit-edge bench report folder")
+    assert mine.read_text() == '{"my": "own notes"}\n' and [p.name for p in reports.iterdir()] == [users_file]
+
+
+def test_bench_force_replaces_its_own_report(tmp_path: Path, small_artifact: Path) -> None:
+    reports = tmp_path / "reports"
+    first = run_cli("bench", str(small_artifact), *BENCH, "--out", str(reports))
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in reports.iterdir()) == ["bench.html", "bench.jsonl", "bench.md"]  # no plot: no top-1
+    assert_user_error(run_cli("bench", str(small_artifact), *BENCH, "--out", str(reports)), "exists already")
+    again = run_cli("bench", str(small_artifact), *BENCH, "--out", str(reports), "--force")
+    assert again.returncode == 0, again.stderr
+    assert len((reports / "bench.jsonl").read_text().splitlines()) == 1  # replaced, not appended to

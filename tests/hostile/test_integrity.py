@@ -167,3 +167,14 @@ def test_reference_gate_flags_rows_outside_tolerance(tmp_path: Path) -> None:
     (record,) = [BenchRecord.from_json(json.loads(line))
                  for line in (tmp_path / "r1" / "bench.jsonl").read_text().splitlines()]
     assert record.status == "mismatch" and "beyond fp32 tolerance" in record.error
+
+
+def test_a_schema_1_manifest_without_its_hash_is_refused(artifact: Path) -> None:
+    """Deleting manifest_sha256 and declaring schema 1 (read unhashed) let an edited mean/std through: info said
+    'sha256 verified' and bench reported top-1 8.5 % as ok for a model that scores 86 %."""
+    data = json.loads((artifact / MANIFEST_NAME).read_text())
+    del data["manifest_sha256"]
+    data.update(schema_version=1, input_spec={**data["input_spec"], "mean": [0.9], "std": [0.1]})
+    (artifact / MANIFEST_NAME).write_text(json.dumps(data))
+    assert_refused_on_every_load(artifact, "schema 1")
+    assert "export the artifact again" in run_cli("info", str(artifact)).stderr

@@ -139,3 +139,16 @@ def test_a_named_pipe_as_the_devices_file_does_not_hang(exported: Path, tmp_path
     os.mkfifo(pipe)
     assert_user_error(run_cli("bench", str(exported), "--devices", str(pipe), "--out", str(tmp_path / "r")),
                       "is not a regular file")
+
+
+def test_bench_with_a_full_temporary_folder_is_one_line(tmp_path: Path) -> None:
+    """Preparing --data in a full TMPDIR died of SIGBUS (a memory-mapped file on a full disk), no message."""
+    from vit_edge.api import export
+
+    artifact = export("fmnist-vit-tiny", "onnx", tmp_path / "a", parity_samples=2).path
+    with tmpfs(tmp_path / "tmp", "size=2m") as full:
+        code = f"import os, tempfile\nos.environ['TMPDIR'] = {str(full)!r}\ntempfile.tempdir = None"
+        result = run_cli("bench", str(artifact), "--data", "fashion-mnist", "--runs", "2", "--out",
+                         str(tmp_path / "reports"), prelude=code)
+        assert_user_error(result, "MiB free", "TMPDIR")
+        assert list(full.iterdir()) == []

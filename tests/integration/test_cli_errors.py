@@ -91,11 +91,11 @@ def test_unusable_opset_is_refused_before_any_work(tmp_path: Path, checkpoint: P
 
 def test_a_failure_while_writing_leaves_no_artifact(tmp_path: Path) -> None:
     """Whatever fails inside the staging directory (converter, parity), neither it nor `out` survives."""
-    from vit_edge.core.artifact import atomic_artifact_dir
     from vit_edge.core.errors import ParityError
+    from vit_edge.core.outputs import OutputKind, staged_folder
 
     with pytest.raises(ParityError):
-        with atomic_artifact_dir(tmp_path / "out", force=False) as staging:
+        with staged_folder(tmp_path / "out", OutputKind.ARTIFACT, force=False) as staging:
             (staging / "model.onnx").write_bytes(b"half")
             raise ParityError("simulated mismatch")
     assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from tests.conftest import REPO, run_cli
-from vit_edge.core.errors import ConfigError
+from vit_edge.core.errors import ArtifactError, ConfigError
 from vit_edge.data.datasets import load_fashion_mnist
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.models.loaders import load_model
@@ -150,8 +150,8 @@ def test_checkpoint_of_another_run_is_refused_and_an_interrupted_write_loses_not
 
     with pytest.raises(ConfigError, match="belongs to another run \\(different recipe\\)"):
         QatCheckpoints(tmp_path, {"weights_sha256": "a", "recipe": {"x": 2}}).load_last(model, optimizer, scheduler)
-    with pytest.raises(ConfigError, match="holds a QAT checkpoint already"):
-        ours.check_fresh_start(force=False)
+    with pytest.raises(ArtifactError, match="exists already; pass --resume to continue the run it holds"):
+        ours.start_fresh(force=False)
 
     # a write that dies half-way (disk full, kill): the previous last.pt must survive intact
     with torch.no_grad():

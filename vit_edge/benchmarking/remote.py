@@ -15,6 +15,7 @@ from typing import Any
 from vit_edge.benchmarking.devices import SshDevice
 from vit_edge.core.errors import DeviceError
 from vit_edge.core.layers import BOARD_LAYERS
+from vit_edge.core.outputs import write_atomically
 from vit_edge.core.version import __version__
 
 __all__ = ["build_runner_zip", "runner_modules", "SshRunner", "check_reachable"]
@@ -44,7 +45,7 @@ def build_runner_zip(path: Path) -> Path:
         for module in runner_modules():
             archive.write(package / module, f"vit_edge/{module}")
         archive.writestr("__main__.py", "from vit_edge.runtime.runner import main\nraise SystemExit(main())\n")
-    path.write_bytes(buffer.getvalue())
+    write_atomically(path, buffer.getvalue())
     return path
 
 

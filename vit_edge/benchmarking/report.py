@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 from pathlib import Path
 from typing import Any, Callable
 
 from vit_edge.benchmarking.record import BenchRecord
-from vit_edge.core.outputs import append_whole, write_atomically
+from vit_edge.core.outputs import append_whole, make_folder, write_atomically
 from vit_edge.core.pareto import pareto_front as front_of
+from vit_edge.core.recognise import BENCH_MARK
 
 __all__ = ["append_records", "device_label", "npu_estimate_lines", "npu_markdown", "profile_markdown", "markdown_table",
            "pareto_front", "write_reports", "accuracy_of"]
@@ -180,8 +182,10 @@ def _plot_png(records: list[BenchRecord], path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", metadata={"Software": BENCH_MARK})  # how --force knows the file is ours
     plt.close(fig)
+    write_atomically(path, image.getvalue())
     return path
 
 
@@ -192,14 +196,15 @@ def _html(records: list[BenchRecord], png: Path | None) -> str:
     encoded = base64.b64encode(png.read_bytes()).decode() if png else ""
     image = (f'<img alt="latency vs accuracy" src="data:image/png;base64,{encoded}">'
              if png else "<p>(plot needs matplotlib: pip install 'vit-edge[report]')</p>")
-    return ("<!doctype html><meta charset='utf-8'><title>vit-edge bench</title>"
+    return (f"<!doctype html><meta charset='utf-8'><meta name='generator' content='{BENCH_MARK}'>"
+            "<title>vit-edge bench</title>"
             "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style>"
             f"<h1>vit-edge bench</h1>{image}<table><tr>{head}</tr>{body}</table>")
 
 
 def append_records(records: list[BenchRecord], out_dir: Path) -> Path:
     """Append records to bench.jsonl at once (flushed), so what was measured survives a later failure."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     path = out_dir / "bench.jsonl"
     append_whole(path, "".join(json.dumps(record.to_json(), sort_keys=True) + "\n" for record in records))
     return path
@@ -207,11 +212,12 @@ def append_records(records: list[BenchRecord], out_dir: Path) -> Path:
 
 def write_reports(records: list[BenchRecord], out_dir: Path, append_jsonl: bool = True) -> dict[str, Path]:
     """Append the records to bench.jsonl (unless done as they came); write bench.md, bench.png, bench.html."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     paths = {"jsonl": out_dir / "bench.jsonl", "markdown": out_dir / "bench.md", "html": out_dir / "bench.html"}
     if append_jsonl:
         append_records(records, out_dir)
-    write_atomically(paths["markdown"], markdown_table(records) + npu_markdown(records) + profile_markdown(records))
+    table = markdown_table(records) + npu_markdown(records) + profile_markdown(records)
+    write_atomically(paths["markdown"], f"<!-- {BENCH_MARK} -->\n" + table)
     png = _plot_png(records, out_dir / "bench.png")
     if png:
         paths["png"] = png

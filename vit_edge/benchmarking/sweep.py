@@ -12,7 +12,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -22,8 +21,10 @@ import numpy as np
 from vit_edge.benchmarking.devices import LocalDevice, SshDevice, parse_device
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.artifact import MANIFEST_NAME, Manifest, read_manifest
-from vit_edge.core.errors import ArtifactError, ConfigError, VitEdgeError
+from vit_edge.core.errors import ArtifactError, ConfigError, DiskFullError, VitEdgeError
 from vit_edge.core.options import check_count, check_counts, check_number
+from vit_edge.core.output_kinds import Measure
+from vit_edge.core.outputs import replace_file, reserved_array, save_array, scratch_folder, write_atomically
 from vit_edge.data.sources import DataOptions, ImageSource
 from vit_edge.runtime.measure import MeasureConfig, RunSettings, config_to_json
 from vit_edge.runtime.runner import RESULT_PREFIX
@@ -104,7 +105,7 @@ class _LocalExecutor:
 
     def run(self, measure: MeasureConfig, tag: str) -> dict[str, Any]:
         config_file = self.workdir / f"{tag}.json"
-        config_file.write_text(json.dumps(config_to_json(measure)))
+        write_atomically(config_file, json.dumps(config_to_json(measure)))
         try:
             proc = subprocess.run([sys.executable, "-m", "vit_edge.runtime.runner", str(config_file)],
                                   capture_output=True, text=True, timeout=self.cfg.timeout_s,
@@ -206,7 +207,7 @@ class EvalFiles:
         from vit_edge.data.datasets import labels_for
 
         ref = manifest.model_ref
-        if self.source is None or ref.output_kind != "logits" or self.source.labels is None:
+        if self.source is None or not manifest.output.supports(Measure.TOP1) or self.source.labels is None:
             return None
         return labels_for(self.source, manifest.input_spec, ref.num_classes, self.cfg.data_options)
 
@@ -230,7 +231,7 @@ class EvalFiles:
         self.progress(f"  preparing {len(source)} images of {source.origin} for {spec.height}x{spec.width} …")
         images_path = self.workdir / f"eval{number}-images.npy"
         shape = (len(source), spec.height, spec.width, spec.channels)
-        images = np.lib.format.open_memmap(images_path, mode="w+", dtype=np.uint8, shape=shape)
+        images = reserved_array(images_path, np.uint8, shape)  # a full disk: one line, not a SIGBUS later
         indices = fill_images(images, source, spec, self.progress)
         count = len(indices)
         images.flush()
@@ -240,7 +241,7 @@ class EvalFiles:
         labels_path = None
         if labels is not None:
             labels_path = self.workdir / f"eval{number}-labels.npy"
-            np.save(labels_path, labels.labels[indices])
+            save_array(labels_path, labels.labels[indices])
         return EvalData(images_path, labels_path, labels.how if labels is not None else "", len(source) - count)
 
 
@@ -252,13 +253,13 @@ def _truncate_npy(path: Path, count: int, shape: tuple[int, ...]) -> None:
         raise DataError("none of the evaluation images could be read")
     old = np.load(path, mmap_mode="r")
     new_path = path.with_suffix(".part.npy")
-    new = np.lib.format.open_memmap(new_path, mode="w+", dtype=np.uint8, shape=(count, *shape[1:]))
+    new = reserved_array(new_path, np.uint8, (count, *shape[1:]))
     for start in range(0, count, 256):
         stop = min(start + 256, count)
         new[start:stop] = old[start:stop]
     new.flush()
     del new, old
-    os.replace(new_path, path)
+    replace_file(new_path, path)
 
 
 def _record(path: str, manifest: Manifest | None, cfg: BenchConfig, threads: int, batch: int,
@@ -283,20 +284,19 @@ def failed_records(artifacts: list[str], cfg: BenchConfig, exc: Exception) -> li
 def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) -> dict[str, Any]:
     """Agreement with the reference, held to the tolerance of the artifact's precision (fp32 < fp16 < int8):
     outside it the row's status becomes 'mismatch'."""
-    from vit_edge.core.parity import judge  # numpy only
+    from vit_edge.core.parity import agreement_words, judge  # numpy only
 
     if logits.shape != reference.shape:
         return {"status": "mismatch", "error": f"output shape {logits.shape[1:]} differs from the reference's "
                                                f"{reference.shape[1:]}"}
-    verdict = judge(reference, logits, manifest.precision, manifest.judged_by_cosine,
-                    manifest.output_kind == "features")
-    found: dict[str, Any] = {"agreement_top1": 100 * verdict["top1_agreement"],
+    verdict = judge(reference, logits, manifest.precision, manifest.output)
+    agreement = verdict["top1_agreement"]  # None where the output has no classes (tokens, embeddings)
+    found: dict[str, Any] = {"agreement_top1": None if agreement is None else 100 * agreement,
                              "agreement_cosine": verdict["mean_cosine"]}
     if not verdict["passed"]:
         found.update(status="mismatch", error=(
             f"disagrees with the reference beyond {manifest.precision.value} tolerance: min cosine "
-            f"{verdict['min_cosine']:.5f} (need ≥ {verdict['tolerance_min_cosine']}), top-1 agreement "
-            f"{100 * verdict['top1_agreement']:.1f}%"))
+            f"{verdict['min_cosine']:.5f} (need ≥ {verdict['tolerance_min_cosine']}){agreement_words(verdict)}"))
     return found
 
 
@@ -335,6 +335,8 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
     try:
         manifest = read_manifest(path)
         data = files.for_artifact(manifest)
+    except DiskFullError:
+        raise
     except VitEdgeError as exc:
         counter[0] += len(cfg.threads) * len(cfg.batches)
         progress(f"[{counter[0]}/{total}] {path}: {exc}")
@@ -407,14 +409,15 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
     total = len(artifacts) * len(cfg.threads) * len(cfg.batches)
     counter = [0]
     records: list[BenchRecord] = []
-    with tempfile.TemporaryDirectory(prefix="vit-edge-bench-") as tmp:
-        workdir = Path(tmp)
+    with scratch_folder("vit-edge-bench-") as workdir:
         files = EvalFiles(cfg, workdir, progress)
         _check_labels(artifacts, cfg, files)
         with _executor(cfg, workdir) as executor:
             for path in artifacts:
                 try:
                     found = _bench_artifact(path, cfg, executor, workdir, files, progress, counter, total)
+                except DiskFullError:
+                    raise  # no room for the prepared images or results: every later artifact would fail the same way
                 except Exception as exc:  # noqa: BLE001 - one artifact's failure is its status row, the sweep goes on
                     progress(f"{path}: {type(exc).__name__}: {exc}")
                     found = [_record(path, None, cfg, t, b, {"status": f"crashed: {type(exc).__name__}",

@@ -95,14 +95,20 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from vit_edge.benchmarking.record import BenchRecord
     from vit_edge.benchmarking.report import append_records, markdown_table, npu_markdown, write_reports
     from vit_edge.benchmarking.sweep import BenchConfig
-    from vit_edge.core.artifact import check_writable
+    from vit_edge.core.outputs import OutputKind, check_output, check_writable, clear_output
 
     listed = [*args.addresses, *(read_devices_file(args.devices) if args.devices else [])]
     fleet = Fleet.of(listed)  # a duplicate stops here, before the report folder is made; checked only here
     cfg = _fields(args, BenchConfig, data_options=_data_options(args))
+    inputs = [("the artifact", path) for path in args.artifacts] + [("the data", args.data)]
+    check_output(args.out, OutputKind.BENCH_REPORT, args.force, inputs)  # the user's files are never replaced
     check_writable(args.out)  # a read-only or missing report folder is found before measuring, not after
+    cleared = [False]
 
     def keep(found: list[BenchRecord]) -> None:  # each artifact's rows reach bench.jsonl as soon as they exist
+        if not cleared[0]:  # the old report goes once there is a new one to take its place
+            clear_output(args.out, OutputKind.BENCH_REPORT, args.force)
+            cleared[0] = True
         append_records(found, args.out)
 
     records = bench(args.artifacts, cfg, devices=fleet, progress=_log, on_records=keep)

@@ -239,6 +239,7 @@ def _add_bench(sub: Any) -> None:
     p.add_argument("--cpus", type=values.cpu_list, default=(),
                    help="pin each measuring process to these CPUs, e.g. 0,1")
     p.add_argument("--out", type=Path, default=Path("reports/bench"), help="report folder (default reports/bench)")
+    p.add_argument("--force", action="store_true", help="replace an existing report folder that vit-edge wrote")
     p.add_argument("--timeout", dest="timeout_s", type=values.positive_float, default=600.0,
                    help="seconds allowed per configuration")
     p.add_argument("--ssh-option", dest="ssh_options", action="append", default=[],

@@ -6,6 +6,7 @@ from typing import Any
 
 from vit_edge.core.artifact import Manifest
 from vit_edge.core.identity import ModelFacts
+from vit_edge.core.parity import agreement_words
 
 __all__ = ["print_delegation", "info_rows", "export_line", "quantize_line", "tune_table"]
 
@@ -78,8 +79,7 @@ def _quantization_line(q: dict[str, Any]) -> str:
 def _parity_line(parity: dict[str, Any]) -> str:
     if not parity:
         return "not checked"
-    agreement = ("" if parity.get("output") == "embedding" else
-                 f", top-1 agreement {100 * parity['top1_agreement']:.1f}%")
+    agreement = agreement_words(parity)
     return (f"{'passed' if parity.get('passed') else 'FAILED'}: min cosine {parity['min_cosine']:.7f}{agreement} on "
             f"{parity['samples']} {parity.get('inputs')}")
 
@@ -87,8 +87,8 @@ def _parity_line(parity: dict[str, Any]) -> str:
 def export_line(path: Path, manifest: Manifest) -> str:
     """The artifact written and its parity, in one line."""
     parity = manifest.parity
-    check = (f"parity ok: min cosine {parity['min_cosine']:.7f}, top-1 agreement "
-             f"{100 * parity['top1_agreement']:.1f}%, max abs diff {parity['max_abs_diff']:.2e}"
+    check = (f"parity ok: min cosine {parity['min_cosine']:.7f}{agreement_words(parity)}, max abs diff "
+             f"{parity['max_abs_diff']:.2e}"
              if parity else "parity not checked (--no-verify)")
     return f"{path}  ({manifest.target} {manifest.precision.value}; {check})"
 
@@ -114,7 +114,10 @@ def quantize_line(path: Path, manifest: Manifest) -> str:
                  f"(drop {accuracy['drop']:.2f} pt): lower --max-drop, or use more --eval images")
     if "int8_top1" in accuracy:
         line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"
-    line += f"; agreement with fp32 {accuracy.get('agreement_top1', float('nan')):.2f}%"
+    if "agreement_top1" in accuracy:
+        line += f"; agreement with fp32 {accuracy['agreement_top1']:.2f}%"
+    elif "cosine" in accuracy:
+        line += f"; mean cosine with fp32 {accuracy['cosine']:.5f} (worst {accuracy['min_cosine']:.5f})"
     return f"{path}  ({manifest.target} int8: {line})"
 
 

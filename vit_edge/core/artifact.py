@@ -4,32 +4,27 @@ Every stage reads and writes artifacts, so `bench` can run on a board that has o
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import errno
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from vit_edge.core.errors import ArtifactError, ExportError
+from vit_edge.core.errors import ArtifactError, ConfigError
 from vit_edge.core.identity import ModelFacts, ModelRef
 from vit_edge.core.jsonfile import read_json_object
-from vit_edge.core.signals import raise_if_stopped
+from vit_edge.core.output_kinds import ModelOutput, output_named
 from vit_edge.core.types import InputSpec, Precision
 
 __all__ = ["MANIFEST_NAME", "NUMERICS_CHECK", "DELEGATION_FILE", "SCHEMA_VERSION", "Manifest", "read_manifest",
-           "confined_path", "atomic_artifact_dir", "check_writable", "sha256_file"]
+           "confined_path", "sha256_file"]
 
 MANIFEST_NAME = "manifest.json"
 NUMERICS_CHECK = "numerics_check.npz"  # a few parity inputs and PyTorch's outputs: every device re-checks them
 DELEGATION_FILE = "delegation.json"  # what a delegate took and left, where the exporter knows it (ExecuTorch)
-SCHEMA_VERSION = 2  # 2: the manifest carries its own sha256 (manifest_sha256); 1 is still read, unhashed
-READABLE_SCHEMAS = (1, 2)
+SCHEMA_VERSION = 2  # 2: the manifest carries its own sha256 (manifest_sha256)
+READABLE_SCHEMAS = (2,)  # 1 had no hash of its own: an edited mean/std would pass unseen, so it is not read
 
 
 def sha256_file(path: Path) -> str:
@@ -90,9 +85,17 @@ class Manifest:
         return ModelRef.from_manifest(self.source, self.input_spec.img_size)
 
     @property
+    def output(self) -> ModelOutput:
+        """What the model file returns, with the measures that apply to it (core/output_kinds.py)."""
+        try:
+            return output_named(self.output_kind)
+        except ConfigError as exc:
+            raise ArtifactError(f"the manifest's source is damaged: {exc}") from exc
+
+    @property
     def judged_by_cosine(self) -> bool:
         """Embeddings and dense outputs: the index of the largest value means nothing, so no top-1 is judged."""
-        return self.output_kind != "logits"
+        return self.output.judged_by_cosine
 
     def record_files(self, root: Path) -> None:
         """Hash every file in the artifact except the manifest itself."""
@@ -125,9 +128,15 @@ def manifest_digest(data: dict[str, Any]) -> str:
 
 
 def _check_manifest_hash(path: Path, data: dict[str, Any]) -> None:
-    """Schema 2 manifests must carry the sha256 of their own content; an edited one is refused."""
-    if data.get("schema_version", 0) < 2:
-        return  # written before manifests were hashed: its files are still checked
+    """Every manifest read carries the sha256 of its own content; an edited one, or one of a schema without a
+    hash (1), is refused: there is no unhashed path for a preprocessing or class list edited by hand."""
+    schema = data.get("schema_version")
+    if schema == 1:
+        raise ArtifactError(f"{path} has manifest schema 1, which carries no hash of its own (an edit to its "
+                            "preprocessing would go unseen); export the artifact again with this vit-edge")
+    if schema not in READABLE_SCHEMAS:
+        raise ArtifactError(f"{path} has manifest schema {schema!r}, not one of "
+                            f"{', '.join(map(str, READABLE_SCHEMAS))} (made by another vit-edge version?)")
     if data.get(MANIFEST_HASH) != manifest_digest(data):
         raise ArtifactError(f"{path} was edited after export (its manifest_sha256 does not match its content); "
                             "export the artifact again")
@@ -179,142 +188,3 @@ def confined_path(root: Path, name: str) -> Path:
     if resolved != root.resolve() and root.resolve() not in resolved.parents:
         raise ArtifactError(f"{root}: '{name}' leads outside the artifact (a symbolic link?)")
     return root / relative
-
-
-def check_writable(folder: Path) -> None:
-    """Fail before the slow part when `folder` could not be made or written (read-only disk, no rights, a file in
-    the way). Nothing is created here: a command refused later, or one that fails, leaves no empty folder behind."""
-    folder = Path(folder)
-    existing = folder
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ArtifactError(f"cannot write to {folder}: {existing} is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=existing):
-            pass
-    except OSError as exc:
-        raise ArtifactError(f"cannot write to {folder}: {exc.strerror or exc}") from exc
-
-
-@contextlib.contextmanager
-def atomic_artifact_dir(out: Path, force: bool) -> Iterator[Path]:
-    """Yield a temporary sibling directory; on success it replaces `out`, on failure it is removed.
-
-    An existing `out` is kept unless `force`, so a user's files are never overwritten by accident. A lock beside
-    `out` lets one writer at a time in; an output that appears while the export runs is kept (not replaced)
-    unless `force`; a replacement swaps the two directories in one step where Linux allows it, so `out` is never
-    missing; partial folders left by killed processes are removed.
-    """
-    out = Path(out)
-    _check_output(out, force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with _output_lock(out):
-        _remove_stale_partials(out)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.parent))
-        try:
-            yield staging
-            if out.exists() and not force:
-                raise ArtifactError(f"{out} appeared while exporting; it was kept (pass --force to replace it)")
-            _check_output(out, force)  # what appeared meanwhile is replaced only if vit-edge made it
-            raise_if_stopped()  # a signal a converter caught on its way up still stops the export here
-            _move_into_place(staging, out)
-        except (OSError, ExportError) as exc:
-            full = _full_disk_error(out, staging, exc)
-            if full is None:
-                raise
-            raise full from exc
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-
-
-FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-NEARLY_FULL_BYTES = 4 << 20  # a converter that hides the errno (OpenVINO: "iostream error") leaves less than this
-
-
-def _full_disk_error(out: Path, staging: Path, exc: BaseException) -> ArtifactError | None:
-    """The one line for a write that failed for want of space, whichever layer reported it; None otherwise."""
-    cause: BaseException | None = exc
-    while cause is not None and not (isinstance(cause, OSError) and cause.errno in FULL_ERRNOS):
-        cause = cause.__cause__ or cause.__context__
-    try:
-        nearly_full = shutil.disk_usage(staging).free < NEARLY_FULL_BYTES
-    except OSError:
-        nearly_full = False
-    if cause is None and not nearly_full:
-        return None
-    reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else "No space left on device"
-    return ArtifactError(f"writing {out} failed: {reason}; nothing was kept: free some space or choose another --out")
-
-
-def _check_output(out: Path, force: bool) -> None:
-    from vit_edge.core.outputs import OutputKind, check_output
-
-    check_output(out, OutputKind.ARTIFACT, force)
-
-
-@contextlib.contextmanager
-def _output_lock(out: Path) -> Iterator[None]:
-    """An exclusive lock on `.NAME.lock` beside `out` (released by the kernel if the process dies)."""
-    import fcntl
-
-    lock_path = out.parent / f".{out.name}.lock"
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ArtifactError(f"another vit-edge process is writing {out}; wait for it or choose another --out")
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                lock_path.unlink()
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _remove_stale_partials(out: Path) -> None:
-    """`.NAME.partial-PID-*` / `.NAME.old-PID-*` folders of processes that no longer run (a SIGKILL's leftovers)."""
-    for leftover in out.parent.glob(f".{out.name}.*-*-*"):
-        kind, _, rest = leftover.name[len(out.name) + 2 :].partition("-")
-        pid = rest.partition("-")[0]
-        if kind in ("partial", "old") and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _move_into_place(staging: Path, out: Path) -> None:
-    """Rename `staging` to `out`; an existing `out` is exchanged in one step (Linux), else moved aside first."""
-    if not out.exists():
-        os.replace(staging, out)
-        return
-    if _exchange(staging, out):  # out now holds the new artifact, staging the old one
-        shutil.rmtree(staging, ignore_errors=True)
-        return
-    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-{os.getpid()}-", dir=out.parent))
-    os.replace(out, trash / out.name)
-    os.replace(staging, out)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """renameat2(RENAME_EXCHANGE): swap two paths atomically; False where the kernel or libc lacks it."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), rename_exchange) == 0

@@ -18,6 +18,7 @@ __all__ = [
     "ArtifactError",
     "DataError",
     "DeviceError",
+    "DiskFullError",
     "did_you_mean",
 ]
 
@@ -44,6 +45,10 @@ class DataError(VitEdgeError):
 
 class ArtifactError(VitEdgeError):
     """An artifact directory is missing, incomplete or exists already."""
+
+
+class DiskFullError(ArtifactError):
+    """A write found no room: nothing half-written was kept, and every later write would fail the same way."""
 
 
 class DeviceError(VitEdgeError):

@@ -10,8 +10,9 @@ Tolerances per precision, and why:
   so the rule can fail from 9 outputs up; below that, flips are judged by the cosine alone.
 - int8: cosine ≥ 0.98, the same rule at 6 RMS differences (quantization noise is larger and heavier-tailed;
   accuracy budgets are the quantizer's job).
-- an embedding (an encoder without a head: DINOv2, SigLIP, CLIP, re-ID) is judged by cosine alone: the index of
-  its largest component means nothing, so a flip there is no disagreement.
+- an embedding (an encoder without a head: DINOv2, SigLIP, CLIP, re-ID), patch tokens or a feature map is judged
+  by cosine alone (core/output_kinds.py): the index of its largest component means nothing, so no top-1 agreement
+  is computed for it at all.
 """
 from __future__ import annotations
 
@@ -21,9 +22,12 @@ from typing import Any
 import numpy as np
 
 from vit_edge.core.errors import ParityError
+from vit_edge.core.output_kinds import OUTPUTS, Measure, ModelOutput
 from vit_edge.core.types import Precision
 
-__all__ = ["Tolerance", "TOLERANCES", "compare_logits", "judge", "check_parity"]
+__all__ = ["Tolerance", "TOLERANCES", "agreement_words", "compare_logits", "judge", "check_parity"]
+
+LOGITS = OUTPUTS["logits"]
 
 
 
@@ -54,59 +58,71 @@ def per_token(output: np.ndarray, feature_map: bool = False) -> np.ndarray:
     return output.reshape(-1, output.shape[-1]) if output.ndim > 2 else output
 
 
-def compare_logits(reference: np.ndarray, candidate: np.ndarray, feature_map: bool = False) -> dict[str, Any]:
-    """Per-sample cosine, max/mean abs diff, top-1 agreement and the disagreements that are not near-ties; a dense
-    output (tokens, feature map) is compared per token, so the worst and mean cosine are over every token."""
+def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOutput = LOGITS) -> dict[str, Any]:
+    """Per-sample cosine and max/mean abs diff; for logits also top-1 agreement and the disagreements that are not
+    near-ties. A dense output (tokens, feature map) is compared per token, so the worst and mean cosine are over
+    every token; an output without classes gets no agreement (None): its largest index means nothing."""
     if reference.shape != candidate.shape:
         raise ParityError(f"artifact output shape {candidate.shape} differs from PyTorch's {reference.shape}")
     samples = int(reference.shape[0])
-    reference = per_token(reference, feature_map).astype(np.float64)
-    candidate = per_token(candidate, feature_map).astype(np.float64)
+    reference = per_token(reference, output.channels_first).astype(np.float64)
+    candidate = per_token(candidate, output.channels_first).astype(np.float64)
     diff = np.abs(reference - candidate)
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
     cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
-    ref_top, cand_top = reference.argmax(1), candidate.argmax(1)
-    ordered = np.sort(reference, axis=1)
-    margin = ordered[:, -1] - ordered[:, -2] if reference.shape[1] > 1 else np.full(len(reference), np.inf)
-    disagree = ref_top != cand_top
-    noise = np.sqrt(np.mean(diff * diff, axis=1))  # each sample's RMS difference
-    in_noise = margin / np.maximum(noise, 1e-30)
-    return {
+    found: dict[str, Any] = {
         "samples": samples,
         "tokens_per_sample": int(reference.shape[0]) // max(samples, 1),
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
         "min_cosine": float(cosine.min()),
         "mean_cosine": float(cosine.mean()),
-        "top1_agreement": float(1.0 - disagree.mean()),
-        "top1_disagreements": int(disagree.sum()),
-        "flip_margins_in_noise": [round(float(v), 3) for v in in_noise[disagree]],
+        "top1_agreement": None, "top1_disagreements": 0, "flip_margins_in_noise": [],
     }
+    if output.supports(Measure.AGREEMENT):
+        found.update(_agreement(reference, candidate, diff))
+    return found
 
 
-def judge(reference: np.ndarray, candidate: np.ndarray, precision: Precision, embedding: bool = False,
-          feature_map: bool = False) -> dict[str, Any]:
+def _agreement(reference: np.ndarray, candidate: np.ndarray, diff: np.ndarray) -> dict[str, Any]:
+    """Top-1 agreement, and each flip's top-1/top-2 margin in units of its sample's RMS difference."""
+    disagree = reference.argmax(1) != candidate.argmax(1)
+    ordered = np.sort(reference, axis=1)
+    margin = ordered[:, -1] - ordered[:, -2] if reference.shape[1] > 1 else np.full(len(reference), np.inf)
+    noise = np.sqrt(np.mean(diff * diff, axis=1))  # each sample's RMS difference
+    in_noise = margin / np.maximum(noise, 1e-30)
+    return {"top1_agreement": float(1.0 - disagree.mean()), "top1_disagreements": int(disagree.sum()),
+            "flip_margins_in_noise": [round(float(v), 3) for v in in_noise[disagree]]}
+
+
+def judge(reference: np.ndarray, candidate: np.ndarray, precision: Precision,
+          output: ModelOutput = LOGITS) -> dict[str, Any]:
     """compare_logits plus the verdict for `precision` ('passed'), without raising (numpy only: boards use it)."""
-    result = compare_logits(reference, candidate, feature_map)
+    result = compare_logits(reference, candidate, output)
     tolerance = TOLERANCES[precision]
     limit = tolerance.near_tie_noise if tolerance.near_tie_noise is not None else -1.0
     flips = sum(1 for ratio in result["flip_margins_in_noise"] if ratio > limit)
     result.update(tolerance_min_cosine=tolerance.min_cosine, near_ties_may_flip=tolerance.near_ties_may_flip,
-                  disagreements_beyond_near_ties=flips,
-                  output="embedding" if embedding else "logits",
-                  passed=result["min_cosine"] >= tolerance.min_cosine and (embedding or flips == 0))
+                  disagreements_beyond_near_ties=flips, output=output.name,
+                  passed=result["min_cosine"] >= tolerance.min_cosine and flips == 0)
     return result
 
 
+def agreement_words(result: dict[str, Any], digits: int = 1) -> str:
+    """', top-1 agreement 99.5%' where the output has classes; '' where it has none."""
+    agreement = result.get("top1_agreement")
+    return "" if agreement is None else f", top-1 agreement {100 * agreement:.{digits}f}%"
+
+
 def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: Precision, label: str,
-                 embedding: bool = False, feature_map: bool = False) -> dict[str, Any]:
+                 output: ModelOutput = LOGITS) -> dict[str, Any]:
     """Compare and judge; raises ParityError with the numbers when the artifact is outside tolerance."""
-    result = judge(reference, candidate, precision, embedding, feature_map)
+    result = judge(reference, candidate, precision, output)
     tolerance = TOLERANCES[precision]
     if not result["passed"]:
         raise ParityError(
-            f"{label} does not match PyTorch: min cosine {result['min_cosine']:.6f} (need ≥ {tolerance.min_cosine}), "
-            f"top-1 agreement {100 * result['top1_agreement']:.1f}%, max abs diff {result['max_abs_diff']:.3g}; "
-            "pass --no-verify to keep it anyway"
+            f"{label} does not match PyTorch: min cosine {result['min_cosine']:.6f} (need ≥ {tolerance.min_cosine})"
+            f"{agreement_words(result)}, max abs diff {result['max_abs_diff']:.3g}; pass --no-verify to keep it "
+            "anyway"
         )
     return result

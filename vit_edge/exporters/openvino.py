@@ -37,15 +37,15 @@ class OpenVinoExporter(Exporter):
     def _write_int8(self, model: torch.nn.Module, spec: InputSpec, out_dir: Path, options: ExportOptions) -> str:
         """INT8 IR through the QDQ ONNX graph: OpenVINO reads QuantizeLinear/DequantizeLinear as FakeQuantize and
         its CPU plugin runs the matmuls in INT8 with exactly the scales vit-edge chose."""
-        import tempfile
-
         import openvino as ov
 
         from vit_edge.exporters.registry import get_exporter
 
         onnx = get_exporter("onnx")
         onnx.check_available()
-        with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
+        from vit_edge.core.outputs import scratch_folder
+
+        with scratch_folder(".vit-edge-ov-", near=out_dir.parent) as tmp:
             onnx_file = Path(tmp) / onnx.write(model, spec, Path(tmp), options)
             try:
                 ov_model = ov.convert_model(str(onnx_file))

@@ -15,10 +15,11 @@ runs in ONNX Runtime only, which is why it is an option and the plain QDQ file t
 from __future__ import annotations
 
 import math
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from vit_edge.core.outputs import scratch_folder
 
 __all__ = ["fuse_for_onnxruntime"]
 
@@ -48,7 +49,7 @@ def _ort_extended_graph(path: Path) -> Any:
     settings = ort.SessionOptions()
     settings.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     settings.log_severity_level = 3
-    with tempfile.TemporaryDirectory(dir=path.parent) as folder:
+    with scratch_folder(".vit-edge-ort-", near=path.parent) as folder:
         settings.optimized_model_filepath = str(Path(folder) / "ort.onnx")
         ort.InferenceSession(str(path), settings, providers=["CPUExecutionProvider"])
         return onnx.load(settings.optimized_model_filepath)

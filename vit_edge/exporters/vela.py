@@ -11,15 +11,14 @@ from __future__ import annotations
 import csv
 import importlib.metadata
 import importlib.util
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
 from vit_edge.core.errors import ExportError, MissingDependencyError
+from vit_edge.core.outputs import replace_file, scratch_folder
 
 __all__ = ["VELA_FILE", "check_vela", "compile_for_npu", "vela_command"]
 
@@ -43,8 +42,8 @@ def compile_for_npu(model_file: Path, staging: Path, config: str, log: Callable[
     """Compile `model_file` for `config` into `staging/model_vela.tflite`; Vela's placement and estimate."""
     check_vela()
     log(f"compiling for {config} with Vela …")
-    with tempfile.TemporaryDirectory(prefix="vela-") as out:
-        args = [sys.executable, "-m", "ethosu.vela", *vela_command(str(model_file), config, out)[1:]]
+    with scratch_folder(".vela-", near=staging) as out:
+        args = [sys.executable, "-m", "ethosu.vela", *vela_command(str(model_file), config, str(out))[1:]]
         try:
             proc = subprocess.run(args, capture_output=True, text=True, timeout=_TIMEOUT_S)
         except subprocess.TimeoutExpired as exc:
@@ -54,7 +53,7 @@ def compile_for_npu(model_file: Path, staging: Path, config: str, log: Callable[
             last = (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}").splitlines()[-1]
             raise ExportError(f"Vela could not compile {model_file.name} for {config}: {last}")
         estimate = _read_estimate(Path(out), model_file.stem)
-        shutil.move(str(compiled), staging / VELA_FILE)
+        replace_file(compiled, staging / VELA_FILE)
     from vit_edge.runtime.litert import ops_by_activation_type
 
     estimate.update(accelerator=config, compiled_file=VELA_FILE, tool=f"ethos-u-vela {_vela_version()}",

@@ -5,19 +5,18 @@ cannot run code on load.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vit_edge.core.errors import ModelLoadError
+from vit_edge.core.outputs import write_with
 from vit_edge.core.types import InputSpec
 from vit_edge.models.families import weights_hint
 from vit_edge.models.vit import VisionTransformer, ViTConfig
 
-__all__ = ["CHECKPOINT_FORMAT", "atomic_torch_save", "save_checkpoint", "load_checkpoint", "read_state_dict",
+__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "save_torch", "load_checkpoint", "read_state_dict",
            "load_strict", "check_finite"]
 
 CHECKPOINT_FORMAT = "vit-edge-checkpoint/1"
@@ -35,22 +34,12 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
         "extra": extra or {},
     }
-    return atomic_torch_save(payload, path)
+    return save_torch(payload, path)
 
 
-def atomic_torch_save(payload: Any, path: str | Path) -> Path:
-    """torch.save to a temporary file beside `path`, then rename: the previous file survives any interruption."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(payload, tmp_name)
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return path
+def save_torch(payload: Any, path: str | Path) -> Path:
+    """torch.save through the one writer (core/outputs.write_with): atomic, a full disk one line."""
+    return write_with(path, lambda partial: torch.save(payload, partial))
 
 
 def read_state_dict(path: str | Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from itertools import accumulate
 from typing import Any
 
 from vit_edge.core.options import OUTPUTS  # one list for the CLI, the API options and the model
+from vit_edge.core.output_kinds import ModelOutput, output_of
 from vit_edge.models.rope import ROPES
 
 __all__ = ["ViTConfig", "ExportChoices", "to_hw", "Size", "SIZE_FIELDS", "EXPORT_CHOICES", "POOLS", "ACTIVATIONS",
@@ -261,6 +262,11 @@ class ViTConfig:
     @property
     def output_dim(self) -> int:
         return self.num_classes or self.pooled_dim
+
+    @property
+    def model_output(self) -> ModelOutput:
+        """What forward returns (logits, embedding, tokens, feature map) and the measures that apply to it."""
+        return output_of(self.choices.output, self.num_classes)
 
     @property
     def architecture(self) -> "ViTConfig":

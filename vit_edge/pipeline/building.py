@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from vit_edge.core.options import ExportOptions
+from vit_edge.core.output_kinds import Measure, ModelOutput
 from vit_edge.pipeline.checks import int8_lowering, int16_available
 from vit_edge.pipeline.loading import check_merge_budget, images_for
 from vit_edge.pipeline.writing import write_artifact
@@ -53,6 +54,9 @@ def export_loaded(loaded: LoadedModel, to: Destination, data: Any, max_drop: flo
                   log: Callable[[str], None]) -> Artifact:
     """FP32 (or FP16) export: parity on `data` when given; with token merging, its cost within `max_drop`."""
     budget = bool(to.options.merge) and max_drop is not None
+    if budget:
+        loaded.model.cfg.model_output.require(Measure.TOP1, "--max-drop, a budget in top-1 points,",
+                                              "leave --max-drop out")
     dataset = images_for(loaded, data, to.reading, labelled=budget,
                          limit=None if budget else to.options.parity_samples, log=log)
     if to.options.merge:
@@ -63,6 +67,7 @@ def export_loaded(loaded: LoadedModel, to: Destination, data: Any, max_drop: flo
 def quantize_loaded(loaded: LoadedModel, to: Destination, request: Int8Request,
                     log: Callable[[str], None]) -> Artifact | None:
     """The INT8 artifact; None on torchrun ranks other than 0 (rank 0 writes)."""
+    _check_measures(loaded.model.cfg.model_output, request)
     evaluation = images_for(loaded, request.eval_data, to.reading, labelled=True, limit=request.eval_limit, log=log)
     if to.options.merge:
         check_merge_budget(loaded, evaluation, request.recipe.max_drop, log)
@@ -71,6 +76,16 @@ def quantize_loaded(loaded: LoadedModel, to: Destination, request: Int8Request,
         return None
     return write_artifact(to.exporter, quantized, loaded.spec, loaded.source, to.options, to.out_dir, evaluation, log,
                           quantization={**summary, "method": request.method})
+
+
+def _check_measures(output: ModelOutput, request: Int8Request) -> None:
+    """What the request measures must apply to what the model returns: no top-1 of patch tokens or embeddings."""
+    if request.qat is not None:
+        output.require(Measure.TOP1, "QAT (--method qat), which trains on labels,", "use --method ptq")
+    if request.recipe.max_drop is not None:
+        output.require(Measure.TOP1, "--max-drop, a budget in top-1 points,", "leave --max-drop out")
+    if request.eval_data is not None:
+        output.require(Measure.TOP1, "--eval", "leave --eval out")
 
 
 def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evaluation: LabelledImages | None,

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from vit_edge.core.artifact import check_writable
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.options import ExportOptions
+from vit_edge.core.outputs import check_writable
 from vit_edge.core.targets import resolve
 from vit_edge.core.targets import target as target_declaration
 from vit_edge.core.types import Layout, Precision

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from vit_edge.core.artifact import NUMERICS_CHECK, Manifest, atomic_artifact_dir
+from vit_edge.core.artifact import NUMERICS_CHECK, Manifest
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.options import ExportOptions
+from vit_edge.core.outputs import OutputKind, staged_folder
 from vit_edge.core.targets import tool_packages
 from vit_edge.core.types import InputSpec
 from vit_edge.runtime.artifact import Artifact
@@ -54,7 +55,7 @@ def write_artifact(exporter: Exporter, module: torch.nn.Module, spec: InputSpec,
     """Convert, write the manifest, check parity against `module`, and rename into place (or leave nothing)."""
     from vit_edge.models.layout import module_to_convert
 
-    with atomic_artifact_dir(out_dir, options.force) as staging:
+    with staged_folder(out_dir, OutputKind.ARTIFACT, options.force) as staging:
         log(f"exporting to {options.target} ({options.precision.value}) …")
         torch_model, spec = module_to_convert(module, options.layout), spec.with_(layout=options.layout)
         model_file = exporter.write(torch_model, spec, staging, options)
@@ -114,7 +115,7 @@ def _verify(torch_model: torch.nn.Module, spec: InputSpec, staging: Path, manife
     reference = torch_runner(torch_model)(inputs)
     session = open_session(staging, options=SessionOptions(precision_hint="f32"), manifest=manifest)
     result = check_parity(reference, session.run(inputs), options.precision, f"the {options.target} artifact",
-                          embedding=manifest.judged_by_cosine, feature_map=manifest.output_kind == "features")
+                          manifest.output)
     result["inputs"] = dataset.source if dataset is not None else "synthetic smooth images"
     result["runtime"] = session.info()
     np.savez(staging / NUMERICS_CHECK, inputs=inputs[:NUMERICS_CHECK_SAMPLES],

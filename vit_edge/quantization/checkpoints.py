@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from vit_edge.core.errors import ArtifactError, ConfigError
-from vit_edge.models.checkpoint import atomic_torch_save
+from vit_edge.core.outputs import OutputKind, clear_output, make_folder
+from vit_edge.models.checkpoint import save_torch
 from vit_edge.quantization import distributed
 
 __all__ = ["QatCheckpoints", "QAT_CHECKPOINT_FORMAT"]
@@ -28,19 +29,19 @@ class QatCheckpoints:
         self.identity = json.loads(json.dumps(identity, sort_keys=True, default=str))
         self.last, self.best = self.directory / "last.pt", self.directory / "best.pt"
 
-    def check_fresh_start(self, force: bool) -> None:
-        if self.last.exists() and not force:
-            raise ConfigError(f"{self.directory} holds a QAT checkpoint already; pass --resume to continue that "
-                              "run or --force to start over")
+    def start_fresh(self, force: bool) -> None:
+        """An empty folder for a new run: a folder of vit-edge QAT checkpoints is emptied only with `force`."""
+        clear_output(self.directory, OutputKind.QAT_CHECKPOINTS, force)
+        make_folder(self.directory)
 
     def save_last(self, model: nn.Module, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
         if distributed.is_main():
-            atomic_torch_save({"format": QAT_CHECKPOINT_FORMAT, "identity": self.identity,
+            save_torch({"format": QAT_CHECKPOINT_FORMAT, "identity": self.identity,
                                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "scheduler": scheduler.state_dict(), "state": state}, self.last)
 
     def save_best(self, model: nn.Module, best: dict[str, Any]) -> None:
-        atomic_torch_save({"format": QAT_CHECKPOINT_FORMAT, "identity": self.identity,
+        save_torch({"format": QAT_CHECKPOINT_FORMAT, "identity": self.identity,
                            "model": model.state_dict(), "best": best}, self.best)
 
     def load_last(self, model: nn.Module, optimizer: Any, scheduler: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.output_kinds import OUTPUTS, Measure, ModelOutput
 from vit_edge.core.parity import compare_logits
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
@@ -28,10 +29,13 @@ def _logits(model: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
 
 def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray,
              labels: np.ndarray | None) -> dict[str, float]:
-    """Top-1 before and after (when labelled) and agreement with the float model; `drop` is what the budget checks."""
+    """Top-1 before and after (when labelled) and agreement with the float model; `drop` is what the budget checks.
+    An output without classes (tokens, feature maps, embeddings) gets its cosine with the float model only."""
     reference, quantized = _logits(float_model, data), _logits(quant.model, data)
-    cfg = getattr(float_model, "cfg", None)
-    compared = compare_logits(reference, quantized, feature_map=getattr(cfg, "output", "") == "features")
+    output = _output_of(float_model)
+    compared = compare_logits(reference, quantized, output)
+    if not output.supports(Measure.AGREEMENT):
+        return {"images": int(len(data)), "cosine": compared["mean_cosine"], "min_cosine": compared["min_cosine"]}
     result = {"images": int(len(data)), "agreement_top1": 100 * compared["top1_agreement"],
               "logit_cosine": compared["mean_cosine"]}
     if labels is not None:
@@ -41,6 +45,11 @@ def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray
     else:  # without labels, disagreement with the float model bounds the accuracy lost
         result["drop"] = 100.0 - result["agreement_top1"]
     return result
+
+
+def _output_of(model: torch.nn.Module) -> ModelOutput:
+    cfg = getattr(model, "cfg", None)
+    return cfg.model_output if cfg is not None else OUTPUTS["logits"]
 
 
 def evaluate_on(float_model: torch.nn.Module, quant: QuantizedViT, evaluation: LabelledImages | None,
@@ -54,12 +63,19 @@ def evaluate_on(float_model: torch.nn.Module, quant: QuantizedViT, evaluation: L
 def _merge_cost(model: torch.nn.Module, reference: torch.nn.Module | None, data: np.ndarray,
                 labels: np.ndarray | None) -> float | None:
     """Top-1 points (or, unlabelled, disagreement) the float merged model loses to `reference`; None unmerged."""
-    if reference is None or reference is model:
+    if reference is None or reference is model or not _output_of(model).supports(Measure.AGREEMENT):
         return None
     merged, unmerged = _logits(model, data).argmax(1), _logits(reference, data).argmax(1)
     if labels is None:
         return float(100 * np.mean(merged != unmerged))
     return float(100 * (np.mean(unmerged == labels) - np.mean(merged == labels)))
+
+
+def _metric_words(metrics: dict[str, Any]) -> str:
+    if "drop" not in metrics:
+        return f"mean cosine with the float model {metrics['cosine']:.5f} (worst {metrics['min_cosine']:.5f})"
+    measured = "top-1 drop" if "int8_top1" in metrics else "disagreement with the float model"
+    return f"{measured} {metrics['drop']:.2f} pt, agreement {metrics['agreement_top1']:.2f}%"
 
 
 def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: np.ndarray,
@@ -82,8 +98,8 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: 
         plain = quantize_model(model, budget.recipe, calibration)
         quant = lower(plain, calibration)
         metrics: dict[str, Any] = dict(evaluate(reference or model, quant, data, labels))
-        log(f"INT8 matmuls: {len(quant.int8_matmuls)} ({len(quant.int16_ops)} with INT16 activations); top-1 drop "
-            f"{metrics['drop']:.2f} pt, agreement {metrics['agreement_top1']:.2f}%")
+        log(f"INT8 matmuls: {len(quant.int8_matmuls)} ({len(quant.int16_ops)} with INT16 activations); "
+            + _metric_words(metrics))
         if merge_cost is not None:
             metrics["merge_drop"] = merge_cost  # of `drop`, what merging costs in float; the rest is INT8's
         if recipe.max_drop is None or metrics["drop"] <= recipe.max_drop:

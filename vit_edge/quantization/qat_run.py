@@ -16,15 +16,40 @@ from vit_edge.quantization.recipe import Recipe
 __all__ = ["check_qat_request", "run_qat"]
 
 
-def check_qat_request(recipe: Recipe, qat: QatTraining | None, eval_data: str | None) -> QatTraining:
-    """Everything QAT needs that can be checked before loading anything."""
+def check_qat_request(recipe: Recipe, qat: QatTraining | None, eval_data: str | None, out_dir: Path) -> QatTraining:
+    """Everything QAT needs that can be checked before loading anything, its checkpoint folder included."""
     if qat is None or qat.data is None:
         raise ConfigError("QAT trains on labelled images: pass --data (a dataset name or DIR/class_name/*.png)")
     if eval_data is None:
         raise ConfigError("QAT evaluates on held-out labelled images each epoch: pass --eval")
     if recipe.max_drop is not None:
         raise ConfigError("--max-drop is PTQ's budget; QAT trains all the selected matmuls instead")
+    _check_checkpoint_folder(qat, checkpoint_folder(qat, out_dir), out_dir, eval_data)
     return qat
+
+
+def checkpoint_folder(qat: QatTraining, out_dir: Path) -> Path:
+    return Path(qat.checkpoint_dir) if qat.checkpoint_dir else Path(f"{out_dir}-qat-checkpoints")
+
+
+def _check_checkpoint_folder(qat: QatTraining, folder: Path, out_dir: Path, eval_data: str | None) -> None:
+    """QAT writes last.pt and best.pt: into a new or empty folder, or with --force over a folder of vit-edge QAT
+    checkpoints only; --resume needs one. Never the artifact's own folder, never over the user's files."""
+    from vit_edge.core.outputs import OutputKind, check_output, check_writable
+    from vit_edge.core.recognise import is_qat_folder
+
+    target = out_dir.resolve()
+    if folder.resolve() == target or target in folder.resolve().parents:
+        raise ConfigError(f"--checkpoint-dir {folder} is, or is inside, the artifact's folder {out_dir}; choose a "
+                          "folder beside it")
+    if qat.resume:
+        if not (folder / "last.pt").is_file() or not is_qat_folder(folder):
+            raise ConfigError(f"nothing to resume: {folder} is not a folder of vit-edge QAT checkpoints with a "
+                              "last.pt (run without --resume first)")
+        return
+    check_output(folder, OutputKind.QAT_CHECKPOINTS, qat.force,
+                 [("the training data", qat.data), ("the evaluation data", eval_data)])
+    check_writable(folder.parent)
 
 
 def run_qat(loaded: LoadedModel, recipe: Recipe, calibration: Calibration, evaluation: LabelledImages | None,
@@ -46,10 +71,10 @@ def run_qat(loaded: LoadedModel, recipe: Recipe, calibration: Calibration, evalu
     identity = {"weights_sha256": loaded.weights_sha256, "recipe": recipe.to_json(),
                 "calibration": calibration.fingerprint, "train_data": train_set.fingerprint(),
                 "qat": qat.config.__dict__, "world_size": distributed.world_size()}
-    directory = Path(qat.checkpoint_dir) if qat.checkpoint_dir else Path(f"{out_dir}-qat-checkpoints")
+    directory = checkpoint_folder(qat, out_dir)
     checkpoints = QatCheckpoints(directory, identity)
-    if not qat.resume:
-        checkpoints.check_fresh_start(qat.force)
+    if not qat.resume and distributed.is_main():
+        checkpoints.start_fresh(qat.force)
     log(f"QAT on {len(train_set)} images of {train_set.source}; checkpoints in {directory}")
     if evaluation is None:
         raise ConfigError("QAT evaluates on held-out labelled images each epoch: pass --eval")

@@ -17,6 +17,7 @@ import numpy as np
 
 from vit_edge.core.artifact import NUMERICS_CHECK, read_manifest
 from vit_edge.core.options import check_count, check_counts, check_number
+from vit_edge.core.outputs import save_array
 from vit_edge.core.types import Precision
 from vit_edge.runtime.base import SessionOptions, default_runtime, session_class, summarize_profile
 
@@ -140,7 +141,7 @@ def _accuracy(session: Any, spec: Any, cfg: MeasureConfig) -> dict[str, Any]:
     images = np.load(str(cfg.data_images), mmap_mode="r")
     logits = predict_logits(session.run, images, spec)
     if cfg.logits_out:
-        np.save(cfg.logits_out, logits.astype(np.float32))
+        save_array(Path(cfg.logits_out), logits.astype(np.float32))
     if cfg.data_labels is None:
         return {"eval_images": int(len(images))}
     labels = np.load(cfg.data_labels)
@@ -188,7 +189,7 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
 def _numerics_gate(root: Path, manifest: Any, runtime: str, cfg: MeasureConfig) -> dict[str, Any]:
     """Re-run the inputs whose PyTorch outputs the artifact carries; a device that computes other numbers (a
     broken kernel, an emulator's CPU model) gets status 'mismatch' instead of 'ok'."""
-    from vit_edge.core.parity import judge
+    from vit_edge.core.parity import agreement_words, judge
 
     file = root / NUMERICS_CHECK
     if not cfg.check_numerics or not file.is_file():
@@ -199,14 +200,14 @@ def _numerics_gate(root: Path, manifest: Any, runtime: str, cfg: MeasureConfig) 
                                      cfg.session_options(cfg.threads))
     got = np.concatenate([session.run(inputs[i : i + 1]) for i in range(len(inputs))])
     precision = _precision_that_ran(str(session.info().get("precision", "")), manifest.precision)
-    verdict = judge(expected, got, precision, manifest.judged_by_cosine, manifest.output_kind == "features")
+    verdict = judge(expected, got, precision, manifest.output)
     check = {k: verdict[k] for k in ("samples", "min_cosine", "top1_agreement", "max_abs_diff", "passed")}
     if verdict["passed"]:
         return {"numerics_check": check}
     return {"numerics_check": check, "status": "mismatch",
             "error": f"this device computes other numbers than PyTorch: min cosine {verdict['min_cosine']:.5f} "
-                     f"(need ≥ {verdict['tolerance_min_cosine']} for {precision.value}), top-1 agreement "
-                     f"{100 * verdict['top1_agreement']:.0f}% on the artifact's {verdict['samples']} check inputs"}
+                     f"(need ≥ {verdict['tolerance_min_cosine']} for {precision.value})"
+                     f"{agreement_words(verdict, 0)} on the artifact's {verdict['samples']} check inputs"}
 
 
 def _precision_that_ran(ran: str, exported: Precision) -> Precision:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from vit_edge.core.errors import ArtifactError
+from vit_edge.core.outputs import scratch_folder
 from vit_edge.runtime.base import Session, SessionOptions
 
 __all__ = ["OnnxRuntimeSession"]
@@ -44,7 +45,6 @@ class OnnxRuntimeSession(Session):
     def profile(self, batch: np.ndarray, runs: int) -> list[dict[str, Any]]:
         """ONNX Runtime's own profiler (a second session with profiling on): node time averaged over `runs`."""
         import json
-        import tempfile
 
         ort = self.require("running .onnx files")
         settings = ort.SessionOptions()
@@ -52,7 +52,7 @@ class OnnxRuntimeSession(Session):
         settings.log_severity_level = 3
         if self.options.threads:
             settings.intra_op_num_threads = self.options.threads
-        with tempfile.TemporaryDirectory(prefix="vit-edge-ort-profile-") as folder:
+        with scratch_folder("vit-edge-ort-profile-") as folder:
             settings.profile_file_prefix = str(Path(folder) / "ort")
             session = ort.InferenceSession(str(self.model_file), settings, providers=self._session.get_providers())
             feed = {self._input: np.ascontiguousarray(batch, dtype=np.float32)}

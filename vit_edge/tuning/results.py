@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 from vit_edge.core.errors import ConfigError, DeviceError
-from vit_edge.core.outputs import write_atomically
+from vit_edge.core.outputs import copy_folder, write_atomically
 from vit_edge.tuning.plan import TuneConfig, TuneRow, pareto_front
 
 __all__ = ["RESULTS_FILE", "CHOSEN_DIR", "write_results", "choose"]
@@ -46,7 +45,7 @@ def choose(out: Path, config: TuneConfig, rows: list[TuneRow], log: Callable[[st
         raise ConfigError(f"no candidate meets --max-drop {config.max_drop}: {closest}; every row is in "
                           f"{out / RESULTS_FILE}")
     chosen = within[0]
-    shutil.copytree(chosen.artifact, out / CHOSEN_DIR)  # the artifact as verified; its run settings are in tune.json
+    copy_folder(Path(chosen.artifact), out / CHOSEN_DIR)  # the artifact as verified; its run settings are in tune.json
     write_results(out, config, rows, chosen)
     log(f"chosen: {chosen.candidate} ({chosen.threads} threads, hint {chosen.hint}): {chosen.p50_ms:.2f} ms, "
         f"top-1 {chosen.top1:.2f}% (drop {chosen.drop:.2f} pt)")

@@ -1,11 +1,12 @@
 """`tune` itself: check the request, load the model once, build and measure each candidate on the device."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from vit_edge.core.errors import ConfigError, DeviceError
+from vit_edge.core.output_kinds import Measure
+from vit_edge.core.outputs import OutputKind, clear_output, make_folder
 from vit_edge.tuning.plan import PRECISIONS, Candidate, TuneConfig, TuneRow, candidates, default_merges
 from vit_edge.tuning.results import RESULTS_FILE, choose, write_results
 
@@ -29,8 +30,7 @@ def _check_request(config: TuneConfig, out: Path, force: bool, model: Any) -> No
         raise ConfigError(f"{config.target} has no INT8 path; tune it with --precisions fp32")
     if not config.threads or min(config.threads) < 1:
         raise ConfigError("--threads needs counts ≥ 1")
-    from vit_edge.core.artifact import check_writable
-    from vit_edge.core.outputs import OutputKind, check_output
+    from vit_edge.core.outputs import check_output, check_writable
 
     check_output(out, OutputKind.TUNE, force, [("the model", model), ("the calibration data", config.calib),
                                                ("the evaluation data", config.eval_data)])
@@ -77,6 +77,8 @@ def _check_model(model: Any, config: TuneConfig, load: dict[str, Any]) -> tuple[
 
     loaded = load_model(model, **load)
     cfg = loaded.model.cfg
+    cfg.model_output.require(Measure.TOP1, "tune, which chooses by top-1 within --max-drop,",
+                             "export or quantize it, and compare the artifacts with vit-edge bench")
     merges = config.merges if config.merges is not None else default_merges(cfg.num_patches, cfg.depth)
     most = max_merge(cfg.num_tokens, cfg.num_prefix_tokens)
     too_many = [r for r in merges if not 0 <= r <= most]
@@ -115,9 +117,8 @@ def tune(model: Any, config: TuneConfig, out: str | Path, *, weights: str | Path
     load = {"weights": weights, "random_init": random_init}
     loaded, merges = _check_model(model, config, load)
     check_reachable(config.device, config.ssh_options, config.remote_python)
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "candidates").mkdir(parents=True)
+    clear_output(out, OutputKind.TUNE, force)  # checked again: only a tune folder vit-edge wrote is emptied
+    make_folder(out / "candidates")
     rows: list[TuneRow] = []
     plan = candidates(config, merges)
     for index, candidate in enumerate(plan, 1):

@@ -1,0 +1,76 @@
+"""What a model returns, and which measures mean something on it: the one place that decides whether a top-1, an
+agreement or a cosine is computed.
+
+A classifier's logits have a top-1 (with labels), a top-5 and a top-1 agreement with FP32; a pooled embedding, patch
+tokens or a feature map have no class axis, so the index of their largest value means nothing: they are measured
+by cosine against FP32 (per token for dense outputs). `--eval`, `--max-drop`, QAT, bench's accuracy columns and the
+parity checks ask the output kind (`ModelOutput.require`), which refuses in one line where a measure does not apply.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from vit_edge.core.errors import ConfigError
+
+__all__ = ["Measure", "ModelOutput", "OUTPUTS", "output_named", "output_of"]
+
+
+class Measure(str, enum.Enum):
+    TOP1 = "top-1 against labels"
+    TOP5 = "top-5 against labels"
+    AGREEMENT = "top-1 agreement with FP32"
+    COSINE = "cosine with FP32"
+    TOKEN_COSINE = "cosine with FP32 per token"
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """One kind of model output: its name in manifests, its words for people, and the measures that apply."""
+
+    name: str  # logits | embedding | tokens | features
+    words: str
+    measures: frozenset[Measure]
+    dense: bool = False  # compared per token (tokens, feature maps)
+    channels_first: bool = False  # a feature map (B, D, H, W): tokens are its spatial positions
+
+    @property
+    def judged_by_cosine(self) -> bool:
+        """No class axis: parity and agreement are judged by cosine, never by the index of the largest value."""
+        return Measure.AGREEMENT not in self.measures
+
+    def supports(self, measure: Measure) -> bool:
+        return measure in self.measures
+
+    def require(self, measure: Measure, asked_by: str, remedy: str) -> None:
+        """ConfigError, in one line, when `asked_by` (a flag, a verb) needs `measure` and this output has none."""
+        if measure not in self.measures:
+            has = " and ".join(m.value for m in sorted(self.measures, key=list(Measure).index))
+            raise ConfigError(f"{asked_by} needs {measure.value}, which only class logits have; this model returns "
+                              f"{self.words}, which vit-edge measures by {has} without labels: {remedy}")
+
+
+_LOGITS = ModelOutput("logits", "class logits",
+                      frozenset({Measure.TOP1, Measure.TOP5, Measure.AGREEMENT, Measure.COSINE}))
+OUTPUTS: dict[str, ModelOutput] = {
+    "logits": _LOGITS,
+    "embedding": ModelOutput("embedding", "a pooled embedding (no classifier head)", frozenset({Measure.COSINE})),
+    "tokens": ModelOutput("tokens", "patch tokens", frozenset({Measure.TOKEN_COSINE}), dense=True),
+    "features": ModelOutput("features", "a feature map", frozenset({Measure.TOKEN_COSINE}), dense=True,
+                            channels_first=True),
+}
+
+
+def output_named(name: str) -> ModelOutput:
+    """The kind a manifest names; ConfigError for a name vit-edge does not know."""
+    try:
+        return OUTPUTS[name]
+    except KeyError:
+        raise ConfigError(f"unknown model output '{name}'; known: {', '.join(OUTPUTS)}") from None
+
+
+def output_of(output: str, num_classes: int) -> ModelOutput:
+    """The kind a model returns from its config: `output` (pooled | tokens | features) and its class count."""
+    if output == "pooled":
+        return OUTPUTS["logits" if num_classes else "embedding"]
+    return output_named(output)
