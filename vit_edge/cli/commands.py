@@ -17,6 +17,22 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _warn(lines: list[str]) -> None:
+    """Sanity warnings (core/sanity.py): on stderr, after the result they qualify."""
+    for line in lines:
+        print(f"vit-edge: warning: {line}", file=sys.stderr)
+
+
+def _quantize_warnings(quantization: dict[str, Any]) -> list[str]:
+    """A labelled evaluation whose FP32 top-1 is at chance: the INT8 numbers beside it mean nothing either."""
+    from vit_edge.core.sanity import accuracy_warning
+
+    accuracy = quantization.get("accuracy", {})
+    found = accuracy_warning("FP32 on the --eval images", accuracy.get("fp32_top1"),
+                             accuracy.get("labelled_classes"), accuracy.get("fp32_top_class_share"))
+    return [found] if found else []
+
+
 def _fields(args: argparse.Namespace, kind: Any, **given: Any) -> Any:
     """`kind` (an options dataclass) built from the flags whose dest names one of its fields (lists as tuples),
     with `given` on top."""
@@ -59,6 +75,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     if artifact is None:  # a torchrun rank other than 0: rank 0 writes and reports
         return 0
     print(printing.quantize_line(artifact.path, artifact.manifest))
+    _warn(_quantize_warnings(artifact.manifest.quantization or {}))
     npu = printing.npu_line(artifact.manifest)
     if npu:
         print(npu)
@@ -94,6 +111,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from vit_edge.benchmarking.fleet import Fleet, read_devices_file
     from vit_edge.benchmarking.record import BenchRecord
     from vit_edge.benchmarking.report import append_records, markdown_table, npu_markdown, write_reports
+    from vit_edge.benchmarking.sanity import warnings_for
     from vit_edge.benchmarking.sweep import BenchConfig
     from vit_edge.core.outputs import OutputKind, check_output, check_writable, clear_output
 
@@ -115,6 +133,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     paths = write_reports(records, args.out, append_jsonl=False)
     print(markdown_table(records) + npu_markdown(records))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
+    _warn(warnings_for(records))
     failed = [r for r in records if not r.ok]
     if failed:
         print(f"vit-edge: error: {len(failed)} of {len(records)} configurations failed; the status column says why",

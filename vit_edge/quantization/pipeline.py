@@ -39,6 +39,9 @@ def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray
     result = {"images": int(len(data)), "agreement_top1": 100 * compared["top1_agreement"],
               "logit_cosine": compared["mean_cosine"]}
     if labels is not None:
+        predicted = np.bincount(reference.argmax(1), minlength=reference.shape[1])
+        result["labelled_classes"] = int(len(np.unique(labels)))  # for the sanity check: chance and one-class runs
+        result["fp32_top_class_share"] = float(predicted.max() / max(len(labels), 1))
         result["fp32_top1"] = top1_accuracy(reference, labels)
         result["int8_top1"] = top1_accuracy(quantized, labels)
         result["drop"] = result["fp32_top1"] - result["int8_top1"]

@@ -90,14 +90,18 @@ def _check_model(model: Any, config: TuneConfig, load: dict[str, Any]) -> tuple[
     return loaded, tuple(merges)
 
 
-def _measure(path: Path, candidate: Candidate, hint: str | None, config: TuneConfig) -> list[TuneRow]:
+def _measure(path: Path, candidate: Candidate, hint: str | None, config: TuneConfig,
+             log: Callable[[str], None]) -> list[TuneRow]:
     from vit_edge.api import bench
+    from vit_edge.benchmarking.sanity import warnings_for
     from vit_edge.benchmarking.sweep import BenchConfig
 
     bench_config = BenchConfig(threads=config.threads, runs=config.runs, min_seconds=0.5, precision_hint=hint,
                                data=config.eval_data, eval_limit=config.eval_limit, ssh_options=config.ssh_options,
                                remote_python=config.remote_python, data_options=config.data_options)
     records = bench([str(path)], bench_config, devices=[config.device])
+    for line in warnings_for(records):  # a candidate at chance level or timed in noise is said, not just ranked
+        log(f"warning: {line}")
     return [TuneRow(candidate.name, candidate.precision, candidate.merge, r.threads, hint or "default", r.status,
                     r.p50_ms, r.top1, artifact=str(path), error=r.error) for r in records]
 
@@ -125,16 +129,16 @@ def tune(model: Any, config: TuneConfig, out: str | Path, *, weights: str | Path
         log(f"[{index}/{len(plan)}] {candidate.name}")
         path = _build(candidate, loaded, model, config, out / "candidates", log)
         for hint in _hints(config.target):
-            rows += _measure_or_keep(path, candidate, hint, config, out, rows)
+            rows += _measure_or_keep(path, candidate, hint, config, out, rows, log)
         write_results(out, config, rows)
     return choose(out, config, rows, log)
 
 
 def _measure_or_keep(path: Path, candidate: Candidate, hint: str | None, config: TuneConfig, out: Path,
-                     rows: list[TuneRow]) -> list[TuneRow]:
+                     rows: list[TuneRow], log: Callable[[str], None]) -> list[TuneRow]:
     """The candidate's rows; when the device stops answering, what was measured is written before the error."""
     try:
-        found = _measure(path, candidate, hint, config)
+        found = _measure(path, candidate, hint, config, log)
     except DeviceError as exc:
         write_results(out, config, rows)
         raise DeviceError(f"{exc}; the {len(rows)} rows measured before are in {out / RESULTS_FILE}") from exc
