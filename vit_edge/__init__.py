@@ -11,14 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 from vit_edge.core.version import __version__
 
-__all__ = ["__version__", "export", "quantize", "bench", "info", "train", "load_model", "Artifact", "ExportOptions"]
+__all__ = ["__version__", "export", "quantize", "bench", "bench_table", "info", "preprocess", "train", "load_model",
+           "Artifact", "ExportOptions"]
 
-from vit_edge.api import Artifact, ExportOptions, bench, export, info, quantize, train
+from vit_edge.api import Artifact, ExportOptions, bench, bench_table, export, info, preprocess, quantize, train
+from vit_edge.core.words import python_words
 
 if TYPE_CHECKING:
     from vit_edge.models.loaders import LoadedModel
 
 
+@python_words
 def load_model(model: Any, **kwargs: Any) -> "LoadedModel":
     """The reference ViT for `model` (a name, timm:NAME, a Hugging Face folder, a checkpoint, a module)."""
     from vit_edge.models.loaders import load_model as _load_model

@@ -24,6 +24,7 @@ from vit_edge.core.options import (
 )
 from vit_edge.core.outputs import check_writable
 from vit_edge.core.types import Precision
+from vit_edge.core.words import python_words
 from vit_edge.pipeline.building import Destination, Int8Request, export_loaded, quantize_loaded
 from vit_edge.pipeline.checks import (
     ModelSource,
@@ -46,10 +47,11 @@ if TYPE_CHECKING:
     from vit_edge.quantization.qat import QatTraining
     from vit_edge.quantization.recipe import Recipe
 
-__all__ = ["Artifact", "ExportOptions", "export", "quantize", "bench", "info", "train", "default_output_dir",
-           "parity_inputs", "tool_versions"]
+__all__ = ["Artifact", "ExportOptions", "export", "quantize", "bench", "bench_table", "info", "preprocess", "train",
+           "default_output_dir", "parity_inputs", "tool_versions"]
 
 
+@python_words
 def export(
     model: ModelSource,
     target: str = "onnx",
@@ -85,6 +87,7 @@ def export(
     return export_loaded(load(model, weights, random_init, options), to, data, max_drop, log)
 
 
+@python_words
 def quantize(
     model: ModelSource,
     target: str = "onnx",
@@ -166,14 +169,16 @@ def _method(method: str | None, qat: QatTraining | None) -> str:
     return method or ("qat" if qat is not None else "ptq")
 
 
-def info(artifact: str | Path, verify_files: bool = True) -> Manifest:
-    """The manifest of an artifact, with each file's sha256 checked."""
-    if not isinstance(artifact, (str, Path)):
+@python_words
+def info(artifact: str | Path | Artifact, verify_files: bool = True) -> Manifest:
+    """The manifest of an artifact (a path, or what export returned), with each file's sha256 checked."""
+    if isinstance(artifact, bool) or not isinstance(artifact, (str, os.PathLike)):
         raise ConfigError(f"info takes an artifact folder's path, not {type(artifact).__name__}")
     check_flag("verify_files", verify_files)
-    return read_manifest(artifact, verify_files=verify_files)
+    return read_manifest(Path(artifact), verify_files=verify_files)
 
 
+@python_words
 def train(
     out: str | Path,
     data: str = "fashion-mnist-train",
@@ -215,6 +220,7 @@ def _check_training(out: Any, data: Any, eval_data: Any, epochs: Any, batch_size
     check_callable("log", log)
 
 
+@python_words
 def bench(
     artifacts: Sequence[str | Path],
     config: BenchConfig | None = None,
@@ -280,3 +286,27 @@ def _checked_bench_config(cfg: BenchConfig) -> BenchConfig:
     check_instance("data_options", cfg.data_options, DataOptions, "a vit_edge.data.DataOptions", optional=False)
     check_flag("profile", cfg.profile)
     return cfg
+
+
+@python_words
+def preprocess(images: Any, artifact: str | Path | Artifact) -> Any:
+    """`images` (image files, PIL images, a uint8 array, a folder: vit_edge.data.batch.IMAGES_HELP) as the float
+    batch `artifact`'s model takes: decoded, resized and cropped as it was evaluated, normalised, in its layout."""
+    from vit_edge.data.batch import check_images
+
+    check_images(images)
+    check_path("artifact", artifact)
+    opened = artifact if isinstance(artifact, Artifact) else Artifact.open(artifact)
+    return opened.preprocess(images)
+
+
+@python_words
+def bench_table(records: Sequence[BenchRecord]) -> str:
+    """The table `vit-edge bench` prints (Markdown), for the records `bench` returned."""
+    from vit_edge.benchmarking.record import BenchRecord
+    from vit_edge.benchmarking.report import markdown_table, npu_markdown
+
+    check_instance("records", records, (list, tuple), "the list of BenchRecord that bench returned", False)
+    for record in records:
+        check_instance("each of records", record, BenchRecord, "a BenchRecord", False)
+    return markdown_table(list(records)) + npu_markdown(list(records))

@@ -75,6 +75,9 @@ CALLS: dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, list[Any]]]
         "img_size": ["32", -32, 1.5, (1, 2, 3), object()], "reid": [object(), 5, None], "merge": ["1", -1, 1.5],
         "output": [5, None, "logits"], "layers": [5, "0,1", [0.5], None]}),
     "Artifact.open": (vit_edge.Artifact.open, {}, {"path": REQUIRED_PATH}),
+    "preprocess": (vit_edge.preprocess, {"images": "photo.jpg", "artifact": "a"}, {
+        "images": [object(), 5, None, [1], {"images": 1}, True], "artifact": REQUIRED_PATH}),
+    "bench_table": (vit_edge.bench_table, {"records": []}, {"records": [object(), 5, None, [5], ["a"]]}),
 }
 
 

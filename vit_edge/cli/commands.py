@@ -168,7 +168,18 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+def _in_flag_words(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """The verb's errors keep naming flags (the API's own callers read keywords: core/words.py)."""
+    def run(args: argparse.Namespace) -> int:
+        from vit_edge.core.words import flag_words
+
+        with flag_words():
+            return command(args)
+
+    return run
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {name: _in_flag_words(command) for name, command in {
     "export": _cmd_export, "quantize": _cmd_quantize, "train": _cmd_train, "info": _cmd_info, "bench": _cmd_bench,
     "tune": _cmd_tune, "devices": _cmd_devices, "models": _cmd_models,
-}
+}.items()}

@@ -26,13 +26,27 @@ class Artifact:
     _session: Session | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, path: str | Path) -> "Artifact":
+    def open(cls, path: "str | Path | Artifact") -> "Artifact":
         """The artifact at `path`, its files' sha256 checked against the manifest."""
         check_path("path", path)
-        return cls(Path(path), read_manifest(path))
+        return cls(Path(path), read_manifest(Path(path)))
 
-    def run(self, batch: np.ndarray, threads: int | None = None) -> np.ndarray:
-        """Logits (or the embedding) for a preprocessed float32 batch in the artifact's layout."""
+    def __fspath__(self) -> str:
+        """An Artifact stands wherever a path to it does: bench([artifact]), info(artifact), Artifact.open."""
+        return str(self.path)
+
+    def preprocess(self, images: Any) -> np.ndarray:
+        """`images` as this artifact's model takes them: decoded, resized and cropped as it was evaluated,
+        normalised with its mean/std, in its layout (see vit_edge.data.batch.IMAGES_HELP for what `images` may be)."""
+        from vit_edge.data.batch import as_batch
+
+        return as_batch(images, self.manifest.input_spec)
+
+    def run(self, batch: Any, threads: int | None = None) -> np.ndarray:
+        """The model's output for a preprocessed float32 batch in the artifact's layout, or for images as
+        `preprocess` takes them (files, PIL images, a uint8 array, a folder)."""
+        if not (isinstance(batch, np.ndarray) and np.issubdtype(batch.dtype, np.floating)):
+            batch = self.preprocess(batch)
         batch = checked_batch(batch, self.manifest.input_spec)
         if self._session is None:
             self._session = open_session(self.path, options=SessionOptions(threads=threads), manifest=self.manifest)
