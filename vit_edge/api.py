@@ -5,6 +5,7 @@ so bad input costs a second, not a conversion.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -48,7 +49,13 @@ if TYPE_CHECKING:
     from vit_edge.quantization.recipe import Recipe
 
 __all__ = ["Artifact", "ExportOptions", "export", "quantize", "bench", "bench_table", "info", "preprocess", "train",
-           "default_output_dir", "parity_inputs", "tool_versions"]
+           "default_output_dir", "parity_inputs", "to_logging", "tool_versions"]
+
+
+def to_logging(message: str) -> None:
+    """The verbs' default `log`: Python's logging, logger 'vit_edge' (INFO), which a script turns on with
+    logging.basicConfig(level=logging.INFO); the CLI prints instead."""
+    logging.getLogger("vit_edge").info(message)
 
 
 @python_words
@@ -63,7 +70,7 @@ def export(
     data: Any = None,
     max_drop: float | None = None,
     data_options: DataOptions | None = None,
-    log: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] = to_logging,
     **option_fields: Any,
 ) -> Artifact:
     """Export a trained ViT to `target`, verify it against PyTorch in the target's runtime, return the artifact.
@@ -104,7 +111,7 @@ def quantize(
     random_init: bool = False,
     qat: QatTraining | None = None,
     method: str | None = None,
-    log: Callable[[str], None] = lambda _: None,
+    log: Callable[[str], None] = to_logging,
     **option_fields: Any,
 ) -> Artifact | None:
     """INT8 quantization of the ViT's matmuls with `recipe` (a quantize.Recipe), calibrated on `calib`, lowered to
@@ -226,7 +233,7 @@ def bench(
     config: BenchConfig | None = None,
     *,
     devices: Fleet | Sequence[str | FleetDevice] = (),
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str], None] = to_logging,
     on_records: Callable[[list[BenchRecord]], None] = lambda _: None,
     **config_fields: Any,
 ) -> list[BenchRecord]:

@@ -23,15 +23,16 @@ from vit_edge.runtime.accuracy import run_batched, top1_accuracy
 __all__ = ["quantize_with_budget", "evaluate", "evaluate_on", "int8_costs"]
 
 
-def _logits(model: torch.nn.Module, batch: np.ndarray) -> np.ndarray:
-    return run_batched(torch_runner(model), batch)
+def _logits(model: torch.nn.Module, batch: np.ndarray, what: str = "scoring") -> np.ndarray:
+    return run_batched(torch_runner(model), batch, what=what)
 
 
 def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray,
              labels: np.ndarray | None) -> dict[str, float]:
     """Top-1 before and after (when labelled) and agreement with the float model; `drop` is what the budget checks.
     An output without classes (tokens, feature maps, embeddings) gets its cosine with the float model only."""
-    reference, quantized = _logits(float_model, data), _logits(quant.model, data)
+    reference = _logits(float_model, data, "scoring the float model")
+    quantized = _logits(quant.model, data, f"scoring INT8 ({len(quant.int8_matmuls)} matmuls)")
     output = _output_of(float_model)
     compared = compare_logits(reference, quantized, output)
     if not output.supports(Measure.AGREEMENT):

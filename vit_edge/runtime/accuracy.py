@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from vit_edge.core.progress import steps
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
@@ -12,9 +13,12 @@ from vit_edge.data.preprocess import preprocess_uint8
 __all__ = ["predict_logits", "run_batched", "top1_accuracy"]
 
 
-def run_batched(run: Any, inputs: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """`run` (a Session.run or any batch → outputs callable) over `inputs` a slice at a time, outputs joined."""
-    return np.concatenate([run(inputs[start : start + batch_size]) for start in range(0, len(inputs), batch_size)])
+def run_batched(run: Any, inputs: np.ndarray, batch_size: int = 256, what: str = "scoring") -> np.ndarray:
+    """`run` (a Session.run or any batch → outputs callable) over `inputs` a slice at a time, outputs joined;
+    thousands of images show a progress bar on a terminal (core/progress.py)."""
+    starts = range(0, len(inputs), batch_size)
+    sized = steps(starts, lambda start: min(batch_size, len(inputs) - start), len(inputs), what)
+    return np.concatenate([run(inputs[start : start + batch_size]) for start in sized])
 
 
 def predict_logits(run: Any, data: LabelledImages | np.ndarray, spec: InputSpec, batch_size: int = 256) -> np.ndarray:
