@@ -1,7 +1,8 @@
 """`vit-edge` command line: the parser (cli.parser), one function per verb (cli.commands), what they print
 (cli.printing). Each flag fills one field of one options object; the verbs themselves are in vit_edge.api.
 
-User errors (VitEdgeError) print one line and exit 2; anything else is a bug and keeps its traceback.
+User errors (VitEdgeError) print one line and exit 2; anything else is a bug and keeps its traceback. So does a
+verb that needs PyTorch on a torch-free install (a board's: numpy and one runtime): one line naming the extra.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from typing import Sequence
 
 from vit_edge.cli.parser import build_parser
-from vit_edge.core.errors import VitEdgeError
+from vit_edge.core.errors import MissingDependencyError, VitEdgeError
 
 __all__ = ["main", "build_parser"]
 
@@ -34,6 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _stopped(2)
     except signals.Terminated as exc:
         return _stopped(exc.signum)
+    except ModuleNotFoundError as exc:
+        missing = _missing_torch(exc, args.command)
+        if missing is None:
+            raise  # torch is there and a module is not: a broken install or a bug, keep its traceback
+        print(f"vit-edge: error: {missing} (or see docs/install.md for the CPU-only build)", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `vit-edge models | head`: the reader has gone, nothing is wrong
         sys.stderr.close()
         return 0
@@ -52,6 +59,16 @@ ENVIRONMENT_ERRNOS = {
     errno.EACCES: "check the file's permissions", errno.EPERM: "check the file's permissions",
     errno.EIO: "the disk or network file system failed; check it and run again",
 }
+
+
+def _missing_torch(exc: ModuleNotFoundError, verb: str) -> MissingDependencyError | None:
+    """The line for a verb that reached an `import torch` on an install without torch, or None for any other missing
+    module. Caught here, once for every verb (and flag: bench --runtime pytorch), not checked beside each of them."""
+    import importlib.util
+
+    if exc.name is None or exc.name.partition(".")[0] != "torch" or importlib.util.find_spec("torch") is not None:
+        return None
+    return MissingDependencyError("torch", "torch", verb)
 
 
 def _stopped(signum: int | None) -> int:
