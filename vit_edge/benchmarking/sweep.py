@@ -186,6 +186,33 @@ class EvalData:
     def report(self) -> dict[str, Any]:
         return {"eval_labels": self.labels_from or "none (agreement only)", "eval_skipped": self.skipped}
 
+    @property
+    def count(self) -> int:
+        """How many prepared images (read from the .npy header, not the images)."""
+        return int(np.load(self.images, mmap_mode="r").shape[0])
+
+
+class Manifests:
+    """Each artifact's manifest, read once per bench run with its files hashed once; every step of the run asks
+    here (a damaged one keeps its error, raised again to each step that asks)."""
+
+    def __init__(self) -> None:
+        self._read: dict[str, Manifest | VitEdgeError] = {}
+        self.reads = 0  # how many times a manifest was really read (the tests count)
+
+    def get(self, path: str | Path) -> Manifest:
+        key = str(path)
+        if key not in self._read:
+            self.reads += 1
+            try:
+                self._read[key] = read_manifest(key)
+            except VitEdgeError as exc:
+                self._read[key] = exc
+        found = self._read[key]
+        if isinstance(found, VitEdgeError):
+            raise found
+        return found
+
 
 class EvalFiles:
     """Each artifact's evaluation files, prepared once per distinct preprocessing and label mapping."""
@@ -198,6 +225,7 @@ class EvalFiles:
         if cfg.data is not None:
             self.source = open_images(cfg.data, cfg.data_options).take(cfg.eval_limit)
         self._made: dict[str, EvalData] = {}
+        self.manifests = Manifests()
 
     def check(self, manifest: Manifest) -> None:
         """Match the labels to `manifest`'s classes now: a name that matches none stops before any measurement."""
@@ -309,7 +337,7 @@ def _reference_logits(cfg: BenchConfig, executor: Any, files: EvalFiles, workdir
     if cfg.reference == "pytorch":
         data = files.for_artifact(manifest)
         return None if data is None else _pytorch_logits(Path(path), manifest, data)
-    data = files.for_artifact(read_manifest(cfg.reference))
+    data = files.for_artifact(files.manifests.get(cfg.reference))
     if data is None:
         return None
     out = workdir / "reference.npy"
@@ -333,7 +361,7 @@ def _pytorch_logits(root: Path, manifest: Manifest, data: EvalData) -> np.ndarra
 def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, files: EvalFiles,
                     progress: Callable[[str], None], counter: list[int], total: int) -> list[BenchRecord]:
     try:
-        manifest = read_manifest(path)
+        manifest = files.manifests.get(path)
         data = files.for_artifact(manifest)
     except DiskFullError:
         raise
@@ -353,8 +381,10 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
                 artifact=path, threads=threads, batch=batch, **{**cfg.run_settings(), "profile": cfg.profile and first},
                 data_images=str(data.images) if with_data and data else None,
                 data_labels=str(data.labels) if with_data and data and data.labels else None,
-                logits_out=str(logits_file) if with_data else None, check_numerics=first)
-            progress(f"[{counter[0]}/{total}] {Path(path).name}: threads {threads}, batch {batch} …")
+                logits_out=str(logits_file) if with_data else None, check_numerics=first,
+                verify_files=first)  # the host hashed them; the runner checks its copy once per artifact
+            scoring = f", then scoring {data.count} images" if with_data and data is not None else ""
+            progress(f"[{counter[0]}/{total}] {Path(path).name}: threads {threads}, batch {batch}{scoring} …")
             try:
                 result = executor.run(measure, f"run{counter[0]}")
             except VitEdgeError as exc:
@@ -399,18 +429,18 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
         from vit_edge.runtime.base import session_class
 
         session_class(cfg.runtime)  # likewise an unknown runtime name
-    if cfg.profile:
-        _check_profilable(artifacts, cfg)
-    if cfg.reference not in (None, "pytorch"):
-        try:
-            read_manifest(cfg.reference)  # a missing or damaged reference stops here, before any measurement
-        except VitEdgeError as exc:
-            raise ConfigError(f"--reference: {exc}") from exc
     total = len(artifacts) * len(cfg.threads) * len(cfg.batches)
     counter = [0]
     records: list[BenchRecord] = []
     with scratch_folder("vit-edge-bench-") as workdir:
         files = EvalFiles(cfg, workdir, progress)
+        if cfg.profile:
+            _check_profilable(artifacts, cfg, files.manifests)
+        if cfg.reference not in (None, "pytorch"):
+            try:
+                files.manifests.get(cfg.reference)  # a missing or damaged reference stops here, before measuring
+            except VitEdgeError as exc:
+                raise ConfigError(f"--reference: {exc}") from exc
         _check_labels(artifacts, cfg, files)
         with _executor(cfg, workdir) as executor:
             for path in artifacts:
@@ -433,19 +463,19 @@ def _check_labels(artifacts: list[str], cfg: BenchConfig, files: EvalFiles) -> N
     paths = [*artifacts, *([cfg.reference] if cfg.reference not in (None, "pytorch") else [])]
     for path in paths:
         try:
-            manifest = read_manifest(str(path), verify_files=False)
+            manifest = files.manifests.get(path)
         except VitEdgeError:
             continue  # its own status row says what is wrong with it
         files.check(manifest)
 
 
-def _check_profilable(artifacts: list[str], cfg: BenchConfig) -> None:
+def _check_profilable(artifacts: list[str], cfg: BenchConfig, manifests: Manifests) -> None:
     """--profile with a runtime that has no per-op profiler stops the sweep before any measurement."""
     from vit_edge.runtime.base import default_runtime, session_class
 
     for path in artifacts:
         try:
-            target = read_manifest(path, verify_files=False).target
+            target = manifests.get(path).target
         except VitEdgeError:
             continue  # its own status row says what is wrong with it
         session = session_class(cfg.runtime or default_runtime(target))

@@ -45,6 +45,22 @@ class Session(ABC):
     @abstractmethod
     def run(self, batch: np.ndarray) -> np.ndarray: ...
 
+    static_batch: int | None = None  # the batch size the runtime compiled for (OpenVINO with options.batch)
+
+    def run_any(self, inputs: np.ndarray) -> np.ndarray:
+        """`run` for any number of samples: on a session compiled for one batch size, in batches of it (the last
+        padded), so the session that was timed also scores and checks (one session per configuration)."""
+        size = self.static_batch
+        if not size or len(inputs) == size:
+            return self.run(inputs)
+        outputs = []
+        for start in range(0, len(inputs), size):
+            chunk = inputs[start : start + size]
+            padded = np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)]) \
+                if len(chunk) < size else chunk
+            outputs.append(self.run(padded)[: len(chunk)])
+        return np.concatenate(outputs)
+
     def info(self) -> dict[str, Any]:
         """Facts about what really ran (runtime version, device, precision, delegation)."""
         return {"runtime": self.name, "version": package_version(self.package), "accelerator": self.options.accelerator}

@@ -19,7 +19,7 @@ from vit_edge.core.artifact import NUMERICS_CHECK, read_manifest
 from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.outputs import save_array
 from vit_edge.core.types import Precision
-from vit_edge.runtime.base import SessionOptions, default_runtime, session_class, summarize_profile
+from vit_edge.runtime.base import Session, SessionOptions, default_runtime, session_class, summarize_profile
 
 __all__ = ["RunSettings", "MeasureConfig", "measure", "latency_stats", "peak_rss_mb", "memory_source",
            "device_fingerprint"]
@@ -64,6 +64,7 @@ class MeasureConfig(RunSettings):
     data_labels: str | None = None  # a .npy of their labels as output indices (None: agreement only, no top-1)
     logits_out: str | None = None  # where to save the logits (for agreement with a reference)
     check_numerics: bool = False  # re-run the artifact's numerics_check.npz here and judge it (the numerics gate)
+    verify_files: bool = True  # hash the artifact's files (the first configuration of each artifact in a bench)
 
 
 def peak_rss_mb() -> float:
@@ -139,7 +140,7 @@ def _accuracy(session: Any, spec: Any, cfg: MeasureConfig) -> dict[str, Any]:
     from vit_edge.runtime.accuracy import predict_logits
 
     images = np.load(str(cfg.data_images), mmap_mode="r")
-    logits = predict_logits(session.run, images, spec)
+    logits = predict_logits(session.run_any, images, spec)
     if cfg.logits_out:
         save_array(Path(cfg.logits_out), logits.astype(np.float32))
     if cfg.data_labels is None:
@@ -159,7 +160,7 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
     if cfg.cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(cfg.cpus))
     root = Path(cfg.artifact)
-    manifest = read_manifest(root)
+    manifest = read_manifest(root, verify_files=cfg.verify_files)
     runtime = cfg.runtime or default_runtime(manifest.target)
     rss_before = peak_rss_mb()
     begin = time.perf_counter()
@@ -180,17 +181,15 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
         "rss_before_load_mb": rss_before, "peak_rss_load_mb": rss_load, "peak_rss_mb": peak_rss_mb(),
         "memory_source": memory_source(), "device_fingerprint": device_fingerprint(),
     }
-    result.update(_numerics_gate(root, manifest, runtime, cfg))
+    result.update(_numerics_gate(root, manifest, session, cfg))
     if cfg.profile:
         result["profile"] = summarize_profile(session.profile(batch, runs=max(5, min(cfg.runs, 50))))
-    if cfg.data_images:  # a second session with a free batch axis: accuracy runs in batches of 256
-        accuracy_session = session_class(runtime)(root / manifest.model_file,
-                                                  cfg.session_options(cfg.threads))
-        result.update(_accuracy(accuracy_session, manifest.input_spec, cfg))
+    if cfg.data_images:  # the session that was timed scores too (in its own batch size where it compiled for one)
+        result.update(_accuracy(session, manifest.input_spec, cfg))
     return result
 
 
-def _numerics_gate(root: Path, manifest: Any, runtime: str, cfg: MeasureConfig) -> dict[str, Any]:
+def _numerics_gate(root: Path, manifest: Any, session: Session, cfg: MeasureConfig) -> dict[str, Any]:
     """Re-run the inputs whose PyTorch outputs the artifact carries; a device that computes other numbers (a
     broken kernel, an emulator's CPU model) gets status 'mismatch' instead of 'ok'."""
     from vit_edge.core.parity import agreement_words, judge
@@ -200,9 +199,7 @@ def _numerics_gate(root: Path, manifest: Any, runtime: str, cfg: MeasureConfig) 
         return {}
     with np.load(file) as bundle:
         inputs, expected = bundle["inputs"], bundle["outputs"]
-    session = session_class(runtime)(root / manifest.model_file,
-                                     cfg.session_options(cfg.threads))
-    got = np.concatenate([session.run(inputs[i : i + 1]) for i in range(len(inputs))])
+    got = np.concatenate([session.run_any(inputs[i : i + 1]) for i in range(len(inputs))])
     precision = _precision_that_ran(str(session.info().get("precision", "")), manifest.precision)
     verdict = judge(expected, got, precision, manifest.output)
     check = {k: verdict[k] for k in ("samples", "min_cosine", "top1_agreement", "max_abs_diff", "passed")}

@@ -45,6 +45,7 @@ class OpenVinoSession(Session):
                 shape = model.inputs[0].get_partial_shape()
                 shape[0] = options.batch
                 model.reshape(shape)
+                self.static_batch = options.batch
             self._compiled = core.compile_model(model, device, config)
         except Exception as exc:  # OpenVINO raises RuntimeError with multi-line text
             raise ArtifactError(f"OpenVINO cannot load {model_file}: {str(exc).strip().splitlines()[0]}") from exc
