@@ -151,3 +151,73 @@ def test_a_negative_size_in_a_rehashed_manifest_is_refused(exported: Path, tmp_p
     spec = json.loads((copy / "manifest.json").read_text())["input_spec"]
     edit_manifest(copy, input_spec={**spec, "img_size": -32})
     assert_user_error(run_cli("info", str(copy)), "is damaged", "must be positive")
+
+
+# -- #36 item 9: a flag that did nothing, a name in capitals, a number named for what it measured ------------------
+@pytest.mark.slow
+def test_a_reference_without_data_is_refused(exported: Path, tmp_path: Path) -> None:
+    """`bench ART --reference pytorch` without --data measured the artifact and compared nothing, without a word."""
+    from vit_edge.api import bench
+
+    result = run_cli("bench", str(exported), "--reference", "pytorch", "--runs", "2", "--warmup", "0",
+                     "--min-time", "0", "--out", str(tmp_path / "r"))
+    assert_user_error(result, "--reference pytorch compares outputs on images", "pass --data")
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ConfigError, match="compares outputs on images"):
+        bench([str(exported)], reference=str(exported))
+
+
+def test_target_names_are_read_in_any_case() -> None:
+    """`--target ONNX` was 'unknown target'; every place a target name is read takes it in any case."""
+    from vit_edge.core.options import ExportOptions
+    from vit_edge.core.targets import target
+    from vit_edge.tuning import TuneConfig
+
+    assert ExportOptions("ONNX").target == "onnx" and ExportOptions(target="TFLite").target == "tflite"
+    assert TuneConfig(target="OpenVINO", calib="c", eval_data="e", max_drop=1.0).target == "openvino"
+    assert target("ExecuTorch").name == "executorch"
+    with pytest.raises(ConfigError, match=r"unknown target 'ONNXX' \(did you mean 'onnx'"):
+        target("ONNXX")
+
+
+@pytest.mark.slow
+def test_a_target_in_capitals_exports(tmp_path: Path) -> None:
+    result = run_cli("export", "fmnist-vit-tiny", "--target", "ONNX", "--parity-samples", "2",
+                     "--out", str(tmp_path / "a"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["target"] == "onnx"
+
+
+@pytest.mark.slow
+def test_quantize_without_eval_says_disagreement_on_the_calibration_images(tmp_path: Path) -> None:
+    """Without labels the number is disagreement with fp32 on the calibration images, never a top-1 drop; the
+    manifest stored it as 'drop' and the summary did not say what it was measured on."""
+    from vit_edge.core.artifact import read_manifest
+
+    result = run_cli("quantize", "fmnist-vit-tiny", "--target", "onnx", "--calib", "fashion-mnist", "--calib-size",
+                     "32", "--parity-samples", "2", "--out", str(tmp_path / "q"))
+    assert result.returncode == 0, result.stderr
+    assert "disagreement with fp32 on the 32 calibration images" in result.stdout, result.stdout
+    assert "top-1 drop" not in result.stdout and not re.search(r"(?<!dis)agreement with fp32", result.stdout)
+    accuracy = read_manifest(tmp_path / "q").quantization["accuracy"]
+    assert "drop" not in accuracy and accuracy["disagreement"] == pytest.approx(100 - accuracy["agreement_top1"])
+    assert accuracy["measured_on"].startswith("32 calibration images of fashion-mnist")
+
+
+def test_export_and_quantize_share_their_artifact_flags() -> None:
+    """quantize re-declared export's flags by hand: --layout and --opset were missing (vit_edge.quantize took them)
+    and six had lost their help. Every flag export and quantize both have is one declaration, and every flag that
+    fills ExportOptions is on both."""
+    from vit_edge.cli import build_parser
+    from vit_edge.core.options import ExportOptions
+
+    verbs = {name: {o: a for a in parser._actions for o in a.option_strings}
+             for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)
+             for name, parser in action.choices.items() if name in ("export", "quantize")}
+    fills = {flag for flag, action in verbs["export"].items() if action.dest in ExportOptions.__dataclass_fields__}
+    fills -= {"--precision"}  # quantize's precision is INT8 by definition
+    assert fills <= set(verbs["quantize"]), fills - set(verbs["quantize"])
+    for flag in set(verbs["export"]) & set(verbs["quantize"]) - {"--data", "--max-drop", "-h", "--help", "--target"}:
+        ours, theirs = verbs["export"][flag], verbs["quantize"][flag]
+        same_help = flag == "--out" or ours.help == theirs.help  # --out names each verb's default folder
+        assert (ours.dest, ours.default, ours.type) == (theirs.dest, theirs.default, theirs.type) and same_help, flag

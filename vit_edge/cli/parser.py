@@ -59,22 +59,28 @@ def _add_export(sub: Any) -> None:
     p.add_argument("model", help="fmnist-vit-tiny | vit_small_patch16 | timm:NAME | HF directory | checkpoint file")
     p.add_argument("--target", required=True, help=_targets_help())
     p.add_argument("--precision", default="fp32", help=_precisions_help(exclude=Precision.INT8))
-    p.add_argument("--out", type=Path, help="artifact directory (default: artifacts/MODEL-TARGET-PRECISION)")
+    p.add_argument("--data", help="parity on real images (with --merge and --max-drop: labelled, for the budget): "
+                                  "DIR/class/*.jpg, a flat DIR, a list file, .npy/.npz, or fashion-mnist")
+    p.add_argument("--max-drop", type=values.non_negative_float,
+                   help="with --merge and labelled --data: top-1 points merging may cost, else exit 2")
+    _add_artifact_options(p, "artifacts/MODEL-TARGET-PRECISION")
+
+
+def _add_artifact_options(p: argparse.ArgumentParser, default_out: str) -> None:
+    """What export and quantize share, declared once: the artifact, the model read and the graph exported (the
+    flags that fill ExportOptions and the loader's arguments; tests/hostile/test_words.py checks they match)."""
+    p.add_argument("--out", type=Path, help=f"artifact directory (default: {default_out})")
     p.add_argument("--img-size", type=values.img_size,
                    help="export for another input size, N or HxW (position embeddings resampled)")
     p.add_argument("--layout", default="nchw", help="nchw | nhwc input")
     p.add_argument("--weights", type=Path, help="weights file for timm:NAME or a reference ViT (.pth/.safetensors)")
     p.add_argument("--random-init", action="store_true", help="export an untrained model (recorded in the manifest)")
-    p.add_argument("--data", help="parity on real images (with --merge and --max-drop: labelled, for the budget): "
-                                  "DIR/class/*.jpg, a flat DIR, a list file, .npy/.npz, or fashion-mnist")
     p.add_argument("--parity-samples", type=values.parity_samples, default=16,
                    help="inputs compared with PyTorch (default 16, at most 10000)")
     p.add_argument("--opset", type=int, default=20, help="ONNX opset, ≥ 17 (default 20)")
     _add_ort_fusions_option(p)
     _add_merge_option(p)
     _add_output_option(p)
-    p.add_argument("--max-drop", type=values.non_negative_float,
-                   help="with --merge and labelled --data: top-1 points merging may cost, else exit 2")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the parity check")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     _add_data_options(p)
@@ -139,7 +145,6 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--npu", metavar="CONFIG",
                    help="with --target tflite: compile the INT8 file for an Arm Ethos-U with Vela (the vela extra) and "
                         "record Vela's placement and estimate: ethos-u55-128, ethos-u65-256, ethos-u85-256, ...")
-    _add_ort_fusions_option(p)
     p.add_argument("--calib", required=True, help="calibration images (no labels needed): DIR/class/*.jpg, a flat DIR, "
                                                   "a list file, .npy/.npz, or a dataset name")
     p.add_argument("--calib-size", type=values.positive, default=256, help="calibration images used (default 256)")
@@ -164,21 +169,11 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--max-drop", type=values.non_negative_float,
                    help="top-1 budget in points on the labelled --eval data (token merging included); the ops "
                         "that cost most get INT16 activations where the target has them, then stay float")
-    _add_merge_option(p)
-    _add_output_option(p)
     p.add_argument("--eval", dest="eval_data", help="labelled images for accuracy before/after and the budget: "
                                                     "DIR/class/*.jpg, a list file, a labelled .npz, or a dataset name")
     _add_qat_options(p.add_argument_group("QAT (--method qat)"))
     p.add_argument("--eval-limit", type=values.positive, help="use only the first N evaluation images")
-    p.add_argument("--out", type=Path, help="artifact directory (default: artifacts/MODEL-TARGET-int8)")
-    p.add_argument("--weights", type=Path)
-    p.add_argument("--random-init", action="store_true")
-    p.add_argument("--img-size", type=values.img_size, help="N or HxW")
-    _add_reid_options(p)
-    p.add_argument("--parity-samples", type=values.parity_samples, default=16)
-    p.add_argument("--no-verify", dest="verify", action="store_false")
-    p.add_argument("--force", action="store_true")
-    _add_data_options(p)
+    _add_artifact_options(p, "artifacts/MODEL-TARGET-int8")
 
 
 def _add_qat_options(group: Any) -> None:
