@@ -45,7 +45,8 @@ class RuntimeConformance:
                                        min_seconds=0.0))
         assert result["runs"] == 30 and result["load_ms"] > 0 and result["first_ms"] > 0
         assert 0 < result["min_ms"] <= result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"]
-        assert result["std_ms"] >= 0 and result["throughput_ips"] == pytest.approx(1000 / result["mean_ms"])
+        # images per second between the slowest and the fastest run's rate (not restating the formula)
+        assert result["std_ms"] >= 0 and 1000 / result["p99_ms"] <= result["throughput_ips"] <= 1000 / result["min_ms"]
         assert result["peak_rss_mb"] >= result["peak_rss_load_mb"] > 0
 
     def test_accuracy_on_labelled_images(self, artifact: Path, tmp_path: Path) -> None:
