@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from vit_edge.benchmarking.fleet import Fleet, FleetDevice
     from vit_edge.benchmarking.record import BenchRecord
     from vit_edge.benchmarking.sweep import BenchConfig
+    from vit_edge.data.datasets import ImageData
     from vit_edge.data.sources import DataOptions
     from vit_edge.quantization.qat import QatTraining
     from vit_edge.quantization.recipe import Recipe
@@ -67,7 +68,7 @@ def export(
     options: ExportOptions | None = None,
     weights: str | Path | None = None,
     random_init: bool = False,
-    data: Any = None,
+    data: ImageData | None = None,
     max_drop: float | None = None,
     data_options: DataOptions | None = None,
     log: Callable[[str], None] = to_logging,
@@ -100,11 +101,11 @@ def quantize(
     target: str = "onnx",
     out: str | Path | None = None,
     *,
-    calib: Any,
+    calib: ImageData,
     recipe: Recipe | None = None,
     options: ExportOptions | None = None,
     calib_size: int = 256,
-    eval_data: Any = None,
+    eval_data: ImageData | None = None,
     eval_limit: int | None = None,
     data_options: DataOptions | None = None,
     weights: str | Path | None = None,
@@ -117,6 +118,12 @@ def quantize(
     """INT8 quantization of the ViT's matmuls with `recipe` (a quantize.Recipe), calibrated on `calib`, lowered to
     `target`; `options`/`option_fields` as for export. With `qat` (a QatTraining) it then fine-tunes with
     quantization simulated; `method` ("ptq" or "qat") may say the same by name.
+
+    `calib` and `eval_data` take any image source (a folder, a list or array file, a dataset name, an array) or an
+    iterable of batches: a generator, a torch DataLoader, a list, or vit_edge.data.Dataset(loader, transform). A
+    batch is uint8 images (N,H,W[,C]), preprocessed as the model was evaluated, or a float batch already in the
+    model's input layout; eval_data's items are (images, labels). A generator is read once, only as far as
+    `calib_size` (`eval_limit`) images. `recipe.calibration` is the observer method, not the data.
 
     The artifact is verified against the INT8 simulation in PyTorch; the manifest records the recipe, the scales'
     fingerprint, which matmuls are INT8, the calibration fingerprint and (with `eval_data`) accuracy before/after.
@@ -157,14 +164,22 @@ def _check_arguments(model: Any, out: Any, weights: Any, random_init: Any, log: 
 
 
 def _check_images(name: str, value: Any, optional: bool = True) -> None:
-    """An image source as the readers take it: a path or dataset name, an array, or a source object."""
+    """An image source as the readers take it: a path or dataset name, an array, a source object, or an iterable
+    of batches (a list's items checked here, so `[1]` stops before the model has loaded)."""
     import numpy as np
 
     from vit_edge.data.datasets import LabelledImages
+    from vit_edge.data.iterables import is_batch_iterable, list_problem
     from vit_edge.data.sources import ImageSource
 
+    if is_batch_iterable(value):
+        problem = list_problem(value)
+        if problem is not None:
+            raise ConfigError(f"{name}: {problem}")
+        return
     kinds = (str, os.PathLike, np.ndarray, ImageSource, LabelledImages)
-    check_instance(name, value, kinds, "a folder, a list or array file, a dataset name or an array", optional)
+    check_instance(name, value, kinds, "a folder, a list or array file, a dataset name, an array or an iterable "
+                   "of batches (a generator, a DataLoader, vit_edge.data.Dataset)", optional)
 
 
 def _method(method: str | None, qat: QatTraining | None) -> str:

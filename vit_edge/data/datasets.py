@@ -10,18 +10,20 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
 import numpy as np
 
 from vit_edge.core.errors import DataError
 from vit_edge.core.types import InputSpec
+from vit_edge.data.iterables import Dataset, as_dataset, is_batch_iterable, read_batches
 from vit_edge.data.sources import ArrayImages, DataOptions, ImageSource, fill_images, open_images
 
 if TYPE_CHECKING:
     from vit_edge.data.labels import LabelMatch
 
 __all__ = [
+    "ImageData",
     "LabelledImages",
     "FASHION_MNIST_CLASSES",
     "load_fashion_mnist",
@@ -29,6 +31,7 @@ __all__ = [
     "load_dataset",
     "prepare_images",
     "labels_for",
+    "open_data",
     "DATASET_NAMES",
 ]
 
@@ -187,14 +190,31 @@ def folder_training_spec(size: int | tuple[int, int], channels: int, class_names
 
 DATASET_NAMES = ("fashion-mnist", "fashion-mnist-train")
 
+# What export's data, quantize's calib and eval_data read images from: a path or dataset name, an array, a source,
+# or an iterable of batches (a generator, a DataLoader, a list, a vit_edge.data.Dataset).
+ImageData = Union[str, "os.PathLike[str]", np.ndarray, ImageSource, LabelledImages, Dataset, Iterable[Any]]
 
-def load_dataset(name_or_path: str | Path | ImageSource, spec: InputSpec, *, num_classes: int | None = None,
+
+def open_data(data: ImageData, options: DataOptions = DataOptions(), limit: int | None = None, *,
+              labelled: bool = False) -> ImageSource:
+    """The source `data` names, with `limit` images at most; an iterable of batches is read here, once, and only
+    as far as `limit` (an endless generator ends), with its labels when `labelled`."""
+    if is_batch_iterable(data):
+        return read_batches(as_dataset(data), limit, labelled=labelled).as_source()
+    if isinstance(data, LabelledImages):  # e.g. load_fashion_mnist's, read as its dataset name would be
+        labels = data.labels if data.labelled else None
+        return ArrayImages(data.source, "dataset", labels, data.class_names or None, images=data.images).take(limit)
+    return open_images(data, options).take(limit)  # type: ignore[arg-type]  # open_images refuses other kinds
+
+
+def load_dataset(name_or_path: ImageData, spec: InputSpec, *, num_classes: int | None = None,
                  limit: int | None = None, options: DataOptions = DataOptions(),
                  progress: Callable[[str], None] | None = None, hint: str | None = None) -> LabelledImages:
-    """Images for a model with input `spec`, from any source `open_images` takes, transformed to its size; with
-    `num_classes` (the model's outputs), labelled by class name against the spec's names (or --class-names).
-    `hint` replaces 'pass --class-names FILE' for unmatched names where the verb has no such flag (train)."""
-    source = open_images(name_or_path, options).take(limit)
+    """Images for a model with input `spec`, from any source `open_images` takes or an iterable of batches,
+    transformed to its size; with `num_classes` (the model's outputs), labelled by class name against the spec's
+    names (or --class-names). `hint` replaces 'pass --class-names FILE' for unmatched names where the verb has no
+    such flag (train)."""
+    source = open_data(name_or_path, options, limit, labelled=num_classes is not None)
     labels = labels_for(source, spec, num_classes, options, hint) if num_classes is not None else None
     return prepare_images(source, spec, labels, progress)
 

@@ -14,7 +14,7 @@ from vit_edge.pipeline.writing import write_artifact
 from vit_edge.runtime.artifact import Artifact
 
 if TYPE_CHECKING:
-    from vit_edge.data.datasets import LabelledImages
+    from vit_edge.data.datasets import ImageData, LabelledImages
     from vit_edge.data.sources import DataOptions
     from vit_edge.exporters.base import Exporter
     from vit_edge.models.loaders import LoadedModel
@@ -39,9 +39,9 @@ class Int8Request:
     """What an INT8 build needs beyond the export options: recipe, calibration, evaluation, and QAT if asked."""
 
     recipe: Recipe
-    calib: Any
+    calib: ImageData
     calib_size: int = 256
-    eval_data: Any = None
+    eval_data: ImageData | None = None
     eval_limit: int | None = None
     qat: QatTraining | None = None  # checked by check_qat_request; None: PTQ
 
@@ -50,7 +50,7 @@ class Int8Request:
         return "ptq" if self.qat is None else "qat"
 
 
-def export_loaded(loaded: LoadedModel, to: Destination, data: Any, max_drop: float | None,
+def export_loaded(loaded: LoadedModel, to: Destination, data: ImageData | None, max_drop: float | None,
                   log: Callable[[str], None]) -> Artifact:
     """FP32 (or FP16) export: parity on `data` when given; with token merging, its cost within `max_drop`."""
     budget = bool(to.options.merge) and max_drop is not None

@@ -8,7 +8,7 @@ from vit_edge.core.errors import ConfigError
 from vit_edge.core.options import ExportOptions
 
 if TYPE_CHECKING:
-    from vit_edge.data.datasets import LabelledImages
+    from vit_edge.data.datasets import ImageData, LabelledImages
     from vit_edge.data.sources import DataOptions
     from vit_edge.models.loaders import LoadedModel
 
@@ -25,7 +25,7 @@ def load(model: Any, weights: str | Path | None, random_init: bool, options: Exp
                       merge=options.merge, output=options.output, layers=options.layers)
 
 
-def images_for(loaded: LoadedModel, data: Any, options: DataOptions, *, labelled: bool,
+def images_for(loaded: LoadedModel, data: ImageData | None, options: DataOptions, *, labelled: bool,
                limit: int | None = None, log: Callable[[str], None] = lambda _: None) -> LabelledImages | None:
     """`data` prepared for the loaded model: its eval transform, and labels matched to its classes by name."""
     from vit_edge.data.datasets import load_dataset

@@ -118,17 +118,17 @@ _SCALAR_OPS = {  # an op with a Python number operand → its Tensor overload, t
 }
 
 
-def integer_graph(model: nn.Module, recipe: Recipe, calibration: np.ndarray,
+def integer_graph(model: nn.Module, recipe: Recipe, calib: np.ndarray,
                   keep_float: tuple[str, ...] = ()) -> fx.GraphModule:
     """`model` captured as a graph in which every float tensor an op computes, reads or holds is INT8, the new
-    quantizers calibrated on `calibration` (the quantizers `model` already has keep their scales).
+    quantizers calibrated on `calib` (the quantizers `model` already has keep their scales).
 
     The modules in `keep_float` (the skip list's, the budget's) stay float: no quantizer on their weights or
     what they write, so they and the op that reads them fall back to the CPU, as the user asked.
     """
     from vit_edge.quantization.ptq import calibrate
 
-    example = torch.from_numpy(np.ascontiguousarray(calibration[:2], dtype=np.float32))
+    example = torch.from_numpy(np.ascontiguousarray(calib[:2], dtype=np.float32))
     try:
         with torch.no_grad():
             exported = torch.export.export(model.eval(), (example,),
@@ -144,7 +144,7 @@ def integer_graph(model: nn.Module, recipe: Recipe, calibration: np.ndarray,
     _quantize_values(graph_module, counter, keep_float, recipe)
     graph_module.graph.lint()
     graph_module.recompile()
-    calibrate(graph_module, recipe, calibration)
+    calibrate(graph_module, recipe, calib)
     if recipe.int16:
         _requantize_between_widths(graph_module, counter)
         _int16_constant_operands(graph_module, counter)

@@ -40,30 +40,30 @@ def _needs_output_quant(name: str, module: nn.Module, modules: dict[str, nn.Modu
     return False
 
 
-def quantize_outputs_for_tflite(quant: QuantizedViT, calibration: np.ndarray) -> QuantizedViT:
+def quantize_outputs_for_tflite(quant: QuantizedViT, calib: np.ndarray) -> QuantizedViT:
     """A copy of `quant` in which each INT8 op is DQ → op → Q, with linear weights quantized in the graph."""
     def weight_in_graph(module: nn.Module) -> None:
         if isinstance(module, _WeightQuantMixin):
             module.keep_weight_as_float_on_grid()
 
-    model, sites = _with_output_quantizers(quant, calibration, _needs_output_quant, prepare=weight_in_graph)
+    model, sites = _with_output_quantizers(quant, calib, _needs_output_quant, prepare=weight_in_graph)
     return replace(quant, model=model, scales_sha256=fingerprint(model),
                    lowering={"tflite_output_quantized": sites})
 
 
-def quantize_outputs_for_npu(quant: QuantizedViT, calibration: np.ndarray) -> QuantizedViT:
+def quantize_outputs_for_npu(quant: QuantizedViT, calib: np.ndarray) -> QuantizedViT:
     """The TFLite lowering for an Ethos-U (`--npu`): as for LiteRT, the softmax probabilities (attn·V's first
     operand) on TFLite's int8 SOFTMAX grid, so GELU and Softmax stay int8 ops the NPU runs instead of the float
     islands XNNPACK needs, and then every other tensor integer too (integer_graph: LayerNorm, residual adds,
     embeddings, head), so that no operator is left to the CPU."""
-    lowered = quantize_outputs_for_tflite(quant, calibration)
+    lowered = quantize_outputs_for_tflite(quant, calib)
     fixed = []
     for name, module in lowered.model.named_modules():
         if isinstance(module, QuantMatMul) and name.endswith(".av") and module.a_quant.enabled:
             module.a_quant.set_range(*SOFTMAX_OUTPUT_RANGE[module.a_quant.bits])
             fixed.append(name)
     skipped = tuple(name for name in quant.kept_float if quant.recipe.skips(name))
-    graph = integer_graph(lowered.model, quant.recipe, calibration, keep_float=skipped)
+    graph = integer_graph(lowered.model, quant.recipe, calib, keep_float=skipped)
     lowering = {**(lowered.lowering or {}), "integer_softmax_gelu": True, "softmax_output_grid": fixed,
                 "integer_graph": integer_sites(graph)}
     now_int8 = [name for name in quant.kept_float if name not in skipped]  # the patch embedding, the head
@@ -71,25 +71,25 @@ def quantize_outputs_for_npu(quant: QuantizedViT, calibration: np.ndarray) -> Qu
                    int8_matmuls=quant.int8_matmuls + now_int8, kept_float=list(skipped))
 
 
-def quantize_outputs_for_xnnpack(quant: QuantizedViT, calibration: np.ndarray) -> QuantizedViT:
+def quantize_outputs_for_xnnpack(quant: QuantizedViT, calib: np.ndarray) -> QuantizedViT:
     """A copy of `quant` in which each quantized linear and convolution is DQ → op → Q with its int8 weight.
 
     XNNPACK (ExecuTorch 1.4) runs batch matmuls of two runtime tensors in float only, so Q·Kᵀ and attn·V keep
     their input quantizers (the INT8 rounding the simulation has) and compute in float: no output quantizer there.
     """
     model, sites = _with_output_quantizers(
-        quant, calibration, lambda _name, module, _modules: isinstance(module, _WeightQuantMixin))
+        quant, calib, lambda _name, module, _modules: isinstance(module, _WeightQuantMixin))
     float_matmuls = sorted(name for name, m in model.named_modules() if isinstance(m, QuantMatMul))
     return replace(quant, model=model, scales_sha256=fingerprint(model),
                    lowering={"xnnpack_output_quantized": sites, "float_batch_matmuls": float_matmuls})
 
 
-def _with_output_quantizers(quant: QuantizedViT, calibration: np.ndarray,
+def _with_output_quantizers(quant: QuantizedViT, calib: np.ndarray,
                             is_site: Callable[[str, nn.Module, dict[str, nn.Module]], bool],
                             prepare: Callable[[nn.Module], None] = lambda _module: None,
                             ) -> tuple[nn.Module, list[str]]:
     """A copy of the model with an output quantizer on every site `is_site` picks (`prepare` applied to each),
-    calibrated on `calibration` with the recipe's method (only the new quantizers are still observing); the
+    calibrated on `calib` with the recipe's method (only the new quantizers are still observing); the
     sites' names, sorted."""
     model = copy.deepcopy(quant.model)
     modules = dict(model.named_modules())
@@ -97,6 +97,6 @@ def _with_output_quantizers(quant: QuantizedViT, calibration: np.ndarray,
     for name in sites:
         prepare(modules[name])
         modules[name].output_quant = ActQuant()
-    calibrate(model, quant.recipe, calibration)
+    calibrate(model, quant.recipe, calib)
     apply_int16(model, quant.recipe)  # an A16W8 op writes INT16 too
     return model, sites

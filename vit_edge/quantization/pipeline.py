@@ -82,7 +82,7 @@ def _metric_words(metrics: dict[str, Any]) -> str:
     return f"{measured} {metrics['drop']:.2f} pt, agreement {metrics['agreement_top1']:.2f}%"
 
 
-def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: np.ndarray,
+def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calib: np.ndarray,
                          evaluation: LabelledImages | None, spec: InputSpec,
                          log: Callable[[str], None] = lambda _: None,
                          lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = lambda quant, _: quant,
@@ -94,13 +94,13 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: 
     `lower` is the target's rewrite (its declared int8_lowering): the budget is checked on the model that ships.
     `reference` is what the drop is measured from (default `model`; the unmerged model when `model` merges tokens).
     """
-    data = preprocess_uint8(evaluation.images, spec) if evaluation is not None else calibration
+    data = preprocess_uint8(evaluation.images, spec) if evaluation is not None else calib
     labels = evaluation.labels if evaluation is not None else None
     merge_cost = _merge_cost(model, reference, data, labels)  # over the budget alone: refused before (api)
     budget = _Budget(recipe, reference or model, data, labels)
     while True:
-        plain = quantize_model(model, budget.recipe, calibration)
-        quant = lower(plain, calibration)
+        plain = quantize_model(model, budget.recipe, calib)
+        quant = lower(plain, calib)
         metrics: dict[str, Any] = dict(evaluate(reference or model, quant, data, labels))
         log(f"INT8 matmuls: {len(quant.int8_matmuls)} ({len(quant.int16_ops)} with INT16 activations); "
             + _metric_words(metrics))
@@ -111,7 +111,7 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calibration: 
             if budget.moved_to_int16:
                 metrics["int16_for_budget"] = budget.moved_to_int16
             return quant, metrics
-        if int16_kernels and budget.widen_next(plain, metrics["drop"], calibration, lower, log):
+        if int16_kernels and budget.widen_next(plain, metrics["drop"], calib, lower, log):
             continue
         if len(quant.int8_matmuls) <= 1:
             merging = f", {merge_cost:.2f} of it from merging" if merge_cost is not None else ""
@@ -131,14 +131,14 @@ class _Budget:
         self.moved_to_int16: list[dict[str, Any]] = []
         self._ranking: list[tuple[str, float]] | None = None
 
-    def widen_next(self, plain: QuantizedViT, drop: float, calibration: np.ndarray,
+    def widen_next(self, plain: QuantizedViT, drop: float, calib: np.ndarray,
                    lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT], log: Callable[[str], None]) -> bool:
         """Give INT16 activations to the INT8 op that costs most (measured on the model that ships); False when
         none is left."""
         if self._ranking is None:
             log(f"over budget: measuring what INT8 activations cost on each of {len(plain.int8_matmuls)} ops, "
                 "against INT16 …")
-            self._ranking = int8_costs(plain, calibration, lower, self.reference, self.data, self.labels)
+            self._ranking = int8_costs(plain, calib, lower, self.reference, self.data, self.labels)
         left = [(name, cost) for name, cost in self._ranking
                 if not self.recipe.int16_for(name) and not self.recipe.skips(name)]
         if not left or self.kept_float:  # once an op went float, every op that INT16 could help already had it
@@ -157,7 +157,7 @@ class _Budget:
                               int16=tuple(p for p in self.recipe.int16 if p != weakest))
 
 
-def int8_costs(plain: QuantizedViT, calibration: np.ndarray,
+def int8_costs(plain: QuantizedViT, calib: np.ndarray,
                lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT], reference: torch.nn.Module,
                data: np.ndarray, labels: np.ndarray | None) -> list[tuple[str, float]]:
     """For each op, the top-1 points (unlabelled: agreement with `reference`) lost on `data` when it alone is INT8
@@ -171,7 +171,7 @@ def int8_costs(plain: QuantizedViT, calibration: np.ndarray,
         recipe = replace(plain.recipe, int16=tuple(wide))
         model = copy.deepcopy(plain.model)
         widened = replace(plain, model=model, recipe=recipe, int16_ops=apply_int16(model, recipe))
-        return float(100 * np.mean(_logits(lower(widened, calibration).model, data).argmax(1) == target))
+        return float(100 * np.mean(_logits(lower(widened, calib).model, data).argmax(1) == target))
 
     base = score(names)
     costs = [(name, base - score([other for other in names if other != name])) for name in names]

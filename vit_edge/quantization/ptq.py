@@ -1,4 +1,4 @@
-"""Post-training quantization of a reference ViT's matmuls (`quantize_model(model, recipe, calibration)`).
+"""Post-training quantization of a reference ViT's matmuls (`quantize_model(model, recipe, calib)`).
 
 Steps: pick the matmuls (kinds minus skip patterns) → SmoothQuant where it lowers the error → swap in quantized
 modules → one calibration pass → ranges by the recipe's method → per-matmul SQNR, measured in isolation.
@@ -176,10 +176,10 @@ def _wrap_nonlinear(model: VisionTransformer, recipe: Recipe) -> list[str]:
 _ATTENTION_QUANTIZERS = ("av.a_quant", "softmax.input_quant", "qk.output_quant")
 
 
-def calibrate(model: nn.Module, recipe: Recipe, calibration: np.ndarray,
+def calibrate(model: nn.Module, recipe: Recipe, calib: np.ndarray,
               progress: Callable[[int, int], None] = lambda done, total: None) -> None:
-    """One pass over `calibration`, then a range for every quantizer that is still observing."""
-    batches = _batches(calibration)
+    """One pass over `calib`, then a range for every quantizer that is still observing."""
+    batches = _batches(calib)
     with torch.no_grad(), every_token(model):
         for index, batch in enumerate(batches):
             model(batch)
@@ -232,18 +232,18 @@ def fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def quantize_model(model: VisionTransformer, recipe: Recipe, calibration: np.ndarray,
+def quantize_model(model: VisionTransformer, recipe: Recipe, calib: np.ndarray,
                    progress: Callable[[int, int], None] = lambda done, total: None) -> QuantizedViT:
-    """An INT8-simulating copy of `model`; `calibration` is a preprocessed float32 batch (N, C, H, W)."""
+    """An INT8-simulating copy of `model`; `calib` is a preprocessed float32 batch (N, C, H, W)."""
     chosen, kept = _select(model, recipe)
     quant = copy.deepcopy(model).eval()
-    head = torch.from_numpy(calibration[: min(len(calibration), 64)])
+    head = torch.from_numpy(calib[: min(len(calib), 64)])
     with torch.no_grad():
         smoothing = _smooth(quant, recipe, chosen, head)
     reference = copy.deepcopy(quant)  # smoothed but float: per-matmul SQNR compares like with like
     _swap(quant, chosen, per_channel=not recipe.per_tensor_weights)
     _wrap_nonlinear(quant, recipe)
-    calibrate(quant, recipe, calibration, progress)
+    calibrate(quant, recipe, calib, progress)
     int16_ops = apply_int16(quant, recipe)
     for parameter in quant.parameters():
         parameter.requires_grad_(False)

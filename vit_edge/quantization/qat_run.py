@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from vit_edge.core.errors import ConfigError
-from vit_edge.data.datasets import LabelledImages, load_dataset
+from vit_edge.data.datasets import ImageData, LabelledImages, load_dataset
 from vit_edge.models.loaders import LoadedModel
-from vit_edge.quantization.calibration import Calibration
+from vit_edge.quantization.calibration import CalibData
 from vit_edge.quantization.ptq import QuantizedViT
 from vit_edge.quantization.qat import QatTraining
 from vit_edge.quantization.recipe import Recipe
@@ -16,7 +16,8 @@ from vit_edge.quantization.recipe import Recipe
 __all__ = ["check_qat_request", "run_qat"]
 
 
-def check_qat_request(recipe: Recipe, qat: QatTraining | None, eval_data: str | None, out_dir: Path) -> QatTraining:
+def check_qat_request(recipe: Recipe, qat: QatTraining | None, eval_data: ImageData | None,
+                      out_dir: Path) -> QatTraining:
     """Everything QAT needs that can be checked before loading anything, its checkpoint folder included."""
     if qat is None or qat.data is None:
         raise ConfigError("QAT trains on labelled images: pass --data (a dataset name or DIR/class_name/*.png)")
@@ -32,7 +33,7 @@ def checkpoint_folder(qat: QatTraining, out_dir: Path) -> Path:
     return Path(qat.checkpoint_dir) if qat.checkpoint_dir else Path(f"{out_dir}-qat-checkpoints")
 
 
-def _check_checkpoint_folder(qat: QatTraining, folder: Path, out_dir: Path, eval_data: str | None) -> None:
+def _check_checkpoint_folder(qat: QatTraining, folder: Path, out_dir: Path, eval_data: ImageData | None) -> None:
     """QAT writes last.pt and best.pt: into a new or empty folder, or with --force over a folder of vit-edge QAT
     checkpoints only; --resume needs one. Never the artifact's own folder, never over the user's files."""
     from vit_edge.core.outputs import OutputKind, check_output, check_writable
@@ -52,7 +53,7 @@ def _check_checkpoint_folder(qat: QatTraining, folder: Path, out_dir: Path, eval
     check_writable(folder.parent)
 
 
-def run_qat(loaded: LoadedModel, recipe: Recipe, calibration: Calibration, evaluation: LabelledImages | None,
+def run_qat(loaded: LoadedModel, recipe: Recipe, calib: CalibData, evaluation: LabelledImages | None,
             qat: QatTraining, out_dir: Path, log: Callable[[str], None]) -> tuple[QuantizedViT | None, dict[str, Any]]:
     """PTQ for the starting scales, then the training run; (None, {}) on ranks other than 0 under torchrun."""
     from vit_edge.quantization import distributed
@@ -67,9 +68,9 @@ def run_qat(loaded: LoadedModel, recipe: Recipe, calibration: Calibration, evalu
                           "embedding); use PTQ (--method ptq)")
     train_set = load_dataset(str(qat.data), loaded.spec, num_classes=num_classes, progress=log)
     _check_qat_data(train_set, qat.config.batch_size * distributed.world_size())
-    quant = quantize_model(loaded.model, recipe, calibration.batch)
+    quant = quantize_model(loaded.model, recipe, calib.batch)
     identity = {"weights_sha256": loaded.weights_sha256, "recipe": recipe.to_json(),
-                "calibration": calibration.fingerprint, "train_data": train_set.fingerprint(),
+                "calibration": calib.fingerprint, "train_data": train_set.fingerprint(),
                 "qat": qat.config.__dict__, "world_size": distributed.world_size()}
     directory = checkpoint_folder(qat, out_dir)
     checkpoints = QatCheckpoints(directory, identity)
