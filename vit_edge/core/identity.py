@@ -33,7 +33,7 @@ class ModelRef:
     view: int = 0
     neck_feat: str = "after"
     num_classes: int = 1  # 0: an embedding (no head); a source without an architecture reads as a classifier
-    output: str = "pooled"  # pooled | tokens | features
+    output: str = "pooled"  # pooled | tokens | features | depth (a dense model's own output)
     layers: tuple[int, ...] = ()  # the blocks a dense output stacks (empty: the last block's)
 
     @classmethod
@@ -59,7 +59,7 @@ class ModelRef:
 
     @property
     def output_kind(self) -> str:
-        """What the model returns: 'logits', 'embedding' (pooled, no head), 'tokens' or 'features'."""
+        """What the model returns: 'logits', 'embedding' (pooled, no head), 'tokens', 'features' or 'depth'."""
         if self.output != "pooled":
             return self.output
         return "logits" if self.num_classes else "embedding"
@@ -84,7 +84,7 @@ class ModelFacts:
     kind: str
     ident: str
     family: str
-    output_kind: str  # logits | embedding | tokens | features
+    output_kind: str  # logits | embedding | tokens | features | depth
     output_shape: tuple[int, ...]  # per sample; empty where the manifest does not say (pooled outputs)
     layers: tuple[int, ...]
     depth_loaded: int | None  # the model's blocks before --layers dropped those after the last one read
@@ -114,6 +114,8 @@ class ModelFacts:
             text = f"patch tokens (batch, {shape}) after the final norm, prefix tokens left out"
         elif self.output_kind == "features":
             text = f"feature map (batch, {shape}) of the normed patch tokens"
+        elif self.output_kind == "depth":
+            return f"depth map (batch, {shape})"
         else:
             text = (f"{self.num_classes} logits" if self.output_kind == "logits" else "pooled embedding")
             text += f", pooling {self.global_pool}"

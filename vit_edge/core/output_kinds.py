@@ -3,8 +3,10 @@ agreement or a cosine is computed.
 
 A classifier's logits have a top-1 (with labels), a top-5 and a top-1 agreement with FP32; a pooled embedding, patch
 tokens or a feature map have no class axis, so the index of their largest value means nothing: they are measured
-by cosine against FP32 (per token for dense outputs). `--eval`, `--max-drop`, QAT, bench's accuracy columns and the
-parity checks ask the output kind (`ModelOutput.require`), which refuses in one line where a measure does not apply.
+by cosine against FP32 (per token for dense outputs). A depth map (B, H, W) has its own measures against FP32
+(AbsRel, δ<1.25, SQNR) and is compared by cosine per image. `--eval`, `--max-drop`, QAT, bench's accuracy columns
+and the parity checks ask the output kind (`ModelOutput.require`), which refuses in one line where a measure does
+not apply.
 """
 from __future__ import annotations
 
@@ -22,17 +24,21 @@ class Measure(str, enum.Enum):
     AGREEMENT = "top-1 agreement with FP32"
     COSINE = "cosine with FP32"
     TOKEN_COSINE = "cosine with FP32 per token"
+    ABS_REL = "AbsRel against FP32"  # mean |d - d_fp32| / d_fp32 over the pixels (depth)
+    DELTA1 = "δ<1.25"  # share of pixels with max(d / d_fp32, d_fp32 / d) < 1.25 (depth)
+    SQNR = "SQNR against FP32"  # 10·log10(signal power / error power), dB
 
 
 @dataclass(frozen=True)
 class ModelOutput:
     """One kind of model output: its name in manifests, its words for people, and the measures that apply."""
 
-    name: str  # logits | embedding | tokens | features
+    name: str  # logits | embedding | tokens | features | depth
     words: str
     measures: frozenset[Measure]
     dense: bool = False  # compared per token (tokens, feature maps)
     channels_first: bool = False  # a feature map (B, D, H, W): tokens are its spatial positions
+    pixel_map: bool = False  # one value per pixel (B, H, W): compared as one vector per image, not per row
 
     @property
     def judged_by_cosine(self) -> bool:
@@ -58,6 +64,9 @@ OUTPUTS: dict[str, ModelOutput] = {
     "tokens": ModelOutput("tokens", "patch tokens", frozenset({Measure.TOKEN_COSINE}), dense=True),
     "features": ModelOutput("features", "a feature map", frozenset({Measure.TOKEN_COSINE}), dense=True,
                             channels_first=True),
+    # a prediction per pixel (Depth Anything's predicted_depth): cosine per image for parity, the depth measures
+    "depth": ModelOutput("depth", "a depth map", frozenset({Measure.COSINE, Measure.ABS_REL, Measure.DELTA1,
+                                                             Measure.SQNR}), dense=True, pixel_map=True),
 }
 
 

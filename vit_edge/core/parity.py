@@ -50,9 +50,12 @@ TOLERANCES: dict[Precision, Tolerance] = {
 }
 
 
-def per_token(output: np.ndarray, feature_map: bool = False) -> np.ndarray:
+def per_token(output: np.ndarray, feature_map: bool = False, pixel_map: bool = False) -> np.ndarray:
     """A dense output as one row per token: (B, [L,] N, D) tokens → (B·L·N, D); a (B, [L,] D, H, W) feature map
-    (`feature_map`) → (B·L·H·W, D)."""
+    (`feature_map`) → (B·L·H·W, D); a (B, H, W) map of one value per pixel (`pixel_map`: depth) → (B, H·W), one row
+    per image (a row of pixels is no token)."""
+    if pixel_map:
+        return output.reshape(output.shape[0], -1)
     if feature_map:
         output = np.moveaxis(output, -3, -1)
     return output.reshape(-1, output.shape[-1]) if output.ndim > 2 else output
@@ -61,12 +64,13 @@ def per_token(output: np.ndarray, feature_map: bool = False) -> np.ndarray:
 def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOutput = LOGITS) -> dict[str, Any]:
     """Per-sample cosine and max/mean abs diff; for logits also top-1 agreement and the disagreements that are not
     near-ties. A dense output (tokens, feature map) is compared per token, so the worst and mean cosine are over
-    every token; an output without classes gets no agreement (None): its largest index means nothing."""
+    every token, and a depth map per image (the whole map one vector); an output without classes gets no agreement
+    (None): its largest index means nothing."""
     if reference.shape != candidate.shape:
         raise ParityError(f"artifact output shape {candidate.shape} differs from PyTorch's {reference.shape}")
     samples = int(reference.shape[0])
-    reference = per_token(reference, output.channels_first).astype(np.float64)
-    candidate = per_token(candidate, output.channels_first).astype(np.float64)
+    reference = per_token(reference, output.channels_first, output.pixel_map).astype(np.float64)
+    candidate = per_token(candidate, output.channels_first, output.pixel_map).astype(np.float64)
     diff = np.abs(reference - candidate)
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
     cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)

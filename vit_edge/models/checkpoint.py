@@ -108,7 +108,7 @@ def load_checkpoint(path: str | Path, data: dict[str, Any] | None = None
     return model.eval(), spec, dict(data.get("extra", {}))
 
 
-def load_strict(model: VisionTransformer, state: dict[str, torch.Tensor], origin: str) -> None:
+def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], origin: str) -> None:
     """load_state_dict with every mismatch turned into one readable ModelLoadError line."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))

@@ -43,14 +43,16 @@ from vit_edge.models.families import Family, HFReading
 from vit_edge.models.families.aimv2 import AIMV2
 from vit_edge.models.families.classic import DEIT, VIT
 from vit_edge.models.families.clip import CLIP, METACLIP2
+from vit_edge.models.families.depth_anything import DEPTH_ANYTHING
 from vit_edge.models.families.dinov2 import DINOV2, DINOV2_REG
 from vit_edge.models.families.dinov3 import DINOV3
 from vit_edge.models.families.hf_config import Size, bad_config, collapse, common_options, read_int, read_size
 from vit_edge.models.families.siglip import SIGLIP, SIGLIP2
 from vit_edge.models.vit import MAX_IMAGE_SIDE, VisionTransformer, ViTConfig
 
-__all__ = ["Architecture", "SUPPORTED_ARCHITECTURES", "is_hf_directory", "load_hf_directory",
-           "convert_hf_module", "hf_config_to_vit", "convert_hf_state_dict"]
+__all__ = ["Architecture", "SUPPORTED_ARCHITECTURES", "HFFolder", "is_hf_directory", "read_hf_folder",
+           "architecture_name", "load_hf_directory", "convert_hf_module", "hf_config_to_vit", "convert_hf_state_dict",
+           "input_spec"]
 
 Options = dict[str, Any]
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
@@ -62,7 +64,9 @@ class Architecture:
 
     family: Family  # its declaration in models/families, with how transformers stores it (`hf`)
     output: str  # the transformers output the reference reproduces (for the manifest)
-    head: Literal["labels", "projection", "none"] = "none"  # labels: a class per id2label; projection: CLIP's
+    # labels: a class per id2label; projection: CLIP's; depth: a dense model (encoder, neck, depth head) that
+    # models/dense_hf.py builds, the ViT config read from its backbone_config
+    head: Literal["labels", "projection", "none", "depth"] = "none"
     options: Options = field(default_factory=dict)
     renames: tuple[tuple[str, str], ...] = ()
     output_without_pooler: str = ""  # ViTModel saved without its pooler, SigLIP without its head
@@ -98,6 +102,7 @@ SUPPORTED_ARCHITECTURES: dict[str, Architecture] = {
     "MetaClip2VisionModel": Architecture(METACLIP2, "pooler_output"),
     "MetaClip2VisionModelWithProjection": Architecture(METACLIP2, "image_embeds", "projection"),
     "Aimv2VisionModel": Architecture(AIMV2, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
+    "DepthAnythingForDepthEstimation": Architecture(DEPTH_ANYTHING, "predicted_depth (depth map)", "depth"),
 }
 
 _LAYER = r"(?:encoder\.layers?|layers?|model\.layer)\.(\d+)\."
@@ -134,6 +139,33 @@ def is_hf_directory(path: Path) -> bool:
     return path.is_dir() and (path / "config.json").is_file()
 
 
+@dataclass(frozen=True)
+class HFFolder:
+    """A `save_pretrained` directory as read so far: its config, its preprocessor config when it has one; the weights
+    are read last (`weights()`), so a config that cannot load is refused before a large read."""
+
+    path: Path
+    config: dict[str, Any]
+    preprocessor: dict[str, Any] | None
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return _read_weights(self.path)
+
+
+def read_hf_folder(path: Path) -> HFFolder:
+    """config.json and preprocessor_config.json of a Hugging Face directory (weights not read yet)."""
+    pre_file = path / "preprocessor_config.json"
+    return HFFolder(path, _read_json(path / "config.json"), _read_json(pre_file) if pre_file.is_file() else None)
+
+
+def architecture_name(config: dict[str, Any], architecture: str | None = None) -> str:
+    """The transformers class a config names (its first `architectures` entry), or `architecture` when given."""
+    listed = config.get("architectures")
+    if isinstance(listed, str):
+        listed = [listed]
+    return architecture or (str(listed[0]) if isinstance(listed, list) and listed else "?")
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     return read_json_object(path, ModelLoadError)
 
@@ -165,10 +197,7 @@ def _num_classes(config: dict[str, Any], arch: Architecture) -> int:
 
 def hf_config_to_vit(config: dict[str, Any], architecture: str | None = None) -> tuple[ViTConfig, str, InputSpec]:
     """config.json → (ViTConfig, architecture name, default InputSpec); what the reference cannot run is refused."""
-    listed = config.get("architectures")
-    if isinstance(listed, str):
-        listed = [listed]
-    name = architecture or (str(listed[0]) if isinstance(listed, list) and listed else "?")
+    name = architecture_name(config, architecture)
     arch = _architecture(name)
     family = arch.hf
     options = {**common_options(config, family.ln_eps), **family.options(config), **arch.options,
@@ -367,12 +396,12 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
 
     The weights are read last (`read_state`), so a config the reference cannot run is refused before a large read.
     """
+    name = architecture_name(config, architecture)
+    if _architecture(name).head == "depth":
+        raise UnsupportedModelError(f"{name} is a dense model (encoder, neck, head): load it with "
+                                    "vit_edge.models.loaders.load_model, which builds it whole")
     cfg, name, spec = hf_config_to_vit(config, architecture)
-    if preprocessor is not None:
-        spec = _spec_from_preprocessor(preprocessor, spec)
-    if spec.height % cfg.patch_size or spec.width % cfg.patch_size:
-        raise ConfigError(f"the preprocessor's input size {spec.img_size} is not a multiple of the patch size "
-                          f"{cfg.patch_size}")
+    spec = input_spec(spec, preprocessor, cfg.patch_size)
     arch = SUPPORTED_ARCHITECTURES[name]
     weights = convert_hf_state_dict(read_state(), name, cfg)
     cfg = cfg.with_(pre_logits="pre_logits.fc.weight" in weights)
@@ -388,12 +417,19 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     return model.eval(), spec, source
 
 
+def input_spec(spec: InputSpec, preprocessor: dict[str, Any] | None, patch: int) -> InputSpec:
+    """The config's input spec as the preprocessor (when there is one) sets it; a size off the patch grid refused."""
+    if preprocessor is not None:
+        spec = _spec_from_preprocessor(preprocessor, spec)
+    if spec.height % patch or spec.width % patch:
+        raise ConfigError(f"the preprocessor's input size {spec.img_size} is not a multiple of the patch size {patch}")
+    return spec
+
+
 def load_hf_directory(path: Path) -> tuple[VisionTransformer, InputSpec, dict[str, Any]]:
     """A `save_pretrained` directory → (reference ViT, input spec, source facts for the manifest)."""
-    config = _read_json(path / "config.json")
-    pre_file = path / "preprocessor_config.json"
-    preprocessor = _read_json(pre_file) if pre_file.is_file() else None
-    return _build(config, lambda: _read_weights(path), None, preprocessor, str(path))
+    folder = read_hf_folder(path)
+    return _build(folder.config, folder.weights, None, folder.preprocessor, str(path))
 
 
 def convert_hf_module(module: nn.Module) -> tuple[VisionTransformer, InputSpec, dict[str, Any]]:

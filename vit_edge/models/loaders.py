@@ -2,6 +2,7 @@
 
 MODEL may be: a shipped model name ('fmnist-vit-tiny'), a reference variant ('vit_small_patch16'), 'timm:NAME',
 a Hugging Face directory (config.json + weights), a vit-edge checkpoint file, or an nn.Module already in memory.
+A dense model (Depth Anything) loads as a `DenseModel`: the reference ViT as its encoder, vit-edge's neck and head.
 """
 from __future__ import annotations
 
@@ -28,8 +29,17 @@ from vit_edge.core.options import (
 )
 from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import check_finite, load_checkpoint, load_strict, read_state_dict
+from vit_edge.models.dense_heads import DenseModel
+from vit_edge.models.dense_hf import convert_dense_hf_module, is_dense_architecture, load_dense_hf_directory
 from vit_edge.models.families import config_family, original_layout
-from vit_edge.models.hf_compat import convert_hf_module, is_hf_directory, load_hf_directory
+from vit_edge.models.families.depth_anything import DEPTH_ANYTHING
+from vit_edge.models.hf_compat import (
+    architecture_name,
+    convert_hf_module,
+    is_hf_directory,
+    load_hf_directory,
+    read_hf_folder,
+)
 from vit_edge.models.registry import (
     REFERENCE_NAMES,
     SHIPPED_MODELS,
@@ -69,9 +79,9 @@ class ReIDSelection:
 
 @dataclass
 class LoadedModel:
-    """A reference ViT in eval mode, what it expects as input, and where it came from (for the manifest)."""
+    """A reference ViT (or a dense model on one) in eval mode, what it expects as input, and where it came from."""
 
-    model: VisionTransformer
+    model: VisionTransformer | DenseModel
     spec: InputSpec
     source: dict[str, Any] = field(default_factory=dict)
     unmerged: VisionTransformer | None = None  # with token merging: the same model without it (the accuracy baseline)
@@ -92,8 +102,19 @@ class LoadedModel:
         return str(self.ref.weights_sha256)
 
     @property
+    def vit(self) -> VisionTransformer:
+        """The model as a ViT, for what is built for ViTs alone (INT8, QAT, tune); a dense model (encoder, neck and
+        head) is refused in one line."""
+        if isinstance(self.model, DenseModel):
+            raise UnsupportedModelError(f"INT8, QAT and tune are not built yet for a dense model "
+                                        f"({self.source.get('family')}: encoder, neck, head); export it in float")
+        return self.model
+
+    @property
     def tokens_per_block(self) -> list[int] | None:
         """With token merging: the tokens each block computes on."""
+        if isinstance(self.model, DenseModel):
+            return None
         cfg = self.model.cfg
         return cfg.tokens_after_merge if cfg.choices.merge else None
 
@@ -241,6 +262,8 @@ def _load_named(name: str, weights: Path | None, random_init: bool, num_classes:
 
 
 def _load_path(path: Path, reid: ReIDSelection) -> LoadedModel:
+    if is_hf_directory(path) and is_dense_architecture(architecture_name(read_hf_folder(path).config)):
+        return LoadedModel(*load_dense_hf_directory(path))
     if is_hf_directory(path):
         model, spec, source = load_hf_directory(path)
         return LoadedModel(model, spec, source)
@@ -259,6 +282,13 @@ def _load_path(path: Path, reid: ReIDSelection) -> LoadedModel:
 
 def _load_module(model: nn.Module) -> LoadedModel:
     """A model object in memory: vit-edge's own, a timm VisionTransformer or a transformers ViT-family module."""
+    if isinstance(model, DenseModel):
+        check_finite(model.state_dict(), type(model).__name__)
+        return LoadedModel(model.eval(), InputSpec(img_size=model.cfg.img_size),
+                           {"kind": "module", "id": type(model).__name__, "family": DEPTH_ANYTHING.name})
+    if type(model).__module__.startswith("transformers.") and is_dense_architecture(type(model).__name__):
+        dense, spec, source = convert_dense_hf_module(model)
+        return LoadedModel(dense, spec, {**source, "kind": "module"})
     if isinstance(model, VisionTransformer):
         check_finite(model.state_dict(), type(model).__name__)
         channels = model.cfg.in_chans
@@ -351,7 +381,10 @@ def _check_arguments(model: Any, weights: Any, random_init: Any, num_classes: An
 def _with_output(loaded: LoadedModel, output: str, layers: tuple[int, ...]) -> LoadedModel:
     """The model returning `output` (pooled, the patch tokens, or them as a feature map), of the last block or of
     the blocks in `layers`; same weights."""
-    if output == "pooled":
+    if isinstance(loaded.model, DenseModel) and (output != "pooled" or layers):
+        raise ConfigError(f"--output {output}: this model returns its depth map ({loaded.source.get('family')}); "
+                          "--output and --layers choose what a ViT encoder returns: leave them out")
+    if output == "pooled" or isinstance(loaded.model, DenseModel):
         return loaded
     if loaded.kind == "transreid":
         raise ConfigError(f"--output {output}: a TransReID checkpoint is exported for its re-identification "
@@ -388,6 +421,9 @@ def _with_merge(loaded: LoadedModel, merge: int) -> LoadedModel:
 
     if merge == 0:
         return loaded
+    if isinstance(loaded.model, DenseModel):
+        raise ConfigError(f"--merge {merge}: token merging leaves no patch grid for the depth head to read; leave "
+                          "--merge out")
     cfg = loaded.model.cfg
     most = max_merge(cfg.num_tokens, cfg.num_prefix_tokens)
     if not 0 < merge <= most:
@@ -404,7 +440,7 @@ def _with_merge(loaded: LoadedModel, merge: int) -> LoadedModel:
 
 
 def _finish(loaded: LoadedModel, img_size: int | tuple[int, int] | None) -> LoadedModel:
-    cfg = loaded.model.cfg
+    cfg = loaded.model.cfg.encoder if isinstance(loaded.model, DenseModel) else loaded.model.cfg
     if img_size is not None and to_hw(img_size) != cfg.image_hw:
         height, width = to_hw(img_size)
         step = cfg.patch_size * cfg.feature_reduction
@@ -420,5 +456,8 @@ def _finish(loaded: LoadedModel, img_size: int | tuple[int, int] | None) -> Load
     loaded.spec = loaded.spec.with_(channels=loaded.model.cfg.in_chans)
     loaded.source["weights_sha256"] = state_dict_sha256(loaded.model)
     loaded.source["architecture"] = loaded.model.cfg.to_json()
-    loaded.source.setdefault("family", config_family(loaded.model.cfg).name)
+    if isinstance(loaded.model, DenseModel):
+        loaded.source["output_shape"] = list(loaded.model.cfg.output_hw)  # (height, width) per sample
+    elif "family" not in loaded.source:
+        loaded.source["family"] = config_family(loaded.model.cfg).name
     return loaded

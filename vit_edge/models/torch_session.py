@@ -12,8 +12,10 @@ import torch
 
 from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.options import OUTPUTS
 from vit_edge.models.layout import module_to_convert
 from vit_edge.models.loaders import ReIDSelection, load_model
+from vit_edge.models.vit import VisionTransformer
 from vit_edge.runtime.base import Session, SessionOptions
 
 __all__ = ["TorchSession", "model_from_manifest", "torch_runner"]
@@ -37,12 +39,13 @@ def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
     name = ref.load_name()
     weights = None if ref.kind == "transreid" else ref.weights_file  # a TransReID checkpoint is the model path
     reid = ReIDSelection(camera=ref.camera, view=ref.view, neck_feat=ref.neck_feat)
-    loaded = load_model(name, weights=weights, img_size=ref.img_size, reid=reid, merge=ref.merge, output=ref.output,
-                        layers=tuple(ref.layers))
+    own = ref.output not in OUTPUTS  # a dense model's own output (depth): what it returns as loaded
+    loaded = load_model(name, weights=weights, img_size=ref.img_size, reid=reid, merge=ref.merge,
+                        output="pooled" if own else ref.output, layers=tuple(ref.layers))
     if loaded.weights_sha256 != ref.weights_sha256:
         raise ConfigError(f"the weights of {ref.ident} changed since the artifact was exported (sha256 differs)")
     model = loaded.model
-    if model.cfg.choices.head_tokens_only != ref.head_tokens_only:
+    if isinstance(model, VisionTransformer) and model.cfg.choices.head_tokens_only != ref.head_tokens_only:
         model = model.reconfigured(head_tokens_only=ref.head_tokens_only)
     return module_to_convert(model, manifest.input_spec.layout)  # what the converter got, in the artifact's layout
 

@@ -103,7 +103,7 @@ def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evalu
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
     extra: dict[str, Any] = {}
     if request.qat is None:
-        quant, metrics = quantize_with_budget(loaded.model, recipe, calibration.batch, evaluation, loaded.spec, log,
+        quant, metrics = quantize_with_budget(loaded.vit, recipe, calibration.batch, evaluation, loaded.spec, log,
                                               lower=lower, reference=reference,
                                               int16_kernels=int16_available(to.options))
     else:

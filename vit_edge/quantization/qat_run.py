@@ -68,7 +68,7 @@ def run_qat(loaded: LoadedModel, recipe: Recipe, calib: CalibData, evaluation: L
                           "embedding); use PTQ (--method ptq)")
     train_set = load_dataset(str(qat.data), loaded.spec, num_classes=num_classes, progress=log)
     _check_qat_data(train_set, qat.config.batch_size * distributed.world_size())
-    quant = quantize_model(loaded.model, recipe, calib.batch)
+    quant = quantize_model(loaded.vit, recipe, calib.batch)
     identity = {"weights_sha256": loaded.weights_sha256, "recipe": recipe.to_json(),
                 "calibration": calib.fingerprint, "train_data": train_set.fingerprint(),
                 "qat": qat.config.__dict__, "world_size": distributed.world_size()}

@@ -76,9 +76,9 @@ def _check_model(model: Any, config: TuneConfig, load: dict[str, Any]) -> tuple[
     from vit_edge.models.merging import max_merge
 
     loaded = load_model(model, **load)
-    cfg = loaded.model.cfg
-    cfg.model_output.require(Measure.TOP1, "tune, which chooses by top-1 within --max-drop,",
-                             "export or quantize it, and compare the artifacts with vit-edge bench")
+    loaded.model.cfg.model_output.require(Measure.TOP1, "tune, which chooses by top-1 within --max-drop,",
+                                          "export or quantize it, and compare the artifacts with vit-edge bench")
+    cfg = loaded.vit.cfg
     merges = config.merges if config.merges is not None else default_merges(cfg.num_patches, cfg.depth)
     most = max_merge(cfg.num_tokens, cfg.num_prefix_tokens)
     too_many = [r for r in merges if not 0 <= r <= most]

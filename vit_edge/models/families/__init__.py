@@ -26,6 +26,7 @@ from vit_edge.models.families.classic import (
     VIT,
 )
 from vit_edge.models.families.clip import CLIP, METACLIP2
+from vit_edge.models.families.depth_anything import DEPTH_ANYTHING
 from vit_edge.models.families.dinov2 import DINOV2, DINOV2_REG
 from vit_edge.models.families.dinov3 import DINOV3, LINGBOT, SAPIENS2
 from vit_edge.models.families.eva02 import EVA02, ROPE_VIT
@@ -40,6 +41,7 @@ __all__ = ["Family", "HFReading", "OriginalWeights", "FAMILIES", "family", "timm
 FAMILIES: tuple[Family, ...] = (
     DINOV3, PE, EVA02, ROPE_VIT, LINGBOT, SAPIENS2, DEIT3, DINOV2_REG, DINOV2, CLIP, SIGLIP, HYBRID, DEIT, REGISTERS,
     POOLED, EVA, AIMV2, VITAMIN, FLEXIVIT, TEST, *UNSUPPORTED, PATCH14, VIT, METACLIP2, SIGLIP2, TRANSREID,
+    DEPTH_ANYTHING,
 )
 _BY_NAME = {entry.name: entry for entry in FAMILIES}
 

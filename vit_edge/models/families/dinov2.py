@@ -6,10 +6,10 @@ from typing import Any
 from vit_edge.models.families.base import IMAGENET, Family, HFReading, Options
 from vit_edge.models.families.hf_config import activation, positive_number, read_int
 
-__all__ = ["DINOV2", "DINOV2_REG"]
+__all__ = ["DINOV2", "DINOV2_REG", "dinov2_options"]
 
 
-def _dinov2_options(config: dict[str, Any]) -> Options:
+def dinov2_options(config: dict[str, Any]) -> Options:
     """DINOv2: LayerScale, hidden size from mlp_ratio, SwiGLU as the packed GLU; registers skip the position embedding.
 
     transformers adds the class token's position embedding before inserting the registers, which have none:
@@ -29,7 +29,7 @@ def _dinov2_options(config: dict[str, Any]) -> Options:
 
 DINOV2 = Family("dinov2", "DINOv2: patch 14, LayerScale; encoders output the normed class token", r"_dinov2",
                 fields=("init_values", "mlp", "act"),
-                hf=HFReading(("dinov2.",), _dinov2_options, 1e-6, norm=IMAGENET, antialias=False))
+                hf=HFReading(("dinov2.",), dinov2_options, 1e-6, norm=IMAGENET, antialias=False))
 DINOV2_REG = Family("dinov2-reg", "DINOv2 with 4 register tokens", r"_reg\d+_dinov2",
                     fields=("reg_tokens", "no_embed_class"),
-                    hf=HFReading(("dinov2_with_registers.",), _dinov2_options, 1e-6, norm=IMAGENET))
+                    hf=HFReading(("dinov2_with_registers.",), dinov2_options, 1e-6, norm=IMAGENET))

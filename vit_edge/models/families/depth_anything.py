@@ -1,0 +1,107 @@
+"""Depth Anything V1/V2 (transformers' `DepthAnythingForDepthEstimation`; V1 and V2 share the class): a DINOv2
+encoder whose blocks `out_indices` are read after the final norm, DPT's neck, a depth head (models/dense_heads.py).
+
+What transformers computes and the reference repeats: the backbone returns hidden state k (after block k - 1) through
+its final LayerNorm (`apply_layernorm`), unreshaped (`reshape_hidden_states` false); the reassemble stage drops the
+class token (no readout) and lays the patch tokens out on the grid. Any other backbone (registers, a timm backbone,
+ViT) would change what those tokens are, so it is refused in one line.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from vit_edge.core.errors import UnsupportedModelError
+from vit_edge.models.dense_heads import DepthHeadConfig, NeckConfig
+from vit_edge.models.families.base import IMAGENET, Family, HFReading
+from vit_edge.models.families.dinov2 import dinov2_options
+from vit_edge.models.families.hf_config import bad_config, positive_number, read_int, read_size
+
+__all__ = ["DEPTH_ANYTHING", "backbone_config", "read_blocks", "read_head", "HEAD_RENAMES"]
+
+DEPTH_ANYTHING = Family("depth-anything", "Depth Anything V1/V2 (depth): DINOv2 encoder, DPT neck, depth head",
+                        hf=HFReading(("backbone.",), dinov2_options, 1e-6, norm=IMAGENET, antialias=False))
+
+# transformers' neck and head names → the reference's (models/dense_heads.py); the encoder's go through hf_compat
+HEAD_RENAMES = tuple((re.compile(pattern), replacement) for pattern, replacement in [
+    (r"neck\.reassemble_stage\.layers\.(\d+)\.projection\.", r"neck.reassemble.\1.project."),
+    (r"neck\.reassemble_stage\.layers\.(\d+)\.resize\.", r"neck.reassemble.\1.resize."),
+    (r"neck\.convs\.(\d+)\.", r"neck.convs.\1."),
+    (r"neck\.fusion_stage\.layers\.(\d+)\.projection\.", r"neck.fusion.\1.project."),
+    (r"neck\.fusion_stage\.layers\.(\d+)\.residual_layer([12])\.convolution([12])\.", r"neck.fusion.\1.unit\2.conv\3."),
+    (r"head\.conv([123])\.", r"head.conv\1."),
+])
+
+
+def backbone_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The DINOv2 backbone's config.json section; anything else is refused, naming what it is."""
+    backbone = config.get("backbone_config")
+    if config.get("use_timm_backbone") or (backbone is None and config.get("backbone")):
+        raise UnsupportedModelError(f"Depth Anything with the named backbone '{config.get('backbone')}' is not "
+                                    "supported; vit-edge reads a DINOv2 backbone_config (model_type 'dinov2')")
+    if not isinstance(backbone, dict):
+        raise bad_config("backbone_config is missing or not an object")
+    kind = backbone.get("model_type")
+    if kind != "dinov2":
+        raise UnsupportedModelError(f"Depth Anything with a '{kind}' backbone is not supported; vit-edge reads "
+                                    "DINOv2 backbones (backbone_config.model_type 'dinov2')")
+    if backbone.get("apply_layernorm", True) is not True or backbone.get("reshape_hidden_states", False):
+        raise UnsupportedModelError("a Depth Anything backbone without its final LayerNorm, or with reshaped hidden "
+                                    "states, is not what the depth head was trained on; vit-edge reads "
+                                    "apply_layernorm true, reshape_hidden_states false")
+    return backbone
+
+
+def read_blocks(backbone: dict[str, Any]) -> tuple[int, ...]:
+    """The encoder blocks the neck reads: hidden state k of out_indices (or out_features 'stageK') is block k - 1;
+    the stem (k = 0) is no block's output and is refused."""
+    depth = read_int(backbone, "num_hidden_layers")
+    indices = backbone.get("out_indices")
+    if indices is None:
+        stages = backbone.get("out_features") or []
+        if not isinstance(stages, list) or not all(isinstance(s, str) and re.fullmatch(r"stage\d+", s)
+                                                   for s in stages):
+            raise bad_config(f"backbone out_features {stages!r} are not stage names")
+        indices = [int(stage[len("stage"):]) for stage in stages]
+    if not isinstance(indices, list) or not indices or not all(isinstance(i, int) for i in indices):
+        raise bad_config(f"backbone out_indices {indices!r} is not a list of block indices")
+    indices = [i % (depth + 1) for i in indices]  # transformers takes negative indices from the end
+    if 0 in indices or indices != sorted(set(indices)):
+        raise UnsupportedModelError(f"backbone out_indices {indices} must be increasing blocks 1 to {depth} (0, the "
+                                    "patch embedding before any block, is not read by vit-edge)")
+    return tuple(i - 1 for i in indices)
+
+
+def read_head(config: dict[str, Any], embed_dim: int, patch: int) -> tuple[NeckConfig, DepthHeadConfig]:
+    """The neck and head records from the top-level config, each field checked where it is read."""
+    if read_size(config, "patch_size", patch) != (patch, patch):
+        raise UnsupportedModelError(f"patch_size {config.get('patch_size')} differs from the backbone's {patch}: "
+                                    "transformers' head would not fit its own grid")
+    if read_int(config, "reassemble_hidden_size", embed_dim) != embed_dim:
+        raise bad_config(f"reassemble_hidden_size {config['reassemble_hidden_size']} is not the backbone's "
+                         f"hidden_size {embed_dim}")
+    kind = config.get("depth_estimation_type", "relative")
+    if kind not in ("relative", "metric"):
+        raise bad_config(f"depth_estimation_type {kind!r} is neither 'relative' nor 'metric'")
+    try:
+        neck = NeckConfig(embed_dim, tuple(_ints(config, "neck_hidden_sizes", [48, 96, 192, 384])),
+                          tuple(_numbers(config, "reassemble_factors", [4, 2, 1, 0.5])),
+                          read_int(config, "fusion_hidden_size", 64))
+    except ValueError as exc:
+        raise bad_config(str(exc)) from exc
+    head = DepthHeadConfig(hidden_dim=read_int(config, "head_hidden_size", 32),
+                           in_index=read_int(config, "head_in_index", -1, minimum=-len(neck.channels)),
+                           metric=kind == "metric", max_depth=positive_number(config, "max_depth", 1, 1e6))
+    return neck, head
+
+
+def _numbers(config: dict[str, Any], key: str, default: list[float]) -> list[float]:
+    values = config.get(key, default)
+    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               for v in values):
+        raise bad_config(f"{key} must be a list of numbers, got {values!r}")
+    return [float(v) for v in values]
+
+
+def _ints(config: dict[str, Any], key: str, default: list[int]) -> list[int]:
+    return [read_int({key: value}, key) for value in _numbers(config, key, [float(v) for v in default])]
