@@ -56,6 +56,9 @@ class BenchConfig(RunSettings):
         check_counts("batches", self.batches)
         check_count("eval_limit", self.eval_limit, optional=True)
         check_number("timeout_s", self.timeout_s, least=1e-3)
+        if isinstance(self.reference, (str, os.PathLike)) and self.data is None:  # it was dropped without a word
+            raise ConfigError(f"--reference {self.reference} compares outputs on images, and this bench has none: "
+                              "pass --data (any images, labels not needed), or leave --reference out")
 
 
 def check_some_artifact(paths: list[str]) -> None:

@@ -73,6 +73,8 @@ def _quantization_line(q: dict[str, Any]) -> str:
         if "int8_top1_measured_in" in accuracy:
             line += (f" (INT8 as {accuracy['int8_top1_measured_in']} scored it; PyTorch's simulation "
                      f"{accuracy['int8_top1_simulated']:.2f}%)")
+    elif "agreement_top1" in accuracy:
+        line += f"; {_unlabelled_words(accuracy)}"
     return line
 
 
@@ -114,11 +116,19 @@ def quantize_line(path: Path, manifest: Manifest) -> str:
                  f"(drop {accuracy['drop']:.2f} pt): lower --max-drop, or use more --eval images")
     if "int8_top1" in accuracy:
         line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"
-    if "agreement_top1" in accuracy:
         line += f"; agreement with fp32 {accuracy['agreement_top1']:.2f}%"
+    elif "agreement_top1" in accuracy:
+        line += f"; {_unlabelled_words(accuracy)}"
     elif "cosine" in accuracy:
         line += f"; mean cosine with fp32 {accuracy['cosine']:.5f} (worst {accuracy['min_cosine']:.5f})"
     return f"{path}  ({manifest.target} int8: {line})"
+
+
+def _unlabelled_words(accuracy: dict[str, Any]) -> str:
+    """Without --eval there are no labels: what was measured is disagreement with fp32 on the calibration images,
+    never a top-1 drop."""
+    return (f"disagreement with fp32 on the {accuracy.get('images', '?')} calibration images "
+            f"{100.0 - accuracy['agreement_top1']:.2f} % (no --eval: top-1 not measured)")
 
 
 def info_rows(manifest: Manifest, folder: Path) -> list[tuple[str, str]]:
@@ -131,11 +141,27 @@ def info_rows(manifest: Manifest, folder: Path) -> list[tuple[str, str]]:
         ("source", f"{facts.kind}: {facts.ident}"),
         ("family", _family_line(facts)),
         ("input", f"{spec.shape(1)} {spec.layout.value}, mean {spec.mean}, std {spec.std}, {spec.interpolation}"),
+        *([("classes", classes)] if (classes := _classes_line(manifest)) else []),
         ("parity", _parity_line(manifest.parity)),
         *([("quantized", _quantization_line(manifest.quantization))] if manifest.quantization else []),
         ("created", f"{manifest.created_at} with torch {manifest.tool_versions.get('torch', '?')}"),
     ]
     return rows + _npu_rows(manifest.npu_estimate) + _sqnr_rows(manifest.quantization or {})
+
+
+def _classes_line(manifest: Manifest) -> str | None:
+    """The class names bench matches folders against, and whence; None for an output without classes."""
+    from vit_edge.core.output_kinds import Measure
+    from vit_edge.data.labels import names_summary
+
+    if not manifest.output.supports(Measure.TOP1):
+        return None
+    names = manifest.input_spec.class_names
+    if not names:
+        return (f"{manifest.model_ref.num_classes} outputs, no class names (class folders need --class-names FILE; "
+                "given to export or quantize, the artifact keeps them)")
+    given = manifest.source.get("class_names_from")
+    return names_summary(names) + (f" (from --class-names {given})" if given else " (the model's own)")
 
 
 def _npu_rows(estimate: dict[str, Any] | None) -> list[tuple[str, str]]:

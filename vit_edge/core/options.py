@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vit_edge.core.errors import ConfigError, did_you_mean
+from vit_edge.core.targets import target_name
 from vit_edge.core.types import Layout, Precision
 
 OUTPUTS = ("pooled", "tokens", "features")  # what a model returns (here: this module stays torch-free)
@@ -52,6 +53,7 @@ class ExportOptions:
         object.__setattr__(self, "layout", _member(Layout, self.layout, "layout"))
         if not isinstance(self.target, str):
             raise ConfigError(f"target must be a target name such as 'onnx', not {shown(self.target)}")
+        object.__setattr__(self, "target", target_name(self.target))
         check_count("parity_samples", self.parity_samples, most=MAX_PARITY_SAMPLES)
         for name in ("opset", "camera", "view", "merge"):
             check_count(name, getattr(self, name), 0)

@@ -13,7 +13,7 @@ from typing import Any
 from vit_edge.core.errors import ConfigError, did_you_mean
 from vit_edge.core.types import Precision
 
-__all__ = ["Package", "Target", "Runtime", "TARGETS", "RUNTIMES", "target", "runtime", "resolve",
+__all__ = ["Package", "Target", "Runtime", "TARGETS", "RUNTIMES", "target", "target_name", "runtime", "resolve",
            "tool_packages"]
 
 
@@ -105,11 +105,20 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
 RUNTIMES: dict[str, Runtime] = {**{t.runtime.name: t.runtime for t in TARGETS.values()}, PYTORCH.name: PYTORCH}
 
 
+def target_name(name: str) -> str:
+    """A target name as declared, whatever its case (`--target ONNX` is onnx); an unknown name is left as given,
+    for `target` to refuse with its suggestions."""
+    folded = name.strip().lower()
+    return folded if folded in TARGETS else name
+
+
 def target(name: str) -> Target:
-    """The declaration of target `name`, or a ConfigError that lists the known ones."""
-    if name not in TARGETS:
-        raise ConfigError(f"unknown target '{name}'{did_you_mean(name, TARGETS)}; known: {', '.join(TARGETS)}")
-    return TARGETS[name]
+    """The declaration of target `name` (in any case), or a ConfigError that lists the known ones."""
+    declared = TARGETS.get(target_name(name))
+    if declared is None:
+        raise ConfigError(f"unknown target '{name}'{did_you_mean(name.strip().lower(), TARGETS)}; known: "
+                          f"{', '.join(TARGETS)}")
+    return declared
 
 
 def runtime(name: str) -> Runtime:

@@ -25,7 +25,8 @@ from vit_edge.core.errors import DataError
 if TYPE_CHECKING:
     from vit_edge.data.sources import ImageSource
 
-__all__ = ["LabelMatch", "check_labels", "match_labels", "read_class_names", "imagenet_classes", "CLASS_NAMES_HINT"]
+__all__ = ["LabelMatch", "check_labels", "match_labels", "read_class_names", "given_class_names", "names_summary",
+           "imagenet_classes", "CLASS_NAMES_HINT"]
 
 IMAGENET_TABLE = Path(__file__).with_name("imagenet1k_classes.tsv")
 _SYNSET = re.compile(r"^n\d{8}$")
@@ -146,6 +147,36 @@ def read_class_names(path: str | Path) -> tuple[str, ...]:
         raise DataError(f"class-names file {path} holds no names (one name a line, in the model's output order)")
     check_labels(f"class-names file {path}", names=names)
     return names
+
+
+def given_class_names(path: str | Path, own: Sequence[str], num_classes: int) -> tuple[str, ...]:
+    """The class names an artifact keeps when export or quantize is given a --class-names file, so no later verb
+    needs the flag again: one per output, checked as every name is. Where the model names its classes itself, a file
+    that reads otherwise is refused (the artifact would say one thing and its folders another) and the model's own
+    spelling is kept where the two read alike."""
+    names = read_class_names(path)
+    check_labels(f"class-names file {path}", names=names, num_classes=num_classes)
+    if not _real_names(own):
+        return names
+    differ = [i for i, (mine, theirs) in enumerate(zip(own, names)) if _key(mine) != _key(theirs)]
+    if differ:
+        first = differ[0]
+        raise DataError(f"class-names file {path} names {len(differ)} of the model's {len(own)} classes otherwise "
+                        f"than the model does (output {first}: the model says {own[first]!r}, the file "
+                        f"{names[first]!r}); leave --class-names out: the model's own names are kept, and folders "
+                        "match them ignoring case, spaces and punctuation")
+    return tuple(own)
+
+
+def _real_names(names: Sequence[str]) -> bool:
+    """Whether a model's names name anything: transformers' default id2label (LABEL_0, LABEL_1, …) does not."""
+    return bool(names) and any(name != f"LABEL_{index}" for index, name in enumerate(names))
+
+
+def names_summary(names: Sequence[str], most: int = 4) -> str:
+    """'10 classes: T-shirt/top, Trouser, Pullover, Dress, …': a model's classes in a few words (info, models)."""
+    shown = ", ".join(names[:most]) + (", …" if len(names) > most else "")
+    return f"{len(names)} {'class' if len(names) == 1 else 'classes'}: {shown}"
 
 
 def _name_index(model_names: tuple[str, ...]) -> dict[str, int | None]:

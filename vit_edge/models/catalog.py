@@ -53,10 +53,20 @@ def timm_rows(family: str | None = None, unsupported: bool = False) -> list[str]
     return rows
 
 
+def _shipped_text(name: str) -> str:
+    """A shipped model and the classes it names (its checkpoint is small: reading it costs milliseconds)."""
+    from vit_edge.data.labels import names_summary
+    from vit_edge.models.checkpoint import load_checkpoint
+
+    names = load_checkpoint(SHIPPED_MODELS[name])[1].class_names
+    return f"{name} ({names_summary(names)})" if names else name
+
+
 def _other_rows() -> list[str]:
     from vit_edge.models.hf_compat import SUPPORTED_ARCHITECTURES
 
-    rows = ["shipped:   " + ", ".join(SHIPPED_MODELS) + "  (weights inside the package)",
+    shipped = ", ".join(_shipped_text(name) for name in SHIPPED_MODELS)
+    rows = ["shipped:   " + shipped + "  (weights inside the package)",
             "reference: " + ", ".join(REFERENCE_NAMES) + "  (--weights FILE or --random-init)",
             "Hugging Face directories (config.json + weights; transformers not needed):"]
     for name, arch in SUPPORTED_ARCHITECTURES.items():

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from vit_edge.core.options import ExportOptions
 from vit_edge.core.output_kinds import Measure, ModelOutput
 from vit_edge.pipeline.checks import int8_lowering, int16_available
-from vit_edge.pipeline.loading import check_merge_budget, images_for
+from vit_edge.pipeline.loading import check_merge_budget, images_for, with_class_names
 from vit_edge.pipeline.writing import write_artifact
 from vit_edge.runtime.artifact import Artifact
 
@@ -53,6 +53,7 @@ class Int8Request:
 def export_loaded(loaded: LoadedModel, to: Destination, data: ImageData | None, max_drop: float | None,
                   log: Callable[[str], None]) -> Artifact:
     """FP32 (or FP16) export: parity on `data` when given; with token merging, its cost within `max_drop`."""
+    loaded = with_class_names(loaded, to.reading)
     budget = bool(to.options.merge) and max_drop is not None
     if budget:
         loaded.model.cfg.model_output.require(Measure.TOP1, "--max-drop, a budget in top-1 points,",
@@ -68,6 +69,7 @@ def quantize_loaded(loaded: LoadedModel, to: Destination, request: Int8Request,
                     log: Callable[[str], None]) -> Artifact | None:
     """The INT8 artifact; None on torchrun ranks other than 0 (rank 0 writes)."""
     _check_measures(loaded.model.cfg.model_output, request)
+    loaded = with_class_names(loaded, to.reading)
     evaluation = images_for(loaded, request.eval_data, to.reading, labelled=True, limit=request.eval_limit, log=log)
     if to.options.merge:
         check_merge_budget(loaded, evaluation, request.recipe.max_drop, log)
@@ -112,7 +114,19 @@ def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evalu
             return {}, None
         quant = lower(trained, calibration.batch)
         metrics = evaluate_on(reference, quant, evaluation, loaded.spec)
-    if evaluation is not None:
-        metrics.update(eval_data=evaluation.describe())
-    summary = {**quant.summary(), "calibration": calibration.info(), "accuracy": metrics, **extra}
+    summary = {**quant.summary(), "calibration": calibration.info(),
+               "accuracy": _named_as_measured(metrics, evaluation, calibration.source), **extra}
     return summary, quant.model
+
+
+def _named_as_measured(metrics: dict[str, Any], evaluation: LabelledImages | None,
+                       calibration_source: str) -> dict[str, Any]:
+    """The manifest's accuracy section, each number named for what it measured: with --eval, top-1 on its images;
+    without, the budget's 'drop' is disagreement with fp32 on the calibration images and is called so."""
+    if evaluation is not None:
+        return {**metrics, "eval_data": evaluation.describe()}
+    if "drop" not in metrics:  # a cosine (tokens, embeddings) names itself
+        return metrics
+    renamed = {{"drop": "disagreement", "merge_drop": "merge_disagreement"}.get(key, key): value
+               for key, value in metrics.items()}
+    return {**renamed, "measured_on": f"{metrics['images']} calibration images of {calibration_source} (unlabelled)"}

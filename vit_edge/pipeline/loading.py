@@ -1,6 +1,7 @@
 """Loading: the model as the export options ask for it, and data prepared for that model."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from vit_edge.data.sources import DataOptions
     from vit_edge.models.loaders import LoadedModel
 
-__all__ = ["load", "images_for", "check_merge_budget"]
+__all__ = ["load", "with_class_names", "images_for", "check_merge_budget"]
 
 
 def load(model: Any, weights: str | Path | None, random_init: bool, options: ExportOptions) -> LoadedModel:
@@ -23,6 +24,25 @@ def load(model: Any, weights: str | Path | None, random_init: bool, options: Exp
                          num_heads=options.num_heads, img_size=options.img_size)
     return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid,
                       merge=options.merge, output=options.output, layers=options.layers)
+
+
+def with_class_names(loaded: LoadedModel, reading: DataOptions) -> LoadedModel:
+    """The model with the names a --class-names file gives its classes, kept in the artifact's input spec (and
+    whence in its source) so that bench and every later verb match folders without the flag again."""
+    from vit_edge.core.output_kinds import Measure
+    from vit_edge.data.labels import given_class_names
+
+    if reading.class_names is None:
+        return loaded
+    output = loaded.model.cfg.model_output
+    if not output.supports(Measure.TOP1):
+        raise ConfigError(f"--class-names names class outputs, but this model returns {output.words}: leave "
+                          "--class-names out")
+    names = given_class_names(reading.class_names, loaded.spec.class_names, loaded.model.cfg.num_classes)
+    if names == loaded.spec.class_names:
+        return loaded
+    return replace(loaded, spec=loaded.spec.with_(class_names=names),
+                   source={**loaded.source, "class_names_from": str(reading.class_names)})
 
 
 def images_for(loaded: LoadedModel, data: ImageData | None, options: DataOptions, *, labelled: bool,

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.pareto import pareto_front as front_of
+from vit_edge.core.targets import target_name
 from vit_edge.data.sources import DataOptions
 
 __all__ = ["TuneConfig", "Candidate", "TuneRow", "PRECISIONS", "candidates", "default_merges", "pareto_front"]
@@ -38,6 +39,8 @@ class TuneConfig:
     data_options: DataOptions = DataOptions()
 
     def __post_init__(self) -> None:
+        if isinstance(self.target, str):  # `--target ONNX` is onnx, as for export and quantize
+            object.__setattr__(self, "target", target_name(self.target))
         check_counts("threads", self.threads)
         check_counts("merges", self.merges if self.merges is not None else (0,), least=0)
         check_count("eval_limit", self.eval_limit, optional=True)
