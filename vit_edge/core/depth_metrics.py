@@ -1,0 +1,84 @@
+"""The depth output kind's measures against a reference depth map (FP32/PyTorch): AbsRel, δ<1.25 and SQNR, one
+implementation for quantize's summary, parity and bench (numpy only: boards use it).
+
+Which pixels count: AbsRel and δ divide by the reference, so they are taken over the pixels whose reference depth is
+> 0 only. A relative-depth model (Depth Anything) ends in a ReLU and writes exact zeros where it sees "infinitely far";
+a relative error there has no meaning, and an epsilon would turn any tiny INT8 value at such a pixel into an error of
+millions of percent. Those pixels are left out (as a ground-truth evaluation leaves out invalid depth) and their share
+is reported (`valid_share`); a candidate value ≤ 0 at a valid pixel counts in AbsRel as it is and fails δ. SQNR is over
+every pixel: it needs no division per pixel. All three are pooled over every pixel of every image given.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from vit_edge.core.errors import ParityError
+
+__all__ = ["DELTA1_THRESHOLD", "DepthScores", "depth_scores", "abs_rel", "delta1", "sqnr_db"]
+
+DELTA1_THRESHOLD = 1.25
+_FLOOR = 1e-30  # a power below this is zero: SQNR of identical maps is finite (300 dB), and JSON can hold it
+
+
+@dataclass(frozen=True)
+class DepthScores:
+    """AbsRel (a fraction, not %), δ<1.25 (a fraction), SQNR (dB), and the share of pixels AbsRel and δ were over;
+    AbsRel and δ are None when no reference pixel is > 0."""
+
+    abs_rel: float | None
+    delta1: float | None
+    sqnr_db: float
+    valid_share: float
+
+    def to_json(self) -> dict[str, float | None]:
+        return {"abs_rel": self.abs_rel, "delta1": self.delta1, "sqnr_db": self.sqnr_db,
+                "valid_share": self.valid_share}
+
+
+def _pair(candidate: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    got, ref = np.asarray(candidate, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if got.shape != ref.shape:
+        raise ParityError(f"depth maps of shapes {got.shape} and {ref.shape} cannot be compared")
+    return got.ravel(), ref.ravel()
+
+
+def abs_rel(candidate: np.ndarray, reference: np.ndarray) -> float | None:
+    """mean(|d − d_ref| / d_ref) over the pixels where d_ref > 0; None when there is none."""
+    got, ref = _pair(candidate, reference)
+    valid = ref > 0
+    if not valid.any():
+        return None
+    return float(np.mean(np.abs(got[valid] - ref[valid]) / ref[valid]))
+
+
+def delta1(candidate: np.ndarray, reference: np.ndarray, threshold: float = DELTA1_THRESHOLD) -> float | None:
+    """The share of pixels with d_ref > 0 where max(d / d_ref, d_ref / d) < threshold (d ≤ 0 fails); None when
+    no reference pixel is > 0."""
+    got, ref = _pair(candidate, reference)
+    valid = ref > 0
+    if not valid.any():
+        return None
+    d, r = got[valid], ref[valid]
+    positive = d > 0
+    ratio = np.full(d.shape, np.inf)
+    ratio[positive] = np.maximum(d[positive] / r[positive], r[positive] / d[positive])
+    return float(np.mean(ratio < threshold))
+
+
+def sqnr_db(candidate: np.ndarray, reference: np.ndarray) -> float:
+    """10·log10(Σ d_ref² / Σ (d − d_ref)²) in dB over every pixel (powers floored at 1e-30)."""
+    got, ref = _pair(candidate, reference)
+    signal = max(float(np.sum(ref * ref)), _FLOOR)
+    noise = max(float(np.sum((got - ref) ** 2)), _FLOOR)
+    return 10 * math.log10(signal / noise)
+
+
+def depth_scores(candidate: np.ndarray, reference: np.ndarray) -> DepthScores:
+    """All three measures of `candidate` against `reference` (same shape: (B, H, W) or any)."""
+    _, ref = _pair(candidate, reference)
+    share = float(np.mean(ref > 0)) if ref.size else 0.0
+    return DepthScores(abs_rel(candidate, reference), delta1(candidate, reference), sqnr_db(candidate, reference),
+                       share)
