@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import small_vit
+from tests.helpers import small_vit
 from vit_edge.api import Artifact, export, parity_inputs
 from vit_edge.core.artifact import read_manifest
 from vit_edge.core.targets import TARGETS

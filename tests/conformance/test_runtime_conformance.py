@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_cli, small_vit
+from tests.helpers import run_cli, small_vit
 from vit_edge.api import export, parity_inputs
 from vit_edge.benchmarking.sweep import BenchConfig, bench
 from vit_edge.core.artifact import manifest_digest, sha256_file
@@ -156,7 +156,7 @@ def test_runtime_not_installed_is_a_status_row(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     hidden = tmp_path / "hide" / "onnxruntime"
     hidden.mkdir(parents=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 HEAVY = ["torch", "onnxruntime", "openvino", "litert_torch", "ai_edge_litert", "transformers", "onnx", "timm"]
 

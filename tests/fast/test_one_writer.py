@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 PACKAGE = REPO / "vit_edge"
 THE_WRITER = "core/outputs.py"

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import pytest
 
 import vit_edge
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from vit_edge.core.errors import VitEdgeError
 from vit_edge.core.targets import RUNTIMES
 from vit_edge.models.loaders import load_model

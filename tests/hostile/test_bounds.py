@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import run_cli, small_vit
-from tests.integration.test_cli_errors import assert_user_error
+from tests.helpers import assert_user_error, run_cli, small_vit
 from vit_edge import load_model
 from vit_edge.core.errors import ConfigError, ModelLoadError
 from vit_edge.core.options import ExportOptions

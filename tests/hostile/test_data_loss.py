@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.integration.test_cli_errors import assert_user_error
+from tests.helpers import assert_user_error, run_cli
 from vit_edge.api import export
 from vit_edge.core.outputs import OutputKind, check_output, is_artifact
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.integration.test_cli_errors import assert_user_error
+from tests.helpers import assert_user_error, run_cli
 from vit_edge.core.artifact import read_manifest
 from vit_edge.core.output_kinds import OUTPUTS, Measure
 from vit_edge.core.parity import compare_logits, judge

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.integration.test_cli_errors import assert_user_error
+from tests.helpers import assert_user_error, run_cli
 from vit_edge.api import Artifact, export
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.artifact import MANIFEST_NAME, manifest_digest, sha256_file
@@ -155,7 +154,7 @@ def test_consistent_hashes_but_wrong_numbers_fail_the_numerics_gate(exported: Pa
 
 def test_reference_gate_flags_rows_outside_tolerance(tmp_path: Path) -> None:
     """--reference: the same model agrees (ok); another model's numbers are a 'mismatch' and exit 2."""
-    from tests.conftest import small_vit
+    from tests.helpers import small_vit
 
     arts = {seed: export(small_vit(seed=seed, in_chans=1, img_size=28, patch_size=4), "onnx", tmp_path / f"m{seed}",
                          parity_samples=2).path for seed in (0, 1)}

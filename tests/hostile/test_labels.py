@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli
-from tests.integration.test_cli_errors import assert_user_error
+from tests.helpers import assert_user_error, run_cli
 from vit_edge.core.errors import DataError
 from vit_edge.core.types import InputSpec
 from vit_edge.data import (

@@ -11,8 +11,7 @@ from typing import Iterator
 import pytest
 import torch
 
-from tests.conftest import export_shipped, run_cli, small_vit, tmpfs
-from tests.integration.test_cli_errors import assert_user_error
+from tests.helpers import assert_user_error, export_shipped, run_cli, small_vit, tmpfs
 from vit_edge.core.artifact import MANIFEST_NAME
 from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import save_checkpoint

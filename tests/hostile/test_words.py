@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, export_shipped, run_cli, small_vit
-from tests.integration.test_cli_errors import assert_user_error
+from tests.helpers import REPO, assert_user_error, export_shipped, run_cli, small_vit
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import save_checkpoint

@@ -11,7 +11,7 @@ from PIL import Image
 
 import vit_edge
 import vit_edge.quantization.recipe
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from vit_edge.core.errors import ArtifactError, ConfigError
 
 FAST = {"runs": 2, "min_seconds": 0.0, "warmup": 0}

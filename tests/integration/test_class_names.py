@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 import vit_edge
-from tests.conftest import run_cli, small_vit
-from tests.integration.test_cli_errors import assert_nothing_written, assert_user_error
+from tests.helpers import assert_nothing_written, assert_user_error, run_cli, small_vit
 from vit_edge.core.errors import ConfigError, DataError
 from vit_edge.data.datasets import FASHION_MNIST_CLASSES
 from vit_edge.data.sources import DataOptions

@@ -6,25 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import run_cli, small_vit
+from tests.helpers import assert_nothing_written, assert_user_error, run_cli, small_vit
 from vit_edge.core.types import InputSpec
 from vit_edge.models.checkpoint import save_checkpoint
-
-
-def assert_user_error(result, *fragments: str) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    errors = [line for line in lines if line.startswith("vit-edge: error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr  # progress lines may come before it
-    message = errors[0]
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
-
-
-def assert_nothing_written(folder: Path) -> None:
-    assert not any(p.name.startswith(".") or p.name == "out" for p in folder.iterdir()), list(folder.iterdir())
 
 
 @pytest.fixture

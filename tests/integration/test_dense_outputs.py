@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_cli
-from tests.integration.test_cli_errors import assert_user_error
-from tests.unit.test_rope_families import timm_dinov3
+from tests.helpers import assert_user_error, run_cli, timm_dinov3
 from vit_edge.api import Artifact, export
 from vit_edge.core.targets import TARGETS
 

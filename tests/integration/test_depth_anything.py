@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_cli
-from tests.integration.test_cli_errors import assert_user_error
+from tests.helpers import assert_user_error, run_cli
 from vit_edge.api import export
 from vit_edge.core.errors import ConfigError, UnsupportedModelError
 from vit_edge.models.dense_heads import DenseModel

@@ -12,8 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import FIXTURES, assert_one_xnnpack_partition, run_cli
-from tests.integration.test_cli_errors import assert_nothing_written, assert_user_error
+from tests.helpers import (
+    FIXTURES,
+    assert_nothing_written,
+    assert_one_xnnpack_partition,
+    assert_user_error,
+    cosine,
+    run_cli,
+)
 from tests.unit.test_hybrid import small_hybrid_model
 from tests.unit.test_timm_families import FAMILIES, family_model
 from tests.unit.test_transreid import transreid_state
@@ -35,8 +41,7 @@ def any_family(family: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
     return small_hybrid_model(), {"inputs": io["inputs"].float(), "output": io["logits"]}
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES) + ["hybrid"])

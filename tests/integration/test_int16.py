@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
-from tests.integration.test_cli_errors import assert_user_error
+from tests.helpers import assert_user_error, run_cli
 from vit_edge import quantize
 from vit_edge.core.artifact import read_manifest
 from vit_edge.quantization.recipe import Recipe
@@ -105,7 +104,7 @@ def test_any_mix_of_widths_converts_and_matches_its_simulation_in_litert(tmp_pat
     """Each place a width can change (an op's input, its output, attn·V into the projection, the LayerNorm that
     feeds an INT16 matmul) converts, and LiteRT computes what the simulation computes (the pipeline's parity)."""
     pytest.importorskip("ethosu.vela")
-    from tests.conftest import small_vit
+    from tests.helpers import small_vit
     from vit_edge.data.synthetic import smooth_images
 
     calib = (smooth_images(16, 32, 3, seed=1).transpose(0, 3, 1, 2) / 127.5 - 1).astype(np.float32)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import small_vit
+from tests.helpers import small_vit
 from vit_edge.api import export
 from vit_edge.benchmarking.sweep import BenchConfig, bench
 from vit_edge.runtime.measure import latency_stats

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli, small_vit
-from tests.integration.test_cli_errors import assert_user_error
+from tests.helpers import assert_user_error, run_cli, small_vit
 from vit_edge.api import export, quantize
 from vit_edge.data.synthetic import smooth_images
 

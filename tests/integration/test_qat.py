@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import REPO, run_cli
+from tests.helpers import REPO, run_cli
 from vit_edge.core.errors import ArtifactError, ConfigError
 from vit_edge.data.datasets import load_fashion_mnist
 from vit_edge.data.preprocess import preprocess_uint8

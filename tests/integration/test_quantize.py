@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_cli, small_vit
+from tests.helpers import run_cli, small_vit
 from vit_edge.api import quantize
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.targets import TARGETS as TARGET_DECLARATIONS

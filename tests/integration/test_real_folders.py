@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from tests.conftest import run_cli
-from tests.integration.test_cli_errors import assert_nothing_written, assert_user_error
+from tests.helpers import assert_nothing_written, assert_user_error, run_cli
 from vit_edge.data.datasets import load_fashion_mnist
 
 pytestmark = pytest.mark.slow

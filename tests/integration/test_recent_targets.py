@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import assert_one_xnnpack_partition, run_cli
-from tests.integration.test_rope_targets import export_matching, int8_against_fp32
-from tests.unit.test_recent_families import _as_patches, _moved
-from tests.unit.test_rope_families import timm_dinov3
+from tests.helpers import (
+    as_patches,
+    assert_one_xnnpack_partition,
+    export_matching,
+    int8_against_fp32,
+    moved_off_init,
+    run_cli,
+    timm_dinov3,
+)
 from vit_edge.api import Artifact, export
 from vit_edge.core.targets import TARGETS
 
@@ -44,7 +49,7 @@ def test_cli_exports_a_siglip2_folder_at_another_grid(tmp_path: Path) -> None:
     transformers = pytest.importorskip("transformers")
     config = transformers.Siglip2VisionConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                               intermediate_size=96, patch_size=8, num_patches=16)
-    reference = _moved(transformers.Siglip2VisionModel(config))
+    reference = moved_off_init(transformers.Siglip2VisionModel(config))
     reference.save_pretrained(tmp_path / "siglip2")
     out = tmp_path / "art"
     result = run_cli("export", str(tmp_path / "siglip2"), "--img-size", "24x48", "--target", "tflite", "--out",
@@ -52,7 +57,7 @@ def test_cli_exports_a_siglip2_folder_at_another_grid(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     x = torch.randn(2, 3, 24, 48)
     with torch.no_grad():
-        expected = reference(pixel_values=_as_patches(x, 8), spatial_shapes=torch.tensor([[3, 6], [3, 6]]),
+        expected = reference(pixel_values=as_patches(x, 8), spatial_shapes=torch.tensor([[3, 6], [3, 6]]),
                              pixel_attention_mask=torch.ones(2, 18, dtype=torch.long)).pooler_output.numpy()
     np.testing.assert_allclose(Artifact.open(out).run(x.numpy()), expected, atol=1e-4, rtol=0)
 
@@ -65,12 +70,12 @@ def test_siglip2_on_executorch_keeps_the_tanh_gelu(tmp_path: Path) -> None:
     transformers = pytest.importorskip("transformers")
     config = transformers.Siglip2VisionConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                               intermediate_size=96, patch_size=8, num_patches=16)
-    reference = _moved(transformers.Siglip2VisionModel(config))
+    reference = moved_off_init(transformers.Siglip2VisionModel(config))
     reference.save_pretrained(tmp_path / "siglip2")
     artifact = export(str(tmp_path / "siglip2"), "executorch", tmp_path / "art", parity_samples=2)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        expected = reference(pixel_values=_as_patches(x, 8), spatial_shapes=torch.tensor([[4, 4], [4, 4]]),
+        expected = reference(pixel_values=as_patches(x, 8), spatial_shapes=torch.tensor([[4, 4], [4, 4]]),
                              pixel_attention_mask=torch.ones(2, 16, dtype=torch.long)).pooler_output.numpy()
     np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
     delegation = json.loads((artifact.path / "delegation.json").read_text())
@@ -89,7 +94,7 @@ def test_hf_folders_export_with_transformers_numbers(kind: str, target: str, tmp
         model = transformers.MetaClip2VisionModelWithProjection(transformers.MetaClip2VisionConfig(
             hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96, patch_size=8,
             image_size=32, projection_dim=24))
-    reference = _moved(model)
+    reference = moved_off_init(model)
     reference.save_pretrained(tmp_path / kind)
     artifact = export(str(tmp_path / kind), target, tmp_path / "art", parity_samples=2)
     side = 56 if kind == "aimv2" else 32

@@ -3,19 +3,14 @@ real timm's output (FP32 within 1e-4) and INT8 agrees with FP32; TFLite stays on
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import assert_one_xnnpack_partition
-from tests.integration.test_families import cosine
-from tests.unit.test_rope_families import timm_dinov3
-from vit_edge.api import export, quantize
+from tests.helpers import assert_one_xnnpack_partition, export_matching, int8_against_fp32, timm_dinov3
+from vit_edge.api import export
 from vit_edge.core.targets import TARGETS
-from vit_edge.data.preprocess import preprocess_uint8
-from vit_edge.data.synthetic import smooth_images
 
 pytestmark = pytest.mark.slow
 
@@ -37,25 +32,10 @@ def test_dinov3_fp32_matches_timm_in_each_runtime(dinov3: torch.nn.Module, targe
     np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
 
 
-def export_matching(model: torch.nn.Module, target: str, size: tuple[int, int], out: Path) -> Any:
-    """The FP32 artifact of `model`, checked to give the library model's own output within 1e-4 on 3 inputs."""
-    x = torch.randn(3, 3, *size)
-    with torch.no_grad():
-        expected = model(x).numpy()
-    artifact = export(model, target, out, parity_samples=4)
-    np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
-    return artifact
 
 
-def int8_against_fp32(model: torch.nn.Module, target: str, size: tuple[int, int], out: Path) -> tuple[Any, float]:
-    """PTQ on 64 smooth images, then the artifact's worst cosine to the FP32 model on 16 others."""
-    artifact = quantize(model, target, out, calib=smooth_images(64, size, 3, seed=1), calib_size=64, parity_samples=8)
-    batch = preprocess_uint8(smooth_images(16, size, 3, seed=7), artifact.manifest.input_spec)
-    with torch.no_grad():
-        reference = model(torch.from_numpy(batch)).numpy()
-    worst = float(cosine(reference, artifact.run(batch)).min())
-    print(f"{type(model).__name__} INT8 on {target}: min cosine to FP32 {worst:.5f}")
-    return artifact, worst
+
+
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
@@ -68,7 +48,7 @@ def test_dinov3_int8_agrees_with_fp32(dinov3: torch.nn.Module, target: str, tmp_
 
 def test_cli_exports_a_dinov3_name_with_its_weights(tmp_path: Path) -> None:
     """What a user types: `vit-edge export timm:vit_small_patch16_dinov3 --weights W` (full size, 256 px)."""
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
     from vit_edge.api import Artifact
 
     reference = timm_dinov3("vit_small_patch16_dinov3", num_classes=0)

@@ -9,8 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import REPO, run_cli, tmpfs
-from tests.integration.test_cli_errors import assert_user_error
+from tests.helpers import REPO, assert_user_error, run_cli, tmpfs
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 
 @pytest.fixture(scope="module")

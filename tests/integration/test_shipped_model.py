@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from vit_edge.api import Artifact
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.targets import TARGETS

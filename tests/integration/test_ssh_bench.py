@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import run_cli, small_vit
+from tests.helpers import run_cli, small_vit
 from vit_edge.api import export
 from vit_edge.benchmarking.sweep import BenchConfig, bench
 
@@ -132,7 +132,7 @@ def test_timeout_stops_the_board_side_process_and_cleans_up(sshd, tmp_path: Path
 
 
 def test_host_that_looks_like_an_option_is_refused(tmp_path: Path) -> None:
-    from tests.integration.test_cli_errors import assert_user_error
+    from tests.helpers import assert_user_error
 
     for device, fragment in [("ssh://-oProxyCommand", "would be read by"), ("ssh://-V", "would be read by"),
                              ("adb:-s", "would be read by"), ("ssh://-oProxyCommand=touch%20pwned", "cannot parse")]:
@@ -189,7 +189,7 @@ def test_fleet_of_two_devices_one_unreachable_gives_one_report(sshd, tmp_path: P
     ("# nothing\n", "lists no device"),
 ])
 def test_bad_devices_file_is_refused_before_measuring(text: str, fragment: str, tmp_path: Path) -> None:
-    from tests.integration.test_cli_errors import assert_user_error
+    from tests.helpers import assert_user_error
 
     (tmp_path / "devices.txt").write_text(text)
     result = run_cli("bench", str(tmp_path), "--devices", str(tmp_path / "devices.txt"), "--out", str(tmp_path / "r"))

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
-from tests.integration.test_cli_errors import assert_user_error
+from tests.helpers import assert_user_error, run_cli
 from vit_edge.api import export, quantize
 from vit_edge.core.targets import TARGETS
 from vit_edge.core.types import Precision

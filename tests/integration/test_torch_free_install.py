@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, export_shipped
+from tests.helpers import REPO, export_shipped
 
 pytestmark = pytest.mark.slow  # a venv, a pip install and an export: about 20 s with pip's cache warm
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from vit_edge.models.checkpoint import load_checkpoint
 
 

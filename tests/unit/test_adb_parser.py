@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 from vit_edge.benchmarking.adb import parse_benchmark_model_output
 from vit_edge.core.errors import DeviceError
 

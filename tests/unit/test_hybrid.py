@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 from vit_edge.models.checkpoint import load_strict
 from vit_edge.models.hybrid import ResNetV2Stem, StdConv2dSame, fold_weight_standardization, same_padding
 from vit_edge.models.vit import VisionTransformer, ViTConfig

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import small_vit
+from tests.helpers import small_vit
 from vit_edge.core.errors import ConfigError
 from vit_edge.data.synthetic import smooth_images
 from vit_edge.quantization.integer_graph import Requantize

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import fx
 
-from tests.conftest import small_vit
+from tests.helpers import small_vit
 from vit_edge.data.synthetic import smooth_images
 from vit_edge.quantization.integer_graph import MOVES_DATA, integer_graph
 from vit_edge.quantization.lowering import quantize_outputs_for_npu, quantize_outputs_for_tflite

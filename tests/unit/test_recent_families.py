@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.unit.test_rope_families import timm_dinov3
+from tests.helpers import as_patches, moved_off_init, timm_dinov3
 from vit_edge.core.errors import UnsupportedModelError
 from vit_edge.models.loaders import load_model
 from vit_edge.models.registry import TIMM_NAMES, timm_entry
@@ -16,12 +16,7 @@ from vit_edge.models.registry import TIMM_NAMES, timm_entry
 transformers = pytest.importorskip("transformers")
 
 
-def _moved(model: torch.nn.Module) -> torch.nn.Module:
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.05 * torch.randn_like(param))
-    return model.eval()
+
 
 
 @pytest.mark.parametrize("name, kwargs, size", [
@@ -55,7 +50,7 @@ def test_new_timm_families_are_listed() -> None:
 def hf_aimv2(folder: Path, **changes: Any) -> torch.nn.Module:
     config = transformers.Aimv2VisionConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                             intermediate_size=96, image_size=56, patch_size=14, **changes)
-    model = _moved(transformers.Aimv2VisionModel(config))
+    model = moved_off_init(transformers.Aimv2VisionModel(config))
     model.save_pretrained(folder)
     return model
 
@@ -83,11 +78,7 @@ def test_native_resolution_aimv2_is_refused(tmp_path: Path) -> None:
         load_model(tmp_path)
 
 
-def _as_patches(x: torch.Tensor, patch: int) -> torch.Tensor:
-    """What Siglip2ImageProcessor hands the model: (B, patches, patch·patch·C), patches row by row."""
-    batch, channels, height, width = x.shape
-    grid = x.reshape(batch, channels, height // patch, patch, width // patch, patch).permute(0, 2, 4, 3, 5, 1)
-    return grid.reshape(batch, (height // patch) * (width // patch), patch * patch * channels)
+
 
 
 @pytest.mark.parametrize("img_size", [None, (24, 48)])
@@ -96,7 +87,7 @@ def test_hf_siglip2_at_a_fixed_grid_matches_transformers(tmp_path: Path, img_siz
     with antialiasing for that grid, as transformers does per image; the linear patch embedding as a convolution."""
     config = transformers.Siglip2VisionConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                               intermediate_size=96, patch_size=8, num_patches=16)
-    reference = _moved(transformers.Siglip2VisionModel(config))
+    reference = moved_off_init(transformers.Siglip2VisionModel(config))
     reference.save_pretrained(tmp_path)
     loaded = load_model(tmp_path, img_size=img_size)
     height, width = img_size or (32, 32)
@@ -104,7 +95,7 @@ def test_hf_siglip2_at_a_fixed_grid_matches_transformers(tmp_path: Path, img_siz
     x = torch.randn(2, 3, height, width)
     grid = (height // 8, width // 8)
     with torch.no_grad():
-        out = reference(pixel_values=_as_patches(x, 8), spatial_shapes=torch.tensor([grid, grid]),
+        out = reference(pixel_values=as_patches(x, 8), spatial_shapes=torch.tensor([grid, grid]),
                         pixel_attention_mask=torch.ones(2, grid[0] * grid[1], dtype=torch.long))
         torch.testing.assert_close(loaded.model(x), out.pooler_output, atol=1e-4, rtol=0)
 
@@ -114,7 +105,7 @@ def test_hf_siglip2_at_a_fixed_grid_matches_transformers(tmp_path: Path, img_siz
 def test_hf_metaclip2_matches_transformers(tmp_path: Path, cls: str, output: str) -> None:
     config = transformers.MetaClip2VisionConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                                 intermediate_size=96, patch_size=8, image_size=32, projection_dim=24)
-    reference = _moved(getattr(transformers, cls)(config))
+    reference = moved_off_init(getattr(transformers, cls)(config))
     reference.save_pretrained(tmp_path)
     loaded = load_model(tmp_path)
     assert loaded.source["family"] == "metaclip2" and loaded.source["output"] == output

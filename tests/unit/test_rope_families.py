@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 
+from tests.helpers import timm_dinov3
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
 from vit_edge.models.loaders import load_model
 from vit_edge.models.registry import TIMM_NAMES, timm_entry
@@ -22,17 +23,7 @@ DINOV3_CASES: list[tuple[str, dict[str, Any], tuple[int, int]]] = [
 ]
 
 
-def timm_dinov3(name: str, seed: int = 0, **kwargs: Any) -> torch.nn.Module:
-    """A real timm DINOv3 with every tensor moved off its init (LayerScale 1e-5 → about 0.05: it matters)."""
-    from tests.timm_import import import_timm
 
-    timm = import_timm()
-    torch.manual_seed(seed)
-    model = timm.create_model(name, pretrained=False, **kwargs).eval()
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.05 * torch.randn_like(param))
-    return model
 
 
 @pytest.mark.parametrize("name, kwargs, size", DINOV3_CASES)

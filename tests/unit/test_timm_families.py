@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from tests.conftest import FIXTURES
+from tests.helpers import FIXTURES
 from vit_edge.core.errors import ModelLoadError, UnsupportedModelError
 from vit_edge.models.checkpoint import load_strict
 from vit_edge.models.loaders import load_model

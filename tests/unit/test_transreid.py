@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import small_vit
+from tests.helpers import small_vit
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
 from vit_edge.models.transreid import (
     convert_transreid_state_dict,

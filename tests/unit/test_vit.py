@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import FIXTURES, small_vit
+from tests.helpers import FIXTURES, small_vit
 from vit_edge.models.checkpoint import load_strict
 from vit_edge.models.registry import TIMM_NAMES, reference_config, timm_entry
 from vit_edge.models.timm_compat import eva_state_to_reference, is_eva_state_dict

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import small_vit
+from tests.helpers import small_vit
 from vit_edge.exporters.xnnpack_shape import LinearMeanLayerNorm, xnnpack_shaped
 from vit_edge.models.layers import Attention
 

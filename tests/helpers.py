@@ -1,0 +1,153 @@
+"""What the tests share, in one module: small real models built in-process, the real CLI run in a subprocess, and
+the assertions every user-facing error must meet (one line, exit 2, nothing written). Fixtures stay in conftest.py;
+test modules import helpers from here, never from each other."""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from vit_edge.models.vit import VisionTransformer, ViTConfig
+
+__all__ = ["FIXTURES", "REPO", "assert_nothing_written", "assert_one_xnnpack_partition", "assert_user_error",
+           "as_patches", "cosine", "export_matching", "export_shipped", "int8_against_fp32", "moved_off_init",
+           "run_cli", "small_vit", "timm_dinov3", "tmpfs"]
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def small_vit(distilled: bool = False, seed: int = 0, **changes: int) -> VisionTransformer:
+    """A 2-block ViT on 32×32 inputs: converts in seconds yet has every op of a full-size one."""
+    torch.manual_seed(seed)
+    cfg = ViTConfig(img_size=32, patch_size=8, num_classes=10, embed_dim=48, depth=2, num_heads=3,
+                    mlp_hidden_dim=96, distilled=distilled).with_(**changes)
+    return VisionTransformer(cfg).eval()
+
+
+def run_cli(*args: str, cwd: Path | None = None, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    """Run `vit-edge ARGS` as a user would; `prelude` is Python run first (e.g. to make a package unimportable)."""
+    code = f"{prelude}\nimport sys\nfrom vit_edge.cli import main\nsys.exit(main({list(args)!r}))"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@contextlib.contextmanager
+def tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs at `mount` ('size=1m,ro', 'size=160k'): root writes through file modes, not through a read-only
+    or full mount. Skips where this machine does not allow mounting."""
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def export_shipped(out: Path) -> Path:
+    """The shipped model exported to ONNX through the CLI (2 parity inputs): an artifact to break or measure."""
+    result = run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(out), "--parity-samples", "2")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def assert_one_xnnpack_partition(model_file: Path) -> None:
+    """LiteRT + XNNPACK takes the whole graph: no op is left to the reference kernels."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from vit_edge.runtime.litert import undelegated_ops
+
+    interpreter = Interpreter(model_path=str(model_file), num_threads=1)
+    interpreter.allocate_tensors()
+    assert undelegated_ops(interpreter._get_ops_details()) == []
+
+
+def assert_user_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    """The run failed as a user error must: exit 2, one 'vit-edge: error:' line last, no traceback, naming
+    every fragment; returns the line."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in lines if line.startswith("vit-edge: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr  # progress lines may come before it
+    message = errors[0]
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def assert_nothing_written(folder: Path) -> None:
+    """No output folder and no hidden partial or lock beside it."""
+    assert not any(p.name.startswith(".") or p.name == "out" for p in folder.iterdir()), list(folder.iterdir())
+
+
+# -- models and outputs shared by the family tests ---------------------------------------------------------
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Each row's cosine between two (N, D) outputs."""
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def timm_dinov3(name: str, seed: int = 0, **kwargs: Any) -> torch.nn.Module:
+    """A real timm DINOv3 with every tensor moved off its init (LayerScale 1e-5 → about 0.05: it matters)."""
+    from tests.timm_import import import_timm
+
+    timm = import_timm()
+    torch.manual_seed(seed)
+    model = timm.create_model(name, pretrained=False, **kwargs).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    return model
+
+
+def moved_off_init(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with every tensor moved off its init (a fresh model's symmetric weights hide layout mistakes)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    return model.eval()
+
+
+def as_patches(x: torch.Tensor, patch: int) -> torch.Tensor:
+    """What Siglip2ImageProcessor hands the model: (B, patches, patch·patch·C), patches row by row."""
+    batch, channels, height, width = x.shape
+    grid = x.reshape(batch, channels, height // patch, patch, width // patch, patch).permute(0, 2, 4, 3, 5, 1)
+    return grid.reshape(batch, (height // patch) * (width // patch), patch * patch * channels)
+
+
+def export_matching(model: torch.nn.Module, target: str, size: tuple[int, int], out: Path) -> Any:
+    """The FP32 artifact of `model`, checked to give the library model's own output within 1e-4 on 3 inputs."""
+    from vit_edge.api import export
+
+    x = torch.randn(3, 3, *size)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    artifact = export(model, target, out, parity_samples=4)
+    np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
+    return artifact
+
+
+def int8_against_fp32(model: torch.nn.Module, target: str, size: tuple[int, int], out: Path) -> tuple[Any, float]:
+    """PTQ on 64 smooth images, then the artifact's worst cosine to the FP32 model on 16 others."""
+    from vit_edge.api import quantize
+    from vit_edge.data.preprocess import preprocess_uint8
+    from vit_edge.data.synthetic import smooth_images
+
+    artifact = quantize(model, target, out, calib=smooth_images(64, size, 3, seed=1), calib_size=64, parity_samples=8)
+    batch = preprocess_uint8(smooth_images(16, size, 3, seed=7), artifact.manifest.input_spec)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(batch)).numpy()
+    worst = float(cosine(reference, artifact.run(batch)).min())
+    print(f"{type(model).__name__} INT8 on {target}: min cosine to FP32 {worst:.5f}")
+    return artifact, worst
