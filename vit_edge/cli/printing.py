@@ -110,6 +110,8 @@ def quantize_line(path: Path, manifest: Manifest) -> str:
     q = manifest.quantization or {}
     accuracy = q.get("accuracy", {})
     line = _matmul_counts(q)
+    if q.get("float_ops"):  # a dense model: the neck's and head's convolutions stay float in this step
+        line += f", {len(q['float_ops'])} neck/head convolutions float"
     if accuracy.get("budget_met_in_runtime") is False:
         line += (f"; the budget of {q['recipe']['max_drop']} pt holds in PyTorch's simulation (drop "
                  f"{accuracy['drop_simulated']:.2f} pt) but not as {accuracy['int8_top1_measured_in']} scores the file "
@@ -119,9 +121,21 @@ def quantize_line(path: Path, manifest: Manifest) -> str:
         line += f"; agreement with fp32 {accuracy['agreement_top1']:.2f}%"
     elif "agreement_top1" in accuracy:
         line += f"; {_unlabelled_words(accuracy)}"
+    elif "abs_rel" in accuracy:
+        line += f"; {_depth_words(accuracy)}"
     elif "cosine" in accuracy:
         line += f"; mean cosine with fp32 {accuracy['cosine']:.5f} (worst {accuracy['min_cosine']:.5f})"
     return f"{path}  ({manifest.target} int8: {line})"
+
+
+def _depth_words(accuracy: dict[str, Any]) -> str:
+    """A depth map's measures against fp32 (never a top-1), on the images they were measured on."""
+    def percent(key: str) -> str:
+        value = accuracy.get(key)
+        return "n/a" if value is None else f"{100 * value:.2f}%"
+
+    return (f"depth against fp32 on the {accuracy.get('images', '?')} calibration images: AbsRel "
+            f"{percent('abs_rel')}, δ<1.25 {percent('delta1')}, SQNR {accuracy['sqnr_db']:.1f} dB")
 
 
 def _unlabelled_words(accuracy: dict[str, Any]) -> str:

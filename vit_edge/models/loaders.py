@@ -103,11 +103,12 @@ class LoadedModel:
 
     @property
     def vit(self) -> VisionTransformer:
-        """The model as a ViT, for what is built for ViTs alone (INT8, QAT, tune); a dense model (encoder, neck and
-        head) is refused in one line."""
+        """The model as a ViT, for what is built for ViTs alone (QAT, tune); a dense model (encoder, neck and head)
+        is refused in one line (its PTQ goes through quantization/dense.py)."""
         if isinstance(self.model, DenseModel):
-            raise UnsupportedModelError(f"INT8, QAT and tune are not built yet for a dense model "
-                                        f"({self.source.get('family')}: encoder, neck, head); export it in float")
+            raise UnsupportedModelError(f"QAT and tune are not built yet for a dense model "
+                                        f"({self.source.get('family')}: encoder, neck, head); use post-training INT8 "
+                                        "or float")
         return self.model
 
     @property

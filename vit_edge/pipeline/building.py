@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from vit_edge.core.errors import ConfigError
 from vit_edge.core.options import ExportOptions
 from vit_edge.core.output_kinds import Measure, ModelOutput
 from vit_edge.pipeline.checks import int8_lowering, int16_available
@@ -94,7 +95,9 @@ def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evalu
                log: Callable[[str], None]) -> tuple[dict[str, Any], Any]:
     """Calibrate, quantize (PTQ within the budget, or QAT), lower for the target: (the manifest's summary, the
     INT8 model to convert); the model is None on torchrun ranks other than 0."""
+    from vit_edge.models.dense_heads import DenseModel
     from vit_edge.quantization.calibration import load_calibration
+    from vit_edge.quantization.dense import quantize_dense, scope_summary
     from vit_edge.quantization.pipeline import evaluate_on, quantize_with_budget
     from vit_edge.quantization.qat_run import run_qat
 
@@ -104,7 +107,13 @@ def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evalu
     lower = int8_lowering(to.options)
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
     extra: dict[str, Any] = {}
-    if request.qat is None:
+    if isinstance(loaded.model, DenseModel):  # QAT, --max-drop and --eval were refused by the output kind
+        if to.options.npu is not None:
+            raise ConfigError("--npu is not built yet for a dense model (Depth Anything): its integer graph covers "
+                              "ViT blocks only; quantize for --target tflite without --npu")
+        quant, metrics = quantize_dense(loaded.model, recipe, calibration.batch, log, lower)
+        extra = scope_summary(loaded.model)
+    elif request.qat is None:
         quant, metrics = quantize_with_budget(loaded.vit, recipe, calibration.batch, evaluation, loaded.spec, log,
                                               lower=lower, reference=reference,
                                               int16_kernels=int16_available(to.options))
@@ -125,6 +134,9 @@ def _named_as_measured(metrics: dict[str, Any], evaluation: LabelledImages | Non
     without, the budget's 'drop' is disagreement with fp32 on the calibration images and is called so."""
     if evaluation is not None:
         return {**metrics, "eval_data": evaluation.describe()}
+    if "abs_rel" in metrics:  # a depth map's measures, against FP32 on the calibration images
+        return {**metrics, "measured_on": f"{metrics['images']} calibration images of {calibration_source} "
+                                          "(against the FP32 model, no ground truth)"}
     if "drop" not in metrics:  # a cosine (tokens, embeddings) names itself
         return metrics
     renamed = {{"drop": "disagreement", "merge_drop": "merge_disagreement"}.get(key, key): value

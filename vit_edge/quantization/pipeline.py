@@ -8,6 +8,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from vit_edge.core.depth_metrics import depth_scores
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.output_kinds import OUTPUTS, Measure, ModelOutput
 from vit_edge.core.parity import compare_logits
@@ -30,13 +31,17 @@ def _logits(model: torch.nn.Module, batch: np.ndarray, what: str = "scoring") ->
 def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray,
              labels: np.ndarray | None) -> dict[str, float]:
     """Top-1 before and after (when labelled) and agreement with the float model; `drop` is what the budget checks.
-    An output without classes (tokens, feature maps, embeddings) gets its cosine with the float model only."""
+    An output without classes (tokens, feature maps, embeddings) gets its cosine with the float model only, and a
+    depth map its kind's measures too (AbsRel, δ<1.25, SQNR against the float model: core/depth_metrics.py)."""
     reference = _logits(float_model, data, "scoring the float model")
     quantized = _logits(quant.model, data, f"scoring INT8 ({len(quant.int8_matmuls)} matmuls)")
     output = _output_of(float_model)
     compared = compare_logits(reference, quantized, output)
     if not output.supports(Measure.AGREEMENT):
-        return {"images": int(len(data)), "cosine": compared["mean_cosine"], "min_cosine": compared["min_cosine"]}
+        found = {"images": int(len(data)), "cosine": compared["mean_cosine"], "min_cosine": compared["min_cosine"]}
+        if output.supports(Measure.ABS_REL):  # a depth map: the kind's own measures against FP32
+            found.update(depth_scores(quantized, reference).to_json())
+        return found
     result = {"images": int(len(data)), "agreement_top1": 100 * compared["top1_agreement"],
               "logit_cosine": compared["mean_cosine"]}
     if labels is not None:
@@ -76,6 +81,9 @@ def _merge_cost(model: torch.nn.Module, reference: torch.nn.Module | None, data:
 
 
 def _metric_words(metrics: dict[str, Any]) -> str:
+    if metrics.get("abs_rel") is not None:
+        return (f"against the float model AbsRel {100 * metrics['abs_rel']:.2f}%, δ<1.25 "
+                f"{100 * metrics['delta1']:.2f}%, SQNR {metrics['sqnr_db']:.1f} dB")
     if "drop" not in metrics:
         return f"mean cosine with the float model {metrics['cosine']:.5f} (worst {metrics['min_cosine']:.5f})"
     measured = "top-1 drop" if "int8_top1" in metrics else "disagreement with the float model"

@@ -1,0 +1,95 @@
+"""INT8 of Depth Anything (#37, step 2): the encoder's matmuls INT8 by the ViT recipe, the neck and head float; the
+manifest and the CLI line carry the depth measures against FP32 (AbsRel, δ<1.25, SQNR), never a top-1; the file
+holds parity with the INT8 simulation in each target's runtime; --eval, --max-drop and QAT are refused in one line.
+
+The bound: the issue asks AbsRel within 2 % of FP32. On this tiny random-init model (4 blocks of width 32, 56 px,
+8 smooth synthetic calibration images) the INT8 simulation measures AbsRel 0.26 % (ONNX, OpenVINO), 0.30 % (TFLite)
+and 0.33 % (ExecuTorch), δ<1.25 ≥ 99.9 %, SQNR 58–61 dB; the tests assert the issue's 2 %, δ ≥ 98 % and SQNR ≥ 30 dB,
+and that the file run in its runtime scores within 0.5 pt AbsRel of what the manifest says. A trained model's outlier
+activations are harder than these random weights; these numbers say nothing about it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.helpers import assert_user_error, run_cli
+from tests.integration.test_depth_anything import make_depth_anything
+from vit_edge.api import quantize
+from vit_edge.core.depth_metrics import depth_scores
+from vit_edge.core.errors import ConfigError
+from vit_edge.data.preprocess import preprocess_uint8
+from vit_edge.data.synthetic import smooth_images
+from vit_edge.quantization.qat import QatTraining
+from vit_edge.quantization.recipe import Recipe
+from vit_edge.runtime.artifact import Artifact
+
+pytest.importorskip("transformers")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def depth(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Path, Path]:
+    """(the transformers model, its saved folder, a folder of 8 PNG calibration images at its 56 px)."""
+    model = make_depth_anything("relative")
+    root = tmp_path_factory.mktemp("depth_int8")
+    model.save_pretrained(root / "hf")
+    (root / "calib").mkdir()
+    for index, image in enumerate(smooth_images(8, 56, 3)):
+        Image.fromarray(image).save(root / "calib" / f"{index}.png")
+    return model, root / "hf", root / "calib"
+
+
+def _depth_checks(artifact: Artifact, hf: torch.nn.Module, calib: Path) -> dict[str, float]:
+    """The manifest's depth measures within the bounds, and the file itself, run in its runtime on the calibration
+    images, scoring against transformers' FP32 what the manifest says (the numbers are measured, not copied)."""
+    quantization = artifact.manifest.quantization or {}
+    accuracy = quantization["accuracy"]
+    assert "int8_top1" not in accuracy and "agreement_top1" not in accuracy  # no top-1 of a depth map
+    assert 0 < accuracy["abs_rel"] < 0.02 and accuracy["delta1"] >= 0.98 and accuracy["sqnr_db"] >= 30
+    assert artifact.manifest.parity["passed"] and artifact.manifest.parity["output"] == "depth"
+    assert quantization["int8_matmuls"] and all(n.startswith("encoder.blocks.") for n in quantization["int8_matmuls"])
+    assert "head.conv3" in quantization["float_ops"] and "float" in quantization["int8_scope"]
+    images = np.stack([np.asarray(Image.open(calib / f"{index}.png")) for index in range(8)])
+    x = preprocess_uint8(images, artifact.manifest.input_spec)
+    with torch.no_grad():
+        reference = hf(pixel_values=torch.from_numpy(x)).predicted_depth.numpy()
+    measured = depth_scores(np.asarray(artifact.run(x)), reference)
+    assert measured.abs_rel is not None and abs(measured.abs_rel - accuracy["abs_rel"]) < 0.005, measured
+    return accuracy
+
+
+def test_cli_quantizes_to_onnx_with_depth_measures(depth: tuple[torch.nn.Module, Path, Path], tmp_path: Path) -> None:
+    hf, folder, calib = depth
+    out = tmp_path / "onnx"
+    result = run_cli("quantize", str(folder), "--target", "onnx", "--calib", str(calib), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    accuracy = _depth_checks(Artifact.open(out), hf, calib)
+    line = next(line for line in result.stdout.splitlines() if "int8:" in line)
+    assert f"AbsRel {100 * accuracy['abs_rel']:.2f}%" in line and "SQNR" in line and "top-1" not in line, line
+    assert "neck/head convolutions float" in line, line
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["quantization"]["accuracy"]["measured_on"].startswith("8 calibration images")
+
+
+@pytest.mark.parametrize("target", ["openvino", "tflite", "executorch"])
+def test_other_targets_quantize_with_parity(depth: tuple[torch.nn.Module, Path, Path], target: str,
+                                            tmp_path: Path) -> None:
+    hf, folder, calib = depth
+    _depth_checks(quantize(folder, target, tmp_path / target, calib=str(calib)), hf, calib)
+
+
+def test_top1_measures_and_qat_are_refused(depth: tuple[torch.nn.Module, Path, Path], tmp_path: Path) -> None:
+    _, folder, calib = depth
+    assert_user_error(run_cli("quantize", str(folder), "--target", "onnx", "--calib", str(calib), "--eval",
+                              str(calib), "--out", str(tmp_path / "a")), "--eval needs top-1", "depth map")
+    with pytest.raises(ConfigError, match="max_drop, a budget in top-1 points, needs top-1"):
+        quantize(folder, "onnx", tmp_path / "b", calib=str(calib), recipe=Recipe(max_drop=1.0), eval_data=str(calib))
+    with pytest.raises(ConfigError, match="QAT .* needs top-1 against labels, which only class logits have"):
+        quantize(folder, "onnx", tmp_path / "c", calib=str(calib), qat=QatTraining(str(calib)),
+                 eval_data=str(calib))
