@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 from vit_edge.api import export
-from vit_edge.benchmarking.report import write_reports
+from vit_edge.benchmarking.report import markdown_table, npu_markdown, write_reports
+from vit_edge.benchmarking.sanity import warnings_for
 from vit_edge.benchmarking.sweep import BenchConfig, bench
 from vit_edge.core.errors import VitEdgeError
+from vit_edge.core.outputs import OutputKind, clear_output
 from vit_edge.core.targets import TARGETS
 from vit_edge.core.types import Precision
 from vit_edge.data.datasets import load_fashion_mnist
@@ -55,26 +57,8 @@ def export_all() -> tuple[list[Path], list[list[str]]]:
     return paths, failures
 
 
-def table(records: list[dict], failures: list[list[str]]) -> str:
-    header = ["target", "precision", "ran as", "size kB", "parity cos", "p50 ms", "p90 ms", "peak MB", "top-1 %",
-              "agree w/ torch %", "artifact"]
-    rows = []
-    for r in records:
-        if r.status != "ok":
-            rows.append([(r.target or "?"), (r.precision or "?"), "-", "-", "-", "-", "-", "-", "-", "-",
-                         f"{r.status}: {r.error}"])
-            continue
-        from vit_edge.core.artifact import read_manifest
-
-        parity = read_manifest(r.artifact).parity
-        rows.append([r.target, r.precision, r.session["precision"], f"{1000 * r.size_mb:.0f}",
-                     f"{parity['min_cosine']:.7f}", f"{r.p50_ms:.3f}", f"{r.p90_ms:.3f}",
-                     f"{r.peak_rss_mb:.0f}", f"{r.top1:.2f}",
-                     f"{(r.agreement_top1 or float('nan')):.2f}", r.artifact])
-    rows += [[t, p, "-", "-", "-", "-", "-", "-", "-", "-", msg] for t, p, msg in failures]
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths))
-                     for row in [header, ["-" * w for w in widths], *rows])
+def failure_lines(failures: list[list[str]]) -> str:
+    return "".join(f"- {target} {precision}: {message}\n" for target, precision, message in failures)
 
 
 def main() -> int:
@@ -87,10 +71,15 @@ def main() -> int:
     records = bench([str(p) for p in paths],
                     BenchConfig(threads=(2,), runs=100, min_seconds=1.0, data="fashion-mnist", reference="pytorch"),
                     progress=lambda line: print(line, flush=True))
+    clear_output(REPORT, OutputKind.BENCH_REPORT, force=True)  # the previous demo's report, never a user's folder
     reports = write_reports(records, REPORT)
     torch_top1 = _torch_top1(data)
-    print(f"\nPyTorch fp32 top-1: {torch_top1:.2f}%\n")
-    print(table(records, failures))
+    print(f"\nPyTorch fp32 top-1: {torch_top1:.2f}% (the baseline every top-1 below is compared with)\n")
+    print(markdown_table(records) + npu_markdown(records))
+    if failures:
+        print("not built:\n" + failure_lines(failures))
+    for line in warnings_for(records):
+        print(f"warning: {line}")
     print("\nreports: " + ", ".join(str(p) for p in reports.values()))
     return 1 if failures or any(r.status != "ok" for r in records) else 0
 
