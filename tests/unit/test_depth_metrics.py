@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from vit_edge.core.depth_metrics import abs_rel, delta1, depth_scores, sqnr_db
+from vit_edge.core.depth_metrics import abs_rel, delta1, depth_scores, depth_verdict, sqnr_db
 from vit_edge.core.errors import ParityError
 
 REFERENCE = np.array([[[1.0, 2.0], [4.0, 0.0]]])  # one 2×2 map; the 0 is a ReLU's "far" pixel
@@ -42,3 +42,11 @@ def test_scores_together_and_what_cannot_be_measured() -> None:
     assert empty.abs_rel is None and empty.delta1 is None and empty.valid_share == 0.0
     with pytest.raises(ParityError, match="cannot be compared"):
         abs_rel(np.ones((2, 2)), np.ones((2, 3)))
+
+
+def test_verdict_holds_abs_rel_to_two_percent() -> None:
+    # 1.9 % and 2.1 % relative error at every pixel: inside and outside bench's AbsRel tolerance of 2 %
+    reference = np.full((1, 2, 2), 10.0)
+    assert depth_verdict(depth_scores(reference * 1.019, reference)) is None
+    assert "AbsRel 2.10%" in str(depth_verdict(depth_scores(reference * 1.021, reference)))
+    assert "cannot be measured" in str(depth_verdict(depth_scores(reference, np.zeros((1, 2, 2)))))

@@ -21,6 +21,7 @@ import numpy as np
 from vit_edge.benchmarking.devices import LocalDevice, SshDevice, parse_device
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.artifact import MANIFEST_NAME, Manifest, read_manifest
+from vit_edge.core.depth_metrics import depth_scores, depth_verdict
 from vit_edge.core.errors import ArtifactError, ConfigError, DiskFullError, VitEdgeError
 from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.output_kinds import Measure
@@ -328,6 +329,12 @@ def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) ->
         found.update(status="mismatch", error=(
             f"disagrees with the reference beyond {manifest.precision.value} tolerance: min cosine "
             f"{verdict['min_cosine']:.5f} (need ≥ {verdict['tolerance_min_cosine']}){agreement_words(verdict)}"))
+    elif manifest.output.supports(Measure.ABS_REL):  # a depth map: its own measures, held to AbsRel ≤ 2 %
+        scores = depth_scores(logits, reference)
+        found.update({f"depth_{key}": value for key, value in scores.to_json().items()})
+        failure = depth_verdict(scores)
+        if failure is not None:
+            found.update(status="mismatch", error=f"depth {failure}")
     return found
 
 

@@ -17,9 +17,14 @@ import numpy as np
 
 from vit_edge.core.errors import ParityError
 
-__all__ = ["DELTA1_THRESHOLD", "DepthScores", "depth_scores", "abs_rel", "delta1", "sqnr_db"]
+__all__ = ["DELTA1_THRESHOLD", "ABS_REL_TOLERANCE", "DepthScores", "depth_verdict", "depth_scores", "abs_rel",
+           "delta1", "sqnr_db"]
 
 DELTA1_THRESHOLD = 1.25
+# what a depth artifact of any precision must meet against its FP32 PyTorch model where bench compares them
+# (--reference pytorch): AbsRel ≤ 2 %, the budget #37 sets for INT8 (FP32 and FP16 files are orders of magnitude
+# inside it). The cosine tolerance of the precision applies as well; this one says it in the task's own measure.
+ABS_REL_TOLERANCE = 0.02
 _FLOOR = 1e-30  # a power below this is zero: SQNR of identical maps is finite (300 dB), and JSON can hold it
 
 
@@ -82,3 +87,12 @@ def depth_scores(candidate: np.ndarray, reference: np.ndarray) -> DepthScores:
     share = float(np.mean(ref > 0)) if ref.size else 0.0
     return DepthScores(abs_rel(candidate, reference), delta1(candidate, reference), sqnr_db(candidate, reference),
                        share)
+
+
+def depth_verdict(scores: DepthScores, tolerance: float = ABS_REL_TOLERANCE) -> str | None:
+    """None when `scores` meet the AbsRel tolerance, else the words of the failure (one line)."""
+    if scores.abs_rel is None:
+        return "AbsRel cannot be measured: no pixel of the reference depth is > 0"
+    if scores.abs_rel > tolerance:
+        return f"AbsRel {100 * scores.abs_rel:.2f}% against the reference exceeds {100 * tolerance:.0f}%"
+    return None
