@@ -16,9 +16,9 @@ import torch
 
 from vit_edge.models.vit import VisionTransformer, ViTConfig
 
-__all__ = ["FIXTURES", "REPO", "assert_nothing_written", "assert_one_xnnpack_partition", "assert_user_error",
-           "as_patches", "cosine", "export_matching", "export_shipped", "int8_against_fp32", "moved_off_init",
-           "run_cli", "small_vit", "timm_dinov3", "tmpfs"]
+__all__ = ["DEPTH_ANYTHING_CONFIGS", "FIXTURES", "REPO", "assert_nothing_written", "assert_one_xnnpack_partition",
+           "assert_user_error", "as_patches", "cosine", "export_matching", "export_shipped", "int8_against_fp32",
+           "make_depth_anything", "moved_off_init", "run_cli", "small_vit", "timm_dinov3", "tmpfs"]
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -151,3 +151,39 @@ def int8_against_fp32(model: torch.nn.Module, target: str, size: tuple[int, int]
     worst = float(cosine(reference, artifact.run(batch)).min())
     print(f"{type(model).__name__} INT8 on {target}: min cosine to FP32 {worst:.5f}")
     return artifact, worst
+
+
+# relative: 4 blocks all read, factors 4/2/1/0.5, 56 px; metric: the last block unread, 3 levels, sigmoid · 20, 70 px
+DEPTH_ANYTHING_CONFIGS = {
+    "relative": (dict(image_size=56, hidden_size=32, num_hidden_layers=4, num_attention_heads=2, mlp_ratio=2,
+                      out_indices=[1, 2, 3, 4]),
+                 dict(reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 24, 32], fusion_hidden_size=16,
+                      head_hidden_size=8)),
+    "metric": (dict(image_size=70, hidden_size=48, num_hidden_layers=4, num_attention_heads=3, mlp_ratio=2,
+                    out_indices=[1, 2, 3]),
+               dict(reassemble_hidden_size=48, neck_hidden_sizes=[8, 16, 32], reassemble_factors=[2, 1, 0.5],
+                    fusion_hidden_size=16, head_hidden_size=8, depth_estimation_type="metric", max_depth=20)),
+}
+
+
+def make_depth_anything(kind: str) -> torch.nn.Module:
+    """A tiny randomly initialised transformers Depth Anything (`kind`: relative | metric), moved off its init so
+    LayerScale, biases and norms matter, and with PyTorch's own convolution init in the neck and head (transformers'
+    std 0.02 leaves a constant map). transformers is imported here: the callers skip without it."""
+    import transformers
+
+    backbone, head = DEPTH_ANYTHING_CONFIGS[kind]
+
+    config = transformers.DepthAnythingConfig(
+        backbone_config=transformers.Dinov2Config(patch_size=14, reshape_hidden_states=False, **backbone),
+        patch_size=14, **head)
+    torch.manual_seed(0)
+    model = transformers.DepthAnythingForDepthEstimation(config).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+        for module in [*model.neck.modules(), *model.head.modules()]:
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                module.reset_parameters()
+        model.head.conv3.weight.mul_(30)  # a map that varies: sigmoid · max_depth away from a constant
+    return model

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import assert_user_error, run_cli
+from tests.helpers import DEPTH_ANYTHING_CONFIGS as CONFIGS
+from tests.helpers import assert_user_error, make_depth_anything, run_cli
 from vit_edge.api import export
 from vit_edge.core.errors import ConfigError, UnsupportedModelError
 from vit_edge.models.dense_heads import DenseModel
@@ -19,37 +20,6 @@ from vit_edge.models.loaders import load_model
 
 transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow
-
-# relative: 4 blocks all read, factors 4/2/1/0.5, 56 px; metric: the last block unread, 3 levels, sigmoid · 20, 70 px
-CONFIGS = {
-    "relative": (dict(image_size=56, hidden_size=32, num_hidden_layers=4, num_attention_heads=2, mlp_ratio=2,
-                      out_indices=[1, 2, 3, 4]),
-                 dict(reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 24, 32], fusion_hidden_size=16,
-                      head_hidden_size=8)),
-    "metric": (dict(image_size=70, hidden_size=48, num_hidden_layers=4, num_attention_heads=3, mlp_ratio=2,
-                    out_indices=[1, 2, 3]),
-               dict(reassemble_hidden_size=48, neck_hidden_sizes=[8, 16, 32], reassemble_factors=[2, 1, 0.5],
-                    fusion_hidden_size=16, head_hidden_size=8, depth_estimation_type="metric", max_depth=20)),
-}
-
-
-def make_depth_anything(kind: str) -> torch.nn.Module:
-    """A tiny randomly initialised Depth Anything, moved off its init so LayerScale, biases and norms matter, and
-    with PyTorch's own convolution init in the neck and head (transformers' std 0.02 leaves a constant map)."""
-    backbone, head = CONFIGS[kind]
-    config = transformers.DepthAnythingConfig(
-        backbone_config=transformers.Dinov2Config(patch_size=14, reshape_hidden_states=False, **backbone),
-        patch_size=14, **head)
-    torch.manual_seed(0)
-    model = transformers.DepthAnythingForDepthEstimation(config).eval()
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(0.05 * torch.randn_like(param))
-        for module in [*model.neck.modules(), *model.head.modules()]:
-            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-                module.reset_parameters()
-        model.head.conv3.weight.mul_(30)  # a map that varies: sigmoid · max_depth away from a constant
-    return model
 
 
 def relative_difference(got: np.ndarray | torch.Tensor, expected: torch.Tensor) -> float:

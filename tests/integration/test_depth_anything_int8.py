@@ -19,8 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import assert_user_error, run_cli
-from tests.integration.test_depth_anything import make_depth_anything
+from tests.helpers import assert_user_error, make_depth_anything, run_cli
 from vit_edge.api import bench, quantize
 from vit_edge.core.depth_metrics import depth_scores
 from vit_edge.core.errors import ConfigError
