@@ -104,9 +104,9 @@ def test_a_transreid_checkpoint_with_too_many_blocks_is_a_load_error(tmp_path: P
 def test_layers_are_refused_out_of_order_not_reordered() -> None:
     """--layers 3,0 returned blocks 0 and 3 stacked as 0,3; a head reading them as 3,0 read the wrong ones."""
     model = small_vit(depth=4)
-    with pytest.raises(ConfigError, match=r"--layers 3,0: .* in order of depth.* increasing: 0,3"):
+    with pytest.raises(ConfigError, match=r"layers=3,0: .* in order of depth.* increasing: 0,3"):
         load_model(model, output="tokens", layers=(3, 0))
-    with pytest.raises(ConfigError, match=r"--layers -1,3: blocks 3, 3 of 4 are not each named once"):
+    with pytest.raises(ConfigError, match=r"layers=-1,3: blocks 3, 3 of 4 are not each named once"):
         load_model(model, output="tokens", layers=(-1, 3))
     assert load_model(model, output="tokens", layers=(0, -1)).model.cfg.choices.layers == (0, 3)
 

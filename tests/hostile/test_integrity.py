@@ -113,9 +113,11 @@ def test_wrong_inputs_to_run_say_what_was_expected(exported: Path) -> None:
     assert artifact.run(good.astype(np.float64)).shape == (2, 10)  # any float is taken as float32
     with pytest.raises(DataError, match=r"NCHW \(N, 1, 28, 28\), got shape \(2, 28, 28, 1\) \(it looks like NHWC\)"):
         artifact.run(np.zeros((2, 28, 28, 1), dtype=np.float32))
-    with pytest.raises(DataError, match="got uint8"):
-        artifact.run(np.zeros((2, 1, 28, 28), dtype=np.uint8))
-    with pytest.raises(DataError, match="got list"):
+    images = np.zeros((2, 28, 28, 1), dtype=np.uint8)  # uint8 is images, in either layout, preprocessed by run
+    assert np.array_equal(artifact.run(images.transpose(0, 3, 1, 2)), artifact.run(images))
+    with pytest.raises(DataError, match="is uint8 of shape .* neither"):
+        artifact.run(np.zeros((2, 5, 28, 28), dtype=np.uint8))
+    with pytest.raises(DataError, match="cannot read images from list"):
         artifact.run([[0.0]])
     with pytest.raises(ConfigError, match="target must be a target name"):
         export("fmnist-vit-tiny", None, exported.parent / "none")  # type: ignore[arg-type]

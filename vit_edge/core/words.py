@@ -18,7 +18,7 @@ __all__ = ["flag_words", "python_words", "in_python_words"]
 
 _FROM_CLI: contextvars.ContextVar[bool] = contextvars.ContextVar("vit_edge_from_cli", default=False)
 # '--flag', and the value after it where it is one: a placeholder (DIR), a number, or a quoted word
-FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)(?:[ =]([A-Z][A-Z_]*\b|[0-9][\w.,]*|'[^']*'))?")
+FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)(?:[ =]([A-Z][A-Z_]*\b|-?[0-9][\w.,-]*|'[^']*'))?")
 # a flag whose keyword is not its name with '-' as '_', or that is a switch (True/False) in Python
 SWITCHES = {"force": "force=True", "resume": "resume=True", "random-init": "random_init=True",
             "no-verify": "verify=False", "a16w8": "int16=('*',)", "npu": "npu=True", "skip-unreadable":

@@ -11,6 +11,7 @@ import numpy as np
 
 from vit_edge.core.errors import DataError
 from vit_edge.core.types import InputSpec
+from vit_edge.data.iterables import channels_last
 from vit_edge.data.preprocess import eval_transform, preprocess_uint8
 from vit_edge.data.sources import IMAGE_SUFFIXES, FileImages, ImageSource, image_batches, open_images
 
@@ -50,6 +51,8 @@ def _source(images: Any) -> ImageSource | None:
     if isinstance(images, np.ndarray) and images.dtype != np.uint8:
         raise DataError(f"images as an array must be uint8 (N, H, W[, C]), got {images.dtype}; a float batch that "
                         "is already normalised goes to Artifact.run as it is")
+    if isinstance(images, np.ndarray):
+        images = channels_last(images, "the uint8 images")
     if isinstance(images, (str, os.PathLike, np.ndarray, ImageSource)):
         return open_images(images if isinstance(images, (np.ndarray, ImageSource)) else str(images))
     raise DataError(f"cannot read images from {type(images).__name__}; give {IMAGES_HELP}")

@@ -140,12 +140,18 @@ def _images(value: object, where: str) -> np.ndarray:
         raise DataError(f"{where} is {images.dtype}; give {BATCHES_HELP}")
     if images.ndim not in (3, 4):
         raise DataError(f"{where} has shape {images.shape}; each item is a batch: give {BATCHES_HELP}")
-    if images.dtype == np.uint8 and images.ndim == 4 and images.shape[-1] not in (1, 3, 4):
-        if images.shape[1] not in (1, 3):
-            raise DataError(f"{where} is uint8 of shape {images.shape}: neither (N,H,W,C) nor (N,C,H,W) with 1 or "
-                            "3 channels")
-        images = images.transpose(0, 2, 3, 1)
-    return images
+    return channels_last(images, where) if images.dtype == np.uint8 else images
+
+
+def channels_last(images: np.ndarray, where: str) -> np.ndarray:
+    """uint8 images as (N, H, W[, C]): a (N, C, H, W) batch with 1 or 3 channels (torchvision's PILToTensor) is
+    turned; anything else 4-D whose last axis is not 1, 3 or 4 channels is refused in one line."""
+    if images.ndim != 4 or images.shape[-1] in (1, 3, 4):
+        return images
+    if images.shape[1] not in (1, 3):
+        raise DataError(f"{where} is uint8 of shape {images.shape}: neither (N,H,W,C) nor (N,C,H,W) with 1 or "
+                        "3 channels")
+    return images.transpose(0, 2, 3, 1)
 
 
 def _labels(value: object, count: int, where: str) -> np.ndarray:
