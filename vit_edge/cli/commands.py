@@ -107,10 +107,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from vit_edge.api import bench
+    from vit_edge.api import bench, bench_table
     from vit_edge.benchmarking.fleet import Fleet, read_devices_file
     from vit_edge.benchmarking.record import BenchRecord
-    from vit_edge.benchmarking.report import append_records, markdown_table, npu_markdown, write_reports
+    from vit_edge.benchmarking.report import append_records, write_reports
     from vit_edge.benchmarking.sanity import warnings_for
     from vit_edge.benchmarking.sweep import BenchConfig
     from vit_edge.core.outputs import OutputKind, check_output, check_writable, clear_output
@@ -131,7 +131,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     records = bench(args.artifacts, cfg, devices=fleet, progress=_log, on_records=keep)
     paths = write_reports(records, args.out, append_jsonl=False)
-    print(markdown_table(records) + npu_markdown(records))
+    print(bench_table(records))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
     _warn(warnings_for(records))
     failed = [r for r in records if not r.ok]

@@ -7,8 +7,10 @@ them, and the bench report shows them above its table.
 """
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = ["NEAR_CHANCE", "NEAR_CHANCE_POINTS", "ONE_CLASS_SHARE", "WIDE_SPREAD", "accuracy_warning",
-           "int8_slower_warning", "threads_warning", "timing_warning"]
+           "int8_slower_warning", "most_frequent_share", "threads_warning", "timing_warning"]
 
 NEAR_CHANCE = 1.5  # a top-1 within this factor of chance (100 / classes) is what guessing gives …
 NEAR_CHANCE_POINTS = 10.0  # … and within this many points of it (two classes: 60 %, not 75 %)
@@ -17,6 +19,11 @@ WIDE_SPREAD = 1.5  # p90 / p50 beyond this: too noisy to compare configurations 
 SLOWER_MARGIN = 1.05  # INT8's p50 above FP32's by more than this is "slower", not noise at the p50's precision
 
 CAUSES = "check the input size and mean/std (vit-edge info shows them) and that the labels match the class names"
+
+
+def most_frequent_share(predictions: np.ndarray, classes: int) -> float:
+    """The share of the images given the most frequent prediction (class indices): 1.0 when one class gets all."""
+    return float(np.bincount(predictions, minlength=classes).max() / max(len(predictions), 1))
 
 
 def accuracy_warning(what: str, top1: float | None, classes: int | None,

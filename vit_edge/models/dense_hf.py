@@ -27,6 +27,7 @@ from vit_edge.models.hf_compat import (
     hf_config_to_vit,
     input_spec,
     read_hf_folder,
+    read_hf_module,
 )
 from vit_edge.models.vit import VisionTransformer
 
@@ -50,13 +51,8 @@ def load_dense_hf_directory(path: Path) -> Loaded:
 def convert_dense_hf_module(module: nn.Module) -> Loaded:
     """A transformers dense model in memory → the same as `load_dense_hf_directory` (its class names the
     architecture; its config and state dict are read as they are)."""
-    name = type(module).__name__
-    to_dict = getattr(getattr(module, "config", None), "to_dict", None)
-    if not callable(to_dict):
-        raise UnsupportedModelError(f"{name} has no transformers config (module.config.to_dict())")
-    config = to_dict()
-    origin = str(config.get("_name_or_path") or name)
-    return _build(config, lambda: {k: v.detach().cpu() for k, v in module.state_dict().items()}, None, origin, name)
+    config, read_state, origin = read_hf_module(module)
+    return _build(config, read_state, None, origin, type(module).__name__)
 
 
 def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tensor]],

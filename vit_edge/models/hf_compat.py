@@ -52,7 +52,7 @@ from vit_edge.models.vit import MAX_IMAGE_SIDE, VisionTransformer, ViTConfig
 
 __all__ = ["Architecture", "SUPPORTED_ARCHITECTURES", "HFFolder", "is_hf_directory", "read_hf_folder",
            "architecture_name", "load_hf_directory", "convert_hf_module", "hf_config_to_vit", "convert_hf_state_dict",
-           "input_spec"]
+           "input_spec", "read_hf_module"]
 
 Options = dict[str, Any]
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
@@ -439,9 +439,16 @@ def convert_hf_module(module: nn.Module) -> tuple[VisionTransformer, InputSpec, 
     """
     name = type(module).__name__
     _architecture(name)
+    config, read_state, origin = read_hf_module(module)
+    return _build(config, read_state, name, None, origin)
+
+
+def read_hf_module(module: nn.Module) -> tuple[dict[str, Any], Callable[[], dict[str, torch.Tensor]], str]:
+    """A transformers module's config (as a dict), a reader of its state dict (on the CPU) and its origin name."""
+    name = type(module).__name__
     to_dict = getattr(getattr(module, "config", None), "to_dict", None)
     if not callable(to_dict):
         raise UnsupportedModelError(f"{name} has no transformers config (module.config.to_dict())")
     config = to_dict()
-    origin = str(config.get("_name_or_path") or name)
-    return _build(config, lambda: {k: v.detach().cpu() for k, v in module.state_dict().items()}, name, None, origin)
+    return (config, lambda: {k: v.detach().cpu() for k, v in module.state_dict().items()},
+            str(config.get("_name_or_path") or name))

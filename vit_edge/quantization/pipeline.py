@@ -12,6 +12,7 @@ from vit_edge.core.depth_metrics import depth_scores
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.output_kinds import OUTPUTS, Measure, ModelOutput
 from vit_edge.core.parity import compare_logits
+from vit_edge.core.sanity import most_frequent_share
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
@@ -45,9 +46,8 @@ def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray
     result = {"images": int(len(data)), "agreement_top1": 100 * compared["top1_agreement"],
               "logit_cosine": compared["mean_cosine"]}
     if labels is not None:
-        predicted = np.bincount(reference.argmax(1), minlength=reference.shape[1])
         result["labelled_classes"] = int(len(np.unique(labels)))  # for the sanity check: chance and one-class runs
-        result["fp32_top_class_share"] = float(predicted.max() / max(len(labels), 1))
+        result["fp32_top_class_share"] = most_frequent_share(reference.argmax(1), reference.shape[1])
         result["fp32_top1"] = top1_accuracy(reference, labels)
         result["int8_top1"] = top1_accuracy(quantized, labels)
         result["drop"] = result["fp32_top1"] - result["int8_top1"]

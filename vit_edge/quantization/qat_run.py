@@ -62,10 +62,7 @@ def run_qat(loaded: LoadedModel, recipe: Recipe, calib: CalibData, evaluation: L
     from vit_edge.quantization.qat import train_qat
 
     distributed.init_from_env()
-    num_classes = loaded.model.cfg.num_classes
-    if num_classes == 0:
-        raise ConfigError("QAT trains on labels, and this model is an encoder without a head (its output is an "
-                          "embedding); use PTQ (--method ptq)")
+    num_classes = loaded.model.cfg.num_classes  # > 0: quantize_loaded's output-kind check refused embeddings
     train_set = load_dataset(str(qat.data), loaded.spec, num_classes=num_classes, progress=log)
     _check_qat_data(train_set, qat.config.batch_size * distributed.world_size())
     quant = quantize_model(loaded.vit, recipe, calib.batch)

@@ -18,6 +18,7 @@ import numpy as np
 from vit_edge.core.artifact import NUMERICS_CHECK, read_manifest
 from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.outputs import save_array
+from vit_edge.core.sanity import most_frequent_share
 from vit_edge.core.types import Precision
 from vit_edge.runtime.base import Session, SessionOptions, default_runtime, session_class, summarize_profile
 
@@ -147,12 +148,11 @@ def _accuracy(session: Any, spec: Any, cfg: MeasureConfig) -> dict[str, Any]:
         return {"eval_images": int(len(images))}
     labels = np.load(cfg.data_labels)
     top5 = np.argsort(-logits, axis=1)[:, :5]
-    predicted = np.bincount(top5[:, 0], minlength=logits.shape[1])
     return {"top1": float(100 * np.mean(top5[:, 0] == labels)),
             "top5": float(100 * np.mean((top5 == labels[:, None]).any(axis=1))), "eval_images": int(len(labels)),
             # for the sanity checks: a model that answers one class for everything, or scores at chance
             "classes": int(logits.shape[1]), "labelled_classes": int(len(np.unique(labels))),
-            "top_class_share": float(predicted.max() / max(len(labels), 1))}
+            "top_class_share": most_frequent_share(top5[:, 0], logits.shape[1])}
 
 
 def measure(cfg: MeasureConfig) -> dict[str, Any]:
