@@ -85,7 +85,7 @@ def build(name: str, size: int, calib_count: int, work: Path) -> list[tuple[str,
     from vit_edge.api import quantize
     from vit_edge.data.preprocess import preprocess_uint8
     from vit_edge.data.synthetic import smooth_images
-    from vit_edge.models.loaders import load_model
+    from vit_edge.reading.loaders import load_model
 
     torch.manual_seed(0)
     loaded = load_model(f"timm:{name}", random_init=True, img_size=size)
@@ -103,7 +103,7 @@ def build(name: str, size: int, calib_count: int, work: Path) -> list[tuple[str,
 
 def attention_share(name: str, size: int) -> tuple[int, float]:
     """(tokens, the fraction of the plain model's MACs in Q·Kᵀ and attn·V) at input `size`."""
-    from vit_edge.models.loaders import load_model
+    from vit_edge.reading.loaders import load_model
 
     cfg = load_model(f"timm:{name}", random_init=True, img_size=size).model.cfg
     tokens, dim, depth = cfg.num_tokens, cfg.embed_dim, cfg.depth

@@ -24,9 +24,9 @@ import torch
 from vit_edge.api import quantize
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.data.synthetic import smooth_images
-from vit_edge.models.loaders import load_model
-from vit_edge.models.registry import timm_entry
 from vit_edge.models.vit import LayerScale, VisionTransformer
+from vit_edge.reading.loaders import load_model
+from vit_edge.reading.registry import timm_entry
 
 # family → (timm name, input size used here); DINOv2 at 224 rather than its 518 to keep the run short
 FAMILIES = {

@@ -63,7 +63,7 @@ from vit_edge.core.targets import TARGETS as TARGET_DECLARATIONS
 from vit_edge.core.types import Precision
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.data.synthetic import smooth_images
-from vit_edge.models.loaders import LoadedModel, load_model
+from vit_edge.reading.loaders import LoadedModel, load_model
 from vit_edge.runtime.base import SessionOptions
 
 TARGETS = tuple(t.name for t in TARGET_DECLARATIONS.values() if Precision.INT8 in t.precisions)

@@ -111,8 +111,8 @@ def main() -> None:
     configs = args.configs.split(",")
     with tempfile.TemporaryDirectory(prefix="npu-estimates-") as tmp:
         work = Path(tmp)
-        from vit_edge.models.registry import SHIPPED_MODELS
         from vit_edge.quantization.outliers import save_outlier_variant
+        from vit_edge.reading.registry import SHIPPED_MODELS
 
         outliers = save_outlier_variant(SHIPPED_MODELS["fmnist-vit-tiny"], work / "outliers.pt", 4, 40.0)
         fp32 = export("fmnist-vit-tiny", "tflite", work / "fp32", parity_samples=2)

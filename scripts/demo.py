@@ -87,7 +87,7 @@ def main() -> int:
 def _torch_top1(data) -> float:
     import torch
 
-    from vit_edge.models.loaders import load_model
+    from vit_edge.reading.loaders import load_model
     from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
 
     loaded = load_model(MODEL)

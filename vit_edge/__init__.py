@@ -18,12 +18,12 @@ from vit_edge.api import Artifact, ExportOptions, bench, bench_table, export, in
 from vit_edge.core.words import python_words
 
 if TYPE_CHECKING:
-    from vit_edge.models.loaders import LoadedModel
+    from vit_edge.reading.loaders import LoadedModel
 
 
 @python_words
 def load_model(model: Any, **kwargs: Any) -> "LoadedModel":
     """The reference ViT for `model` (a name, timm:NAME, a Hugging Face folder, a checkpoint, a module)."""
-    from vit_edge.models.loaders import load_model as _load_model
+    from vit_edge.reading.loaders import load_model as _load_model
 
     return _load_model(model, **kwargs)

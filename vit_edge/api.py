@@ -216,7 +216,7 @@ def train(
 ) -> dict[str, float]:
     """Train the small ViT (patch 4, dim 64, depth 4) on labelled images; write a vit-edge checkpoint to `out`."""
     from vit_edge.core.outputs import OutputKind, check_output
-    from vit_edge.models.training import TrainConfig, train_small_vit
+    from vit_edge.training import TrainConfig, train_small_vit
 
     _check_training(out, data, eval_data, epochs, batch_size, lr, seed, img_size, force, log)
     out = Path(out)

@@ -19,7 +19,7 @@ from vit_edge.api import Artifact, export, parity_inputs
 from vit_edge.core.artifact import read_manifest
 from vit_edge.core.targets import TARGETS
 from vit_edge.core.types import Layout, Precision
-from vit_edge.models.loaders import load_model
+from vit_edge.reading.loaders import load_model
 
 
 def _hf_dir(kind: str, root: Path) -> Path:

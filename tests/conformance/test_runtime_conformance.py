@@ -14,7 +14,7 @@ from vit_edge.benchmarking.sweep import BenchConfig, bench
 from vit_edge.core.artifact import manifest_digest, sha256_file
 from vit_edge.core.targets import RUNTIMES
 from vit_edge.core.types import InputSpec
-from vit_edge.models.checkpoint import save_checkpoint
+from vit_edge.reading.checkpoint import save_checkpoint
 from vit_edge.runtime import SessionOptions, open_session
 from vit_edge.runtime.measure import MeasureConfig, measure
 

@@ -6,8 +6,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from vit_edge.models.hf_compat import SUPPORTED_ARCHITECTURES
-from vit_edge.models.registry import TIMM_NAMES, TIMM_REFUSED, timm_entry
+from vit_edge.reading.hf_compat import SUPPORTED_ARCHITECTURES
+from vit_edge.reading.registry import TIMM_NAMES, TIMM_REFUSED, timm_entry
 
 MODELS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 

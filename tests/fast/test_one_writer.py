@@ -36,7 +36,7 @@ WRITES_INTO_A_STAGED_FOLDER: dict[tuple[str, str], str] = {
     ("exporters/tflite.py", "TfliteExporter.write"): "the .tflite flatbuffer into the staging folder",
     ("exporters/tflite_islands.py", "make_float_islands"): "the rewritten flatbuffer into the staging folder",
     ("exporters/executorch.py", "ExecuTorchExporter.write"): "the .pte and delegation.json into the staging folder",
-    ("models/checkpoint.py", "save_torch"): "torch.save into the temporary name core/outputs.write_with gives",
+    ("reading/checkpoint.py", "save_torch"): "torch.save into the temporary name core/outputs.write_with gives",
     ("benchmarking/remote.py", "build_runner_zip"): "a zip into memory; the file is written by write_atomically",
     ("benchmarking/report.py", "_plot_png"): "the plot into memory; the file is written by write_atomically",
     ("runtime/base.py", "native_stderr_silenced"): "opens /dev/null to silence a converter's C++ output",

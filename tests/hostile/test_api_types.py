@@ -14,7 +14,7 @@ import vit_edge
 from tests.helpers import run_cli
 from vit_edge.core.errors import VitEdgeError
 from vit_edge.core.targets import RUNTIMES
-from vit_edge.models.loaders import load_model
+from vit_edge.reading.loaders import load_model
 
 
 class Reached(AssertionError):
@@ -31,13 +31,13 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     import vit_edge.api
     import vit_edge.benchmarking.fleet
     import vit_edge.benchmarking.sweep
-    import vit_edge.models.loaders
-    import vit_edge.models.training
+    import vit_edge.reading.loaders
+    import vit_edge.training
 
     monkeypatch.setattr(vit_edge.api, "load", _reached)
     for name in ("_load_named", "_load_path", "_load_module"):
-        monkeypatch.setattr(vit_edge.models.loaders, name, _reached)
-    monkeypatch.setattr(vit_edge.models.training, "train_small_vit", _reached)
+        monkeypatch.setattr(vit_edge.reading.loaders, name, _reached)
+    monkeypatch.setattr(vit_edge.training, "train_small_vit", _reached)
     monkeypatch.setattr(vit_edge.benchmarking.sweep, "bench", _reached)
     monkeypatch.setattr(vit_edge.benchmarking.fleet, "bench_fleet", _reached)
     monkeypatch.setattr(vit_edge.benchmarking.sweep, "check_some_artifact", lambda _paths: None)

@@ -15,8 +15,8 @@ from vit_edge import load_model
 from vit_edge.core.errors import ConfigError, ModelLoadError
 from vit_edge.core.options import ExportOptions
 from vit_edge.core.types import InputSpec
-from vit_edge.models.checkpoint import save_checkpoint
 from vit_edge.models.config import ViTConfig
+from vit_edge.reading.checkpoint import save_checkpoint
 
 # Without the bounds these cases allocate until killed: the subprocess gets 6 GiB of address space, so the code
 # before them fails fast (an allocation error, not the one line) instead of taking the machine down.
@@ -92,7 +92,7 @@ def test_a_hugging_face_config_asking_for_a_billion_registers_is_one_line(tmp_pa
 def test_a_transreid_checkpoint_with_too_many_blocks_is_a_load_error(tmp_path: Path) -> None:
     """TransReID's depth is read from the weights' block names: a bound there is a ModelLoadError, not a ValueError."""
     from tests.unit.test_transreid import GEOMETRY, transreid_state
-    from vit_edge.models.transreid import load_transreid
+    from vit_edge.reading.transreid import load_transreid
 
     state = transreid_state()
     qkv = state["base.blocks.0.attn.qkv.weight"]

@@ -195,7 +195,7 @@ def test_train_takes_a_list_file_of_indices_and_an_npz(tmp_path: Path) -> None:
     result = run_cli("train", "--data", str(tmp_path / "train.txt"), "--eval-data", str(tmp_path / "train.txt"),
                      "--epochs", "1", "--out", str(tmp_path / "m.pt"))
     assert result.returncode == 0, result.stderr
-    from vit_edge.models.checkpoint import load_checkpoint
+    from vit_edge.reading.checkpoint import load_checkpoint
 
     assert load_checkpoint(tmp_path / "m.pt")[1].class_names == ("0", "1")
     npz = _npz(tmp_path / "t.npz", np.array([0, 1, 1, 0]), class_names=np.array(["Bag", "Sneaker"]))

@@ -14,9 +14,9 @@ import torch
 from tests.helpers import assert_user_error, export_shipped, run_cli, small_vit, tmpfs
 from vit_edge.core.artifact import MANIFEST_NAME
 from vit_edge.core.types import InputSpec
-from vit_edge.models.checkpoint import save_checkpoint
-from vit_edge.models.registry import timm_entry
 from vit_edge.models.vit import VisionTransformer
+from vit_edge.reading.checkpoint import save_checkpoint
+from vit_edge.reading.registry import timm_entry
 
 pytestmark = pytest.mark.slow
 

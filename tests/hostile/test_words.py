@@ -14,7 +14,7 @@ import torch
 from tests.helpers import REPO, assert_user_error, export_shipped, run_cli, small_vit
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.types import InputSpec
-from vit_edge.models.checkpoint import save_checkpoint
+from vit_edge.reading.checkpoint import save_checkpoint
 
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 

@@ -18,10 +18,10 @@ from vit_edge.core.errors import ConfigError, DataError
 from vit_edge.data import Dataset
 from vit_edge.data.datasets import LabelledImages, load_fashion_mnist, open_data
 from vit_edge.data.preprocess import preprocess_uint8
-from vit_edge.models.loaders import LoadedModel, load_model
 from vit_edge.quantization.calibration import load_calibration
 from vit_edge.quantization.ptq import quantize_model
 from vit_edge.quantization.recipe import Recipe
+from vit_edge.reading.loaders import LoadedModel, load_model
 
 SIZE = 64
 

@@ -130,6 +130,6 @@ def test_placeholder_names_give_way_to_the_file(tmp_path: Path) -> None:
 
 
 def test_models_lists_the_shipped_model_s_classes() -> None:
-    from vit_edge.models.catalog import model_rows
+    from vit_edge.reading.catalog import model_rows
 
     assert "fmnist-vit-tiny (10 classes: T-shirt/top, Trouser, Pullover, Dress, …)" in model_rows()[0]

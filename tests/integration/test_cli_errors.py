@@ -8,7 +8,7 @@ import torch
 
 from tests.helpers import assert_nothing_written, assert_user_error, run_cli, small_vit
 from vit_edge.core.types import InputSpec
-from vit_edge.models.checkpoint import save_checkpoint
+from vit_edge.reading.checkpoint import save_checkpoint
 
 
 @pytest.fixture

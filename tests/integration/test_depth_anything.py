@@ -16,7 +16,7 @@ from tests.helpers import assert_user_error, make_depth_anything, run_cli
 from vit_edge.api import export
 from vit_edge.core.errors import ConfigError, UnsupportedModelError
 from vit_edge.models.dense_heads import DenseModel
-from vit_edge.models.loaders import load_model
+from vit_edge.reading.loaders import load_model
 
 transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow
@@ -116,6 +116,6 @@ def test_what_it_cannot_read_is_refused_in_one_line(relative: tuple[torch.nn.Mod
         load_model(folder, merge=2)
     with pytest.raises(UnsupportedModelError, match="not built yet for a dense model"):
         _ = load_model(folder).vit  # INT8, QAT and tune: the next steps of #37
-    from vit_edge.models.catalog import model_rows
+    from vit_edge.reading.catalog import model_rows
 
     assert any("DepthAnythingForDepthEstimation" in row and "depth" in row for row in model_rows())

@@ -113,7 +113,7 @@ def transreid_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("target", ["onnx", "openvino", "tflite"])
 def test_transreid_end_to_end(transreid_file: Path, target: str, tmp_path: Path) -> None:
     from vit_edge.api import info
-    from vit_edge.models.loaders import ReIDSelection, load_model
+    from vit_edge.reading.loaders import ReIDSelection, load_model
 
     out = tmp_path / "reid"
     result = run_cli("export", str(transreid_file), "--target", target, "--out", str(out), "--camera", "4",

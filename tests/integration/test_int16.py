@@ -58,8 +58,8 @@ def test_the_budget_gives_the_costly_ops_int16_before_any_float(tmp_path: Path) 
     """The shipped model with planted post-LayerNorm outliers (RepQ-ViT's shape) and SmoothQuant off loses about a
     point in INT8; under --max-drop 0.3 the budget measures what INT8 costs on each op and moves the costliest to
     INT16 until it fits."""
-    from vit_edge.models.loaders import load_model
     from vit_edge.quantization.outliers import with_activation_outliers
+    from vit_edge.reading.loaders import load_model
 
     outliers = with_activation_outliers(load_model("fmnist-vit-tiny").model, channels=4, factor=40.0)
     recipe = Recipe(smoothquant="off", max_drop=0.3)
@@ -122,8 +122,8 @@ def test_the_npu_budget_meets_the_limit_on_the_outlier_variant_with_int16_not_fl
     the budget measures each op's INT8 cost on the integer graph and gives INT16 to the costliest, none float, and
     the file stays on the NPU."""
     pytest.importorskip("ethosu.vela")
-    from vit_edge.models.registry import SHIPPED_MODELS
     from vit_edge.quantization.outliers import save_outlier_variant
+    from vit_edge.reading.registry import SHIPPED_MODELS
 
     model = save_outlier_variant(SHIPPED_MODELS["fmnist-vit-tiny"], tmp_path / "outliers.pt", 4, 40.0)
     out = tmp_path / "u85-budget"

@@ -53,8 +53,8 @@ def test_the_shipped_model_runs_on_the_npu_with_its_fp32_accuracy(tmp_path: Path
     operators on an Ethos-U85-256, top-1 on the Fashion-MNIST test set in LiteRT within 0.5 pt of FP32."""
     from vit_edge.data.datasets import load_fashion_mnist
     from vit_edge.data.preprocess import preprocess_uint8
-    from vit_edge.models.loaders import load_model
-    from vit_edge.models.torch_session import torch_runner
+    from vit_edge.reading.loaders import load_model
+    from vit_edge.reading.torch_session import torch_runner
     from vit_edge.runtime.accuracy import run_batched
     from vit_edge.runtime.base import SessionOptions
     from vit_edge.runtime.litert import LiteRtSession

@@ -17,11 +17,11 @@ from tests.helpers import REPO, run_cli
 from vit_edge.core.errors import ArtifactError, ConfigError
 from vit_edge.data.datasets import load_fashion_mnist
 from vit_edge.data.preprocess import preprocess_uint8
-from vit_edge.models.loaders import load_model
 from vit_edge.quantization.checkpoints import QatCheckpoints
 from vit_edge.quantization.ptq import quantize_model
 from vit_edge.quantization.qat import finish_qat, start_qat
 from vit_edge.quantization.recipe import Recipe
+from vit_edge.reading.loaders import load_model
 
 # small and quick: 12 steps of 32 images per epoch, 200 held-out images, ONNX as the target
 QUICK = ["--method", "qat", "--data", "fashion-mnist-train", "--eval", "fashion-mnist", "--eval-limit", "200",

@@ -17,10 +17,10 @@ from vit_edge.core.targets import TARGETS as TARGET_DECLARATIONS
 from vit_edge.core.types import Precision
 from vit_edge.data.datasets import load_fashion_mnist
 from vit_edge.data.preprocess import preprocess_uint8
-from vit_edge.models.loaders import load_model
 from vit_edge.quantization.ptq import quantize_model
 from vit_edge.quantization.qmodules import QuantLinear, QuantMatMul
 from vit_edge.quantization.recipe import CALIBRATION_METHODS, Recipe
+from vit_edge.reading.loaders import load_model
 from vit_edge.runtime import open_session
 
 

@@ -12,7 +12,7 @@ from vit_edge.api import Artifact
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.targets import TARGETS
 from vit_edge.data.datasets import load_fashion_mnist
-from vit_edge.models.loaders import load_model
+from vit_edge.reading.loaders import load_model
 from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
 
 

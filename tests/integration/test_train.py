@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from tests.helpers import run_cli
-from vit_edge.models.checkpoint import load_checkpoint
+from vit_edge.reading.checkpoint import load_checkpoint
 
 
 def make_stripes(root: Path, per_class: int = 40) -> Path:

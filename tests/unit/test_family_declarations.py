@@ -1,4 +1,4 @@
-"""The family declarations (models/families) are the one place a family is described: every config field, timm
+"""The family declarations (reading/families) are the one place a family is described: every config field, timm
 family and transformers architecture is accounted for by one, and the refusals they drive name the feature."""
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from safetensors.torch import save_file
 
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
 from vit_edge.models.config import EXPORT_CHOICES, SIZE_FIELDS, ExportChoices, ViTConfig
-from vit_edge.models.families import FAMILIES, family, timm_family, weights_hint
-from vit_edge.models.hf_compat import SUPPORTED_ARCHITECTURES
-from vit_edge.models.loaders import load_model
-from vit_edge.models.registry import TIMM_FAMILIES, TIMM_REFUSED, timm_entry
 from vit_edge.models.vit import VisionTransformer
+from vit_edge.reading.families import FAMILIES, family, timm_family, weights_hint
+from vit_edge.reading.hf_compat import SUPPORTED_ARCHITECTURES
+from vit_edge.reading.loaders import load_model
+from vit_edge.reading.registry import TIMM_FAMILIES, TIMM_REFUSED, timm_entry
 
 
 def test_every_config_field_is_a_size_an_export_choice_or_a_family_s() -> None:

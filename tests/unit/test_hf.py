@@ -12,7 +12,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from vit_edge.core.errors import ModelLoadError, UnsupportedModelError  # noqa: E402
-from vit_edge.models.loaders import load_model  # noqa: E402
+from vit_edge.reading.loaders import load_model  # noqa: E402
 
 SMALL = dict(hidden_size=48, num_hidden_layers=2, num_attention_heads=3, intermediate_size=96, image_size=32,
              patch_size=8, num_labels=5)
@@ -142,7 +142,7 @@ def test_hf_family_directory_matches_transformers(kind: str, tmp_path: Path) -> 
 
 def test_hf_module_in_memory_converts() -> None:
     """In memory, transformers 5 names differ from the files (q_proj, gate_proj/up_proj): both convert."""
-    from vit_edge.models.hf_compat import convert_hf_module
+    from vit_edge.reading.hf_compat import convert_hf_module
 
     for kind in ("dinov2_swiglu", "vit_model", "siglip"):
         hf = make_family(kind)
@@ -156,7 +156,7 @@ def test_hf_module_in_memory_converts() -> None:
 
 
 def test_hf_module_of_another_class_is_refused() -> None:
-    from vit_edge.models.hf_compat import convert_hf_module
+    from vit_edge.reading.hf_compat import convert_hf_module
 
     model = transformers.ViTForMaskedImageModeling(transformers.ViTConfig(**VIT_CFG))
     refusal = r"'ViTForMaskedImageModeling' is not supported; .*SiglipVisionModel"

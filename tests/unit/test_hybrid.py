@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from tests.helpers import FIXTURES
-from vit_edge.models.checkpoint import load_strict
 from vit_edge.models.hybrid import ResNetV2Stem, StdConv2dSame, fold_weight_standardization, same_padding
 from vit_edge.models.vit import VisionTransformer, ViTConfig
+from vit_edge.reading.checkpoint import load_strict
 
 GOLDEN: dict[str, Any] = json.loads(gzip.decompress((FIXTURES / "timm_hybrid_names.json.gz").read_bytes()))
 

@@ -64,7 +64,7 @@ def test_bad_crop_mode_is_refused() -> None:
 
 # -- against transformers' PIL image processors ------------------------------------------------------------------
 def _hf_spec(processor_config: dict, base: InputSpec) -> InputSpec:
-    from vit_edge.models.hf_compat import _spec_from_preprocessor
+    from vit_edge.reading.hf_compat import _spec_from_preprocessor
 
     return _spec_from_preprocessor(processor_config, base)
 

@@ -10,8 +10,8 @@ import torch
 
 from tests.helpers import as_patches, moved_off_init, timm_dinov3
 from vit_edge.core.errors import UnsupportedModelError
-from vit_edge.models.loaders import load_model
-from vit_edge.models.registry import TIMM_NAMES, timm_entry
+from vit_edge.reading.loaders import load_model
+from vit_edge.reading.registry import TIMM_NAMES, timm_entry
 
 transformers = pytest.importorskip("transformers")
 

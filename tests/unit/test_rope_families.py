@@ -10,9 +10,9 @@ import torch
 
 from tests.helpers import timm_dinov3
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
-from vit_edge.models.loaders import load_model
-from vit_edge.models.registry import TIMM_NAMES, timm_entry
 from vit_edge.models.rope import dinov3_tables
+from vit_edge.reading.loaders import load_model
+from vit_edge.reading.registry import TIMM_NAMES, timm_entry
 
 # name, timm kwargs (small enough to build in a second), input (height, width)
 DINOV3_CASES: list[tuple[str, dict[str, Any], tuple[int, int]]] = [

@@ -14,10 +14,10 @@ from safetensors.torch import load_file, save_file
 
 from tests.helpers import FIXTURES
 from vit_edge.core.errors import ModelLoadError, UnsupportedModelError
-from vit_edge.models.checkpoint import load_strict
-from vit_edge.models.loaders import load_model
-from vit_edge.models.registry import TIMM_FAMILIES, timm_entry
 from vit_edge.models.vit import VisionTransformer, ViTConfig
+from vit_edge.reading.checkpoint import load_strict
+from vit_edge.reading.loaders import load_model
+from vit_edge.reading.registry import TIMM_FAMILIES, timm_entry
 
 FAMILIES = json.loads((FIXTURES / "timm_families.json").read_text())
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from tests.helpers import small_vit
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
-from vit_edge.models.transreid import (
+from vit_edge.reading.transreid import (
     convert_transreid_state_dict,
     is_jpm_state_dict,
     is_transreid_state_dict,

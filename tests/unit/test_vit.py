@@ -9,10 +9,10 @@ import torch
 from safetensors.torch import load_file
 
 from tests.helpers import FIXTURES, small_vit
-from vit_edge.models.checkpoint import load_strict
-from vit_edge.models.registry import TIMM_NAMES, reference_config, timm_entry
-from vit_edge.models.timm_compat import eva_state_to_reference, is_eva_state_dict
 from vit_edge.models.vit import MatMul, VisionTransformer, ViTConfig, resample_pos_embed
+from vit_edge.reading.checkpoint import load_strict
+from vit_edge.reading.registry import TIMM_NAMES, reference_config, timm_entry
+from vit_edge.reading.timm_compat import eva_state_to_reference, is_eva_state_dict
 
 
 def test_attention_matmuls_are_named_modules(tiny_vit: VisionTransformer) -> None:

@@ -151,7 +151,7 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from vit_edge.models.catalog import model_rows
+    from vit_edge.reading.catalog import model_rows
 
     for line in model_rows(family=args.family, unsupported=args.unsupported):
         print(line)

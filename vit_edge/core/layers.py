@@ -15,7 +15,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("vit_edge.pipeline",),  # the verbs' steps: checks before loading, load, convert, verify, write
     ("vit_edge.benchmarking",),  # host side: the sweep, devices, fleets, reports
     ("vit_edge.exporters", "vit_edge.quantization"),  # torch side, independent of each other
-    ("vit_edge.models",),  # torch side: the reference ViT, loaders, the PyTorch reference session
+    ("vit_edge.training",),  # torch side: training a model from scratch (QAT builds on it)
+    ("vit_edge.reading",),  # torch side: timm/HF/TransReID/checkpoint readers, families, names, the PyTorch session
+    ("vit_edge.models",),  # torch side: the network (config, layers, the reference ViT and its variants)
     ("vit_edge.runtime",),  # what a board runs: sessions, the measurement, the runner
     ("vit_edge.data",),  # datasets and preprocessing (numpy, Pillow)
     ("vit_edge.core",),  # errors, types, target declarations, the manifest, parity arithmetic

@@ -76,8 +76,8 @@ LITERT = Runtime("litert", "vit_edge.runtime.litert:LiteRtSession", Package("ai-
 EXECUTORCH = Runtime("executorch", "vit_edge.runtime.executorch:ExecuTorchSession",
                      Package("executorch", "executorch.runtime"), "executorch", "ExecuTorch with the XNNPACK delegate",
                      needs_torch=True)
-# The reference: rebuilds the artifact's PyTorch model. It needs torch, so its session lives in models/.
-PYTORCH = Runtime("pytorch", "vit_edge.models.torch_session:TorchSession", Package("torch", "torch"), "torch",
+# The reference: rebuilds the artifact's PyTorch model. It needs torch, so its session lives in reading/.
+PYTORCH = Runtime("pytorch", "vit_edge.reading.torch_session:TorchSession", Package("torch", "torch"), "torch",
                   "PyTorch, the model the artifact came from (reference)")
 
 TARGETS: dict[str, Target] = {t.name: t for t in (

@@ -1,1 +1,3 @@
-"""The reference ViT and the loaders that turn timm, Hugging Face and vit-edge checkpoints into it (needs torch)."""
+"""The network: the architecture record (config), its layers, the reference ViT and its variants (hybrid stems,
+rotary positions, token merging, dense heads). Reading other people's checkpoints lives in `vit_edge.reading`,
+training in `vit_edge.training` (needs torch)."""

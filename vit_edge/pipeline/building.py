@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from vit_edge.data.datasets import ImageData, LabelledImages
     from vit_edge.data.sources import DataOptions
     from vit_edge.exporters.base import Exporter
-    from vit_edge.models.loaders import LoadedModel
     from vit_edge.quantization.qat import QatTraining
     from vit_edge.quantization.recipe import Recipe
+    from vit_edge.reading.loaders import LoadedModel
 
 __all__ = ["Destination", "Int8Request", "export_loaded", "quantize_loaded"]
 

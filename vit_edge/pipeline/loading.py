@@ -11,14 +11,14 @@ from vit_edge.core.options import ExportOptions
 if TYPE_CHECKING:
     from vit_edge.data.datasets import ImageData, LabelledImages
     from vit_edge.data.sources import DataOptions
-    from vit_edge.models.loaders import LoadedModel
+    from vit_edge.reading.loaders import LoadedModel
 
 __all__ = ["load", "with_class_names", "images_for", "check_merge_budget"]
 
 
 def load(model: Any, weights: str | Path | None, random_init: bool, options: ExportOptions) -> LoadedModel:
     """`model` with the load choices in `options`: input size, TransReID selection, merge, output and layers."""
-    from vit_edge.models.loaders import ReIDSelection, load_model
+    from vit_edge.reading.loaders import ReIDSelection, load_model
 
     reid = ReIDSelection(camera=options.camera, view=options.view, neck_feat=options.neck_feat, stride=options.stride,
                          num_heads=options.num_heads, img_size=options.img_size)
@@ -62,7 +62,7 @@ def check_merge_budget(loaded: LoadedModel, evaluation: LabelledImages | None, m
                        log: Callable[[str], None]) -> None:
     """What token merging costs: top-1 with and without it on labelled data, recorded in the model's source;
     ConfigError when over `max_drop`."""
-    from vit_edge.models.torch_session import torch_runner
+    from vit_edge.reading.torch_session import torch_runner
     from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
 
     record: dict[str, Any] = {"r": loaded.model.cfg.choices.merge, "tokens_per_block": loaded.tokens_per_block}

@@ -108,7 +108,7 @@ def _verify(torch_model: torch.nn.Module, spec: InputSpec, staging: Path, manife
             dataset: LabelledImages | None) -> dict[str, Any]:
     """Parity of the written file in its runtime against `torch_model`; keeps a few inputs for bench's gate."""
     from vit_edge.core.parity import check_parity
-    from vit_edge.models.torch_session import torch_runner
+    from vit_edge.reading.torch_session import torch_runner
     from vit_edge.runtime import SessionOptions, open_session
 
     inputs = parity_inputs(spec, options.parity_samples, dataset)

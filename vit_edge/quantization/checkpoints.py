@@ -15,8 +15,8 @@ from torch import nn
 
 from vit_edge.core.errors import ArtifactError, ConfigError
 from vit_edge.core.outputs import OutputKind, clear_output, make_folder
-from vit_edge.models.checkpoint import save_torch
 from vit_edge.quantization import distributed
+from vit_edge.reading.checkpoint import save_torch
 
 __all__ = ["QatCheckpoints", "QAT_CHECKPOINT_FORMAT"]
 

@@ -38,7 +38,7 @@ def with_activation_outliers(model: nn.Module, channels: int = 4, factor: float 
 def save_outlier_variant(source: str | Path, out: str | Path, channels: int = 4, factor: float = 40.0) -> Path:
     """`source` (a vit-edge checkpoint, e.g. the shipped model's) with planted outliers, saved as a checkpoint
     with the same input spec and class names: a model file the CLI reads as a user's own."""
-    from vit_edge.models.checkpoint import load_checkpoint, save_checkpoint
+    from vit_edge.reading.checkpoint import load_checkpoint, save_checkpoint
 
     model, spec, extra = load_checkpoint(source)
     changed: Any = with_activation_outliers(model, channels, factor)  # a VisionTransformer, as it came

@@ -16,10 +16,10 @@ from vit_edge.core.sanity import most_frequent_share
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
-from vit_edge.models.torch_session import torch_runner
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantization.ptq import QuantizedViT, apply_int16, quantize_model
 from vit_edge.quantization.recipe import Recipe
+from vit_edge.reading.torch_session import torch_runner
 from vit_edge.runtime.accuracy import run_batched, top1_accuracy
 
 __all__ = ["quantize_with_budget", "evaluate", "evaluate_on", "int8_costs"]

@@ -22,12 +22,12 @@ from vit_edge.core.errors import ConfigError
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
-from vit_edge.models.training import augment, evaluate_top1, warmup_cosine
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantization import distributed
 from vit_edge.quantization.checkpoints import QatCheckpoints
 from vit_edge.quantization.ptq import QuantizedViT, fingerprint
 from vit_edge.quantization.qmodules import ActQuant, _WeightQuantMixin
+from vit_edge.training import augment, evaluate_top1, warmup_cosine
 
 __all__ = ["QatConfig", "QatTraining", "start_qat", "finish_qat", "train_qat"]
 

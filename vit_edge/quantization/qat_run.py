@@ -7,11 +7,11 @@ from typing import Any, Callable
 
 from vit_edge.core.errors import ConfigError
 from vit_edge.data.datasets import ImageData, LabelledImages, load_dataset
-from vit_edge.models.loaders import LoadedModel
 from vit_edge.quantization.calibration import CalibData
 from vit_edge.quantization.ptq import QuantizedViT
 from vit_edge.quantization.qat import QatTraining
 from vit_edge.quantization.recipe import Recipe
+from vit_edge.reading.loaders import LoadedModel
 
 __all__ = ["check_qat_request", "run_qat"]
 

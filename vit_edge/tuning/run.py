@@ -11,7 +11,7 @@ from vit_edge.tuning.plan import PRECISIONS, Candidate, TuneConfig, TuneRow, can
 from vit_edge.tuning.results import RESULTS_FILE, choose, write_results
 
 if TYPE_CHECKING:
-    from vit_edge.models.loaders import LoadedModel
+    from vit_edge.reading.loaders import LoadedModel
 
 __all__ = ["tune"]
 
@@ -47,10 +47,10 @@ def _build(candidate: Candidate, base: LoadedModel, model: Any, config: TuneConf
     """The candidate's artifact, from the one loaded model: merged (a copy) if it merges, exported or quantized."""
     from vit_edge.core.options import ExportOptions
     from vit_edge.core.types import Precision
-    from vit_edge.models.loaders import with_merge
     from vit_edge.pipeline.building import Destination, Int8Request, export_loaded, quantize_loaded
     from vit_edge.pipeline.checks import checked_exporter
     from vit_edge.quantization.recipe import Recipe
+    from vit_edge.reading.loaders import with_merge
 
     kinds = PRECISIONS[candidate.precision]
     options = ExportOptions(config.target, precision=Precision.FP32 if kinds is None else Precision.INT8,
@@ -72,8 +72,8 @@ def _check_model(model: Any, config: TuneConfig, load: dict[str, Any]) -> tuple[
     evaluation data, checked as labelled."""
     from vit_edge.data.datasets import labels_for
     from vit_edge.data.sources import open_images
-    from vit_edge.models.loaders import load_model
     from vit_edge.models.merging import max_merge
+    from vit_edge.reading.loaders import load_model
 
     loaded = load_model(model, **load)
     loaded.model.cfg.model_output.require(Measure.TOP1, "tune, which chooses by top-1 within --max-drop,",

@@ -4,7 +4,7 @@ Declared so a refusal names the feature, for a model name and for weights whose 
 """
 from __future__ import annotations
 
-from vit_edge.models.families.base import Family
+from vit_edge.reading.families.base import Family
 
 __all__ = ["UNSUPPORTED", "VITAMIN"]
 

@@ -13,8 +13,8 @@ import torch
 from vit_edge.core.errors import ModelLoadError
 from vit_edge.core.outputs import write_with
 from vit_edge.core.types import InputSpec
-from vit_edge.models.families import weights_hint
 from vit_edge.models.vit import VisionTransformer, ViTConfig
+from vit_edge.reading.families import weights_hint
 
 __all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "save_torch", "load_checkpoint", "read_state_dict",
            "load_strict", "check_finite"]

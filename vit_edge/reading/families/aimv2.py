@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from vit_edge.core.errors import UnsupportedModelError
-from vit_edge.models.families.base import OPENAI_CLIP, Family, HFReading, Options
-from vit_edge.models.families.hf_config import activation, positive_number, read_int
+from vit_edge.reading.families.base import OPENAI_CLIP, Family, HFReading, Options
+from vit_edge.reading.families.hf_config import activation, positive_number, read_int
 
 __all__ = ["AIMV2"]
 

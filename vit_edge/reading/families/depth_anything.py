@@ -13,9 +13,9 @@ from typing import Any
 
 from vit_edge.core.errors import UnsupportedModelError
 from vit_edge.models.dense_heads import DepthHeadConfig, NeckConfig
-from vit_edge.models.families.base import IMAGENET, Family, HFReading
-from vit_edge.models.families.dinov2 import dinov2_options
-from vit_edge.models.families.hf_config import bad_config, positive_number, read_int, read_size
+from vit_edge.reading.families.base import IMAGENET, Family, HFReading
+from vit_edge.reading.families.dinov2 import dinov2_options
+from vit_edge.reading.families.hf_config import bad_config, positive_number, read_int, read_size
 
 __all__ = ["DEPTH_ANYTHING", "backbone_config", "read_blocks", "read_head", "HEAD_RENAMES"]
 

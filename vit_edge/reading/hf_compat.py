@@ -38,17 +38,17 @@ from torch import nn
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
 from vit_edge.core.jsonfile import read_json_object
 from vit_edge.core.types import InputSpec
-from vit_edge.models.checkpoint import load_strict, read_state_dict
-from vit_edge.models.families import Family, HFReading
-from vit_edge.models.families.aimv2 import AIMV2
-from vit_edge.models.families.classic import DEIT, VIT
-from vit_edge.models.families.clip import CLIP, METACLIP2
-from vit_edge.models.families.depth_anything import DEPTH_ANYTHING
-from vit_edge.models.families.dinov2 import DINOV2, DINOV2_REG
-from vit_edge.models.families.dinov3 import DINOV3
-from vit_edge.models.families.hf_config import Size, bad_config, collapse, common_options, read_int, read_size
-from vit_edge.models.families.siglip import SIGLIP, SIGLIP2
 from vit_edge.models.vit import MAX_IMAGE_SIDE, VisionTransformer, ViTConfig
+from vit_edge.reading.checkpoint import load_strict, read_state_dict
+from vit_edge.reading.families import Family, HFReading
+from vit_edge.reading.families.aimv2 import AIMV2
+from vit_edge.reading.families.classic import DEIT, VIT
+from vit_edge.reading.families.clip import CLIP, METACLIP2
+from vit_edge.reading.families.depth_anything import DEPTH_ANYTHING
+from vit_edge.reading.families.dinov2 import DINOV2, DINOV2_REG
+from vit_edge.reading.families.dinov3 import DINOV3
+from vit_edge.reading.families.hf_config import Size, bad_config, collapse, common_options, read_int, read_size
+from vit_edge.reading.families.siglip import SIGLIP, SIGLIP2
 
 __all__ = ["Architecture", "SUPPORTED_ARCHITECTURES", "HFFolder", "is_hf_directory", "read_hf_folder",
            "architecture_name", "load_hf_directory", "convert_hf_module", "hf_config_to_vit", "convert_hf_state_dict",
@@ -399,7 +399,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     name = architecture_name(config, architecture)
     if _architecture(name).head == "depth":
         raise UnsupportedModelError(f"{name} is a dense model (encoder, neck, head): load it with "
-                                    "vit_edge.models.loaders.load_model, which builds it whole")
+                                    "vit_edge.reading.loaders.load_model, which builds it whole")
     cfg, name, spec = hf_config_to_vit(config, architecture)
     spec = input_spec(spec, preprocessor, cfg.patch_size)
     arch = SUPPORTED_ARCHITECTURES[name]

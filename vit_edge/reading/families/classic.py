@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from vit_edge.core.errors import UnsupportedModelError
-from vit_edge.models.families.base import HALF, Family, HFReading, Options
-from vit_edge.models.families.hf_config import activation, read_int
+from vit_edge.reading.families.base import HALF, Family, HFReading, Options
+from vit_edge.reading.families.hf_config import activation, read_int
 
 __all__ = ["VIT", "DEIT", "DEIT3", "REGISTERS", "POOLED", "HYBRID", "PATCH14", "EVA", "FLEXIVIT", "TEST",
            "TRANSREID"]

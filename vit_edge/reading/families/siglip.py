@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from vit_edge.models.families.base import HALF, Family, HFReading, Options
-from vit_edge.models.families.hf_config import activation, bad_config, read_int
+from vit_edge.reading.families.base import HALF, Family, HFReading, Options
+from vit_edge.reading.families.hf_config import activation, bad_config, read_int
 
 __all__ = ["SIGLIP", "SIGLIP2"]
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vit_edge.models.families.base import IMAGENET, Family, HFReading, Options
-from vit_edge.models.families.hf_config import activation, positive_number, read_int
+from vit_edge.reading.families.base import IMAGENET, Family, HFReading, Options
+from vit_edge.reading.families.hf_config import activation, positive_number, read_int
 
 __all__ = ["DINOV2", "DINOV2_REG", "dinov2_options"]
 

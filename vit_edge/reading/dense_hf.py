@@ -16,10 +16,11 @@ from torch import nn
 
 from vit_edge.core.errors import ModelLoadError, UnsupportedModelError
 from vit_edge.core.types import InputSpec
-from vit_edge.models.checkpoint import load_strict
 from vit_edge.models.dense_heads import DenseConfig, DenseModel
-from vit_edge.models.families.depth_anything import HEAD_RENAMES, backbone_config, read_blocks, read_head
-from vit_edge.models.hf_compat import (
+from vit_edge.models.vit import VisionTransformer
+from vit_edge.reading.checkpoint import load_strict
+from vit_edge.reading.families.depth_anything import HEAD_RENAMES, backbone_config, read_blocks, read_head
+from vit_edge.reading.hf_compat import (
     SUPPORTED_ARCHITECTURES,
     Architecture,
     architecture_name,
@@ -29,7 +30,6 @@ from vit_edge.models.hf_compat import (
     read_hf_folder,
     read_hf_module,
 )
-from vit_edge.models.vit import VisionTransformer
 
 __all__ = ["is_dense_architecture", "load_dense_hf_directory", "convert_dense_hf_module"]
 

@@ -6,8 +6,8 @@ from typing import Any
 import torch
 
 from vit_edge.models.config import ViTConfig
-from vit_edge.models.families.base import IMAGENET, Family, HFReading, Options, OriginalWeights, StateDict
-from vit_edge.models.families.hf_config import activation, positive_number, read_int
+from vit_edge.reading.families.base import IMAGENET, Family, HFReading, Options, OriginalWeights, StateDict
+from vit_edge.reading.families.hf_config import activation, positive_number, read_int
 
 __all__ = ["DINOV3", "LINGBOT", "SAPIENS2", "original_dinov3_to_reference", "is_original_dinov3_state_dict"]
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from vit_edge.core.errors import ConfigError, did_you_mean
 from vit_edge.models.config import ViTConfig
-from vit_edge.models.families.aimv2 import AIMV2
-from vit_edge.models.families.base import Family, HFReading, OriginalWeights
-from vit_edge.models.families.classic import (
+from vit_edge.reading.families.aimv2 import AIMV2
+from vit_edge.reading.families.base import Family, HFReading, OriginalWeights
+from vit_edge.reading.families.classic import (
     DEIT,
     DEIT3,
     EVA,
@@ -25,14 +25,14 @@ from vit_edge.models.families.classic import (
     TRANSREID,
     VIT,
 )
-from vit_edge.models.families.clip import CLIP, METACLIP2
-from vit_edge.models.families.depth_anything import DEPTH_ANYTHING
-from vit_edge.models.families.dinov2 import DINOV2, DINOV2_REG
-from vit_edge.models.families.dinov3 import DINOV3, LINGBOT, SAPIENS2
-from vit_edge.models.families.eva02 import EVA02, ROPE_VIT
-from vit_edge.models.families.pe import PE
-from vit_edge.models.families.siglip import SIGLIP, SIGLIP2
-from vit_edge.models.families.unsupported import UNSUPPORTED, VITAMIN
+from vit_edge.reading.families.clip import CLIP, METACLIP2
+from vit_edge.reading.families.depth_anything import DEPTH_ANYTHING
+from vit_edge.reading.families.dinov2 import DINOV2, DINOV2_REG
+from vit_edge.reading.families.dinov3 import DINOV3, LINGBOT, SAPIENS2
+from vit_edge.reading.families.eva02 import EVA02, ROPE_VIT
+from vit_edge.reading.families.pe import PE
+from vit_edge.reading.families.siglip import SIGLIP, SIGLIP2
+from vit_edge.reading.families.unsupported import UNSUPPORTED, VITAMIN
 
 __all__ = ["Family", "HFReading", "OriginalWeights", "FAMILIES", "family", "timm_family", "config_family",
            "original_layout", "weights_hint", "refused_timm_family"]

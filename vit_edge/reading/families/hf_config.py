@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from vit_edge.core.errors import ModelLoadError, UnsupportedModelError
-from vit_edge.models.families.base import Options
+from vit_edge.reading.families.base import Options
 
 __all__ = ["bad_config", "read_int", "read_size", "collapse", "activation", "positive_number", "common_options", "Size"]
 

@@ -28,19 +28,21 @@ from vit_edge.core.options import (
     shown,
 )
 from vit_edge.core.types import InputSpec
-from vit_edge.models.checkpoint import check_finite, load_checkpoint, load_strict, read_state_dict
 from vit_edge.models.dense_heads import DenseModel
-from vit_edge.models.dense_hf import convert_dense_hf_module, is_dense_architecture, load_dense_hf_directory
-from vit_edge.models.families import config_family, original_layout
-from vit_edge.models.families.depth_anything import DEPTH_ANYTHING
-from vit_edge.models.hf_compat import (
+from vit_edge.models.rope import as_half_layout
+from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
+from vit_edge.reading.checkpoint import check_finite, load_checkpoint, load_strict, read_state_dict
+from vit_edge.reading.dense_hf import convert_dense_hf_module, is_dense_architecture, load_dense_hf_directory
+from vit_edge.reading.families import config_family, original_layout
+from vit_edge.reading.families.depth_anything import DEPTH_ANYTHING
+from vit_edge.reading.hf_compat import (
     architecture_name,
     convert_hf_module,
     is_hf_directory,
     load_hf_directory,
     read_hf_folder,
 )
-from vit_edge.models.registry import (
+from vit_edge.reading.registry import (
     REFERENCE_NAMES,
     SHIPPED_MODELS,
     TIMM_NAMES,
@@ -48,16 +50,14 @@ from vit_edge.models.registry import (
     reference_config,
     timm_entry,
 )
-from vit_edge.models.rope import as_half_layout
-from vit_edge.models.timm_compat import (
+from vit_edge.reading.timm_compat import (
     eva_state_to_reference,
     is_eva_state_dict,
     is_timm_vit,
     timm_config_kwargs,
     timm_input_spec,
 )
-from vit_edge.models.transreid import is_transreid_state_dict, load_transreid
-from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
+from vit_edge.reading.transreid import is_transreid_state_dict, load_transreid
 
 __all__ = ["LoadedModel", "ReIDSelection", "load_model", "with_merge", "state_dict_sha256", "config_from_timm_state"]
 
@@ -372,7 +372,7 @@ def _check_arguments(model: Any, weights: Any, random_init: Any, num_classes: An
     check_flag("random_init", random_init)
     check_count("num_classes", num_classes, least=0, optional=True)
     check_size("img_size", img_size, optional=True)
-    check_instance("reid", reid, ReIDSelection, "a vit_edge.models.loaders.ReIDSelection", optional=False)
+    check_instance("reid", reid, ReIDSelection, "a vit_edge.reading.loaders.ReIDSelection", optional=False)
     check_count("merge", merge, least=0)
     if not isinstance(output, str) or output not in OUTPUTS:
         raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, not {shown(output)}")

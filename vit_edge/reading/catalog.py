@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from vit_edge.core.errors import ConfigError, did_you_mean
-from vit_edge.models.families import FAMILIES
-from vit_edge.models.registry import (
+from vit_edge.reading.families import FAMILIES
+from vit_edge.reading.registry import (
     REFERENCE_NAMES,
     SHIPPED_MODELS,
     TIMM_FAMILIES,
@@ -56,14 +56,14 @@ def timm_rows(family: str | None = None, unsupported: bool = False) -> list[str]
 def _shipped_text(name: str) -> str:
     """A shipped model and the classes it names (its checkpoint is small: reading it costs milliseconds)."""
     from vit_edge.data.labels import names_summary
-    from vit_edge.models.checkpoint import load_checkpoint
+    from vit_edge.reading.checkpoint import load_checkpoint
 
     names = load_checkpoint(SHIPPED_MODELS[name])[1].class_names
     return f"{name} ({names_summary(names)})" if names else name
 
 
 def _other_rows() -> list[str]:
-    from vit_edge.models.hf_compat import SUPPORTED_ARCHITECTURES
+    from vit_edge.reading.hf_compat import SUPPORTED_ARCHITECTURES
 
     shipped = ", ".join(_shipped_text(name) for name in SHIPPED_MODELS)
     rows = ["shipped:   " + shipped + "  (weights inside the package)",

@@ -18,9 +18,9 @@ import torch
 
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
 from vit_edge.core.types import InputSpec
-from vit_edge.models.checkpoint import load_strict, read_state_dict
 from vit_edge.models.config import ExportChoices
 from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
+from vit_edge.reading.checkpoint import load_strict, read_state_dict
 
 __all__ = [
     "NECK_FEATS",

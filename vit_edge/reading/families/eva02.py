@@ -5,7 +5,7 @@ timm_compat.eva_state_to_reference, which DINOv3 and PE in timm's layout share.
 """
 from __future__ import annotations
 
-from vit_edge.models.families.base import Family
+from vit_edge.reading.families.base import Family
 
 __all__ = ["EVA02", "ROPE_VIT"]
 

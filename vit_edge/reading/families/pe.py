@@ -6,7 +6,7 @@ from typing import Any
 import torch
 
 from vit_edge.models.config import ViTConfig
-from vit_edge.models.families.base import Family, OriginalWeights, StateDict
+from vit_edge.reading.families.base import Family, OriginalWeights, StateDict
 
 __all__ = ["PE", "original_pe_to_reference", "is_original_pe_state_dict"]
 

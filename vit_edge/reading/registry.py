@@ -15,8 +15,8 @@ from pathlib import Path
 from vit_edge.core.errors import UnsupportedModelError, did_you_mean
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import FASHION_MNIST_CLASSES
-from vit_edge.models.families import refused_timm_family, timm_family
 from vit_edge.models.vit import ViTConfig
+from vit_edge.reading.families import refused_timm_family, timm_family
 
 __all__ = [
     "REFERENCE_SIZES",

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
-from vit_edge.models.checkpoint import save_checkpoint
 from vit_edge.models.vit import VisionTransformer
+from vit_edge.reading.checkpoint import save_checkpoint
 
 __all__ = ["TrainConfig", "train_small_vit", "train_classifier", "evaluate_top1", "augment", "warmup_cosine"]
 
@@ -55,7 +55,7 @@ def augment(images: np.ndarray, rng: np.random.Generator, shift: bool = False) -
 
 def evaluate_top1(model: torch.nn.Module, data: LabelledImages, spec: InputSpec, batch_size: int = 500) -> float:
     """Top-1 accuracy in percent of a PyTorch model on uint8 labelled images."""
-    from vit_edge.models.torch_session import torch_runner
+    from vit_edge.reading.torch_session import torch_runner
     from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
 
     return top1_accuracy(predict_logits(torch_runner(model), data, spec, batch_size), data.labels)
@@ -108,7 +108,7 @@ def train_small_vit(data: str, eval_data: str, img_size: int | None, config: Tra
                     log: Callable[[str], None] = print) -> dict[str, float]:
     """The small ViT (patch 4, dim 64, depth 4) trained from scratch on `data`, scored each epoch on `eval_data`."""
     from vit_edge.core.errors import ConfigError
-    from vit_edge.models.registry import FMNIST_TINY_CONFIG
+    from vit_edge.reading.registry import FMNIST_TINY_CONFIG
 
     train_set, eval_set, spec = _training_sets(data, eval_data, img_size)
     if spec.height % 4:
@@ -126,7 +126,7 @@ def _training_sets(data: str, eval_data: str, img_size: int | None) -> tuple[Lab
     model's."""
     from vit_edge.core.errors import DataError
     from vit_edge.data.datasets import folder_training_spec, load_dataset, load_image_folder
-    from vit_edge.models.registry import FMNIST_SPEC
+    from vit_edge.reading.registry import FMNIST_SPEC
 
     if data.startswith("fashion-mnist"):
         spec = FMNIST_SPEC

@@ -14,8 +14,8 @@ from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.options import OUTPUTS
 from vit_edge.models.layout import module_to_convert
-from vit_edge.models.loaders import ReIDSelection, load_model
 from vit_edge.models.vit import VisionTransformer
+from vit_edge.reading.loaders import ReIDSelection, load_model
 from vit_edge.runtime.base import Session, SessionOptions
 
 __all__ = ["TorchSession", "model_from_manifest", "torch_runner"]
