@@ -3,18 +3,22 @@ family and transformers architecture is accounted for by one, and the refusals t
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import json
+import pkgutil
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
+import vit_edge.reading.families as families_package
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
 from vit_edge.models.config import EXPORT_CHOICES, SIZE_FIELDS, ExportChoices, ViTConfig
 from vit_edge.models.vit import VisionTransformer
-from vit_edge.reading.families import FAMILIES, family, timm_family, weights_hint
+from vit_edge.reading.families import FAMILIES, Family, family, timm_family, weights_hint
 from vit_edge.reading.hf_compat import SUPPORTED_ARCHITECTURES
 from vit_edge.reading.loaders import load_model
-from vit_edge.reading.registry import TIMM_FAMILIES, TIMM_REFUSED, timm_entry
+from vit_edge.reading.registry import TIMM_FAMILIES, TIMM_REFUSED, TIMM_TABLE_FILE, timm_entry
 
 
 def test_every_config_field_is_a_size_an_export_choice_or_a_family_s() -> None:
@@ -35,6 +39,30 @@ def test_every_family_named_by_the_timm_table_and_transformers_is_declared_once(
         assert arch.family.hf is not None and family(arch.family.name) is arch.family, arch_name
     with pytest.raises(ConfigError, match="unknown family 'dinov4'.*dinov"):
         family("dinov4")
+
+
+def test_every_family_a_module_declares_is_found_and_every_transformers_class_once() -> None:
+    """FAMILIES is discovered, not listed: a Family left out of its module's __all__ would silently not exist, and
+    two families declaring one transformers class would silently overwrite each other's row."""
+    for info in pkgutil.iter_modules(families_package.__path__):
+        module = importlib.import_module(f"{families_package.__name__}.{info.name}")
+        for name, value in vars(module).items():
+            for entry in value if isinstance(value, tuple) else (value,):
+                if isinstance(entry, Family):
+                    assert entry in FAMILIES, f"{info.name}.{name} declares {entry.name} outside __all__"
+    rows = [row.name for entry in FAMILIES if entry.hf is not None for row in entry.hf.classes]
+    assert sorted(rows) == sorted(SUPPORTED_ARCHITECTURES), "a transformers class is declared twice"
+
+
+def test_every_timm_table_name_reaches_its_family_and_no_tie_decides_it() -> None:
+    """The table's families were written by timm_family; the declared search_order must still give each name the
+    same family, with the first matching rule strictly ahead of any other that matches (never a tie by name)."""
+    table = json.loads(TIMM_TABLE_FILE.read_text())["models"]
+    for name, entry in table.items():
+        assert timm_family(name).name == entry["family"], name
+        orders = [candidate.search_order for candidate in FAMILIES if candidate.names_timm(name)]
+        assert orders.count(min(orders, default=0)) <= 1, f"{name}: two rules of equal search_order match"
+    assert FAMILIES[-1].name == "patch14"  # the broadest rule is tried last
 
 
 def test_timm_names_reach_their_declared_family_first_match_wins() -> None:

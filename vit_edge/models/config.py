@@ -34,7 +34,7 @@ MAX_SIZES = {"depth": 512, "num_heads": 1024, "attn_pool_heads": 1024, "embed_di
              "attn_pool_mlp_dim": 262144, "hybrid_width": 4096, "in_chans": 1024, "reg_tokens": 1024,
              "sie_embeds": 65536, "patch_size": MAX_IMAGE_SIDE, "patch_stride": MAX_IMAGE_SIDE}
 
-# The fields every ViT sets; each other architecture field belongs to the families that use it (models/families)
+# The fields every ViT sets; each other architecture field belongs to the families that use it (reading/families)
 SIZE_FIELDS = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads", "mlp_hidden_dim",
                "ln_eps", "global_pool", "class_token")
 

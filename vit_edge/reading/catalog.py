@@ -20,7 +20,7 @@ from vit_edge.reading.registry import (
 
 __all__ = ["model_rows", "timm_rows", "FAMILY_NOTES"]
 
-# one line per family that loads, from its declaration in models/families
+# one line per family that loads, from its declaration in reading/families
 FAMILY_NOTES = {entry.name: entry.note for entry in FAMILIES if entry.loads}
 
 

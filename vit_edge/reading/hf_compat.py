@@ -3,34 +3,21 @@
 Reads config.json, preprocessor_config.json and the weights (model.safetensors, sharded safetensors or
 pytorch_model.bin) and renames keys; transformers 4.x names (`encoder.layer.N.attention.attention.query`, as
 save_pretrained still writes them) and 5.x in-memory names (`layers.N.attention.q_proj`) are both understood.
-transformers itself is never imported: the mapping is one table entry per architecture.
+transformers itself is never imported. This module is the generic machinery only: which classes load, what each
+returns and how its family's config and keys read are the families' declarations (`HFReading` and its `HFClass`
+rows in reading/families/), gathered into SUPPORTED_ARCHITECTURES.
 
-What the reference returns, per architecture (the transformers output it reproduces):
-
-- ViTForImageClassification, DeiTForImageClassification(WithTeacher): `logits` (with teacher: the mean of the
-  two heads, as transformers does).
-- ViTModel: `pooler_output` (dense + tanh on the normed class token → `pre_logits`) when the checkpoint has pooler
-  weights, else the normed class token `last_hidden_state[:, 0]`.
-- Dinov2Model, Dinov2WithRegistersModel: `pooler_output`, the layernormed class token.
-- Dinov2(WithRegisters)ForImageClassification: `logits` of the classifier on [class token, mean of patch tokens].
-- CLIPVisionModel: `pooler_output` = post_layernorm(class token); CLIPVisionModelWithProjection: `image_embeds`.
-- SiglipVisionModel: `pooler_output` of the attention-pooling head; with `vision_use_head` false transformers has
-  no pooler_output and the reference returns the mean of `last_hidden_state` (the post-layernormed tokens), as
-  timm's `gap` SigLIP variants do.
-- Aimv2VisionModel: `pooler_output` of its attention-pooling head (or, with `use_head` false, the mean of
-  `last_hidden_state`), RMSNorm throughout.
-
-DINOv2's preprocessor crops (224) smaller than config.image_size (518) and transformers resamples the position
-embeddings at every call; here the model is built once at the crop size (`VisionTransformer.with_img_size`),
-resampled as transformers does (plain DINOv2 without antialiasing, the registers model with it).
+A model whose preprocessor crops smaller than config.image_size (DINOv2: 224 of 518, where transformers resamples
+the position embeddings at every call) is built once at the crop size (`VisionTransformer.with_img_size`),
+resampled as its family declares (`HFReading.antialias`).
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -40,15 +27,8 @@ from vit_edge.core.jsonfile import read_json_object
 from vit_edge.core.types import InputSpec
 from vit_edge.models.vit import MAX_IMAGE_SIDE, VisionTransformer, ViTConfig
 from vit_edge.reading.checkpoint import load_strict, read_state_dict
-from vit_edge.reading.families import Family, HFReading
-from vit_edge.reading.families.aimv2 import AIMV2
-from vit_edge.reading.families.classic import DEIT, VIT
-from vit_edge.reading.families.clip import CLIP, METACLIP2
-from vit_edge.reading.families.depth_anything import DEPTH_ANYTHING
-from vit_edge.reading.families.dinov2 import DINOV2, DINOV2_REG
-from vit_edge.reading.families.dinov3 import DINOV3
+from vit_edge.reading.families import FAMILIES, Family, HFClass, HFReading
 from vit_edge.reading.families.hf_config import Size, bad_config, collapse, common_options, read_int, read_size
-from vit_edge.reading.families.siglip import SIGLIP, SIGLIP2
 
 __all__ = ["Architecture", "SUPPORTED_ARCHITECTURES", "HFFolder", "is_hf_directory", "read_hf_folder",
            "architecture_name", "load_hf_directory", "convert_hf_module", "hf_config_to_vit", "convert_hf_state_dict",
@@ -58,52 +38,29 @@ Options = dict[str, Any]
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """One transformers class: its family, what it returns, its head and its own config options."""
+@dataclass(frozen=True, kw_only=True)
+class Architecture(HFClass):
+    """One transformers class as its family declares it (an `HFClass` row), with the family that declares it."""
 
-    family: Family  # its declaration in models/families, with how transformers stores it (`hf`)
-    output: str  # the transformers output the reference reproduces (for the manifest)
-    # labels: a class per id2label; projection: CLIP's; depth: a dense model (encoder, neck, depth head) that
-    # models/dense_hf.py builds, the ViT config read from its backbone_config
-    head: Literal["labels", "projection", "none", "depth"] = "none"
-    options: Options = field(default_factory=dict)
-    renames: tuple[tuple[str, str], ...] = ()
-    output_without_pooler: str = ""  # ViTModel saved without its pooler, SigLIP without its head
+    family: Family
 
     @property
     def hf(self) -> HFReading:
-        """How transformers stores the family (every family an architecture names declares it)."""
+        """How transformers stores the family (every family that declares a class declares it)."""
         if self.family.hf is None:
             raise TypeError(f"family {self.family.name} declares no transformers reading")
         return self.family.hf
 
 
-_CLASSIFIER = (("classifier.", "head."),)
+def _architectures() -> dict[str, Architecture]:
+    """Every transformers class the families declare, by family name (as `vit-edge models` lists them)."""
+    rows = [(entry, row) for entry in sorted(FAMILIES, key=lambda entry: entry.name) if entry.hf is not None
+            for row in entry.hf.classes]
+    return {row.name: Architecture(**{f.name: getattr(row, f.name) for f in fields(HFClass)}, family=entry)
+            for entry, row in rows}
 
-SUPPORTED_ARCHITECTURES: dict[str, Architecture] = {
-    "ViTForImageClassification": Architecture(VIT, "logits", "labels", renames=_CLASSIFIER),
-    "ViTModel": Architecture(VIT, "pooler_output", renames=(("pooler.dense.", "pre_logits.fc."),),
-                             output_without_pooler="last_hidden_state[:, 0]"),
-    "DeiTForImageClassification": Architecture(DEIT, "logits", "labels", dict(distilled=True, dist_head=False),
-                                               _CLASSIFIER),
-    "DeiTForImageClassificationWithTeacher": Architecture(DEIT, "logits", "labels", dict(distilled=True)),
-    "Dinov2Model": Architecture(DINOV2, "pooler_output"),
-    "Dinov2ForImageClassification": Architecture(DINOV2, "logits", "labels", dict(global_pool="token_avg"),
-                                                 _CLASSIFIER),
-    "Dinov2WithRegistersModel": Architecture(DINOV2_REG, "pooler_output"),
-    "Dinov2WithRegistersForImageClassification": Architecture(DINOV2_REG, "logits", "labels",
-                                                              dict(global_pool="token_avg"), _CLASSIFIER),
-    "DINOv3ViTModel": Architecture(DINOV3, "pooler_output"),
-    "CLIPVisionModel": Architecture(CLIP, "pooler_output"),
-    "CLIPVisionModelWithProjection": Architecture(CLIP, "image_embeds", "projection"),
-    "SiglipVisionModel": Architecture(SIGLIP, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
-    "Siglip2VisionModel": Architecture(SIGLIP2, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
-    "MetaClip2VisionModel": Architecture(METACLIP2, "pooler_output"),
-    "MetaClip2VisionModelWithProjection": Architecture(METACLIP2, "image_embeds", "projection"),
-    "Aimv2VisionModel": Architecture(AIMV2, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
-    "DepthAnythingForDepthEstimation": Architecture(DEPTH_ANYTHING, "predicted_depth (depth map)", "depth"),
-}
+
+SUPPORTED_ARCHITECTURES: dict[str, Architecture] = _architectures()
 
 _LAYER = r"(?:encoder\.layers?|layers?|model\.layer)\.(\d+)\."
 # Shared renames (regex on a key without its family prefix, replacement), for 4.x and 5.x names of every family.

@@ -74,7 +74,7 @@ TIMM_TABLE_FILE = Path(__file__).with_name("timm_models.json")
 
 
 def family_of(name: str) -> str:
-    """The family a timm name belongs to (for `vit-edge models`, `info` and the manifest): models/families decides."""
+    """The family a timm name belongs to (for `vit-edge models`, `info` and the manifest): reading/families decides."""
     return timm_family(name).name
 
 

@@ -1,49 +1,41 @@
-"""Every model family as one declaration (see base.Family); this table is the one place they are listed.
+"""Every model family as one declaration (see base.Family), found in the modules of this package.
 
-Adding a family: a module here declaring its `Family` (timm name rule, note, the ViTConfig fields it needs, its
-transformers reading and its authors' checkpoint layout where it has them), its entry in FAMILIES, new layers in
-models/layers.py with their config fields in models/config.py, and its tests (docs/models.md says more).
+A module here declares a family by naming its `Family` (or a tuple of them) in `__all__`; FAMILIES is every such
+family, ordered by `search_order`, then name. Adding a family that needs no new layer is its module and its tests:
+no table here, in hf_compat or elsewhere lists it (docs/architecture.md, "Adding a family").
 """
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import pkgutil
+from types import ModuleType
+from typing import Any, Iterator
 
 from vit_edge.core.errors import ConfigError, did_you_mean
 from vit_edge.models.config import ViTConfig
-from vit_edge.reading.families.aimv2 import AIMV2
-from vit_edge.reading.families.base import Family, HFReading, OriginalWeights
-from vit_edge.reading.families.classic import (
-    DEIT,
-    DEIT3,
-    EVA,
-    FLEXIVIT,
-    HYBRID,
-    PATCH14,
-    POOLED,
-    REGISTERS,
-    TEST,
-    TRANSREID,
-    VIT,
-)
-from vit_edge.reading.families.clip import CLIP, METACLIP2
-from vit_edge.reading.families.depth_anything import DEPTH_ANYTHING
-from vit_edge.reading.families.dinov2 import DINOV2, DINOV2_REG
-from vit_edge.reading.families.dinov3 import DINOV3, LINGBOT, SAPIENS2
-from vit_edge.reading.families.eva02 import EVA02, ROPE_VIT
-from vit_edge.reading.families.pe import PE
-from vit_edge.reading.families.siglip import SIGLIP, SIGLIP2
-from vit_edge.reading.families.unsupported import UNSUPPORTED, VITAMIN
+from vit_edge.reading.families.base import Family, HFClass, HFReading, OriginalWeights
 
-__all__ = ["Family", "HFReading", "OriginalWeights", "FAMILIES", "family", "timm_family", "config_family",
+__all__ = ["Family", "HFReading", "HFClass", "OriginalWeights", "FAMILIES", "family", "timm_family", "config_family",
            "original_layout", "weights_hint", "refused_timm_family"]
 
-# Searched in this order for a timm name (the first rule that matches wins; none: the plain ViT)
-FAMILIES: tuple[Family, ...] = (
-    DINOV3, PE, EVA02, ROPE_VIT, LINGBOT, SAPIENS2, DEIT3, DINOV2_REG, DINOV2, CLIP, SIGLIP, HYBRID, DEIT, REGISTERS,
-    POOLED, EVA, AIMV2, VITAMIN, FLEXIVIT, TEST, *UNSUPPORTED, PATCH14, VIT, METACLIP2, SIGLIP2, TRANSREID,
-    DEPTH_ANYTHING,
-)
+
+def _declared(module: ModuleType) -> Iterator[Family]:
+    """The families a module names in its `__all__`, alone or in a tuple."""
+    for name in getattr(module, "__all__", ()):
+        value = getattr(module, name)
+        yield from (entry for entry in (value if isinstance(value, tuple) else (value,)) if isinstance(entry, Family))
+
+
+def _discover() -> tuple[Family, ...]:
+    """Every family declared in this package's modules, in search order (the first timm rule that matches wins)."""
+    found = {id(entry): entry for info in pkgutil.iter_modules(__path__)
+             for entry in _declared(importlib.import_module(f"{__name__}.{info.name}"))}
+    return tuple(sorted(found.values(), key=lambda entry: (entry.search_order, entry.name)))
+
+
+FAMILIES: tuple[Family, ...] = _discover()
 _BY_NAME = {entry.name: entry for entry in FAMILIES}
+VIT = _BY_NAME["vit"]  # what a name no rule claims, or a config no family recognises, is: a plain ViT
 
 
 def family(name: str) -> Family:

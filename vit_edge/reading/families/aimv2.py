@@ -1,10 +1,14 @@
-"""AIMv2 (Apple): RMSNorm throughout, bias-free SwiGLU, an attention head without a q projection or MLP."""
+"""AIMv2 (Apple): RMSNorm throughout, bias-free SwiGLU, an attention head without a q projection or MLP.
+
+transformers' Aimv2VisionModel returns `pooler_output` of its attention-pooling head (or, with `use_head` false, the
+mean of `last_hidden_state`), RMSNorm throughout.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 from vit_edge.core.errors import UnsupportedModelError
-from vit_edge.reading.families.base import OPENAI_CLIP, Family, HFReading, Options
+from vit_edge.reading.families.base import OPENAI_CLIP, Family, HFClass, HFReading, Options
 from vit_edge.reading.families.hf_config import activation, positive_number, read_int
 
 __all__ = ["AIMV2"]
@@ -30,4 +34,6 @@ AIMV2 = Family("aimv2", "AIMv2: RMSNorm throughout, bias-free SwiGLU and attenti
                hf=HFReading(("vision_model.",), _aimv2_options, 1e-5, norm=OPENAI_CLIP, renames=(
                    ("embeddings.rms_norm.", "patch_embed.norm."), ("embeddings.patch_embed.", "patch_embed.proj."),
                    ("rms_norm.", "norm."), ("head.cls_token", "attn_pool.latent"),
-                   ("head.output_proj.", "attn_pool.proj."))))
+                   ("head.output_proj.", "attn_pool.proj.")),
+                   classes=(HFClass("Aimv2VisionModel", "pooler_output",
+                                    output_without_pooler="last_hidden_state.mean(1)"),)))

@@ -13,14 +13,16 @@ from typing import Any
 
 from vit_edge.core.errors import UnsupportedModelError
 from vit_edge.models.dense_heads import DepthHeadConfig, NeckConfig
-from vit_edge.reading.families.base import IMAGENET, Family, HFReading
+from vit_edge.reading.families.base import IMAGENET, Family, HFClass, HFReading
 from vit_edge.reading.families.dinov2 import dinov2_options
 from vit_edge.reading.families.hf_config import bad_config, positive_number, read_int, read_size
 
 __all__ = ["DEPTH_ANYTHING", "backbone_config", "read_blocks", "read_head", "HEAD_RENAMES"]
 
 DEPTH_ANYTHING = Family("depth-anything", "Depth Anything V1/V2 (depth): DINOv2 encoder, DPT neck, depth head",
-                        hf=HFReading(("backbone.",), dinov2_options, 1e-6, norm=IMAGENET, antialias=False))
+                        hf=HFReading(("backbone.",), dinov2_options, 1e-6, norm=IMAGENET, antialias=False,
+                                     classes=(HFClass("DepthAnythingForDepthEstimation",
+                                                      "predicted_depth (depth map)", "depth"),)))
 
 # transformers' neck and head names → the reference's (models/dense_heads.py); the encoder's go through hf_compat
 HEAD_RENAMES = tuple((re.compile(pattern), replacement) for pattern, replacement in [

@@ -1,4 +1,7 @@
-"""DINOv3 (timm, transformers and Meta's own checkpoints) and the timm encoders built like it (LingBot, Sapiens2)."""
+"""DINOv3 (timm, transformers and Meta's own checkpoints) and the timm encoders built like it (LingBot, Sapiens2).
+
+transformers' DINOv3ViTModel returns `pooler_output`, the class token after the final norm.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -6,7 +9,15 @@ from typing import Any
 import torch
 
 from vit_edge.models.config import ViTConfig
-from vit_edge.reading.families.base import IMAGENET, Family, HFReading, Options, OriginalWeights, StateDict
+from vit_edge.reading.families.base import (
+    IMAGENET,
+    Family,
+    HFClass,
+    HFReading,
+    Options,
+    OriginalWeights,
+    StateDict,
+)
 from vit_edge.reading.families.hf_config import activation, positive_number, read_int
 
 __all__ = ["DINOV3", "LINGBOT", "SAPIENS2", "original_dinov3_to_reference", "is_original_dinov3_state_dict"]
@@ -50,7 +61,8 @@ def is_original_dinov3_state_dict(state: dict[str, Any]) -> bool:
 DINOV3 = Family("dinov3", "DINOv3: rotary position embeddings, 4 registers, LayerScale; SwiGLU from S+ up", r"_dinov3",
                 fields=("rope", "rope_temperature", "rope_rotate_half", "abs_pos_embed", "reg_tokens", "init_values",
                         "mlp", "mlp_bias"),
-                hf=HFReading(("dinov3_vit.",), _dinov3_options, 1e-5, norm=IMAGENET),
+                hf=HFReading(("dinov3_vit.",), _dinov3_options, 1e-5, norm=IMAGENET,
+                             classes=(HFClass("DINOv3ViTModel", "pooler_output"),)),
                 original_weights=OriginalWeights(is_original_dinov3_state_dict, original_dinov3_to_reference))
 LINGBOT = Family("lingbot", "LingBot: DINOv3-style rotary ViT encoders", r"_lingbot$",
                  fields=("rope", "abs_pos_embed", "reg_tokens"))

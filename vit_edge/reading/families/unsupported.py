@@ -8,10 +8,12 @@ from vit_edge.reading.families.base import Family
 
 __all__ = ["UNSUPPORTED", "VITAMIN"]
 
+_LAST = 4  # after every family that loads, before patch14's catch-all rule (a refused name is refused, not patch14's)
+
 
 def _refused(name: str, missing: str, nearest: str, weight_keys: tuple[str, ...] = ()) -> Family:
     return Family(name, f"not supported: needs {missing}", rf"^{name}_", weight_keys=weight_keys, missing=missing,
-                  nearest=nearest)
+                  nearest=nearest, search_order=_LAST)
 
 
 UNSUPPORTED = (
@@ -30,4 +32,4 @@ UNSUPPORTED = (
 )
 
 # In the timm table, every name refused one by one (each entry says what its stem needs)
-VITAMIN = Family("vitamin", "ViTamin: MbConv stages before the ViT", r"^vitamin_")
+VITAMIN = Family("vitamin", "ViTamin: MbConv stages before the ViT", r"^vitamin_", search_order=_LAST)
