@@ -2,8 +2,9 @@
 
 `sources` finds them (folders, list files, arrays, dataset names), `iterables` reads an iterable of batches (a
 generator, a DataLoader, `Dataset(source, transform)` as NNCF takes it), `labels` checks every source's labels
-(`check_labels`) and matches their classes to a model's, `preprocess` is the model's eval transform, `datasets`
-puts the three together for one model.
+(`check_labels`) and matches their classes to a model's, `preprocess` is the model's eval transform,
+`fashion_mnist` the one named dataset, `datasets` puts them together for one model (`batch` for a run's inputs).
+Bottom-up: preprocess, fashion_mnist < sources < labels, iterables < datasets; no module imports one above it.
 """
 from vit_edge.data.datasets import (
     DATASET_NAMES,

@@ -5,28 +5,28 @@ transform, its channels) and attaches labels already matched to its outputs (`la
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
+from typing import Any, Callable, Iterable, Union
 
 import numpy as np
 
 from vit_edge.core.errors import DataError
 from vit_edge.core.types import InputSpec
+from vit_edge.data.fashion_mnist import DATASET_NAMES, FASHION_MNIST_CLASSES, fashion_mnist_dir, read_fashion_mnist
 from vit_edge.data.iterables import Dataset, as_dataset, is_batch_iterable, read_batches
+from vit_edge.data.labels import CLASS_NAMES_HINT, LabelMatch, check_labels, match_labels, model_class_names
+from vit_edge.data.preprocess import match_channels
 from vit_edge.data.sources import ArrayImages, DataOptions, ImageSource, fill_images, open_images
-
-if TYPE_CHECKING:
-    from vit_edge.data.labels import LabelMatch
 
 __all__ = [
     "ImageData",
     "LabelledImages",
     "FASHION_MNIST_CLASSES",
     "load_fashion_mnist",
+    "fashion_mnist_dir",
     "load_image_folder",
     "load_dataset",
     "prepare_images",
@@ -34,14 +34,6 @@ __all__ = [
     "open_data",
     "DATASET_NAMES",
 ]
-
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
-# Debian's dataset-fashion-mnist package; VIT_EDGE_FASHION_MNIST points elsewhere.
-FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
-BUNDLED_SUBSET = Path(__file__).with_name("fashion_mnist_test_1k.npz")
-
 
 @dataclass(frozen=True)
 class LabelledImages:
@@ -83,56 +75,16 @@ class LabelledImages:
         return digest.hexdigest()
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    try:
-        with gzip.open(path, "rb") as handle:
-            raw = handle.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise DataError(f"{path} is truncated: {data.size} bytes for shape {dims}")
-    return data.reshape(dims)
-
-
-def fashion_mnist_dir() -> Path | None:
-    """Where the full Fashion-MNIST files are, or None when only the bundled subset is available."""
-    override = os.environ.get("VIT_EDGE_FASHION_MNIST")
-    candidates = (Path(override),) if override else FASHION_MNIST_DIRS
-    for folder in candidates:
-        if (folder / "t10k-images-idx3-ubyte.gz").is_file():
-            return folder
-    return None
-
-
 def load_fashion_mnist(split: str = "test") -> LabelledImages:
     """Fashion-MNIST from Debian's package; the test split falls back to the 1,000 images bundled with vit-edge."""
-    if split not in ("train", "test"):
-        raise DataError(f"Fashion-MNIST has splits 'train' and 'test', not '{split}'")
-    folder = fashion_mnist_dir()
-    prefix = "train" if split == "train" else "t10k"
-    if folder is not None:
-        images = _read_idx(folder / f"{prefix}-images-idx3-ubyte.gz")
-        labels = _read_idx(folder / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
-        return LabelledImages(images, labels, FASHION_MNIST_CLASSES, f"fashion-mnist:{split}")
-    if split == "test" and BUNDLED_SUBSET.is_file():
-        with np.load(BUNDLED_SUBSET) as bundle:
-            images, labels = bundle["images"], bundle["labels"].astype(np.int64)
-        return LabelledImages(images, labels, FASHION_MNIST_CLASSES, "fashion-mnist:test-1k-bundled")
-    raise DataError(
-        "Fashion-MNIST's training split is not installed: run  apt-get install dataset-fashion-mnist  "
-        "or set VIT_EDGE_FASHION_MNIST to a folder with the four idx .gz files"
-    )
+    images, labels, origin = read_fashion_mnist(split)
+    return LabelledImages(images, labels, FASHION_MNIST_CLASSES, origin)
 
 
 def prepare_images(source: ImageSource, spec: InputSpec, labels: LabelMatch | None = None,
                    progress: Callable[[str], None] | None = None) -> LabelledImages:
     """Every image of `source` decoded and transformed to the spec's size (uint8, in memory), with `labels`
     (already matched to the model's outputs) or none; unreadable files left out when the source skips them."""
-    from vit_edge.data.preprocess import match_channels
-
     if isinstance(source, ArrayImages) and source.images.shape[1:3] == (spec.height, spec.width):
         images = source.images if source.images.ndim == 4 else source.images[..., None]
         images = match_channels(images, spec.channels)
@@ -167,8 +119,6 @@ def load_image_folder(root: str | Path | ImageSource, channels: int = 3,
 
 def _own_classes(source: ImageSource) -> tuple[tuple[str, ...], LabelMatch]:
     """The classes a source defines for a model trained on it, and its labels (through `check_labels`)."""
-    from vit_edge.data.labels import LabelMatch, check_labels
-
     if source.labels is None:
         raise DataError(f"{source.origin} has no labels ({source.layout}); training needs class folders "
                         "(DIR/class_name/*.png), a list file with labels, or a labelled .npz")
@@ -187,8 +137,6 @@ def folder_training_spec(size: int | tuple[int, int], channels: int, class_names
     return InputSpec(img_size=size if isinstance(size, int) else (size[0], size[1]), channels=channels,
                      mean=(0.5,) * channels, std=(0.5,) * channels, crop_mode="squash", class_names=class_names)
 
-
-DATASET_NAMES = ("fashion-mnist", "fashion-mnist-train")
 
 # What export's data, quantize's calib and eval_data read images from: a path or dataset name, an array, a source,
 # or an iterable of batches (a generator, a DataLoader, a list, a vit_edge.data.Dataset).
@@ -222,7 +170,5 @@ def load_dataset(name_or_path: ImageData, spec: InputSpec, *, num_classes: int |
 def labels_for(source: ImageSource, spec: InputSpec, num_classes: int, options: DataOptions,
                hint: str | None = None) -> LabelMatch:
     """`source`'s labels matched to a model with `num_classes` outputs named by the spec (or --class-names)."""
-    from vit_edge.data.labels import CLASS_NAMES_HINT, match_labels
-
-    names, names_from = options.model_names(spec.class_names)
+    names, names_from = model_class_names(options, spec.class_names)
     return match_labels(source, names, num_classes, names_from, hint or CLASS_NAMES_HINT)

@@ -16,17 +16,15 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence, overload
+from typing import Sequence, overload
 
 import numpy as np
 
 from vit_edge.core.errors import DataError
+from vit_edge.data.sources import DataOptions, ImageSource
 
-if TYPE_CHECKING:
-    from vit_edge.data.sources import ImageSource
-
-__all__ = ["LabelMatch", "check_labels", "match_labels", "read_class_names", "given_class_names", "names_summary",
-           "imagenet_classes", "CLASS_NAMES_HINT"]
+__all__ = ["LabelMatch", "check_labels", "match_labels", "read_class_names", "given_class_names", "model_class_names",
+           "names_summary", "imagenet_classes", "CLASS_NAMES_HINT"]
 
 IMAGENET_TABLE = Path(__file__).with_name("imagenet1k_classes.tsv")
 _SYNSET = re.compile(r"^n\d{8}$")
@@ -147,6 +145,13 @@ def read_class_names(path: str | Path) -> tuple[str, ...]:
         raise DataError(f"class-names file {path} holds no names (one name a line, in the model's output order)")
     check_labels(f"class-names file {path}", names=names)
     return names
+
+
+def model_class_names(options: DataOptions, default: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    """The class names to match labels against (--class-names, else the model's), and where they came from."""
+    if options.class_names is None:
+        return default, "the model"
+    return read_class_names(options.class_names), options.class_names
 
 
 def given_class_names(path: str | Path, own: Sequence[str], num_classes: int) -> tuple[str, ...]:

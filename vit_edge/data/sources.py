@@ -2,7 +2,8 @@
 
 A source knows its images and, where it has them, its own labels (folder or list-file names, or indices). Nothing
 is decoded until read, and `image_batches` decodes a batch at a time through the model's eval transform, so memory
-stays bounded whatever the folder's size. Matching the source's labels to the model's classes is `labels.py`'s job.
+stays bounded whatever the folder's size. Matching the source's labels to the model's classes is `labels.py`'s job
+(above this module: labels imports sources, never the other way).
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
-from vit_edge.core.errors import DataError
+from vit_edge.core.errors import DataError, did_you_mean
+from vit_edge.data.fashion_mnist import DATASET_NAMES, FASHION_MNIST_CLASSES, read_fashion_mnist
+from vit_edge.data.preprocess import eval_transform
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -46,14 +49,6 @@ class DataOptions:
         if self.max_image_pixels is not None and (not isinstance(self.max_image_pixels, int)
                                                   or self.max_image_pixels < 1):
             raise DataError(f"max_image_pixels must be a positive integer, not {self.max_image_pixels!r}")
-
-    def model_names(self, default: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
-        """The class names to match labels against, and where they came from."""
-        if self.class_names is None:
-            return default, "the model"
-        from vit_edge.data.labels import read_class_names
-
-        return read_class_names(self.class_names), self.class_names
 
 
 @dataclass(frozen=True)
@@ -186,8 +181,6 @@ def image_batches(source: ImageSource, spec: "InputSpec", batch_size: int = 64,
 
     Arrays already at the spec's size are taken as prepared; everything else goes through `eval_transform`. A file
     that cannot be read stops with one line, or is left out (and absent from the indices) with `skip_unreadable`."""
-    from vit_edge.data.preprocess import eval_transform
-
     mode = "L" if spec.channels == 1 else "RGB"
     prepared = isinstance(source, ArrayImages) and source.images.shape[1:3] == (spec.height, spec.width)
     total, step = len(source), max(1000, len(source) // 10)
@@ -223,9 +216,6 @@ def fill_images(target: np.ndarray, source: ImageSource, spec: "InputSpec",
 # -- opening what the user named --------------------------------------------------------------------------------
 def open_images(name: "str | Path | np.ndarray | ImageSource", options: DataOptions = DataOptions()) -> ImageSource:
     """The source a user names: a dataset name, a folder, a list file, a .npy/.npz file, an array or a source."""
-    from vit_edge.data.datasets import DATASET_NAMES, load_fashion_mnist
-
-
     if isinstance(name, ImageSource):
         return name
     if isinstance(name, np.ndarray):
@@ -234,8 +224,8 @@ def open_images(name: "str | Path | np.ndarray | ImageSource", options: DataOpti
         raise DataError(f"images must be named by a path or dataset name, not a {type(name).__name__}")
     text = str(name)
     if text in ("fashion-mnist", "fashion-mnist-train"):
-        data = load_fashion_mnist("train" if text.endswith("train") else "test")
-        return ArrayImages(data.source, "dataset", data.labels, data.class_names, images=data.images)
+        images, labels, origin = read_fashion_mnist("train" if text.endswith("train") else "test")
+        return ArrayImages(origin, "dataset", labels, FASHION_MNIST_CLASSES, images=images)
     path = Path(text)
     if path.is_dir():
         return _scan_folder(path, options)
@@ -245,8 +235,6 @@ def open_images(name: "str | Path | np.ndarray | ImageSource", options: DataOpti
         return _read_list_file(path, options)
     if path.exists():
         raise DataError(f"{path} is not a folder, a list file (.txt/.lst/.csv) or an array file (.npy/.npz)")
-    from vit_edge.core.errors import did_you_mean
-
     raise DataError(f"data '{text}' is neither a folder, a file nor a known dataset"
                     f"{did_you_mean(text, DATASET_NAMES)}; give {SOURCE_HELP}")
 
