@@ -3,13 +3,22 @@ once. The import contract is generated from vit_edge/core/layers.py and checked 
 every import (inside functions too), so a lazy import that runs against the layers fails here."""
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from vit_edge.core.layers import BOARD_LAYERS, FORBIDDEN_ON_BOARD, LAYERS, TORCH_FREE_LAYERS, TORCH_RUNTIME_SESSIONS
+from vit_edge.core.layers import (
+    BOARD_LAYERS,
+    FORBIDDEN_ON_BOARD,
+    LAYERS,
+    SESSIONS_ABOVE_RUNTIME,
+    TORCH_FREE_LAYERS,
+    TORCH_RUNTIME_SESSIONS,
+)
+from vit_edge.core.targets import RUNTIMES, TARGETS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,6 +91,34 @@ def test_import_contract_can_fail(tmp_path: Path) -> None:
     config.write_text(text)
     result = _lint(config)
     assert result.returncode != 0 and "broken" in result.stdout
+
+
+def _layer(module: str) -> int:
+    """The index of a module's layer in LAYERS (0 is the top)."""
+    return next(index for index, layer in enumerate(LAYERS) for package in layer
+                if module == package or module.startswith(package + "."))
+
+
+def declared_imports() -> list[tuple[str, str]]:
+    """(resolver, module) for every "module:Class" string the target declarations name: imports the contract
+    cannot see, since they happen through importlib when the string is resolved."""
+    found = [("vit_edge.runtime.base", runtime.session) for runtime in RUNTIMES.values()]
+    for target in TARGETS.values():
+        found.append(("vit_edge.exporters.registry", target.exporter))
+        if target.int8_lowering:
+            found.append(("vit_edge.pipeline.checks", target.int8_lowering))
+    return [(resolver, reference.split(":")[0]) for resolver, reference in found]
+
+
+def test_modules_loaded_by_name_respect_the_layers() -> None:
+    """A declared string counts as an import by its resolver: it points down the layers (or stays in one), except
+    the sessions SESSIONS_ABOVE_RUNTIME names; an exception that no declaration needs any more is stale."""
+    upward = set()
+    for resolver, module in declared_imports():
+        assert importlib.util.find_spec(module) is not None, f"{module} is declared but does not exist"
+        if _layer(module) < _layer(resolver):
+            upward.add(module)
+    assert upward == set(SESSIONS_ABOVE_RUNTIME), f"loaded by name from a layer below: {sorted(upward)}"
 
 
 def test_every_package_is_in_a_layer() -> None:
