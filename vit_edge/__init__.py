@@ -1,9 +1,11 @@
 """vit-edge: take a trained Vision Transformer from PyTorch to an edge device, verified and measured.
 
-The verbs are functions: `export`, `quantize`, `bench`, `info`, `train`, `load_model`. Packages are nouns:
-`core` (torch-free facts), `data`, `runtime` (what a board runs), `bench` (host-side measuring), `models`,
-`exporters` and `quantization` (torch side). `import vit_edge` stays light: torch, the converters and the
-runtimes are imported only by the verbs that need them.
+The verbs are functions (`export`, `quantize`, `bench`, `info`, `train`, `preprocess`, `load_model`, in api.py,
+each a short list of steps from `pipeline`). Packages are nouns, in layers (core/layers.py): `core` (torch-free
+facts and mechanisms), `data`, `runtime` (what a board runs), then the torch side: `models` (the network),
+`reading` (timm, transformers and checkpoints into it; the families), `training`, `exporters` and `quantization`;
+above them `benchmarking` (host-side measuring), `tuning` and `cli`. `import vit_edge` stays light: torch, the
+converters and the runtimes are imported only by the verbs that need them.
 """
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ __all__ = ["Exporter", "ExportOptions", "conversion_error"]
 
 
 class Exporter(ABC):
-    """Writes one model file for a target; parity and the manifest are the caller's (api.export).
+    """Writes one model file for a target; parity, the manifest and the atomic write are the caller's
+    (pipeline/writing.py's write_artifact).
 
     What the target is (name, precisions, packages) comes from its declaration in core/targets.py.
     """
