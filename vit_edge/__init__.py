@@ -1,7 +1,7 @@
 """vit-edge: take a trained Vision Transformer from PyTorch to an edge device, verified and measured.
 
 The verbs are functions (`export`, `quantize`, `bench`, `info`, `train`, `preprocess`, `load_model`, in api.py,
-each a short list of steps from `pipeline`). Packages are nouns, in layers (core/layers.py): `core` (torch-free
+each a short list of steps from `pipeline`). Packages are nouns, in layers (core/package_layers.py): `core` (torch-free
 facts and mechanisms), `data`, `runtime` (what a board runs), then the torch side: `models` (the network),
 `reading` (timm, transformers and checkpoints into it; the families), `training`, `exporters` and `quantization`;
 above them `benchmarking` (host-side measuring), `tuning` and `cli`. `import vit_edge` stays light: torch, the

@@ -1,5 +1,5 @@
 """The architecture holds: layers only point down, the board layers never reach torch, and a target is declared
-once. The import contract is generated from vit_edge/core/layers.py and checked by import-linter, which counts
+once. The import contract is generated from vit_edge/core/package_layers.py and checked by import-linter, which counts
 every import (inside functions too), so a lazy import that runs against the layers fails here."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vit_edge.core.layers import (
+from vit_edge.core.package_layers import (
     BOARD_LAYERS,
     FORBIDDEN_ON_BOARD,
     LAYERS,
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def contract_ini() -> str:
-    """The import-linter configuration that states core/layers.py."""
+    """The import-linter configuration that states core/package_layers.py."""
     layers = "\n".join("    " + " | ".join(layer) for layer in LAYERS)
     exceptions = "\n".join(f"    {module} -> torch" for module in TORCH_RUNTIME_SESSIONS)
     return f"""[importlinter]

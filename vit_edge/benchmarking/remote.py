@@ -14,8 +14,8 @@ from typing import Any
 
 from vit_edge.benchmarking.devices import SshDevice
 from vit_edge.core.errors import DeviceError
-from vit_edge.core.layers import BOARD_LAYERS
 from vit_edge.core.outputs import write_atomically
+from vit_edge.core.package_layers import BOARD_LAYERS
 from vit_edge.core.version import __version__
 
 __all__ = ["build_runner_zip", "runner_modules", "SshRunner", "check_reachable"]
@@ -26,7 +26,7 @@ _BOARD_INIT = f'"""vit-edge\'s board-side modules (runtime, data, core), zipped.
 
 
 def runner_modules() -> list[str]:
-    """The board layers' files (core/layers.py), relative to the package: what the import contract proves
+    """The board layers' files (core/package_layers.py), relative to the package: what the import contract proves
     needs neither torch nor anything above them."""
     package = _PACKAGE
     modules = []
