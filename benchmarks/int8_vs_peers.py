@@ -109,7 +109,7 @@ def seeded_load(name: str) -> LoadedModel:
 
 def check_weights(entry: Entry, expected: str) -> None:
     """The artifact's recorded weights hash must be the reference's, or its agreement means nothing."""
-    from vit_edge.core.artifact import read_manifest
+    from vit_edge.core.manifest import read_manifest
 
     got = read_manifest(entry.artifact).source.get("weights_sha256")
     if got != expected:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vit_edge.api import export, quantize
-from vit_edge.core.artifact import read_manifest
+from vit_edge.core.manifest import read_manifest
 from vit_edge.data.synthetic import smooth_images
 from vit_edge.exporters.vela import compile_for_npu
 from vit_edge.quantization.recipe import Recipe

@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.manifest import Manifest, read_manifest
 from vit_edge.core.options import (
     ExportOptions,
     check_callable,

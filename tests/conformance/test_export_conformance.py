@@ -16,7 +16,7 @@ import torch
 
 from tests.helpers import small_vit
 from vit_edge.api import Artifact, export, parity_inputs
-from vit_edge.core.artifact import read_manifest
+from vit_edge.core.manifest import read_manifest
 from vit_edge.core.targets import TARGETS
 from vit_edge.core.types import Layout, Precision
 from vit_edge.reading.loaders import load_model

@@ -11,7 +11,7 @@ import torch
 from tests.helpers import run_cli, small_vit
 from vit_edge.api import export, parity_inputs
 from vit_edge.benchmarking.sweep import BenchConfig, bench
-from vit_edge.core.artifact import manifest_digest, sha256_file
+from vit_edge.core.manifest import manifest_digest, sha256_file
 from vit_edge.core.targets import RUNTIMES
 from vit_edge.core.types import InputSpec
 from vit_edge.reading.checkpoint import save_checkpoint

@@ -20,7 +20,7 @@ def test_import_vit_edge_imports_no_heavy_package() -> None:
 
 
 def test_runtime_and_data_import_without_torch() -> None:
-    modules = loaded_after("import vit_edge.runtime, vit_edge.runtime.accuracy, vit_edge.data, vit_edge.core.artifact")
+    modules = loaded_after("import vit_edge.runtime, vit_edge.runtime.accuracy, vit_edge.data, vit_edge.core.manifest")
     assert modules == []
 
 

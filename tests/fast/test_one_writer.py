@@ -26,7 +26,7 @@ LOOKING = frozenset({"which", "disk_usage", "get_terminal_size"})
 
 # (file under vit_edge/, function) → why it may write without going through core/outputs.py
 WRITES_INTO_A_STAGED_FOLDER: dict[tuple[str, str], str] = {
-    ("core/artifact.py", "Manifest.write"): "manifest.json into the artifact's staging folder",
+    ("core/manifest.py", "Manifest.write"): "manifest.json into the artifact's staging folder",
     ("pipeline/writing.py", "_verify"): "numerics_check.npz into the staging folder",
     ("exporters/onnx.py", "OnnxExporter.write"): "the ONNX file (torch.onnx's program.save) into the staging folder",
     ("exporters/onnx.py", "_drop_initializer_value_info"): "the ONNX file (onnx.save) into the staging folder",

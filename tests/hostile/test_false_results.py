@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import assert_user_error, run_cli
-from vit_edge.core.artifact import read_manifest
+from vit_edge.core.manifest import read_manifest
 from vit_edge.core.output_kinds import OUTPUTS, Measure
 from vit_edge.core.parity import compare_logits, judge
 from vit_edge.core.types import Precision

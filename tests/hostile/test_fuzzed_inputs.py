@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from vit_edge.cli import build_parser
 from vit_edge.cli.values import cpu_list, img_size, non_negative, positive, positive_float
-from vit_edge.core.artifact import MANIFEST_NAME, read_manifest
 from vit_edge.core.errors import VitEdgeError
+from vit_edge.core.manifest import MANIFEST_NAME, read_manifest
 from vit_edge.reading.hf_compat import hf_config_to_vit
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True)

@@ -11,8 +11,8 @@ import pytest
 from tests.helpers import assert_user_error, run_cli
 from vit_edge.api import Artifact, export
 from vit_edge.benchmarking.record import BenchRecord
-from vit_edge.core.artifact import MANIFEST_NAME, manifest_digest, sha256_file
 from vit_edge.core.errors import ArtifactError
+from vit_edge.core.manifest import MANIFEST_NAME, manifest_digest, sha256_file
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +129,7 @@ def test_consistent_hashes_but_wrong_numbers_fail_the_numerics_gate(exported: Pa
     import onnx
     from onnx import numpy_helper
 
-    from vit_edge.core.artifact import NUMERICS_CHECK
+    from vit_edge.core.manifest import NUMERICS_CHECK
 
     artifact = tmp_path / "negated"
     shutil.copytree(exported, artifact)

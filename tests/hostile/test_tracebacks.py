@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.helpers import assert_user_error, export_shipped, run_cli, small_vit, tmpfs
-from vit_edge.core.artifact import MANIFEST_NAME
+from vit_edge.core.manifest import MANIFEST_NAME
 from vit_edge.core.types import InputSpec
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.reading.checkpoint import save_checkpoint

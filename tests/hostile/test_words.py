@@ -191,7 +191,7 @@ def test_a_target_in_capitals_exports(tmp_path: Path) -> None:
 def test_quantize_without_eval_says_disagreement_on_the_calibration_images(tmp_path: Path) -> None:
     """Without labels the number is disagreement with fp32 on the calibration images, never a top-1 drop; the
     manifest stored it as 'drop' and the summary did not say what it was measured on."""
-    from vit_edge.core.artifact import read_manifest
+    from vit_edge.core.manifest import read_manifest
 
     result = run_cli("quantize", "fmnist-vit-tiny", "--target", "onnx", "--calib", "fashion-mnist", "--calib-size",
                      "32", "--parity-samples", "2", "--out", str(tmp_path / "q"))

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import assert_user_error, run_cli
 from vit_edge import quantize
-from vit_edge.core.artifact import read_manifest
+from vit_edge.core.manifest import read_manifest
 from vit_edge.quantization.recipe import Recipe
 
 pytest.importorskip("onnxruntime")

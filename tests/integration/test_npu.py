@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import assert_user_error, run_cli, small_vit
 from vit_edge import quantize
-from vit_edge.core.artifact import read_manifest
+from vit_edge.core.manifest import read_manifest
 from vit_edge.data.synthetic import smooth_images
 
 pytest.importorskip("ethosu.vela")

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from tests.helpers import assert_user_error, run_cli
-from vit_edge.core.artifact import read_manifest
+from vit_edge.core.manifest import read_manifest
 from vit_edge.tuning import TuneRow, pareto_front
 
 QUICK = ("--calib", "fashion-mnist", "--eval", "fashion-mnist", "--eval-limit", "300", "--threads", "1",

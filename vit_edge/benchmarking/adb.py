@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from vit_edge.benchmarking.devices import AdbDevice
-from vit_edge.core.artifact import read_manifest
 from vit_edge.core.errors import DeviceError
+from vit_edge.core.manifest import read_manifest
 from vit_edge.runtime.measure import MeasureConfig
 
 __all__ = ["parse_benchmark_model_output", "AdbExecutor"]

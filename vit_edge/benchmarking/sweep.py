@@ -20,9 +20,9 @@ import numpy as np
 
 from vit_edge.benchmarking.devices import LocalDevice, SshDevice, parse_device
 from vit_edge.benchmarking.record import BenchRecord
-from vit_edge.core.artifact import MANIFEST_NAME, Manifest, read_manifest
 from vit_edge.core.depth_metrics import depth_scores, depth_verdict
 from vit_edge.core.errors import ArtifactError, ConfigError, DiskFullError, VitEdgeError
+from vit_edge.core.manifest import MANIFEST_NAME, Manifest, read_manifest
 from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.output_kinds import Measure
 from vit_edge.core.outputs import replace_file, reserved_array, save_array, scratch_folder, write_atomically

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vit_edge.core.artifact import Manifest
 from vit_edge.core.identity import ModelFacts
+from vit_edge.core.manifest import Manifest
 from vit_edge.core.parity import agreement_words
 
 __all__ = ["print_delegation", "info_rows", "export_line", "quantize_line", "tune_table"]

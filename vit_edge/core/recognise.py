@@ -52,7 +52,7 @@ def _files_under(folder: Path) -> list[str]:
 
 def is_artifact(folder: Path) -> bool:
     """A vit-edge artifact: its manifest reads (the one reader, files unhashed) and lists every file it holds."""
-    from vit_edge.core.artifact import MANIFEST_NAME, read_manifest
+    from vit_edge.core.manifest import MANIFEST_NAME, read_manifest
 
     if not folder.is_dir() or folder.is_symlink():
         return False

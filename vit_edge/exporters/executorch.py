@@ -18,8 +18,8 @@ from typing import Any, Iterator
 
 import torch
 
-from vit_edge.core.artifact import DELEGATION_FILE
 from vit_edge.core.errors import ExportError
+from vit_edge.core.manifest import DELEGATION_FILE
 from vit_edge.core.types import InputSpec
 from vit_edge.exporters.base import Exporter, ExportOptions, conversion_error
 

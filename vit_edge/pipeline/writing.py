@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from vit_edge.core.artifact import NUMERICS_CHECK, Manifest
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.manifest import NUMERICS_CHECK, Manifest
 from vit_edge.core.options import ExportOptions
 from vit_edge.core.outputs import OutputKind, staged_folder
 from vit_edge.core.targets import tool_packages

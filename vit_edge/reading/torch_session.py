@@ -10,8 +10,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.manifest import Manifest, read_manifest
 from vit_edge.core.options import OUTPUTS
 from vit_edge.models.layout import module_to_convert
 from vit_edge.models.vit import VisionTransformer

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vit_edge.core.artifact import Manifest, read_manifest
+from vit_edge.core.manifest import Manifest, read_manifest
 from vit_edge.runtime.base import Session, SessionOptions, default_runtime, session_class
 
 __all__ = ["Session", "SessionOptions", "default_runtime", "open_session", "session_class"]

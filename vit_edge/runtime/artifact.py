@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from vit_edge.core.artifact import Manifest, read_manifest
 from vit_edge.core.errors import DataError
+from vit_edge.core.manifest import Manifest, read_manifest
 from vit_edge.core.options import check_path
 from vit_edge.core.types import InputSpec
 from vit_edge.runtime import SessionOptions, open_session

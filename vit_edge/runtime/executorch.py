@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from vit_edge.core.artifact import DELEGATION_FILE
 from vit_edge.core.errors import ArtifactError
+from vit_edge.core.manifest import DELEGATION_FILE
 from vit_edge.runtime.base import Session, SessionOptions, native_stderr_silenced
 
 __all__ = ["ExecuTorchSession"]

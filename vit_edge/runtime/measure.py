@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from vit_edge.core.artifact import NUMERICS_CHECK, read_manifest
+from vit_edge.core.manifest import NUMERICS_CHECK, read_manifest
 from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.outputs import save_array
 from vit_edge.core.sanity import most_frequent_share
