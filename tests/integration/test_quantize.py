@@ -284,7 +284,7 @@ def test_impossible_budget_is_refused(shipped) -> None:
     """Labels = the float model's own predictions on a random, near-tied model: FP32 scores 100 % and INT8 noise
     in the only quantized matmul flips some of them, so a zero budget cannot be met."""
     from vit_edge.data.datasets import LabelledImages
-    from vit_edge.quantization.pipeline import quantize_with_budget
+    from vit_edge.quantization.budget import quantize_with_budget
 
     model = small_vit(in_chans=1, img_size=28, patch_size=4, depth=1)
     data = load_fashion_mnist("test").take(200)

@@ -96,9 +96,9 @@ def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evalu
     """Calibrate, quantize (PTQ within the budget, or QAT), lower for the target: (the manifest's summary, the
     INT8 model to convert); the model is None on torchrun ranks other than 0."""
     from vit_edge.models.dense_heads import DenseModel
+    from vit_edge.quantization.budget import evaluate_on, quantize_with_budget
     from vit_edge.quantization.calibration import load_calibration
     from vit_edge.quantization.dense import quantize_dense, scope_summary
-    from vit_edge.quantization.pipeline import evaluate_on, quantize_with_budget
     from vit_edge.quantization.qat_run import run_qat
 
     recipe = request.recipe

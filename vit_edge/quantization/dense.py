@@ -19,7 +19,7 @@ from torch import nn
 from vit_edge.core.errors import ConfigError
 from vit_edge.models.dense_heads import DenseModel
 from vit_edge.models.vit import VisionTransformer
-from vit_edge.quantization.pipeline import evaluate
+from vit_edge.quantization.budget import evaluate
 from vit_edge.quantization.ptq import QuantizedViT, fingerprint, quantize_model
 from vit_edge.quantization.recipe import Recipe
 
