@@ -91,7 +91,7 @@ def test_a_hugging_face_config_asking_for_a_billion_registers_is_one_line(tmp_pa
 
 def test_a_transreid_checkpoint_with_too_many_blocks_is_a_load_error(tmp_path: Path) -> None:
     """TransReID's depth is read from the weights' block names: a bound there is a ModelLoadError, not a ValueError."""
-    from tests.unit.test_transreid import GEOMETRY, transreid_state
+    from tests.unit.test_reading_transreid import GEOMETRY, transreid_state
     from vit_edge.reading.transreid import load_transreid
 
     state = transreid_state()

@@ -29,7 +29,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def hf_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("transformers")
-    from tests.unit.test_hf import make_hf
+    from tests.unit.test_reading_hf_compat import make_hf
 
     folder = tmp_path_factory.mktemp("hf") / "vit"
     make_hf("vit", folder)

@@ -74,7 +74,7 @@ def test_reid_flags_on_a_plain_vit_are_refused(checkpoint: Path, tmp_path: Path,
 
 @pytest.mark.slow
 def test_an_ambiguous_transreid_geometry_is_settled_with_the_flags_it_names(tmp_path: Path) -> None:
-    from tests.unit.test_transreid import GEOMETRY, transreid_state
+    from tests.unit.test_reading_transreid import GEOMETRY, transreid_state
 
     weights = tmp_path / "transreid.pth"
     torch.save(transreid_state(), weights)

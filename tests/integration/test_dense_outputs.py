@@ -69,7 +69,7 @@ def test_feature_map_and_what_info_and_bench_say(backbones: dict, tmp_path: Path
 
 
 def test_dense_output_refusals(tmp_path: Path) -> None:
-    from tests.unit.test_transreid import transreid_state
+    from tests.unit.test_reading_transreid import transreid_state
 
     weights = tmp_path / "transreid.pth"
     torch.save(transreid_state(dim=128, depth=2, sie_rows=6, img=(256, 128), stride=12), weights)

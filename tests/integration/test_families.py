@@ -20,9 +20,9 @@ from tests.helpers import (
     cosine,
     run_cli,
 )
-from tests.unit.test_hybrid import small_hybrid_model
-from tests.unit.test_timm_families import FAMILIES, family_model
-from tests.unit.test_transreid import transreid_state
+from tests.unit.test_models_hybrid import small_hybrid_model
+from tests.unit.test_reading_timm import FAMILIES, family_model
+from tests.unit.test_reading_transreid import transreid_state
 from vit_edge.api import Artifact, export, quantize
 from vit_edge.data.synthetic import smooth_images
 
