@@ -82,7 +82,7 @@ def test_dense_output_refusals(tmp_path: Path) -> None:
 
 
 def test_hf_dinov3_folder_exports_its_tokens_from_the_cli(tmp_path: Path) -> None:
-    from tests.unit.test_rope_families import hf_dinov3
+    from tests.unit.test_reading_hf_compat import hf_dinov3
 
     reference = hf_dinov3(tmp_path / "dinov3")
     out = tmp_path / "art"
@@ -151,7 +151,7 @@ def test_layer_refusals(tmp_path: Path) -> None:
 def test_bench_against_pytorch_rebuilds_the_dense_output(tmp_path: Path) -> None:
     """`bench ART --reference pytorch` rebuilds the model the artifact came from, with its --output and --layers
     (it was rebuilt pooled, and its (B, D) embedding could not be compared with (B, L, N, D) tokens)."""
-    from tests.unit.test_rope_families import hf_dinov3
+    from tests.unit.test_reading_hf_compat import hf_dinov3
 
     hf_dinov3(tmp_path / "dinov3")
     out = tmp_path / "art"

@@ -1,16 +1,19 @@
-"""Hugging Face ViT-family models (ViT, DeiT, DINOv2, CLIP and SigLIP vision) load into the reference ViT and
-give transformers' own outputs; what the reference cannot run is refused in one line."""
+"""Hugging Face ViT-family models (ViT, DeiT, DINOv2, DINOv3, CLIP, SigLIP, SigLIP 2, MetaCLIP 2 and AIMv2 vision)
+load into the reference ViT and give transformers' own outputs; what the reference cannot run is refused in one
+line."""
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 transformers = pytest.importorskip("transformers")
 
+from tests.helpers import as_patches, moved_off_init  # noqa: E402
 from vit_edge.core.errors import ModelLoadError, UnsupportedModelError  # noqa: E402
 from vit_edge.reading.loaders import load_model  # noqa: E402
 
@@ -268,3 +271,107 @@ def test_non_square_preprocessor_size_resamples_positions(tmp_path: Path) -> Non
     with torch.no_grad():
         expected = hf(pixel_values=x, interpolate_pos_encoding=True).pooler_output
         torch.testing.assert_close(loaded.model(x), expected, atol=5e-3, rtol=0)
+
+
+# --- DINOv3 (was test_rope_families.py) ---
+
+def hf_dinov3(folder: Path, gated: bool = False, image_size: int = 32, **changes: Any) -> torch.nn.Module:
+    """A transformers DINOv3ViTModel (5.x), saved with save_pretrained; weights moved off the init."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.DINOv3ViTConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=3,
+                                          intermediate_size=96, image_size=image_size, patch_size=8,
+                                          num_register_tokens=4, use_gated_mlp=gated, **changes)
+    model = transformers.DINOv3ViTModel(config).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    model.save_pretrained(folder)
+    return model
+
+
+@pytest.mark.parametrize("gated, image_size, changes", [
+    (False, 32, {}),
+    (True, 32, {"hidden_act": "silu"}),  # the gated MLP of DINOv3-S+/H+: silu(gate) · up
+    (False, 48, {"query_bias": False, "value_bias": True}),  # any bias left out is zero in the joined qkv
+])
+def test_hf_dinov3_folder_matches_transformers(tmp_path: Path, gated: bool, image_size: int,
+                                               changes: dict[str, Any]) -> None:
+    reference = hf_dinov3(tmp_path, gated, image_size, **changes)
+    loaded = load_model(tmp_path)
+    assert loaded.source["family"] == "dinov3" and loaded.spec.mean == (0.485, 0.456, 0.406)
+    x = torch.randn(2, 3, image_size, image_size)
+    with torch.no_grad():
+        out = reference(pixel_values=x)
+        torch.testing.assert_close(loaded.model(x), out.pooler_output, atol=1e-4, rtol=0)
+        tokens = loaded.model.reconfigured(output="tokens")(x)
+        torch.testing.assert_close(tokens, out.last_hidden_state[:, 5:], atol=1e-4, rtol=0)
+    in_memory = load_model(reference)
+    with torch.no_grad():
+        torch.testing.assert_close(in_memory.model(x), out.pooler_output, atol=1e-4, rtol=0)
+
+
+# --- AIMv2, SigLIP 2 at a fixed patch grid, MetaCLIP 2 (was test_recent_families.py) ---
+
+def hf_aimv2(folder: Path, **changes: Any) -> torch.nn.Module:
+    config = transformers.Aimv2VisionConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                            intermediate_size=96, image_size=56, patch_size=14, **changes)
+    model = moved_off_init(transformers.Aimv2VisionModel(config))
+    model.save_pretrained(folder)
+    return model
+
+
+@pytest.mark.parametrize("changes", [{}, {"use_head": False}, {"qkv_bias": True, "mlp_bias": True}])
+def test_hf_aimv2_folder_matches_transformers(tmp_path: Path, changes: dict[str, Any]) -> None:
+    """pooler_output of AIMv2's head (its learned query unprojected, no MLP), or the token mean without one; the
+    patch tokens after the final RMSNorm with --output tokens; the folder and the module in memory alike."""
+    reference = hf_aimv2(tmp_path, **changes)
+    loaded = load_model(tmp_path)
+    assert loaded.source["family"] == "aimv2" and loaded.spec.mean[0] == pytest.approx(0.48145466)
+    x = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        out = reference(pixel_values=x)
+        expected = out.pooler_output if out.pooler_output is not None else out.last_hidden_state.mean(1)
+        torch.testing.assert_close(loaded.model(x), expected, atol=1e-4, rtol=0)
+        tokens = loaded.model.reconfigured(output="tokens")(x)
+        torch.testing.assert_close(tokens, out.last_hidden_state, atol=1e-4, rtol=0)
+        torch.testing.assert_close(load_model(reference).model(x), expected, atol=1e-4, rtol=0)
+
+
+def test_native_resolution_aimv2_is_refused(tmp_path: Path) -> None:
+    hf_aimv2(tmp_path, is_native=True)
+    with pytest.raises(UnsupportedModelError, match="native-resolution AIMv2"):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("img_size", [None, (24, 48)])
+def test_hf_siglip2_at_a_fixed_grid_matches_transformers(tmp_path: Path, img_size: tuple[int, int] | None) -> None:
+    """SigLIP 2 (NaFlex) at its native square grid and at another one: the position table resampled bilinearly
+    with antialiasing for that grid, as transformers does per image; the linear patch embedding as a convolution."""
+    config = transformers.Siglip2VisionConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                              intermediate_size=96, patch_size=8, num_patches=16)
+    reference = moved_off_init(transformers.Siglip2VisionModel(config))
+    reference.save_pretrained(tmp_path)
+    loaded = load_model(tmp_path, img_size=img_size)
+    height, width = img_size or (32, 32)
+    assert loaded.source["family"] == "siglip2" and (loaded.spec.height, loaded.spec.width) == (height, width)
+    x = torch.randn(2, 3, height, width)
+    grid = (height // 8, width // 8)
+    with torch.no_grad():
+        out = reference(pixel_values=as_patches(x, 8), spatial_shapes=torch.tensor([grid, grid]),
+                        pixel_attention_mask=torch.ones(2, grid[0] * grid[1], dtype=torch.long))
+        torch.testing.assert_close(loaded.model(x), out.pooler_output, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("cls, output", [("MetaClip2VisionModel", "pooler_output"),
+                                         ("MetaClip2VisionModelWithProjection", "image_embeds")])
+def test_hf_metaclip2_matches_transformers(tmp_path: Path, cls: str, output: str) -> None:
+    config = transformers.MetaClip2VisionConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                                intermediate_size=96, patch_size=8, image_size=32, projection_dim=24)
+    reference = moved_off_init(getattr(transformers, cls)(config))
+    reference.save_pretrained(tmp_path)
+    loaded = load_model(tmp_path)
+    assert loaded.source["family"] == "metaclip2" and loaded.source["output"] == output
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), getattr(reference(pixel_values=x), output), atol=1e-4, rtol=0)
