@@ -1,9 +1,10 @@
 """vit-edge: take a trained Vision Transformer from PyTorch to an edge device, verified and measured.
 
-The verbs are functions: `export`, `quantize`, `bench`, `info`, `train`, `load_model`. Packages are nouns:
-`core` (torch-free facts), `data`, `runtime` (what a board runs), `bench` (host-side measuring), `models`,
-`exporters` and `quantization` (torch side). `import vit_edge` stays light: torch, the converters and the
-runtimes are imported only by the verbs that need them.
+The verbs are functions: `export`, `quantize`, `bench`, `info`, `train`, `load_model`; `reporting(fn)` sends
+their progress (scoring, calibration, QAT steps, bench configurations, tune candidates) to `fn(what, done,
+total)`. Packages are nouns: `core` (torch-free facts), `data`, `runtime` (what a board runs), `bench` (host-side
+measuring), `models`, `exporters` and `quantization` (torch side). `import vit_edge` stays light: torch, the
+converters and the runtimes are imported only by the verbs that need them.
 """
 from __future__ import annotations
 
@@ -12,9 +13,20 @@ from typing import TYPE_CHECKING, Any
 from vit_edge.core.version import __version__
 
 __all__ = ["__version__", "export", "quantize", "bench", "bench_table", "info", "preprocess", "train", "load_model",
-           "Artifact", "ExportOptions"]
+           "reporting", "Artifact", "ExportOptions"]
 
-from vit_edge.api import Artifact, ExportOptions, bench, bench_table, export, info, preprocess, quantize, train
+from vit_edge.api import (
+    Artifact,
+    ExportOptions,
+    bench,
+    bench_table,
+    export,
+    info,
+    preprocess,
+    quantize,
+    reporting,
+    train,
+)
 from vit_edge.core.words import python_words
 
 if TYPE_CHECKING:
