@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# Where torch comes from: PyTorch's CPU-only index (PyPI's Linux x86-64 torch is the CUDA build: gigabytes of
+# nvidia-* packages). Empty (`make venv TORCH_INDEX=`): pip's own index. pip's configured find-links still count, so
+# a machine that holds the pinned wheel locally installs it from there (after a few seconds of retries if the index
+# cannot be reached).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # Debian ships Fashion-MNIST; without it vit-edge falls back to the 1,000 test images it bundles.
 FMNIST := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 # The SSH bench tests start a real sshd on loopback (they skip, saying so, where it cannot be installed).
@@ -17,7 +22,10 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt scripts/check_env.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first, pinned: a range would let pip fetch a newer CUDA build (gigabytes).
+	# torch first, pinned, alone from TORCH_INDEX (its dependencies next, from pip's own index): the CPU build,
+	# which the later installs keep, since 2.13.0+cpu is the torch==2.13.0 that constraints.txt asks for. Where
+	# the index cannot be reached, pip warns, retries for a few seconds and takes a wheel from its find-links.
+	$(PY) -m pip install -q -c constraints.txt --no-deps $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch
 	$(PY) -m pip install -q -c constraints.txt torch
 	$(PY) -m pip install -q -c constraints.txt -e '.[all,executorch,vela,dev]'
 	# real timm for the golden tests, without its torchvision (a CUDA build on PyPI): tests/timm_import.py

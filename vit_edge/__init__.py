@@ -1,11 +1,13 @@
 """vit-edge: take a trained Vision Transformer from PyTorch to an edge device, verified and measured.
 
 The verbs are functions (`export`, `quantize`, `bench`, `info`, `train`, `preprocess`, `load_model`, in api.py,
-each a short list of steps from `pipeline`). Packages are nouns, in layers (core/package_layers.py): `core` (torch-free
-facts and mechanisms), `data`, `runtime` (what a board runs), then the torch side: `models` (the network),
-`reading` (timm, transformers and checkpoints into it; the families), `training`, `exporters` and `quantization`;
-above them `benchmarking` (host-side measuring), `tuning` and `cli`. `import vit_edge` stays light: torch, the
-converters and the runtimes are imported only by the verbs that need them.
+each a short list of steps from `pipeline`); `reporting(fn)` sends their progress (scoring, calibration, QAT
+steps, bench configurations, tune candidates) to `fn(what, done, total)`. Packages are nouns, in layers
+(core/package_layers.py): `core` (torch-free facts and mechanisms), `data`, `runtime` (what a board runs), then
+the torch side: `models` (the network), `reading` (timm, transformers and checkpoints into it; the families),
+`training`, `exporters` and `quantization`; above them `benchmarking` (host-side measuring), `tuning` and `cli`.
+`import vit_edge` stays light: torch, the converters and the runtimes are imported only by the verbs that need
+them.
 """
 from __future__ import annotations
 
@@ -14,9 +16,20 @@ from typing import TYPE_CHECKING, Any
 from vit_edge.core.version import __version__
 
 __all__ = ["__version__", "export", "quantize", "bench", "bench_table", "info", "preprocess", "train", "load_model",
-           "Artifact", "ExportOptions"]
+           "reporting", "Artifact", "ExportOptions"]
 
-from vit_edge.api import Artifact, ExportOptions, bench, bench_table, export, info, preprocess, quantize, train
+from vit_edge.api import (
+    Artifact,
+    ExportOptions,
+    bench,
+    bench_table,
+    export,
+    info,
+    preprocess,
+    quantize,
+    reporting,
+    train,
+)
 from vit_edge.core.words import python_words
 
 if TYPE_CHECKING:

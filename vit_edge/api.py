@@ -24,6 +24,7 @@ from vit_edge.core.options import (
     check_path,
 )
 from vit_edge.core.outputs import check_writable
+from vit_edge.core.progress import reporting
 from vit_edge.core.types import Precision
 from vit_edge.core.words import python_words
 from vit_edge.pipeline.building import Destination, Int8Request, export_loaded, quantize_loaded
@@ -49,8 +50,8 @@ if TYPE_CHECKING:
     from vit_edge.quantization.qat import QatTraining
     from vit_edge.quantization.recipe import Recipe
 
-__all__ = ["Artifact", "ExportOptions", "export", "quantize", "bench", "bench_table", "info", "preprocess", "train",
-           "default_output_dir", "parity_inputs", "to_logging", "tool_versions"]
+__all__ = ["Artifact", "ExportOptions", "export", "quantize", "bench", "bench_table", "info", "preprocess", "reporting",
+           "train", "default_output_dir", "parity_inputs", "to_logging", "tool_versions"]
 
 
 def to_logging(message: str) -> None:
@@ -256,7 +257,8 @@ def bench(
 
     `config` is a benchmarking.sweep.BenchConfig (or its fields as keywords); `devices` are addresses ('local',
     'ssh://user@host', 'adb:SERIAL'), FleetDevice entries or a checked Fleet, measured in parallel. A failure is a
-    record's status, never an exception, once the request itself is valid.
+    record's status, never an exception, once the request itself is valid. `progress` gets the log's lines; the
+    counts (configurations, each runner's scoring) go to a bar on a terminal or to `vit_edge.reporting(fn)`.
     """
     from vit_edge.benchmarking.fleet import Fleet, bench_fleet
     from vit_edge.benchmarking.sweep import BenchConfig, check_some_artifact

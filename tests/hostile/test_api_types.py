@@ -78,6 +78,7 @@ CALLS: dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, list[Any]]]
     "preprocess": (vit_edge.preprocess, {"images": "photo.jpg", "artifact": "a"}, {
         "images": [object(), 5, None, [1], {"images": 1}, True], "artifact": REQUIRED_PATH}),
     "bench_table": (vit_edge.bench_table, {"records": []}, {"records": [object(), 5, None, [5], ["a"]]}),
+    "reporting": (vit_edge.reporting, {"reporter": print}, {"reporter": FUNCTION}),
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import shutil
 import socket
@@ -100,6 +101,31 @@ def test_accuracy_over_ssh_equals_local(sshd, tmp_path: Path) -> None:
     (local,) = bench([str(artifact.path)], BenchConfig(**common))
     assert remote.status == "ok" and remote.eval_images == 200, remote.error
     assert remote.top1 == pytest.approx(local.top1) and remote.agreement_top1 == 100.0
+
+
+def test_the_boards_scoring_reaches_the_host_as_progress(sshd, tmp_path: Path) -> None:
+    """The runner on the board sends its scoring as lines on its stderr; the host shows them as its own progress
+    and keeps them out of the record. A board whose runner sends none (the flag dropped on the way, as an older
+    runner would ignore it) is measured the same."""
+    from vit_edge.core.progress import reporting
+
+    device, options = sshd
+    artifact = export(small_vit(in_chans=1, img_size=28, patch_size=4), "onnx", tmp_path / "onnx")
+    cfg = BenchConfig(threads=(1,), runs=3, min_seconds=0.0, warmup=0, device=device, ssh_options=options,
+                      remote_python=sys.executable, data="fashion-mnist", eval_limit=300)
+
+    def heard(python: str) -> list[tuple[str, int, int]]:
+        events: list[tuple[str, int, int]] = []
+        with reporting(lambda *event: events.append(event)):
+            (record,) = bench([str(artifact.path)], BenchConfig(**{**cfg.__dict__, "remote_python": python}))
+        assert record.status == "ok" and record.eval_images == 300 and record.error is None, record
+        assert "VIT_EDGE_PROGRESS" not in json.dumps(record.to_json())
+        return events
+
+    what = f"bench on {device}"
+    assert heard(sys.executable) == [("scoring", 256, 300), ("scoring", 300, 300), (what, 1, 1)]
+    older = f"sh -c 'exec {sys.executable} \"$1\" \"$2\"' sh"  # passes the zip and its config, not --progress
+    assert heard(older) == [(what, 1, 1)]
 
 
 def test_unreachable_host_is_a_status_row_and_exit_2(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ A device that cannot be reached becomes status rows; the others go on, and one r
 """
 from __future__ import annotations
 
+import contextvars
 import shlex
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -143,5 +144,8 @@ def bench_fleet(artifacts: list[str], cfg: Any, fleet: Fleet,
             locked(named(records))
         return named(records)
 
+    # each device's thread runs in a copy of this context: a caller's progress reporter hears every device
+    contexts = [contextvars.copy_context() for _ in fleet.devices]
     with ThreadPoolExecutor(max_workers=len(fleet.devices)) as pool:
-        return [record for records in pool.map(one, fleet.devices) for record in records]
+        found = pool.map(lambda pair: pair[0].run(one, pair[1]), zip(contexts, fleet.devices))
+        return [record for records in found for record in records]

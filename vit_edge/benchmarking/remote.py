@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vit_edge.benchmarking.devices import SshDevice
+from vit_edge.benchmarking.runner_process import progress_args, run_measuring
 from vit_edge.core.errors import DeviceError
 from vit_edge.core.outputs import write_atomically
 from vit_edge.core.package_layers import BOARD_LAYERS
@@ -62,13 +63,19 @@ class SshRunner:
         self.remote_dir: str | None = None
         self.legacy_scp = False  # a board whose sshd has no sftp subsystem takes scp's old protocol (-O)
 
-    def _ssh(self, command: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    def _ssh(self, command: str, timeout: float | None = None, runner: bool = False
+             ) -> subprocess.CompletedProcess[str]:
         args = ["ssh", "-p", str(self.device.port), *self.options, self.device.destination, command]
-        return self._call(args, timeout or self.timeout_s)
+        return self._call(args, timeout or self.timeout_s, runner=runner)
 
-    def _call(self, args: list[str], timeout: float, scp: bool = False) -> subprocess.CompletedProcess[str]:
+    def _call(self, args: list[str], timeout: float, scp: bool = False, runner: bool = False
+              ) -> subprocess.CompletedProcess[str]:
+        """`runner`: the measuring process, whose progress lines are shown as they arrive (runner_process.py)."""
         try:
-            result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+            if runner:
+                result = run_measuring(args, timeout)
+            else:
+                result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
         except FileNotFoundError as exc:
             raise DeviceError("the OpenSSH client (ssh, scp) is not installed on this machine") from exc
         except subprocess.TimeoutExpired as exc:
@@ -135,9 +142,10 @@ class SshRunner:
         """Write the config on the board and run the zipped runner with it."""
         config_path = f"{self.remote_dir}/config.json"
         text = shlex.quote(json.dumps(config))
+        asked = "".join(f" {shlex.quote(arg)}" for arg in progress_args())
         command = (f"printf %s {text} > {shlex.quote(config_path)} && "
-                   f"{self.python} {shlex.quote(runner)} {shlex.quote(config_path)}")
-        return self._ssh(command)
+                   f"{self.python} {shlex.quote(runner)} {shlex.quote(config_path)}{asked}")
+        return self._ssh(command, runner=True)
 
 
 def _sftp_missing(stderr: str) -> bool:

@@ -20,12 +20,14 @@ import numpy as np
 
 from vit_edge.benchmarking.devices import LocalDevice, SshDevice, parse_device
 from vit_edge.benchmarking.record import BenchRecord
+from vit_edge.benchmarking.runner_process import progress_args, run_measuring
 from vit_edge.core.depth_metrics import depth_scores, depth_verdict
 from vit_edge.core.errors import ArtifactError, ConfigError, DiskFullError, VitEdgeError
 from vit_edge.core.manifest import MANIFEST_NAME, Manifest, read_manifest
 from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.output_kinds import Measure
 from vit_edge.core.outputs import replace_file, reserved_array, save_array, scratch_folder, write_atomically
+from vit_edge.core.progress import Tracker, tracking
 from vit_edge.data.sources import DataOptions, ImageSource
 from vit_edge.runtime.measure import MeasureConfig, RunSettings, config_to_json
 from vit_edge.runtime.runner import RESULT_PREFIX
@@ -111,9 +113,8 @@ class _LocalExecutor:
         config_file = self.workdir / f"{tag}.json"
         write_atomically(config_file, json.dumps(config_to_json(measure)))
         try:
-            proc = subprocess.run([sys.executable, "-m", "vit_edge.runtime.runner", str(config_file)],
-                                  capture_output=True, text=True, timeout=self.cfg.timeout_s,
-                                  env={**os.environ, "PYTHONPATH": _package_parent()})
+            proc = run_measuring([sys.executable, "-m", "vit_edge.runtime.runner", str(config_file), *progress_args()],
+                                 self.cfg.timeout_s, env={**os.environ, "PYTHONPATH": _package_parent()})
         except subprocess.TimeoutExpired:
             return {"status": "timeout", "error": f"no result within {self.cfg.timeout_s:.0f} s"}
         return _parse_result(proc)
@@ -369,22 +370,23 @@ def _pytorch_logits(root: Path, manifest: Manifest, data: EvalData) -> np.ndarra
 
 
 def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, files: EvalFiles,
-                    progress: Callable[[str], None], counter: list[int], total: int) -> list[BenchRecord]:
+                    progress: Callable[[str], None], configs: Tracker) -> list[BenchRecord]:
+    """The artifact's configurations, each counted on `configs` (the sweep's progress) once measured."""
     try:
         manifest = files.manifests.get(path)
         data = files.for_artifact(manifest)
     except DiskFullError:
         raise
     except VitEdgeError as exc:
-        counter[0] += len(cfg.threads) * len(cfg.batches)
-        progress(f"[{counter[0]}/{total}] {path}: {exc}")
+        configs.advance(len(cfg.threads) * len(cfg.batches))
+        progress(f"[{configs.done}/{configs.total}] {path}: {exc}")
         return [_record(path, None, cfg, t, b, {"status": type(exc).__name__, "error": str(exc)})
                 for t in cfg.threads for b in cfg.batches]
     records: list[BenchRecord] = []
     logits_file = workdir / f"logits-{abs(hash(path))}.npy"
     for threads in cfg.threads:
         for batch in cfg.batches:
-            counter[0] += 1
+            number = configs.done + 1
             first = not records
             with_data = first and data is not None
             measure = MeasureConfig(
@@ -394,11 +396,12 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
                 logits_out=str(logits_file) if with_data else None, check_numerics=first,
                 verify_files=first)  # the host hashed them; the runner checks its copy once per artifact
             scoring = f", then scoring {data.count} images" if with_data and data is not None else ""
-            progress(f"[{counter[0]}/{total}] {Path(path).name}: threads {threads}, batch {batch}{scoring} …")
+            progress(f"[{number}/{configs.total}] {Path(path).name}: threads {threads}, batch {batch}{scoring} …")
             try:
-                result = executor.run(measure, f"run{counter[0]}")
+                result = executor.run(measure, f"run{number}")
             except VitEdgeError as exc:
                 result = {"status": type(exc).__name__, "error": str(exc)}
+            configs.advance()
             if result.get("status") != "ok":
                 progress(f"    {result.get('status')}: {result.get('error')}")
             if with_data and data is not None:
@@ -440,9 +443,9 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
 
         session_class(cfg.runtime)  # likewise an unknown runtime name
     total = len(artifacts) * len(cfg.threads) * len(cfg.batches)
-    counter = [0]
     records: list[BenchRecord] = []
-    with scratch_folder("vit-edge-bench-") as workdir:
+    what = "bench" if cfg.device == "local" else f"bench on {cfg.device}"
+    with scratch_folder("vit-edge-bench-") as workdir, tracking(what, total, "config", least=1) as configs:
         files = EvalFiles(cfg, workdir, progress)
         if cfg.profile:
             _check_profilable(artifacts, cfg, files.manifests)
@@ -454,11 +457,13 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
         _check_labels(artifacts, cfg, files)
         with _executor(cfg, workdir) as executor:
             for path in artifacts:
+                before = configs.done
                 try:
-                    found = _bench_artifact(path, cfg, executor, workdir, files, progress, counter, total)
+                    found = _bench_artifact(path, cfg, executor, workdir, files, progress, configs)
                 except DiskFullError:
                     raise  # no room for the prepared images or results: every later artifact would fail the same way
                 except Exception as exc:  # noqa: BLE001 - one artifact's failure is its status row, the sweep goes on
+                    configs.reach(before + len(cfg.threads) * len(cfg.batches))
                     progress(f"{path}: {type(exc).__name__}: {exc}")
                     found = [_record(path, None, cfg, t, b, {"status": f"crashed: {type(exc).__name__}",
                                                              "error": str(exc)})

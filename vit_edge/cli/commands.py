@@ -9,12 +9,14 @@ import sys
 from typing import Any, Callable
 
 from vit_edge.cli import printing
+from vit_edge.core.progress import write
 
 __all__ = ["COMMANDS"]
 
 
 def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """On stderr, below any progress bar (core/progress.write) rather than through it."""
+    write(message)
 
 
 def _warn(lines: list[str]) -> None:

@@ -10,13 +10,14 @@ import fnmatch
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.progress import steps
 from vit_edge.models.vit import VisionTransformer, every_token
 from vit_edge.quantization.observers import choose_range
 from vit_edge.quantization.qmodules import ActQuant, QuantConv2d, QuantInput, QuantLinear, QuantMatMul, quantize_weight
@@ -176,14 +177,12 @@ def _wrap_nonlinear(model: VisionTransformer, recipe: Recipe) -> list[str]:
 _ATTENTION_QUANTIZERS = ("av.a_quant", "softmax.input_quant", "qk.output_quant")
 
 
-def calibrate(model: nn.Module, recipe: Recipe, calib: np.ndarray,
-              progress: Callable[[int, int], None] = lambda done, total: None) -> None:
-    """One pass over `calib`, then a range for every quantizer that is still observing."""
-    batches = _batches(calib)
+def calibrate(model: nn.Module, recipe: Recipe, calib: np.ndarray) -> None:
+    """One pass over `calib` (a bar on a terminal: a large model takes a while), then a range for every quantizer
+    that is still observing."""
     with torch.no_grad(), every_token(model):
-        for index, batch in enumerate(batches):
+        for batch in steps(_batches(calib), len, len(calib), "calibrating", least=1):
             model(batch)
-            progress(index + 1, len(batches))
     for name, module in model.named_modules():
         if isinstance(module, ActQuant) and module.observer is not None and module.observer.seen:
             # attention probabilities keep their extremes: clipping the largest one changes which token a head
@@ -232,8 +231,7 @@ def fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def quantize_model(model: VisionTransformer, recipe: Recipe, calib: np.ndarray,
-                   progress: Callable[[int, int], None] = lambda done, total: None) -> QuantizedViT:
+def quantize_model(model: VisionTransformer, recipe: Recipe, calib: np.ndarray) -> QuantizedViT:
     """An INT8-simulating copy of `model`; `calib` is a preprocessed float32 batch (N, C, H, W)."""
     chosen, kept = _select(model, recipe)
     quant = copy.deepcopy(model).eval()
@@ -243,7 +241,7 @@ def quantize_model(model: VisionTransformer, recipe: Recipe, calib: np.ndarray,
     reference = copy.deepcopy(quant)  # smoothed but float: per-matmul SQNR compares like with like
     _swap(quant, chosen, per_channel=not recipe.per_tensor_weights)
     _wrap_nonlinear(quant, recipe)
-    calibrate(quant, recipe, calib, progress)
+    calibrate(quant, recipe, calib)
     int16_ops = apply_int16(quant, recipe)
     for parameter in quant.parameters():
         parameter.requires_grad_(False)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.progress import tracking
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
@@ -153,20 +154,25 @@ def _train_epoch(run: _Run, train: LabelledImages, epoch: int, first_step: int, 
     batches = _batch_indices(run.config, len(train), epoch, distributed.rank(), distributed.world_size())
     run.model.train()
     losses, started = list(state.get("epoch_losses", [])) if first_step else [], time.time()
-    for step in range(first_step, len(batches)):
-        inputs, labels = _inputs(train, batches[step], run.spec, run.config, epoch, step)
-        loss = _loss(run.trainable(inputs), labels, run.teacher, inputs, run.config)
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        run.optimizer.step()
-        run.scheduler.step()
-        losses.append(float(loss.detach()))
-        if (step + 1) % 20 == 0 or step + 1 == len(batches):
-            run.log(f"epoch {epoch + 1}/{run.config.epochs} step {step + 1}/{len(batches)}  loss "
-                    f"{np.mean(losses[-20:]):.4f}  ({time.time() - started:.0f} s)")
-        if (step + 1) % run.config.checkpoint_every == 0 and step + 1 < len(batches):
-            checkpoints.save_last(run.model, run.optimizer, run.scheduler,
-                                  {**state, "epoch": epoch, "next_step": step + 1, "epoch_losses": losses})
+    what = f"QAT epoch {epoch + 1}/{run.config.epochs}"
+    with tracking(what, len(batches), "step", least=1, quiet=not distributed.is_main()) as progress:
+        if first_step:  # a resumed epoch starts where it stopped
+            progress.reach(first_step)
+        for step in range(first_step, len(batches)):
+            inputs, labels = _inputs(train, batches[step], run.spec, run.config, epoch, step)
+            loss = _loss(run.trainable(inputs), labels, run.teacher, inputs, run.config)
+            run.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            run.optimizer.step()
+            run.scheduler.step()
+            losses.append(float(loss.detach()))
+            progress.advance(note=f"loss {np.mean(losses[-20:]):.4f}")
+            if not progress.shown and ((step + 1) % 20 == 0 or step + 1 == len(batches)):  # a log has no bar
+                run.log(f"epoch {epoch + 1}/{run.config.epochs} step {step + 1}/{len(batches)}  loss "
+                        f"{np.mean(losses[-20:]):.4f}  ({time.time() - started:.0f} s)")
+            if (step + 1) % run.config.checkpoint_every == 0 and step + 1 < len(batches):
+                checkpoints.save_last(run.model, run.optimizer, run.scheduler,
+                                      {**state, "epoch": epoch, "next_step": step + 1, "epoch_losses": losses})
     return float(np.mean(losses)) if losses else float("nan")
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from vit_edge.core.errors import ConfigError, DeviceError
 from vit_edge.core.output_kinds import Measure
 from vit_edge.core.outputs import OutputKind, clear_output, make_folder
+from vit_edge.core.progress import tracking
 from vit_edge.tuning.plan import PRECISIONS, Candidate, TuneConfig, TuneRow, candidates, default_merges
 from vit_edge.tuning.results import RESULTS_FILE, choose, write_results
 
@@ -125,12 +126,14 @@ def tune(model: Any, config: TuneConfig, out: str | Path, *, weights: str | Path
     make_folder(out / "candidates")
     rows: list[TuneRow] = []
     plan = candidates(config, merges)
-    for index, candidate in enumerate(plan, 1):
-        log(f"[{index}/{len(plan)}] {candidate.name}")
-        path = _build(candidate, loaded, model, config, out / "candidates", log)
-        for hint in _hints(config.target):
-            rows += _measure_or_keep(path, candidate, hint, config, out, rows, log)
-        write_results(out, config, rows)
+    with tracking("tune", len(plan), "candidate", least=1) as built:
+        for index, candidate in enumerate(plan, 1):
+            log(f"[{index}/{len(plan)}] {candidate.name}")
+            path = _build(candidate, loaded, model, config, out / "candidates", log)
+            for hint in _hints(config.target):
+                rows += _measure_or_keep(path, candidate, hint, config, out, rows, log)
+            write_results(out, config, rows)
+            built.advance()
     return choose(out, config, rows, log)
 
 
