@@ -12,9 +12,21 @@ from typing import TYPE_CHECKING, Any
 from vit_edge.core.version import __version__
 
 __all__ = ["__version__", "export", "quantize", "bench", "bench_table", "info", "preprocess", "train", "load_model",
-           "Artifact", "ExportOptions"]
+           "Artifact", "ExportOptions", "ReIDOptions", "QuantizeConfig"]
 
-from vit_edge.api import Artifact, ExportOptions, bench, bench_table, export, info, preprocess, quantize, train
+from vit_edge.api import (
+    Artifact,
+    ExportOptions,
+    QuantizeConfig,
+    ReIDOptions,
+    bench,
+    bench_table,
+    export,
+    info,
+    preprocess,
+    quantize,
+    train,
+)
 from vit_edge.core.words import python_words
 
 if TYPE_CHECKING:
