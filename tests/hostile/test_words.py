@@ -252,3 +252,13 @@ def test_a_target_option_is_refused_for_another_target_in_one_line(tmp_path: Pat
         assert_user_error(run_cli(*verb, "fmnist-vit-tiny", "--ort-fusions", "--out", str(tmp_path / "out")),
                           "--ort-fusions applies to --target onnx only")
         assert not (tmp_path / "out").exists()
+
+
+def test_python_words_for_the_npu_and_the_method() -> None:
+    """`--npu CONFIG` read 'npu=True CONFIG' to a Python caller (npu takes a configuration's name), and
+    `--method qat` names a keyword quantize no longer has: QAT is a QatTraining in its config."""
+    from vit_edge.core.words import in_python_words
+
+    assert in_python_words("add --npu CONFIG") == "add npu=CONFIG"
+    assert in_python_words("QAT (--method qat) needs labels: use --method ptq") == (
+        "QAT (qat=QatTraining(…)) needs labels: use qat=None")
