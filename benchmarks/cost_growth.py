@@ -82,7 +82,7 @@ def build(name: str, size: int, calib_count: int, work: Path) -> list[tuple[str,
     import latency_vs_peers as latency
     import torch
 
-    from vit_edge.api import quantize
+    from vit_edge.api import QuantizeConfig, quantize
     from vit_edge.data.preprocess import preprocess_uint8
     from vit_edge.data.synthetic import smooth_images
     from vit_edge.reading.loaders import load_model
@@ -92,7 +92,7 @@ def build(name: str, size: int, calib_count: int, work: Path) -> list[tuple[str,
     calib = preprocess_uint8(smooth_images(calib_count, size, 3, seed=1), loaded.spec)
     files: list[tuple[str, str, Path]] = []
     for target in ("onnx", "openvino"):
-        art = quantize(loaded.model, target, work / f"vit-edge-{target}", calib=calib, calib_size=len(calib),
+        art = quantize(loaded.model, target, work / f"vit-edge-{target}", QuantizeConfig(calib, calib_size=len(calib)),
                        parity_samples=2, force=True, ort_fusions=target == "onnx")
         files.append(("vit-edge", target, art.path / art.manifest.model_file))
     plain = peers.plain_model(loaded, work)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vit_edge.api import quantize
+from vit_edge.api import QuantizeConfig, quantize
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.data.synthetic import smooth_images
 from vit_edge.models.vit import LayerScale, VisionTransformer
@@ -89,7 +89,7 @@ def main() -> None:
         model = build(name, size)
         calib, held_out = smooth_images(64, size, 3, seed=1), smooth_images(64, size, 3, seed=2)
         for target in args.targets.split(","):
-            artifact = quantize(model, target, work / f"{name}-{target}", calib=calib, calib_size=64,
+            artifact = quantize(model, target, work / f"{name}-{target}", QuantizeConfig(calib, calib_size=64),
                                 parity_samples=4)
             mean, low, top1, whole = score(model, artifact, held_out, embedding=family == "clip")
             top = f"{100 * top1:5.1f}%" if top1 is not None else "   —  "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from vit_edge.api import export, quantize
+from vit_edge.api import QuantizeConfig, export, quantize
 from vit_edge.benchmarking.sweep import BenchConfig, bench
 from vit_edge.data.synthetic import smooth_images
 
@@ -36,8 +36,8 @@ def main() -> None:
         arts[(target, "fp32")] = export(args.model, target, work / f"{target}-fp32", random_init=True,
                                         parity_samples=2).path
         torch.manual_seed(0)
-        arts[(target, "int8")] = quantize(args.model, target, work / f"{target}-int8", random_init=True,
-                                          calib=calib, calib_size=64, parity_samples=2).path
+        config = QuantizeConfig(calib, calib_size=64, random_init=True)
+        arts[(target, "int8")] = quantize(args.model, target, work / f"{target}-int8", config, parity_samples=2).path
     plans = [("onnx", "fp32", "f32"), ("onnx", "int8", "f32"), ("openvino", "fp32", "f32"),
              ("openvino", "fp32", None), ("openvino", "int8", "f32")]
     times: dict[tuple, list[float]] = {plan: [] for plan in plans}

@@ -57,7 +57,7 @@ try:
 except ImportError:  # pragma: no cover - the executorch extra is optional
     pass
 
-from vit_edge.api import export, quantize
+from vit_edge.api import QuantizeConfig, export, quantize
 from vit_edge.benchmarking.sweep import BenchConfig, bench
 from vit_edge.core.targets import TARGETS as TARGET_DECLARATIONS
 from vit_edge.core.types import Precision
@@ -140,7 +140,8 @@ def vit_edge_entries(name: str, calib: np.ndarray, work: Path, sha: str,
             try:
                 art = (export(f"timm:{name}", target, out, random_init=True, parity_samples=2, force=True)
                        if precision == "fp32" else
-                       quantize(f"timm:{name}", target, out, random_init=True, calib=calib, calib_size=len(calib),
+                       quantize(f"timm:{name}", target, out, QuantizeConfig(calib, calib_size=len(calib),
+                                                                            random_init=True),
                                 parity_samples=2, force=True, **extra))
                 entry.artifact, entry.file = art.path, art.path / art.manifest.model_file
                 check_weights(entry, sha)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from vit_edge.api import export, quantize
+from vit_edge.api import QuantizeConfig, export, quantize
 from vit_edge.core.manifest import read_manifest
 from vit_edge.data.synthetic import smooth_images
 from vit_edge.exporters.vela import compile_for_npu
@@ -39,9 +39,9 @@ def _model_file(artifact: Any) -> Path:
 
 
 def _vit_edge_file(model: str, work: Path, name: str, recipe: Recipe) -> Path:
-    return _model_file(quantize(model, "tflite", work / name, calib="fashion-mnist-train", recipe=recipe,
-                                eval_data="fashion-mnist" if recipe.max_drop is not None else None,
-                                eval_limit=2000, parity_samples=4, npu="ethos-u85-256"))
+    config = QuantizeConfig("fashion-mnist-train", recipe, eval_limit=2000,
+                            eval_data="fashion-mnist" if recipe.max_drop is not None else None)
+    return _model_file(quantize(model, "tflite", work / name, config, parity_samples=4, npu="ethos-u85-256"))
 
 
 def _aeq_file(model: str, work: Path, name: str) -> Path:
@@ -129,8 +129,8 @@ def main() -> None:
         if args.vit_ti:
             calib = (smooth_images(64, 224, 3, seed=1).transpose(0, 3, 1, 2) / 127.5 - 1).astype(np.float32)
             for name, recipe in (("INT8", Recipe()), ("A16W8", Recipe(int16=("*",)))):
-                art = quantize("timm:vit_tiny_patch16_224", "tflite", work / f"vit-ti-{name}", calib=calib,
-                               recipe=recipe, random_init=True, parity_samples=4, npu="ethos-u85-256")
+                art = quantize("timm:vit_tiny_patch16_224", "tflite", work / f"vit-ti-{name}",
+                               QuantizeConfig(calib, recipe, random_init=True), parity_samples=4, npu="ethos-u85-256")
                 placement += _placement_rows(f"ViT-Ti/16 at 224 (random init): vit-edge {name}",
                                              _model_file(art), configs, work)
         print("\n".join(fidelity) + "\n\n" + "\n".join(placement))

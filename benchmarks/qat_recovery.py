@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from vit_edge.api import quantize
+from vit_edge.api import QuantizeConfig, quantize
 from vit_edge.data.datasets import load_fashion_mnist
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.quantization.qat import QatConfig, QatTraining
@@ -40,16 +41,17 @@ def main() -> None:
     parser.add_argument("--out", default="reports/qat")
     args = parser.parse_args()
     out, test = Path(args.out), load_fashion_mnist("test")
-    common = dict(calib="fashion-mnist-train", recipe=RECIPE, eval_data="fashion-mnist", force=True,
-                  log=lambda line: print(line, flush=True))
-    ptq = quantize("fmnist-vit-tiny", "onnx", out / "ptq-onnx", **common)
+    ptq_config = QuantizeConfig("fashion-mnist-train", RECIPE, eval_data="fashion-mnist")
+    common = dict(force=True, log=lambda line: print(line, flush=True))
+    ptq = quantize("fmnist-vit-tiny", "onnx", out / "ptq-onnx", ptq_config, **common)
     rows = [("PTQ", "onnx", ptq.manifest.quantization["accuracy"]["fp32_top1"],
              ptq.manifest.quantization["accuracy"]["int8_top1"], runtime_top1(ptq, test))]
     config = QatConfig(epochs=args.epochs, lsq=True, distill=True, max_steps=args.max_steps)
     started = time.time()
     for index, target in enumerate(TARGETS):  # trained once; the other targets resume the finished run
         request = QatTraining("fashion-mnist-train", config, out / "checkpoints", resume=index > 0, force=index == 0)
-        artifact = quantize("fmnist-vit-tiny", target, out / f"qat-{target}", method="qat", qat=request, **common)
+        artifact = quantize("fmnist-vit-tiny", target, out / f"qat-{target}", replace(ptq_config, qat=request),
+                            **common)
         accuracy = artifact.manifest.quantization["accuracy"]
         rows.append(("QAT", target, accuracy["fp32_top1"], accuracy["int8_top1"], runtime_top1(artifact, test)))
         if index == 0:

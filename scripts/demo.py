@@ -28,7 +28,7 @@ INT8_TARGETS = [t.name for t in TARGETS.values() if Precision.INT8 in t.precisio
 
 def quantize_all() -> tuple[list[Path], list[list[str]]]:
     """INT8 PTQ of all 24 matmuls, calibrated on 256 training images (the test set when only it is installed)."""
-    from vit_edge.api import quantize
+    from vit_edge.api import QuantizeConfig, quantize
     from vit_edge.data.datasets import fashion_mnist_dir
 
     calib = "fashion-mnist-train" if fashion_mnist_dir() is not None else "fashion-mnist"
@@ -36,7 +36,7 @@ def quantize_all() -> tuple[list[Path], list[list[str]]]:
     for target in INT8_TARGETS:
         print(f"quantizing for {target} (INT8, calibration on {calib}) …", flush=True)
         try:
-            artifact = quantize(MODEL, target, OUT / f"{MODEL}-{target}-int8", calib=calib, calib_size=256,
+            artifact = quantize(MODEL, target, OUT / f"{MODEL}-{target}-int8", QuantizeConfig(calib, calib_size=256),
                                 force=True)
             paths.append(artifact.path)
         except VitEdgeError as exc:

@@ -140,11 +140,12 @@ def export_matching(model: torch.nn.Module, target: str, size: tuple[int, int], 
 
 def int8_against_fp32(model: torch.nn.Module, target: str, size: tuple[int, int], out: Path) -> tuple[Any, float]:
     """PTQ on 64 smooth images, then the artifact's worst cosine to the FP32 model on 16 others."""
-    from vit_edge.api import quantize
+    from vit_edge.api import QuantizeConfig, quantize
     from vit_edge.data.preprocess import preprocess_uint8
     from vit_edge.data.synthetic import smooth_images
 
-    artifact = quantize(model, target, out, calib=smooth_images(64, size, 3, seed=1), calib_size=64, parity_samples=8)
+    artifact = quantize(model, target, out, QuantizeConfig(smooth_images(64, size, 3, seed=1), calib_size=64),
+                        parity_samples=8)
     batch = preprocess_uint8(smooth_images(16, size, 3, seed=7), artifact.manifest.input_spec)
     with torch.no_grad():
         reference = model(torch.from_numpy(batch)).numpy()

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 from vit_edge.core.version import __version__
 
 __all__ = ["__version__", "export", "quantize", "bench", "bench_table", "info", "preprocess", "train", "load_model",
-           "reporting", "Artifact", "ExportOptions"]
+           "reporting", "Artifact", "ExportOptions", "ReIDOptions", "QuantizeConfig"]
 
 from vit_edge.api import (
     Artifact,
     ExportOptions,
+    QuantizeConfig,
+    ReIDOptions,
     bench,
     bench_table,
     export,

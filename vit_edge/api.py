@@ -15,6 +15,7 @@ from vit_edge.core.errors import ConfigError
 from vit_edge.core.manifest import Manifest, read_manifest
 from vit_edge.core.options import (
     ExportOptions,
+    ReIDOptions,
     check_callable,
     check_count,
     check_flag,
@@ -25,15 +26,16 @@ from vit_edge.core.options import (
 )
 from vit_edge.core.outputs import check_writable
 from vit_edge.core.progress import reporting
+from vit_edge.core.targets import DEFAULT_TARGET
 from vit_edge.core.types import Precision
 from vit_edge.core.words import python_words
-from vit_edge.pipeline.building import Destination, Int8Request, export_loaded, quantize_loaded
+from vit_edge.pipeline.building import Destination, QuantizeConfig, export_loaded, quantize_loaded
 from vit_edge.pipeline.checks import (
     ModelSource,
+    check_images,
     checked_data_options,
     checked_exporter,
     checked_int16_request,
-    checked_recipe,
     default_output_dir,
     resolve_options,
 )
@@ -47,11 +49,10 @@ if TYPE_CHECKING:
     from vit_edge.benchmarking.sweep import BenchConfig
     from vit_edge.data.datasets import ImageData
     from vit_edge.data.sources import DataOptions
-    from vit_edge.quantization.qat import QatTraining
-    from vit_edge.quantization.recipe import Recipe
 
-__all__ = ["Artifact", "ExportOptions", "export", "quantize", "bench", "bench_table", "info", "preprocess", "reporting",
-           "train", "default_output_dir", "parity_inputs", "to_logging", "tool_versions"]
+__all__ = ["Artifact", "ExportOptions", "ReIDOptions", "QuantizeConfig", "export", "quantize", "bench", "bench_table",
+           "info", "preprocess", "reporting", "train", "default_output_dir", "parity_inputs", "to_logging",
+           "tool_versions"]
 
 
 def to_logging(message: str) -> None:
@@ -63,7 +64,7 @@ def to_logging(message: str) -> None:
 @python_words
 def export(
     model: ModelSource,
-    target: str = "onnx",
+    target: str = DEFAULT_TARGET,
     out: str | Path | None = None,
     *,
     options: ExportOptions | None = None,
@@ -83,7 +84,7 @@ def export(
     file, array file or dataset name; `data_options` says how to read and label it).
     """
     _check_arguments(model, out, weights, random_init, log)
-    _check_images("data", data)
+    check_images("data", data)
     if max_drop is not None:
         check_number("max_drop", max_drop)
     options = resolve_options(target, options, option_fields)
@@ -99,59 +100,58 @@ def export(
 @python_words
 def quantize(
     model: ModelSource,
-    target: str = "onnx",
+    target: str = DEFAULT_TARGET,
     out: str | Path | None = None,
+    config: QuantizeConfig | None = None,
     *,
-    calib: ImageData,
-    recipe: Recipe | None = None,
     options: ExportOptions | None = None,
-    calib_size: int = 256,
-    eval_data: ImageData | None = None,
-    eval_limit: int | None = None,
-    data_options: DataOptions | None = None,
-    weights: str | Path | None = None,
-    random_init: bool = False,
-    qat: QatTraining | None = None,
-    method: str | None = None,
     log: Callable[[str], None] = to_logging,
-    **option_fields: Any,
+    **fields: Any,
 ) -> Artifact | None:
-    """INT8 quantization of the ViT's matmuls with `recipe` (a quantize.Recipe), calibrated on `calib`, lowered to
-    `target`; `options`/`option_fields` as for export. With `qat` (a QatTraining) it then fine-tunes with
-    quantization simulated; `method` ("ptq" or "qat") may say the same by name.
+    """INT8 quantization of the ViT's matmuls as `config` (a QuantizeConfig) says, lowered to `target`; `options`
+    as for export. `fields` are a QuantizeConfig's or an ExportOptions' fields as keywords, on top of `config`
+    and `options` (`quantize(model, "tflite", out, calib=batches, npu="ethos-u85-256")`).
 
-    `calib` and `eval_data` take any image source (a folder, a list or array file, a dataset name, an array) or an
-    iterable of batches: a generator, a torch DataLoader, a list, or vit_edge.data.Dataset(loader, transform). A
+    The config holds the calibration images (`calib`: any image source, or an iterable of batches: a generator,
+    a torch DataLoader, a list, vit_edge.data.Dataset(loader, transform)), the Recipe (with its --max-drop
+    budget), the labelled evaluation images, a QatTraining for QAT, and how the model and images are read. A
     batch is uint8 images (N,H,W[,C]), preprocessed as the model was evaluated, or a float batch already in the
     model's input layout; eval_data's items are (images, labels). A generator is read once, only as far as
     `calib_size` (`eval_limit`) images. `recipe.calibration` is the observer method, not the data.
 
     The artifact is verified against the INT8 simulation in PyTorch; the manifest records the recipe, the scales'
-    fingerprint, which matmuls are INT8, the calibration fingerprint and (with `eval_data`) accuracy before/after.
+    fingerprint, which matmuls are INT8, the calibration fingerprint and (with eval_data) accuracy before/after.
     Under torchrun only rank 0 writes the artifact; the other ranks return None.
     """
-    from vit_edge.quantization.qat import QatTraining
-    from vit_edge.quantization.qat_run import check_qat_request
-
-    _check_arguments(model, out, weights, random_init, log)
-    _check_images("calib", calib, optional=False)
-    _check_images("eval_data", eval_data)
-    check_instance("qat", qat, QatTraining, "a vit_edge.quantization.qat.QatTraining")
-    method = _method(method, qat)
-    recipe = checked_recipe(recipe, calib_size, eval_limit)
-    options = checked_int16_request(recipe, resolve_options(target, options, {**option_fields,
-                                                                             "precision": Precision.INT8}))
-    if out is None and method == "qat":  # a QAT artifact beside the PTQ one, not in its folder
+    check_model(model)
+    check_path("out", out, optional=True)
+    check_callable("log", log)
+    config, options = _quantize_request(target, config, options, fields)
+    if out is None and config.qat is not None:  # a QAT artifact beside the PTQ one, not in its folder
         plain = default_output_dir(model, options)
         out = plain.with_name(plain.name + "-qat")
-    exporter, out_dir = checked_exporter(model, options, out, data=[calib, eval_data])
-    qat_request = check_qat_request(recipe, qat, eval_data, out_dir) if method == "qat" else None
-    if recipe.max_drop is not None and eval_data is None:
+    exporter, out_dir = checked_exporter(model, options, out, data=[config.calib, config.eval_data])
+    if config.qat is not None:
+        from vit_edge.quantization.qat_run import check_qat_request
+
+        check_qat_request(config.recipe, config.qat, config.eval_data, out_dir)
+    if config.recipe.max_drop is not None and config.eval_data is None:
         raise ConfigError("--max-drop is a budget in top-1 points, and measuring them needs labelled --eval data; "
                           "pass --eval DIR (class folders, a list file or a labelled .npz)")
-    to = Destination(exporter, out_dir, options, checked_data_options(data_options))
-    request = Int8Request(recipe, calib, calib_size, eval_data, eval_limit, qat_request)
-    return quantize_loaded(load(model, weights, random_init, options), to, request, log)
+    to = Destination(exporter, out_dir, options, checked_data_options(config.data_options))
+    return quantize_loaded(load(model, config.weights, config.random_init, options), to, config, log)
+
+
+def _quantize_request(target: str, config: Any, options: ExportOptions | None,
+                      fields: dict[str, Any]) -> tuple[QuantizeConfig, ExportOptions]:
+    """The config and the export options (INT8, a 16-bit request checked against the target) from the objects
+    and/or their fields as keywords; each keyword goes to the record that has it."""
+    check_instance("config", config, QuantizeConfig, "a vit_edge.QuantizeConfig")
+    mine = {name: fields.pop(name) for name in list(fields) if name in QuantizeConfig.__dataclass_fields__}
+    config = replace(config or QuantizeConfig(), **mine)
+    config.calibration_data()  # none: refused before anything is loaded
+    options = resolve_options(target, options, {**fields, "precision": Precision.INT8})
+    return config, checked_int16_request(config.recipe, options)
 
 
 def _check_arguments(model: Any, out: Any, weights: Any, random_init: Any, log: Any) -> None:
@@ -162,34 +162,6 @@ def _check_arguments(model: Any, out: Any, weights: Any, random_init: Any, log: 
     check_path("weights", weights, optional=True)
     check_flag("random_init", random_init)
     check_callable("log", log)
-
-
-def _check_images(name: str, value: Any, optional: bool = True) -> None:
-    """An image source as the readers take it: a path or dataset name, an array, a source object, or an iterable
-    of batches (a list's items checked here, so `[1]` stops before the model has loaded)."""
-    import numpy as np
-
-    from vit_edge.data.datasets import LabelledImages
-    from vit_edge.data.iterables import is_batch_iterable, list_problem
-    from vit_edge.data.sources import ImageSource
-
-    if is_batch_iterable(value):
-        problem = list_problem(value)
-        if problem is not None:
-            raise ConfigError(f"{name}: {problem}")
-        return
-    kinds = (str, os.PathLike, np.ndarray, ImageSource, LabelledImages)
-    check_instance(name, value, kinds, "a folder, a list or array file, a dataset name, an array or an iterable "
-                   "of batches (a generator, a DataLoader, vit_edge.data.Dataset)", optional)
-
-
-def _method(method: str | None, qat: QatTraining | None) -> str:
-    """PTQ, or QAT when a QatTraining is given; `method` may only agree with that."""
-    if method not in (None, "ptq", "qat"):
-        raise ConfigError(f"unknown quantization method '{method}'; known: ptq, qat")
-    if method == "ptq" and qat is not None:
-        raise ConfigError("qat= asks for QAT and method='ptq' for PTQ; leave one out")
-    return method or ("qat" if qat is not None else "ptq")
 
 
 @python_words

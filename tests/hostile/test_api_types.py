@@ -58,10 +58,8 @@ CALLS: dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, list[Any]]]
         "weights": PATH, "random_init": FLAG, "data": IMAGES, "max_drop": ["1", -1, object(), float("nan")],
         "data_options": [object(), 5], "log": FUNCTION}),
     "quantize": (vit_edge.quantize, {"model": "fmnist-vit-tiny", "target": "onnx", "calib": "fashion-mnist"}, {
-        "model": MODEL, "target": [None, 5], "out": PATH, "calib": [*IMAGES, None], "recipe": [object(), "x", 5],
-        "options": [object(), 5], "calib_size": COUNT, "eval_data": IMAGES, "eval_limit": COUNT,
-        "data_options": [object(), 5], "weights": PATH, "random_init": FLAG, "qat": [object(), "qat", 5],
-        "method": [object(), 5, "fast"], "log": FUNCTION}),
+        "model": MODEL, "target": [None, 5], "out": PATH, "config": [object(), 5, "x", {"calib": "fashion-mnist"}],
+        "options": [object(), 5], "log": FUNCTION}),
     "bench": (vit_edge.bench, {"artifacts": ["a"]}, {
         "artifacts": [object(), 5, None, [5], [None], ["a", object()]], "config": [object(), 5, "x"],
         "devices": [object(), 5, None], "progress": FUNCTION, "on_records": FUNCTION}),
@@ -82,9 +80,21 @@ CALLS: dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, list[Any]]]
 }
 
 
+# quantize's config: each QuantizeConfig field's wrong values, refused when the config is built and when the field
+# is a keyword of quantize (`calib=None` is a config without data yet, which quantize refuses)
+CONFIG_FIELDS: dict[str, list[Any]] = {
+    "calib": IMAGES, "recipe": [object(), "x", 5, None, {"kinds": ("qkv",)}], "calib_size": COUNT,
+    "eval_data": IMAGES, "eval_limit": COUNT, "qat": [object(), "qat", 5], "data_options": [object(), 5],
+    "weights": PATH, "random_init": FLAG}
+
+
 def _cases() -> list[tuple[str, str, Any]]:
     return [(name, parameter, value) for name, (_, _, wrong) in CALLS.items()
             for parameter, values in wrong.items() for value in values]
+
+
+def _config_cases() -> list[tuple[str, Any]]:
+    return [(name, value) for name, values in CONFIG_FIELDS.items() for value in values]
 
 
 def test_every_public_function_and_parameter_is_covered() -> None:
@@ -114,19 +124,48 @@ def test_wrong_types_are_refused_before_any_work(tmp_path: Path, name: str, para
         function(**arguments)
 
 
+def test_every_config_field_is_covered() -> None:
+    """A new QuantizeConfig field joins CONFIG_FIELDS, or this fails; quantize keeps at most 8 parameters (#38:
+    it took 16), the rest being the config's."""
+    assert set(CONFIG_FIELDS) == {f.name for f in fields(vit_edge.QuantizeConfig)}
+    assert len(inspect.signature(vit_edge.quantize).parameters) <= 8
+
+
+@pytest.mark.parametrize("field, value", _config_cases(), ids=lambda v: type(v).__name__ if v else repr(v))
+def test_wrong_config_fields_are_refused_before_any_work(tmp_path: Path, field: str, value: Any) -> None:
+    with pytest.raises(VitEdgeError):
+        vit_edge.QuantizeConfig(**{"calib": "fashion-mnist", field: value})
+    with pytest.raises(VitEdgeError):  # the same field as quantize's keyword
+        vit_edge.quantize("fmnist-vit-tiny", "onnx", tmp_path / "out", **{"calib": "fashion-mnist", field: value})
+
+
+def test_a_config_without_calibration_images_is_refused_by_quantize(tmp_path: Path) -> None:
+    with pytest.raises(VitEdgeError, match="quantize calibrates on images: pass calib"):
+        vit_edge.quantize("fmnist-vit-tiny", "onnx", tmp_path / "out", vit_edge.QuantizeConfig())
+
+
+def test_quantize_refuses_a_keyword_no_record_has(tmp_path: Path) -> None:
+    with pytest.raises(VitEdgeError, match="unknown export option.*calibration"):
+        vit_edge.quantize("fmnist-vit-tiny", "onnx", tmp_path / "out", calib="fashion-mnist", calibration="mse")
+
+
 def _field_cases() -> list[tuple[str, str]]:
     from vit_edge.benchmarking.sweep import BenchConfig
 
     return ([("ExportOptions", f.name) for f in fields(vit_edge.ExportOptions)]
+            + [("ReIDOptions", f.name) for f in fields(vit_edge.ReIDOptions)]
             + [("bench", f.name) for f in fields(BenchConfig)])
 
 
 @pytest.mark.parametrize("owner, field", _field_cases())
 def test_wrong_option_fields_are_refused(tmp_path: Path, owner: str, field: str) -> None:
-    """Each ExportOptions field, and each bench option (`bench(reference=3)` was a TypeError once measuring)."""
+    """Each ExportOptions field (TransReID's record's too), and each bench option (`bench(reference=3)` was a
+    TypeError once measuring)."""
     with pytest.raises(VitEdgeError):
         if owner == "ExportOptions":
             vit_edge.ExportOptions(**{"target": "onnx", field: object()})
+        elif owner == "ReIDOptions":
+            vit_edge.ReIDOptions(**{field: object()})
         else:
             vit_edge.bench([str(tmp_path / "a")], **{field: object()})
     if owner == "bench" and field in ("runtime", "accelerator", "precision_hint", "device", "data", "reference",

@@ -203,20 +203,62 @@ def test_quantize_without_eval_says_disagreement_on_the_calibration_images(tmp_p
     assert accuracy["measured_on"].startswith("32 calibration images of fashion-mnist")
 
 
+def _verb_flags(*names: str) -> dict[str, dict[str, argparse.Action]]:
+    from vit_edge.cli import build_parser
+
+    return {name: {o: a for a in parser._actions for o in a.option_strings}
+            for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)
+            for name, parser in action.choices.items() if name in names}
+
+
 def test_export_and_quantize_share_their_artifact_flags() -> None:
     """quantize re-declared export's flags by hand: --layout and --opset were missing (vit_edge.quantize took them)
-    and six had lost their help. Every flag export and quantize both have is one declaration, and every flag that
-    fills ExportOptions is on both."""
-    from vit_edge.cli import build_parser
-    from vit_edge.core.options import ExportOptions
+    and six had lost their help; --npu was quantize's alone. Every flag export and quantize both have is one
+    declaration, and every option field (ExportOptions, TransReID's ReIDOptions, each target's own options and
+    sub-targets from core/targets.py) has its flag on both."""
+    from vit_edge.core.options import ExportOptions, ReIDOptions
+    from vit_edge.core.targets import TARGET_OPTIONS, flag
 
-    verbs = {name: {o: a for a in parser._actions for o in a.option_strings}
-             for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)
-             for name, parser in action.choices.items() if name in ("export", "quantize")}
-    fills = {flag for flag, action in verbs["export"].items() if action.dest in ExportOptions.__dataclass_fields__}
-    fills -= {"--precision"}  # quantize's precision is INT8 by definition
-    assert fills <= set(verbs["quantize"]), fills - set(verbs["quantize"])
-    for flag in set(verbs["export"]) & set(verbs["quantize"]) - {"--data", "--max-drop", "-h", "--help", "--target"}:
-        ours, theirs = verbs["export"][flag], verbs["quantize"][flag]
-        same_help = flag == "--out" or ours.help == theirs.help  # --out names each verb's default folder
-        assert (ours.dest, ours.default, ours.type) == (theirs.dest, theirs.default, theirs.type) and same_help, flag
+    verbs = _verb_flags("export", "quantize")
+    fields = {*ExportOptions.__dataclass_fields__, *ReIDOptions.__dataclass_fields__} - {"target", "reid"}
+    assert set(TARGET_OPTIONS) <= fields and {"npu", "ort_fusions", "opset", "camera"} <= fields
+    fields -= {"precision"}  # quantize's precision is INT8 by definition
+    for verb, flags in verbs.items():
+        assert fields <= {action.dest for action in flags.values()}, (verb, fields - {a.dest for a in flags.values()})
+        assert {f"--{flag(option)}" for option in TARGET_OPTIONS} <= set(flags), verb  # each flag is its field's
+    for name in set(verbs["export"]) & set(verbs["quantize"]) - {"--data", "--max-drop", "-h", "--help", "--target"}:
+        ours, theirs = verbs["export"][name], verbs["quantize"][name]
+        same_help = name == "--out" or ours.help == theirs.help  # --out names each verb's default folder
+        assert (ours.dest, ours.default, ours.type) == (theirs.dest, theirs.default, theirs.type) and same_help, name
+
+
+def test_a_target_option_is_refused_for_another_target_in_one_line(tmp_path: Path) -> None:
+    """Each target declares the options it takes (core/targets.py); ExportOptions refuses another target's, for the
+    API as for the CLI, naming the targets that take it from the same declarations."""
+    from vit_edge.core.options import ExportOptions
+    from vit_edge.core.targets import TARGET_OPTIONS, TARGETS, takers
+
+    wrong = {"opset": 18, "ort_fusions": True, "npu": "ethos-u85-256"}
+    assert set(wrong) == set(TARGET_OPTIONS)
+    for declared in TARGETS.values():
+        for option, value in wrong.items():
+            if option in declared.accepts:
+                ExportOptions(declared.name, **{option: value})
+                continue
+            with pytest.raises(ConfigError, match=f"^--{option.replace('_', '-')} applies to --target .* only$"):
+                ExportOptions(declared.name, **{option: value})
+    assert takers("ort_fusions") == "--target onnx" and takers("npu") == "--target tflite"
+    for verb in (("export", "--target", "tflite"), ("quantize", "--target", "openvino", "--calib", "fashion-mnist")):
+        assert_user_error(run_cli(*verb, "fmnist-vit-tiny", "--ort-fusions", "--out", str(tmp_path / "out")),
+                          "--ort-fusions applies to --target onnx only")
+        assert not (tmp_path / "out").exists()
+
+
+def test_python_words_for_the_npu_and_the_method() -> None:
+    """`--npu CONFIG` read 'npu=True CONFIG' to a Python caller (npu takes a configuration's name), and
+    `--method qat` names a keyword quantize no longer has: QAT is a QatTraining in its config."""
+    from vit_edge.core.words import in_python_words
+
+    assert in_python_words("add --npu CONFIG") == "add npu=CONFIG"
+    assert in_python_words("QAT (--method qat) needs labels: use --method ptq") == (
+        "QAT (qat=QatTraining(…)) needs labels: use qat=None")

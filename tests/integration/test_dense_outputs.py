@@ -118,11 +118,12 @@ def test_intermediate_layers_match_timm_forward_intermediates(dinov3_deep: torch
 
 def test_int8_feature_maps_of_intermediate_layers(dinov3_deep: torch.nn.Module, tmp_path: Path) -> None:
     """`vit-edge quantize ... --output features --layers=-2,-1`: (B, 2, D, rows, cols), judged per token."""
-    from vit_edge.api import quantize
+    from vit_edge.api import QuantizeConfig, quantize
     from vit_edge.data.synthetic import smooth_images
 
-    artifact = quantize(dinov3_deep, "tflite", tmp_path / "q", calib=smooth_images(32, (48, 64), 3, seed=1),
-                        calib_size=32, output="features", layers=(-2, -1), parity_samples=4)
+    artifact = quantize(dinov3_deep, "tflite", tmp_path / "q", QuantizeConfig(smooth_images(32, (48, 64), 3, seed=1),
+                                                                         calib_size=32),
+                        output="features", layers=(-2, -1), parity_samples=4)
     parity = artifact.manifest.parity
     assert parity["passed"] and parity["tokens_per_sample"] == 2 * 12 and parity["min_cosine"] > 0.99
     x = torch.randn(1, 3, 48, 64)

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from tests.helpers import assert_user_error, make_depth_anything, run_cli
-from vit_edge.api import bench, quantize
+from vit_edge.api import QuantizeConfig, bench, quantize
 from vit_edge.core.depth_metrics import depth_scores
 from vit_edge.core.errors import ConfigError
 from vit_edge.data.preprocess import preprocess_uint8
@@ -84,7 +84,7 @@ def test_cli_quantizes_to_onnx_with_depth_measures(depth: tuple[torch.nn.Module,
 def test_other_targets_quantize_with_parity(depth: tuple[torch.nn.Module, Path, Path], target: str,
                                             tmp_path: Path) -> None:
     hf, folder, calib = depth
-    _depth_checks(quantize(folder, target, tmp_path / target, calib=str(calib)), hf, calib)
+    _depth_checks(quantize(folder, target, tmp_path / target, QuantizeConfig(str(calib))), hf, calib)
 
 
 def test_top1_measures_and_qat_are_refused(depth: tuple[torch.nn.Module, Path, Path], tmp_path: Path) -> None:
@@ -92,9 +92,9 @@ def test_top1_measures_and_qat_are_refused(depth: tuple[torch.nn.Module, Path, P
     assert_user_error(run_cli("quantize", str(folder), "--target", "onnx", "--calib", str(calib), "--eval",
                               str(calib), "--out", str(tmp_path / "a")), "--eval needs top-1", "depth map")
     with pytest.raises(ConfigError, match="max_drop, a budget in top-1 points, needs top-1"):
-        quantize(folder, "onnx", tmp_path / "b", calib=str(calib), recipe=Recipe(max_drop=1.0), eval_data=str(calib))
+        quantize(folder, "onnx", tmp_path / "b", QuantizeConfig(str(calib), Recipe(max_drop=1.0), eval_data=str(calib)))
     with pytest.raises(ConfigError, match="QAT .* needs top-1 against labels, which only class logits have"):
-        quantize(folder, "onnx", tmp_path / "c", calib=str(calib), qat=QatTraining(str(calib)),
-                 eval_data=str(calib))
+        quantize(folder, "onnx", tmp_path / "c", QuantizeConfig(str(calib), qat=QatTraining(str(calib)),
+                                                                eval_data=str(calib)))
     with pytest.raises(ConfigError, match="not built yet for a dense model"):  # A16W8: a later step
-        quantize(folder, "onnx", tmp_path / "d", calib=str(calib), recipe=Recipe(int16=("*",)))
+        quantize(folder, "onnx", tmp_path / "d", QuantizeConfig(str(calib), Recipe(int16=("*",))))

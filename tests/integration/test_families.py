@@ -30,7 +30,7 @@ from tests.helpers import (
 from tests.unit.test_models_hybrid import small_hybrid_model
 from tests.unit.test_reading_timm import FAMILIES, family_model
 from tests.unit.test_reading_transreid import transreid_state
-from vit_edge.api import Artifact, export, quantize
+from vit_edge.api import Artifact, QuantizeConfig, export, quantize
 from vit_edge.core.targets import TARGETS
 from vit_edge.data.synthetic import smooth_images
 
@@ -74,7 +74,7 @@ def test_int8_agrees_with_fp32(family: str, tmp_path: Path) -> None:
     model, io = any_family(family)
     target = INT8_TARGET[family]
     calib = smooth_images(64, model.cfg.image_hw, 3, seed=1)
-    artifact = quantize(model, target, tmp_path / "q", calib=calib, calib_size=64, parity_samples=8)
+    artifact = quantize(model, target, tmp_path / "q", QuantizeConfig(calib, calib_size=64), parity_samples=8)
     summary = artifact.manifest.quantization
     assert len(summary["int8_matmuls"]) >= 6 * model.cfg.depth
     if family == "siglip":  # the MAP head quantizes like a block

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import assert_user_error, run_cli
-from vit_edge import quantize
+from vit_edge import QuantizeConfig, quantize
 from vit_edge.core.manifest import read_manifest
 from vit_edge.quantization.recipe import Recipe
 
@@ -35,8 +35,8 @@ def _onnx_quantizer_types(path: Path) -> Counter[tuple[str, int]]:
 def test_an_a16w8_onnx_file_of_the_shipped_model_keeps_fp32_accuracy_in_onnx_runtime(tmp_path: Path) -> None:
     import onnx
 
-    artifact = quantize("fmnist-vit-tiny", "onnx", tmp_path / "a16w8", calib="fashion-mnist-train",
-                        recipe=Recipe(int16=("*",)), eval_data="fashion-mnist", eval_limit=2000, parity_samples=8)
+    config = QuantizeConfig("fashion-mnist-train", Recipe(int16=("*",)), eval_data="fashion-mnist", eval_limit=2000)
+    artifact = quantize("fmnist-vit-tiny", "onnx", tmp_path / "a16w8", config, parity_samples=8)
     manifest = read_manifest(artifact.path)
     q = manifest.quantization or {}
     assert len(q["int16_activations"]) == len(q["int8_matmuls"]) == 24, q["int16_activations"]
@@ -63,8 +63,8 @@ def test_the_budget_gives_the_costly_ops_int16_before_any_float(tmp_path: Path) 
 
     outliers = with_activation_outliers(load_model("fmnist-vit-tiny").model, channels=4, factor=40.0)
     recipe = Recipe(smoothquant="off", max_drop=0.3)
-    artifact = quantize(outliers, "onnx", tmp_path / "budget", calib="fashion-mnist-train", recipe=recipe,
-                        eval_data="fashion-mnist", eval_limit=2000, parity_samples=4)
+    config = QuantizeConfig("fashion-mnist-train", recipe, eval_data="fashion-mnist", eval_limit=2000)
+    artifact = quantize(outliers, "onnx", tmp_path / "budget", config, parity_samples=4)
     q = read_manifest(artifact.path).quantization or {}
     accuracy = q["accuracy"]
     moved = accuracy["int16_for_budget"]
@@ -109,7 +109,7 @@ def test_any_mix_of_widths_converts_and_matches_its_simulation_in_litert(tmp_pat
 
     calib = (smooth_images(16, 32, 3, seed=1).transpose(0, 3, 1, 2) / 127.5 - 1).astype(np.float32)
     recipe = Recipe(int16=tuple(ops.split(",")))
-    artifact = quantize(small_vit(), "tflite", tmp_path / "mixed", calib=calib, recipe=recipe, npu="ethos-u85-256",
+    artifact = quantize(small_vit(), "tflite", tmp_path / "mixed", QuantizeConfig(calib, recipe), npu="ethos-u85-256",
                         parity_samples=8)
     manifest = read_manifest(artifact.path)
     assert manifest.parity["passed"] and manifest.parity["min_cosine"] > 0.97, manifest.parity

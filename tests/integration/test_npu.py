@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import assert_user_error, run_cli, small_vit
-from vit_edge import quantize
+from vit_edge import QuantizeConfig, quantize
 from vit_edge.core.manifest import read_manifest
 from vit_edge.data.synthetic import smooth_images
 
@@ -21,7 +21,7 @@ pytest.importorskip("ethosu.vela")
 def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     calib = (smooth_images(16, 32, 3, seed=1).transpose(0, 3, 1, 2) / 127.5 - 1).astype(np.float32)
     out = tmp_path_factory.mktemp("npu") / "vit-u85"
-    quantize(small_vit(), "tflite", calib=calib, out=out, npu="ethos-u85-256", parity_samples=4)
+    quantize(small_vit(), "tflite", out, QuantizeConfig(calib), npu="ethos-u85-256", parity_samples=4)
     return out
 
 
@@ -59,7 +59,7 @@ def test_the_shipped_model_runs_on_the_npu_with_its_fp32_accuracy(tmp_path: Path
     from vit_edge.runtime.base import SessionOptions
     from vit_edge.runtime.litert import LiteRtSession
 
-    artifact = quantize("fmnist-vit-tiny", "tflite", calib="fashion-mnist-train", out=tmp_path / "u85",
+    artifact = quantize("fmnist-vit-tiny", "tflite", tmp_path / "u85", QuantizeConfig("fashion-mnist-train"),
                         npu="ethos-u85-256", parity_samples=4)
     manifest = read_manifest(artifact.path)
     assert manifest.npu_estimate is not None and manifest.npu_estimate["npu_share"] >= 0.95
@@ -91,8 +91,13 @@ def test_bad_npu_requests_stop_in_one_line_before_loading(tmp_path: Path) -> Non
     out = tmp_path / "out"
     base = ("quantize", "fmnist-vit-tiny", "--calib", "fashion-mnist", "--out", str(out))
     assert_user_error(run_cli(*base, "--target", "tflite", "--npu", "ethos-u85-255"),
-                      "unknown NPU configuration 'ethos-u85-255'", "ethos-u85-256")
-    assert_user_error(run_cli(*base, "--target", "onnx", "--npu", "ethos-u85-256"), "--target tflite")
+                      "unknown --npu configuration 'ethos-u85-255'", "ethos-u85-256")
+    assert_user_error(run_cli(*base, "--target", "onnx", "--npu", "ethos-u85-256"),
+                      "--npu applies to --target tflite only")
+    # the sub-target declares INT8 only: export says where its file comes from
+    assert_user_error(run_cli("export", "fmnist-vit-tiny", "--target", "tflite", "--npu", "ethos-u85-256", "--out",
+                              str(out)), "--target tflite --npu ethos-u85-256 supports precision int8, not fp32",
+                      "vit-edge quantize")
     hide = "import sys\nsys.modules['ethosu'] = None\nsys.modules['ethosu.vela'] = None"
     assert_user_error(run_cli(*base, "--target", "tflite", "--npu", "ethos-u55-128", prelude=hide),
                       "pip install 'vit-edge[vela]'")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import assert_user_error, run_cli, small_vit
-from vit_edge.api import export, quantize
+from vit_edge.api import QuantizeConfig, export, quantize
 from vit_edge.data.synthetic import smooth_images
 
 pytestmark = pytest.mark.slow
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 def test_profile_names_the_int8_matmuls(target: str, tmp_path: Path) -> None:
     model = small_vit(img_size=64, embed_dim=96, mlp_hidden_dim=384)
     fp32 = export(model, target, tmp_path / "fp32", parity_samples=2).path
-    int8 = quantize(model, target, tmp_path / "int8", calib=smooth_images(16, 64, 3, seed=1), calib_size=16,
+    int8 = quantize(model, target, tmp_path / "int8", QuantizeConfig(smooth_images(16, 64, 3, seed=1), calib_size=16),
                     parity_samples=2).path
     result = run_cli("bench", str(fp32), str(int8), "--profile", "--runs", "5", "--min-time", "0", "--warmup", "1",
                      "--out", str(tmp_path / "r"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import assert_user_error, run_cli
-from vit_edge.api import export, quantize
+from vit_edge.api import QuantizeConfig, export, quantize
 from vit_edge.core.targets import TARGETS
 from vit_edge.core.types import Precision
 from vit_edge.data.datasets import load_fashion_mnist
@@ -26,8 +26,8 @@ def heldout():
 
 @pytest.mark.parametrize("target", INT8_TARGETS)
 def test_merged_int8_artifact_runs_as_verified_within_budget(target: str, tmp_path: Path, heldout) -> None:
-    artifact = quantize("fmnist-vit-tiny", target, tmp_path / "q", calib="fashion-mnist", calib_size=64,
-                        eval_data="fashion-mnist", eval_limit=500, merge=MERGE, parity_samples=8)
+    config = QuantizeConfig("fashion-mnist", calib_size=64, eval_data="fashion-mnist", eval_limit=500)
+    artifact = quantize("fmnist-vit-tiny", target, tmp_path / "q", config, merge=MERGE, parity_samples=8)
     manifest = artifact.manifest
     assert manifest.parity["passed"] and manifest.source["architecture"]["merge"] == MERGE
     merge = manifest.source["merge"]

@@ -14,6 +14,7 @@ from typing import Any
 from vit_edge.benchmarking.devices import AdbDevice
 from vit_edge.core.errors import DeviceError
 from vit_edge.core.manifest import read_manifest
+from vit_edge.core.targets import TARGETS, target
 from vit_edge.runtime.measure import MeasureConfig
 
 __all__ = ["parse_benchmark_model_output", "AdbExecutor"]
@@ -94,9 +95,12 @@ class AdbExecutor:
 
     def run(self, measure: MeasureConfig, tag: str) -> dict[str, Any]:
         manifest = read_manifest(measure.artifact)
-        if manifest.target != "tflite":
-            return {"status": "unsupported", "error": f"adb runs .tflite artifacts only, not {manifest.target}"}
-        remote = f"{self.remote_dir}/{tag}.tflite"
+        declared = target(manifest.target)
+        if not declared.runtime.adb_binary:  # the runtime declares the phone binary that runs its files
+            phone = [t.name for t in TARGETS.values() if t.runtime.adb_binary]
+            return {"status": "unsupported", "error": f"adb runs {' or '.join(phone)} artifacts only, not "
+                                                      f"{manifest.target}"}
+        remote = f"{self.remote_dir}/{tag}{declared.suffix}"
         pushed = self._adb("push", str(Path(measure.artifact) / manifest.model_file), remote)
         if pushed.returncode != 0:
             raise DeviceError(f"adb push failed: {pushed.stderr.strip()}")

@@ -26,6 +26,7 @@ from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.outputs import append_whole, make_folder, write_atomically
 from vit_edge.core.pareto import pareto_front as front_of
 from vit_edge.core.recognise import BENCH_MARK
+from vit_edge.core.targets import PYTORCH
 from vit_edge.core.version import __version__
 
 if TYPE_CHECKING:
@@ -203,10 +204,10 @@ def _baseline(records: list[BenchRecord]) -> tuple[str, Callable[[BenchRecord], 
     the reference artifact's rows) for top-1 and latency, marked in the table."""
     references = sorted({r.reference for r in records if r.reference})
     words = []
-    if "pytorch" in references:
-        words.append("PyTorch for agree % (--reference pytorch: the model as it was exported, run in PyTorch on the "
-                     "same images)")
-    artifacts = [ref for ref in references if ref != "pytorch"]
+    if PYTORCH.name in references:
+        words.append(f"PyTorch for agree % (--reference {PYTORCH.name}: the model as it was exported, run in PyTorch "
+                     "on the same images)")
+    artifacts = [ref for ref in references if ref != PYTORCH.name]
     if artifacts:
         named = {str(Path(ref)) for ref in artifacts}
         words.append(f"{', '.join(Path(ref).name for ref in artifacts)} (--reference) for agree %, "
@@ -402,7 +403,7 @@ def _y_label(rows: _Rows) -> str:
     if any(score[0] is not None for score in rows.scores.values()):
         return "top-1 % on the labelled images"
     reference = next((r.reference for r in rows.records if r.reference), "reference")
-    return f"top-1 agreement with {'PyTorch' if reference == 'pytorch' else Path(reference).name}, %"
+    return f"top-1 agreement with {'PyTorch' if reference == PYTORCH.name else Path(reference).name}, %"
 
 
 def _y_range(values: list[float]) -> tuple[float, float]:

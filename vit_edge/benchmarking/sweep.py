@@ -28,6 +28,7 @@ from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.output_kinds import Measure
 from vit_edge.core.outputs import replace_file, reserved_array, save_array, scratch_folder, write_atomically
 from vit_edge.core.progress import Tracker, tracking
+from vit_edge.core.targets import PYTORCH
 from vit_edge.data.sources import DataOptions, ImageSource
 from vit_edge.runtime.measure import MeasureConfig, RunSettings, config_to_json
 from vit_edge.runtime.runner import RESULT_PREFIX
@@ -345,7 +346,7 @@ def _reference_logits(cfg: BenchConfig, executor: Any, files: EvalFiles, workdir
     or the PyTorch model the artifact was exported from."""
     if cfg.reference is None:
         return None
-    if cfg.reference == "pytorch":
+    if cfg.reference == PYTORCH.name:
         data = files.for_artifact(manifest)
         return None if data is None else _pytorch_logits(Path(path), manifest, data)
     data = files.for_artifact(files.manifests.get(cfg.reference))
@@ -365,7 +366,7 @@ def _pytorch_logits(root: Path, manifest: Manifest, data: EvalData) -> np.ndarra
     from vit_edge.runtime.accuracy import predict_logits
     from vit_edge.runtime.base import SessionOptions, session_class
 
-    session = session_class("pytorch")(root / manifest.model_file, SessionOptions())
+    session = session_class(PYTORCH.name)(root / manifest.model_file, SessionOptions())
     return predict_logits(session.run, np.load(data.images, mmap_mode="r"), manifest.input_spec)
 
 
@@ -449,7 +450,7 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
         files = EvalFiles(cfg, workdir, progress)
         if cfg.profile:
             _check_profilable(artifacts, cfg, files.manifests)
-        if cfg.reference not in (None, "pytorch"):
+        if cfg.reference not in (None, PYTORCH.name):
             try:
                 files.manifests.get(cfg.reference)  # a missing or damaged reference stops here, before measuring
             except VitEdgeError as exc:
@@ -475,7 +476,7 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
 
 def _check_labels(artifacts: list[str], cfg: BenchConfig, files: EvalFiles) -> None:
     """Every readable artifact's classes matched against the data's labels (and the reference's), before timing."""
-    paths = [*artifacts, *([cfg.reference] if cfg.reference not in (None, "pytorch") else [])]
+    paths = [*artifacts, *([cfg.reference] if cfg.reference not in (None, PYTORCH.name) else [])]
     for path in paths:
         try:
             manifest = files.manifests.get(path)

@@ -50,11 +50,16 @@ def _data_options(args: argparse.Namespace) -> Any:
     return _fields(args, DataOptions)
 
 
+def _export_options(args: argparse.Namespace) -> Any:
+    from vit_edge.core.options import ExportOptions, ReIDOptions
+
+    return _fields(args, ExportOptions, reid=_fields(args, ReIDOptions))
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from vit_edge.api import export
-    from vit_edge.core.options import ExportOptions
 
-    artifact = export(args.model, options=_fields(args, ExportOptions), out=args.out, weights=args.weights,
+    artifact = export(args.model, options=_export_options(args), out=args.out, weights=args.weights,
                       random_init=args.random_init, data=args.data, max_drop=args.max_drop,
                       data_options=_data_options(args), log=_log)
     print(printing.export_line(artifact.path, artifact.manifest))
@@ -63,17 +68,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
-    from vit_edge.api import quantize
-    from vit_edge.core.options import ExportOptions
-    from vit_edge.quantization.qat import QatConfig, QatTraining
+    from vit_edge.api import QuantizeConfig, quantize
     from vit_edge.quantization.recipe import Recipe
 
-    qat = (QatTraining(args.data, _fields(args, QatConfig), args.checkpoint_dir, args.resume, args.force)
-           if args.method == "qat" else None)
-    artifact = quantize(args.model, options=_fields(args, ExportOptions), out=args.out, calib=args.calib,
-                        recipe=_fields(args, Recipe), calib_size=args.calib_size, eval_data=args.eval_data,
-                        eval_limit=args.eval_limit, data_options=_data_options(args), weights=args.weights,
-                        random_init=args.random_init, method=args.method, qat=qat, log=_log)
+    qat = None
+    if args.method == "qat":
+        from vit_edge.quantization.qat import QatConfig, QatTraining
+
+        qat = QatTraining(args.data, _fields(args, QatConfig), args.checkpoint_dir, args.resume, args.force)
+    config = _fields(args, QuantizeConfig, recipe=_fields(args, Recipe), qat=qat, data_options=_data_options(args))
+    artifact = quantize(args.model, out=args.out, config=config, options=_export_options(args), log=_log)
     if artifact is None:  # a torchrun rank other than 0: rank 0 writes and reports
         return 0
     print(printing.quantize_line(artifact.path, artifact.manifest))

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vit_edge.cli import values
-from vit_edge.core.targets import TARGETS
+from vit_edge.core.targets import TARGETS, flag, takers
 from vit_edge.core.types import Precision
 
 __all__ = ["build_parser"]
@@ -77,8 +77,7 @@ def _add_artifact_options(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--random-init", action="store_true", help="export an untrained model (recorded in the manifest)")
     p.add_argument("--parity-samples", type=values.parity_samples, default=16,
                    help="inputs compared with PyTorch (default 16, at most 10000)")
-    p.add_argument("--opset", type=int, default=20, help="ONNX opset, ≥ 17 (default 20)")
-    _add_ort_fusions_option(p)
+    _add_target_options(p)
     _add_merge_option(p)
     _add_output_option(p)
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip the parity check")
@@ -98,11 +97,18 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                        help="raise Pillow's decompression-bomb limit (about 89 million pixels) for very large photos")
 
 
-def _add_ort_fusions_option(p: argparse.ArgumentParser) -> None:
+def _add_target_options(p: argparse.ArgumentParser) -> None:
+    """The options one target takes (core/targets.py declares which), each help naming its targets from there;
+    a sub-target's flag (--npu CONFIG) is generated from its declaration."""
+    p.add_argument("--opset", type=int, default=20, help=f"with {takers('opset')}: the opset, ≥ 17 (default 20)")
     p.add_argument("--ort-fusions", action="store_true",
-                   help="with --target onnx: save ONNX Runtime's own graph (its fusions, each bias inside its INT8 "
-                        "matmul, the attention scale inside the query's quantizer): faster in ONNX Runtime, but "
-                        "com.microsoft operators no other runtime runs (default: plain, portable ONNX)")
+                   help=f"with {takers('ort_fusions')}: save ONNX Runtime's own graph (its fusions, each bias inside "
+                        "its INT8 matmul, the attention scale inside the query's quantizer): faster in ONNX Runtime, "
+                        "but com.microsoft operators no other runtime runs (default: plain, portable ONNX)")
+    for sub in (sub for declared in TARGETS.values() for sub in declared.sub_targets):
+        known = f"{sub.configurations[0]} … {sub.configurations[-1]}"
+        p.add_argument(f"--{flag(sub.option)}", metavar="CONFIG",
+                       help=f"with {takers(sub.option)}, quantize only: {sub.summary}: {known}")
 
 
 def _add_merge_option(p: argparse.ArgumentParser) -> None:
@@ -141,10 +147,8 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("model", help="as for export")
     p.add_argument("--target", required=True,
                    help=" | ".join(t.name for t in TARGETS.values() if Precision.INT8 in t.precisions))
-    p.add_argument("--method", default="ptq", help="ptq (default) | qat (fine-tune with INT8 simulated)")
-    p.add_argument("--npu", metavar="CONFIG",
-                   help="with --target tflite: compile the INT8 file for an Arm Ethos-U with Vela (the vela extra) and "
-                        "record Vela's placement and estimate: ethos-u55-128, ethos-u65-256, ethos-u85-256, ...")
+    p.add_argument("--method", default="ptq", choices=("ptq", "qat"),
+                   help="ptq (default) | qat (fine-tune with INT8 simulated)")
     p.add_argument("--calib", required=True, help="calibration images (no labels needed): DIR/class/*.jpg, a flat DIR, "
                                                   "a list file, .npy/.npz, or a dataset name")
     p.add_argument("--calib-size", type=values.positive, default=256, help="calibration images used (default 256)")

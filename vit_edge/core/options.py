@@ -3,29 +3,59 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from vit_edge.core.errors import ConfigError, did_you_mean
-from vit_edge.core.targets import target_name
+from vit_edge.core.targets import (
+    DEFAULT_TARGET,
+    TARGET_OPTIONS,
+    TARGETS,
+    Build,
+    Target,
+    flag,
+    takers,
+    target,
+    target_name,
+)
 from vit_edge.core.types import Layout, Precision
 
 OUTPUTS = ("pooled", "tokens", "features")  # what a model returns (here: this module stays torch-free)
-# The Arm Ethos-U configurations Vela (ethos-u-vela 5.2) compiles for: the NPU and its MACs per cycle
-NPU_CONFIGS = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512",
-               "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024", "ethos-u85-2048")
+NECK_FEATS = ("after", "before")
 
 # parity runs every input through both models at once: 10,000 (a whole test set) at most, never gigabytes by a typo
 MAX_PARITY_SAMPLES = 10_000
 
-__all__ = ["ExportOptions", "NPU_CONFIGS", "MAX_PARITY_SAMPLES", "check_count", "check_counts", "check_number",
+__all__ = ["ExportOptions", "ReIDOptions", "MAX_PARITY_SAMPLES", "check_count", "check_counts", "check_number",
            "check_size", "check_path", "check_flag", "check_callable", "check_instance", "check_model", "check_layers",
            "shown"]
 
 
 @dataclass(frozen=True)
+class ReIDOptions:
+    """What a re-identification checkpoint (TransReID) is specialised to at export; no other model reads them."""
+
+    camera: int = 0  # the camera/view whose side-information embedding is built in
+    view: int = 0
+    neck_feat: str = "after"  # the output: the BNNeck feature ("after") or the class token ("before")
+    stride: int | None = None  # MODEL.STRIDE_SIZE, where its weights alone cannot tell
+    num_heads: int | None = None  # its head count, where its width alone cannot tell
+
+    def __post_init__(self) -> None:
+        for name in ("camera", "view"):
+            check_count(name, getattr(self, name), 0)
+        for name in ("stride", "num_heads"):
+            check_count(name, getattr(self, name), optional=True)
+        if self.neck_feat not in NECK_FEATS:
+            raise ConfigError(f"neck_feat must be 'after' or 'before', not {shown(self.neck_feat)}")
+
+
+@dataclass(frozen=True)
 class ExportOptions:
-    """Everything an export can be asked for; each CLI flag maps to one field."""
+    """Everything an export can be asked for; each CLI flag maps to one field (`reid`'s flags to its fields).
+
+    The fields in core/targets.TARGET_OPTIONS belong to the targets that declare them (`opset` and `ort_fusions`
+    to ONNX, `npu`, the Ethos-U sub-target's configuration, to TFLite): another target refuses them."""
 
     target: str
     precision: Precision = Precision.FP32
@@ -33,18 +63,14 @@ class ExportOptions:
     layout: Layout = Layout.NCHW
     verify: bool = True
     parity_samples: int = 16
-    opset: int = 20  # 20: GELU as one Gelu op, which ONNX Runtime fuses with its bias (BiasGelu)
     force: bool = False
-    camera: int = 0  # re-identification models (TransReID): the camera/view the artifact is specialised to
-    view: int = 0
     merge: int = 0  # ToMe: tokens merged after each block's attention (0: none)
-    neck_feat: str = "after"  # TransReID's output: the BNNeck feature ("after") or the class token ("before")
-    stride: int | None = None  # TransReID's MODEL.STRIDE_SIZE, where its weights alone cannot tell
-    num_heads: int | None = None  # TransReID's head count, where its width alone cannot tell
     output: str = "pooled"  # "pooled" (logits or embedding), "tokens" (B, N, D patch tokens), "features" (B, D, H, W)
     layers: tuple[int, ...] = ()  # with a dense output: these blocks' tokens (negative from the end), stacked
+    reid: ReIDOptions = field(default_factory=ReIDOptions)
+    opset: int = 20  # 20: GELU as one Gelu op, which ONNX Runtime fuses with its bias (BiasGelu)
+    ort_fusions: bool = False  # save ONNX Runtime's own graph (contrib ops; runs in ONNX Runtime only)
     npu: str | None = None  # an Ethos-U configuration: Vela compiles the INT8 TFLite for it and estimates it
-    ort_fusions: bool = False  # ONNX only: save ONNX Runtime's own graph (contrib ops; runs in ONNX Runtime only)
 
     def __post_init__(self) -> None:
         """Types checked once, for the API as for the CLI: `img_size="32"` is not 3×2, `parity_samples="4"` no count.
@@ -52,27 +78,33 @@ class ExportOptions:
         object.__setattr__(self, "precision", _member(Precision, self.precision, "precision"))
         object.__setattr__(self, "layout", _member(Layout, self.layout, "layout"))
         if not isinstance(self.target, str):
-            raise ConfigError(f"target must be a target name such as 'onnx', not {shown(self.target)}")
+            raise ConfigError(f"target must be a target name such as '{DEFAULT_TARGET}', not {shown(self.target)}")
         object.__setattr__(self, "target", target_name(self.target))
         check_count("parity_samples", self.parity_samples, most=MAX_PARITY_SAMPLES)
-        for name in ("opset", "camera", "view", "merge"):
+        for name in ("opset", "merge"):
             check_count(name, getattr(self, name), 0)
-        for name in ("stride", "num_heads"):
-            check_count(name, getattr(self, name), optional=True)
         for name in ("verify", "force", "ort_fusions"):
             check_flag(name, getattr(self, name))
         check_size("img_size", self.img_size, optional=True)
-        if self.neck_feat not in ("after", "before"):
-            raise ConfigError(f"neck_feat must be 'after' or 'before', not {shown(self.neck_feat)}")
+        check_instance("reid", self.reid, ReIDOptions, "a vit_edge.ReIDOptions", optional=False)
+        check_instance("npu", self.npu, str, "an Ethos-U configuration name")
         if self.output not in OUTPUTS:
             raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, not {self.output!r}")
         object.__setattr__(self, "layers", check_layers(self.layers))
         if self.layers and self.output == "pooled":
             raise ConfigError("--layers reads blocks' tokens: use it with --output tokens or --output features")
-        _check_target_options(self)
-        if not isinstance(self.precision, Precision) or not isinstance(self.layout, Layout):
-            raise ConfigError(f"precision and layout must be a Precision and a Layout, not {self.precision!r} and "
-                              f"{self.layout!r}")
+        if self.target in TARGETS:  # an unknown target is the exporter registry's to refuse, with suggestions
+            _check_target_options(self, TARGETS[self.target])
+
+    @property
+    def build(self) -> Build:
+        """What these options build: the target, or the sub-target one of its options chose."""
+        declared = target(self.target)
+        for sub in declared.sub_targets:
+            configuration = getattr(self, sub.option)
+            if configuration is not None:
+                return Build(declared, sub, configuration)
+        return Build(declared)
 
 
 def _member(kind: type[Precision] | type[Layout], value: object, what: str) -> Any:
@@ -86,19 +118,21 @@ def _member(kind: type[Precision] | type[Layout], value: object, what: str) -> A
         raise ConfigError(f"unknown {what} '{value}'; known: {known}") from None
 
 
-def _check_target_options(options: ExportOptions) -> None:
-    """Options of one target: Vela compiles an integer TFLite for an Ethos-U configuration it knows; the ORT graph
-    is an ONNX file."""
-    if options.ort_fusions and options.target != "onnx":
-        raise ConfigError(f"--ort-fusions rewrites an ONNX file for ONNX Runtime, not {options.target}: use "
-                          "--target onnx")
-    if options.npu is None:
-        return
-    if options.npu not in NPU_CONFIGS:
-        raise ConfigError(f"unknown NPU configuration '{options.npu}'{did_you_mean(str(options.npu), NPU_CONFIGS)}; "
-                          f"Vela knows {', '.join(NPU_CONFIGS)}")
-    if options.target != "tflite":
-        raise ConfigError(f"--npu compiles a TFLite file for the Ethos-U, not {options.target}: use --target tflite")
+_DEFAULTS = {option.name: option.default for option in fields(ExportOptions)}
+
+
+def _check_target_options(options: ExportOptions, declared: Target) -> None:
+    """The one check of target-specific options, from the declarations: an option the target does not take stays
+    at its default ('--ort-fusions applies to --target onnx only'), and a sub-target's configuration is one the
+    declaration knows."""
+    for option in TARGET_OPTIONS:
+        if option not in declared.accepts and getattr(options, option) != _DEFAULTS[option]:
+            raise ConfigError(f"--{flag(option)} applies to {takers(option)} only")
+    for sub in declared.sub_targets:
+        chosen = getattr(options, sub.option)
+        if chosen is not None and chosen not in sub.configurations:
+            raise ConfigError(f"unknown --{flag(sub.option)} configuration '{chosen}'"
+                              f"{did_you_mean(chosen, sub.configurations)}; known: {', '.join(sub.configurations)}")
 
 
 def shown(value: object) -> str:

@@ -21,11 +21,13 @@ _FROM_CLI: contextvars.ContextVar[bool] = contextvars.ContextVar("vit_edge_from_
 FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)(?:[ =]([A-Z][A-Z_]*\b|-?[0-9][\w.,-]*|'[^']*'))?")
 # a flag whose keyword is not its name with '-' as '_', or that is a switch (True/False) in Python
 SWITCHES = {"force": "force=True", "resume": "resume=True", "random-init": "random_init=True",
-            "no-verify": "verify=False", "a16w8": "int16=('*',)", "npu": "npu=True", "skip-unreadable":
+            "no-verify": "verify=False", "a16w8": "int16=('*',)", "skip-unreadable":
             "data_options=DataOptions(skip_unreadable=True)", "ort-fusions": "ort_fusions=True"}
 RENAMED = {"eval": "eval_data", "eval-limit": "eval_limit", "checkpoint-dir": "QatTraining(checkpoint_dir=…)",
-           "method": "method", "device": "devices", "min-time": "min_seconds", "timeout": "timeout_s",
+           "device": "devices", "min-time": "min_seconds", "timeout": "timeout_s",
            "precisions": "precisions", "class-names": "class_names"}
+# a flag and value that Python says otherwise: quantize's method is whether its config holds a QatTraining
+PHRASES = {"--method qat": "qat=QatTraining(…)", "--method ptq": "qat=None"}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -39,6 +41,8 @@ def in_python_words(message: str) -> str:
         name = RENAMED.get(flag, flag.replace("-", "_"))
         return f"{name}={value}" if value else name
 
+    for phrase, words in PHRASES.items():
+        message = message.replace(phrase, words)
     return FLAG.sub(keyword, message)
 
 

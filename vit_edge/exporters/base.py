@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -10,8 +11,8 @@ import torch
 
 from vit_edge.core.errors import ConfigError, MissingDependencyError
 from vit_edge.core.options import ExportOptions
-from vit_edge.core.targets import Target
-from vit_edge.core.types import InputSpec, Layout
+from vit_edge.core.targets import Build, Target, flag
+from vit_edge.core.types import InputSpec, Layout, Precision
 
 __all__ = ["Exporter", "ExportOptions", "conversion_error"]
 
@@ -32,8 +33,9 @@ class Exporter(ABC):
     def name(self) -> str:
         return self.declaration.name
 
-    def check_available(self) -> None:
-        """Fail before any work when a converter package is missing (converters log to fd 2 on import: hushed)."""
+    def check_available(self, build: Build | None = None) -> None:
+        """Fail before any work when a converter package is missing (converters log to fd 2 on import: hushed),
+        or the tool of the sub-target `build` chose (found, not imported: it runs as its own process)."""
         from vit_edge.runtime.base import native_stderr_silenced
 
         for package in self.declaration.packages:
@@ -43,12 +45,16 @@ class Exporter(ABC):
             except ImportError as exc:
                 raise MissingDependencyError(package.distribution, self.declaration.extra,
                                              f"export to {self.name}") from exc
+        sub = build.sub_target if build is not None else None
+        if sub is not None and not _found(sub.tool.module):
+            raise MissingDependencyError(sub.tool.distribution, sub.extra, f"--{flag(sub.option)} ({sub.name})")
 
     def check_options(self, options: ExportOptions) -> None:
-        precisions = self.declaration.precisions
-        if options.precision not in precisions:
-            supported = ", ".join(p.value for p in precisions)
-            raise ConfigError(f"target {self.name} supports precision {supported}, not {options.precision.value}")
+        build = options.build
+        if options.precision not in build.precisions:
+            supported = ", ".join(p.value for p in build.precisions)
+            hint = ": int8 files come from  vit-edge quantize" if build.precisions == (Precision.INT8,) else ""
+            raise ConfigError(f"{build.words} supports precision {supported}, not {options.precision.value}{hint}")
         if options.layout not in self.layouts:
             raise ConfigError(f"target {self.name} does not support layout {options.layout.value}")
 
@@ -62,6 +68,14 @@ class Exporter(ABC):
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _found(module: str) -> bool:
+    """Whether `module` (dotted) is installed, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent missing, or hidden as None in sys.modules
+        return False
 
 
 def conversion_error(what: str, exc: BaseException) -> BaseException:

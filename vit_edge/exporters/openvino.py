@@ -39,9 +39,10 @@ class OpenVinoExporter(Exporter):
         its CPU plugin runs the matmuls in INT8 with exactly the scales vit-edge chose."""
         import openvino as ov
 
+        from vit_edge.core.targets import ONNX
         from vit_edge.exporters.registry import get_exporter
 
-        onnx = get_exporter("onnx")
+        onnx = get_exporter(ONNX.name)
         onnx.check_available()
         from vit_edge.core.outputs import scratch_folder
 

@@ -46,7 +46,7 @@ class TfliteExporter(Exporter):
         except Exception as exc:  # converter errors come from torch.export, MLIR and the flatbuffer writer
             raise conversion_error("TFLite conversion", exc) from exc
         path.write_bytes(content)
-        if options.precision is Precision.INT8 and options.npu is None:  # an NPU runs GELU and Softmax in int8
+        if options.precision is Precision.INT8 and options.build.sub_target is None:  # an NPU runs them in int8
             from vit_edge.exporters.tflite_islands import make_float_islands
 
             make_float_islands(path)

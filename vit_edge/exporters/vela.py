@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from vit_edge.core.errors import ExportError, MissingDependencyError
 from vit_edge.core.outputs import replace_file, scratch_folder
+from vit_edge.core.targets import ETHOS_U
 
 __all__ = ["VELA_FILE", "check_vela", "compile_for_npu", "vela_command"]
 
@@ -27,9 +28,11 @@ _TIMEOUT_S = 1800
 
 
 def check_vela() -> None:
-    """One line naming the extra when Vela is not installed (checked before the model is loaded)."""
-    if importlib.util.find_spec("ethosu") is None or importlib.util.find_spec("ethosu.vela") is None:
-        raise MissingDependencyError("ethos-u-vela", "vela", "--npu (Arm's Vela compiler for the Ethos-U)")
+    """One line naming the extra when Vela is not installed (the pipeline checks it before the model is loaded,
+    from the sub-target's declaration; this is for a direct call)."""
+    if importlib.util.find_spec("ethosu") is None or importlib.util.find_spec(ETHOS_U.tool.module) is None:
+        raise MissingDependencyError(ETHOS_U.tool.distribution, ETHOS_U.extra,
+                                     f"--{ETHOS_U.option} (Arm's Vela compiler for the Ethos-U)")
 
 
 def vela_command(model_file: str, config: str, output_dir: str = "vela-out") -> list[str]:

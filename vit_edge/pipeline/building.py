@@ -2,14 +2,14 @@
 lower for the target), both ending in `write_artifact`. `tune` calls these once per candidate on one loaded model."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from vit_edge.core.errors import ConfigError
-from vit_edge.core.options import ExportOptions
+from vit_edge.core.options import ExportOptions, check_count, check_flag, check_instance, check_path
 from vit_edge.core.output_kinds import Measure, ModelOutput
-from vit_edge.pipeline.checks import int8_lowering, int16_available
+from vit_edge.pipeline.checks import check_images, checked_data_options, int8_lowering, int16_available
 from vit_edge.pipeline.loading import check_merge_budget, images_for, with_class_names
 from vit_edge.pipeline.writing import write_artifact
 from vit_edge.runtime.artifact import Artifact
@@ -22,7 +22,13 @@ if TYPE_CHECKING:
     from vit_edge.quantization.recipe import Recipe
     from vit_edge.reading.loaders import LoadedModel
 
-__all__ = ["Destination", "Int8Request", "export_loaded", "quantize_loaded"]
+__all__ = ["Destination", "QuantizeConfig", "export_loaded", "quantize_loaded"]
+
+
+def _default_recipe() -> Recipe:
+    from vit_edge.quantization.recipe import Recipe
+
+    return Recipe()
 
 
 @dataclass(frozen=True)
@@ -36,19 +42,48 @@ class Destination:
 
 
 @dataclass(frozen=True)
-class Int8Request:
-    """What an INT8 build needs beyond the export options: recipe, calibration, evaluation, and QAT if asked."""
+class QuantizeConfig:
+    """What quantize is asked for besides the model, the target and the export options, as one config (torchao's
+    and NNCF's style): the calibration images, the recipe (its budget included), the labelled evaluation images,
+    QAT, and how the model and the images are read. Each field is checked by type here, when the config is built:
+    `calib_size="8"` stops before anything is loaded."""
 
-    recipe: Recipe
-    calib: ImageData
-    calib_size: int = 256
-    eval_data: ImageData | None = None
-    eval_limit: int | None = None
-    qat: QatTraining | None = None  # checked by check_qat_request; None: PTQ
+    calib: ImageData | None = None  # any image source or an iterable of batches; quantize refuses None
+    recipe: Recipe = field(default_factory=_default_recipe)
+    calib_size: int = 256  # the first calib_size images calibrate
+    eval_data: ImageData | None = None  # labelled: top-1 before/after, and the recipe's --max-drop budget
+    eval_limit: int | None = None  # only the first eval_limit evaluation images
+    qat: QatTraining | None = None  # fine-tune with INT8 simulated after PTQ (None: PTQ only)
+    data_options: DataOptions | None = None  # how image folders are read and labelled (None: the defaults)
+    weights: str | Path | None = None  # a weights file for timm:NAME or a reference ViT
+    random_init: bool = False  # an untrained model (recorded in the manifest)
+
+    def __post_init__(self) -> None:
+        from vit_edge.quantization.recipe import Recipe
+
+        check_images("calib", self.calib)
+        check_images("eval_data", self.eval_data)
+        check_instance("recipe", self.recipe, Recipe, "a vit_edge.quantization.Recipe", optional=False)
+        check_count("calib_size", self.calib_size)
+        check_count("eval_limit", self.eval_limit, optional=True)
+        if self.qat is not None:  # whoever built a QatTraining has imported its (torch) module
+            from vit_edge.quantization.qat import QatTraining
+
+            check_instance("qat", self.qat, QatTraining, "a vit_edge.quantization.QatTraining")
+        checked_data_options(self.data_options)
+        check_path("weights", self.weights, optional=True)
+        check_flag("random_init", self.random_init)
 
     @property
     def method(self) -> str:
         return "ptq" if self.qat is None else "qat"
+
+    def calibration_data(self) -> ImageData:
+        """`calib`, which quantize cannot do without (refused before the model is loaded)."""
+        if self.calib is None:
+            raise ConfigError("quantize calibrates on images: pass --calib (a folder, a list or array file, a dataset "
+                              "name, or from Python an iterable of batches)")
+        return self.calib
 
 
 def export_loaded(loaded: LoadedModel, to: Destination, data: ImageData | None, max_drop: float | None,
@@ -66,7 +101,7 @@ def export_loaded(loaded: LoadedModel, to: Destination, data: ImageData | None, 
     return write_artifact(to.exporter, loaded.model, loaded.spec, loaded.source, to.options, to.out_dir, dataset, log)
 
 
-def quantize_loaded(loaded: LoadedModel, to: Destination, request: Int8Request,
+def quantize_loaded(loaded: LoadedModel, to: Destination, request: QuantizeConfig,
                     log: Callable[[str], None]) -> Artifact | None:
     """The INT8 artifact; None on torchrun ranks other than 0 (rank 0 writes)."""
     _check_measures(loaded.model.cfg.model_output, request)
@@ -81,7 +116,7 @@ def quantize_loaded(loaded: LoadedModel, to: Destination, request: Int8Request,
                           quantization={**summary, "method": request.method})
 
 
-def _check_measures(output: ModelOutput, request: Int8Request) -> None:
+def _check_measures(output: ModelOutput, request: QuantizeConfig) -> None:
     """What the request measures must apply to what the model returns: no top-1 of patch tokens or embeddings."""
     if request.qat is not None:
         output.require(Measure.TOP1, "QAT (--method qat), which trains on labels,", "use --method ptq")
@@ -91,7 +126,7 @@ def _check_measures(output: ModelOutput, request: Int8Request) -> None:
         output.require(Measure.TOP1, "--eval", "leave --eval out")
 
 
-def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evaluation: LabelledImages | None,
+def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, evaluation: LabelledImages | None,
                log: Callable[[str], None]) -> tuple[dict[str, Any], Any]:
     """Calibrate, quantize (PTQ within the budget, or QAT), lower for the target: (the manifest's summary, the
     INT8 model to convert); the model is None on torchrun ranks other than 0."""
@@ -102,15 +137,15 @@ def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evalu
     from vit_edge.quantization.qat_run import run_qat
 
     recipe = request.recipe
-    calibration = load_calibration(request.calib, loaded.spec, request.calib_size, to.reading)
+    calibration = load_calibration(request.calibration_data(), loaded.spec, request.calib_size, to.reading)
     reference = loaded.unmerged or loaded.model  # accuracy is measured against the model as trained
     lower = int8_lowering(to.options)
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
     extra: dict[str, Any] = {}
     if isinstance(loaded.model, DenseModel):  # QAT, --max-drop and --eval were refused by the output kind
-        if to.options.npu is not None:
-            raise ConfigError("--npu is not built yet for a dense model (Depth Anything): its integer graph covers "
-                              "ViT blocks only; quantize for --target tflite without --npu")
+        if to.options.build.no_dense:
+            raise ConfigError(f"{to.options.build.words} is not built yet for a dense model: "
+                              f"{to.options.build.no_dense}")
         quant, metrics = quantize_dense(loaded.model, recipe, calibration.batch, log, lower)
         extra = scope_summary(loaded.model)
     elif request.qat is None:

@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from vit_edge.core.errors import ConfigError
-from vit_edge.core.options import ExportOptions
+from vit_edge.core.options import ExportOptions, ReIDOptions, check_instance
 from vit_edge.core.outputs import check_writable
-from vit_edge.core.targets import resolve
-from vit_edge.core.targets import target as target_declaration
-from vit_edge.core.types import Layout, Precision
+from vit_edge.core.targets import TARGETS, resolve
+from vit_edge.core.types import Layout
 
 if TYPE_CHECKING:
     from vit_edge.data.sources import DataOptions
@@ -21,23 +20,27 @@ if TYPE_CHECKING:
     from vit_edge.quantization.ptq import QuantizedViT
     from vit_edge.quantization.recipe import Recipe
 
-__all__ = ["ModelSource", "resolve_options", "default_output_dir", "checked_exporter", "checked_data_options",
-           "checked_recipe", "checked_int16_request", "int16_available", "int8_lowering"]
+__all__ = ["ModelSource", "resolve_options", "default_output_dir", "checked_exporter", "check_images",
+           "checked_data_options", "checked_int16_request", "int16_available", "int8_lowering"]
 
 # What names a model: a name (shipped, reference, timm:NAME), a path (HF folder, checkpoint) or a module in memory
 ModelSource = Any
 
 
 def resolve_options(target: str, options: ExportOptions | None, fields: dict[str, Any]) -> ExportOptions:
-    """One ExportOptions from an options object and/or its fields as keywords (the keywords win)."""
+    """One ExportOptions from an options object and/or its fields as keywords (the keywords win); a ReIDOptions
+    field (camera=1) is a keyword too."""
     if not isinstance(target, str) or not target:
-        raise ConfigError(f"target must be a target name such as 'onnx', 'openvino' or 'tflite', got {target!r}")
+        raise ConfigError(f"target must be a target name ({', '.join(TARGETS)}), got {target!r}")
     if options is not None and not isinstance(options, ExportOptions):
         raise ConfigError(f"options must be a vit_edge.ExportOptions, not a {type(options).__name__}")
+    reid = {name: fields.pop(name) for name in list(fields) if name in ReIDOptions.__dataclass_fields__}
     unknown = set(fields) - set(ExportOptions.__dataclass_fields__)
     if unknown:
         raise ConfigError(f"unknown export option(s): {', '.join(sorted(unknown))}")
     base = options or ExportOptions(target=target)
+    if reid:
+        fields["reid"] = replace(fields.get("reid", base.reid), **reid)
     return replace(base, target=target if options is None else base.target, **fields)
 
 
@@ -59,8 +62,8 @@ def default_output_dir(model: ModelSource, options: ExportOptions) -> Path:
         parts.append(options.output + (f"-l{'.'.join(map(str, options.layers))}" if options.layers else ""))
     if options.ort_fusions:
         parts.append("ort")
-    if options.camera or options.view:
-        parts.append(f"cam{options.camera}v{options.view}")
+    if options.reid.camera or options.reid.view:
+        parts.append(f"cam{options.reid.camera}v{options.reid.view}")
     return Path("artifacts") / "-".join(parts)
 
 
@@ -73,8 +76,7 @@ def checked_exporter(model: ModelSource, options: ExportOptions, out: str | Path
 
     exporter = get_exporter(options.target)
     exporter.check_options(options)
-    exporter.check_available()
-    _check_npu_request(options)
+    exporter.check_available(options.build)
     out_dir = Path(out) if out is not None else default_output_dir(model, options)
     reads = [("the model", model), *(("the data", source) for source in data)]
     check_output(out_dir, OutputKind.ARTIFACT, options.force, reads)
@@ -82,16 +84,23 @@ def checked_exporter(model: ModelSource, options: ExportOptions, out: str | Path
     return exporter, out_dir
 
 
-def _check_npu_request(options: ExportOptions) -> None:
-    """--npu: an INT8 file (Vela compiles integer TFLite only) and Vela installed, before anything is loaded."""
-    if options.npu is None:
-        return
-    if options.precision is not Precision.INT8:
-        raise ConfigError(f"--npu compiles an INT8 TFLite for the Ethos-U, not {options.precision.value}: use  "
-                          f"vit-edge quantize MODEL --target tflite --npu {options.npu}")
-    from vit_edge.exporters.vela import check_vela
+def check_images(name: str, value: Any, optional: bool = True) -> None:
+    """An image source as the readers take it: a path or dataset name, an array, a source object, or an iterable
+    of batches (a list's items checked here, so `[1]` stops before the model has loaded)."""
+    import os
 
-    check_vela()
+    from vit_edge.data.datasets import LabelledImages
+    from vit_edge.data.iterables import is_batch_iterable, list_problem
+    from vit_edge.data.sources import ImageSource
+
+    if is_batch_iterable(value):
+        problem = list_problem(value)
+        if problem is not None:
+            raise ConfigError(f"{name}: {problem}")
+        return
+    kinds = (str, os.PathLike, np.ndarray, ImageSource, LabelledImages)
+    check_instance(name, value, kinds, "a folder, a list or array file, a dataset name, an array or an iterable "
+                   "of batches (a generator, a DataLoader, vit_edge.data.Dataset)", optional)
 
 
 def checked_data_options(options: Any) -> DataOptions:
@@ -105,20 +114,6 @@ def checked_data_options(options: Any) -> DataOptions:
     return options
 
 
-def checked_recipe(recipe: Any, calib_size: Any, eval_limit: Any) -> Recipe:
-    """quantize's own arguments, type-checked as the CLI's are: a Recipe, counts that are integers ≥ 1."""
-    from vit_edge.quantization.recipe import Recipe
-
-    if recipe is not None and not isinstance(recipe, Recipe):
-        raise ConfigError(f"recipe must be a vit_edge.quantize Recipe, not a {type(recipe).__name__}")
-    for name, value in (("calib_size", calib_size), ("eval_limit", eval_limit)):
-        if value is None and name == "eval_limit":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be an integer ≥ 1, not {value!r}")
-    return recipe or Recipe()
-
-
 INT16_ONNX_OPSET = 21  # ONNX's QuantizeLinear/DequantizeLinear take 16-bit types from opset 21
 
 
@@ -128,30 +123,33 @@ def checked_int16_request(recipe: Recipe, options: ExportOptions) -> ExportOptio
     The options to export with."""
     if not recipe.int16:
         may_widen = recipe.max_drop is not None and int16_available(options)
-        return replace(options, opset=max(options.opset, INT16_ONNX_OPSET)) if may_widen else options
+        return _int16_opset(options) if may_widen else options
     if options.ort_fusions:
         raise ConfigError("--ort-fusions fuses INT8 matmuls only, and --int16 (Recipe.int16) keeps some in 16 bits: "
                           "use one or the other")
     if not int16_available(options):
-        reason = target_declaration(options.target).no_int16
-        raise ConfigError(f"--int16 (Recipe.int16) asks for 16-bit activations, but {reason}; or leave --int16 out "
-                          "(every op INT8)")
+        raise ConfigError(f"--int16 (Recipe.int16) asks for 16-bit activations, but {options.build.no_int16}; or "
+                          "leave --int16 out (every op INT8)")
+    return _int16_opset(options)
+
+
+def _int16_opset(options: ExportOptions) -> ExportOptions:
+    """The options with an opset that takes 16-bit Q/DQ, where the target has an opset (ONNX)."""
+    if "opset" not in options.build.target.accepts:
+        return options
     return replace(options, opset=max(options.opset, INT16_ONNX_OPSET))
 
 
 def int16_available(options: ExportOptions) -> bool:
-    """Whether the file these options make can hold 16-bit activations (the target's declaration says)."""
-    declared = target_declaration(options.target)
-    return not options.ort_fusions and (not declared.no_int16 or (declared.int16_with_npu and options.npu is not None))
-
-
-NPU_LOWERING = "vit_edge.quantization.lowering:quantize_outputs_for_npu"  # TFLite for an Ethos-U (--npu)
+    """Whether the file these options make can hold 16-bit activations (the target's or sub-target's declaration
+    says; ONNX Runtime's fused graph fuses INT8 matmuls only)."""
+    return not options.ort_fusions and not options.build.no_int16
 
 
 def int8_lowering(options: ExportOptions) -> Callable[[QuantizedViT, np.ndarray], QuantizedViT]:
-    """The target's declared rewrite of a QuantizedViT before conversion (same scales); most targets need none.
-    With --npu, the integer lowering an Ethos-U runs (see lowering.quantize_outputs_for_npu)."""
-    reference = NPU_LOWERING if options.npu else target_declaration(options.target).int8_lowering
+    """The declared rewrite of a QuantizedViT before conversion (same scales), the target's or its sub-target's
+    (an Ethos-U's: every tensor integer); most targets need none."""
+    reference = options.build.int8_lowering
     if reference is None:
         return lambda quant, _calibration: quant
     lowering: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = resolve(reference)

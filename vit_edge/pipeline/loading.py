@@ -20,8 +20,9 @@ def load(model: Any, weights: str | Path | None, random_init: bool, options: Exp
     """`model` with the load choices in `options`: input size, TransReID selection, merge, output and layers."""
     from vit_edge.reading.loaders import ReIDSelection, load_model
 
-    reid = ReIDSelection(camera=options.camera, view=options.view, neck_feat=options.neck_feat, stride=options.stride,
-                         num_heads=options.num_heads, img_size=options.img_size)
+    chosen = options.reid
+    reid = ReIDSelection(camera=chosen.camera, view=chosen.view, neck_feat=chosen.neck_feat, stride=chosen.stride,
+                         num_heads=chosen.num_heads, img_size=options.img_size)
     return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid,
                       merge=options.merge, output=options.output, layers=options.layers)
 

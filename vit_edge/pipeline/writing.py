@@ -12,7 +12,7 @@ from vit_edge.core.errors import ConfigError
 from vit_edge.core.manifest import NUMERICS_CHECK, Manifest
 from vit_edge.core.options import ExportOptions
 from vit_edge.core.outputs import OutputKind, staged_folder
-from vit_edge.core.targets import tool_packages
+from vit_edge.core.targets import resolve, tool_packages
 from vit_edge.core.types import InputSpec
 from vit_edge.runtime.artifact import Artifact
 
@@ -70,10 +70,10 @@ def write_artifact(exporter: Exporter, module: torch.nn.Module, spec: InputSpec,
         if quantization and "int8_top1" in quantization.get("accuracy", {}) and dataset is not None:
             log(f"scoring the artifact in {options.target}'s runtime on {len(dataset)} images …")
             _score_in_runtime(staging, manifest, dataset, quantization["accuracy"])
-        if options.npu is not None:
-            from vit_edge.exporters.vela import compile_for_npu
-
-            manifest.npu_estimate = compile_for_npu(staging / model_file, staging, options.npu, log)
+        build = options.build
+        if build.sub_target is not None:  # compiled for its configuration (Vela for an Ethos-U): its estimate
+            compile_for = resolve(build.sub_target.compiler)
+            manifest.npu_estimate = compile_for(staging / model_file, staging, build.configuration, log)
         manifest.record_files(staging)
         manifest.write(staging)
     return Artifact(out_dir, manifest)

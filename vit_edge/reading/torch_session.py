@@ -13,6 +13,7 @@ import torch
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.manifest import Manifest, read_manifest
 from vit_edge.core.options import OUTPUTS
+from vit_edge.core.targets import PYTORCH
 from vit_edge.models.layout import module_to_convert
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.reading.loaders import ReIDSelection, load_model
@@ -53,7 +54,7 @@ def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
 class TorchSession(Session):
     """Runs the artifact's source model in PyTorch (eager, float32) for reference numbers."""
 
-    name = "pytorch"
+    name = PYTORCH.name
 
     def __init__(self, model_file: Path, options: SessionOptions) -> None:
         super().__init__(model_file, options)

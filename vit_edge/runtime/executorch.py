@@ -14,13 +14,14 @@ import numpy as np
 
 from vit_edge.core.errors import ArtifactError
 from vit_edge.core.manifest import DELEGATION_FILE
+from vit_edge.core.targets import EXECUTORCH_RUNTIME
 from vit_edge.runtime.base import Session, SessionOptions, native_stderr_silenced
 
 __all__ = ["ExecuTorchSession"]
 
 
 class ExecuTorchSession(Session):
-    name = "executorch"
+    name = EXECUTORCH_RUNTIME.name
     no_profile_reason = ("the executorch wheel is built without event tracing (ETDump), so it records no per-op "
                          "time; profile the ONNX or OpenVINO artifact, or a source build of ExecuTorch")
 

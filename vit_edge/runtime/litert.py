@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 
 from vit_edge.core.errors import ArtifactError
+from vit_edge.core.targets import LITERT
 from vit_edge.runtime.base import Session, SessionOptions, native_stderr_silenced, require_runtime
 
 __all__ = ["LiteRtSession", "tflite_op_names", "ops_by_activation_type", "undelegated_ops"]
 
 
 def _interpreter(model_file: Path, threads: int | None, delegate: bool) -> Any:
-    require_runtime("litert", "running .tflite files")
+    require_runtime(LITERT.name, "running .tflite files")
     import ai_edge_litert.interpreter as module
     resolver = (module.OpResolverType.AUTO if delegate
                 else module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
@@ -52,7 +53,7 @@ def ops_by_activation_type(model_file: Path) -> dict[str, dict[str, int]]:
 
 
 class LiteRtSession(Session):
-    name = "litert"
+    name = LITERT.name
 
     @classmethod
     def installation(cls) -> str:

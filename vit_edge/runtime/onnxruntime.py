@@ -8,13 +8,14 @@ import numpy as np
 
 from vit_edge.core.errors import ArtifactError
 from vit_edge.core.outputs import scratch_folder
+from vit_edge.core.targets import ONNXRUNTIME
 from vit_edge.runtime.base import Session, SessionOptions
 
 __all__ = ["OnnxRuntimeSession"]
 
 
 class OnnxRuntimeSession(Session):
-    name = "onnxruntime"
+    name = ONNXRUNTIME.name
 
     @classmethod
     def installation(cls) -> str:

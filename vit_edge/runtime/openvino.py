@@ -7,13 +7,14 @@ from typing import Any
 import numpy as np
 
 from vit_edge.core.errors import ArtifactError, DeviceError
+from vit_edge.core.targets import OPENVINO_RUNTIME
 from vit_edge.runtime.base import Session, SessionOptions
 
 __all__ = ["OpenVinoSession"]
 
 
 class OpenVinoSession(Session):
-    name = "openvino"
+    name = OPENVINO_RUNTIME.name
 
     @classmethod
     def installation(cls) -> str:

@@ -39,8 +39,10 @@ def _check_request(config: TuneConfig, out: Path, force: bool, model: Any) -> No
 
 
 def _hints(target: str) -> tuple[str | None, ...]:
-    """OpenVINO: both its default hint (bf16 where the CPU has it, what users run) and f32; others: one."""
-    return ("f32", None) if target == "openvino" else ("f32",)
+    """The precision hints its runtime declares (OpenVINO: its default, bf16 where the CPU has it, and f32)."""
+    from vit_edge.core.targets import target as declaration
+
+    return declaration(target).runtime.precision_hints
 
 
 def _build(candidate: Candidate, base: LoadedModel, model: Any, config: TuneConfig, folder: Path,
@@ -48,7 +50,7 @@ def _build(candidate: Candidate, base: LoadedModel, model: Any, config: TuneConf
     """The candidate's artifact, from the one loaded model: merged (a copy) if it merges, exported or quantized."""
     from vit_edge.core.options import ExportOptions
     from vit_edge.core.types import Precision
-    from vit_edge.pipeline.building import Destination, Int8Request, export_loaded, quantize_loaded
+    from vit_edge.pipeline.building import Destination, QuantizeConfig, export_loaded, quantize_loaded
     from vit_edge.pipeline.checks import checked_exporter
     from vit_edge.quantization.recipe import Recipe
     from vit_edge.reading.loaders import with_merge
@@ -62,8 +64,8 @@ def _build(candidate: Candidate, base: LoadedModel, model: Any, config: TuneConf
     if kinds is None:
         export_loaded(loaded, to, config.eval_data, None, log=lambda _: None)
     else:
-        quantize_loaded(loaded, to, Int8Request(Recipe(kinds=kinds), config.calib, config.calib_size),
-                        log=lambda _: None)
+        recipe = QuantizeConfig(config.calib, Recipe(kinds=kinds), config.calib_size)
+        quantize_loaded(loaded, to, recipe, log=lambda _: None)
     log(f"built {candidate.name}")
     return out
 
