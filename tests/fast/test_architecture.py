@@ -107,6 +107,10 @@ def declared_imports() -> list[tuple[str, str]]:
         found.append(("vit_edge.exporters.registry", target.exporter))
         if target.int8_lowering:
             found.append(("vit_edge.pipeline.checks", target.int8_lowering))
+        for sub in target.sub_targets:  # an NPU: its own lowering, and the compiler the writing step calls
+            found.append(("vit_edge.pipeline.writing", sub.compiler))
+            if sub.int8_lowering:
+                found.append(("vit_edge.pipeline.checks", sub.int8_lowering))
     return [(resolver, reference.split(":")[0]) for resolver, reference in found]
 
 
