@@ -61,7 +61,7 @@ def test_hf_aimv2_folder_matches_transformers(tmp_path: Path, changes: dict[str,
     patch tokens after the final RMSNorm with --output tokens; the folder and the module in memory alike."""
     reference = hf_aimv2(tmp_path, **changes)
     loaded = load_model(tmp_path)
-    assert loaded.source["family"] == "aimv2" and loaded.spec.mean[0] == pytest.approx(0.48145466)
+    assert loaded.source.family == "aimv2" and loaded.spec.mean[0] == pytest.approx(0.48145466)
     x = torch.randn(2, 3, 56, 56)
     with torch.no_grad():
         out = reference(pixel_values=x)
@@ -91,7 +91,7 @@ def test_hf_siglip2_at_a_fixed_grid_matches_transformers(tmp_path: Path, img_siz
     reference.save_pretrained(tmp_path)
     loaded = load_model(tmp_path, img_size=img_size)
     height, width = img_size or (32, 32)
-    assert loaded.source["family"] == "siglip2" and (loaded.spec.height, loaded.spec.width) == (height, width)
+    assert loaded.source.family == "siglip2" and (loaded.spec.height, loaded.spec.width) == (height, width)
     x = torch.randn(2, 3, height, width)
     grid = (height // 8, width // 8)
     with torch.no_grad():
@@ -108,7 +108,7 @@ def test_hf_metaclip2_matches_transformers(tmp_path: Path, cls: str, output: str
     reference = moved_off_init(getattr(transformers, cls)(config))
     reference.save_pretrained(tmp_path)
     loaded = load_model(tmp_path)
-    assert loaded.source["family"] == "metaclip2" and loaded.source["output"] == output
+    assert loaded.source.family == "metaclip2" and loaded.source.hf_output == output
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), getattr(reference(pixel_values=x), output), atol=1e-4, rtol=0)

@@ -57,7 +57,7 @@ def test_timm_state_dict_of_a_dinov3_name(tmp_path: Path) -> None:
     weights = tmp_path / "dinov3.pth"
     torch.save(reference.state_dict(), weights)
     loaded = load_model("timm:vit_small_plus_patch16_dinov3", weights=weights)
-    assert loaded.model.cfg.num_classes == 7 and loaded.source["family"] == "dinov3"
+    assert loaded.model.cfg.num_classes == 7 and loaded.source.family == "dinov3"
     x = torch.randn(1, 3, loaded.spec.height, loaded.spec.width)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)
@@ -154,7 +154,7 @@ def test_hf_dinov3_folder_matches_transformers(tmp_path: Path, gated: bool, imag
                                                changes: dict[str, Any]) -> None:
     reference = hf_dinov3(tmp_path, gated, image_size, **changes)
     loaded = load_model(tmp_path)
-    assert loaded.source["family"] == "dinov3" and loaded.spec.mean == (0.485, 0.456, 0.406)
+    assert loaded.source.family == "dinov3" and loaded.spec.mean == (0.485, 0.456, 0.406)
     x = torch.randn(2, 3, image_size, image_size)
     with torch.no_grad():
         out = reference(pixel_values=x)
@@ -225,7 +225,7 @@ def test_perception_encoder_matches_timm(name: str, kwargs: dict[str, Any], size
     """Meta's Perception Encoder (timm's Eva with AttentionRope): output and patch tokens as timm gives them."""
     reference = timm_dinov3(name, **kwargs)
     loaded = load_model(reference)
-    assert loaded.model.cfg.rope_xy and loaded.source["family"] == "pe"
+    assert loaded.model.cfg.rope_xy and loaded.source.family == "pe"
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)

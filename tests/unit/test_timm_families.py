@@ -60,7 +60,7 @@ def test_weights_win_over_the_name(tmp_path: Path) -> None:
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "w.safetensors"))
     loaded = load_model("timm:vit_small_patch14_dinov2", weights=tmp_path / "w.safetensors")
     assert loaded.model.cfg.num_classes == 7 and loaded.model.cfg.img_size == 224
-    assert loaded.spec.img_size == 224 and loaded.source["family"] == "dinov2"
+    assert loaded.spec.img_size == 224 and loaded.source.family == "dinov2"
     assert loaded.model(torch.randn(1, 3, 224, 224)).shape == (1, 7)
 
 
@@ -95,7 +95,7 @@ def test_timm_module_in_memory() -> None:
         x = torch.randn(2, 3, size, size)
         with torch.no_grad():
             torch.testing.assert_close(loaded.model(x), module(x), atol=2e-5, rtol=1e-5)
-        assert loaded.source["family"] == timm_entry(name).family
+        assert loaded.source.family == timm_entry(name).family
 
 
 def test_other_modules_are_refused() -> None:
