@@ -4,40 +4,40 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import FIXTURES
-from vit_edge.benchmarking.adb import parse_benchmark_model_output
+from vit_edge.benchmarking.adb import BenchmarkModelRun, parse_benchmark_model_output
 from vit_edge.core.errors import DeviceError
 
 ADB = FIXTURES / "adb"
 
 
-def parse(name: str) -> dict:
+def parse(name: str) -> BenchmarkModelRun:
     return parse_benchmark_model_output((ADB / name).read_text())
 
 
 def test_current_format_with_nnapi_fully_delegated() -> None:
     result = parse("litert215_android_nnapi_full_synaptics.txt")
-    assert result["load_ms"] == pytest.approx(66.002)
-    assert result["first_ms"] == pytest.approx(637.079)
-    assert result["mean_ms"] == pytest.approx(1.88574)
-    assert result["runs"] == 520 and result["min_ms"] == pytest.approx(1.171) and result["std_ms"] == 0.87
-    assert result["memory_overall_mb"] == pytest.approx(7.83203)
-    assert result["delegate"] == "NNAPI" and result["fully_delegated"] is True
+    assert result.load_ms == pytest.approx(66.002)
+    assert result.first_ms == pytest.approx(637.079)
+    assert result.mean_ms == pytest.approx(1.88574)
+    assert result.runs == 520 and result.min_ms == pytest.approx(1.171) and result.std_ms == 0.87
+    assert result.memory_overall_mb == pytest.approx(7.83203)
+    assert result.delegate == "NNAPI" and result.fully_delegated is True
 
 
 def test_xnnpack_partially_delegated_with_percentiles() -> None:
     result = parse("tflite220_am62x_xnnpack_partial.txt")
-    assert result["mean_ms"] == pytest.approx(899.641) and result["p50_ms"] == pytest.approx(899.281)
-    assert result["runs"] == 50 and result["max_ms"] == pytest.approx(906.121)
-    assert result["delegate"] == "XNNPACK" and result["fully_delegated"] is False
-    assert result["delegate_kernels"] == 1
-    assert result["memory_init_mb"] == pytest.approx(146.363)
+    assert result.mean_ms == pytest.approx(899.641) and result.p50_ms == pytest.approx(899.281)
+    assert result.runs == 50 and result.max_ms == pytest.approx(906.121)
+    assert result.delegate == "XNNPACK" and result.fully_delegated is False
+    assert result.delegate_kernels == 1
+    assert result.memory_init_mb == pytest.approx(146.363)
 
 
 def test_old_format_with_scientific_notation_and_profiling_tables() -> None:
     result = parse("tflite_old_qemu_riscv64_op_profiling.txt")
-    assert result["mean_ms"] == pytest.approx(2950.34) and result["std_ms"] == pytest.approx(109.798)
-    assert result["runs"] == 50 and result["min_ms"] == pytest.approx(2727.568)  # not the profiler's decoy line
-    assert result["memory_overall_mb"] == pytest.approx(46.0859)
+    assert result.mean_ms == pytest.approx(2950.34) and result.std_ms == pytest.approx(109.798)
+    assert result.runs == 50 and result.min_ms == pytest.approx(2727.568)  # not the profiler's decoy line
+    assert result.memory_overall_mb == pytest.approx(46.0859)
 
 
 def test_output_without_timings_is_a_device_error() -> None:
