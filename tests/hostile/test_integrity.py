@@ -57,6 +57,20 @@ def assert_refused_on_every_load(artifact: Path, message: str) -> None:
     assert result.returncode == 2 and message in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("section, change, words", [
+    ("parity", {"min_cosine": "high"}, "ParityCheck.min_cosine must be float, not str"),
+    ("source", {"weights_sha256": 7}, "Provenance.weights_sha256 must be str, not int"),
+    ("source", {"output_shape": [16, "384"]}, "Provenance.output_shape[1] must be int, not str"),
+])
+def test_a_section_of_another_shape_is_refused_at_read_in_one_line(artifact: Path, section: str,
+                                                                   change: dict[str, object], words: str) -> None:
+    """A manifest's sections are typed records, read with their types checked. Re-hashed, as another tool would
+    write it: a parity whose min cosine is a word was read, then `info` died formatting it (a traceback)."""
+    data = json.loads((artifact / MANIFEST_NAME).read_text())
+    edit_manifest(artifact, **{section: {**data[section], **change}})
+    assert_refused_on_every_load(artifact, words)
+
+
 def test_changed_model_bytes_are_caught_everywhere(artifact: Path) -> None:
     model = artifact / "model.onnx"
     data = bytearray(model.read_bytes())
@@ -150,7 +164,7 @@ def test_consistent_hashes_but_wrong_numbers_fail_the_numerics_gate(exported: Pa
     status = {Path(r.artifact).name: r.status for r in records}
     assert status == {"negated": "mismatch", exported.name: "ok"}, status
     negated = next(r for r in records if r.status == "mismatch")
-    assert "computes other numbers than PyTorch" in negated.error and not negated.numerics_check["passed"]
+    assert "computes other numbers than PyTorch" in negated.error and not negated.numerics_check.passed
     assert np.isfinite(negated.p50_ms)  # the timing is still reported, beside the verdict
 
 

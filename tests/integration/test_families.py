@@ -48,7 +48,7 @@ def any_family(family: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
 def test_onnx_matches_timm(family: str, tmp_path: Path) -> None:
     model, io = any_family(family)
     artifact = export(model, "onnx", tmp_path / "a", parity_samples=4)
-    assert artifact.manifest.parity["passed"]
+    assert artifact.manifest.parity.passed
     np.testing.assert_allclose(artifact.run(io["inputs"].numpy()), io["output"].numpy(), atol=1e-4, rtol=0)
 
 
@@ -57,7 +57,7 @@ def test_onnx_matches_timm(family: str, tmp_path: Path) -> None:
 def test_other_targets_pass_parity(family: str, target: str, tmp_path: Path) -> None:
     model, io = any_family(family)
     artifact = export(model, target, tmp_path / "a", parity_samples=4)
-    assert artifact.manifest.parity["passed"] and artifact.manifest.source["architecture"]["global_pool"]
+    assert artifact.manifest.parity.passed and artifact.manifest.source.architecture["global_pool"]
     np.testing.assert_allclose(artifact.run(io["inputs"].numpy()), io["output"].numpy(), atol=1e-4, rtol=0)
 
 
@@ -68,10 +68,10 @@ def test_int8_agrees_with_fp32(family: str, tmp_path: Path) -> None:
     calib = smooth_images(64, model.cfg.image_hw, 3, seed=1)
     artifact = quantize(model, target, tmp_path / "q", calib=calib, calib_size=64, parity_samples=8)
     summary = artifact.manifest.quantization
-    assert len(summary["int8_matmuls"]) >= 6 * model.cfg.depth
+    assert len(summary.int8_matmuls) >= 6 * model.cfg.depth
     if family == "siglip":  # the MAP head quantizes like a block
         assert {"attn_pool.q", "attn_pool.kv", "attn_pool.qk", "attn_pool.av", "attn_pool.mlp.fc1"} <= set(
-            summary["int8_matmuls"])
+            summary.int8_matmuls)
     images = smooth_images(16, model.cfg.image_hw, 3, seed=7)
     from vit_edge.data.preprocess import preprocess_uint8
 
@@ -121,7 +121,7 @@ def test_transreid_end_to_end(transreid_file: Path, target: str, tmp_path: Path)
     assert result.returncode == 0, result.stderr
     manifest = info(out)
     assert manifest.input_spec.shape(1) == (1, 3, 256, 128)
-    assert manifest.source["camera"] == 4 and manifest.source["family"] == "transreid"
+    assert manifest.source.reid.camera == 4 and manifest.source.family == "transreid"
     model = load_model(transreid_file, reid=ReIDSelection(camera=4)).model
     images = torch.randn(2, 3, 256, 128)
     with torch.no_grad():

@@ -32,7 +32,7 @@ def aimv2() -> torch.nn.Module:
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_aimv2_fp32_matches_timm(aimv2: torch.nn.Module, target: str, tmp_path: Path) -> None:
     artifact = export_matching(aimv2, target, (56, 56), tmp_path / "a")
-    assert artifact.manifest.source["family"] == "aimv2"
+    assert artifact.manifest.source.family == "aimv2"
 
 
 @pytest.mark.parametrize("target", ["tflite", "executorch"])
@@ -103,4 +103,4 @@ def test_hf_folders_export_with_transformers_numbers(kind: str, target: str, tmp
         out = reference(pixel_values=x)
     expected = (out.pooler_output if kind == "aimv2" else out.image_embeds).numpy()
     np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
-    assert artifact.manifest.source["family"] == kind
+    assert artifact.manifest.source.family == kind

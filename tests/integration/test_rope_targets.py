@@ -25,7 +25,7 @@ def dinov3() -> torch.nn.Module:
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_dinov3_fp32_matches_timm_in_each_runtime(dinov3: torch.nn.Module, target: str, tmp_path: Path) -> None:
     artifact = export(dinov3, target, tmp_path / "a", parity_samples=4)
-    assert artifact.manifest.parity["passed"] and artifact.manifest.source["architecture"]["rope"] == "dinov3"
+    assert artifact.manifest.parity.passed and artifact.manifest.source.architecture["rope"] == "dinov3"
     x = torch.randn(3, 3, 48, 64)
     with torch.no_grad():
         expected = dinov3(x).numpy()
@@ -41,7 +41,7 @@ def test_dinov3_fp32_matches_timm_in_each_runtime(dinov3: torch.nn.Module, targe
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_dinov3_int8_agrees_with_fp32(dinov3: torch.nn.Module, target: str, tmp_path: Path) -> None:
     artifact, worst = int8_against_fp32(dinov3, target, (48, 64), tmp_path / "q")
-    assert len(artifact.manifest.quantization["int8_matmuls"]) >= 6 * 2 and worst > 0.99
+    assert len(artifact.manifest.quantization.int8_matmuls) >= 6 * 2 and worst > 0.99
     if target == "tflite":
         assert_one_xnnpack_partition(artifact.path / "model.tflite")
 
@@ -92,7 +92,7 @@ def perception_encoder() -> torch.nn.Module:
 def test_perception_encoder_fp32_matches_timm(perception_encoder: torch.nn.Module, target: str,
                                               tmp_path: Path) -> None:
     artifact = export_matching(perception_encoder, target, (64, 64), tmp_path / "a")
-    assert artifact.manifest.source["family"] == "pe"
+    assert artifact.manifest.source.family == "pe"
 
 
 @pytest.mark.parametrize("target", ["tflite", "openvino"])
@@ -100,7 +100,6 @@ def test_perception_encoder_int8_agrees_with_fp32(perception_encoder: torch.nn.M
                                                   tmp_path: Path) -> None:
     """The pool head's matmuls quantize like a block's; TFLite stays one XNNPACK partition."""
     artifact, worst = int8_against_fp32(perception_encoder, target, (64, 64), tmp_path / "q")
-    assert worst > 0.99 and any(name.startswith("attn_pool.") for name in artifact.manifest.quantization[
-        "int8_matmuls"])
+    assert worst > 0.99 and any(name.startswith("attn_pool.") for name in artifact.manifest.quantization.int8_matmuls)
     if target == "tflite":
         assert_one_xnnpack_partition(artifact.path / "model.tflite")
