@@ -111,7 +111,7 @@ def check_weights(entry: Entry, expected: str) -> None:
     """The artifact's recorded weights hash must be the reference's, or its agreement means nothing."""
     from vit_edge.core.manifest import read_manifest
 
-    got = read_manifest(entry.artifact).source.get("weights_sha256")
+    got = read_manifest(entry.artifact).source.weights_sha256
     if got != expected:
         raise SystemExit(f"{entry.label} {entry.target}: weights {got} differ from the reference {expected}; "
                          "something consumed torch's RNG between the seed and the model")
@@ -386,8 +386,8 @@ def print_ratios(entries: list[Entry]) -> None:
 def run_model(name: str, args: argparse.Namespace, work: Path) -> None:
     print(f"{name}: loading, exporting, quantizing …", file=sys.stderr)
     loaded = seeded_load(name)
-    sha = loaded.source["weights_sha256"]
-    if seeded_load(name).source["weights_sha256"] != sha:
+    sha = loaded.source.weights_sha256
+    if seeded_load(name).source.weights_sha256 != sha:
         raise SystemExit("torch.manual_seed(0) does not reproduce the random-init weights")
     size = loaded.spec.img_size
     calib = preprocess_uint8(smooth_images(args.calib, size, 3, seed=1), loaded.spec)

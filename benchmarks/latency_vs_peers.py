@@ -112,7 +112,7 @@ def with_default_hint(entries: list[Entry]) -> list[Entry]:
 
 def build(name: str, args: argparse.Namespace, work: Path) -> tuple[list[Entry], np.ndarray]:
     loaded = peers.seeded_load(name)
-    sha = loaded.source["weights_sha256"]
+    sha = loaded.source.weights_sha256
     size = loaded.spec.img_size
     calib = preprocess_uint8(smooth_images(args.calib, size, 3, seed=1), loaded.spec)
     evaluation = preprocess_uint8(smooth_images(args.eval, size, 3, seed=2), loaded.spec)

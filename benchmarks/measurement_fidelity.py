@@ -78,7 +78,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=40)
     args = parser.parse_args()
-    print(f"CPU: {host_fingerprint().get('cpu')}")
+    print(f"CPU: {host_fingerprint().cpu}")
     with tempfile.TemporaryDirectory() as folder:
         ratio = against_bare_loop(Path(folder), args.rounds, args.runs)
         difference, spread = under_load(Path(folder))

@@ -44,16 +44,16 @@ def main() -> None:
     ptq_config = QuantizeConfig("fashion-mnist-train", RECIPE, eval_data="fashion-mnist")
     common = dict(force=True, log=lambda line: print(line, flush=True))
     ptq = quantize("fmnist-vit-tiny", "onnx", out / "ptq-onnx", ptq_config, **common)
-    rows = [("PTQ", "onnx", ptq.manifest.quantization["accuracy"]["fp32_top1"],
-             ptq.manifest.quantization["accuracy"]["int8_top1"], runtime_top1(ptq, test))]
+    scored = ptq.manifest.quantization.accuracy
+    rows = [("PTQ", "onnx", scored.fp32_top1, scored.int8_top1, runtime_top1(ptq, test))]
     config = QatConfig(epochs=args.epochs, lsq=True, distill=True, max_steps=args.max_steps)
     started = time.time()
     for index, target in enumerate(TARGETS):  # trained once; the other targets resume the finished run
         request = QatTraining("fashion-mnist-train", config, out / "checkpoints", resume=index > 0, force=index == 0)
         artifact = quantize("fmnist-vit-tiny", target, out / f"qat-{target}", replace(ptq_config, qat=request),
                             **common)
-        accuracy = artifact.manifest.quantization["accuracy"]
-        rows.append(("QAT", target, accuracy["fp32_top1"], accuracy["int8_top1"], runtime_top1(artifact, test)))
+        accuracy = artifact.manifest.quantization.accuracy
+        rows.append(("QAT", target, accuracy.fp32_top1, accuracy.int8_top1, runtime_top1(artifact, test)))
         if index == 0:
             print(f"QAT took {time.time() - started:.0f} s", flush=True)
     print(f"\n{'method':<7}{'target':<10}{'FP32 %':>8}{'INT8 (PyTorch) %':>18}{'INT8 (runtime) %':>18}{'drop pt':>9}")

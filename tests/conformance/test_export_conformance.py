@@ -70,7 +70,7 @@ def _check_fp32_parity(target: str, case: str, tmp_path: Path) -> None:
     model_arg = make(tmp_path)
     artifact = _export_to(target, model_arg, tmp_path / "art", **kwargs)
     parity = artifact.manifest.parity
-    assert parity["passed"] and parity["min_cosine"] >= 0.99999 and parity["top1_agreement"] == 1.0
+    assert parity is not None and parity.passed and parity.min_cosine >= 0.99999 and parity.top1_agreement == 1.0
     # independent re-check outside export(): fresh session, fresh inputs, reference rebuilt from scratch
     spec = artifact.manifest.input_spec
     inputs = parity_inputs(spec, 4)[::-1].copy()
@@ -135,8 +135,9 @@ class Fp16Conformance:
     def test_fp16_weights_shrink_the_file_and_keep_parity(self, tmp_path: Path) -> None:
         fp32 = self._export(small_vit(), tmp_path / "fp32")  # type: ignore[attr-defined]
         half = self._export(small_vit(), tmp_path / "fp16", precision="fp16")  # type: ignore[attr-defined]
-        assert half.manifest.precision is Precision.FP16 and half.manifest.parity["passed"]
-        assert half.manifest.parity["min_cosine"] >= 0.999
+        parity = half.manifest.parity
+        assert half.manifest.precision is Precision.FP16 and parity is not None and parity.passed
+        assert parity.min_cosine >= 0.999
         size = lambda a: sum((a.path / f).stat().st_size for f in a.manifest.files)  # noqa: E731
         assert size(half) < 0.75 * size(fp32), "fp16 weights must shrink the file"
 
@@ -198,7 +199,9 @@ class TestExecuTorchExport(ExportConformance):
         assert delegation["delegates"] <= 2 and delegation["gemms_in_delegate"]["float linear"] >= 9
         assert delegation["fully_delegated"] is False
         assert delegation["undelegated_ops"] == {"expand_copy": 1, "select_copy": 1}
-        assert artifact.manifest.parity["runtime"]["undelegated_ops"] == sorted(delegation["undelegated_ops"])
+        parity = artifact.manifest.parity
+        delegated = parity.runtime.delegation if parity and parity.runtime else None
+        assert delegated is not None and list(delegated.undelegated_ops) == sorted(delegation["undelegated_ops"])
         assert "delegation.json" in artifact.manifest.files  # sha256-checked like the program
 
 

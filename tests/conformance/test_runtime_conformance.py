@@ -38,16 +38,17 @@ class RuntimeConformance:
             expected = small_vit(in_chans=1, img_size=28, patch_size=4)(torch.from_numpy(inputs)).numpy()
         np.testing.assert_allclose(session.run(inputs), expected, atol=1e-4)
         info = session.info()
-        assert info["runtime"] == self.runtime and info["precision"] == "fp32" and info["version"][0].isdigit()
+        assert info.runtime == self.runtime and info.precision == "fp32" and info.version[0].isdigit()
 
     def test_statistics_come_from_real_timings(self, artifact: Path) -> None:
-        result = measure(MeasureConfig(artifact=str(artifact), runtime=self.runtime, threads=1, warmup=3, runs=30,
-                                       min_seconds=0.0))
-        assert result["runs"] == 30 and result["load_ms"] > 0 and result["first_ms"] > 0
-        assert 0 < result["min_ms"] <= result["p50_ms"] <= result["p90_ms"] <= result["p99_ms"]
+        found = measure(MeasureConfig(artifact=str(artifact), runtime=self.runtime, threads=1, warmup=3, runs=30,
+                                      min_seconds=0.0))
+        result = found.latency
+        assert result.runs == 30 and found.load_ms > 0 and found.first_ms > 0
+        assert 0 < result.min_ms <= result.p50_ms <= result.p90_ms <= result.p99_ms
         # images per second between the slowest and the fastest run's rate (not restating the formula)
-        assert result["std_ms"] >= 0 and 1000 / result["p99_ms"] <= result["throughput_ips"] <= 1000 / result["min_ms"]
-        assert result["peak_rss_mb"] >= result["peak_rss_load_mb"] > 0
+        assert result.std_ms >= 0 and 1000 / result.p99_ms <= found.throughput_ips <= 1000 / result.min_ms
+        assert found.peak_rss_mb >= found.peak_rss_load_mb > 0
 
     def test_accuracy_on_labelled_images(self, artifact: Path, tmp_path: Path) -> None:
         from vit_edge.data.datasets import load_fashion_mnist
@@ -63,8 +64,9 @@ class RuntimeConformance:
         with torch.no_grad():
             logits = small_vit(in_chans=1, img_size=28, patch_size=4)(
                 torch.from_numpy(preprocess_uint8(data.images, spec))).numpy()
-        assert result["top1"] == pytest.approx(100 * np.mean(logits.argmax(1) == data.labels))
-        assert result["top5"] >= result["top1"] and result["eval_images"] == 100
+        scores = result.scores
+        assert scores is not None and scores.top1 == pytest.approx(100 * np.mean(logits.argmax(1) == data.labels))
+        assert scores.top5 >= scores.top1 and scores.eval_images == 100
 
 
 class TestOnnxRuntime(RuntimeConformance):
@@ -75,8 +77,8 @@ class TestOpenVino(RuntimeConformance):
     runtime, target = "openvino", "openvino"
 
     def test_reports_the_precision_that_really_ran(self, artifact: Path) -> None:
-        f32 = open_session(artifact, options=SessionOptions(precision_hint="f32")).info()["precision"]
-        default = open_session(artifact, options=SessionOptions(precision_hint=None)).info()["precision"]
+        f32 = open_session(artifact, options=SessionOptions(precision_hint="f32")).info().precision
+        default = open_session(artifact, options=SessionOptions(precision_hint=None)).info().precision
         assert f32 == "fp32" and default in ("fp32", "bf16", "fp16")
 
 
@@ -84,8 +86,8 @@ class TestLiteRt(RuntimeConformance):
     runtime, target = "litert", "tflite"
 
     def test_vit_is_fully_delegated_to_xnnpack(self, artifact: Path) -> None:
-        info = open_session(artifact).info()
-        assert info["fully_delegated"] is True and info["undelegated_ops"] == []
+        delegated = open_session(artifact).info().delegation
+        assert delegated is not None and delegated.fully_delegated is True and delegated.undelegated_ops == ()
 
     def test_ops_xnnpack_cannot_run_are_named(self, tmp_path: Path) -> None:
         import litert_torch
@@ -97,8 +99,8 @@ class TestLiteRt(RuntimeConformance):
                 return torch.cumsum(torch.nn.functional.linear(x, torch.ones(8, 8)), 1) + 1
 
         litert_torch.convert(WithCumsum().eval(), (torch.randn(1, 8),)).export(str(tmp_path / "m.tflite"))
-        info = LiteRtSession(tmp_path / "m.tflite", SessionOptions()).info()
-        assert info["fully_delegated"] is False and info["undelegated_ops"] == ["CUMSUM"]
+        delegated = LiteRtSession(tmp_path / "m.tflite", SessionOptions()).info().delegation
+        assert delegated is not None and delegated.fully_delegated is False and delegated.undelegated_ops == ("CUMSUM",)
 
 
 class TestExecuTorch(RuntimeConformance):

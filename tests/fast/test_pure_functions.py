@@ -26,7 +26,7 @@ def _noisy(samples: int = 32, classes: int = 100, noise: float = 0.05) -> tuple[
 def test_noise_alone_flips_nothing_and_passes_int8() -> None:
     reference, candidate = _noisy()
     found = judge(reference, candidate, Precision.INT8)
-    assert found["top1_disagreements"] == 0 and found["passed"]
+    assert found.top1_disagreements == 0 and found.passed
 
 
 def test_a_flip_at_a_near_tie_is_forgiven_at_int8_but_not_at_fp32() -> None:
@@ -37,8 +37,8 @@ def test_a_flip_at_a_near_tie_is_forgiven_at_int8_but_not_at_fp32() -> None:
     candidate[0] = reference[0]
     candidate[0, runner_up] += 0.03  # the runner-up overtakes by noise-sized moves
     found = judge(reference, candidate, Precision.INT8)
-    assert found["top1_disagreements"] == 1 and found["disagreements_beyond_near_ties"] == 0 and found["passed"]
-    assert not judge(reference, candidate, Precision.FP32)["passed"]
+    assert found.top1_disagreements == 1 and found.disagreements_beyond_near_ties == 0 and found.passed
+    assert not judge(reference, candidate, Precision.FP32).passed
 
 
 def test_a_clear_flip_fails_int8_where_the_cosine_alone_would_pass() -> None:
@@ -48,10 +48,10 @@ def test_a_clear_flip_fails_int8_where_the_cosine_alone_would_pass() -> None:
     top, runner_up = np.argsort(reference[3])[-1], np.argsort(reference[3])[-2]
     candidate[3, [top, runner_up]] = reference[3, [runner_up, top]]
     found = compare_logits(reference, candidate)
-    assert found["top1_disagreements"] == 1 and found["flip_margins_in_noise"][0] > 6
-    assert found["min_cosine"] >= TOLERANCES[Precision.INT8].min_cosine  # the cosine would let it through
+    assert found.top1_disagreements == 1 and found.flip_margins_in_noise[0] > 6
+    assert found.min_cosine >= TOLERANCES[Precision.INT8].min_cosine  # the cosine would let it through
     verdict = judge(reference, candidate, Precision.INT8)
-    assert verdict["disagreements_beyond_near_ties"] == 1 and not verdict["passed"]
+    assert verdict.disagreements_beyond_near_ties == 1 and not verdict.passed
 
 
 def test_a_collapsed_output_fails_on_the_cosine() -> None:
@@ -60,7 +60,7 @@ def test_a_collapsed_output_fails_on_the_cosine() -> None:
     winner = reference[3].argmax()
     candidate[3, winner] = reference[3, winner] - 8.0
     verdict = judge(reference, candidate, Precision.INT8)
-    assert verdict["top1_disagreements"] == 1 and verdict["min_cosine"] < 0.98 and not verdict["passed"]
+    assert verdict.top1_disagreements == 1 and verdict.min_cosine < 0.98 and not verdict.passed
 
 
 def test_embeddings_are_judged_by_cosine_alone() -> None:
@@ -70,9 +70,9 @@ def test_embeddings_are_judged_by_cosine_alone() -> None:
     reference[0, runner_up] = reference[0, top] - 0.001
     candidate[0] = reference[0]
     candidate[0, runner_up] += 0.002  # the largest component changes: an index that means nothing here
-    assert not judge(reference, candidate, Precision.FP32)["passed"]
-    assert judge(reference, candidate, Precision.FP16, OUTPUTS["embedding"])["passed"]
-    assert not judge(reference, -reference, Precision.FP16, OUTPUTS["embedding"])["passed"]  # cosine -1
+    assert not judge(reference, candidate, Precision.FP32).passed
+    assert judge(reference, candidate, Precision.FP16, OUTPUTS["embedding"]).passed
+    assert not judge(reference, -reference, Precision.FP16, OUTPUTS["embedding"]).passed  # cosine -1
 
 
 # -- the Pareto front -------------------------------------------------------------------------------------------
@@ -95,8 +95,8 @@ def test_pareto_front_uses_agreement_when_there_is_no_top1() -> None:
 
 
 def test_a_bench_record_keeps_what_a_device_reports_beyond_its_fields() -> None:
-    record = BenchRecord.from_result({"artifact": "a", "device": "adb:x", "threads": 1, "batch": 1},
-                                     {"status": "ok", "p50_ms": 2.5, "init_ms": 12.0})
+    record = BenchRecord("a", "adb:x", 1, 1)
+    record.update({"status": "ok", "p50_ms": 2.5, "init_ms": 12.0})
     assert record.p50_ms == 2.5 and record.extra == {"init_ms": 12.0}
     line = record.to_json()
     assert line["init_ms"] == 12.0 and line["p50_ms"] == 2.5 and "extra" not in line

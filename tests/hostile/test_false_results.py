@@ -41,9 +41,12 @@ def test_tokens_are_reported_by_cosine_not_by_an_agreement(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "agreement" not in result.stdout and "mean cosine with fp32" in result.stdout
     manifest = read_manifest(tmp_path / "a")
-    accuracy = manifest.quantization["accuracy"]
-    assert "agreement_top1" not in accuracy and "drop" not in accuracy and 0.9 < accuracy["cosine"] <= 1.0
-    assert manifest.parity["top1_agreement"] is None
+    assert manifest.quantization is not None and manifest.parity is not None
+    accuracy = manifest.quantization.accuracy
+    assert accuracy.agreement_top1 is None and accuracy.drop is None and 0.9 < (accuracy.cosine or 0) <= 1.0
+    assert "agreement_top1" not in json.loads((tmp_path / "a" / "manifest.json").read_text())["quantization"][
+        "accuracy"]  # not written as null either: the key is absent
+    assert manifest.parity.top1_agreement is None
     bench = run_cli("bench", str(tmp_path / "a"), "--data", "fashion-mnist", "--eval-limit", "64", "--reference",
                     "pytorch", "--runs", "2", "--min-time", "0", "--warmup", "0", "--out", str(tmp_path / "r"))
     assert "Traceback" not in bench.stderr
@@ -58,6 +61,6 @@ def test_every_output_kind_declares_its_measures() -> None:
     for name, output in OUTPUTS.items():
         found = compare_logits(reference if output.dense else reference[:, 0], (reference if output.dense else
                                                                                  reference[:, 0]), output)
-        assert (found["top1_agreement"] is not None) is output.supports(Measure.AGREEMENT), name
+        assert (found.top1_agreement is not None) is output.supports(Measure.AGREEMENT), name
     assert OUTPUTS["logits"].supports(Measure.TOP1) and not OUTPUTS["embedding"].supports(Measure.TOP1)
-    assert judge(reference, -reference, Precision.INT8, OUTPUTS["tokens"])["passed"] is False
+    assert judge(reference, -reference, Precision.INT8, OUTPUTS["tokens"]).passed is False

@@ -198,9 +198,11 @@ def test_quantize_without_eval_says_disagreement_on_the_calibration_images(tmp_p
     assert result.returncode == 0, result.stderr
     assert "disagreement with fp32 on the 32 calibration images" in result.stdout, result.stdout
     assert "top-1 drop" not in result.stdout and not re.search(r"(?<!dis)agreement with fp32", result.stdout)
-    accuracy = read_manifest(tmp_path / "q").quantization["accuracy"]
-    assert "drop" not in accuracy and accuracy["disagreement"] == pytest.approx(100 - accuracy["agreement_top1"])
-    assert accuracy["measured_on"].startswith("32 calibration images of fashion-mnist")
+    summary = read_manifest(tmp_path / "q").quantization
+    assert summary is not None
+    accuracy = summary.accuracy
+    assert accuracy.drop is None and accuracy.disagreement == pytest.approx(100 - (accuracy.agreement_top1 or 0))
+    assert (accuracy.measured_on or "").startswith("32 calibration images of fashion-mnist")
 
 
 def _verb_flags(*names: str) -> dict[str, dict[str, argparse.Action]]:

@@ -51,7 +51,8 @@ def test_one_session_per_configuration(artifact: Path, monkeypatch: pytest.Monke
     result = measuring.measure(measuring.MeasureConfig(artifact=str(artifact), threads=1, batch=2,
                                                        check_numerics=True, data_images=str(images), **FAST))
     assert len(built) == 1
-    assert result["numerics_check"]["passed"] and result["eval_images"] == 32
+    assert result.numerics_check is not None and result.numerics_check.passed
+    assert result.scores is not None and result.scores.eval_images == 32
 
 
 def test_a_session_compiled_for_one_batch_size_runs_any_number() -> None:

@@ -37,7 +37,7 @@ def named(tmp_path_factory: pytest.TempPathFactory) -> vit_edge.Artifact:
 def test_export_keeps_the_names_in_the_manifest(named: vit_edge.Artifact) -> None:
     manifest = vit_edge.info(named.path)
     assert manifest.input_spec.class_names == NAMES
-    assert manifest.source["class_names_from"].endswith("names.txt")
+    assert (manifest.source.class_names_from or "").endswith("names.txt")
 
 
 @pytest.mark.slow
@@ -98,7 +98,7 @@ def test_the_model_s_own_names_written_as_folders_keep_its_spelling(tmp_path: Pa
     options = DataOptions(class_names=str(_names_file(tmp_path / "folders.txt", folders)))
     artifact = vit_edge.export("fmnist-vit-tiny", "onnx", tmp_path / "a", parity_samples=2, data_options=options)
     assert artifact.manifest.input_spec.class_names == FASHION_MNIST_CLASSES
-    assert "class_names_from" not in artifact.manifest.source
+    assert artifact.manifest.source.class_names_from is None
     rows = dict(info_rows(artifact.manifest, artifact.path))
     assert rows["classes"] == "10 classes: T-shirt/top, Trouser, Pullover, Dress, … (the model's own)"
 

@@ -45,7 +45,7 @@ def test_patch_tokens_match_timm_forward_features(backbones: dict, family: str, 
     got = artifact.run(x.numpy())
     assert got.shape == expected.shape and artifact.manifest.output_kind == "tokens"
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
-    assert artifact.manifest.parity["tokens_per_sample"] == expected.shape[1]
+    assert artifact.manifest.parity is not None and artifact.manifest.parity.tokens_per_sample == expected.shape[1]
 
 
 def test_feature_map_and_what_info_and_bench_say(backbones: dict, tmp_path: Path) -> None:
@@ -111,9 +111,9 @@ def test_intermediate_layers_match_timm_forward_intermediates(dinov3_deep: torch
         maps = dinov3_deep.forward_intermediates(x, indices=[0, 2], norm=True, intermediates_only=True)
     expected = torch.stack(maps, 1).flatten(3).transpose(2, 3).numpy()  # (B, L, N, D)
     got = artifact.run(x.numpy())
-    assert got.shape == (2, 2, 12, 384) and artifact.manifest.source["architecture"]["depth"] == 3
+    assert got.shape == (2, 2, 12, 384) and (artifact.manifest.source.architecture or {})["depth"] == 3
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
-    assert artifact.manifest.parity["tokens_per_sample"] == 2 * 12
+    assert artifact.manifest.parity is not None and artifact.manifest.parity.tokens_per_sample == 2 * 12
 
 
 def test_int8_feature_maps_of_intermediate_layers(dinov3_deep: torch.nn.Module, tmp_path: Path) -> None:
@@ -125,7 +125,7 @@ def test_int8_feature_maps_of_intermediate_layers(dinov3_deep: torch.nn.Module, 
                                                                          calib_size=32),
                         output="features", layers=(-2, -1), parity_samples=4)
     parity = artifact.manifest.parity
-    assert parity["passed"] and parity["tokens_per_sample"] == 2 * 12 and parity["min_cosine"] > 0.99
+    assert parity is not None and parity.passed and parity.tokens_per_sample == 2 * 12 and parity.min_cosine > 0.99
     x = torch.randn(1, 3, 48, 64)
     with torch.no_grad():
         maps = torch.stack(dinov3_deep.forward_intermediates(x, indices=[2, 3], norm=True,

@@ -49,14 +49,14 @@ def test_matches_transformers_from_a_folder_and_in_memory(kind: str, tmp_path: P
     for source in (tmp_path, hf):
         for size in (side, (side, side + 42)):  # the config's size, and another multiple of the patch (wider)
             loaded = load_model(source, img_size=size)
-            assert isinstance(loaded.model, DenseModel) and loaded.source["family"] == "depth-anything"
+            assert isinstance(loaded.model, DenseModel) and loaded.source.family == "depth-anything"
             height, width = (size, size) if isinstance(size, int) else size
             x = torch.randn(2, 3, height, width)
             expected = _predicted(hf, x)
             assert expected.shape == (2, height, width) and float(expected.std()) > 0.01 * float(expected.abs().max())
             with torch.no_grad():
                 assert relative_difference(loaded.model(x), expected) < 1e-4, (kind, source, size)
-    assert loaded.source["output_shape"] == [side, side + 42]
+    assert loaded.source.output_shape == (side, side + 42)
     assert loaded.model.cfg.model_output.name == "depth" and loaded.model.cfg.encoder.depth == len(
         hf.config.backbone_config.out_indices)  # blocks after the last one read are not in the model
 
@@ -68,8 +68,9 @@ def test_onnx_export_from_a_module_matches_transformers(relative: tuple[torch.nn
     x = torch.randn(3, 3, 56, 56)
     assert relative_difference(artifact.run(x.numpy()), _predicted(hf, x)) < 1e-4
     parity = artifact.manifest.parity
-    assert artifact.manifest.output_kind == "depth" and parity["passed"] and parity["top1_agreement"] is None
-    assert parity["tokens_per_sample"] == 1  # a depth map is compared per image, as one vector
+    assert parity is not None and artifact.manifest.output_kind == "depth" and parity.passed
+    assert parity.top1_agreement is None
+    assert parity.tokens_per_sample == 1  # a depth map is compared per image, as one vector
 
 
 @pytest.mark.parametrize("target", ["openvino", "tflite", "executorch"])
@@ -78,11 +79,14 @@ def test_other_targets_hold_parity(relative: tuple[torch.nn.Module, Path], targe
     artifact = export(hf, target, tmp_path / target, parity_samples=1)
     x = torch.randn(2, 3, 56, 56)
     assert relative_difference(artifact.run(x.numpy()), _predicted(hf, x)) < 1e-4
-    runtime = artifact.manifest.parity["runtime"]
+    parity = artifact.manifest.parity
+    runtime = parity.runtime if parity else None
+    delegated = runtime.delegation if runtime else None
     if target == "tflite":  # one XNNPACK partition: the head's convolutions and resizes included
-        assert runtime["fully_delegated"]
+        assert delegated is not None and delegated.fully_delegated
     if target == "executorch":  # one delegate; the class token's expand stays outside it, as for every ViT
-        assert runtime["delegates"] == 1 and set(runtime["undelegated_ops"]) <= {"expand_copy"}
+        assert runtime is not None and delegated is not None
+        assert runtime.delegates == 1 and set(delegated.undelegated_ops) <= {"expand_copy"}
 
 
 def test_cli_exports_a_saved_folder(relative: tuple[torch.nn.Module, Path], tmp_path: Path) -> None:

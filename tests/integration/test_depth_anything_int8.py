@@ -21,7 +21,7 @@ from PIL import Image
 
 from tests.helpers import assert_user_error, make_depth_anything, run_cli
 from vit_edge.api import QuantizeConfig, bench, quantize
-from vit_edge.core.depth_metrics import depth_scores
+from vit_edge.core.depth_metrics import DepthScores, depth_scores
 from vit_edge.core.errors import ConfigError
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.data.synthetic import smooth_images
@@ -45,22 +45,24 @@ def depth(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, Pa
     return model, root / "hf", root / "calib"
 
 
-def _depth_checks(artifact: Artifact, hf: torch.nn.Module, calib: Path) -> dict[str, float]:
+def _depth_checks(artifact: Artifact, hf: torch.nn.Module, calib: Path) -> DepthScores:
     """The manifest's depth measures within the bounds, and the file itself, run in its runtime on the calibration
     images, scoring against transformers' FP32 what the manifest says (the numbers are measured, not copied)."""
-    quantization = artifact.manifest.quantization or {}
-    accuracy = quantization["accuracy"]
-    assert "int8_top1" not in accuracy and "agreement_top1" not in accuracy  # no top-1 of a depth map
-    assert 0 < accuracy["abs_rel"] < 0.02 and accuracy["delta1"] >= 0.98 and accuracy["sqnr_db"] >= 30
-    assert artifact.manifest.parity["passed"] and artifact.manifest.parity["output"] == "depth"
-    assert quantization["int8_matmuls"] and all(n.startswith("encoder.blocks.") for n in quantization["int8_matmuls"])
-    assert "head.conv3" in quantization["float_ops"] and "float" in quantization["int8_scope"]
+    quantization, parity = artifact.manifest.quantization, artifact.manifest.parity
+    assert quantization is not None and parity is not None
+    accuracy = quantization.accuracy.depth
+    assert quantization.accuracy.int8_top1 is None and quantization.accuracy.agreement_top1 is None  # no top-1
+    assert accuracy is not None and accuracy.abs_rel is not None and accuracy.delta1 is not None
+    assert 0 < accuracy.abs_rel < 0.02 and accuracy.delta1 >= 0.98 and accuracy.sqnr_db >= 30
+    assert parity.passed and parity.output == "depth"
+    assert quantization.int8_matmuls and all(n.startswith("encoder.blocks.") for n in quantization.int8_matmuls)
+    assert "head.conv3" in (quantization.float_ops or ()) and "float" in (quantization.int8_scope or "")
     images = np.stack([np.asarray(Image.open(calib / f"{index}.png")) for index in range(8)])
     x = preprocess_uint8(images, artifact.manifest.input_spec)
     with torch.no_grad():
         reference = hf(pixel_values=torch.from_numpy(x)).predicted_depth.numpy()
     measured = depth_scores(np.asarray(artifact.run(x)), reference)
-    assert measured.abs_rel is not None and abs(measured.abs_rel - accuracy["abs_rel"]) < 0.005, measured
+    assert measured.abs_rel is not None and abs(measured.abs_rel - accuracy.abs_rel) < 0.005, measured
     return accuracy
 
 
@@ -71,13 +73,14 @@ def test_cli_quantizes_to_onnx_with_depth_measures(depth: tuple[torch.nn.Module,
     assert result.returncode == 0, result.stderr
     accuracy = _depth_checks(Artifact.open(out), hf, calib)
     line = next(line for line in result.stdout.splitlines() if "int8:" in line)
-    assert f"AbsRel {100 * accuracy['abs_rel']:.2f}%" in line and "SQNR" in line and "top-1" not in line, line
+    assert accuracy.abs_rel is not None
+    assert f"AbsRel {100 * accuracy.abs_rel:.2f}%" in line and "SQNR" in line and "top-1" not in line, line
     assert "neck/head convolutions float" in line, line
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["quantization"]["accuracy"]["measured_on"].startswith("8 calibration images")
     record, = bench([out], data=str(calib), reference="pytorch", runs=2, warmup=0, min_seconds=0.0)
     assert record.status == "ok" and record.agreement_top1 is None, record  # against PyTorch FP32, no top-1
-    assert abs(record.extra["depth_abs_rel"] - accuracy["abs_rel"]) < 0.005 and record.extra["depth_sqnr_db"] > 30
+    assert abs(record.extra["depth_abs_rel"] - accuracy.abs_rel) < 0.005 and record.extra["depth_sqnr_db"] > 30
 
 
 @pytest.mark.parametrize("target", ["openvino", "tflite", "executorch"])

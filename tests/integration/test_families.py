@@ -56,7 +56,7 @@ def any_family(family: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
 def test_onnx_matches_timm(family: str, tmp_path: Path) -> None:
     model, io = any_family(family)
     artifact = export(model, "onnx", tmp_path / "a", parity_samples=4)
-    assert artifact.manifest.parity["passed"]
+    assert artifact.manifest.parity.passed
     np.testing.assert_allclose(artifact.run(io["inputs"].numpy()), io["output"].numpy(), atol=1e-4, rtol=0)
 
 
@@ -65,7 +65,7 @@ def test_onnx_matches_timm(family: str, tmp_path: Path) -> None:
 def test_other_targets_pass_parity(family: str, target: str, tmp_path: Path) -> None:
     model, io = any_family(family)
     artifact = export(model, target, tmp_path / "a", parity_samples=4)
-    assert artifact.manifest.parity["passed"] and artifact.manifest.source["architecture"]["global_pool"]
+    assert artifact.manifest.parity.passed and artifact.manifest.source.architecture["global_pool"]
     np.testing.assert_allclose(artifact.run(io["inputs"].numpy()), io["output"].numpy(), atol=1e-4, rtol=0)
 
 
@@ -76,10 +76,10 @@ def test_int8_agrees_with_fp32(family: str, tmp_path: Path) -> None:
     calib = smooth_images(64, model.cfg.image_hw, 3, seed=1)
     artifact = quantize(model, target, tmp_path / "q", QuantizeConfig(calib, calib_size=64), parity_samples=8)
     summary = artifact.manifest.quantization
-    assert len(summary["int8_matmuls"]) >= 6 * model.cfg.depth
+    assert len(summary.int8_matmuls) >= 6 * model.cfg.depth
     if family == "siglip":  # the MAP head quantizes like a block
         assert {"attn_pool.q", "attn_pool.kv", "attn_pool.qk", "attn_pool.av", "attn_pool.mlp.fc1"} <= set(
-            summary["int8_matmuls"])
+            summary.int8_matmuls)
     images = smooth_images(16, model.cfg.image_hw, 3, seed=7)
     from vit_edge.data.preprocess import preprocess_uint8
 
@@ -129,7 +129,7 @@ def test_transreid_end_to_end(transreid_file: Path, target: str, tmp_path: Path)
     assert result.returncode == 0, result.stderr
     manifest = info(out)
     assert manifest.input_spec.shape(1) == (1, 3, 256, 128)
-    assert manifest.source["camera"] == 4 and manifest.source["family"] == "transreid"
+    assert manifest.source.reid.camera == 4 and manifest.source.family == "transreid"
     model = load_model(transreid_file, reid=ReIDSelection(camera=4)).model
     images = torch.randn(2, 3, 256, 128)
     with torch.no_grad():
@@ -216,7 +216,7 @@ def dinov3() -> torch.nn.Module:
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_dinov3_fp32_matches_timm_in_each_runtime(dinov3: torch.nn.Module, target: str, tmp_path: Path) -> None:
     artifact = export(dinov3, target, tmp_path / "a", parity_samples=4)
-    assert artifact.manifest.parity["passed"] and artifact.manifest.source["architecture"]["rope"] == "dinov3"
+    assert artifact.manifest.parity.passed and artifact.manifest.source.architecture["rope"] == "dinov3"
     x = torch.randn(3, 3, 48, 64)
     with torch.no_grad():
         expected = dinov3(x).numpy()
@@ -226,7 +226,7 @@ def test_dinov3_fp32_matches_timm_in_each_runtime(dinov3: torch.nn.Module, targe
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_dinov3_int8_agrees_with_fp32(dinov3: torch.nn.Module, target: str, tmp_path: Path) -> None:
     artifact, worst = int8_against_fp32(dinov3, target, (48, 64), tmp_path / "q")
-    assert len(artifact.manifest.quantization["int8_matmuls"]) >= 6 * 2 and worst > 0.99
+    assert len(artifact.manifest.quantization.int8_matmuls) >= 6 * 2 and worst > 0.99
     if target == "tflite":
         assert_one_xnnpack_partition(artifact.path / "model.tflite")
 
@@ -277,7 +277,7 @@ def perception_encoder() -> torch.nn.Module:
 def test_perception_encoder_fp32_matches_timm(perception_encoder: torch.nn.Module, target: str,
                                               tmp_path: Path) -> None:
     artifact = export_matching(perception_encoder, target, (64, 64), tmp_path / "a")
-    assert artifact.manifest.source["family"] == "pe"
+    assert artifact.manifest.source.family == "pe"
 
 
 @pytest.mark.parametrize("target", ["tflite", "openvino"])
@@ -285,8 +285,7 @@ def test_perception_encoder_int8_agrees_with_fp32(perception_encoder: torch.nn.M
                                                   tmp_path: Path) -> None:
     """The pool head's matmuls quantize like a block's; TFLite stays one XNNPACK partition."""
     artifact, worst = int8_against_fp32(perception_encoder, target, (64, 64), tmp_path / "q")
-    assert worst > 0.99 and any(name.startswith("attn_pool.") for name in artifact.manifest.quantization[
-        "int8_matmuls"])
+    assert worst > 0.99 and any(name.startswith("attn_pool.") for name in artifact.manifest.quantization.int8_matmuls)
     if target == "tflite":
         assert_one_xnnpack_partition(artifact.path / "model.tflite")
 
@@ -304,7 +303,7 @@ def aimv2() -> torch.nn.Module:
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_aimv2_fp32_matches_timm(aimv2: torch.nn.Module, target: str, tmp_path: Path) -> None:
     artifact = export_matching(aimv2, target, (56, 56), tmp_path / "a")
-    assert artifact.manifest.source["family"] == "aimv2"
+    assert artifact.manifest.source.family == "aimv2"
 
 
 @pytest.mark.parametrize("target", ["tflite", "executorch"])
@@ -375,4 +374,4 @@ def test_hf_folders_export_with_transformers_numbers(kind: str, target: str, tmp
         out = reference(pixel_values=x)
     expected = (out.pooler_output if kind == "aimv2" else out.image_embeds).numpy()
     np.testing.assert_allclose(artifact.run(x.numpy()), expected, atol=1e-4, rtol=0)
-    assert artifact.manifest.source["family"] == kind
+    assert artifact.manifest.source.family == kind

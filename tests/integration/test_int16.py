@@ -38,18 +38,18 @@ def test_an_a16w8_onnx_file_of_the_shipped_model_keeps_fp32_accuracy_in_onnx_run
     config = QuantizeConfig("fashion-mnist-train", Recipe(int16=("*",)), eval_data="fashion-mnist", eval_limit=2000)
     artifact = quantize("fmnist-vit-tiny", "onnx", tmp_path / "a16w8", config, parity_samples=8)
     manifest = read_manifest(artifact.path)
-    q = manifest.quantization or {}
-    assert len(q["int16_activations"]) == len(q["int8_matmuls"]) == 24, q["int16_activations"]
+    q = manifest.quantization
+    assert len(q.int16_activations) == len(q.int8_matmuls) == 24, q.int16_activations
     model_file = artifact.path / manifest.model_file
     assert onnx.load(str(model_file)).opset_import[0].version == 21  # 16-bit Q/DQ need opset 21
     kinds = _onnx_quantizer_types(model_file)
     int16, int8 = onnx.TensorProto.INT16, onnx.TensorProto.INT8
     assert kinds[("QuantizeLinear", int16)] >= 24 and kinds[("QuantizeLinear", int8)] == 0, kinds
     assert kinds[("DequantizeLinear", int8)] >= 16, kinds  # the weights stay INT8
-    assert manifest.parity["passed"] and manifest.parity["min_cosine"] > 0.9999, manifest.parity
-    accuracy = q["accuracy"]
-    assert accuracy["int8_top1_measured_in"] == "onnxruntime"
-    assert round(abs(accuracy["fp32_top1"] - accuracy["int8_top1"]), 6) <= 0.1, accuracy
+    assert manifest.parity.passed and manifest.parity.min_cosine > 0.9999, manifest.parity
+    accuracy = q.accuracy
+    assert accuracy.int8_top1_measured_in == "onnxruntime"
+    assert round(abs(accuracy.fp32_top1 - accuracy.int8_top1), 6) <= 0.1, accuracy
     info = run_cli("info", str(artifact.path))
     assert info.returncode == 0 and "24 of them A16W8: INT16 activations" in info.stdout, info.stdout
 
@@ -65,15 +65,15 @@ def test_the_budget_gives_the_costly_ops_int16_before_any_float(tmp_path: Path) 
     recipe = Recipe(smoothquant="off", max_drop=0.3)
     config = QuantizeConfig("fashion-mnist-train", recipe, eval_data="fashion-mnist", eval_limit=2000)
     artifact = quantize(outliers, "onnx", tmp_path / "budget", config, parity_samples=4)
-    q = read_manifest(artifact.path).quantization or {}
-    accuracy = q["accuracy"]
-    moved = accuracy["int16_for_budget"]
-    assert moved and accuracy["kept_float_for_budget"] == [], accuracy
-    assert moved[0]["drop_before_pt"] > 0.3, moved  # INT8 alone is over budget
+    q = read_manifest(artifact.path).quantization
+    accuracy = q.accuracy
+    moved = accuracy.int16_for_budget
+    assert moved and accuracy.kept_float_for_budget == (), accuracy
+    assert moved[0].drop_before_pt > 0.3, moved  # INT8 alone is over budget
     costs = [m["int8_cost_pt"] for m in moved]
     assert costs == sorted(costs, reverse=True), moved  # the costliest first
-    assert sorted(m["matmul"] for m in moved) == sorted(q["int16_activations"]) == sorted(q["recipe"]["int16"])
-    assert accuracy["drop"] <= 0.3, accuracy
+    assert sorted(m.matmul for m in moved) == sorted(q.int16_activations) == sorted(q.recipe["int16"])
+    assert accuracy.drop <= 0.3, accuracy
 
 
 def test_an_a16w8_npu_file_runs_in_litert_and_all_on_the_ethos_u85(tmp_path: Path) -> None:
@@ -86,15 +86,15 @@ def test_an_a16w8_npu_file_runs_in_litert_and_all_on_the_ethos_u85(tmp_path: Pat
                      "--parity-samples", "4", "--out", str(out))
     assert result.returncode == 0, result.stderr
     manifest = read_manifest(out)
-    estimate, q = manifest.npu_estimate or {}, manifest.quantization or {}
-    assert estimate["npu_share"] >= 0.95 and len(q["int16_activations"]) == 24, estimate
-    int16, int8 = estimate["ops_by_activation"]["int16"], estimate["ops_by_activation"]["int8"]
+    estimate, q = manifest.npu_estimate, manifest.quantization
+    assert estimate.npu_share >= 0.95 and len(q.int16_activations) == 24, estimate
+    int16, int8 = estimate.ops_by_activation["int16"], estimate.ops_by_activation["int8"]
     assert {"FULLY_CONNECTED", "BATCH_MATMUL", "SOFTMAX", "MEAN", "RSQRT", "MUL", "SUB", "ADD"} <= set(int16), int16
     assert set(int8) <= {"GELU", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "QUANTIZE", "MAXIMUM", "RESHAPE",
                          "TRANSPOSE"}, int8
-    accuracy = q["accuracy"]
-    assert accuracy["int8_top1_measured_in"] == "litert" and manifest.parity["passed"], manifest.parity
-    assert round(abs(accuracy["fp32_top1"] - accuracy["int8_top1"]), 6) <= 0.3, accuracy
+    accuracy = q.accuracy
+    assert accuracy.int8_top1_measured_in == "litert" and manifest.parity.passed, manifest.parity
+    assert round(abs(accuracy.fp32_top1 - accuracy.int8_top1), 6) <= 0.3, accuracy
     assert "24 of them A16W8" in result.stdout and "int16: ADD" in run_cli("info", str(out)).stdout
 
 
@@ -112,9 +112,9 @@ def test_any_mix_of_widths_converts_and_matches_its_simulation_in_litert(tmp_pat
     artifact = quantize(small_vit(), "tflite", tmp_path / "mixed", QuantizeConfig(calib, recipe), npu="ethos-u85-256",
                         parity_samples=8)
     manifest = read_manifest(artifact.path)
-    assert manifest.parity["passed"] and manifest.parity["min_cosine"] > 0.97, manifest.parity
-    assert (manifest.npu_estimate or {})["npu_share"] >= 0.95
-    assert (manifest.quantization or {})["int16_activations"] == ops.split(",")
+    assert manifest.parity.passed and manifest.parity.min_cosine > 0.97, manifest.parity
+    assert manifest.npu_estimate.npu_share >= 0.95
+    assert list(manifest.quantization.int16_activations) == ops.split(",")
 
 
 def test_the_npu_budget_meets_the_limit_on_the_outlier_variant_with_int16_not_float(tmp_path: Path) -> None:
@@ -132,13 +132,13 @@ def test_the_npu_budget_meets_the_limit_on_the_outlier_variant_with_int16_not_fl
                      "--max-drop", "0.3", "--parity-samples", "4", "--out", str(out))
     assert result.returncode == 0, result.stderr
     manifest = read_manifest(out)
-    q, estimate = manifest.quantization or {}, manifest.npu_estimate or {}
-    accuracy = q["accuracy"]
-    moved = accuracy["int16_for_budget"]
-    assert moved and moved[0]["drop_before_pt"] > 0.3 and accuracy["kept_float_for_budget"] == [], accuracy
-    assert 0 < len(q["int16_activations"]) < 24, q["int16_activations"]  # only what the budget needed
-    assert accuracy["drop_simulated"] <= 0.3 and accuracy["budget_met_in_runtime"], accuracy  # LiteRT's score too
-    assert estimate["npu_share"] >= 0.95 and "FULLY_CONNECTED" in estimate["ops_by_activation"]["int16"], estimate
+    q, estimate = manifest.quantization, manifest.npu_estimate
+    accuracy = q.accuracy
+    moved = accuracy.int16_for_budget
+    assert moved and moved[0].drop_before_pt > 0.3 and accuracy.kept_float_for_budget == (), accuracy
+    assert 0 < len(q.int16_activations) < 24, q.int16_activations  # only what the budget needed
+    assert accuracy.drop_simulated <= 0.3 and accuracy.budget_met_in_runtime, accuracy  # LiteRT's score too
+    assert estimate.npu_share >= 0.95 and "FULLY_CONNECTED" in estimate.ops_by_activation["int16"], estimate
 
 
 @pytest.mark.parametrize(("target", "words"), [

@@ -45,7 +45,7 @@ def test_bench_times_as_many_runs_and_as_long_as_asked_even_under_load(tmp_path:
 def test_latency_statistics_are_those_of_the_times() -> None:
     times = [5.0, 1.0, 3.0, 2.0, 4.0, 100.0]
     stats = latency_stats(times)
-    assert stats["runs"] == 6 and stats["min_ms"] == 1.0
-    assert stats["p50_ms"] == 3.5  # the median, not the mean (the 100 ms outlier moves the mean only)
-    assert stats["mean_ms"] == pytest.approx(sum(times) / 6)
-    assert stats["p99_ms"] > stats["p90_ms"] > stats["p50_ms"]
+    assert stats.runs == 6 and stats.min_ms == 1.0
+    assert stats.p50_ms == 3.5  # the median, not the mean (the 100 ms outlier moves the mean only)
+    assert stats.mean_ms == pytest.approx(sum(times) / 6)
+    assert stats.p99_ms > stats.p90_ms > stats.p50_ms

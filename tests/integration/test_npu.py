@@ -31,21 +31,21 @@ def test_the_estimate_is_recorded_with_its_placement_and_command(compiled: Path)
     manifest = read_manifest(compiled)  # model_vela.tflite is listed and its sha256 checked like every file
     estimate = manifest.npu_estimate
     assert estimate is not None and "model_vela.tflite" in manifest.files and manifest.model_file == "model.tflite"
-    assert estimate["accelerator"] == "ethos-u85-256" and estimate["tool"].startswith("ethos-u-vela ")
-    assert estimate["npu_ops"] > 0 and estimate["inference_ms"] > 0 and estimate["macs"] > 0
-    assert sum(estimate["cpu_op_types"].values()) == estimate["cpu_ops"]
+    assert estimate.accelerator == "ethos-u85-256" and estimate.tool.startswith("ethos-u-vela ")
+    assert estimate.npu_ops > 0 and estimate.inference_ms > 0 and estimate.macs > 0
+    assert sum(estimate.cpu_op_types.values()) == estimate.cpu_ops
     in_file = {op["op_name"].replace("_", "").lower()
                for op in Interpreter(str(compiled / "model.tflite"))._get_ops_details()}
     vela_names = {"concat": "concatenation"}  # Vela's short name for TFLite's CONCATENATION
-    named = {vela_names.get(n, n) for n in (op.replace("_", "").lower() for op in estimate["cpu_op_types"])}
+    named = {vela_names.get(n, n) for n in (op.replace("_", "").lower() for op in estimate.cpu_op_types)}
     assert named <= in_file, f"Vela names CPU operators the file does not have: {named - in_file}"
-    assert estimate["command"].startswith("vela model.tflite --accelerator-config ethos-u85-256")
+    assert estimate.command.startswith("vela model.tflite --accelerator-config ethos-u85-256")
     # the NPU lowering keeps GELU and Softmax int8 (softmax on TFLite's 1/256 grid) instead of float islands
-    assert manifest.quantization is not None and manifest.quantization["lowering"]["integer_softmax_gelu"]
-    assert not {"Gelu", "Softmax"} & set(estimate["cpu_op_types"]), estimate["cpu_op_types"]
+    assert manifest.quantization is not None and manifest.quantization.lowering.integer_softmax_gelu
+    assert not {"Gelu", "Softmax"} & set(estimate.cpu_op_types), estimate.cpu_op_types
     # and every other op integer (LayerNorm, residual adds, tokens, head): Vela places at least 95 % on the NPU
-    assert estimate["npu_share"] >= 0.95, estimate["cpu_op_types"]
-    assert "int16" not in estimate["ops_by_activation"] and estimate["ops_by_activation"]["int8"]
+    assert estimate.npu_share >= 0.95, estimate.cpu_op_types
+    assert "int16" not in estimate.ops_by_activation and estimate.ops_by_activation["int8"]
 
 
 def test_the_shipped_model_runs_on_the_npu_with_its_fp32_accuracy(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_the_shipped_model_runs_on_the_npu_with_its_fp32_accuracy(tmp_path: Path
     artifact = quantize("fmnist-vit-tiny", "tflite", tmp_path / "u85", QuantizeConfig("fashion-mnist-train"),
                         npu="ethos-u85-256", parity_samples=4)
     manifest = read_manifest(artifact.path)
-    assert manifest.npu_estimate is not None and manifest.npu_estimate["npu_share"] >= 0.95
+    assert manifest.npu_estimate is not None and manifest.npu_estimate.npu_share >= 0.95
     test = load_fashion_mnist("test")
     loaded = load_model("fmnist-vit-tiny")
     images = preprocess_uint8(test.images, loaded.spec)

@@ -1,7 +1,6 @@
 """QAT: the same modules as PTQ, trained; exact resume after a kill; DDP with 2 real processes; bad inputs."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,9 +14,11 @@ import torch
 
 from tests.helpers import REPO, run_cli
 from vit_edge.core.errors import ArtifactError, ConfigError
+from vit_edge.core.manifest import read_manifest
+from vit_edge.core.summaries import QuantSummary
 from vit_edge.data.datasets import load_fashion_mnist
 from vit_edge.data.preprocess import preprocess_uint8
-from vit_edge.quantization.checkpoints import QatCheckpoints
+from vit_edge.quantization.checkpoints import QatCheckpoints, QatState
 from vit_edge.quantization.ptq import quantize_model
 from vit_edge.quantization.qat import finish_qat, start_qat
 from vit_edge.quantization.recipe import Recipe
@@ -55,8 +56,10 @@ def _qat_run(tmp_path: Path, name: str, *extra: str) -> subprocess.CompletedProc
                    "--checkpoint-dir", str(tmp_path / "ck"), *QUICK, *extra)
 
 
-def _qat_summary(artifact: Path) -> dict:
-    return json.loads((artifact / "manifest.json").read_text())["quantization"]
+def _qat_summary(artifact: Path) -> QuantSummary:
+    summary = read_manifest(artifact).quantization
+    assert summary is not None and summary.qat is not None
+    return summary
 
 
 @pytest.mark.slow
@@ -81,9 +84,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path: Path) -> None:
     assert "resuming at epoch 1, step 4" in resumed.stderr or "resuming at epoch 1, step 8" in resumed.stderr \
         or "resuming at epoch 2" in resumed.stderr, resumed.stderr
     a, b = _qat_summary(tmp_path / "whole"), _qat_summary(tmp_path / "killed")
-    assert a["qat"]["history"] == b["qat"]["history"] and a["scales_sha256"] == b["scales_sha256"]
-    assert a["accuracy"] == b["accuracy"] and a["method"] == "qat"
-    assert a["qat"]["train_fingerprint"] and a["qat"]["best"]["epoch"] in (1, 2)
+    assert a.qat.history == b.qat.history and a.scales_sha256 == b.scales_sha256
+    assert a.accuracy == b.accuracy and a.method == "qat"
+    assert a.qat.train_fingerprint and a.qat.best.epoch in (1, 2)
 
 
 @pytest.mark.slow
@@ -101,8 +104,8 @@ def test_two_process_ddp_run(tmp_path: Path) -> None:
     written = [line for line in result.stdout.splitlines() if "onnx int8:" in line]
     assert len(written) == 1, result.stdout  # rank 0 alone writes the artifact and reports it
     summary = _qat_summary(tmp_path / "ddp")
-    assert summary["qat"]["world_size"] == 2 and summary["method"] == "qat"
-    assert len(summary["qat"]["history"]) == 1 and summary["accuracy"]["int8_top1"] > 50
+    assert summary.qat.world_size == 2 and summary.method == "qat"
+    assert len(summary.qat.history) == 1 and summary.accuracy.int8_top1 > 50
 
 
 def test_bad_qat_inputs(tmp_path: Path) -> None:
@@ -145,7 +148,7 @@ def test_checkpoint_of_another_run_is_refused_and_an_interrupted_write_loses_not
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     ours = QatCheckpoints(tmp_path, {"weights_sha256": "a", "recipe": {"x": 1}})
-    ours.save_last(model, optimizer, scheduler, {"epoch": 1, "next_step": 0, "history": [], "best": None})
+    ours.save_last(model, optimizer, scheduler, QatState(epoch=1))
     saved = {k: v.clone() for k, v in model.state_dict().items()}
 
     with pytest.raises(ConfigError, match="belongs to another run \\(different recipe\\)"):
@@ -165,11 +168,11 @@ def test_checkpoint_of_another_run_is_refused_and_an_interrupted_write_loses_not
     torch.save = dying_save
     try:
         with pytest.raises(OSError):
-            ours.save_last(model, optimizer, scheduler, {"epoch": 2, "next_step": 0, "history": [], "best": None})
+            ours.save_last(model, optimizer, scheduler, QatState(epoch=2))
     finally:
         torch.save = real_save
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
     state = ours.load_last(model, optimizer, scheduler)
-    assert state["epoch"] == 1
+    assert state.epoch == 1
     for key, value in model.state_dict().items():
         assert torch.equal(value, saved[key]), key

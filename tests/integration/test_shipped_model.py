@@ -40,7 +40,7 @@ def test_accuracy_is_the_same_in_every_target(target: str, tmp_path: Path, test_
     result = run_cli("export", "fmnist-vit-tiny", "--target", target, "--data", "fashion-mnist", "--out", str(out))
     assert result.returncode == 0, result.stderr
     artifact = Artifact.open(out)
-    assert artifact.manifest.parity["inputs"].startswith("fashion-mnist")
+    assert artifact.manifest.parity.inputs.startswith("fashion-mnist")
     accuracy = top1_accuracy(predict_logits(artifact.run, test_set, artifact.manifest.input_spec), test_set.labels)
     assert abs(accuracy - torch_top1) <= 0.1, (accuracy, torch_top1)
     # the same number through the bench harness and its report (a separate process, the manifest's preprocessing)

@@ -81,12 +81,12 @@ def test_bench_over_ssh_measures_and_brings_results_back(sshd, tmp_path: Path) -
     (record,) = bench([str(artifact.path)], BenchConfig(**{**cfg.__dict__, "data": None}))
     assert record.status == "ok", record
     assert record.device == device and record.runs >= 20 and 0 < record.min_ms <= record.p50_ms
-    assert record.peak_rss_mb > 0 and record.session["runtime"] == "onnxruntime"
+    assert record.peak_rss_mb > 0 and record.session is not None and record.session.runtime == "onnxruntime"
     found = record.device_fingerprint  # read by the runner on the board, not by this process
-    assert found["machine"] and found["cores"] and found["python"] and record.memory_source == "VmHWM"
+    assert found is not None and found.machine and found.cores and found.python and record.memory_source == "VmHWM"
     from vit_edge.benchmarking.report import markdown_table
 
-    assert f"| {device} ({found['machine']}, " in markdown_table([record])
+    assert f"| {device} ({found.machine}, " in markdown_table([record])
 
 
 def test_accuracy_over_ssh_equals_local(sshd, tmp_path: Path) -> None:
@@ -232,8 +232,9 @@ def test_executorch_program_is_measured_over_ssh(sshd, tmp_path: Path) -> None:
                       remote_python=sys.executable)
     (record,) = bench([str(artifact.path)], cfg)
     assert record.status == "ok" and record.runtime == "executorch" and record.p50_ms and record.p50_ms > 0, record
-    assert record.session["delegate"] == "XNNPACK" and record.session["undelegated_ops"] == ["expand_copy",
-                                                                                             "select_copy"]
+    delegated = record.session.delegation if record.session else None
+    assert delegated is not None and delegated.delegate == "XNNPACK"
+    assert delegated.undelegated_ops == ("expand_copy", "select_copy")
     cfg = BenchConfig(threads=(1,), runs=2, min_seconds=0.0, device=device, ssh_options=options,
                       remote_python=_python_without(tmp_path, "executorch"))
     (missing,) = bench([str(artifact.path)], cfg)

@@ -29,12 +29,12 @@ def test_merged_int8_artifact_runs_as_verified_within_budget(target: str, tmp_pa
     config = QuantizeConfig("fashion-mnist", calib_size=64, eval_data="fashion-mnist", eval_limit=500)
     artifact = quantize("fmnist-vit-tiny", target, tmp_path / "q", config, merge=MERGE, parity_samples=8)
     manifest = artifact.manifest
-    assert manifest.parity["passed"] and manifest.source["architecture"]["merge"] == MERGE
-    merge = manifest.source["merge"]
-    assert merge["tokens_per_block"] == [46, 42, 38, 34] and merge["images"] == 500
-    accuracy = manifest.quantization["accuracy"]  # measured from the unmerged FP32 model: merging + INT8
-    assert accuracy["fp32_top1"] == pytest.approx(merge["top1_unmerged"])
-    assert accuracy["drop"] < 2.0 and accuracy["agreement_top1"] > 95.0, accuracy
+    assert manifest.parity.passed and manifest.source.architecture["merge"] == MERGE
+    merge = manifest.source.merge
+    assert merge.tokens_per_block == (46, 42, 38, 34) and merge.images == 500
+    accuracy = manifest.quantization.accuracy  # measured from the unmerged FP32 model: merging + INT8
+    assert accuracy.fp32_top1 == pytest.approx(merge.top1_unmerged)
+    assert accuracy.drop < 2.0 and accuracy.agreement_top1 > 95.0, accuracy
     session = open_session(artifact.path)
     predictions = session.run(preprocess_uint8(heldout.images[:200], manifest.input_spec)).argmax(1)
     assert np.mean(predictions == heldout.labels[:200]) > 0.80
@@ -46,7 +46,7 @@ def test_merged_fp32_exports_match_pytorch_on_every_target(tmp_path: Path) -> No
     for declaration in TARGETS.values():
         artifact = export("fmnist-vit-tiny", declaration.name, tmp_path / declaration.name, merge=MERGE,
                           parity_samples=8)
-        assert artifact.manifest.parity["passed"] and artifact.manifest.parity["max_abs_diff"] < 1e-4
+        assert artifact.manifest.parity.passed and artifact.manifest.parity.max_abs_diff < 1e-4
         if declaration.name == "executorch":
             delegation = json.loads((artifact.path / "delegation.json").read_text())
             assert {"topk", "cumsum", "eq"} <= set(delegation["undelegated_ops"]), delegation

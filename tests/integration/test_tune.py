@@ -26,7 +26,7 @@ def test_tune_writes_the_front_and_the_fastest_artifact_within_budget(tmp_path: 
     assert [r["top1"] for r in front] == sorted(r["top1"] for r in front)  # slower only when more accurate
     assert chosen["drop"] <= 1.0 and chosen == min((r for r in front if r["drop"] <= 1.0), key=lambda r: r["p50_ms"])
     manifest = read_manifest(out / "chosen")  # the chosen artifact, files verified
-    assert manifest.source["architecture"]["merge"] == chosen["merge"]
+    assert manifest.source.architecture["merge"] == chosen["merge"]
 
 
 def test_unmeetable_budget_keeps_the_rows(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from vit_edge.core.depth_metrics import abs_rel, delta1, depth_scores, depth_verdict, sqnr_db
 from vit_edge.core.errors import ParityError
+from vit_edge.core.records import as_json
 
 REFERENCE = np.array([[[1.0, 2.0], [4.0, 0.0]]])  # one 2×2 map; the 0 is a ReLU's "far" pixel
 CANDIDATE = np.array([[[1.1, 2.0], [3.0, 5.0]]])
@@ -37,7 +38,7 @@ def test_sqnr_in_decibels() -> None:
 def test_scores_together_and_what_cannot_be_measured() -> None:
     scores = depth_scores(CANDIDATE, REFERENCE)
     assert scores.valid_share == 0.75 and scores.abs_rel == pytest.approx(0.35 / 3)
-    assert set(scores.to_json()) == {"abs_rel", "delta1", "sqnr_db", "valid_share"}
+    assert set(as_json(scores)) == {"abs_rel", "delta1", "sqnr_db", "valid_share"}  # as a quantize summary holds it
     empty = depth_scores(np.ones((1, 2, 2)), np.zeros((1, 2, 2)))
     assert empty.abs_rel is None and empty.delta1 is None and empty.valid_share == 0.0
     with pytest.raises(ParityError, match="cannot be compared"):

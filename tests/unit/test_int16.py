@@ -2,12 +2,15 @@
 NPU integer graph's Requantize wherever a value crosses between INT8 and INT16."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from tests.helpers import small_vit
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.summaries import Accuracy, CalibInfo, QuantSummary
 from vit_edge.data.synthetic import smooth_images
 from vit_edge.quantization.integer_graph import Requantize
 from vit_edge.quantization.lowering import quantize_outputs_for_npu
@@ -46,7 +49,8 @@ def test_ptq_stores_only_the_named_ops_in_int16() -> None:
     assert quant.int16_ops == ["blocks.0.mlp.fc1", "blocks.0.mlp.fc2"]
     widths = {name: module.bits for name, module in quant.model.named_modules() if isinstance(module, ActQuant)}
     assert widths["blocks.0.mlp.fc1.input_quant"] == 16 and widths["blocks.1.mlp.fc1.input_quant"] == 8
-    assert quant.summary()["int16_activations"] == quant.int16_ops
+    summary = quant.summary(CalibInfo("array", 16, "x"), Accuracy(), "ptq")
+    assert list(summary.int16_activations) == quant.int16_ops
 
 
 def test_the_integer_graph_requantizes_where_widths_meet_and_computes_what_the_modules_compute() -> None:
@@ -57,7 +61,8 @@ def test_the_integer_graph_requantizes_where_widths_meet_and_computes_what_the_m
     requantizers = [m for m in mixed.model.modules() if isinstance(m, Requantize)]
     assert not any(isinstance(m, Requantize) for m in plain.model.modules())
     # fc1 writes INT16 into the INT8 GELU and reads INT8 from LayerNorm; fc2 reads INT8 GELU, writes INT16
-    assert len(requantizers) >= 3 and mixed.lowering["integer_graph"]["requantize"] == len(requantizers)
+    sites = mixed.lowering.integer_graph if mixed.lowering else None
+    assert len(requantizers) >= 3 and sites is not None and sites.requantize == len(requantizers)
     assert {(r.source.grid.bits, r.target.grid.bits) for r in requantizers} == {(8, 16), (16, 8)}
     batch = torch.from_numpy(calibration[:8])
     with torch.no_grad():
@@ -73,11 +78,12 @@ def test_a_budget_the_runtime_does_not_meet_is_said_in_the_quantize_line() -> No
 
     from vit_edge.cli.printing import quantize_line
 
-    accuracy = {"fp32_top1": 89.6, "int8_top1": 89.2, "drop": 0.4, "drop_simulated": 0.3, "agreement_top1": 98.8,
-                "int8_top1_measured_in": "litert", "budget_met_in_runtime": False}
-    manifest = SimpleNamespace(target="tflite", quantization={"recipe": {"max_drop": 0.3}, "int8_matmuls": ["a"],
-                                                              "kept_float": [], "accuracy": accuracy})
+    accuracy = Accuracy(fp32_top1=89.6, int8_top1=89.2, drop=0.4, drop_simulated=0.3, agreement_top1=98.8,
+                        int8_top1_measured_in="litert", budget_met_in_runtime=False)
+    summary = QuantSummary(recipe=Recipe(max_drop=0.3).to_json(), int8_matmuls=("a",), kept_float=(),
+                           int16_activations=(), smoothquant_alpha={}, sqnr_db={}, scales_sha256="", accuracy=accuracy)
+    manifest = SimpleNamespace(target="tflite", quantization=summary)
     line = quantize_line(Path("out"), manifest)  # type: ignore[arg-type]
     assert "budget of 0.3 pt holds in PyTorch's simulation (drop 0.30 pt) but not as litert scores" in line, line
-    accuracy["budget_met_in_runtime"] = True
+    manifest.quantization = replace(summary, accuracy=replace(accuracy, budget_met_in_runtime=True))
     assert "budget" not in quantize_line(Path("out"), manifest)  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ def test_logits_may_not_flip_at_fp32() -> None:
 
 def test_embedding_is_judged_by_cosine() -> None:
     result = check_parity(*flipped_pair(), Precision.FP32, "the artifact", OUTPUTS["embedding"])
-    assert result["passed"] and result["output"] == "embedding" and result["top1_agreement"] is None
+    assert result.passed and result.output == "embedding" and result.top1_agreement is None
     far = np.array([[-1.0, 0.0, 0.2, 0.3]], dtype=np.float32)
     with pytest.raises(ParityError, match="min cosine"):
         check_parity(flipped_pair()[0], far, Precision.FP32, "the artifact", OUTPUTS["embedding"])

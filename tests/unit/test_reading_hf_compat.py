@@ -44,7 +44,7 @@ def test_hf_directory_matches_transformers(kind: str, tmp_path: Path) -> None:
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), hf(pixel_values=x).logits, atol=2e-5, rtol=1e-5)
-    assert loaded.source["kind"] == "huggingface" and loaded.spec.img_size == 32
+    assert loaded.source.kind == "huggingface" and loaded.spec.img_size == 32
     assert len(loaded.spec.class_names) == 5
 
 
@@ -94,7 +94,7 @@ def _logits(out: object) -> torch.Tensor:
 
 DINO2 = dict(DINO_CFG, mlp_ratio=2)
 REG = dict(DINO2, num_register_tokens=2)
-# kind → (transformers model class, its config class, config, the compared output, source["family"], model kwargs)
+# kind → (transformers model class, its config class, config, the compared output, source.family, model kwargs)
 FAMILIES = {
     "vit_model": ("ViTModel", "ViTConfig", VIT_CFG, _pooler, "vit", {}),
     "vit_model_non_square": ("ViTModel", "ViTConfig", dict(VIT_CFG, image_size=[32, 48]), _pooler, "vit", {}),
@@ -137,10 +137,10 @@ def test_hf_family_directory_matches_transformers(kind: str, tmp_path: Path) -> 
     with torch.no_grad():
         expected = FAMILIES[kind][3](hf(pixel_values=x))
         torch.testing.assert_close(loaded.model(x), expected, atol=2e-5, rtol=1e-5)
-    assert loaded.source["family"] == FAMILIES[kind][4] and loaded.source["hf_architecture"] == type(hf).__name__
+    assert loaded.source.family == FAMILIES[kind][4] and loaded.source.hf_architecture == type(hf).__name__
     size = hf.config.image_size
     assert (loaded.spec.height, loaded.spec.width) == (tuple(size) if isinstance(size, list) else (size, size))
-    assert "pos_embed_resampled_from" not in loaded.source
+    assert loaded.source.pos_embed_resampled_from is None
 
 
 def test_hf_module_in_memory_converts() -> None:
@@ -153,9 +153,9 @@ def test_hf_module_in_memory_converts() -> None:
         x = torch.randn(2, 3, spec.img_size, spec.img_size)
         with torch.no_grad():
             torch.testing.assert_close(model(x), FAMILIES[kind][3](hf(pixel_values=x)), atol=2e-5, rtol=1e-5)
-        assert source["family"] == FAMILIES[kind][4] and source["kind"] == "huggingface"
+        assert source.family == FAMILIES[kind][4] and source.kind == "huggingface"
     loaded = load_model(hf)  # load_model hands transformers modules to convert_hf_module
-    assert loaded.source["kind"] == "module" and loaded.source["hf_architecture"] == "SiglipVisionModel"
+    assert loaded.source.kind == "module" and loaded.source.hf_architecture == "SiglipVisionModel"
 
 
 def test_hf_module_of_another_class_is_refused() -> None:
@@ -181,7 +181,7 @@ def test_dinov2_at_the_preprocessor_crop_size(kind: str, atol: float, tmp_path: 
         "resample": 3, "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}))
     loaded = load_model(tmp_path)
     assert loaded.spec.img_size == 28 and loaded.spec.crop_pct == pytest.approx(28 / 32)
-    assert loaded.spec.interpolation == "bicubic" and loaded.source["pos_embed_resampled_from"] == 42
+    assert loaded.spec.interpolation == "bicubic" and loaded.source.pos_embed_resampled_from == 42
     x = torch.randn(2, 3, 28, 28)
     with torch.no_grad():
         diff = (loaded.model(x) - hf(pixel_values=x).pooler_output).abs().max().item()
@@ -266,7 +266,7 @@ def test_non_square_preprocessor_size_resamples_positions(tmp_path: Path) -> Non
     (tmp_path / "preprocessor_config.json").write_text('{"size": {"height": 32, "width": 48}, "resample": 2}')
     loaded = load_model(tmp_path)
     assert loaded.spec.img_size == (32, 48) and loaded.spec.crop_pct == 1.0
-    assert loaded.source["pos_embed_resampled_from"] == 32
+    assert loaded.source.pos_embed_resampled_from == 32
     x = torch.randn(2, 3, 32, 48)
     with torch.no_grad():
         expected = hf(pixel_values=x, interpolate_pos_encoding=True).pooler_output
@@ -299,7 +299,7 @@ def test_hf_dinov3_folder_matches_transformers(tmp_path: Path, gated: bool, imag
                                                changes: dict[str, Any]) -> None:
     reference = hf_dinov3(tmp_path, gated, image_size, **changes)
     loaded = load_model(tmp_path)
-    assert loaded.source["family"] == "dinov3" and loaded.spec.mean == (0.485, 0.456, 0.406)
+    assert loaded.source.family == "dinov3" and loaded.spec.mean == (0.485, 0.456, 0.406)
     x = torch.randn(2, 3, image_size, image_size)
     with torch.no_grad():
         out = reference(pixel_values=x)
@@ -327,7 +327,7 @@ def test_hf_aimv2_folder_matches_transformers(tmp_path: Path, changes: dict[str,
     patch tokens after the final RMSNorm with --output tokens; the folder and the module in memory alike."""
     reference = hf_aimv2(tmp_path, **changes)
     loaded = load_model(tmp_path)
-    assert loaded.source["family"] == "aimv2" and loaded.spec.mean[0] == pytest.approx(0.48145466)
+    assert loaded.source.family == "aimv2" and loaded.spec.mean[0] == pytest.approx(0.48145466)
     x = torch.randn(2, 3, 56, 56)
     with torch.no_grad():
         out = reference(pixel_values=x)
@@ -354,7 +354,7 @@ def test_hf_siglip2_at_a_fixed_grid_matches_transformers(tmp_path: Path, img_siz
     reference.save_pretrained(tmp_path)
     loaded = load_model(tmp_path, img_size=img_size)
     height, width = img_size or (32, 32)
-    assert loaded.source["family"] == "siglip2" and (loaded.spec.height, loaded.spec.width) == (height, width)
+    assert loaded.source.family == "siglip2" and (loaded.spec.height, loaded.spec.width) == (height, width)
     x = torch.randn(2, 3, height, width)
     grid = (height // 8, width // 8)
     with torch.no_grad():
@@ -371,7 +371,7 @@ def test_hf_metaclip2_matches_transformers(tmp_path: Path, cls: str, output: str
     reference = moved_off_init(getattr(transformers, cls)(config))
     reference.save_pretrained(tmp_path)
     loaded = load_model(tmp_path)
-    assert loaded.source["family"] == "metaclip2" and loaded.source["output"] == output
+    assert loaded.source.family == "metaclip2" and loaded.source.hf_output == output
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), getattr(reference(pixel_values=x), output), atol=1e-4, rtol=0)

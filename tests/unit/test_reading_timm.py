@@ -64,7 +64,7 @@ def test_weights_win_over_the_name(tmp_path: Path) -> None:
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "w.safetensors"))
     loaded = load_model("timm:vit_small_patch14_dinov2", weights=tmp_path / "w.safetensors")
     assert loaded.model.cfg.num_classes == 7 and loaded.model.cfg.img_size == 224
-    assert loaded.spec.img_size == 224 and loaded.source["family"] == "dinov2"
+    assert loaded.spec.img_size == 224 and loaded.source.family == "dinov2"
     assert loaded.model(torch.randn(1, 3, 224, 224)).shape == (1, 7)
 
 
@@ -99,7 +99,7 @@ def test_timm_module_in_memory() -> None:
         x = torch.randn(2, 3, size, size)
         with torch.no_grad():
             torch.testing.assert_close(loaded.model(x), module(x), atol=2e-5, rtol=1e-5)
-        assert loaded.source["family"] == timm_entry(name).family
+        assert loaded.source.family == timm_entry(name).family
 
 
 def test_other_modules_are_refused() -> None:
@@ -160,7 +160,7 @@ def test_timm_state_dict_of_a_dinov3_name(tmp_path: Path) -> None:
     weights = tmp_path / "dinov3.pth"
     torch.save(reference.state_dict(), weights)
     loaded = load_model("timm:vit_small_plus_patch16_dinov3", weights=weights)
-    assert loaded.model.cfg.num_classes == 7 and loaded.source["family"] == "dinov3"
+    assert loaded.model.cfg.num_classes == 7 and loaded.source.family == "dinov3"
     x = torch.randn(1, 3, loaded.spec.height, loaded.spec.width)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)
@@ -290,7 +290,7 @@ def test_perception_encoder_matches_timm(name: str, kwargs: dict[str, Any], size
     """Meta's Perception Encoder (timm's Eva with AttentionRope): output and patch tokens as timm gives them."""
     reference = timm_dinov3(name, **kwargs)
     loaded = load_model(reference)
-    assert loaded.model.cfg.rope_xy and loaded.source["family"] == "pe"
+    assert loaded.model.cfg.rope_xy and loaded.source.family == "pe"
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), reference(x), atol=1e-4, rtol=0)

@@ -145,8 +145,8 @@ def test_loaded_model_computes_transreid_feature(tmp_path: Path, images: torch.T
     cfg = model.cfg
     assert (cfg.patch_stride, cfg.choices.sie_index, cfg.bnneck) == (STRIDE, camera, neck_feat == "after")
     assert spec.img_size == IMG and spec.mean == (0.5, 0.5, 0.5) and spec.crop_pct == 1.0
-    assert source["kind"] == source["family"] == "transreid"
-    assert (source["camera"], source["view"], source["neck_feat"]) == (camera, 0, neck_feat)
+    assert source.kind == source.family == "transreid"
+    assert (source.reid.camera, source.reid.view, source.reid.neck_feat) == (camera, 0, neck_feat)
 
 
 def test_camera_changes_the_feature(tmp_path: Path, images: torch.Tensor) -> None:
@@ -212,7 +212,7 @@ def test_jpm_is_refused_unless_the_global_branch_is_asked_for(tmp_path: Path, im
                                           jpm_global_only=True)
         expected = reference_feature(state, images, 2, neck_feat, jpm=True)
         torch.testing.assert_close(model(images), expected, atol=1e-5, rtol=1e-5)
-        assert source["jpm"] == "global_only"
+        assert source.reid.jpm == "global_only"
 
 
 @pytest.mark.parametrize(("img", "stride"), [((256, 128), 12), ((256, 128), 16), ((384, 128), 12),

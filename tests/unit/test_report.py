@@ -23,16 +23,18 @@ from typing import Any
 
 import pytest
 
-from vit_edge.benchmarking.record import BenchRecord
+from vit_edge.benchmarking.record import BenchRecord, HostFacts
 from vit_edge.benchmarking.report import device_label, markdown_table, write_reports
 from vit_edge.core.recognise import BENCH_MARK
+from vit_edge.core.types import Delegated, SessionInfo
+from vit_edge.runtime.measure import DeviceFacts
 
 pytest.importorskip("matplotlib")
 
 LONG_ERROR = ("cannot load artifacts/demo/fmnist-vit-tiny-openvino-int8/model.xml: Exception from src/inference/src/"
               "cpp/core.cpp:124: [ GENERAL_ERROR ] Check 'false' failed at src/frontends/common/src/frontend.cpp:54: "
               "FrontEnd API failed with GeneralFailure: ir: Could not open the file: model.bin (No such file)")
-DEVICES = {
+DEVICES: dict[str, dict[str, Any]] = {
     "local": {"hostname": "laptop", "machine": "x86_64", "cpu": "Intel(R) Core(TM) i7-1185G7 @ 3.00GHz",
               "cpu_features": "avx2 avx512f avx512_vnni", "cores": 8, "os": "Linux-6.1-x86_64", "python": "3.11.2"},
     "ssh://pi@pi5": {"hostname": "pi5", "machine": "aarch64", "cpu": "Cortex-A76", "cpu_features": "asimd asimddp",
@@ -58,25 +60,25 @@ def realistic_records() -> list[BenchRecord]:
             artifact=f"artifacts/demo/fmnist-vit-tiny-{target}-{precision}", device=device, threads=threads, batch=1,
             artifact_id=f"fmnist-vit-tiny-{target}-{precision}",
             created_at=(start + dt.timedelta(seconds=20 * index)).isoformat(),
-            host={**DEVICES["local"]}, device_name=None if device == "local" else "pi5",
-            device_fingerprint={**DEVICES[device]}, target=target, precision=precision,
+            host=HostFacts(hostname="laptop", machine="x86_64", cpu=str(DEVICES["local"]["cpu"]), cores=8,
+                           python="3.11.2"), device_name=None if device == "local" else "pi5",
+            device_fingerprint=DeviceFacts(**DEVICES[device]), target=target, precision=precision,
             size_mb=5.53 if precision == "fp32" else 1.62, source="fmnist-vit-tiny", runtime=runtime,
-            session={"runtime": runtime, "version": version, "accelerator": "CPU",
-                     "precision": "f32" if precision == "fp32" else "int8+f32",
-                     **({"fully_delegated": precision == "fp32", "delegate": "XNNPACK",
-                         "undelegated_ops": [] if precision == "fp32" else ["DEQUANTIZE", "GELU"]}
-                        if target == "tflite" else {})},
+            session=SessionInfo(runtime, version, "CPU", precision="f32" if precision == "fp32" else "int8+f32",
+                                delegation=Delegated("XNNPACK", 1, precision == "fp32",
+                                                     () if precision == "fp32" else ("DEQUANTIZE", "GELU"))
+                                if target == "tflite" else None),
             load_ms=41.0 * slow, first_ms=9.0, p50_ms=p50, p90_ms=p50 * 1.08, p99_ms=p50 * 1.3, mean_ms=p50 * 1.02,
             std_ms=p50 * 0.05, min_ms=p50 * 0.95, runs=400, throughput_ips=1000.0 / (p50 * 1.02),
             peak_rss_mb=180.0 + 20 * index % 60, top1=TOP1[target, precision], top5=99.71, eval_images=10000,
             agreement_top1=100.0 if precision == "fp32" else 98.9, reference="pytorch",
-            extra={"eval_labels": "by class name (10 of 10 classes)"})
+            eval_labels="by class name (10 of 10 classes)")
         if device == "local" and target == "openvino" and precision == "int8" and threads == 2:
             record.status, record.error = "ArtifactError", LONG_ERROR
             for name in ("load_ms", "first_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "runs",
                          "throughput_ips", "peak_rss_mb", "top1", "top5", "eval_images", "agreement_top1"):
                 setattr(record, name, None)
-            record.session, record.device_fingerprint = {}, {}
+            record.session, record.device_fingerprint = None, None
         records.append(record)
     return records
 

@@ -2,7 +2,7 @@
 its FP32 one each get a warning; ordinary numbers get none (each rule can fail and can pass)."""
 from __future__ import annotations
 
-from vit_edge.benchmarking.record import BenchRecord
+from vit_edge.benchmarking.record import BenchRecord, HostFacts
 from vit_edge.benchmarking.sanity import warnings_for
 from vit_edge.core import sanity
 
@@ -27,8 +27,8 @@ def test_timing_threads_and_int8_rules() -> None:
 def _row(precision: str, p50: float, p90: float, top1: float | None = None, **extra: object) -> BenchRecord:
     record = BenchRecord(artifact=f"/x/{precision}", device="local", threads=2, batch=1, artifact_id=precision,
                          runtime="onnxruntime", precision=precision, source="fmnist-vit-tiny", p50_ms=p50,
-                         p90_ms=p90, top1=top1, host={"cores": 2})
-    record.extra.update(extra)
+                         p90_ms=p90, top1=top1, host=HostFacts(cores=2))
+    record.update(extra)
     return record
 
 

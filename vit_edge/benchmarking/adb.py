@@ -8,16 +8,39 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from vit_edge.benchmarking.devices import AdbDevice
 from vit_edge.core.errors import DeviceError
 from vit_edge.core.manifest import read_manifest
+from vit_edge.core.records import as_json, from_json, optional
 from vit_edge.core.targets import TARGETS, target
-from vit_edge.runtime.measure import MeasureConfig
+from vit_edge.runtime.measure import MeasureConfig, Measurement
 
-__all__ = ["parse_benchmark_model_output", "AdbExecutor"]
+__all__ = ["parse_benchmark_model_output", "BenchmarkModelRun", "AdbExecutor"]
+
+
+@dataclass(frozen=True)
+class BenchmarkModelRun:
+    """What benchmark_model printed: load, first, warm-up and mean time (ms), the measured runs' statistics, memory
+    (MB) and the delegate it applied, where it said them."""
+
+    load_ms: float
+    first_ms: float
+    warmup_mean_ms: float
+    mean_ms: float
+    runs: int | None = optional()
+    min_ms: float | None = optional()
+    max_ms: float | None = optional()
+    std_ms: float | None = optional()
+    p50_ms: float | None = optional()
+    memory_init_mb: float | None = optional()
+    memory_overall_mb: float | None = optional()
+    delegate: str | None = optional()
+    fully_delegated: bool | None = optional()
+    delegate_kernels: int | None = optional()
 
 _NUMBER = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _PREFIX = r"^(?:INFO: |WARNING: |VERBOSE: )?"
@@ -37,31 +60,32 @@ def _fields(line: str) -> dict[str, float]:
     return {key: float(value) for key, value in re.findall(rf"(\w+)=({_NUMBER})", line)}
 
 
-def parse_benchmark_model_output(text: str) -> dict[str, Any]:
+def parse_benchmark_model_output(text: str) -> BenchmarkModelRun:
     """benchmark_model's console output → latency (ms), memory (MB) and delegation facts."""
     timings = _TIMINGS.search(text)
     if not timings:
         raise DeviceError("benchmark_model printed no 'Inference timings' line (did it fail on the device?)")
     init, first, warmup, average = (float(v) / 1000.0 for v in timings.groups())
-    result: dict[str, Any] = {"load_ms": init, "first_ms": first, "warmup_mean_ms": warmup, "mean_ms": average}
+    result = BenchmarkModelRun(load_ms=init, first_ms=first, warmup_mean_ms=warmup, mean_ms=average)
     runs = [_fields(m.group(1)) for m in _STATS.finditer(text[: timings.start()])]
     runs = [r for r in runs if r.get("count", 0) > 1]
     if runs:  # the last full count= line before the timings is the measured runs (the first is the warm-up)
         stats = runs[-1]
-        result.update(runs=int(stats["count"]))
-        for key, name in (("min", "min_ms"), ("max", "max_ms"), ("std", "std_ms"), ("median", "p50_ms")):
-            if key in stats:
-                result[name] = stats[key] / 1000.0
+
+        def ms(key: str) -> float | None:
+            return stats[key] / 1000.0 if key in stats else None
+
+        result = replace(result, runs=int(stats["count"]), min_ms=ms("min"), max_ms=ms("max"), std_ms=ms("std"),
+                         p50_ms=ms("median"))
     memory = _MEMORY.search(text)
     if memory:
-        result.update(memory_init_mb=float(memory.group(1)), memory_overall_mb=float(memory.group(2)))
+        result = replace(result, memory_init_mb=float(memory.group(1)), memory_overall_mb=float(memory.group(2)))
     applied = _APPLIED.search(text)
     if applied:
-        result.update(delegate=applied.group(1), fully_delegated=applied.group(2) == "completely")
-        if applied.group(3):
-            result["delegate_kernels"] = int(applied.group(3))
+        result = replace(result, delegate=applied.group(1), fully_delegated=applied.group(2) == "completely",
+                         delegate_kernels=int(applied.group(3)) if applied.group(3) else None)
     elif _XNNPACK_DEFAULT.search(text):
-        result.update(delegate="XNNPACK")
+        result = replace(result, delegate="XNNPACK")
     return result
 
 
@@ -93,13 +117,13 @@ class AdbExecutor:
     def __exit__(self, *exc: Any) -> None:
         self._adb("shell", "rm", "-rf", self.remote_dir)
 
-    def run(self, measure: MeasureConfig, tag: str) -> dict[str, Any]:
+    def run(self, measure: MeasureConfig, tag: str) -> Measurement:
         manifest = read_manifest(measure.artifact)
         declared = target(manifest.target)
         if not declared.runtime.adb_binary:  # the runtime declares the phone binary that runs its files
             phone = [t.name for t in TARGETS.values() if t.runtime.adb_binary]
-            return {"status": "unsupported", "error": f"adb runs {' or '.join(phone)} artifacts only, not "
-                                                      f"{manifest.target}"}
+            return Measurement.failed("unsupported", f"adb runs {' or '.join(phone)} artifacts only, not "
+                                                     f"{manifest.target}")
         remote = f"{self.remote_dir}/{tag}{declared.suffix}"
         pushed = self._adb("push", str(Path(measure.artifact) / manifest.model_file), remote)
         if pushed.returncode != 0:
@@ -108,5 +132,6 @@ class AdbExecutor:
                            f"--num_threads={measure.threads or 1}", f"--warmup_runs={measure.warmup}",
                            f"--num_runs={measure.runs}", "--use_xnnpack=true")
         parsed = parse_benchmark_model_output(output.stdout + output.stderr)
-        return {"status": "ok", "runtime": "benchmark_model", "threads": measure.threads, **parsed,
-                "accuracy_note": "accuracy is not measured over adb"}
+        # its timings go to the measurement's fields, the rest (warm-up, max, memory, delegate) is kept beside them
+        return from_json(Measurement, {"status": "ok", "runtime": "benchmark_model", "threads": measure.threads,
+                                       **as_json(parsed), "accuracy_note": "accuracy is not measured over adb"})

@@ -26,6 +26,7 @@ from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.outputs import append_whole, make_folder, write_atomically
 from vit_edge.core.pareto import pareto_front as front_of
 from vit_edge.core.recognise import BENCH_MARK
+from vit_edge.core.summaries import NpuEstimate
 from vit_edge.core.targets import PYTORCH
 from vit_edge.core.version import __version__
 
@@ -91,12 +92,12 @@ def _row_number(record: BenchRecord, rows: _Rows) -> str:
 
 
 def _delegation(record: BenchRecord, rows: _Rows) -> str:
-    session = record.session
-    if "fully_delegated" not in session:
+    delegated = record.session.delegation if record.session else None
+    if delegated is None:
         return "-"
-    if session["fully_delegated"]:
+    if delegated.fully_delegated:
         return "all"
-    left = ", ".join(session.get("undelegated_ops", [])) or "ops not named"
+    left = ", ".join(delegated.undelegated_ops) or "ops not named"
     return f"part [{rows.note(f'{record.artifact_id}: the delegate left {left} to the CPU')}]"
 
 
@@ -108,6 +109,11 @@ def _status(record: BenchRecord, rows: _Rows) -> str:
 
 def _per_p50(record: BenchRecord, rows: _Rows) -> str:
     return _num(record.batch * 1000.0 / record.p50_ms, 1) if record.p50_ms else "-"
+
+
+def _ran_as(record: BenchRecord) -> str | None:
+    """The precision the runtime says it computed in, where it said."""
+    return record.session.precision if record.session else None
 
 
 def _any(get: Callable[[BenchRecord], Any]) -> Callable[[list[BenchRecord]], bool]:
@@ -123,10 +129,10 @@ _COLUMNS: list[_Column] = [
     _Column("prec", "precision the artifact was exported or quantized in", lambda r, _: r.precision or "-"),
     _Column("ran as", "precision the runtime says it computed in (OpenVINO's inference precision: f32 unless "
             "--precision-hint default; LiteRT/ExecuTorch: the matmuls' precision)",
-            lambda r, _: str(r.session.get("precision", r.precision or "-")),
-            _any(lambda r: r.session.get("precision"))),
+            lambda r, _: str(_ran_as(r) or r.precision or "-"), _any(_ran_as)),
     _Column("delegate", "LiteRT/ExecuTorch: 'all' when the delegate (XNNPACK) took the whole graph, 'part' when it "
-            "left ops to the CPU (the note names them)", _delegation, _any(lambda r: r.session.get("fully_delegated"))),
+            "left ops to the CPU (the note names them)", _delegation,
+            _any(lambda r: r.session.delegation if r.session else None)),
     _Column("thr", "threads the runtime was given", lambda r, _: str(r.threads or "-")),
     _Column("batch", "images per inference", lambda r, _: str(r.batch)),
     _Column("p50 ms", "median time of one inference (one batch) over the timed runs", lambda r, _: _num(r.p50_ms)),
@@ -156,9 +162,9 @@ def device_label(record: BenchRecord) -> str:
     """Where the row ran, as the device itself reported it (machine and CPU), else the address asked for."""
     found = record.device_fingerprint
     where = record.device_name or record.device or "local"
-    if not found:
+    if found is None:
         return where
-    return f"{where} ({found.get('machine', '?')}, {found.get('cpu') or '?'})"
+    return f"{where} ({found.machine or '?'}, {found.cpu or '?'})"
 
 
 def _device_key(record: BenchRecord) -> str:
@@ -184,12 +190,12 @@ def _device_caption(group: list[BenchRecord]) -> str:
     found = next((r for r in group if r.device_fingerprint), group[0])
     facts = found.device_fingerprint
     parts = [device_label(found)]
-    if facts.get("cores"):
-        parts.append(f"{facts['cores']} cores")
-    if facts.get("python"):
-        parts.append(f"Python {facts['python']}")
-    versions = dict.fromkeys(f"{r.session['runtime']} {r.session.get('version') or '?'}"
-                             for r in group if r.session.get("runtime"))
+    if facts is not None and facts.cores:
+        parts.append(f"{facts.cores} cores")
+    if facts is not None and facts.python:
+        parts.append(f"Python {facts.python}")
+    versions = dict.fromkeys(f"{r.session.runtime} {r.session.version or '?'}"
+                             for r in group if r.session and r.session.runtime)
     if versions:
         parts.append(", ".join(versions))
     return " · ".join(parts)
@@ -267,10 +273,10 @@ def _data_notes(records: list[BenchRecord]) -> str:
 def _data_note_lines(records: list[BenchRecord]) -> list[str]:
     notes: list[str] = []
     for record in records:
-        labels = record.extra.get("eval_labels")
+        labels = record.eval_labels
         if labels is None or record.eval_images is None:
             continue
-        skipped = record.extra.get("eval_skipped") or 0
+        skipped = record.eval_skipped or 0
         note = (f"{record.artifact_id}: {record.eval_images} images, labels {labels}"
                 + (f"; {skipped} unreadable files skipped" if skipped else ""))
         if note not in notes:
@@ -297,8 +303,8 @@ def _run_lines(rows: _Rows) -> list[str]:
     """The header: when, with which vit-edge, from which machine, how many rows measured, against what."""
     records = rows.records
     failed = sum(not r.ok for r in records)
-    host = next((r.host for r in records if r.host), {})
-    controller = (f" · run from {host.get('hostname') or '?'} (Python {host.get('python') or '?'})" if host else "")
+    host = next((r.host for r in records if r.host), None)
+    controller = f" · run from {host.hostname or '?'} (Python {host.python or '?'})" if host else ""
     return [f"Run {_dates(records)} · vit-edge {__version__}{controller} · {len(records)} configurations, "
             f"{len(records) - failed} measured" + (f", {failed} failed (status column)" if failed else ""),
             f"Baseline: {rows.baseline}"]
@@ -314,17 +320,17 @@ def _warnings(records: list[BenchRecord]) -> list[str]:
     return list(warnings_for(records))
 
 
-def npu_estimate_lines(estimate: dict[str, Any]) -> list[str]:
+def npu_estimate_lines(estimate: NpuEstimate) -> list[str]:
     """Vela's estimate in words, labelled as Vela's (shared by bench.md and `vit-edge info`)."""
-    cpu = ", ".join(f"{op} {count}" for op, count in estimate.get("cpu_op_types", {}).items()) or "none"
-    return [f"Vela's estimate (not a measurement) for {estimate['accelerator']} ({estimate['system_config']}, "
-            f"{estimate['memory_mode']}, {estimate['clock_mhz']:g} MHz): {estimate['inference_ms']:.3f} ms per "
-            f"inference; {estimate['npu_ops']} operators on the NPU, {estimate['cpu_ops']} on the CPU "
-            f"({100 * estimate['npu_share']:.1f} % on the NPU); SRAM {estimate['sram_traffic_mb']:.2f} MB and DRAM "
-            f"{estimate['dram_traffic_mb']:.2f} MB of traffic per inference",
+    cpu = ", ".join(f"{op} {count}" for op, count in estimate.cpu_op_types.items()) or "none"
+    return [f"Vela's estimate (not a measurement) for {estimate.accelerator} ({estimate.system_config}, "
+            f"{estimate.memory_mode}, {estimate.clock_mhz:g} MHz): {estimate.inference_ms:.3f} ms per "
+            f"inference; {estimate.npu_ops} operators on the NPU, {estimate.cpu_ops} on the CPU "
+            f"({100 * estimate.npu_share:.1f} % on the NPU); SRAM {estimate.sram_traffic_mb:.2f} MB and DRAM "
+            f"{estimate.dram_traffic_mb:.2f} MB of traffic per inference",
             f"falls back to the CPU: {cpu}",
-            *_activation_lines(estimate.get("ops_by_activation")),
-            f"reproduce: {estimate['command']} ({estimate['tool']})"]
+            *_activation_lines(estimate.ops_by_activation),
+            f"reproduce: {estimate.command} ({estimate.tool})"]
 
 
 def _activation_lines(grouped: dict[str, dict[str, int]] | None) -> list[str]:
@@ -354,15 +360,15 @@ def profile_markdown(records: list[BenchRecord]) -> str:
     parts = []
     for record in records:
         profile = record.profile
-        if not profile:
+        if profile is None:
             continue
-        matmuls = profile["matmuls"]
+        matmuls = profile.matmuls
         parts.append(f"\n### {device_label(record)} · {record.artifact_id} · {record.runtime}\n\n"
-                     f"matmuls: {matmuls['int8']} INT8, {matmuls['float']} float "
-                     f"({100 * matmuls['int8_ms_share']:.0f} % of the time in INT8 matmuls)\n\n"
+                     f"matmuls: {matmuls.int8} INT8, {matmuls.floating} float "
+                     f"({100 * matmuls.int8_ms_share:.0f} % of the time in INT8 matmuls)\n\n"
                      "| op | type | precision | ms | share |\n|---|---|---|---|---|\n")
-        parts.extend(f"| {op['name']} | {op['type']} | {op['precision']} | {op['ms']:.3f} | "
-                     f"{100 * op['share']:.1f} % |\n" for op in profile["top_ops"])
+        parts.extend(f"| {op.name} | {op.type} | {op.precision} | {op.ms:.3f} | "
+                     f"{100 * (op.share or 0.0):.1f} % |\n" for op in profile.top_ops)
     return "".join(parts)
 
 
@@ -478,14 +484,15 @@ def _front(points: list[_Point]) -> list[_Point]:
     return front_of(points, cost=lambda p: p.latency, score=lambda p: p.accuracy)
 
 
-def _colours(runtimes: list[str]) -> dict[str, Any]:
+def _colours(runtimes: list[str]) -> dict[str, tuple[float, float, float, float]]:
     from matplotlib import colormaps
 
     palette = colormaps["tab10"]
     return {runtime: palette(index % 10) for index, runtime in enumerate(runtimes)}
 
 
-def _panel(ax: Axes, caption: str, points: list[_Point], colours: dict[str, Any], y_range: tuple[float, float]) -> None:
+def _panel(ax: Axes, caption: str, points: list[_Point], colours: dict[str, tuple[float, float, float, float]],
+           y_range: tuple[float, float]) -> None:
     """One device: its points, its own Pareto front, axes that hold every point with room for the labels."""
     for point in points:
         ax.scatter(point.latency, point.accuracy, s=_POINT_SIZE, c=[colours[point.record.runtime or "?"]],

@@ -25,9 +25,8 @@ def _accuracy(records: list[BenchRecord]) -> Iterator[str | None]:
     for record in records:
         if record.ok and record.top1 is not None and record.artifact not in seen:
             seen.add(record.artifact)
-            classes = record.extra.get("labelled_classes") or record.extra.get("classes")
-            yield sanity.accuracy_warning(record.artifact_id or record.artifact, record.top1, classes,
-                                          record.extra.get("top_class_share"))
+            yield sanity.accuracy_warning(record.artifact_id or record.artifact, record.top1,
+                                          record.labelled_classes or record.classes, record.top_class_share)
 
 
 def _int8_against_fp32(records: list[BenchRecord]) -> Iterator[str | None]:
@@ -45,7 +44,8 @@ def warnings_for(records: list[BenchRecord]) -> list[str]:
     found: list[str | None] = [*_accuracy(records), *_int8_against_fp32(records)]
     for record in records:
         if record.ok:
-            cores = record.device_fingerprint.get("cores") or record.host.get("cores")
+            cores = (record.device_fingerprint.cores if record.device_fingerprint else None) or (
+                record.host.cores if record.host else None)
             found.append(sanity.threads_warning(_name(record), record.threads, cores))
             found.append(sanity.timing_warning(_name(record), record.p50_ms, record.p90_ms))
     return list(dict.fromkeys(line for line in found if line))

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vit_edge.benchmarking.devices import LocalDevice, SshDevice, parse_device
-from vit_edge.benchmarking.record import BenchRecord
+from vit_edge.benchmarking.record import BenchRecord, HostFacts
 from vit_edge.benchmarking.runner_process import progress_args, run_measuring
 from vit_edge.core.depth_metrics import depth_scores, depth_verdict
 from vit_edge.core.errors import ArtifactError, ConfigError, DiskFullError, VitEdgeError
@@ -28,12 +28,13 @@ from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.output_kinds import Measure
 from vit_edge.core.outputs import replace_file, reserved_array, save_array, scratch_folder, write_atomically
 from vit_edge.core.progress import Tracker, tracking
+from vit_edge.core.records import as_json, flat, from_json, optional
 from vit_edge.core.targets import PYTORCH
 from vit_edge.data.sources import DataOptions, ImageSource
-from vit_edge.runtime.measure import MeasureConfig, RunSettings, config_to_json
+from vit_edge.runtime.measure import MeasureConfig, Measurement, RunSettings, config_to_json
 from vit_edge.runtime.runner import RESULT_PREFIX
 
-__all__ = ["BenchConfig", "check_some_artifact", "bench", "host_fingerprint", "failed_records"]
+__all__ = ["BenchConfig", "check_some_artifact", "bench", "host_fingerprint", "failed_records", "Agreement"]
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def check_some_artifact(paths: list[str]) -> None:
         raise ArtifactError(f"{exc}{others}") from None
 
 
-def host_fingerprint() -> dict[str, Any]:
+def host_fingerprint() -> HostFacts:
     cpu = platform.processor()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -88,16 +89,21 @@ def host_fingerprint() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"hostname": platform.node(), "machine": platform.machine(), "system": platform.system(),
-            "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    return HostFacts(hostname=platform.node(), machine=platform.machine(), system=platform.system(), cpu=cpu,
+                     cores=os.cpu_count(), python=platform.python_version())
 
 
-def _parse_result(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+def _parse_result(proc: subprocess.CompletedProcess[str]) -> Measurement:
+    """The measuring process's RESULT line, read into its record; a process that printed none crashed."""
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):])
+            try:
+                return from_json(Measurement, json.loads(line[len(RESULT_PREFIX):]))
+            except (TypeError, ValueError) as exc:
+                return Measurement.failed("crashed", f"the measuring process answered what this vit-edge cannot "
+                                                     f"read ({exc}): is the board's vit-edge another version?")
     last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-    return {"status": "crashed", "error": last}
+    return Measurement.failed("crashed", last)
 
 
 class _LocalExecutor:
@@ -110,14 +116,14 @@ class _LocalExecutor:
     def __exit__(self, *exc: Any) -> None:
         return None
 
-    def run(self, measure: MeasureConfig, tag: str) -> dict[str, Any]:
+    def run(self, measure: MeasureConfig, tag: str) -> Measurement:
         config_file = self.workdir / f"{tag}.json"
         write_atomically(config_file, json.dumps(config_to_json(measure)))
         try:
             proc = run_measuring([sys.executable, "-m", "vit_edge.runtime.runner", str(config_file), *progress_args()],
                                  self.cfg.timeout_s, env={**os.environ, "PYTHONPATH": _package_parent()})
         except subprocess.TimeoutExpired:
-            return {"status": "timeout", "error": f"no result within {self.cfg.timeout_s:.0f} s"}
+            return Measurement.failed("timeout", f"no result within {self.cfg.timeout_s:.0f} s")
         return _parse_result(proc)
 
 
@@ -156,14 +162,14 @@ class _SshExecutor:
             self.copied[local] = self.remote.put(Path(local), f"f{len(self.copied)}-{Path(local).name}")
         return self.copied[local]
 
-    def run(self, measure: MeasureConfig, tag: str) -> dict[str, Any]:
+    def run(self, measure: MeasureConfig, tag: str) -> Measurement:
         remote_logits = f"{self.remote.remote_dir}/{tag}.npy" if measure.logits_out else None
         remote_cfg = replace(measure, artifact=self._remote_path(measure.artifact) or "",
                              data_images=self._remote_path(measure.data_images),
                              data_labels=self._remote_path(measure.data_labels), logits_out=remote_logits)
         proc = self.remote.run_runner(self.remote_zip, config_to_json(remote_cfg))
         result = _parse_result(proc)
-        if result.get("status") == "ok" and remote_logits and measure.logits_out:
+        if result.ok and remote_logits and measure.logits_out:
             self.remote.get(remote_logits, Path(measure.logits_out))
         return result
 
@@ -189,8 +195,10 @@ class EvalData:
     labels_from: str
     skipped: int
 
-    def report(self) -> dict[str, Any]:
-        return {"eval_labels": self.labels_from or "none (agreement only)", "eval_skipped": self.skipped}
+    def scored(self, result: Measurement) -> Measurement:
+        """`result` of the configuration that scored these images, with how they were labelled and how many
+        files could not be read."""
+        return replace(result, eval_labels=self.labels_from or "none (agreement only)", eval_skipped=self.skipped)
 
     @property
     def count(self) -> int:
@@ -297,46 +305,68 @@ def _truncate_npy(path: Path, count: int, shape: tuple[int, ...]) -> None:
 
 
 def _record(path: str, manifest: Manifest | None, cfg: BenchConfig, threads: int, batch: int,
-            result: dict[str, Any]) -> BenchRecord:
-    base: dict[str, Any] = {
-        "artifact": path, "artifact_id": Path(path).name, "device": cfg.device, "threads": threads, "batch": batch,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "host": host_fingerprint(),
-    }
+            result: Measurement) -> BenchRecord:
+    record = BenchRecord(artifact=path, device=cfg.device, threads=threads, batch=batch, artifact_id=Path(path).name,
+                         created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                         host=host_fingerprint())
     if manifest is not None:
-        base.update(target=manifest.target, precision=manifest.precision.value,
-                    size_mb=manifest.size_bytes(Path(path)) / 1e6, source=manifest.model_ref.ident,
-                    npu_estimate=manifest.npu_estimate)
-    return BenchRecord.from_result(base, result)
+        record.target, record.precision = manifest.target, manifest.precision.value
+        record.size_mb, record.source = manifest.size_bytes(Path(path)) / 1e6, manifest.model_ref.ident
+        record.npu_estimate = manifest.npu_estimate
+    record.update(as_json(result))
+    return record
 
 
 def failed_records(artifacts: list[str], cfg: BenchConfig, exc: Exception) -> list[BenchRecord]:
     """One status row per configuration that could not be measured because of `exc` (a device that failed)."""
-    return [_record(path, None, cfg, threads, batch, {"status": type(exc).__name__, "error": str(exc)})
+    return [_record(path, None, cfg, threads, batch, Measurement.failed(type(exc).__name__, str(exc)))
             for path in artifacts for threads in cfg.threads for batch in cfg.batches]
 
 
-def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DepthAgreement:
+    """A depth map's own measures against the reference's (core/depth_metrics.py), as bench rows name them."""
+
+    depth_abs_rel: float | None
+    depth_delta1: float | None
+    depth_sqnr_db: float
+    depth_valid_share: float
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """An artifact's outputs against the reference's on the same images: top-1 agreement (None where the output
+    has no classes), mean cosine, a depth map's measures, and 'mismatch' beyond the precision's tolerance."""
+
+    agreement_top1: float | None = None
+    agreement_cosine: float | None = None
+    depth: DepthAgreement | None = flat(None)
+    status: str | None = optional()
+    error: str | None = optional()
+
+
+def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) -> Agreement:
     """Agreement with the reference, held to the tolerance of the artifact's precision (fp32 < fp16 < int8):
     outside it the row's status becomes 'mismatch'."""
     from vit_edge.core.parity import agreement_words, judge  # numpy only
 
     if logits.shape != reference.shape:
-        return {"status": "mismatch", "error": f"output shape {logits.shape[1:]} differs from the reference's "
-                                               f"{reference.shape[1:]}"}
+        return Agreement(status="mismatch", error=f"output shape {logits.shape[1:]} differs from the reference's "
+                                                  f"{reference.shape[1:]}")
     verdict = judge(reference, logits, manifest.precision, manifest.output)
-    agreement = verdict["top1_agreement"]  # None where the output has no classes (tokens, embeddings)
-    found: dict[str, Any] = {"agreement_top1": None if agreement is None else 100 * agreement,
-                             "agreement_cosine": verdict["mean_cosine"]}
-    if not verdict["passed"]:
-        found.update(status="mismatch", error=(
+    agreement = verdict.top1_agreement  # None where the output has no classes (tokens, embeddings)
+    found = Agreement(agreement_top1=None if agreement is None else 100 * agreement,
+                      agreement_cosine=verdict.mean_cosine)
+    if not verdict.passed:
+        return replace(found, status="mismatch", error=(
             f"disagrees with the reference beyond {manifest.precision.value} tolerance: min cosine "
-            f"{verdict['min_cosine']:.5f} (need ≥ {verdict['tolerance_min_cosine']}){agreement_words(verdict)}"))
-    elif manifest.output.supports(Measure.ABS_REL):  # a depth map: its own measures, held to AbsRel ≤ 2 %
+            f"{verdict.min_cosine:.5f} (need ≥ {verdict.tolerance_min_cosine}){agreement_words(verdict)}"))
+    if manifest.output.supports(Measure.ABS_REL):  # a depth map: its own measures, held to AbsRel ≤ 2 %
         scores = depth_scores(logits, reference)
-        found.update({f"depth_{key}": value for key, value in scores.to_json().items()})
+        found = replace(found, depth=DepthAgreement(scores.abs_rel, scores.delta1, scores.sqnr_db, scores.valid_share))
         failure = depth_verdict(scores)
         if failure is not None:
-            found.update(status="mismatch", error=f"depth {failure}")
+            return replace(found, status="mismatch", error=f"depth {failure}")
     return found
 
 
@@ -356,8 +386,8 @@ def _reference_logits(cfg: BenchConfig, executor: Any, files: EvalFiles, workdir
     measure = MeasureConfig(artifact=cfg.reference, warmup=0, runs=1, min_seconds=0.0, accelerator=cfg.accelerator,
                             precision_hint=cfg.precision_hint, data_images=str(data.images), logits_out=str(out))
     result = executor.run(measure, "reference")
-    if result.get("status") != "ok":
-        raise VitEdgeError(f"reference {cfg.reference} failed: {result.get('error')}")
+    if not result.ok:
+        raise VitEdgeError(f"reference {cfg.reference} failed: {result.error}")
     return np.load(out)
 
 
@@ -381,7 +411,7 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
     except VitEdgeError as exc:
         configs.advance(len(cfg.threads) * len(cfg.batches))
         progress(f"[{configs.done}/{configs.total}] {path}: {exc}")
-        return [_record(path, None, cfg, t, b, {"status": type(exc).__name__, "error": str(exc)})
+        return [_record(path, None, cfg, t, b, Measurement.failed(type(exc).__name__, str(exc)))
                 for t in cfg.threads for b in cfg.batches]
     records: list[BenchRecord] = []
     logits_file = workdir / f"logits-{abs(hash(path))}.npy"
@@ -390,8 +420,8 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
             number = configs.done + 1
             first = not records
             with_data = first and data is not None
-            measure = MeasureConfig(
-                artifact=path, threads=threads, batch=batch, **{**cfg.run_settings(), "profile": cfg.profile and first},
+            measure = MeasureConfig.of(
+                cfg, artifact=path, threads=threads, batch=batch, profile=cfg.profile and first,
                 data_images=str(data.images) if with_data and data else None,
                 data_labels=str(data.labels) if with_data and data and data.labels else None,
                 logits_out=str(logits_file) if with_data else None, check_numerics=first,
@@ -401,12 +431,12 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
             try:
                 result = executor.run(measure, f"run{number}")
             except VitEdgeError as exc:
-                result = {"status": type(exc).__name__, "error": str(exc)}
+                result = Measurement.failed(type(exc).__name__, str(exc))
             configs.advance()
-            if result.get("status") != "ok":
-                progress(f"    {result.get('status')}: {result.get('error')}")
+            if not result.ok:
+                progress(f"    {result.status}: {result.error}")
             if with_data and data is not None:
-                result = {**result, **data.report()}
+                result = data.scored(result)
             records.append(_record(path, manifest, cfg, threads, batch, result))
     if data is not None and logits_file.is_file():
         _add_agreement(records, cfg, executor, files, workdir, manifest, path, logits_file, progress)
@@ -420,14 +450,15 @@ def _add_agreement(records: list[BenchRecord], cfg: BenchConfig, executor: Any, 
     except VitEdgeError as exc:
         progress(f"    agreement not measured: {exc}")
         for record in records:
-            record.update({"status": "reference failed", "error": f"agreement not measured: {exc}"})
+            record.status, record.error = "reference failed", f"agreement not measured: {exc}"
         return
     if reference is None:
         return
     agreement = _agreement(np.load(logits_file), reference, manifest)
     for record in records:
-        if record.ok or "status" not in agreement:
-            record.update({**agreement, "reference": cfg.reference})
+        if record.ok or agreement.status is None:
+            record.update(as_json(agreement))
+            record.reference = cfg.reference
 
 
 def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None,
@@ -466,8 +497,8 @@ def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None
                 except Exception as exc:  # noqa: BLE001 - one artifact's failure is its status row, the sweep goes on
                     configs.reach(before + len(cfg.threads) * len(cfg.batches))
                     progress(f"{path}: {type(exc).__name__}: {exc}")
-                    found = [_record(path, None, cfg, t, b, {"status": f"crashed: {type(exc).__name__}",
-                                                             "error": str(exc)})
+                    found = [_record(path, None, cfg, t, b, Measurement.failed(f"crashed: {type(exc).__name__}",
+                                                                                str(exc)))
                              for t in cfg.threads for b in cfg.batches]
                 records.extend(found)
                 on_records(found)

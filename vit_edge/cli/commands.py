@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from vit_edge.cli import printing
 from vit_edge.core.progress import write
+
+if TYPE_CHECKING:
+    from vit_edge.core.summaries import QuantSummary
 
 __all__ = ["COMMANDS"]
 
@@ -25,13 +28,15 @@ def _warn(lines: list[str]) -> None:
         print(f"vit-edge: warning: {line}", file=sys.stderr)
 
 
-def _quantize_warnings(quantization: dict[str, Any]) -> list[str]:
+def _quantize_warnings(quantization: QuantSummary | None) -> list[str]:
     """A labelled evaluation whose FP32 top-1 is at chance: the INT8 numbers beside it mean nothing either."""
     from vit_edge.core.sanity import accuracy_warning
 
-    accuracy = quantization.get("accuracy", {})
-    found = accuracy_warning("FP32 on the --eval images", accuracy.get("fp32_top1"),
-                             accuracy.get("labelled_classes"), accuracy.get("fp32_top_class_share"))
+    if quantization is None:
+        return []
+    accuracy = quantization.accuracy
+    found = accuracy_warning("FP32 on the --eval images", accuracy.fp32_top1, accuracy.labelled_classes,
+                             accuracy.fp32_top_class_share)
     return [found] if found else []
 
 
@@ -81,7 +86,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     if artifact is None:  # a torchrun rank other than 0: rank 0 writes and reports
         return 0
     print(printing.quantize_line(artifact.path, artifact.manifest))
-    _warn(_quantize_warnings(artifact.manifest.quantization or {}))
+    _warn(_quantize_warnings(artifact.manifest.quantization))
     npu = printing.npu_line(artifact.manifest)
     if npu:
         print(npu)
@@ -167,9 +172,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from vit_edge.tuning import TuneConfig, tune
 
-    document = tune(args.model, _fields(args, TuneConfig, data_options=_data_options(args)), args.out,
-                    weights=args.weights, random_init=args.random_init, force=args.force, log=_log)
-    for line in printing.tune_table(document, args.out, args.max_drop):
+    result = tune(args.model, _fields(args, TuneConfig, data_options=_data_options(args)), args.out,
+                  weights=args.weights, random_init=args.random_init, force=args.force, log=_log)
+    for line in printing.tune_table(result, args.out, args.max_drop):
         print(line)
     return 0
 

@@ -2,21 +2,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from vit_edge.core.identity import ModelFacts
 from vit_edge.core.manifest import Manifest
-from vit_edge.core.parity import agreement_words
+from vit_edge.core.parity import ParityCheck, agreement_words
+from vit_edge.core.summaries import Accuracy, NpuEstimate, QuantSummary
+
+if TYPE_CHECKING:
+    from vit_edge.tuning.results import TuneResult
 
 __all__ = ["print_delegation", "info_rows", "export_line", "quantize_line", "tune_table"]
 
 
-def print_delegation(parity: dict[str, Any] | None) -> None:
+def print_delegation(parity: ParityCheck | None) -> None:
     """Where a delegate (XNNPACK) did not take the whole graph, name the ops that run outside it."""
-    session = (parity or {}).get("runtime") or {}
-    if session.get("fully_delegated") is False:
-        ops = ", ".join(session.get("undelegated_ops", [])) or "?"
-        print(f"  not all in {session.get('delegate', 'the delegate')}: {ops} run on the runtime's own kernels")
+    delegated = parity.runtime.delegation if parity is not None and parity.runtime is not None else None
+    if delegated is not None and not delegated.fully_delegated:
+        ops = ", ".join(delegated.undelegated_ops) or "?"
+        print(f"  not all in {delegated.delegate}: {ops} run on the runtime's own kernels")
 
 
 def _family_line(facts: ModelFacts) -> str:
@@ -27,10 +31,12 @@ def _family_line(facts: ModelFacts) -> str:
     return line
 
 
-def _sqnr_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
+def _sqnr_rows(q: QuantSummary | None) -> list[tuple[str, str]]:
     """Per-matmul SQNR (dB), a block per line, and why any matmul stayed float."""
+    if q is None:
+        return []
     by_block: dict[str, list[str]] = {}
-    for name, value in q.get("sqnr_db", {}).items():
+    for name, value in q.sqnr_db.items():
         if name.startswith("blocks."):
             block, _, leaf = name[len("blocks."):].partition(".")
             group = f"block {block}"
@@ -41,108 +47,111 @@ def _sqnr_rows(q: dict[str, Any]) -> list[tuple[str, str]]:
         by_block.setdefault(group, []).append(f"{leaf.rpartition('.')[2]} {value:.1f}")
     rows = [("SQNR dB" if i == 0 else "", f"{block}: {', '.join(items)}")
             for i, (block, items) in enumerate(by_block.items())]
-    for kept in q.get("accuracy", {}).get("kept_float_for_budget", []):
-        rows.append(("kept float", f"{kept['matmul']} (SQNR {kept['sqnr_db']:.1f} dB, the lowest, while the drop "
-                                   f"was {kept['drop_before_pt']:.2f} pt)"))
+    for kept in q.accuracy.kept_float_for_budget or ():
+        rows.append(("kept float", f"{kept.matmul} (SQNR {kept.sqnr_db:.1f} dB, the lowest, while the drop "
+                                   f"was {kept.drop_before_pt:.2f} pt)"))
     return rows
 
 
-def _matmul_counts(q: dict[str, Any], int8_words: str = "matmuls INT8") -> str:
+def _matmul_counts(q: QuantSummary, int8_words: str = "matmuls INT8") -> str:
     """'24 matmuls INT8, 2 float', naming those with INT16 activations (A16W8) when there are any."""
-    int16 = len(q.get("int16_activations", []))
+    int16 = len(q.int16_activations)
     widths = f" ({int16} of them A16W8: INT16 activations)" if int16 else ""
-    return f"{len(q.get('int8_matmuls', []))} {int8_words}{widths}, {len(q.get('kept_float', []))} float"
+    return f"{len(q.int8_matmuls)} {int8_words}{widths}, {len(q.kept_float)} float"
 
 
-def _quantization_line(q: dict[str, Any]) -> str:
-    calibration = q.get("calibration", {})
-    method = q.get("recipe", {}).get("calibration", "?")
-    line = (f"{q.get('method', '?')}: {_matmul_counts(q, 'INT8 matmuls')}; {method} calibration "
-            f"on {calibration.get('images', '?')} images of {calibration.get('source', '?')}")
-    moved = q.get("accuracy", {}).get("int16_for_budget", [])
+def _quantization_line(q: QuantSummary) -> str:
+    from vit_edge.quantization.recipe import Recipe  # no torch: the recipe is a plain record
+
+    calibration, accuracy = q.calibration, q.accuracy
+    line = (f"{q.method}: {_matmul_counts(q, 'INT8 matmuls')}; {Recipe.from_json(q.recipe).calibration} calibration "
+            f"on {calibration.images if calibration else '?'} images of {calibration.source if calibration else '?'}")
+    moved = accuracy.int16_for_budget or ()
     if moved:
-        line += f"; the budget gave {len(moved)} op(s) INT16 activations ({', '.join(m['matmul'] for m in moved)})"
-    qat = q.get("qat")
-    if qat:
-        best = qat.get("best") or {}
-        line += (f"; QAT {len(qat.get('history', []))} epoch(s) on {qat.get('train_data')}, best epoch "
-                 f"{best.get('epoch', '?')}")
-    accuracy = q.get("accuracy", {})
-    if "int8_top1" in accuracy:
-        line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"
-        if "int8_top1_measured_in" in accuracy:
-            line += (f" (INT8 as {accuracy['int8_top1_measured_in']} scored it; PyTorch's simulation "
-                     f"{accuracy['int8_top1_simulated']:.2f}%)")
-    elif "agreement_top1" in accuracy:
+        line += f"; the budget gave {len(moved)} op(s) INT16 activations ({', '.join(m.matmul for m in moved)})"
+    if q.qat is not None:
+        line += (f"; QAT {len(q.qat.history)} epoch(s) on {q.qat.train_data}, best epoch "
+                 f"{q.qat.best.epoch if q.qat.best else '?'}")
+    if accuracy.int8_top1 is not None:
+        line += f"; top-1 {accuracy.fp32_top1:.2f}% → {accuracy.int8_top1:.2f}%"
+        if accuracy.int8_top1_measured_in is not None:
+            line += (f" (INT8 as {accuracy.int8_top1_measured_in} scored it; PyTorch's simulation "
+                     f"{accuracy.int8_top1_simulated:.2f}%)")
+    elif accuracy.agreement_top1 is not None:
         line += f"; {_unlabelled_words(accuracy)}"
     return line
 
 
-def _parity_line(parity: dict[str, Any]) -> str:
-    if not parity:
+def _parity_line(parity: ParityCheck | None) -> str:
+    if parity is None:
         return "not checked"
-    agreement = agreement_words(parity)
-    return (f"{'passed' if parity.get('passed') else 'FAILED'}: min cosine {parity['min_cosine']:.7f}{agreement} on "
-            f"{parity['samples']} {parity.get('inputs')}")
+    return (f"{'passed' if parity.passed else 'FAILED'}: min cosine {parity.min_cosine:.7f}{agreement_words(parity)} "
+            f"on {parity.samples} {parity.inputs}")
 
 
 def export_line(path: Path, manifest: Manifest) -> str:
     """The artifact written and its parity, in one line."""
     parity = manifest.parity
-    check = (f"parity ok: min cosine {parity['min_cosine']:.7f}{agreement_words(parity)}, max abs diff "
-             f"{parity['max_abs_diff']:.2e}"
-             if parity else "parity not checked (--no-verify)")
+    check = (f"parity ok: min cosine {parity.min_cosine:.7f}{agreement_words(parity)}, max abs diff "
+             f"{parity.max_abs_diff:.2e}"
+             if parity is not None else "parity not checked (--no-verify)")
     return f"{path}  ({manifest.target} {manifest.precision.value}; {check})"
 
 
 def npu_line(manifest: Manifest) -> str | None:
     """After a quantize with --npu: where the operators went, in one line, labelled as Vela's estimate."""
     estimate = manifest.npu_estimate
-    if not estimate:
+    if estimate is None:
         return None
-    return (f"Vela's estimate for {estimate['accelerator']}: {estimate['npu_ops']} operators on the NPU, "
-            f"{estimate['cpu_ops']} on the CPU ({100 * estimate['npu_share']:.1f} %), {estimate['inference_ms']:.3f} "
+    return (f"Vela's estimate for {estimate.accelerator}: {estimate.npu_ops} operators on the NPU, "
+            f"{estimate.cpu_ops} on the CPU ({100 * estimate.npu_share:.1f} %), {estimate.inference_ms:.3f} "
             f"ms per inference (vit-edge info shows what falls back)")
 
 
 def quantize_line(path: Path, manifest: Manifest) -> str:
     """The INT8 artifact written: how many matmuls are INT8, and the accuracy before and after."""
-    q = manifest.quantization or {}
-    accuracy = q.get("accuracy", {})
+    q = manifest.quantization
+    if q is None:
+        return f"{path}  ({manifest.target} {manifest.precision.value})"
+    accuracy = q.accuracy
     line = _matmul_counts(q)
-    if q.get("float_ops"):  # a dense model: the neck's and head's convolutions stay float in this step
-        line += f", {len(q['float_ops'])} neck/head convolutions float"
-    if accuracy.get("budget_met_in_runtime") is False:
-        line += (f"; the budget of {q['recipe']['max_drop']} pt holds in PyTorch's simulation (drop "
-                 f"{accuracy['drop_simulated']:.2f} pt) but not as {accuracy['int8_top1_measured_in']} scores the file "
-                 f"(drop {accuracy['drop']:.2f} pt): lower --max-drop, or use more --eval images")
-    if "int8_top1" in accuracy:
-        line += f"; top-1 {accuracy['fp32_top1']:.2f}% → {accuracy['int8_top1']:.2f}%"
-        line += f"; agreement with fp32 {accuracy['agreement_top1']:.2f}%"
-    elif "agreement_top1" in accuracy:
+    if q.float_ops:  # a dense model: the neck's and head's convolutions stay float in this step
+        line += f", {len(q.float_ops)} neck/head convolutions float"
+    if accuracy.budget_met_in_runtime is False:
+        from vit_edge.quantization.recipe import Recipe
+
+        line += (f"; the budget of {Recipe.from_json(q.recipe).max_drop} pt holds in PyTorch's simulation (drop "
+                 f"{accuracy.drop_simulated:.2f} pt) but not as {accuracy.int8_top1_measured_in} scores the file "
+                 f"(drop {accuracy.drop:.2f} pt): lower --max-drop, or use more --eval images")
+    if accuracy.int8_top1 is not None:
+        line += f"; top-1 {accuracy.fp32_top1:.2f}% → {accuracy.int8_top1:.2f}%"
+        line += f"; agreement with fp32 {accuracy.agreement_top1:.2f}%"
+    elif accuracy.agreement_top1 is not None:
         line += f"; {_unlabelled_words(accuracy)}"
-    elif "abs_rel" in accuracy:
+    elif accuracy.depth is not None:
         line += f"; {_depth_words(accuracy)}"
-    elif "cosine" in accuracy:
-        line += f"; mean cosine with fp32 {accuracy['cosine']:.5f} (worst {accuracy['min_cosine']:.5f})"
+    elif accuracy.cosine is not None:
+        line += f"; mean cosine with fp32 {accuracy.cosine:.5f} (worst {accuracy.min_cosine:.5f})"
     return f"{path}  ({manifest.target} int8: {line})"
 
 
-def _depth_words(accuracy: dict[str, Any]) -> str:
+def _depth_words(accuracy: Accuracy) -> str:
     """A depth map's measures against fp32 (never a top-1), on the images they were measured on."""
-    def percent(key: str) -> str:
-        value = accuracy.get(key)
+    def percent(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.2f}%"
 
-    return (f"depth against fp32 on the {accuracy.get('images', '?')} calibration images: AbsRel "
-            f"{percent('abs_rel')}, δ<1.25 {percent('delta1')}, SQNR {accuracy['sqnr_db']:.1f} dB")
+    depth = accuracy.depth
+    if depth is None:
+        return "depth not measured"
+    return (f"depth against fp32 on the {accuracy.images or '?'} calibration images: AbsRel "
+            f"{percent(depth.abs_rel)}, δ<1.25 {percent(depth.delta1)}, SQNR {depth.sqnr_db:.1f} dB")
 
 
-def _unlabelled_words(accuracy: dict[str, Any]) -> str:
+def _unlabelled_words(accuracy: Accuracy) -> str:
     """Without --eval there are no labels: what was measured is disagreement with fp32 on the calibration images,
     never a top-1 drop."""
-    return (f"disagreement with fp32 on the {accuracy.get('images', '?')} calibration images "
-            f"{100.0 - accuracy['agreement_top1']:.2f} % (no --eval: top-1 not measured)")
+    return (f"disagreement with fp32 on the {accuracy.images or '?'} calibration images "
+            f"{100.0 - (accuracy.agreement_top1 or 0.0):.2f} % (no --eval: top-1 not measured)")
 
 
 def info_rows(manifest: Manifest, folder: Path) -> list[tuple[str, str]]:
@@ -160,7 +169,7 @@ def info_rows(manifest: Manifest, folder: Path) -> list[tuple[str, str]]:
         *([("quantized", _quantization_line(manifest.quantization))] if manifest.quantization else []),
         ("created", f"{manifest.created_at} with torch {manifest.tool_versions.get('torch', '?')}"),
     ]
-    return rows + _npu_rows(manifest.npu_estimate) + _sqnr_rows(manifest.quantization or {})
+    return rows + _npu_rows(manifest.npu_estimate) + _sqnr_rows(manifest.quantization)
 
 
 def _classes_line(manifest: Manifest) -> str | None:
@@ -174,24 +183,25 @@ def _classes_line(manifest: Manifest) -> str | None:
     if not names:
         return (f"{manifest.model_ref.num_classes} outputs, no class names (class folders need --class-names FILE; "
                 "given to export or quantize, the artifact keeps them)")
-    given = manifest.source.get("class_names_from")
+    given = manifest.source.class_names_from
     return names_summary(names) + (f" (from --class-names {given})" if given else " (the model's own)")
 
 
-def _npu_rows(estimate: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _npu_rows(estimate: NpuEstimate | None) -> list[tuple[str, str]]:
     from vit_edge.benchmarking.report import npu_estimate_lines
 
     return [("npu" if index == 0 else "", line) for index, line in enumerate(npu_estimate_lines(estimate))] \
         if estimate else []
 
 
-def tune_table(document: dict[str, Any], out: Path, max_drop: float) -> list[str]:
+def tune_table(result: TuneResult, out: Path, max_drop: float) -> list[str]:
     """`vit-edge tune`: the Pareto front as a markdown table, then the artifact it chose."""
     lines = ["| candidate | threads | hint | p50 ms | top-1 % | drop pt |", "|---|---|---|---|---|---|"]
-    for row in document["pareto_front"]:
-        lines.append(f"| {row['candidate']} | {row['threads']} | {row['hint']} | {row['p50_ms']:.2f} "
-                     f"| {row['top1']:.2f} | {row['drop']:.2f} |")
-    chosen = document["chosen"]
-    lines.append(f"{out / 'chosen'}  ({chosen['candidate']}, {chosen['threads']} threads, hint {chosen['hint']}: "
-                 f"{chosen['p50_ms']:.2f} ms, drop {chosen['drop']:.2f} pt ≤ {max_drop})")
+    for row in result.pareto_front:
+        lines.append(f"| {row.candidate} | {row.threads} | {row.hint} | {row.p50_ms:.2f} "
+                     f"| {row.top1:.2f} | {row.drop:.2f} |")
+    chosen = result.chosen
+    if chosen is not None:
+        lines.append(f"{out / 'chosen'}  ({chosen.candidate}, {chosen.threads} threads, hint {chosen.hint}: "
+                     f"{chosen.p50_ms:.2f} ms, drop {chosen.drop:.2f} pt ≤ {max_drop})")
     return lines

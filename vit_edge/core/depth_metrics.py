@@ -38,10 +38,6 @@ class DepthScores:
     sqnr_db: float
     valid_share: float
 
-    def to_json(self) -> dict[str, float | None]:
-        return {"abs_rel": self.abs_rel, "delta1": self.delta1, "sqnr_db": self.sqnr_db,
-                "valid_share": self.valid_share}
-
 
 def _pair(candidate: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     got, ref = np.asarray(candidate, dtype=np.float64), np.asarray(reference, dtype=np.float64)

@@ -1,9 +1,9 @@
-"""Where an artifact's model came from, typed: enough to load the very same model again (the PyTorch reference).
+"""Where an artifact's model came from, typed: the loaders write a `Provenance` (a manifest's `source`), and
+`ModelRef` reads from it enough to load the very same model again (the PyTorch reference).
 
-A manifest's `source` is a JSON object; `ModelRef.from_manifest` reads it once, here, with its types checked,
-so no other module rebuilds a model from string keys. The export-time choices that change the graph (token
-merging, head-token pruning, input size, layout, TransReID's camera/view/output) are part of the reference: an
-artifact's reference model is the model that was exported, not the one its name alone would give.
+The export-time choices that change the graph (token merging, head-token pruning, input size, layout, TransReID's
+camera/view/output) are part of the reference: an artifact's reference model is the model that was exported, not
+the one its name alone would give.
 """
 from __future__ import annotations
 
@@ -11,10 +11,63 @@ from dataclasses import dataclass
 from typing import Any
 
 from vit_edge.core.errors import ArtifactError, ConfigError
+from vit_edge.core.records import extra, flat, optional, renamed
 
-__all__ = ["ModelRef", "ModelFacts", "REBUILDABLE_KINDS"]
+__all__ = ["Provenance", "ReidSource", "MergeCost", "ModelRef", "ModelFacts", "REBUILDABLE_KINDS"]
 
 REBUILDABLE_KINDS = ("shipped", "checkpoint", "huggingface", "timm", "reference", "transreid")
+
+
+@dataclass(frozen=True)
+class ReidSource:
+    """A TransReID checkpoint: the camera/view and output chosen at export, and what its weights hold (the
+    side-information table, its scale, JPM's branch)."""
+
+    camera: int
+    view: int
+    neck_feat: str
+    sie_index: int
+    sie_embeds: int
+    sie_coe: float
+    jpm: str | None
+
+
+@dataclass(frozen=True)
+class MergeCost:
+    """Token merging (ToMe): its r, the tokens each block computes on, and on labelled data what it cost."""
+
+    r: int
+    tokens_per_block: tuple[int, ...] | None
+    images: int | None = optional()
+    top1_unmerged: float | None = optional()
+    top1_merged: float | None = optional()
+    drop: float | None = optional()
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a model came from (a manifest's `source`), written by the loaders as they load it: the kind of
+    source and its name, the family, the weights and their sha256, the architecture, and what export changed
+    (input size, merging, output, class names)."""
+
+    kind: str = ""  # shipped | checkpoint | huggingface | timm | reference | transreid | module
+    ident: str = renamed("id", "")  # the name or path given to load_model
+    family: str | None = optional()
+    hf_architecture: str | None = optional()  # a transformers model: its class
+    hf_output: str | None = optional(key="output")  # ... and the output the artifact computes (pooler_output, ...)
+    weights_file: str | None = optional()
+    random_init: bool | None = optional()
+    reid: ReidSource | None = flat(None)
+    train: dict[str, Any] | None = optional()  # a vit-edge checkpoint's training record, as the checkpoint holds it
+    pos_embed_resampled_from: int | tuple[int, int] | None = optional()  # the size the position embedding was for
+    depth_loaded: int | None = optional()  # the blocks before --layers dropped those after the last one read
+    merge: MergeCost | None = optional()
+    architecture: dict[str, Any] | None = optional()  # the config's own JSON (ViTConfig.to_json, DenseConfig's)
+    output_shape: tuple[int, ...] | None = optional()  # per sample, for a dense output
+    tokens_per_block: tuple[int, ...] | None = optional()  # with token merging
+    weights_sha256: str | None = optional()  # of the weights as loaded: what a rebuilt model must match
+    class_names_from: str | None = optional()  # the --class-names file the artifact's names came from
+    unknown: dict[str, Any] = extra()
 
 
 @dataclass(frozen=True)
@@ -37,21 +90,17 @@ class ModelRef:
     layers: tuple[int, ...] = ()  # the blocks a dense output stacks (empty: the last block's)
 
     @classmethod
-    def from_manifest(cls, source: dict[str, Any], img_size: int | tuple[int, int]) -> "ModelRef":
-        """The reference of a manifest's `source` (its architecture names merge and pruning) at `img_size`."""
-        if not isinstance(source, dict):
-            raise ArtifactError("the manifest's source is not an object")
-        arch = source.get("architecture") or {}
-        if not isinstance(arch, dict):
-            raise ArtifactError("the manifest's source.architecture is not an object")
+    def of(cls, source: Provenance, img_size: int | tuple[int, int]) -> "ModelRef":
+        """The reference of a model's source (its architecture names merge and pruning) at `img_size`; the
+        architecture is the config's own JSON, read here (ArtifactError where it is damaged)."""
+        arch = source.architecture or {}
+        reid = source.reid
         try:
-            return cls(kind=str(source.get("kind", "")), ident=str(source.get("id") or ""),
-                       weights_file=_optional_str(source.get("weights_file")),
-                       weights_sha256=_optional_str(source.get("weights_sha256")),
-                       random_init=bool(source.get("random_init", False)), img_size=img_size,
+            return cls(kind=source.kind, ident=source.ident, weights_file=source.weights_file,
+                       weights_sha256=source.weights_sha256, random_init=bool(source.random_init), img_size=img_size,
                        merge=int(arch.get("merge", 0) or 0), head_tokens_only=bool(arch.get("head_tokens_only", True)),
-                       camera=int(source.get("camera", 0)), view=int(source.get("view", 0)),
-                       neck_feat=str(source.get("neck_feat", "after")),
+                       camera=reid.camera if reid else 0, view=reid.view if reid else 0,
+                       neck_feat=reid.neck_feat if reid else "after",
                        num_classes=int(arch.get("num_classes", 1) or 0), output=str(arch.get("output", "pooled")),
                        layers=tuple(int(index) for index in arch.get("layers") or ()))
         except (TypeError, ValueError) as exc:
@@ -93,19 +142,13 @@ class ModelFacts:
     reid: tuple[int, int, str] | None  # (camera, view, neck feature) for a TransReID checkpoint
 
     @classmethod
-    def from_manifest(cls, source: dict[str, Any], img_size: int | tuple[int, int]) -> "ModelFacts":
-        ref = ModelRef.from_manifest(source, img_size)
-        arch = source.get("architecture") or {}
-        try:
-            depth = source.get("depth_loaded")
-            return cls(kind=ref.kind, ident=ref.ident, family=str(source.get("family") or "?"),
-                       output_kind=ref.output_kind,
-                       output_shape=tuple(int(n) for n in source.get("output_shape") or ()), layers=ref.layers,
-                       depth_loaded=None if depth is None else int(depth),
-                       global_pool=str(arch.get("global_pool", "?")), num_classes=ref.num_classes,
-                       reid=(ref.camera, ref.view, ref.neck_feat) if ref.kind == "transreid" else None)
-        except (TypeError, ValueError) as exc:
-            raise ArtifactError(f"the manifest's source is damaged: {exc}") from exc
+    def of(cls, source: Provenance, img_size: int | tuple[int, int]) -> "ModelFacts":
+        ref = ModelRef.of(source, img_size)
+        arch = source.architecture or {}
+        return cls(kind=ref.kind, ident=ref.ident, family=source.family or "?", output_kind=ref.output_kind,
+                   output_shape=source.output_shape or (), layers=ref.layers, depth_loaded=source.depth_loaded,
+                   global_pool=str(arch.get("global_pool", "?")), num_classes=ref.num_classes,
+                   reid=(ref.camera, ref.view, ref.neck_feat) if ref.kind == "transreid" else None)
 
     def output_line(self) -> str:
         """The output in words: 'patch tokens (batch, 16, 384) after the final norm, ...'."""
@@ -123,6 +166,3 @@ class ModelFacts:
             text += f", of blocks {', '.join(map(str, self.layers))} of {self.depth_loaded or '?'}"
         return text
 
-
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else str(value)

@@ -7,24 +7,40 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vit_edge.core.errors import ArtifactError, ConfigError
-from vit_edge.core.identity import ModelFacts, ModelRef
+from vit_edge.core.identity import ModelFacts, ModelRef, Provenance
 from vit_edge.core.jsonfile import read_json_object
 from vit_edge.core.output_kinds import ModelOutput, output_named
+from vit_edge.core.parity import ParityCheck
+from vit_edge.core.records import as_json, from_json
+from vit_edge.core.summaries import NpuEstimate, QuantSummary
 from vit_edge.core.types import InputSpec, Precision
 
 __all__ = ["MANIFEST_NAME", "NUMERICS_CHECK", "DELEGATION_FILE", "SCHEMA_VERSION", "Manifest", "read_manifest",
-           "confined_path", "sha256_file"]
+           "confined_path", "sha256_file", "DelegationReport"]
 
 MANIFEST_NAME = "manifest.json"
 NUMERICS_CHECK = "numerics_check.npz"  # a few parity inputs and PyTorch's outputs: every device re-checks them
 DELEGATION_FILE = "delegation.json"  # what a delegate took and left, where the exporter knows it (ExecuTorch)
 SCHEMA_VERSION = 2  # 2: the manifest carries its own sha256 (manifest_sha256)
 READABLE_SCHEMAS = (2,)  # 1 had no hash of its own: an edited mean/std would pass unseen, so it is not read
+
+
+@dataclass(frozen=True)
+class DelegationReport:
+    """What ExecuTorch's exporter says of its program (delegation.json): how many XNNPACK partitions it has, the ops
+    left outside them and the matmuls inside them (each by count), and the precision those run in."""
+
+    delegate: str
+    delegates: int
+    fully_delegated: bool
+    undelegated_ops: dict[str, int]
+    gemms_in_delegate: dict[str, int]
+    precision: str
 
 
 def sha256_file(path: Path) -> str:
@@ -37,37 +53,50 @@ def sha256_file(path: Path) -> str:
 
 @dataclass
 class Manifest:
-    """What manifest.json holds; `model_file` is the file a runtime loads (its companions are listed in `files`)."""
+    """What manifest.json holds; `model_file` is the file a runtime loads (its companions are listed in `files`).
+    Its sections are typed records (core/records.py writes and reads them in the JSON written before)."""
 
     target: str
     precision: Precision
     model_file: str
     input_spec: InputSpec
-    source: dict[str, Any]
+    source: Provenance
     files: dict[str, str] = field(default_factory=dict)  # relative path → sha256
-    parity: dict[str, Any] = field(default_factory=dict)
-    export_options: dict[str, Any] = field(default_factory=dict)
-    quantization: dict[str, Any] | None = None
+    parity: ParityCheck | None = None  # None: not checked (--no-verify), `{}` in the JSON
+    export_options: dict[str, Any] = field(default_factory=dict)  # the options as given (pipeline/writing.py)
+    quantization: QuantSummary | None = None
     tool_versions: dict[str, str] = field(default_factory=dict)
-    npu_estimate: dict[str, Any] | None = None  # Vela's placement and estimate for an Ethos-U (never a measurement)
+    npu_estimate: NpuEstimate | None = None  # Vela's placement and estimate for an Ethos-U (never a measurement)
     created_at: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["precision"] = self.precision.value
-        data["input_spec"] = self.input_spec.to_json()
-        return data
+        """manifest.json's object (without its own hash): the format every vit-edge of this schema reads."""
+        return {"target": self.target, "precision": self.precision.value, "model_file": self.model_file,
+                "input_spec": self.input_spec.to_json(), "source": as_json(self.source), "files": dict(self.files),
+                "parity": as_json(self.parity) if self.parity is not None else {},
+                "export_options": self.export_options,
+                "quantization": as_json(self.quantization) if self.quantization is not None else None,
+                "tool_versions": dict(self.tool_versions),
+                "npu_estimate": as_json(self.npu_estimate) if self.npu_estimate is not None else None,
+                "created_at": self.created_at, "schema_version": self.schema_version}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Manifest":
+        """The manifest of `data`, each section read into its record with its types checked (TypeError or
+        ValueError where one is damaged: read_manifest says so in one line)."""
         if data.get("schema_version") not in READABLE_SCHEMAS:
             raise ArtifactError(f"manifest schema {data.get('schema_version')} is not one of "
                                 f"{', '.join(map(str, READABLE_SCHEMAS))} (made by another vit-edge version?)")
-        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        fields["precision"] = Precision(data["precision"])
-        fields["input_spec"] = InputSpec.from_json(data["input_spec"])
-        return cls(**fields)
+        parity, quantization, estimate = data.get("parity"), data.get("quantization"), data.get("npu_estimate")
+        return cls(target=data["target"], precision=Precision(data["precision"]), model_file=data["model_file"],
+                   input_spec=InputSpec.from_json(data["input_spec"]), source=from_json(Provenance, data["source"]),
+                   files=data.get("files", {}), parity=from_json(ParityCheck, parity) if parity else None,
+                   export_options=data.get("export_options", {}),
+                   quantization=None if quantization is None else from_json(QuantSummary, quantization),
+                   tool_versions=data.get("tool_versions", {}),
+                   npu_estimate=None if estimate is None else from_json(NpuEstimate, estimate),
+                   **{key: data[key] for key in ("created_at", "schema_version") if key in data})
 
     @property
     def output_kind(self) -> str:
@@ -76,13 +105,13 @@ class Manifest:
 
     @property
     def model_facts(self) -> ModelFacts:
-        """What the model is (family, output and its shape), read from `source` once with its types checked."""
-        return ModelFacts.from_manifest(self.source, self.input_spec.img_size)
+        """What the model is (family, output and its shape), read from `source`."""
+        return ModelFacts.of(self.source, self.input_spec.img_size)
 
     @property
     def model_ref(self) -> ModelRef:
-        """The model behind the artifact, read from `source` once with its types checked (ArtifactError if not)."""
-        return ModelRef.from_manifest(self.source, self.input_spec.img_size)
+        """The model behind the artifact, read from `source` (ArtifactError where its architecture is damaged)."""
+        return ModelRef.of(self.source, self.input_spec.img_size)
 
     @property
     def output(self) -> ModelOutput:

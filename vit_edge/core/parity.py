@@ -16,18 +16,57 @@ Tolerances per precision, and why:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from vit_edge.core.errors import ParityError
 from vit_edge.core.output_kinds import OUTPUTS, Measure, ModelOutput
-from vit_edge.core.types import Precision
+from vit_edge.core.records import optional
+from vit_edge.core.types import Precision, SessionInfo
 
-__all__ = ["Tolerance", "TOLERANCES", "agreement_words", "compare_logits", "judge", "check_parity"]
+__all__ = ["Tolerance", "TOLERANCES", "Comparison", "Verdict", "ParityCheck", "agreement_words", "compare_logits",
+           "judge", "check_parity"]
 
 LOGITS = OUTPUTS["logits"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two models' outputs on the same inputs: per-sample (per-token for a dense output) cosine and absolute
+    differences; for an output with classes, top-1 agreement and each flip's margin in units of its sample's RMS
+    difference (None, 0 and () where the output has no classes)."""
+
+    samples: int
+    tokens_per_sample: int
+    max_abs_diff: float
+    mean_abs_diff: float
+    min_cosine: float
+    mean_cosine: float
+    top1_agreement: float | None = None
+    top1_disagreements: int = 0
+    flip_margins_in_noise: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict(Comparison):
+    """A comparison judged by the tolerance of a precision: `passed`, and the numbers it was judged by."""
+
+    tolerance_min_cosine: float
+    near_ties_may_flip: bool
+    disagreements_beyond_near_ties: int
+    output: str  # the output kind judged (core/output_kinds.py)
+    passed: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParityCheck(Verdict):
+    """A manifest's parity: the artifact in its own runtime against PyTorch at export, on which inputs, what ran,
+    and the file holding a few of those inputs and PyTorch's outputs for every device to check again."""
+
+    inputs: str | None = optional()  # the images ("synthetic smooth images" or the data's origin)
+    runtime: SessionInfo | None = optional()
+    numerics_check: str | None = optional()  # NUMERICS_CHECK, in the artifact
 
 
 
@@ -61,7 +100,7 @@ def per_token(output: np.ndarray, feature_map: bool = False, pixel_map: bool = F
     return output.reshape(-1, output.shape[-1]) if output.ndim > 2 else output
 
 
-def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOutput = LOGITS) -> dict[str, Any]:
+def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOutput = LOGITS) -> Comparison:
     """Per-sample cosine and max/mean abs diff; for logits also top-1 agreement and the disagreements that are not
     near-ties. A dense output (tokens, feature map) is compared per token, so the worst and mean cosine are over
     every token, and a depth map per image (the whole map one vector); an output without classes gets no agreement
@@ -74,59 +113,49 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOu
     diff = np.abs(reference - candidate)
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
     cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
-    found: dict[str, Any] = {
-        "samples": samples,
-        "tokens_per_sample": int(reference.shape[0]) // max(samples, 1),
-        "max_abs_diff": float(diff.max()),
-        "mean_abs_diff": float(diff.mean()),
-        "min_cosine": float(cosine.min()),
-        "mean_cosine": float(cosine.mean()),
-        "top1_agreement": None, "top1_disagreements": 0, "flip_margins_in_noise": [],
-    }
-    if output.supports(Measure.AGREEMENT):
-        found.update(_agreement(reference, candidate, diff))
-    return found
+    found = Comparison(samples=samples, tokens_per_sample=int(reference.shape[0]) // max(samples, 1),
+                       max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
+                       min_cosine=float(cosine.min()), mean_cosine=float(cosine.mean()))
+    return _with_agreement(found, reference, candidate, diff) if output.supports(Measure.AGREEMENT) else found
 
 
-def _agreement(reference: np.ndarray, candidate: np.ndarray, diff: np.ndarray) -> dict[str, Any]:
+def _with_agreement(found: Comparison, reference: np.ndarray, candidate: np.ndarray, diff: np.ndarray) -> Comparison:
     """Top-1 agreement, and each flip's top-1/top-2 margin in units of its sample's RMS difference."""
     disagree = reference.argmax(1) != candidate.argmax(1)
     ordered = np.sort(reference, axis=1)
     margin = ordered[:, -1] - ordered[:, -2] if reference.shape[1] > 1 else np.full(len(reference), np.inf)
     noise = np.sqrt(np.mean(diff * diff, axis=1))  # each sample's RMS difference
     in_noise = margin / np.maximum(noise, 1e-30)
-    return {"top1_agreement": float(1.0 - disagree.mean()), "top1_disagreements": int(disagree.sum()),
-            "flip_margins_in_noise": [round(float(v), 3) for v in in_noise[disagree]]}
+    return replace(found, top1_agreement=float(1.0 - disagree.mean()), top1_disagreements=int(disagree.sum()),
+                   flip_margins_in_noise=tuple(round(float(v), 3) for v in in_noise[disagree]))
 
 
 def judge(reference: np.ndarray, candidate: np.ndarray, precision: Precision,
-          output: ModelOutput = LOGITS) -> dict[str, Any]:
+          output: ModelOutput = LOGITS) -> Verdict:
     """compare_logits plus the verdict for `precision` ('passed'), without raising (numpy only: boards use it)."""
-    result = compare_logits(reference, candidate, output)
+    found = compare_logits(reference, candidate, output)
     tolerance = TOLERANCES[precision]
     limit = tolerance.near_tie_noise if tolerance.near_tie_noise is not None else -1.0
-    flips = sum(1 for ratio in result["flip_margins_in_noise"] if ratio > limit)
-    result.update(tolerance_min_cosine=tolerance.min_cosine, near_ties_may_flip=tolerance.near_ties_may_flip,
-                  disagreements_beyond_near_ties=flips, output=output.name,
-                  passed=result["min_cosine"] >= tolerance.min_cosine and flips == 0)
-    return result
+    flips = sum(1 for ratio in found.flip_margins_in_noise if ratio > limit)
+    return Verdict(**vars(found), tolerance_min_cosine=tolerance.min_cosine,
+                   near_ties_may_flip=tolerance.near_ties_may_flip, disagreements_beyond_near_ties=flips,
+                   output=output.name, passed=found.min_cosine >= tolerance.min_cosine and flips == 0)
 
 
-def agreement_words(result: dict[str, Any], digits: int = 1) -> str:
+def agreement_words(result: Comparison, digits: int = 1) -> str:
     """', top-1 agreement 99.5%' where the output has classes; '' where it has none."""
-    agreement = result.get("top1_agreement")
+    agreement = result.top1_agreement
     return "" if agreement is None else f", top-1 agreement {100 * agreement:.{digits}f}%"
 
 
 def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: Precision, label: str,
-                 output: ModelOutput = LOGITS) -> dict[str, Any]:
+                 output: ModelOutput = LOGITS) -> Verdict:
     """Compare and judge; raises ParityError with the numbers when the artifact is outside tolerance."""
     result = judge(reference, candidate, precision, output)
-    tolerance = TOLERANCES[precision]
-    if not result["passed"]:
+    if not result.passed:
         raise ParityError(
-            f"{label} does not match PyTorch: min cosine {result['min_cosine']:.6f} (need ≥ {tolerance.min_cosine})"
-            f"{agreement_words(result)}, max abs diff {result['max_abs_diff']:.3g}; pass --no-verify to keep it "
-            "anyway"
+            f"{label} does not match PyTorch: min cosine {result.min_cosine:.6f} (need ≥ "
+            f"{result.tolerance_min_cosine}){agreement_words(result)}, max abs diff {result.max_abs_diff:.3g}; "
+            "pass --no-verify to keep it anyway"
         )
     return result

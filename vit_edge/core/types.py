@@ -6,7 +6,9 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-__all__ = ["Precision", "Layout", "InputSpec", "CROP_MODES", "CROP_OFFSETS"]
+from vit_edge.core.records import extra, flat, optional
+
+__all__ = ["Precision", "Layout", "InputSpec", "CROP_MODES", "CROP_OFFSETS", "SessionInfo", "Delegated"]
 
 CROP_MODES = ("center", "squash")
 CROP_OFFSETS = ("round", "floor")
@@ -109,3 +111,30 @@ def _size(value: Any) -> int | tuple[int, int]:
         height, width = (int(v) for v in value)
         return height if height == width else (height, width)
     return int(value)
+
+
+@dataclass(frozen=True)
+class Delegated:
+    """Where a delegate (XNNPACK) took the graph: the threads it ran on and the ops it left to the runtime's own
+    kernels (empty: it took them all)."""
+
+    delegate: str
+    threads: int | None
+    fully_delegated: bool
+    undelegated_ops: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What really ran (a session's `info()`): the runtime and its version, the accelerator, the precision its
+    kernels ran in, and the delegation where a delegate took the graph. Kept in a manifest's parity and in every
+    bench row, as the runtime said it."""
+
+    runtime: str
+    version: str
+    accelerator: str
+    providers: tuple[str, ...] | None = optional()  # ONNX Runtime's execution providers, in order
+    delegation: Delegated | None = flat(None)
+    precision: str | None = optional()  # fp32, bf16, int8, int8+fp32 (OpenVINO), int8+int16 (LiteRT)
+    delegates: int | None = optional()  # ExecuTorch: how many XNNPACK partitions the program has
+    unknown: dict[str, Any] = extra()  # what another vit-edge's runtime said beyond these

@@ -19,7 +19,8 @@ from typing import Any, Iterator
 import torch
 
 from vit_edge.core.errors import ExportError
-from vit_edge.core.manifest import DELEGATION_FILE
+from vit_edge.core.manifest import DELEGATION_FILE, DelegationReport
+from vit_edge.core.records import as_json
 from vit_edge.core.types import InputSpec
 from vit_edge.exporters.base import Exporter, ExportOptions, conversion_error
 
@@ -50,11 +51,11 @@ class ExecuTorchExporter(Exporter):
             raise
         except Exception as exc:  # torch.export, the partitioner and the emitter raise many types
             raise conversion_error("ExecuTorch conversion", exc) from exc
-        (out_dir / DELEGATION_FILE).write_text(json.dumps(delegation, indent=2, sort_keys=True) + "\n")
+        (out_dir / DELEGATION_FILE).write_text(json.dumps(as_json(delegation), indent=2, sort_keys=True) + "\n")
         return path.name
 
 
-def delegation_report(graph_module: Any) -> dict[str, Any]:
+def delegation_report(graph_module: Any) -> DelegationReport:
     """How many XNNPACK delegates the program has and which ops run outside them (portable kernels), by count."""
     outside: collections.Counter[str] = collections.Counter()
     kernels: collections.Counter[str] = collections.Counter()
@@ -69,9 +70,9 @@ def delegation_report(graph_module: Any) -> dict[str, Any]:
             delegates += 1
         elif name not in _STRUCTURAL:
             outside[name] += 1
-    return {"delegate": "XNNPACK", "delegates": delegates, "fully_delegated": not outside,
-            "undelegated_ops": dict(sorted(outside.items())), "gemms_in_delegate": dict(sorted(kernels.items())),
-            "precision": "int8" if any(kind.startswith("int8") for kind in kernels) else "fp32"}
+    precision = "int8" if any(kind.startswith("int8") for kind in kernels) else "fp32"
+    return DelegationReport("XNNPACK", delegates, not outside, dict(sorted(outside.items())),
+                            dict(sorted(kernels.items())), precision)
 
 
 _GEMMS = ("linear", "addmm", "mm", "bmm", "convolution")

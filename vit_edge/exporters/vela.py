@@ -14,11 +14,13 @@ import importlib.util
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from vit_edge.core.errors import ExportError, MissingDependencyError
 from vit_edge.core.outputs import replace_file, scratch_folder
+from vit_edge.core.summaries import NpuEstimate
 from vit_edge.core.targets import ETHOS_U
 
 __all__ = ["VELA_FILE", "check_vela", "compile_for_npu", "vela_command"]
@@ -41,7 +43,7 @@ def vela_command(model_file: str, config: str, output_dir: str = "vela-out") -> 
     return ["vela", model_file, "--accelerator-config", config, "--output-dir", output_dir, "--verbose-performance"]
 
 
-def compile_for_npu(model_file: Path, staging: Path, config: str, log: Callable[[str], None]) -> dict[str, Any]:
+def compile_for_npu(model_file: Path, staging: Path, config: str, log: Callable[[str], None]) -> NpuEstimate:
     """Compile `model_file` for `config` into `staging/model_vela.tflite`; Vela's placement and estimate."""
     check_vela()
     log(f"compiling for {config} with Vela …")
@@ -55,18 +57,17 @@ def compile_for_npu(model_file: Path, staging: Path, config: str, log: Callable[
         if proc.returncode != 0 or not compiled.is_file():
             last = (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}").splitlines()[-1]
             raise ExportError(f"Vela could not compile {model_file.name} for {config}: {last}")
-        estimate = _read_estimate(Path(out), model_file.stem)
+        estimate = _read_estimate(Path(out), model_file, config)
         replace_file(compiled, staging / VELA_FILE)
     from vit_edge.runtime.litert import ops_by_activation_type
 
-    estimate.update(accelerator=config, compiled_file=VELA_FILE, tool=f"ethos-u-vela {_vela_version()}",
-                    command=" ".join(vela_command(model_file.name, config)),
-                    ops_by_activation=ops_by_activation_type(model_file))
-    return estimate
+    return replace(estimate, ops_by_activation=ops_by_activation_type(model_file))
 
 
-def _read_estimate(out: Path, stem: str) -> dict[str, Any]:
-    """Vela's summary CSV (configuration, time, traffic) and per-layer CSV (where each operator runs)."""
+def _read_estimate(out: Path, model_file: Path, config: str) -> NpuEstimate:
+    """Vela's summary CSV (configuration, time, traffic) and per-layer CSV (where each operator runs), with the
+    configuration and the command that reproduce them."""
+    stem = model_file.stem
     summaries = sorted(out.glob(f"{stem}_summary_*.csv"))
     layers = out / f"{stem}_per-layer.csv"
     if not summaries or not layers.is_file():
@@ -77,19 +78,18 @@ def _read_estimate(out: Path, stem: str) -> dict[str, Any]:
         placed = [(row["Original Operator"], row["Target"]) for row in csv.DictReader(handle)]
     on_cpu = Counter(op for op, target in placed if target != "NPU")
     npu_ops = sum(1 for _, target in placed if target == "NPU")
-    return {
-        "system_config": summary["system_config"], "memory_mode": summary["memory_mode"],
-        "clock_mhz": float(summary["core_clock"]) / 1e6,
-        "npu_ops": npu_ops, "cpu_ops": len(placed) - npu_ops,
-        "npu_share": npu_ops / len(placed) if placed else 0.0,
-        "cpu_op_types": dict(sorted(on_cpu.items(), key=lambda item: (-item[1], item[0]))),
-        "inference_ms": float(summary["inference_time"]) * 1e3,
-        "inferences_per_second": float(summary["inferences_per_second"]),
-        "sram_used_kib": float(summary["sram_memory_used"]), "dram_used_kib": float(summary["dram_memory_used"]),
-        "sram_traffic_mb": float(summary["sram_total_bytes"]) / 1e6,
-        "dram_traffic_mb": float(summary["dram_total_bytes"]) / 1e6,
-        "macs": int(float(summary["nn_macs"])),
-    }
+    return NpuEstimate(
+        system_config=summary["system_config"], memory_mode=summary["memory_mode"],
+        clock_mhz=float(summary["core_clock"]) / 1e6,
+        npu_ops=npu_ops, cpu_ops=len(placed) - npu_ops, npu_share=npu_ops / len(placed) if placed else 0.0,
+        cpu_op_types=dict(sorted(on_cpu.items(), key=lambda item: (-item[1], item[0]))),
+        inference_ms=float(summary["inference_time"]) * 1e3,
+        inferences_per_second=float(summary["inferences_per_second"]),
+        sram_used_kib=float(summary["sram_memory_used"]), dram_used_kib=float(summary["dram_memory_used"]),
+        sram_traffic_mb=float(summary["sram_total_bytes"]) / 1e6,
+        dram_traffic_mb=float(summary["dram_total_bytes"]) / 1e6,
+        macs=int(float(summary["nn_macs"])), accelerator=config, compiled_file=VELA_FILE,
+        tool=f"ethos-u-vela {_vela_version()}", command=" ".join(vela_command(model_file.name, config)))
 
 
 def _vela_version() -> str:

@@ -2,13 +2,14 @@
 lower for the target), both ending in `write_artifact`. `tune` calls these once per candidate on one loaded model."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.options import ExportOptions, check_count, check_flag, check_instance, check_path
 from vit_edge.core.output_kinds import Measure, ModelOutput
+from vit_edge.core.summaries import Accuracy, QatSummary, QuantSummary
 from vit_edge.pipeline.checks import check_images, checked_data_options, int8_lowering, int16_available
 from vit_edge.pipeline.loading import check_merge_budget, images_for, with_class_names
 from vit_edge.pipeline.writing import write_artifact
@@ -109,11 +110,12 @@ def quantize_loaded(loaded: LoadedModel, to: Destination, request: QuantizeConfi
     evaluation = images_for(loaded, request.eval_data, to.reading, labelled=True, limit=request.eval_limit, log=log)
     if to.options.merge:
         check_merge_budget(loaded, evaluation, request.recipe.max_drop, log)
-    summary, quantized = _quantized(loaded, request, to, evaluation, log)
-    if quantized is None:
+    built = _quantized(loaded, request, to, evaluation, log)
+    if built is None:
         return None
+    summary, quantized = built
     return write_artifact(to.exporter, quantized, loaded.spec, loaded.source, to.options, to.out_dir, evaluation, log,
-                          quantization={**summary, "method": request.method})
+                          quantization=summary)
 
 
 def _check_measures(output: ModelOutput, request: QuantizeConfig) -> None:
@@ -127,13 +129,13 @@ def _check_measures(output: ModelOutput, request: QuantizeConfig) -> None:
 
 
 def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, evaluation: LabelledImages | None,
-               log: Callable[[str], None]) -> tuple[dict[str, Any], Any]:
+               log: Callable[[str], None]) -> tuple[QuantSummary, Any] | None:
     """Calibrate, quantize (PTQ within the budget, or QAT), lower for the target: (the manifest's summary, the
-    INT8 model to convert); the model is None on torchrun ranks other than 0."""
+    INT8 model to convert); None on torchrun ranks other than 0."""
     from vit_edge.models.dense_heads import DenseModel
     from vit_edge.quantization.budget import evaluate_on, quantize_with_budget
     from vit_edge.quantization.calibration import load_calibration
-    from vit_edge.quantization.dense import quantize_dense, scope_summary
+    from vit_edge.quantization.dense import INT8_SCOPE, float_ops, quantize_dense
     from vit_edge.quantization.qat_run import run_qat
 
     recipe = request.recipe
@@ -141,39 +143,39 @@ def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, ev
     reference = loaded.unmerged or loaded.model  # accuracy is measured against the model as trained
     lower = int8_lowering(to.options)
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
-    extra: dict[str, Any] = {}
+    qat: QatSummary | None = None
     if isinstance(loaded.model, DenseModel):  # QAT, --max-drop and --eval were refused by the output kind
         if to.options.build.no_dense:
             raise ConfigError(f"{to.options.build.words} is not built yet for a dense model: "
                               f"{to.options.build.no_dense}")
         quant, metrics = quantize_dense(loaded.model, recipe, calibration.batch, log, lower)
-        extra = scope_summary(loaded.model)
     elif request.qat is None:
         quant, metrics = quantize_with_budget(loaded.vit, recipe, calibration.batch, evaluation, loaded.spec, log,
                                               lower=lower, reference=reference,
                                               int16_kernels=int16_available(to.options))
     else:
-        trained, extra = run_qat(loaded, recipe, calibration, evaluation, request.qat, to.out_dir, log)
+        trained, qat = run_qat(loaded, recipe, calibration, evaluation, request.qat, to.out_dir, log)
         if trained is None:
-            return {}, None
+            return None
         quant = lower(trained, calibration.batch)
-        metrics = evaluate_on(reference, quant, evaluation, loaded.spec)
-    summary = {**quant.summary(), "calibration": calibration.info(),
-               "accuracy": _named_as_measured(metrics, evaluation, calibration.source), **extra}
-    return summary, quant.model
+        metrics = evaluate_on(reference, quant, evaluation, loaded.spec) or Accuracy()
+    summary = quant.summary(calibration.info(), _named_as_measured(metrics, evaluation, calibration.source),
+                            request.method)
+    if isinstance(loaded.model, DenseModel):  # what the manifest says of a dense model's INT8: its scope
+        summary = replace(summary, int8_scope=INT8_SCOPE, float_ops=tuple(float_ops(loaded.model)))
+    return replace(summary, qat=qat), quant.model
 
 
-def _named_as_measured(metrics: dict[str, Any], evaluation: LabelledImages | None,
-                       calibration_source: str) -> dict[str, Any]:
+def _named_as_measured(metrics: Accuracy, evaluation: LabelledImages | None, calibration_source: str) -> Accuracy:
     """The manifest's accuracy section, each number named for what it measured: with --eval, top-1 on its images;
     without, the budget's 'drop' is disagreement with fp32 on the calibration images and is called so."""
     if evaluation is not None:
-        return {**metrics, "eval_data": evaluation.describe()}
-    if "abs_rel" in metrics:  # a depth map's measures, against FP32 on the calibration images
-        return {**metrics, "measured_on": f"{metrics['images']} calibration images of {calibration_source} "
-                                          "(against the FP32 model, no ground truth)"}
-    if "drop" not in metrics:  # a cosine (tokens, embeddings) names itself
+        return replace(metrics, eval_data=evaluation.describe())
+    if metrics.depth is not None:  # a depth map's measures, against FP32 on the calibration images
+        return replace(metrics, measured_on=f"{metrics.images} calibration images of {calibration_source} "
+                                            "(against the FP32 model, no ground truth)")
+    if metrics.drop is None:  # a cosine (tokens, embeddings) names itself
         return metrics
-    renamed = {{"drop": "disagreement", "merge_drop": "merge_disagreement"}.get(key, key): value
-               for key, value in metrics.items()}
-    return {**renamed, "measured_on": f"{metrics['images']} calibration images of {calibration_source} (unlabelled)"}
+    return replace(metrics, drop=None, disagreement=metrics.drop, merge_drop=None,
+                   merge_disagreement=metrics.merge_drop,
+                   measured_on=f"{metrics.images} calibration images of {calibration_source} (unlabelled)")

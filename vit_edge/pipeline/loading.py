@@ -43,7 +43,7 @@ def with_class_names(loaded: LoadedModel, reading: DataOptions) -> LoadedModel:
     if names == loaded.spec.class_names:
         return loaded
     return replace(loaded, spec=loaded.spec.with_(class_names=names),
-                   source={**loaded.source, "class_names_from": str(reading.class_names)})
+                   source=replace(loaded.source, class_names_from=str(reading.class_names)))
 
 
 def images_for(loaded: LoadedModel, data: ImageData | None, options: DataOptions, *, labelled: bool,
@@ -63,19 +63,19 @@ def check_merge_budget(loaded: LoadedModel, evaluation: LabelledImages | None, m
                        log: Callable[[str], None]) -> None:
     """What token merging costs: top-1 with and without it on labelled data, recorded in the model's source;
     ConfigError when over `max_drop`."""
+    from vit_edge.core.identity import MergeCost
     from vit_edge.reading.torch_session import torch_runner
     from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
 
-    record: dict[str, Any] = {"r": loaded.model.cfg.choices.merge, "tokens_per_block": loaded.tokens_per_block}
+    tokens = loaded.tokens_per_block
+    cost = MergeCost(loaded.model.cfg.choices.merge, None if tokens is None else tuple(tokens))
     if evaluation is not None and loaded.unmerged is not None:
-        top1 = {name: top1_accuracy(predict_logits(torch_runner(module), evaluation, loaded.spec),
-                                   evaluation.labels)
-                for name, module in (("unmerged", loaded.unmerged), ("merged", loaded.model))}
-        record.update(images=len(evaluation), top1_unmerged=top1["unmerged"], top1_merged=top1["merged"],
-                      drop=top1["unmerged"] - top1["merged"])
-        log(f"token merging (r={record['r']}): top-1 {top1['unmerged']:.2f}% → {top1['merged']:.2f}% "
-            f"on {len(evaluation)} images")
-        if max_drop is not None and record["drop"] > max_drop:
-            raise ConfigError(f"--merge {record['r']} alone costs {record['drop']:.2f} top-1 points on "
+        unmerged, merged = (top1_accuracy(predict_logits(torch_runner(module), evaluation, loaded.spec),
+                                          evaluation.labels) for module in (loaded.unmerged, loaded.model))
+        cost = replace(cost, images=len(evaluation), top1_unmerged=unmerged, top1_merged=merged,
+                       drop=unmerged - merged)
+        log(f"token merging (r={cost.r}): top-1 {unmerged:.2f}% → {merged:.2f}% on {len(evaluation)} images")
+        if max_drop is not None and unmerged - merged > max_drop:
+            raise ConfigError(f"--merge {cost.r} alone costs {unmerged - merged:.2f} top-1 points on "
                               f"{evaluation.source}, over --max-drop {max_drop}; lower --merge")
-    loaded.record_merge(record)
+    loaded.record_merge(cost)

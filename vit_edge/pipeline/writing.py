@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.identity import Provenance
 from vit_edge.core.manifest import NUMERICS_CHECK, Manifest
 from vit_edge.core.options import ExportOptions
 from vit_edge.core.outputs import OutputKind, staged_folder
+from vit_edge.core.parity import ParityCheck
+from vit_edge.core.summaries import QuantSummary
 from vit_edge.core.targets import resolve, tool_packages
 from vit_edge.core.types import InputSpec
 from vit_edge.runtime.artifact import Artifact
@@ -49,9 +53,9 @@ def parity_inputs(spec: InputSpec, count: int, data: LabelledImages | None = Non
     return preprocess_uint8(images, spec)
 
 
-def write_artifact(exporter: Exporter, module: torch.nn.Module, spec: InputSpec, source: dict[str, Any],
+def write_artifact(exporter: Exporter, module: torch.nn.Module, spec: InputSpec, source: Provenance,
                    options: ExportOptions, out_dir: Path, dataset: LabelledImages | None, log: Callable[[str], None],
-                   quantization: dict[str, Any] | None = None) -> Artifact:
+                   quantization: QuantSummary | None = None) -> Artifact:
     """Convert, write the manifest, check parity against `module`, and rename into place (or leave nothing)."""
     from vit_edge.models.layout import module_to_convert
 
@@ -67,9 +71,9 @@ def write_artifact(exporter: Exporter, module: torch.nn.Module, spec: InputSpec,
         if options.verify:
             log(f"checking parity on {options.parity_samples} inputs in {options.target}'s runtime …")
             manifest.parity = _verify(torch_model, spec, staging, manifest, options, dataset)
-        if quantization and "int8_top1" in quantization.get("accuracy", {}) and dataset is not None:
+        if quantization is not None and quantization.accuracy.int8_top1 is not None and dataset is not None:
             log(f"scoring the artifact in {options.target}'s runtime on {len(dataset)} images …")
-            _score_in_runtime(staging, manifest, dataset, quantization["accuracy"])
+            manifest.quantization = _scored_in_runtime(staging, manifest, quantization, dataset)
         build = options.build
         if build.sub_target is not None:  # compiled for its configuration (Vela for an Ethos-U): its estimate
             compile_for = resolve(build.sub_target.compiler)
@@ -79,20 +83,23 @@ def write_artifact(exporter: Exporter, module: torch.nn.Module, spec: InputSpec,
     return Artifact(out_dir, manifest)
 
 
-def _score_in_runtime(staging: Path, manifest: Manifest, dataset: LabelledImages, accuracy: dict[str, Any]) -> None:
+def _scored_in_runtime(staging: Path, manifest: Manifest, summary: QuantSummary,
+                       dataset: LabelledImages) -> QuantSummary:
     """The manifest's INT8 top-1 is what the target's runtime scores on the artifact; PyTorch's simulation of it
     stays beside it, named as such (the two differ by a few images: the runtimes round differently)."""
+    from vit_edge.quantization.recipe import Recipe
     from vit_edge.runtime import SessionOptions, open_session
     from vit_edge.runtime.accuracy import predict_logits, top1_accuracy
 
     session = open_session(staging, options=SessionOptions(precision_hint="f32"), manifest=manifest)
     top1 = top1_accuracy(predict_logits(session.run, dataset, manifest.input_spec), dataset.labels)
-    accuracy["int8_top1_simulated"] = accuracy["int8_top1"]
-    accuracy.update(int8_top1=top1, drop=accuracy["fp32_top1"] - top1, int8_top1_measured_in=session.name,
-                    drop_simulated=accuracy["fp32_top1"] - accuracy["int8_top1_simulated"])
-    budget = (manifest.quantization or {}).get("recipe", {}).get("max_drop")
-    if budget is not None:  # the budget was met on the simulation; say whether the file meets it too
-        accuracy["budget_met_in_runtime"] = round(accuracy["drop"], 6) <= budget
+    accuracy, fp32 = summary.accuracy, summary.accuracy.fp32_top1 or 0.0
+    simulated = accuracy.int8_top1 or 0.0
+    budget = Recipe.from_json(summary.recipe).max_drop  # met on the simulation; say whether the file meets it too
+    accuracy = replace(accuracy, int8_top1_simulated=simulated, int8_top1=top1, drop=fp32 - top1,
+                       int8_top1_measured_in=session.name, drop_simulated=fp32 - simulated,
+                       budget_met_in_runtime=None if budget is None else round(fp32 - top1, 6) <= budget)
+    return replace(summary, accuracy=accuracy)
 
 
 def _options_json(options: ExportOptions) -> dict[str, Any]:
@@ -105,7 +112,7 @@ def _options_json(options: ExportOptions) -> dict[str, Any]:
 
 
 def _verify(torch_model: torch.nn.Module, spec: InputSpec, staging: Path, manifest: Manifest, options: ExportOptions,
-            dataset: LabelledImages | None) -> dict[str, Any]:
+            dataset: LabelledImages | None) -> ParityCheck:
     """Parity of the written file in its runtime against `torch_model`; keeps a few inputs for bench's gate."""
     from vit_edge.core.parity import check_parity
     from vit_edge.reading.torch_session import torch_runner
@@ -114,11 +121,9 @@ def _verify(torch_model: torch.nn.Module, spec: InputSpec, staging: Path, manife
     inputs = parity_inputs(spec, options.parity_samples, dataset)
     reference = torch_runner(torch_model)(inputs)
     session = open_session(staging, options=SessionOptions(precision_hint="f32"), manifest=manifest)
-    result = check_parity(reference, session.run(inputs), options.precision, f"the {options.target} artifact",
-                          manifest.output)
-    result["inputs"] = dataset.source if dataset is not None else "synthetic smooth images"
-    result["runtime"] = session.info()
+    verdict = check_parity(reference, session.run(inputs), options.precision, f"the {options.target} artifact",
+                           manifest.output)
     np.savez(staging / NUMERICS_CHECK, inputs=inputs[:NUMERICS_CHECK_SAMPLES],
              outputs=reference[:NUMERICS_CHECK_SAMPLES].astype(np.float32))
-    result["numerics_check"] = NUMERICS_CHECK
-    return result
+    return ParityCheck(**vars(verdict), inputs=dataset.source if dataset is not None else "synthetic smooth images",
+                       runtime=session.info(), numerics_check=NUMERICS_CHECK)

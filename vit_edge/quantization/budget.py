@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ from vit_edge.core.errors import ConfigError
 from vit_edge.core.output_kinds import OUTPUTS, Measure, ModelOutput
 from vit_edge.core.parity import compare_logits
 from vit_edge.core.sanity import most_frequent_share
+from vit_edge.core.summaries import Accuracy, KeptFloat, WidenedOp
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
@@ -30,7 +31,7 @@ def _logits(model: torch.nn.Module, batch: np.ndarray, what: str = "scoring") ->
 
 
 def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray,
-             labels: np.ndarray | None) -> dict[str, float]:
+             labels: np.ndarray | None) -> Accuracy:
     """Top-1 before and after (when labelled) and agreement with the float model; `drop` is what the budget checks.
     An output without classes (tokens, feature maps, embeddings) gets its cosine with the float model only, and a
     depth map its kind's measures too (AbsRel, δ<1.25, SQNR against the float model: core/depth_metrics.py)."""
@@ -39,21 +40,18 @@ def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray
     output = _output_of(float_model)
     compared = compare_logits(reference, quantized, output)
     if not output.supports(Measure.AGREEMENT):
-        found = {"images": int(len(data)), "cosine": compared["mean_cosine"], "min_cosine": compared["min_cosine"]}
-        if output.supports(Measure.ABS_REL):  # a depth map: the kind's own measures against FP32
-            found.update(depth_scores(quantized, reference).to_json())
-        return found
-    result = {"images": int(len(data)), "agreement_top1": 100 * compared["top1_agreement"],
-              "logit_cosine": compared["mean_cosine"]}
-    if labels is not None:
-        result["labelled_classes"] = int(len(np.unique(labels)))  # for the sanity check: chance and one-class runs
-        result["fp32_top_class_share"] = most_frequent_share(reference.argmax(1), reference.shape[1])
-        result["fp32_top1"] = top1_accuracy(reference, labels)
-        result["int8_top1"] = top1_accuracy(quantized, labels)
-        result["drop"] = result["fp32_top1"] - result["int8_top1"]
-    else:  # without labels, disagreement with the float model bounds the accuracy lost
-        result["drop"] = 100.0 - result["agreement_top1"]
-    return result
+        depth = depth_scores(quantized, reference) if output.supports(Measure.ABS_REL) else None  # a depth map
+        return Accuracy(images=int(len(data)), cosine=compared.mean_cosine, min_cosine=compared.min_cosine,
+                        depth=depth)
+    agreement = 100 * (compared.top1_agreement or 0.0)
+    if labels is None:  # without labels, disagreement with the float model bounds the accuracy lost
+        return Accuracy(images=int(len(data)), agreement_top1=agreement, logit_cosine=compared.mean_cosine,
+                        drop=100.0 - agreement)
+    fp32, int8 = top1_accuracy(reference, labels), top1_accuracy(quantized, labels)
+    return Accuracy(images=int(len(data)), agreement_top1=agreement, logit_cosine=compared.mean_cosine,
+                    labelled_classes=int(len(np.unique(labels))),  # for the sanity check: chance and one-class runs
+                    fp32_top_class_share=most_frequent_share(reference.argmax(1), reference.shape[1]),
+                    fp32_top1=fp32, int8_top1=int8, drop=fp32 - int8)
 
 
 def _output_of(model: torch.nn.Module) -> ModelOutput:
@@ -62,10 +60,10 @@ def _output_of(model: torch.nn.Module) -> ModelOutput:
 
 
 def evaluate_on(float_model: torch.nn.Module, quant: QuantizedViT, evaluation: LabelledImages | None,
-                spec: InputSpec) -> dict[str, Any]:
-    """`evaluate` on labelled images, or {} when there are none."""
+                spec: InputSpec) -> Accuracy | None:
+    """`evaluate` on labelled images, or None when there are none."""
     if evaluation is None:
-        return {}
+        return None
     return evaluate(float_model, quant, preprocess_uint8(evaluation.images, spec), evaluation.labels)
 
 
@@ -80,14 +78,15 @@ def _merge_cost(model: torch.nn.Module, reference: torch.nn.Module | None, data:
     return float(100 * (np.mean(unmerged == labels) - np.mean(merged == labels)))
 
 
-def _metric_words(metrics: dict[str, Any]) -> str:
-    if metrics.get("abs_rel") is not None:
-        return (f"against the float model AbsRel {100 * metrics['abs_rel']:.2f}%, δ<1.25 "
-                f"{100 * metrics['delta1']:.2f}%, SQNR {metrics['sqnr_db']:.1f} dB")
-    if "drop" not in metrics:
-        return f"mean cosine with the float model {metrics['cosine']:.5f} (worst {metrics['min_cosine']:.5f})"
-    measured = "top-1 drop" if "int8_top1" in metrics else "disagreement with the float model"
-    return f"{measured} {metrics['drop']:.2f} pt, agreement {metrics['agreement_top1']:.2f}%"
+def _metric_words(metrics: Accuracy) -> str:
+    depth = metrics.depth
+    if depth is not None and depth.abs_rel is not None and depth.delta1 is not None:
+        return (f"against the float model AbsRel {100 * depth.abs_rel:.2f}%, δ<1.25 {100 * depth.delta1:.2f}%, "
+                f"SQNR {depth.sqnr_db:.1f} dB")
+    if metrics.drop is None:
+        return f"mean cosine with the float model {metrics.cosine:.5f} (worst {metrics.min_cosine:.5f})"
+    measured = "top-1 drop" if metrics.int8_top1 is not None else "disagreement with the float model"
+    return f"{measured} {metrics.drop:.2f} pt, agreement {metrics.agreement_top1:.2f}%"
 
 
 def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calib: np.ndarray,
@@ -95,7 +94,7 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calib: np.nda
                          log: Callable[[str], None] = lambda _: None,
                          lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = lambda quant, _: quant,
                          reference: torch.nn.Module | None = None,
-                         int16_kernels: bool = False) -> tuple[QuantizedViT, dict[str, Any]]:
+                         int16_kernels: bool = False) -> tuple[QuantizedViT, Accuracy]:
     """Quantize; with `recipe.max_drop`, give INT16 activations to the ops whose INT8 costs most (where the target
     has `int16_kernels`), then keep the lowest-SQNR matmuls float, until the drop is within budget.
 
@@ -109,23 +108,21 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calib: np.nda
     while True:
         plain = quantize_model(model, budget.recipe, calib)
         quant = lower(plain, calib)
-        metrics: dict[str, Any] = dict(evaluate(reference or model, quant, data, labels))
+        metrics = evaluate(reference or model, quant, data, labels)
         log(f"INT8 matmuls: {len(quant.int8_matmuls)} ({len(quant.int16_ops)} with INT16 activations); "
             + _metric_words(metrics))
-        if merge_cost is not None:
-            metrics["merge_drop"] = merge_cost  # of `drop`, what merging costs in float; the rest is INT8's
-        if recipe.max_drop is None or metrics["drop"] <= recipe.max_drop:
-            metrics["kept_float_for_budget"] = budget.kept_float
-            if budget.moved_to_int16:
-                metrics["int16_for_budget"] = budget.moved_to_int16
-            return quant, metrics
-        if int16_kernels and budget.widen_next(plain, metrics["drop"], calib, lower, log):
+        drop = metrics.drop or 0.0  # None: an output without classes, where no budget is taken
+        if recipe.max_drop is None or drop <= recipe.max_drop:
+            return quant, replace(metrics, merge_drop=merge_cost,  # of `drop`, what merging costs in float
+                                  kept_float_for_budget=tuple(budget.kept_float),
+                                  int16_for_budget=tuple(budget.moved_to_int16) or None)
+        if int16_kernels and budget.widen_next(plain, drop, calib, lower, log):
             continue
         if len(quant.int8_matmuls) <= 1:
             merging = f", {merge_cost:.2f} of it from merging" if merge_cost is not None else ""
             raise ConfigError(f"the budget of {recipe.max_drop} pt cannot be met: with one matmul left in INT8 the "
-                              f"drop is still {metrics['drop']:.2f} pt{merging}; raise --max-drop or use QAT")
-        budget.keep_weakest_float(quant, metrics["drop"], log)
+                              f"drop is still {drop:.2f} pt{merging}; raise --max-drop or use QAT")
+        budget.keep_weakest_float(quant, drop, log)
 
 
 class _Budget:
@@ -135,8 +132,8 @@ class _Budget:
     def __init__(self, recipe: Recipe, reference: torch.nn.Module, data: np.ndarray,
                  labels: np.ndarray | None) -> None:
         self.recipe, self.reference, self.data, self.labels = recipe, reference, data, labels
-        self.kept_float: list[dict[str, Any]] = []
-        self.moved_to_int16: list[dict[str, Any]] = []
+        self.kept_float: list[KeptFloat] = []
+        self.moved_to_int16: list[WidenedOp] = []
         self._ranking: list[tuple[str, float]] | None = None
 
     def widen_next(self, plain: QuantizedViT, drop: float, calib: np.ndarray,
@@ -152,14 +149,14 @@ class _Budget:
         if not left or self.kept_float:  # once an op went float, every op that INT16 could help already had it
             return False
         name, cost = left[0]
-        self.moved_to_int16.append({"matmul": name, "int8_cost_pt": round(cost, 3), "drop_before_pt": round(drop, 3)})
+        self.moved_to_int16.append(WidenedOp(name, round(cost, 3), round(drop, 3)))
         log(f"over budget: INT16 activations for {name} (in INT8 it costs {cost:.2f} pt, the most left)")
         self.recipe = replace(self.recipe, int16=self.recipe.int16 + (name,))
         return True
 
     def keep_weakest_float(self, quant: QuantizedViT, drop: float, log: Callable[[str], None]) -> None:
         weakest = min(quant.sqnr_db, key=lambda name: quant.sqnr_db[name])
-        self.kept_float.append({"matmul": weakest, "sqnr_db": quant.sqnr_db[weakest], "drop_before_pt": round(drop, 3)})
+        self.kept_float.append(KeptFloat(weakest, quant.sqnr_db[weakest], round(drop, 3)))
         log(f"over budget: keeping {weakest} (SQNR {quant.sqnr_db[weakest]:.1f} dB, the lowest) in float")
         self.recipe = replace(self.recipe, skip=self.recipe.skip + (weakest,),
                               int16=tuple(p for p in self.recipe.int16 if p != weakest))

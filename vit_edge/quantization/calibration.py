@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vit_edge.core.errors import DataError
+from vit_edge.core.summaries import CalibInfo
 from vit_edge.core.types import InputSpec, Layout
 from vit_edge.data.datasets import ImageData, LabelledImages, load_dataset
 from vit_edge.data.iterables import as_dataset, is_batch_iterable, read_batches
@@ -32,8 +33,8 @@ class CalibData:
     source: str
     fingerprint: str
 
-    def info(self) -> dict[str, object]:
-        return {"source": self.source, "images": int(len(self.batch)), "fingerprint": self.fingerprint}
+    def info(self) -> CalibInfo:
+        return CalibInfo(self.source, int(len(self.batch)), self.fingerprint)
 
 
 def _layout_hint(shape: tuple[int, ...], spec: InputSpec) -> str:

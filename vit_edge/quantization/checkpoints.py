@@ -7,6 +7,7 @@ checkpoint of another run is refused instead of silently loaded.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,26 @@ from torch import nn
 
 from vit_edge.core.errors import ArtifactError, ConfigError
 from vit_edge.core.outputs import OutputKind, clear_output, make_folder
+from vit_edge.core.records import as_json, from_json
+from vit_edge.core.summaries import EpochScore
 from vit_edge.quantization import distributed
 from vit_edge.reading.checkpoint import save_torch
 
-__all__ = ["QatCheckpoints", "QAT_CHECKPOINT_FORMAT"]
+__all__ = ["QatCheckpoints", "QatState", "QAT_CHECKPOINT_FORMAT"]
 
 QAT_CHECKPOINT_FORMAT = "vit-edge-qat-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class QatState:
+    """Where a QAT run stands, saved in last.pt to resume exactly: the epoch and step to go on from, each finished
+    epoch's scores, the best so far, and the current epoch's losses so far (its mean is the epoch's loss)."""
+
+    epoch: int = 0
+    next_step: int = 0
+    history: tuple[EpochScore, ...] = ()
+    best: EpochScore | None = None
+    epoch_losses: tuple[float, ...] = ()
 
 
 class QatCheckpoints:
@@ -34,24 +49,27 @@ class QatCheckpoints:
         clear_output(self.directory, OutputKind.QAT_CHECKPOINTS, force)
         make_folder(self.directory)
 
-    def save_last(self, model: nn.Module, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
-        if distributed.is_main():
+    def save_last(self, model: nn.Module, optimizer: Any, scheduler: Any, state: QatState) -> None:
+        if distributed.is_main():  # the state as plain JSON values: torch.load(weights_only=True) reads them
             save_torch({"format": QAT_CHECKPOINT_FORMAT, "identity": self.identity,
                                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "scheduler": scheduler.state_dict(), "state": state}, self.last)
+                               "scheduler": scheduler.state_dict(), "state": as_json(state)}, self.last)
 
-    def save_best(self, model: nn.Module, best: dict[str, Any]) -> None:
+    def save_best(self, model: nn.Module, best: EpochScore) -> None:
         save_torch({"format": QAT_CHECKPOINT_FORMAT, "identity": self.identity,
-                           "model": model.state_dict(), "best": best}, self.best)
+                           "model": model.state_dict(), "best": as_json(best)}, self.best)
 
-    def load_last(self, model: nn.Module, optimizer: Any, scheduler: Any) -> dict[str, Any]:
+    def load_last(self, model: nn.Module, optimizer: Any, scheduler: Any) -> QatState:
         if not self.last.exists():
             raise ConfigError(f"nothing to resume: {self.last} does not exist (run without --resume first)")
         payload = self._read(self.last)
         self._load_model(model, payload, self.last)
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
-        return payload["state"]
+        try:
+            return from_json(QatState, payload["state"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(f"QAT checkpoint {self.last} is damaged ({exc}); start over with --force") from exc
 
     def load_best(self, model: nn.Module) -> None:
         if self.best.exists():

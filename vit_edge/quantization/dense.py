@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Any, Callable, cast
+from typing import Callable, cast
 
 import numpy as np
 from torch import nn
 
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.summaries import Accuracy
 from vit_edge.models.dense_heads import DenseModel
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantization.budget import evaluate
 from vit_edge.quantization.ptq import QuantizedViT, fingerprint, quantize_model
 from vit_edge.quantization.recipe import Recipe
 
-__all__ = ["INT8_SCOPE", "quantize_dense", "float_ops", "scope_summary"]
+__all__ = ["INT8_SCOPE", "quantize_dense", "float_ops"]
 
 INT8_SCOPE = "the encoder's matmuls (as for any ViT); the neck's and head's convolutions and resizes run in float"
 
@@ -34,15 +35,10 @@ def float_ops(model: DenseModel) -> list[str]:
             for name, sub in module.named_modules() if isinstance(sub, (nn.Conv2d, nn.ConvTranspose2d))]
 
 
-def scope_summary(model: DenseModel) -> dict[str, Any]:
-    """What the manifest says of a dense model's INT8: which ops are INT8, which float."""
-    return {"int8_scope": INT8_SCOPE, "float_ops": float_ops(model)}
-
-
 def quantize_dense(model: DenseModel, recipe: Recipe, calib: np.ndarray,
                    log: Callable[[str], None] = lambda _: None,
                    lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = lambda quant, _: quant,
-                   ) -> tuple[QuantizedViT, dict[str, Any]]:
+                   ) -> tuple[QuantizedViT, Accuracy]:
     """The INT8 dense model the target ships (its `lower` applied) and its measures against `model` on `calib`
     (AbsRel, δ<1.25, SQNR and cosine: the depth kind's measures, no top-1)."""
     if recipe.int16:
@@ -56,10 +52,11 @@ def quantize_dense(model: DenseModel, recipe: Recipe, calib: np.ndarray,
                        smoothquant={f"encoder.{k}": v for k, v in encoder.smoothquant.items()},
                        sqnr_db={f"encoder.{k}": v for k, v in encoder.sqnr_db.items()}, smoothed_float=None)
     quant = lower(prefixed, calib)
-    metrics: dict[str, Any] = evaluate(model, quant, calib, None)
-    log(f"INT8 matmuls: {len(quant.int8_matmuls)} in the encoder, neck and head float; against the float model "
-        f"AbsRel {_percent(metrics.get('abs_rel'))}, δ<1.25 {_percent(metrics.get('delta1'))}, "
-        f"SQNR {metrics['sqnr_db']:.1f} dB")
+    metrics = evaluate(model, quant, calib, None)
+    depth = metrics.depth
+    if depth is not None:
+        log(f"INT8 matmuls: {len(quant.int8_matmuls)} in the encoder, neck and head float; against the float model "
+            f"AbsRel {_percent(depth.abs_rel)}, δ<1.25 {_percent(depth.delta1)}, SQNR {depth.sqnr_db:.1f} dB")
     return quant, metrics
 
 

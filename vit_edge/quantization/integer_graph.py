@@ -26,6 +26,7 @@ import torch
 from torch import fx, nn
 
 from vit_edge.core.errors import ExportError
+from vit_edge.core.summaries import IntegerSites
 from vit_edge.quantization.qmodules import INT8, INT16, QMAX, ActQuant, Grid, grid_of_bits
 from vit_edge.quantization.recipe import Recipe
 
@@ -419,7 +420,7 @@ def _int16_constant_operands(graph_module: fx.GraphModule, counter: Any) -> None
 _ADD_SUB = {_ATEN.add.Tensor, _ATEN.sub.Tensor}
 
 
-def integer_sites(graph_module: fx.GraphModule) -> dict[str, Any]:
+def integer_sites(graph_module: fx.GraphModule) -> IntegerSites:
     """What integer_graph added, for the manifest: quantizers per op type they follow, constants quantized."""
     counts: dict[str, int] = {}
     for node in graph_module.graph.nodes:
@@ -432,5 +433,5 @@ def integer_sites(graph_module: fx.GraphModule) -> dict[str, Any]:
         return sum(1 for node in graph_module.graph.nodes
                    if node.op == "call_module" and str(node.target).startswith(prefix))
 
-    return {"activation_quantizers": dict(sorted(counts.items())), "quantized_constants": count("integer_constant"),
-            **({"requantize": requantized} if (requantized := count("integer_requantize")) else {})}
+    return IntegerSites(dict(sorted(counts.items())), count("integer_constant"),
+                        count("integer_requantize") or None)

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
+from vit_edge.core.summaries import Lowering
 from vit_edge.quantization.integer_graph import integer_graph, integer_sites
 from vit_edge.quantization.ptq import QuantizedViT, apply_int16, calibrate, fingerprint
 from vit_edge.quantization.qmodules import ActQuant, QuantLinear, QuantMatMul, _WeightQuantMixin
@@ -48,7 +49,7 @@ def quantize_outputs_for_tflite(quant: QuantizedViT, calib: np.ndarray) -> Quant
 
     model, sites = _with_output_quantizers(quant, calib, _needs_output_quant, prepare=weight_in_graph)
     return replace(quant, model=model, scales_sha256=fingerprint(model),
-                   lowering={"tflite_output_quantized": sites})
+                   lowering=Lowering(tflite_output_quantized=tuple(sites)))
 
 
 def quantize_outputs_for_npu(quant: QuantizedViT, calib: np.ndarray) -> QuantizedViT:
@@ -64,8 +65,8 @@ def quantize_outputs_for_npu(quant: QuantizedViT, calib: np.ndarray) -> Quantize
             fixed.append(name)
     skipped = tuple(name for name in quant.kept_float if quant.recipe.skips(name))
     graph = integer_graph(lowered.model, quant.recipe, calib, keep_float=skipped)
-    lowering = {**(lowered.lowering or {}), "integer_softmax_gelu": True, "softmax_output_grid": fixed,
-                "integer_graph": integer_sites(graph)}
+    lowering = replace(lowered.lowering or Lowering(), integer_softmax_gelu=True, softmax_output_grid=tuple(fixed),
+                       integer_graph=integer_sites(graph))
     now_int8 = [name for name in quant.kept_float if name not in skipped]  # the patch embedding, the head
     return replace(lowered, model=graph, scales_sha256=fingerprint(graph), lowering=lowering,
                    int8_matmuls=quant.int8_matmuls + now_int8, kept_float=list(skipped))
@@ -81,7 +82,7 @@ def quantize_outputs_for_xnnpack(quant: QuantizedViT, calib: np.ndarray) -> Quan
         quant, calib, lambda _name, module, _modules: isinstance(module, _WeightQuantMixin))
     float_matmuls = sorted(name for name, m in model.named_modules() if isinstance(m, QuantMatMul))
     return replace(quant, model=model, scales_sha256=fingerprint(model),
-                   lowering={"xnnpack_output_quantized": sites, "float_batch_matmuls": float_matmuls})
+                   lowering=Lowering(xnnpack_output_quantized=tuple(sites), float_batch_matmuls=tuple(float_matmuls)))
 
 
 def _with_output_quantizers(quant: QuantizedViT, calib: np.ndarray,

@@ -10,7 +10,7 @@ import fnmatch
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from torch import nn
 
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.progress import steps
+from vit_edge.core.summaries import Accuracy, CalibInfo, Lowering, QuantSummary
 from vit_edge.models.vit import VisionTransformer, every_token
 from vit_edge.quantization.observers import choose_range
 from vit_edge.quantization.qmodules import ActQuant, QuantConv2d, QuantInput, QuantLinear, QuantMatMul, quantize_weight
@@ -42,15 +43,18 @@ class QuantizedViT:
     smoothquant: dict[str, float] = field(default_factory=dict)
     sqnr_db: dict[str, float] = field(default_factory=dict)
     scales_sha256: str = ""
-    lowering: dict[str, Any] = field(default_factory=dict)  # what a target's rewrite added (lowering.py)
+    lowering: Lowering | None = None  # what a target's rewrite added (lowering.py)
     smoothed_float: nn.Module | None = field(default=None, repr=False)  # QAT starts from these float weights
     int16_ops: list[str] = field(default_factory=list)  # of int8_matmuls, those with INT16 activations (A16W8)
 
-    def summary(self) -> dict[str, Any]:
-        return {"recipe": self.recipe.to_json(), "int8_matmuls": self.int8_matmuls, "kept_float": self.kept_float,
-                "int16_activations": self.int16_ops,
-                "smoothquant_alpha": self.smoothquant, "sqnr_db": self.sqnr_db, "scales_sha256": self.scales_sha256,
-                **({"lowering": self.lowering} if self.lowering else {})}
+    def summary(self, calibration: CalibInfo, accuracy: Accuracy, method: str) -> QuantSummary:
+        """What the manifest says of this model: which matmuls are INT8, the scales' fingerprint, the lowering,
+        with the calibration and accuracy that the pipeline measured, and the method (ptq or qat)."""
+        return QuantSummary(recipe=self.recipe.to_json(), int8_matmuls=tuple(self.int8_matmuls),
+                            kept_float=tuple(self.kept_float), int16_activations=tuple(self.int16_ops),
+                            smoothquant_alpha=dict(self.smoothquant), sqnr_db=dict(self.sqnr_db),
+                            scales_sha256=self.scales_sha256, lowering=self.lowering, calibration=calibration,
+                            accuracy=accuracy, method=method)
 
 
 def candidate_sites(model: VisionTransformer) -> dict[str, str]:

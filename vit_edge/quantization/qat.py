@@ -20,12 +20,13 @@ from torch import nn
 
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.progress import tracking
+from vit_edge.core.summaries import EpochScore, QatSummary
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantization import distributed
-from vit_edge.quantization.checkpoints import QatCheckpoints
+from vit_edge.quantization.checkpoints import QatCheckpoints, QatState
 from vit_edge.quantization.ptq import QuantizedViT, fingerprint
 from vit_edge.quantization.qmodules import ActQuant, _WeightQuantMixin
 from vit_edge.training import augment, evaluate_top1, warmup_cosine
@@ -150,10 +151,10 @@ def _optimizer(model: nn.Module, config: QatConfig, total_steps: int) -> tuple[A
 
 
 def _train_epoch(run: _Run, train: LabelledImages, epoch: int, first_step: int, checkpoints: QatCheckpoints,
-                 state: dict[str, Any]) -> float:
+                 state: QatState) -> float:
     batches = _batch_indices(run.config, len(train), epoch, distributed.rank(), distributed.world_size())
     run.model.train()
-    losses, started = list(state.get("epoch_losses", [])) if first_step else [], time.time()
+    losses, started = list(state.epoch_losses) if first_step else [], time.time()
     what = f"QAT epoch {epoch + 1}/{run.config.epochs}"
     with tracking(what, len(batches), "step", least=1, quiet=not distributed.is_main()) as progress:
         if first_step:  # a resumed epoch starts where it stopped
@@ -172,40 +173,40 @@ def _train_epoch(run: _Run, train: LabelledImages, epoch: int, first_step: int, 
                         f"{np.mean(losses[-20:]):.4f}  ({time.time() - started:.0f} s)")
             if (step + 1) % run.config.checkpoint_every == 0 and step + 1 < len(batches):
                 checkpoints.save_last(run.model, run.optimizer, run.scheduler,
-                                      {**state, "epoch": epoch, "next_step": step + 1, "epoch_losses": losses})
+                                      replace(state, epoch=epoch, next_step=step + 1, epoch_losses=tuple(losses)))
     return float(np.mean(losses)) if losses else float("nan")
 
 
 def train_qat(quant: QuantizedViT, float_model: nn.Module, train: LabelledImages, evaluation: LabelledImages,
               spec: InputSpec, config: QatConfig, checkpoints: QatCheckpoints, resume: bool = False,
-              log: Callable[[str], None] = print) -> tuple[QuantizedViT, dict[str, Any]]:
-    """Train, evaluate each epoch on `evaluation`, keep the best; returns the best model, frozen, and metrics."""
+              log: Callable[[str], None] = print) -> tuple[QuantizedViT, QatSummary]:
+    """Train, evaluate each epoch on `evaluation`, keep the best; returns the best model, frozen, and the run."""
     torch.manual_seed(config.seed)
     model = start_qat(quant, config.lsq)
     total = config.epochs * len(_batch_indices(config, len(train), 0, distributed.rank(),
                                                distributed.world_size()))
     optimizer, scheduler = _optimizer(model, config, total)
-    state: dict[str, Any] = {"epoch": 0, "next_step": 0, "history": [], "best": None}
+    state = QatState()
     if resume:
         state = checkpoints.load_last(model, optimizer, scheduler)
-        log(f"resuming at epoch {state['epoch'] + 1}, step {state['next_step']}" if state["epoch"] < config.epochs
+        log(f"resuming at epoch {state.epoch + 1}, step {state.next_step}" if state.epoch < config.epochs
             else f"the run finished its {config.epochs} epoch(s); taking its best model")
     teacher = float_model.eval() if config.distill else None
     run = _Run(model, distributed.wrap(model), optimizer, scheduler, teacher, config, spec, log)
-    for epoch in range(state["epoch"], config.epochs):
-        loss = _train_epoch(run, train, epoch, state["next_step"] if epoch == state["epoch"] else 0, checkpoints,
-                            state)
+    for epoch in range(state.epoch, config.epochs):
+        loss = _train_epoch(run, train, epoch, state.next_step if epoch == state.epoch else 0, checkpoints, state)
         accuracy = evaluate_top1(model, evaluation, spec) if distributed.is_main() else float("nan")
-        state["history"].append({"epoch": epoch + 1, "train_loss": loss, "eval_top1": accuracy})
+        state = replace(state, history=(*state.history, EpochScore(epoch + 1, accuracy, train_loss=loss)))
         log(f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}  held-out top-1 {accuracy:.2f}%")
-        if distributed.is_main() and (state["best"] is None or accuracy > state["best"]["eval_top1"]):
-            state["best"] = {"epoch": epoch + 1, "eval_top1": accuracy}
-            checkpoints.save_best(model, state["best"])
-        state.update(epoch=epoch + 1, next_step=0, epoch_losses=[])
+        if distributed.is_main() and (state.best is None or accuracy > state.best.eval_top1):
+            best = EpochScore(epoch + 1, accuracy)
+            state = replace(state, best=best)
+            checkpoints.save_best(model, best)
+        state = replace(state, epoch=epoch + 1, next_step=0, epoch_losses=())
         checkpoints.save_last(model, optimizer, scheduler, state)
         distributed.barrier()
     checkpoints.load_best(model)
-    metrics = {"history": state["history"], "best": state["best"], "config": asdict(config),
-               "train_data": train.source, "train_fingerprint": train.fingerprint(),
-               "eval_data": evaluation.source, "world_size": distributed.world_size()}
-    return finish_qat(quant, model), metrics
+    run_summary = QatSummary(history=state.history, best=state.best, config=asdict(config), train_data=train.source,
+                             train_fingerprint=train.fingerprint(), eval_data=evaluation.source,
+                             world_size=distributed.world_size())
+    return finish_qat(quant, model), run_summary

@@ -2,10 +2,12 @@
 and torch.distributed set-up and shutdown (under torchrun only rank 0 returns the model that ships)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.summaries import QatSummary
 from vit_edge.data.datasets import ImageData, LabelledImages, load_dataset
 from vit_edge.quantization.calibration import CalibData
 from vit_edge.quantization.ptq import QuantizedViT
@@ -54,8 +56,9 @@ def _check_checkpoint_folder(qat: QatTraining, folder: Path, out_dir: Path, eval
 
 
 def run_qat(loaded: LoadedModel, recipe: Recipe, calib: CalibData, evaluation: LabelledImages | None,
-            qat: QatTraining, out_dir: Path, log: Callable[[str], None]) -> tuple[QuantizedViT | None, dict[str, Any]]:
-    """PTQ for the starting scales, then the training run; (None, {}) on ranks other than 0 under torchrun."""
+            qat: QatTraining, out_dir: Path,
+            log: Callable[[str], None]) -> tuple[QuantizedViT | None, QatSummary | None]:
+    """PTQ for the starting scales, then the training run; (None, None) on ranks other than 0 under torchrun."""
     from vit_edge.quantization import distributed
     from vit_edge.quantization.checkpoints import QatCheckpoints
     from vit_edge.quantization.ptq import quantize_model
@@ -81,8 +84,8 @@ def run_qat(loaded: LoadedModel, recipe: Recipe, calib: CalibData, evaluation: L
                                  resume=qat.resume, log=log if main else lambda _: None)
     distributed.shutdown()
     if not main:
-        return None, {}
-    return trained, {"qat": {**metrics, "checkpoints": str(directory)}}
+        return None, None
+    return trained, replace(metrics, checkpoints=str(directory))
 
 
 def _check_qat_data(train_set: LabelledImages, global_batch: int) -> None:

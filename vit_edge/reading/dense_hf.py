@@ -8,6 +8,7 @@ tensor that has no place is refused, not dropped.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from vit_edge.core.errors import ModelLoadError, UnsupportedModelError
+from vit_edge.core.identity import Provenance
 from vit_edge.core.types import InputSpec
 from vit_edge.models.dense_heads import DenseConfig, DenseModel
 from vit_edge.models.vit import VisionTransformer
@@ -33,7 +35,7 @@ from vit_edge.reading.hf_compat import (
 
 __all__ = ["is_dense_architecture", "load_dense_hf_directory", "convert_dense_hf_module"]
 
-Loaded = tuple[DenseModel, InputSpec, dict[str, Any]]
+Loaded = tuple[DenseModel, InputSpec, Provenance]
 
 
 def is_dense_architecture(name: str) -> bool:
@@ -77,10 +79,9 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
         raise ModelLoadError(f"Hugging Face config: {exc}") from exc
     model = DenseModel(cfg)
     load_strict(model, {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()}, **head_state}, origin)
-    source: dict[str, Any] = {"kind": "huggingface", "id": origin, "hf_architecture": name,
-                              "family": arch.family.name, "output": arch.output}
+    source = Provenance("huggingface", origin, hf_architecture=name, family=arch.family.name, hf_output=arch.output)
     if (spec.height, spec.width) != cfg.image_hw:  # the processor's size, not the config's image_size
-        source["pos_embed_resampled_from"] = cfg.img_size
+        source = replace(source, pos_embed_resampled_from=cfg.img_size)
         model = model.with_img_size(spec.img_size, antialias=arch.hf.antialias)
     return model.eval(), spec, source
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
+from vit_edge.core.identity import Provenance
 from vit_edge.core.jsonfile import read_json_object
 from vit_edge.core.types import InputSpec
 from vit_edge.models.vit import MAX_IMAGE_SIDE, VisionTransformer, ViTConfig
@@ -112,7 +113,8 @@ class HFFolder:
 def read_hf_folder(path: Path) -> HFFolder:
     """config.json and preprocessor_config.json of a Hugging Face directory (weights not read yet)."""
     pre_file = path / "preprocessor_config.json"
-    return HFFolder(path, _read_json(path / "config.json"), _read_json(pre_file) if pre_file.is_file() else None)
+    return HFFolder(path, read_json_object(path / "config.json", ModelLoadError),
+                    read_json_object(pre_file, ModelLoadError) if pre_file.is_file() else None)
 
 
 def architecture_name(config: dict[str, Any], architecture: str | None = None) -> str:
@@ -121,10 +123,6 @@ def architecture_name(config: dict[str, Any], architecture: str | None = None) -
     if isinstance(listed, str):
         listed = [listed]
     return architecture or (str(listed[0]) if isinstance(listed, list) and listed else "?")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return read_json_object(path, ModelLoadError)
 
 
 def _architecture(name: str) -> Architecture:
@@ -236,7 +234,7 @@ def _spec_from_preprocessor(pre: dict[str, Any], spec: InputSpec) -> InputSpec:
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     index = path / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(_read_json(index).get("weight_map", {}).values()))
+        shards = sorted(set(read_json_object(index, ModelLoadError).get("weight_map", {}).values()))
         state: dict[str, torch.Tensor] = {}
         for shard in shards:
             state.update(read_state_dict(path / shard))
@@ -348,7 +346,7 @@ def convert_hf_state_dict(state: dict[str, torch.Tensor], architecture: str, cfg
 
 
 def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tensor]], architecture: str | None,
-           preprocessor: dict[str, Any] | None, origin: str) -> tuple[VisionTransformer, InputSpec, dict[str, Any]]:
+           preprocessor: dict[str, Any] | None, origin: str) -> tuple[VisionTransformer, InputSpec, Provenance]:
     """The one path from a config, weights and a preprocessor config to a loaded reference ViT.
 
     The weights are read last (`read_state`), so a config the reference cannot run is refused before a large read.
@@ -365,11 +363,10 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     pooled = cfg.pre_logits or cfg.global_pool == "map" or not arch.output_without_pooler
     model = VisionTransformer(cfg)
     load_strict(model, weights, origin)
-    source: dict[str, Any] = {"kind": "huggingface", "id": origin, "hf_architecture": name,
-                              "family": arch.family.name,
-                              "output": arch.output if pooled else arch.output_without_pooler}
+    source = Provenance("huggingface", origin, hf_architecture=name, family=arch.family.name,
+                        hf_output=arch.output if pooled else arch.output_without_pooler)
     if (spec.height, spec.width) != cfg.image_hw:  # DINOv2: config.image_size 518, crop 224
-        source["pos_embed_resampled_from"] = cfg.img_size
+        source = replace(source, pos_embed_resampled_from=cfg.img_size)
         model = model.with_img_size(spec.img_size, antialias=arch.hf.antialias)
     return model.eval(), spec, source
 
@@ -383,13 +380,13 @@ def input_spec(spec: InputSpec, preprocessor: dict[str, Any] | None, patch: int)
     return spec
 
 
-def load_hf_directory(path: Path) -> tuple[VisionTransformer, InputSpec, dict[str, Any]]:
+def load_hf_directory(path: Path) -> tuple[VisionTransformer, InputSpec, Provenance]:
     """A `save_pretrained` directory → (reference ViT, input spec, source facts for the manifest)."""
     folder = read_hf_folder(path)
     return _build(folder.config, folder.weights, None, folder.preprocessor, str(path))
 
 
-def convert_hf_module(module: nn.Module) -> tuple[VisionTransformer, InputSpec, dict[str, Any]]:
+def convert_hf_module(module: nn.Module) -> tuple[VisionTransformer, InputSpec, Provenance]:
     """A transformers model already in memory → the same as `load_hf_directory`; transformers is not imported.
 
     Its config and state dict are read as they are (5.x names in memory); its class name picks the architecture.

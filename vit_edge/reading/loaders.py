@@ -7,7 +7,7 @@ A dense model (Depth Anything) loads as a `DenseModel`: the reference ViT as its
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError, did_you_mean
-from vit_edge.core.identity import ModelRef
+from vit_edge.core.identity import MergeCost, ModelRef, Provenance
 from vit_edge.core.options import (
     OUTPUTS,
     check_count,
@@ -54,7 +54,7 @@ from vit_edge.reading.timm_compat import (
     eva_state_to_reference,
     is_eva_state_dict,
     is_timm_vit,
-    timm_config_kwargs,
+    timm_config,
     timm_input_spec,
 )
 from vit_edge.reading.transreid import is_transreid_state_dict, load_transreid
@@ -83,13 +83,13 @@ class LoadedModel:
 
     model: VisionTransformer | DenseModel
     spec: InputSpec
-    source: dict[str, Any] = field(default_factory=dict)
+    source: Provenance = field(default_factory=Provenance)
     unmerged: VisionTransformer | None = None  # with token merging: the same model without it (the accuracy baseline)
 
     @property
     def ref(self) -> ModelRef:
         """How to load this model again, read from the source the loader wrote (typed in core.identity)."""
-        return ModelRef.from_manifest(self.source, self.spec.img_size)
+        return ModelRef.of(self.source, self.spec.img_size)
 
     @property
     def kind(self) -> str:
@@ -107,7 +107,7 @@ class LoadedModel:
         is refused in one line (its PTQ goes through quantization/dense.py)."""
         if isinstance(self.model, DenseModel):
             raise UnsupportedModelError(f"QAT and tune are not built yet for a dense model "
-                                        f"({self.source.get('family')}: encoder, neck, head); use post-training INT8 "
+                                        f"({self.source.family}: encoder, neck, head); use post-training INT8 "
                                         "or float")
         return self.model
 
@@ -119,9 +119,9 @@ class LoadedModel:
         cfg = self.model.cfg
         return cfg.tokens_after_merge if cfg.choices.merge else None
 
-    def record_merge(self, record: dict[str, Any]) -> None:
+    def record_merge(self, cost: MergeCost) -> None:
         """What token merging cost on labelled data (or only its r and tokens), kept in the manifest's source."""
-        self.source["merge"] = record
+        self.source = replace(self.source, merge=cost)
 
 
 def state_dict_sha256(model: nn.Module) -> str:
@@ -221,16 +221,15 @@ def _safe_config(cfg: ViTConfig, changes: dict[str, Any]) -> ViTConfig:
 def _load_timm(name: str, weights: Path | None, random_init: bool) -> LoadedModel:
     entry = timm_entry(name)
     cfg = entry.config
-    source: dict[str, Any] = {"kind": "timm", "id": name, "family": entry.family}
+    source = Provenance("timm", name, family=entry.family)
     if weights is None:
         model = VisionTransformer(_half_rotation(cfg, {})[0])  # random weights: any q/k channel order is as good
-        source["random_init"] = True
-        return LoadedModel(model.eval(), entry.spec.with_(img_size=cfg.img_size), source)
+        return LoadedModel(model.eval(), entry.spec.with_(img_size=cfg.img_size), replace(source, random_init=True))
     state = {k: v for k, v in _unwrap_state(read_state_dict(weights)).items() if isinstance(v, torch.Tensor)}
     cfg, state = _reference_state(cfg, state)
     model = VisionTransformer(cfg)
     load_strict(model, state, str(weights))
-    source.update(weights_file=str(weights))
+    source = replace(source, weights_file=str(weights))
     return LoadedModel(model.eval(), entry.spec.with_(img_size=cfg.img_size), source)
 
 
@@ -238,7 +237,7 @@ def _load_named(name: str, weights: Path | None, random_init: bool, num_classes:
                 img_size: int | tuple[int, int] | None) -> LoadedModel:
     if name in SHIPPED_MODELS:
         model, spec, extra = load_checkpoint(SHIPPED_MODELS[name])
-        return LoadedModel(model, spec, {"kind": "shipped", "id": name, "train": extra.get("train", {})})
+        return LoadedModel(model, spec, Provenance("shipped", name, train=_training_record(extra)))
     if name.startswith("timm:"):
         return _load_timm(name[len("timm:"):], weights, random_init)
     if name in REFERENCE_NAMES:
@@ -250,9 +249,8 @@ def _load_named(name: str, weights: Path | None, random_init: bool, num_classes:
         if weights is not None:
             load_strict(model, _unwrap_state(read_state_dict(weights)), str(weights))
         spec = InputSpec(img_size=cfg.img_size)
-        source = {"kind": "reference", "id": name, "random_init": weights is None}
-        if weights is not None:
-            source["weights_file"] = str(weights)
+        source = Provenance("reference", name, random_init=weights is None,
+                            weights_file=None if weights is None else str(weights))
         return LoadedModel(model.eval(), spec, source)
     known = [*SHIPPED_MODELS, *REFERENCE_NAMES, *(f"timm:{n}" for n in TIMM_NAMES)]
     raise UnsupportedModelError(
@@ -278,7 +276,13 @@ def _load_path(path: Path, reid: ReIDSelection) -> LoadedModel:
                                              num_heads=reid.num_heads)
         return LoadedModel(model, spec, source)
     model, spec, extra = load_checkpoint(path, data=state)
-    return LoadedModel(model, spec, {"kind": "checkpoint", "id": str(path), "train": extra.get("train", {})})
+    return LoadedModel(model, spec, Provenance("checkpoint", str(path), train=_training_record(extra)))
+
+
+def _training_record(extra: dict[str, Any]) -> dict[str, Any]:
+    """A vit-edge checkpoint's training record (what training.py saved beside the weights), as it holds it."""
+    train = extra.get("train", {})
+    return train if isinstance(train, dict) else {}
 
 
 def _load_module(model: nn.Module) -> LoadedModel:
@@ -286,39 +290,40 @@ def _load_module(model: nn.Module) -> LoadedModel:
     if isinstance(model, DenseModel):
         check_finite(model.state_dict(), type(model).__name__)
         return LoadedModel(model.eval(), InputSpec(img_size=model.cfg.img_size),
-                           {"kind": "module", "id": type(model).__name__, "family": DEPTH_ANYTHING.name})
+                           Provenance("module", type(model).__name__, family=DEPTH_ANYTHING.name))
     if type(model).__module__.startswith("transformers.") and is_dense_architecture(type(model).__name__):
         dense, spec, source = convert_dense_hf_module(model)
-        return LoadedModel(dense, spec, {**source, "kind": "module"})
+        return LoadedModel(dense, spec, replace(source, kind="module"))
     if isinstance(model, VisionTransformer):
         check_finite(model.state_dict(), type(model).__name__)
         channels = model.cfg.in_chans
         spec = (InputSpec(img_size=model.cfg.img_size) if channels == 3 else
                 InputSpec(img_size=model.cfg.img_size, channels=channels, mean=(0.5,) * channels,
                           std=(0.5,) * channels))
-        return LoadedModel(_as_half_rotation(model).eval(), spec, {"kind": "module", "id": type(model).__name__})
+        return LoadedModel(_as_half_rotation(model).eval(), spec, Provenance("module", type(model).__name__))
     if is_timm_vit(model):
-        state = {k: v.detach() for k, v in model.state_dict().items()}
-        cfg, state = _reference_state(ViTConfig(**timm_config_kwargs(model)), state)
-        ours = VisionTransformer(cfg)
-        load_strict(ours, state, type(model).__name__)
-        pretrained = dict(getattr(model, "pretrained_cfg", {}) or {})
-        spec = InputSpec(**_spec_fields(timm_input_spec(pretrained), cfg))
-        name = str(pretrained.get("architecture", type(model).__name__))
-        return LoadedModel(ours.eval(), spec, {"kind": "module", "id": f"timm {name}", "family": family_of(name)})
+        return _load_timm_module(model)
     if type(model).__module__.startswith("transformers."):
         ours, spec, source = convert_hf_module(model)
-        return LoadedModel(ours.eval(), spec, {**source, "kind": "module"})
+        return LoadedModel(ours.eval(), spec, replace(source, kind="module"))
     raise UnsupportedModelError(
         f"{type(model).__name__} is not a ViT vit-edge can read: pass a timm VisionTransformer, a transformers "
         "ViT/DINOv2/CLIP/SigLIP vision module, a vit-edge VisionTransformer, or a file (timm:NAME --weights FILE)"
     )
 
 
-def _spec_fields(fields: dict[str, Any], cfg: ViTConfig) -> dict[str, Any]:
-    """timm's pretrained_cfg, sized to the module's own input (a module may be built for another size)."""
-    size = cfg.image_hw
-    return {**fields, "img_size": size[0] if size[0] == size[1] else size}
+def _load_timm_module(model: nn.Module) -> LoadedModel:
+    """A timm VisionTransformer or Eva in memory: its config read from its modules, its weights in the reference's
+    names, its input spec from its pretrained_cfg sized to the module's own input (it may be built for another)."""
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    cfg, state = _reference_state(timm_config(model), state)
+    ours = VisionTransformer(cfg)
+    load_strict(ours, state, type(model).__name__)
+    pretrained = dict(getattr(model, "pretrained_cfg", {}) or {})
+    height, width = cfg.image_hw
+    spec = timm_input_spec(pretrained).with_(img_size=height if height == width else (height, width))
+    name = str(pretrained.get("architecture", type(model).__name__))
+    return LoadedModel(ours.eval(), spec, Provenance("module", f"timm {name}", family=family_of(name)))
 
 
 def _looks_like_path(model: str) -> bool:
@@ -383,7 +388,7 @@ def _with_output(loaded: LoadedModel, output: str, layers: tuple[int, ...]) -> L
     """The model returning `output` (pooled, the patch tokens, or them as a feature map), of the last block or of
     the blocks in `layers`; same weights."""
     if isinstance(loaded.model, DenseModel) and (output != "pooled" or layers):
-        raise ConfigError(f"--output {output}: this model returns its depth map ({loaded.source.get('family')}); "
+        raise ConfigError(f"--output {output}: this model returns its depth map ({loaded.source.family}); "
                           "--output and --layers choose what a ViT encoder returns: leave them out")
     if output == "pooled" or isinstance(loaded.model, DenseModel):
         return loaded
@@ -395,16 +400,16 @@ def _with_output(loaded: LoadedModel, output: str, layers: tuple[int, ...]) -> L
     except ValueError as exc:
         raise ConfigError(f"--output {output}: {exc}") from exc
     if layers:
-        loaded.source["depth_loaded"] = loaded.model.cfg.depth
+        loaded.source = replace(loaded.source, depth_loaded=loaded.model.cfg.depth)
         try:
             loaded.model = loaded.model.with_layers(list(layers))
         except ValueError as exc:
             raise ConfigError(f"--layers {','.join(map(str, layers))}: {exc}") from exc
     cfg = loaded.model.cfg
     rows, cols = cfg.grid
-    shape = [rows * cols, cfg.embed_dim] if output == "tokens" else [cfg.embed_dim, rows, cols]
-    loaded.source["architecture"] = cfg.to_json()
-    loaded.source["output_shape"] = ([len(cfg.choices.layers)] if cfg.choices.layers else []) + shape
+    shape = (rows * cols, cfg.embed_dim) if output == "tokens" else (cfg.embed_dim, rows, cols)
+    loaded.source = replace(loaded.source, architecture=cfg.to_json(),
+                            output_shape=((len(cfg.choices.layers),) if cfg.choices.layers else ()) + shape)
     return loaded
 
 
@@ -412,7 +417,7 @@ def with_merge(loaded: LoadedModel, merge: int) -> LoadedModel:
     """A new LoadedModel whose model merges `merge` tokens per block (ToMe); `loaded` itself is left as it is."""
     if loaded.unmerged is not None:
         raise ValueError("with_merge takes the unmerged model")
-    copy = LoadedModel(loaded.model, loaded.spec, dict(loaded.source))
+    copy = LoadedModel(loaded.model, loaded.spec, loaded.source)
     return _with_merge(copy, merge)
 
 
@@ -435,8 +440,8 @@ def _with_merge(loaded: LoadedModel, merge: int) -> LoadedModel:
     except ValueError as exc:  # e.g. rotary embeddings: a merged token has no single position
         raise ConfigError(f"--merge {merge}: {exc}") from exc
     loaded.unmerged, loaded.model = loaded.model, merged
-    loaded.source["architecture"] = loaded.model.cfg.to_json()
-    loaded.source["tokens_per_block"] = loaded.model.cfg.tokens_after_merge
+    loaded.source = replace(loaded.source, architecture=merged.cfg.to_json(),
+                            tokens_per_block=tuple(merged.cfg.tokens_after_merge))
     return loaded
 
 
@@ -447,18 +452,18 @@ def _finish(loaded: LoadedModel, img_size: int | tuple[int, int] | None) -> Load
         step = cfg.patch_size * cfg.feature_reduction
         if min(height, width) < step or (cfg.patch_stride in (0, cfg.patch_size) and (height % step or width % step)):
             raise ConfigError(f"--img-size {height}x{width} must be a positive multiple of the patch size {step}")
-        loaded.source["pos_embed_resampled_from"] = cfg.img_size if isinstance(cfg.img_size, int) else list(
-            cfg.img_size)
+        loaded.source = replace(loaded.source, pos_embed_resampled_from=cfg.img_size)
         try:
             loaded.model = loaded.model.with_img_size(img_size)
         except ValueError as exc:
             raise ConfigError(f"--img-size {height}x{width}: {exc}") from exc
         loaded.spec = loaded.spec.with_(img_size=img_size)
     loaded.spec = loaded.spec.with_(channels=loaded.model.cfg.in_chans)
-    loaded.source["weights_sha256"] = state_dict_sha256(loaded.model)
-    loaded.source["architecture"] = loaded.model.cfg.to_json()
+    source = replace(loaded.source, weights_sha256=state_dict_sha256(loaded.model),
+                     architecture=loaded.model.cfg.to_json())
     if isinstance(loaded.model, DenseModel):
-        loaded.source["output_shape"] = list(loaded.model.cfg.output_hw)  # (height, width) per sample
-    elif "family" not in loaded.source:
-        loaded.source["family"] = config_family(loaded.model.cfg).name
+        source = replace(source, output_shape=tuple(loaded.model.cfg.output_hw))  # (height, width) per sample
+    elif source.family is None:
+        source = replace(source, family=config_family(loaded.model.cfg).name)
+    loaded.source = source
     return loaded

@@ -4,8 +4,9 @@ It lives in models/ because it needs torch; runtime/ stays torch-free and reache
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from vit_edge.core.errors import ConfigError
 from vit_edge.core.manifest import Manifest, read_manifest
 from vit_edge.core.options import OUTPUTS
 from vit_edge.core.targets import PYTORCH
+from vit_edge.core.types import SessionInfo
 from vit_edge.models.layout import module_to_convert
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.reading.loaders import ReIDSelection, load_model
@@ -65,5 +67,5 @@ class TorchSession(Session):
     def run(self, batch: np.ndarray) -> np.ndarray:
         return self._run(batch)
 
-    def info(self) -> dict[str, Any]:
-        return {**super().info(), "precision": "fp32"}
+    def info(self) -> SessionInfo:
+        return replace(super().info(), precision="fp32")

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
+from vit_edge.core.identity import Provenance, ReidSource
 from vit_edge.core.types import InputSpec
 from vit_edge.models.config import ExportChoices
 from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
@@ -221,7 +222,7 @@ def load_transreid(
     num_heads: int | None = None, sie_coe: float = 3.0, jpm_global_only: bool = False,
     mean: tuple[float, ...] = (0.5, 0.5, 0.5), std: tuple[float, ...] = (0.5, 0.5, 0.5),  # the released configs'
     state: dict[str, Any] | None = None,  # the file's content, when the caller has read it already
-) -> tuple[VisionTransformer, InputSpec, dict[str, Any]]:
+) -> tuple[VisionTransformer, InputSpec, Provenance]:
     """A TransReID .pth → (reference ViT in eval mode for one camera/view, its test transform, provenance)."""
     path = Path(path)
     state = _plain(read_state_dict(path) if state is None else state)
@@ -237,10 +238,6 @@ def load_transreid(
     # TransReID's val_transforms: T.Resize(SIZE_TEST) (torchvision's default, bilinear) to exactly H×W, no crop.
     spec = InputSpec(img_size=cfg.img_size, mean=tuple(mean), std=tuple(std),
                      interpolation="bilinear", crop_pct=1.0, crop_mode="squash")
-    source: dict[str, Any] = {
-        "kind": "transreid", "family": "transreid", "id": str(path), "weights_file": str(path),
-        "camera": camera, "view": view, "neck_feat": neck_feat, "sie_index": cfg.choices.sie_index,
-        "sie_embeds": cfg.sie_embeds, "sie_coe": cfg.sie_scale,
-        "jpm": "global_only" if is_jpm_state_dict(state) else None,
-    }
-    return model.eval(), spec, source
+    reid = ReidSource(camera, view, neck_feat, cfg.choices.sie_index, cfg.sie_embeds, cfg.sie_scale,
+                      "global_only" if is_jpm_state_dict(state) else None)
+    return model.eval(), spec, Provenance("transreid", str(path), family="transreid", weights_file=str(path), reid=reid)

@@ -7,18 +7,21 @@ import importlib.metadata
 import os
 import sys
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from vit_edge.core.errors import ConfigError, MissingDependencyError
+from vit_edge.core.records import optional, renamed
 from vit_edge.core.targets import resolve
 from vit_edge.core.targets import runtime as runtime_declaration
 from vit_edge.core.targets import target as target_declaration
+from vit_edge.core.types import SessionInfo
 
-__all__ = ["summarize_profile", "MATMUL_OPS", "Session", "SessionOptions", "default_runtime", "session_class",
+__all__ = ["summarize_profile", "OpTime", "ProfileSummary", "MatmulTimes",
+           "MATMUL_OPS", "Session", "SessionOptions", "default_runtime", "session_class",
            "package_version", "native_stderr_silenced", "require"]
 
 
@@ -61,9 +64,9 @@ class Session(ABC):
             outputs.append(self.run(padded)[: len(chunk)])
         return np.concatenate(outputs)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> SessionInfo:
         """Facts about what really ran (runtime version, device, precision, delegation)."""
-        return {"runtime": self.name, "version": package_version(self.package), "accelerator": self.options.accelerator}
+        return SessionInfo(self.name, package_version(self.package), self.options.accelerator)
 
     @property
     def package(self) -> str:
@@ -86,8 +89,8 @@ class Session(ABC):
     can_profile: bool = False  # whether `profile` gives the runtime's own per-op timing
     no_profile_reason: str = "this runtime has no per-op profiler in Python"
 
-    def profile(self, batch: np.ndarray, runs: int) -> list[dict[str, Any]]:
-        """Per-op timing from the runtime's own profiler: [{name, type, precision, ms}] averaged over `runs`."""
+    def profile(self, batch: np.ndarray, runs: int) -> list[OpTime]:
+        """Per-op timing from the runtime's own profiler, averaged over `runs`."""
         raise ConfigError(f"--profile: {self.name}: {self.no_profile_reason}")
 
 
@@ -102,19 +105,48 @@ MATMUL_OPS = ("MatMul", "Gemm", "MatMulInteger", "MatMulIntegerToFloat", "QLinea
               "FullyConnected", "QGemm", "FULLY_CONNECTED", "BATCH_MATMUL")
 
 
-def summarize_profile(ops: list[dict[str, Any]], top: int = 10) -> dict[str, Any]:
+@dataclass(frozen=True)
+class OpTime:
+    """One op of a runtime's own profile: its name and type, the precision its kernel ran in, ms per run (and, in
+    a summary's top ops, its share of the profile's total)."""
+
+    name: str
+    type: str
+    precision: str
+    ms: float
+    share: float | None = optional()
+
+
+@dataclass(frozen=True)
+class MatmulTimes:
+    """How many profiled matmuls ran INT8 kernels and how many float, and the INT8 ones' share of the time."""
+
+    int8: int
+    floating: int = renamed("float")
+    int8_ms_share: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProfileSummary:
+    """The ops that take the time, and which matmuls really ran INT8 (a bench row's `profile`)."""
+
+    total_ms: float
+    top_ops: tuple[OpTime, ...]
+    matmuls: MatmulTimes
+    int8_matmul_names: tuple[str, ...]
+
+
+def summarize_profile(ops: list[OpTime], top: int = 10) -> ProfileSummary:
     """The ops that take the time, and which matmuls really ran INT8 (names listed), from a per-op profile."""
-    total = sum(op["ms"] for op in ops) or 1e-12
-    ranked = sorted(ops, key=lambda op: -op["ms"])
-    matmuls = [op for op in ops if op["type"] in MATMUL_OPS]
-    int8 = [op for op in matmuls if op["precision"] == "int8"]
-    return {
-        "total_ms": round(total, 4),
-        "top_ops": [{**op, "ms": round(op["ms"], 4), "share": round(op["ms"] / total, 4)} for op in ranked[:top]],
-        "matmuls": {"int8": len(int8), "float": len(matmuls) - len(int8),
-                    "int8_ms_share": round(sum(op["ms"] for op in int8) / total, 4)},
-        "int8_matmul_names": [op["name"] for op in int8],
-    }
+    total = sum(op.ms for op in ops) or 1e-12
+    ranked = sorted(ops, key=lambda op: -op.ms)
+    matmuls = [op for op in ops if op.type in MATMUL_OPS]
+    int8 = [op for op in matmuls if op.precision == "int8"]
+    return ProfileSummary(
+        total_ms=round(total, 4),
+        top_ops=tuple(replace(op, ms=round(op.ms, 4), share=round(op.ms / total, 4)) for op in ranked[:top]),
+        matmuls=MatmulTimes(len(int8), len(matmuls) - len(int8), round(sum(op.ms for op in int8) / total, 4)),
+        int8_matmul_names=tuple(op.name for op in int8))
 
 
 def default_runtime(target_name: str) -> str:

@@ -7,14 +7,16 @@ ExecuTorch's C++ runtime built with the XNNPACK backend; the wheel ships no libr
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from vit_edge.core.errors import ArtifactError
-from vit_edge.core.manifest import DELEGATION_FILE
+from vit_edge.core.manifest import DELEGATION_FILE, DelegationReport
+from vit_edge.core.records import from_json
 from vit_edge.core.targets import EXECUTORCH_RUNTIME
+from vit_edge.core.types import Delegated, SessionInfo
 from vit_edge.runtime.base import Session, SessionOptions, native_stderr_silenced
 
 __all__ = ["ExecuTorchSession"]
@@ -55,18 +57,18 @@ class ExecuTorchSession(Session):
             outputs.append(self._method.execute([image])[0].numpy().copy())
         return np.concatenate(outputs, axis=0)
 
-    def info(self) -> dict[str, Any]:
-        delegation = _read_delegation(self.model_file.parent / DELEGATION_FILE)
-        undelegated = sorted(delegation.get("undelegated_ops", {}))
-        return {**super().info(), "delegate": "XNNPACK", "threads": self.options.threads,
-                "precision": delegation.get("precision", "fp32"), "fully_delegated": not undelegated,
-                "undelegated_ops": undelegated, "delegates": delegation.get("delegates")}
+    def info(self) -> SessionInfo:
+        report = _read_delegation(self.model_file.parent / DELEGATION_FILE)
+        undelegated = tuple(sorted(report.undelegated_ops)) if report else ()
+        delegated = Delegated("XNNPACK", self.options.threads, not undelegated, undelegated)
+        return replace(super().info(), delegation=delegated, precision=report.precision if report else "fp32",
+                       delegates=report.delegates if report else None)
 
 
-def _read_delegation(path: Path) -> dict[str, Any]:
+def _read_delegation(path: Path) -> DelegationReport | None:
+    """The exporter's delegation.json beside the program; None where it is missing or unreadable."""
     try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
+        return from_json(DelegationReport, json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 

@@ -4,6 +4,7 @@ XNNPACK is applied by default (OpResolverType.AUTO); `tflite_op_names` lists the
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from vit_edge.core.errors import ArtifactError
 from vit_edge.core.targets import LITERT
+from vit_edge.core.types import Delegated, SessionInfo
 from vit_edge.runtime.base import Session, SessionOptions, native_stderr_silenced, require_runtime
 
 __all__ = ["LiteRtSession", "tflite_op_names", "ops_by_activation_type", "undelegated_ops"]
@@ -79,12 +81,11 @@ class LiteRtSession(Session):
             outputs.append(_to_float(self._interp.get_tensor(self._output["index"]), self._output))
         return np.concatenate(outputs, axis=0)
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> SessionInfo:
         ops = self._interp._get_ops_details()
         left = undelegated_ops(ops)
-        return {**super().info(), "delegate": "XNNPACK", "threads": self.options.threads or 1,
-                "precision": self._matmul_precision(ops), "fully_delegated": not left,
-                "undelegated_ops": sorted(set(left))}
+        delegated = Delegated("XNNPACK", self.options.threads or 1, not left, tuple(sorted(set(left))))
+        return replace(super().info(), delegation=delegated, precision=self._matmul_precision(ops))
 
     def _matmul_precision(self, ops: list[dict[str, Any]]) -> str:
         """'int8' when the matmuls take int8 activations (full-integer), 'int16' when they take int16 (A16W8),

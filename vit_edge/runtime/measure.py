@@ -9,21 +9,29 @@ import os
 import resource
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vit_edge.core.manifest import NUMERICS_CHECK, read_manifest
+from vit_edge.core.manifest import NUMERICS_CHECK, Manifest, read_manifest
 from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.outputs import save_array
+from vit_edge.core.records import extra, flat, optional
 from vit_edge.core.sanity import most_frequent_share
-from vit_edge.core.types import Precision
-from vit_edge.runtime.base import Session, SessionOptions, default_runtime, session_class, summarize_profile
+from vit_edge.core.types import InputSpec, Precision, SessionInfo
+from vit_edge.runtime.base import (
+    ProfileSummary,
+    Session,
+    SessionOptions,
+    default_runtime,
+    session_class,
+    summarize_profile,
+)
 
-__all__ = ["RunSettings", "MeasureConfig", "measure", "latency_stats", "peak_rss_mb", "memory_source",
-           "device_fingerprint"]
+__all__ = ["RunSettings", "MeasureConfig", "Measurement", "Latency", "DeviceFacts", "NumericsCheck", "Scores",
+           "measure", "latency_stats", "peak_rss_mb", "memory_source", "device_fingerprint"]
 
 
 @dataclass(frozen=True)
@@ -46,10 +54,6 @@ class RunSettings:
         check_count("runs", self.runs)
         check_number("min_seconds", self.min_seconds)
 
-    def run_settings(self) -> dict[str, Any]:
-        """These settings as keyword arguments (what a BenchConfig hands each MeasureConfig)."""
-        return {f.name: getattr(self, f.name) for f in fields(RunSettings)}
-
     def session_options(self, threads: int | None, batch: int | None = None) -> SessionOptions:
         return SessionOptions(self.accelerator, threads, self.precision_hint, batch=batch)
 
@@ -66,6 +70,102 @@ class MeasureConfig(RunSettings):
     logits_out: str | None = None  # where to save the logits (for agreement with a reference)
     check_numerics: bool = False  # re-run the artifact's numerics_check.npz here and judge it (the numerics gate)
     verify_files: bool = True  # hash the artifact's files (the first configuration of each artifact in a bench)
+
+    @classmethod
+    def of(cls, settings: RunSettings, **given: Any) -> MeasureConfig:
+        """The configuration that runs with `settings` (a BenchConfig's, field by field) and `given` on top."""
+        return cls(**{**{f.name: getattr(settings, f.name) for f in fields(RunSettings)}, **given})
+
+
+@dataclass(frozen=True)
+class Latency:
+    """The timed runs (ms): percentiles, mean, spread, and how many. A device that reports less (benchmark_model
+    over adb) leaves the rest None."""
+
+    p50_ms: float | None = optional()
+    p90_ms: float | None = optional()
+    p99_ms: float | None = optional()
+    mean_ms: float | None = optional()
+    std_ms: float | None = optional()
+    min_ms: float | None = optional()
+    iqr_ms: float | None = optional()
+    runs: int | None = optional()
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What the measuring process runs on, read there (on a board: the board's own facts)."""
+
+    hostname: str = ""
+    machine: str = ""
+    cpu: str = ""
+    cpu_features: str = ""  # those that decide which kernels a runtime picks (AVX-512 VNNI, AMX, Arm i8mm, ...)
+    cores: int | None = None
+    os: str = ""
+    python: str = ""
+    unknown: dict[str, Any] = extra()
+
+
+@dataclass(frozen=True)
+class NumericsCheck:
+    """The numerics gate: the artifact's check inputs run on this device, judged against PyTorch's outputs."""
+
+    samples: int
+    min_cosine: float
+    top1_agreement: float | None
+    max_abs_diff: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The prepared images scored by the session that was timed: top-1/5 where labelled, and what the sanity
+    checks need (a model that answers one class for everything, or scores at chance)."""
+
+    eval_images: int
+    top1: float | None = optional()
+    top5: float | None = optional()
+    classes: int | None = optional()
+    labelled_classes: int | None = optional()
+    top_class_share: float | None = optional()
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one configuration measured, as the measuring process sends it back (one JSON line); a failure, or a
+    device that reports less (benchmark_model over adb), leaves the rest None, and what a device reports beyond
+    these fields is kept in `unknown`."""
+
+    status: str = "ok"  # ok, mismatch (the numerics gate), or what failed
+    error: str | None = optional()
+    runtime: str | None = optional()
+    session: SessionInfo | None = optional()
+    threads: int | None = optional()
+    batch: int | None = optional()
+    load_ms: float | None = optional()
+    first_ms: float | None = optional()
+    latency: Latency = flat(Latency())
+    throughput_ips: float | None = optional()
+    # memory: the process's high-water mark (VmHWM) before load, after load, at the end
+    rss_before_load_mb: float | None = optional()
+    peak_rss_load_mb: float | None = optional()
+    peak_rss_mb: float | None = optional()
+    memory_source: str | None = optional()
+    device_fingerprint: DeviceFacts | None = optional()
+    numerics_check: NumericsCheck | None = optional()
+    profile: ProfileSummary | None = optional()
+    scores: Scores | None = flat(None)
+    eval_labels: str | None = optional()  # set by the host: how the scored images were labelled
+    eval_skipped: int | None = optional()
+    unknown: dict[str, Any] = extra()
+
+    @classmethod
+    def failed(cls, status: str, error: str) -> Measurement:
+        return cls(status=status, error=error)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
 
 def peak_rss_mb() -> float:
@@ -84,7 +184,7 @@ def peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def device_fingerprint() -> dict[str, Any]:
+def device_fingerprint() -> DeviceFacts:
     """What this process runs on, read here (on a board: the board's own facts, not the controlling machine's)."""
     import platform
 
@@ -99,8 +199,8 @@ def device_fingerprint() -> dict[str, Any]:
                 features = " ".join(f for f in value.split() if f in _CPU_FEATURES)
     except OSError:
         pass
-    return {"hostname": platform.node(), "machine": platform.machine(), "cpu": cpu, "cpu_features": features,
-            "cores": os.cpu_count(), "os": platform.platform(), "python": platform.python_version()}
+    return DeviceFacts(hostname=platform.node(), machine=platform.machine(), cpu=cpu, cpu_features=features,
+                       cores=os.cpu_count(), os=platform.platform(), python=platform.python_version())
 
 
 # the features that decide which kernels a runtime picks (x86 AVX/AMX/VNNI, Arm dot product/i8mm/SVE/fp16)
@@ -113,13 +213,13 @@ def memory_source() -> str:
     return "VmHWM" if Path("/proc/self/status").is_file() else "ru_maxrss (may include a parent's peak)"
 
 
-def latency_stats(times_ms: list[float]) -> dict[str, float]:
+def latency_stats(times_ms: list[float]) -> Latency:
     values = np.asarray(times_ms, dtype=np.float64)
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
     q1, q3 = np.percentile(values, [25, 75])
-    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(values.mean()),
-            "std_ms": float(values.std()), "min_ms": float(values.min()), "iqr_ms": float(q3 - q1),
-            "runs": int(values.size)}
+    return Latency(p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99), mean_ms=float(values.mean()),
+                   std_ms=float(values.std()), min_ms=float(values.min()), iqr_ms=float(q3 - q1),
+                   runs=int(values.size))
 
 
 def _timed_runs(run: Any, batch: np.ndarray, cfg: MeasureConfig) -> list[float]:
@@ -136,7 +236,7 @@ def _timed_runs(run: Any, batch: np.ndarray, cfg: MeasureConfig) -> list[float]:
     return times
 
 
-def _accuracy(session: Any, spec: Any, cfg: MeasureConfig) -> dict[str, Any]:
+def _accuracy(session: Session, spec: InputSpec, cfg: MeasureConfig) -> Scores:
     """Logits for every prepared image, a batch at a time from the memory-mapped file; top-1/5 where labelled."""
     from vit_edge.runtime.accuracy import predict_logits
 
@@ -145,18 +245,17 @@ def _accuracy(session: Any, spec: Any, cfg: MeasureConfig) -> dict[str, Any]:
     if cfg.logits_out:
         save_array(Path(cfg.logits_out), logits.astype(np.float32))
     if cfg.data_labels is None:
-        return {"eval_images": int(len(images))}
+        return Scores(eval_images=int(len(images)))
     labels = np.load(cfg.data_labels)
     top5 = np.argsort(-logits, axis=1)[:, :5]
-    return {"top1": float(100 * np.mean(top5[:, 0] == labels)),
-            "top5": float(100 * np.mean((top5 == labels[:, None]).any(axis=1))), "eval_images": int(len(labels)),
-            # for the sanity checks: a model that answers one class for everything, or scores at chance
-            "classes": int(logits.shape[1]), "labelled_classes": int(len(np.unique(labels))),
-            "top_class_share": most_frequent_share(top5[:, 0], logits.shape[1])}
+    return Scores(top1=float(100 * np.mean(top5[:, 0] == labels)),
+                  top5=float(100 * np.mean((top5 == labels[:, None]).any(axis=1))), eval_images=int(len(labels)),
+                  classes=int(logits.shape[1]), labelled_classes=int(len(np.unique(labels))),
+                  top_class_share=most_frequent_share(top5[:, 0], logits.shape[1]))
 
 
-def measure(cfg: MeasureConfig) -> dict[str, Any]:
-    """Everything measured for one configuration, as a JSON-ready dict."""
+def measure(cfg: MeasureConfig) -> Measurement:
+    """Everything measured for one configuration."""
     if cfg.cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(cfg.cpus))
     root = Path(cfg.artifact)
@@ -174,41 +273,41 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
     session.run(batch)
     first_ms = (time.perf_counter() - begin) * 1000.0
     stats = latency_stats(_timed_runs(session.run, batch, cfg))
-    result: dict[str, Any] = {
-        "runtime": runtime, "session": session.info(), "threads": cfg.threads, "batch": cfg.batch,
-        "load_ms": load_ms, "first_ms": first_ms, **stats,
-        "throughput_ips": cfg.batch * 1000.0 / stats["mean_ms"],
-        "rss_before_load_mb": rss_before, "peak_rss_load_mb": rss_load, "peak_rss_mb": peak_rss_mb(),
-        "memory_source": memory_source(), "device_fingerprint": device_fingerprint(),
-    }
-    result.update(_numerics_gate(root, manifest, session, cfg))
+    found = Measurement(runtime=runtime, session=session.info(), threads=cfg.threads, batch=cfg.batch,
+                        load_ms=load_ms, first_ms=first_ms, latency=stats,
+                        throughput_ips=cfg.batch * 1000.0 / (stats.mean_ms or 1e-12), rss_before_load_mb=rss_before,
+                        peak_rss_load_mb=rss_load, peak_rss_mb=peak_rss_mb(), memory_source=memory_source(),
+                        device_fingerprint=device_fingerprint())
+    found = _numerics_gate(found, root, manifest, session, cfg)
     if cfg.profile:
-        result["profile"] = summarize_profile(session.profile(batch, runs=max(5, min(cfg.runs, 50))))
+        found = replace(found, profile=summarize_profile(session.profile(batch, runs=max(5, min(cfg.runs, 50)))))
     if cfg.data_images:  # the session that was timed scores too (in its own batch size where it compiled for one)
-        result.update(_accuracy(session, manifest.input_spec, cfg))
-    return result
+        found = replace(found, scores=_accuracy(session, manifest.input_spec, cfg))
+    return found
 
 
-def _numerics_gate(root: Path, manifest: Any, session: Session, cfg: MeasureConfig) -> dict[str, Any]:
+def _numerics_gate(found: Measurement, root: Path, manifest: Manifest, session: Session,
+                   cfg: MeasureConfig) -> Measurement:
     """Re-run the inputs whose PyTorch outputs the artifact carries; a device that computes other numbers (a
     broken kernel, an emulator's CPU model) gets status 'mismatch' instead of 'ok'."""
     from vit_edge.core.parity import agreement_words, judge
 
     file = root / NUMERICS_CHECK
     if not cfg.check_numerics or not file.is_file():
-        return {}
+        return found
     with np.load(file) as bundle:
         inputs, expected = bundle["inputs"], bundle["outputs"]
     got = np.concatenate([session.run_any(inputs[i : i + 1]) for i in range(len(inputs))])
-    precision = _precision_that_ran(str(session.info().get("precision", "")), manifest.precision)
+    precision = _precision_that_ran(session.info().precision or "", manifest.precision)
     verdict = judge(expected, got, precision, manifest.output)
-    check = {k: verdict[k] for k in ("samples", "min_cosine", "top1_agreement", "max_abs_diff", "passed")}
-    if verdict["passed"]:
-        return {"numerics_check": check}
-    return {"numerics_check": check, "status": "mismatch",
-            "error": f"this device computes other numbers than PyTorch: min cosine {verdict['min_cosine']:.5f} "
-                     f"(need ≥ {verdict['tolerance_min_cosine']} for {precision.value})"
-                     f"{agreement_words(verdict, 0)} on the artifact's {verdict['samples']} check inputs"}
+    found = replace(found, numerics_check=NumericsCheck(verdict.samples, verdict.min_cosine, verdict.top1_agreement,
+                                                        verdict.max_abs_diff, verdict.passed))
+    if verdict.passed:
+        return found
+    return replace(found, status="mismatch", error=(
+        f"this device computes other numbers than PyTorch: min cosine {verdict.min_cosine:.5f} (need ≥ "
+        f"{verdict.tolerance_min_cosine} for {precision.value}){agreement_words(verdict, 0)} on the artifact's "
+        f"{verdict.samples} check inputs"))
 
 
 def _precision_that_ran(ran: str, exported: Precision) -> Precision:

@@ -1,15 +1,16 @@
 """ONNX Runtime session (CPU execution provider unless another is asked for and installed)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from vit_edge.core.errors import ArtifactError
 from vit_edge.core.outputs import scratch_folder
 from vit_edge.core.targets import ONNXRUNTIME
-from vit_edge.runtime.base import Session, SessionOptions
+from vit_edge.core.types import SessionInfo
+from vit_edge.runtime.base import OpTime, Session, SessionOptions
 
 __all__ = ["OnnxRuntimeSession"]
 
@@ -43,7 +44,7 @@ class OnnxRuntimeSession(Session):
 
     can_profile = True
 
-    def profile(self, batch: np.ndarray, runs: int) -> list[dict[str, Any]]:
+    def profile(self, batch: np.ndarray, runs: int) -> list[OpTime]:
         """ONNX Runtime's own profiler (a second session with profiling on): node time averaged over `runs`."""
         import json
 
@@ -61,20 +62,19 @@ class OnnxRuntimeSession(Session):
             for _ in range(runs):
                 session.run(None, feed)
             events = json.loads(Path(session.end_profiling()).read_text())
-        totals: dict[str, dict[str, Any]] = {}
-        for event in events:
+        totals: dict[str, OpTime] = {}
+        for event in events:  # ORT's own trace format (Chrome's): read here, where it is written
             if event.get("cat") != "Node" or not str(event.get("name", "")).endswith("_kernel_time"):
                 continue
             name, op_type = event["name"][: -len("_kernel_time")], event.get("args", {}).get("op_name", "?")
-            entry = totals.setdefault(name, {"name": name, "type": op_type, "precision": _ort_precision(op_type),
-                                             "ms": 0.0})
-            entry["ms"] += event.get("dur", 0) / 1000.0 / (runs + 1)
+            entry = totals.get(name) or OpTime(name, op_type, _ort_precision(op_type), 0.0)
+            totals[name] = replace(entry, ms=entry.ms + event.get("dur", 0) / 1000.0 / (runs + 1))
         return list(totals.values())
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> SessionInfo:
         quantized = b"QuantizeLinear" in self.model_file.read_bytes()  # op types are plain strings in the protobuf
-        return {**super().info(), "providers": self._session.get_providers(),
-                "precision": "int8" if quantized else "fp32"}
+        return replace(super().info(), providers=tuple(self._session.get_providers()),
+                       precision="int8" if quantized else "fp32")
 
 
 def _ort_precision(op_type: str) -> str:

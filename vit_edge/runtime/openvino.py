@@ -1,6 +1,7 @@
 """OpenVINO session: CPU, GPU (Intel iGPU), NPU or AUTO, with the inference precision reported as it really ran."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,8 @@ import numpy as np
 
 from vit_edge.core.errors import ArtifactError, DeviceError
 from vit_edge.core.targets import OPENVINO_RUNTIME
-from vit_edge.runtime.base import Session, SessionOptions
+from vit_edge.core.types import SessionInfo
+from vit_edge.runtime.base import OpTime, Session, SessionOptions
 
 __all__ = ["OpenVinoSession"]
 
@@ -62,7 +64,7 @@ class OpenVinoSession(Session):
 
     can_profile = True
 
-    def profile(self, batch: np.ndarray, runs: int) -> list[dict[str, Any]]:
+    def profile(self, batch: np.ndarray, runs: int) -> list[OpTime]:
         """OpenVINO's performance counters (a second compile with PERF_COUNT): each node's time and the precision
         its kernel ran in (exec_type, e.g. brgemm_avx512_amx_I8)."""
         core = self._ov.Core()
@@ -78,18 +80,18 @@ class OpenVinoSession(Session):
         model.reshape(shape)
         request = core.compile_model(model, self.options.accelerator.upper(), config).create_infer_request()
         tensor = self._ov.Tensor(np.ascontiguousarray(batch, dtype=np.float32))
-        totals: dict[str, dict[str, Any]] = {}
+        totals: dict[str, OpTime] = {}
         for _ in range(runs):
             request.infer({0: tensor})
             for node in request.profiling_info:
                 if str(node.status).endswith("NOT_RUN"):
                     continue
-                entry = totals.setdefault(node.node_name, {"name": node.node_name, "type": node.node_type,
-                                                           "precision": _ov_precision(node.exec_type), "ms": 0.0})
-                entry["ms"] += node.real_time.total_seconds() * 1000.0 / runs
+                entry = totals.get(node.node_name) or OpTime(node.node_name, node.node_type,
+                                                             _ov_precision(node.exec_type), 0.0)
+                totals[node.node_name] = replace(entry, ms=entry.ms + node.real_time.total_seconds() * 1000.0 / runs)
         return list(totals.values())
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> SessionInfo:
         try:
             hint = str(self._compiled.get_property("INFERENCE_PRECISION_HINT")).split("'")[-2]
         except Exception:  # not every device reports the property
@@ -98,7 +100,7 @@ class OpenVinoSession(Session):
         precision = names.get(hint, hint)
         if self._runs_int8():
             precision = f"int8+{precision}"
-        return {**super().info(), "precision": precision}
+        return replace(super().info(), precision=precision)
 
     def _runs_int8(self) -> bool:
         """Whether the compiled graph runs any matmul or convolution in u8/i8 (FakeQuantize was honoured)."""

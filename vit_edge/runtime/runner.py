@@ -27,13 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     from vit_edge.core.errors import MissingDependencyError, VitEdgeError
     from vit_edge.core.progress import reporting
+    from vit_edge.core.records import as_json
     from vit_edge.runtime.measure import config_from_json, measure
 
     asked = reporting(_send_progress) if PROGRESS_FLAG in args[1:] else contextlib.nullcontext()
     try:
         cfg = config_from_json(json.loads(Path(args[0]).read_text()))
         with asked:
-            result = {"status": "ok", **measure(cfg)}
+            result = as_json(measure(cfg))
     except MissingDependencyError as exc:
         result = {"status": type(exc).__name__, "error": _where_to_install(exc)}
     except VitEdgeError as exc:

@@ -9,7 +9,7 @@ from vit_edge.core.output_kinds import Measure
 from vit_edge.core.outputs import OutputKind, clear_output, make_folder
 from vit_edge.core.progress import tracking
 from vit_edge.tuning.plan import PRECISIONS, Candidate, TuneConfig, TuneRow, candidates, default_merges
-from vit_edge.tuning.results import RESULTS_FILE, choose, write_results
+from vit_edge.tuning.results import RESULTS_FILE, TuneResult, choose, write_results
 
 if TYPE_CHECKING:
     from vit_edge.reading.loaders import LoadedModel
@@ -114,9 +114,9 @@ def _lost_device(rows: list[TuneRow]) -> bool:
 
 
 def tune(model: Any, config: TuneConfig, out: str | Path, *, weights: str | Path | None = None,
-         random_init: bool = False, force: bool = False, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+         random_init: bool = False, force: bool = False, log: Callable[[str], None] = lambda _: None) -> TuneResult:
     """Build and measure every candidate on `config.device`; write OUT/tune.json (rows, Pareto front, choice) and
-    OUT/chosen (the fastest artifact within `config.max_drop`). Returns the document written."""
+    OUT/chosen (the fastest artifact within `config.max_drop`). Returns what OUT/tune.json holds."""
     from vit_edge.benchmarking.remote import check_reachable
 
     out = Path(out)
