@@ -54,7 +54,7 @@ def test_force_refuses_the_current_folder_and_the_folders_above(tmp_path: Path) 
 def test_force_refuses_an_output_holding_the_model_or_the_data(tmp_path: Path) -> None:
     data = tmp_path / "work" / "calib"
     data.mkdir(parents=True)
-    shutil.copy(Path(__file__).resolve().parents[2] / "vit_edge" / "models" / "weights" / "fmnist_vit_tiny.pt",
+    shutil.copy(Path(__file__).resolve().parents[2] / "vit_edge" / "reading" / "weights" / "fmnist_vit_tiny.pt",
                 tmp_path / "work" / "model.pt")
     assert_user_error(run_cli("export", str(tmp_path / "work" / "model.pt"), "--target", "onnx", "--force", "--out",
                               str(tmp_path / "work")), "contains, the model")
@@ -78,7 +78,7 @@ def test_force_does_replace_what_vit_edge_made(tmp_path: Path) -> None:
     assert not is_artifact(artifact)  # a file the manifest does not list would be lost: refused
     with pytest.raises(Exception, match="is not a vit-edge artifact"):
         check_output(artifact, OutputKind.ARTIFACT, force=True)
-    shipped = Path(__file__).resolve().parents[2] / "vit_edge" / "models" / "weights" / "fmnist_vit_tiny.pt"
+    shipped = Path(__file__).resolve().parents[2] / "vit_edge" / "reading" / "weights" / "fmnist_vit_tiny.pt"
     check_output(shipped, OutputKind.CHECKPOINT, force=True)  # a vit-edge checkpoint is recognised
 
 

@@ -10,7 +10,6 @@ import fnmatch
 import hashlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import numpy as np
 import torch
