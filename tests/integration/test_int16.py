@@ -70,7 +70,7 @@ def test_the_budget_gives_the_costly_ops_int16_before_any_float(tmp_path: Path) 
     moved = accuracy.int16_for_budget
     assert moved and accuracy.kept_float_for_budget == (), accuracy
     assert moved[0].drop_before_pt > 0.3, moved  # INT8 alone is over budget
-    costs = [m["int8_cost_pt"] for m in moved]
+    costs = [m.int8_cost_pt for m in moved]
     assert costs == sorted(costs, reverse=True), moved  # the costliest first
     assert sorted(m.matmul for m in moved) == sorted(q.int16_activations) == sorted(q.recipe["int16"])
     assert accuracy.drop <= 0.3, accuracy
