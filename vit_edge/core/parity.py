@@ -13,6 +13,9 @@ Tolerances per precision, and why:
 - an embedding (an encoder without a head: DINOv2, SigLIP, CLIP, re-ID), patch tokens or a feature map is judged
   by cosine alone (core/output_kinds.py): the index of its largest component means nothing, so no top-1 agreement
   is computed for it at all.
+- segmentation logits are judged by cosine per image too; their pixel agreement (argmax) and mIoU against the
+  reference's argmax are reported beside it, not judged: a random or barely trained model's near-tied classes flip
+  under any rounding, and the cosine already bounds the logits' error.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import numpy as np
 
 from vit_edge.core.errors import ParityError
 from vit_edge.core.output_kinds import OUTPUTS, Measure, ModelOutput
+from vit_edge.core.segmentation_metrics import segmentation_against_fp32
 from vit_edge.core.types import Precision
 
 __all__ = ["Tolerance", "TOLERANCES", "agreement_words", "compare_logits", "judge", "check_parity"]
@@ -68,6 +72,7 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOu
     (None): its largest index means nothing."""
     if reference.shape != candidate.shape:
         raise ParityError(f"artifact output shape {candidate.shape} differs from PyTorch's {reference.shape}")
+    maps = segmentation_against_fp32(candidate, reference) if output.supports(Measure.PIXEL_AGREEMENT) else {}
     samples = int(reference.shape[0])
     reference = per_token(reference, output.channels_first, output.pixel_map).astype(np.float64)
     candidate = per_token(candidate, output.channels_first, output.pixel_map).astype(np.float64)
@@ -85,7 +90,7 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOu
     }
     if output.supports(Measure.AGREEMENT):
         found.update(_agreement(reference, candidate, diff))
-    return found
+    return {**found, **maps}  # segmentation: pixel agreement and mIoU with FP32's argmax (reported, not judged)
 
 
 def _agreement(reference: np.ndarray, candidate: np.ndarray, diff: np.ndarray) -> dict[str, Any]:
