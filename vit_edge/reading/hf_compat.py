@@ -47,10 +47,11 @@ from vit_edge.reading.families.clip import CLIP, METACLIP2
 from vit_edge.reading.families.depth_anything import DEPTH_ANYTHING
 from vit_edge.reading.families.dinov2 import DINOV2, DINOV2_REG
 from vit_edge.reading.families.dinov3 import DINOV3
+from vit_edge.reading.families.dpt import DPT
 from vit_edge.reading.families.hf_config import Size, bad_config, collapse, common_options, read_int, read_size
 from vit_edge.reading.families.siglip import SIGLIP, SIGLIP2
 
-__all__ = ["Architecture", "SUPPORTED_ARCHITECTURES", "HFFolder", "is_hf_directory", "read_hf_folder",
+__all__ = ["Architecture", "SUPPORTED_ARCHITECTURES", "DENSE_HEADS", "HFFolder", "is_hf_directory", "read_hf_folder",
            "architecture_name", "load_hf_directory", "convert_hf_module", "hf_config_to_vit", "convert_hf_state_dict",
            "input_spec", "read_hf_module"]
 
@@ -64,9 +65,9 @@ class Architecture:
 
     family: Family  # its declaration in models/families, with how transformers stores it (`hf`)
     output: str  # the transformers output the reference reproduces (for the manifest)
-    # labels: a class per id2label; projection: CLIP's; depth: a dense model (encoder, neck, depth head) that
-    # models/dense_hf.py builds, the ViT config read from its backbone_config
-    head: Literal["labels", "projection", "none", "depth"] = "none"
+    # labels: a class per id2label; projection: CLIP's; depth, segmentation: a dense model (encoder, neck, head)
+    # that reading/dense_hf.py builds (Depth Anything's ViT config read from its backbone_config)
+    head: Literal["labels", "projection", "none", "depth", "segmentation"] = "none"
     options: Options = field(default_factory=dict)
     renames: tuple[tuple[str, str], ...] = ()
     output_without_pooler: str = ""  # ViTModel saved without its pooler, SigLIP without its head
@@ -103,7 +104,10 @@ SUPPORTED_ARCHITECTURES: dict[str, Architecture] = {
     "MetaClip2VisionModelWithProjection": Architecture(METACLIP2, "image_embeds", "projection"),
     "Aimv2VisionModel": Architecture(AIMV2, "pooler_output", output_without_pooler="last_hidden_state.mean(1)"),
     "DepthAnythingForDepthEstimation": Architecture(DEPTH_ANYTHING, "predicted_depth (depth map)", "depth"),
+    "DPTForDepthEstimation": Architecture(DPT, "predicted_depth (depth map)", "depth"),
+    "DPTForSemanticSegmentation": Architecture(DPT, "logits (segmentation map)", "segmentation"),
 }
+DENSE_HEADS = ("depth", "segmentation")  # the heads of dense models (reading/dense_hf.py builds them)
 
 _LAYER = r"(?:encoder\.layers?|layers?|model\.layer)\.(\d+)\."
 # Shared renames (regex on a key without its family prefix, replacement), for 4.x and 5.x names of every family.
@@ -397,7 +401,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     The weights are read last (`read_state`), so a config the reference cannot run is refused before a large read.
     """
     name = architecture_name(config, architecture)
-    if _architecture(name).head == "depth":
+    if _architecture(name).head in DENSE_HEADS:
         raise UnsupportedModelError(f"{name} is a dense model (encoder, neck, head): load it with "
                                     "vit_edge.reading.loaders.load_model, which builds it whole")
     cfg, name, spec = hf_config_to_vit(config, architecture)

@@ -29,12 +29,14 @@ from vit_edge.core.options import (
 )
 from vit_edge.core.types import InputSpec
 from vit_edge.models.dense_heads import DenseModel
+from vit_edge.models.dpt import DPTModel
 from vit_edge.models.rope import as_half_layout
 from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
 from vit_edge.reading.checkpoint import check_finite, load_checkpoint, load_strict, read_state_dict
 from vit_edge.reading.dense_hf import convert_dense_hf_module, is_dense_architecture, load_dense_hf_directory
 from vit_edge.reading.families import config_family, original_layout
 from vit_edge.reading.families.depth_anything import DEPTH_ANYTHING
+from vit_edge.reading.families.dpt import DPT
 from vit_edge.reading.hf_compat import (
     architecture_name,
     convert_hf_module,
@@ -286,7 +288,8 @@ def _load_module(model: nn.Module) -> LoadedModel:
     if isinstance(model, DenseModel):
         check_finite(model.state_dict(), type(model).__name__)
         return LoadedModel(model.eval(), InputSpec(img_size=model.cfg.img_size),
-                           {"kind": "module", "id": type(model).__name__, "family": DEPTH_ANYTHING.name})
+                           {"kind": "module", "id": type(model).__name__,
+                            "family": (DPT if isinstance(model, DPTModel) else DEPTH_ANYTHING).name})
     if type(model).__module__.startswith("transformers.") and is_dense_architecture(type(model).__name__):
         dense, spec, source = convert_dense_hf_module(model)
         return LoadedModel(dense, spec, {**source, "kind": "module"})
@@ -458,7 +461,7 @@ def _finish(loaded: LoadedModel, img_size: int | tuple[int, int] | None) -> Load
     loaded.source["weights_sha256"] = state_dict_sha256(loaded.model)
     loaded.source["architecture"] = loaded.model.cfg.to_json()
     if isinstance(loaded.model, DenseModel):
-        loaded.source["output_shape"] = list(loaded.model.cfg.output_hw)  # (height, width) per sample
+        loaded.source["output_shape"] = list(loaded.model.cfg.output_shape)  # per sample: (H, W) or (C, H, W)
     elif "family" not in loaded.source:
         loaded.source["family"] = config_family(loaded.model.cfg).name
     return loaded

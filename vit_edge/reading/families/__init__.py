@@ -29,6 +29,7 @@ from vit_edge.reading.families.clip import CLIP, METACLIP2
 from vit_edge.reading.families.depth_anything import DEPTH_ANYTHING
 from vit_edge.reading.families.dinov2 import DINOV2, DINOV2_REG
 from vit_edge.reading.families.dinov3 import DINOV3, LINGBOT, SAPIENS2
+from vit_edge.reading.families.dpt import DPT
 from vit_edge.reading.families.eva02 import EVA02, ROPE_VIT
 from vit_edge.reading.families.pe import PE
 from vit_edge.reading.families.siglip import SIGLIP, SIGLIP2
@@ -41,7 +42,7 @@ __all__ = ["Family", "HFReading", "OriginalWeights", "FAMILIES", "family", "timm
 FAMILIES: tuple[Family, ...] = (
     DINOV3, PE, EVA02, ROPE_VIT, LINGBOT, SAPIENS2, DEIT3, DINOV2_REG, DINOV2, CLIP, SIGLIP, HYBRID, DEIT, REGISTERS,
     POOLED, EVA, AIMV2, VITAMIN, FLEXIVIT, TEST, *UNSUPPORTED, PATCH14, VIT, METACLIP2, SIGLIP2, TRANSREID,
-    DEPTH_ANYTHING,
+    DEPTH_ANYTHING, DPT,
 )
 _BY_NAME = {entry.name: entry for entry in FAMILIES}
 
