@@ -1,0 +1,128 @@
+"""DPT (#37): transformers' DPTForDepthEstimation and DPTForSemanticSegmentation (plain ViT encoder) load into the
+reference ViT plus DPT's readout, neck and heads, match transformers within 1e-4 of the output's scale at the config's
+size and another one (an odd grid for segmentation: the fusion resizes its skip there), from a folder and from a
+module; the segmentation map is its own output kind; the four targets hold parity; what DPT cannot be read as is
+refused in one line."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers import DPT_CONFIGS, assert_one_xnnpack_partition, assert_user_error, make_dpt, run_cli
+from vit_edge.api import export
+from vit_edge.core.errors import ConfigError, ModelLoadError, UnsupportedModelError
+from vit_edge.core.output_kinds import Measure
+from vit_edge.models.dpt import DPTModel
+from vit_edge.reading.loaders import load_model
+
+transformers = pytest.importorskip("transformers")
+pytestmark = pytest.mark.slow
+
+OTHER_SIZE = {"depth": 96, "depth-ignore": 96, "segmentation": 80, "segmentation-add": 64}
+
+
+def relative_difference(got: np.ndarray | torch.Tensor, expected: torch.Tensor) -> float:
+    """Max abs difference over the output's max abs value (the issue's 1e-4 yardstick)."""
+    expected_np = expected.numpy()
+    return float(np.abs(np.asarray(got) - expected_np).max() / np.abs(expected_np).max())
+
+
+def _predicted(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        out = model(pixel_values=x)
+    return out.logits if hasattr(out, "logits") and out.logits is not None else out.predicted_depth
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[torch.nn.Module, Path]]:
+    """The depth and segmentation models, each with its save_pretrained folder."""
+    found = {}
+    for kind in ("depth", "segmentation"):
+        model = make_dpt(kind)
+        folder = tmp_path_factory.mktemp(kind)
+        model.save_pretrained(folder)
+        found[kind] = (model, folder)
+    return found
+
+
+@pytest.mark.parametrize("kind", list(DPT_CONFIGS))
+def test_matches_transformers_from_a_folder_and_in_memory(kind: str, tmp_path: Path) -> None:
+    hf = make_dpt(kind)
+    hf.save_pretrained(tmp_path)
+    side = hf.config.image_size
+    for source in (tmp_path, hf):
+        for size in (side, OTHER_SIZE[kind]):
+            loaded = load_model(source, img_size=size)
+            assert isinstance(loaded.model, DPTModel) and loaded.source["family"] == "dpt"
+            x = torch.randn(2, 3, size, size)
+            expected = _predicted(hf, x)
+            assert float(expected.std()) > 0.02 * float(expected.abs().max())  # a map that varies
+            with torch.no_grad():
+                got = loaded.model(x)
+            assert got.shape == expected.shape and relative_difference(got, expected) < 1e-4, (kind, source, size)
+            assert loaded.source["output_shape"] == list(expected.shape[1:])
+    assert loaded.model.cfg.encoder.depth == max(hf.config.backbone_out_indices) + 1  # later blocks are not kept
+
+
+def test_segmentation_is_its_own_output_kind(saved: dict[str, tuple[torch.nn.Module, Path]]) -> None:
+    hf, folder = saved["segmentation"]
+    loaded = load_model(folder)
+    output = loaded.model.cfg.model_output
+    assert output.name == "segmentation" and loaded.model.cfg.num_classes == 6
+    assert output.supports(Measure.MIOU) and output.supports(Measure.PIXEL_AGREEMENT)
+    assert not output.supports(Measure.TOP1) and not output.supports(Measure.TOKEN_COSINE)
+    assert loaded.source["mask_labels"] == {"reduce_labels": False, "ignore_index": 255}
+    assert load_model(saved["depth"][1]).model.cfg.model_output.name == "depth"
+    with pytest.raises(ConfigError, match="returns its depth map"):  # --output/--layers are an encoder's choice
+        load_model(folder, output="tokens")
+
+
+def _hostile(folder: Path, tmp_path: Path, name: str, **changes: object) -> Path:
+    """A copy of a saved DPT folder with config.json changed (the weights linked, not copied)."""
+    hostile = tmp_path / name
+    hostile.mkdir()
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (hostile / "config.json").write_text(json.dumps(config))
+    (hostile / "model.safetensors").symlink_to(folder / "model.safetensors")
+    return hostile
+
+
+def test_what_it_cannot_read_is_refused_in_one_line(saved: dict[str, tuple[torch.nn.Module, Path]],
+                                                    tmp_path: Path) -> None:
+    _, folder = saved["segmentation"]
+    hybrid = _hostile(folder, tmp_path, "hybrid", is_hybrid=True)
+    assert_user_error(run_cli("export", str(hybrid), "--target", "onnx", "--out", str(tmp_path / "a")),
+                      "DPT-Hybrid", "is_hybrid false")
+    beit = _hostile(folder, tmp_path, "beit", backbone_config={"model_type": "beit"})
+    with pytest.raises(UnsupportedModelError, match="DPT on a 'beit' backbone"):
+        load_model(beit)
+    with pytest.raises(ModelLoadError, match="readout_type 'concat'"):
+        load_model(_hostile(folder, tmp_path, "readout", readout_type="concat"))
+    with pytest.raises(ModelLoadError, match="names 3 blocks for 4 neck_hidden_sizes"):
+        load_model(_hostile(folder, tmp_path, "indices", backbone_out_indices=[0, 1, 2]))
+    with pytest.raises(ModelLoadError, match="distinct blocks 0 to 3"):
+        load_model(_hostile(folder, tmp_path, "range", backbone_out_indices=[0, 1, 2, 7]))
+    with pytest.raises(UnsupportedModelError, match="square"):
+        load_model(_hostile(folder, tmp_path, "wide", image_size=[64, 96]))
+
+
+def test_an_extra_tensor_is_refused_not_dropped(saved: dict[str, tuple[torch.nn.Module, Path]]) -> None:
+    hf, _ = saved["depth"]
+    state = dict(hf.state_dict())
+
+    class Stray(torch.nn.Module):  # a transformers-looking module whose state has one tensor DPT has no place for
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = hf.config
+
+        def state_dict(self, *args: object, **kwargs: object) -> dict[str, torch.Tensor]:  # type: ignore[override]
+            return {**state, "neck.extra_stage.weight": torch.zeros(1)}
+
+    Stray.__module__, Stray.__name__ = "transformers.models.dpt", "DPTForDepthEstimation"
+    with pytest.raises(UnsupportedModelError, match="1 tensors have no place in vit-edge's DPT .*neck.extra_stage"):
+        load_model(Stray())
