@@ -126,3 +126,56 @@ def test_an_extra_tensor_is_refused_not_dropped(saved: dict[str, tuple[torch.nn.
     Stray.__module__, Stray.__name__ = "transformers.models.dpt", "DPTForDepthEstimation"
     with pytest.raises(UnsupportedModelError, match="1 tensors have no place in vit-edge's DPT .*neck.extra_stage"):
         load_model(Stray())
+
+
+@pytest.mark.parametrize("target", ["onnx", "openvino", "tflite", "executorch"])
+def test_segmentation_exports_with_parity(saved: dict[str, tuple[torch.nn.Module, Path]], target: str,
+                                          tmp_path: Path) -> None:
+    hf, _ = saved["segmentation"]
+    artifact = export(hf, target, tmp_path / target, parity_samples=2)
+    x = torch.randn(2, 3, 64, 64)
+    got = np.asarray(artifact.run(x.numpy()))
+    expected = _predicted(hf, x)
+    assert got.shape == (2, 6, 64, 64) and relative_difference(got, expected) < 1e-4
+    assert np.mean(got.argmax(1) == expected.numpy().argmax(1)) > 0.999
+    parity = artifact.manifest.parity
+    assert artifact.manifest.output_kind == "segmentation" and parity["passed"] and parity["top1_agreement"] is None
+    assert parity["tokens_per_sample"] == 1 and parity["pixel_agreement"] > 0.999 and parity["miou_vs_fp32"] > 0.99
+    runtime = parity["runtime"]
+    if target == "tflite":  # one XNNPACK partition: readout, reassemble, fusion, head and resizes included
+        assert runtime["fully_delegated"]
+        assert_one_xnnpack_partition(tmp_path / target / artifact.manifest.model_file)
+    if target == "executorch":  # one delegate; the class token's expand stays outside it, as for every ViT
+        assert runtime["delegates"] == 1 and set(runtime["undelegated_ops"]) <= {"expand_copy"}
+
+
+@pytest.mark.parametrize("target", ["onnx", "tflite"])
+def test_cli_exports_a_depth_folder(saved: dict[str, tuple[torch.nn.Module, Path]], target: str,
+                                    tmp_path: Path) -> None:
+    hf, folder = saved["depth"]
+    out = tmp_path / target
+    result = run_cli("export", str(folder), "--target", target, "--out", str(out), "--parity-samples", "2")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["parity"]["passed"] and manifest["source"]["hf_architecture"] == "DPTForDepthEstimation"
+    from vit_edge.runtime.artifact import Artifact
+
+    x = torch.randn(2, 3, 64, 64)
+    assert relative_difference(Artifact.open(out).run(x.numpy()), _predicted(hf, x)) < 1e-4
+    info = run_cli("info", str(out))
+    assert info.returncode == 0 and "dpt; output: depth map (batch, 64, 64)" in info.stdout, info.stdout
+
+
+def test_cli_describes_a_segmentation_export(saved: dict[str, tuple[torch.nn.Module, Path]], tmp_path: Path) -> None:
+    _, folder = saved["segmentation"]
+    out = tmp_path / "onnx"
+    result = run_cli("export", str(folder), "--target", "onnx", "--out", str(out), "--parity-samples", "2")
+    assert result.returncode == 0, result.stderr
+    assert "pixel agreement 100.0%" in result.stdout and "top-1" not in result.stdout, result.stdout
+    info = run_cli("info", str(out))
+    assert "output: segmentation logits (batch, 6, 64, 64): 6 classes per pixel" in info.stdout, info.stdout
+    assert "classes" not in [line.split()[0] for line in info.stdout.splitlines() if line.strip()]
+    from vit_edge.reading.catalog import model_rows
+
+    rows = model_rows()
+    assert any("DPTForSemanticSegmentation" in row for row in rows), rows

@@ -59,7 +59,8 @@ class ModelRef:
 
     @property
     def output_kind(self) -> str:
-        """What the model returns: 'logits', 'embedding' (pooled, no head), 'tokens', 'features' or 'depth'."""
+        """What the model returns: 'logits', 'embedding' (pooled, no head), 'tokens', 'features', 'depth' or
+        'segmentation'."""
         if self.output != "pooled":
             return self.output
         return "logits" if self.num_classes else "embedding"
@@ -84,7 +85,7 @@ class ModelFacts:
     kind: str
     ident: str
     family: str
-    output_kind: str  # logits | embedding | tokens | features | depth
+    output_kind: str  # logits | embedding | tokens | features | depth | segmentation
     output_shape: tuple[int, ...]  # per sample; empty where the manifest does not say (pooled outputs)
     layers: tuple[int, ...]
     depth_loaded: int | None  # the model's blocks before --layers dropped those after the last one read
@@ -116,6 +117,8 @@ class ModelFacts:
             text = f"feature map (batch, {shape}) of the normed patch tokens"
         elif self.output_kind == "depth":
             return f"depth map (batch, {shape})"
+        elif self.output_kind == "segmentation":
+            return f"segmentation logits (batch, {shape}): {self.num_classes} classes per pixel"
         else:
             text = (f"{self.num_classes} logits" if self.output_kind == "logits" else "pooled embedding")
             text += f", pooling {self.global_pool}"

@@ -118,8 +118,11 @@ def judge(reference: np.ndarray, candidate: np.ndarray, precision: Precision,
 
 
 def agreement_words(result: dict[str, Any], digits: int = 1) -> str:
-    """', top-1 agreement 99.5%' where the output has classes; '' where it has none."""
-    agreement = result.get("top1_agreement")
+    """', top-1 agreement 99.5%' where the output has classes, ', pixel agreement 99.5%' for a segmentation map;
+    '' where it has neither."""
+    agreement, pixels = result.get("top1_agreement"), result.get("pixel_agreement")
+    if pixels is not None:
+        return f", pixel agreement {100 * pixels:.{digits}f}%"
     return "" if agreement is None else f", top-1 agreement {100 * agreement:.{digits}f}%"
 
 
