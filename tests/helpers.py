@@ -209,8 +209,9 @@ DPT_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 
 def make_dpt(kind: str) -> torch.nn.Module:
     """A tiny randomly initialised transformers DPT (`kind` in DPT_CONFIGS), moved off its init, with PyTorch's own
-    convolution init in the neck and heads and BatchNorm statistics away from (0, 1), so the folding matters; the
-    depth head's last convolution scaled so the map varies. transformers is imported here: callers skip without it."""
+    init for every linear and for the neck's and heads' convolutions (so the blocks change the tokens and INT8 of
+    their matmuls shows), BatchNorm statistics away from (0, 1), so the folding matters; the depth head's last
+    convolution scaled so the map varies. transformers is imported here: callers skip without it."""
     import transformers
 
     architecture, options = DPT_CONFIGS[kind]
@@ -221,6 +222,10 @@ def make_dpt(kind: str) -> torch.nn.Module:
             param.add_(0.05 * torch.randn_like(param))
         for name, module in model.named_modules():
             if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and not name.startswith("dpt."):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")  # the image, not the biases, counts
+                if module.bias is not None:
+                    module.bias.normal_(0, 0.05)
+            if isinstance(module, torch.nn.Linear):  # blocks that change the tokens (transformers' std 0.02 barely)
                 module.reset_parameters()
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.running_mean.normal_(0, 0.2)

@@ -329,6 +329,9 @@ def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) ->
         found.update(status="mismatch", error=(
             f"disagrees with the reference beyond {manifest.precision.value} tolerance: min cosine "
             f"{verdict['min_cosine']:.5f} (need ≥ {verdict['tolerance_min_cosine']}){agreement_words(verdict)}"))
+    elif manifest.output.supports(Measure.PIXEL_AGREEMENT):  # segmentation: argmax agreement, mIoU with its argmax
+        found.update(seg_pixel_agreement=verdict["pixel_agreement"], seg_min_pixel_agreement=verdict[
+            "min_pixel_agreement"], seg_miou_vs_reference=verdict["miou_vs_fp32"])
     elif manifest.output.supports(Measure.ABS_REL):  # a depth map: its own measures, held to AbsRel ≤ 2 %
         scores = depth_scores(logits, reference)
         found.update({f"depth_{key}": value for key, value in scores.to_json().items()})

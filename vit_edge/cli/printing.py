@@ -123,6 +123,8 @@ def quantize_line(path: Path, manifest: Manifest) -> str:
         line += f"; {_unlabelled_words(accuracy)}"
     elif "abs_rel" in accuracy:
         line += f"; {_depth_words(accuracy)}"
+    elif "pixel_agreement" in accuracy:
+        line += f"; {_segmentation_words(accuracy)}"
     elif "cosine" in accuracy:
         line += f"; mean cosine with fp32 {accuracy['cosine']:.5f} (worst {accuracy['min_cosine']:.5f})"
     return f"{path}  ({manifest.target} int8: {line})"
@@ -136,6 +138,22 @@ def _depth_words(accuracy: dict[str, Any]) -> str:
 
     return (f"depth against fp32 on the {accuracy.get('images', '?')} calibration images: AbsRel "
             f"{percent('abs_rel')}, δ<1.25 {percent('delta1')}, SQNR {accuracy['sqnr_db']:.1f} dB")
+
+
+def _segmentation_words(accuracy: dict[str, Any]) -> str:
+    """A segmentation map's measures: against fp32 (pixel agreement, mIoU with its argmax) on the images they were
+    measured on, and with --eval masks the mIoU of each (never a top-1)."""
+    def percent(key: str) -> str:
+        value = accuracy.get(key)
+        return "n/a" if value is None else f"{100 * value:.2f}%"
+
+    on = f"{accuracy['images']} --eval images" if "eval_data" in accuracy else (
+        f"the {accuracy.get('images', '?')} calibration images")
+    words = (f"segmentation against fp32 on {on}: pixel agreement {percent('pixel_agreement')}, mIoU "
+             f"{percent('miou_vs_fp32')}")
+    if "int8_miou" in accuracy:
+        words += f"; mIoU on the masks {percent('fp32_miou')} → {percent('int8_miou')}"
+    return words
 
 
 def _unlabelled_words(accuracy: dict[str, Any]) -> str:

@@ -134,7 +134,7 @@ def _named_as_measured(metrics: dict[str, Any], evaluation: LabelledImages | Non
     without, the budget's 'drop' is disagreement with fp32 on the calibration images and is called so."""
     if evaluation is not None:
         return {**metrics, "eval_data": evaluation.describe()}
-    if "abs_rel" in metrics:  # a depth map's measures, against FP32 on the calibration images
+    if "abs_rel" in metrics or "pixel_agreement" in metrics:  # a depth or segmentation map's, against FP32
         return {**metrics, "measured_on": f"{metrics['images']} calibration images of {calibration_source} "
                                           "(against the FP32 model, no ground truth)"}
     if "drop" not in metrics:  # a cosine (tokens, embeddings) names itself

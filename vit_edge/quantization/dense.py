@@ -25,13 +25,16 @@ from vit_edge.quantization.recipe import Recipe
 
 __all__ = ["INT8_SCOPE", "quantize_dense", "float_ops", "scope_summary"]
 
-INT8_SCOPE = "the encoder's matmuls (as for any ViT); the neck's and head's convolutions and resizes run in float"
+INT8_SCOPE = ("the encoder's matmuls (as for any ViT); the neck's and head's convolutions and resizes (and DPT's "
+              "readout projections) run in float")
 
 
 def float_ops(model: DenseModel) -> list[str]:
-    """The neck's and head's convolutions (what a later step may take to INT8), by module name."""
-    return [f"{part}.{name}" for part, module in (("neck", model.neck), ("head", model.head))
-            for name, sub in module.named_modules() if isinstance(sub, (nn.Conv2d, nn.ConvTranspose2d))]
+    """The neck's and head's convolutions, and DPT's readout projections (what a later step may take to INT8), by
+    module name."""
+    parts = [(name, getattr(model, name)) for name in ("readout", "neck", "head") if hasattr(model, name)]
+    return [f"{part}.{name}" for part, module in parts for name, sub in module.named_modules()
+            if isinstance(sub, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
 
 
 def scope_summary(model: DenseModel) -> dict[str, Any]:
@@ -44,7 +47,8 @@ def quantize_dense(model: DenseModel, recipe: Recipe, calib: np.ndarray,
                    lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = lambda quant, _: quant,
                    ) -> tuple[QuantizedViT, dict[str, Any]]:
     """The INT8 dense model the target ships (its `lower` applied) and its measures against `model` on `calib`
-    (AbsRel, δ<1.25, SQNR and cosine: the depth kind's measures, no top-1)."""
+    (the output kind's: AbsRel, δ<1.25, SQNR for depth; pixel agreement and mIoU with its argmax for segmentation;
+    cosine; no top-1)."""
     if recipe.int16:
         raise ConfigError("--int16/--a16w8 are not built yet for a dense model (Depth Anything); leave them out")
     encoder = quantize_model(model.encoder, recipe, calib)
@@ -58,9 +62,17 @@ def quantize_dense(model: DenseModel, recipe: Recipe, calib: np.ndarray,
     quant = lower(prefixed, calib)
     metrics: dict[str, Any] = evaluate(model, quant, calib, None)
     log(f"INT8 matmuls: {len(quant.int8_matmuls)} in the encoder, neck and head float; against the float model "
-        f"AbsRel {_percent(metrics.get('abs_rel'))}, δ<1.25 {_percent(metrics.get('delta1'))}, "
-        f"SQNR {metrics['sqnr_db']:.1f} dB")
+        + _measures_words(metrics))
     return quant, metrics
+
+
+def _measures_words(metrics: dict[str, Any]) -> str:
+    """The output kind's measures against the float model, in words (depth or segmentation)."""
+    if "pixel_agreement" in metrics:
+        return (f"pixel agreement {_percent(metrics['pixel_agreement'])}, mIoU with its argmax "
+                f"{_percent(metrics.get('miou_vs_fp32'))}")
+    return (f"AbsRel {_percent(metrics.get('abs_rel'))}, δ<1.25 {_percent(metrics.get('delta1'))}, "
+            f"SQNR {metrics['sqnr_db']:.1f} dB")
 
 
 def _percent(value: float | None) -> str:

@@ -13,6 +13,7 @@ from vit_edge.core.errors import ConfigError
 from vit_edge.core.output_kinds import OUTPUTS, Measure, ModelOutput
 from vit_edge.core.parity import compare_logits
 from vit_edge.core.sanity import most_frequent_share
+from vit_edge.core.segmentation_metrics import segmentation_against_fp32
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
@@ -33,7 +34,8 @@ def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray
              labels: np.ndarray | None) -> dict[str, float]:
     """Top-1 before and after (when labelled) and agreement with the float model; `drop` is what the budget checks.
     An output without classes (tokens, feature maps, embeddings) gets its cosine with the float model only, and a
-    depth map its kind's measures too (AbsRel, δ<1.25, SQNR against the float model: core/depth_metrics.py)."""
+    depth map its kind's measures too (AbsRel, δ<1.25, SQNR against the float model: core/depth_metrics.py), a
+    segmentation map its pixel agreement and mIoU against the float model's argmax (core/segmentation_metrics.py)."""
     reference = _logits(float_model, data, "scoring the float model")
     quantized = _logits(quant.model, data, f"scoring INT8 ({len(quant.int8_matmuls)} matmuls)")
     output = _output_of(float_model)
@@ -42,6 +44,8 @@ def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray
         found = {"images": int(len(data)), "cosine": compared["mean_cosine"], "min_cosine": compared["min_cosine"]}
         if output.supports(Measure.ABS_REL):  # a depth map: the kind's own measures against FP32
             found.update(depth_scores(quantized, reference).to_json())
+        if output.supports(Measure.PIXEL_AGREEMENT):  # segmentation: argmax agreement, mIoU with FP32's argmax
+            found.update(segmentation_against_fp32(quantized, reference))
         return found
     result = {"images": int(len(data)), "agreement_top1": 100 * compared["top1_agreement"],
               "logit_cosine": compared["mean_cosine"]}
