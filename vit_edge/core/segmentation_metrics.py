@@ -11,13 +11,14 @@ prediction (union > 0), as mmsegmentation and `evaluate`'s mean_iou take it; a c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from vit_edge.core.errors import DataError, ParityError
+from vit_edge.core.errors import ArtifactError, DataError, ParityError
 
 __all__ = ["IGNORE", "MaskLabels", "Confusion", "SegmentationScores", "pixel_agreement", "predicted_classes",
-           "segmentation_against_fp32"]
+           "segmentation_against_fp32", "resize_nearest", "mask_scores"]
 
 IGNORE = -1  # a pixel no score counts, once mask values are classes
 
@@ -34,6 +35,18 @@ class MaskLabels:
     def largest_value(self) -> int:
         """The largest mask value that names a class (the number of classes with reduced labels, where 0 is none)."""
         return self.num_classes if self.reduce_labels else self.num_classes - 1
+
+    @classmethod
+    def from_source(cls, num_classes: int, source: dict[str, Any]) -> "MaskLabels":
+        """The mask reading a model's source (or an artifact's manifest source) records (`mask_labels`: what the
+        Hugging Face config and processor say), or the defaults: ignore 255, labels as stored."""
+        found = source.get("mask_labels") or {}
+        ignore, reduce = found.get("ignore_index", 255), found.get("reduce_labels", False)
+        if not isinstance(found, dict) or isinstance(ignore, bool) or not isinstance(ignore, int) or ignore < 0 \
+                or not isinstance(reduce, bool):
+            raise ArtifactError(f"the model's mask_labels {found!r} are damaged: expected an ignore_index (an "
+                                "integer ≥ 0) and reduce_labels (true or false)")
+        return cls(num_classes, ignore, reduce)
 
     def describe(self) -> str:
         reduced = "; 0 is 'other' (ignored), class k stored as k + 1" if self.reduce_labels else ""
@@ -128,3 +141,26 @@ def segmentation_against_fp32(candidate: np.ndarray, reference: np.ndarray) -> d
     confusion.add(got, ref)
     return {"pixel_agreement": float(per_image.mean()), "min_pixel_agreement": float(per_image.min()),
             "miou_vs_fp32": confusion.scores().miou}
+
+
+def resize_nearest(masks: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """(N, H, W) class maps → (N, h, w), nearest neighbour with pixel centres aligned (as Pillow's NEAREST)."""
+    height, width = masks.shape[-2:]
+    if (height, width) == tuple(hw):
+        return masks
+    rows = np.minimum(((np.arange(hw[0]) + 0.5) * height / hw[0]).astype(np.int64), height - 1)
+    cols = np.minimum(((np.arange(hw[1]) + 0.5) * width / hw[1]).astype(np.int64), width - 1)
+    return masks[:, rows][:, :, cols]
+
+
+def mask_scores(logits: np.ndarray, masks: np.ndarray, batch: int = 16) -> SegmentationScores:
+    """mIoU and pixel accuracy of segmentation logits (N, C, h, w) against class maps (N, H, W) (IGNORE left out),
+    the masks brought to the logits' size where they differ; accumulated a few images at a time."""
+    if len(logits) != len(masks):
+        raise ParityError(f"{len(logits)} segmentation maps for {len(masks)} masks")
+    confusion = Confusion(int(logits.shape[1]))
+    for start in range(0, len(logits), batch):
+        chunk = np.asarray(logits[start : start + batch])
+        confusion.add(predicted_classes(chunk), resize_nearest(np.asarray(masks[start : start + batch]),
+                                                               (chunk.shape[2], chunk.shape[3])))
+    return confusion.scores()

@@ -29,7 +29,7 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".webp", ".
                             ".pgm", ".pbm"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".csv"})
 SOURCE_HELP = ("DIR/class_name/*.jpg, a flat DIR of images, a list file of 'path label' lines, .npy/.npz "
-               "arrays, or fashion-mnist")
+               "arrays, DIR/images + DIR/annotations (segmentation masks), or fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -310,7 +310,13 @@ def _files(origin: Path, layout: str, labels: np.ndarray | None, names: tuple[st
 
 
 def _scan_folder(root: Path, options: DataOptions) -> FileImages:
-    """DIR/class_name/... (labelled by folder name) or a flat DIR of images (unlabelled)."""
+    """DIR/class_name/... (labelled by folder name), a flat DIR of images (unlabelled), or ADE20K's DIR/images +
+    DIR/annotations (images with their masks: data/masks.py)."""
+    from vit_edge.data.masks import scan_mask_folder
+
+    masked = scan_mask_folder(root, options)
+    if masked is not None:
+        return masked
     try:
         entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
     except OSError as exc:
