@@ -10,12 +10,13 @@ from vit_edge.core.errors import ConfigError
 from vit_edge.core.options import ExportOptions
 from vit_edge.core.output_kinds import Measure, ModelOutput
 from vit_edge.pipeline.checks import int8_lowering, int16_available
-from vit_edge.pipeline.loading import check_merge_budget, images_for, with_class_names
+from vit_edge.pipeline.loading import check_merge_budget, images_for, masks_for, with_class_names
 from vit_edge.pipeline.writing import write_artifact
 from vit_edge.runtime.artifact import Artifact
 
 if TYPE_CHECKING:
     from vit_edge.data.datasets import ImageData, LabelledImages
+    from vit_edge.data.masks import MaskedImages
     from vit_edge.data.sources import DataOptions
     from vit_edge.exporters.base import Exporter
     from vit_edge.quantization.qat import QatTraining
@@ -69,12 +70,19 @@ def export_loaded(loaded: LoadedModel, to: Destination, data: ImageData | None, 
 def quantize_loaded(loaded: LoadedModel, to: Destination, request: Int8Request,
                     log: Callable[[str], None]) -> Artifact | None:
     """The INT8 artifact; None on torchrun ranks other than 0 (rank 0 writes)."""
-    _check_measures(loaded.model.cfg.model_output, request)
+    output = loaded.model.cfg.model_output
+    _check_measures(output, request)
     loaded = with_class_names(loaded, to.reading)
-    evaluation = images_for(loaded, request.eval_data, to.reading, labelled=True, limit=request.eval_limit, log=log)
+    masks = None
+    if output.eval_measure is Measure.MIOU:  # segmentation: --eval is images with their masks
+        masks = masks_for(loaded, request.eval_data, to.reading, limit=request.eval_limit, log=log)
+        evaluation = None if masks is None else masks.as_images()
+    else:
+        evaluation = images_for(loaded, request.eval_data, to.reading, labelled=True, limit=request.eval_limit,
+                                log=log)
     if to.options.merge:
         check_merge_budget(loaded, evaluation, request.recipe.max_drop, log)
-    summary, quantized = _quantized(loaded, request, to, evaluation, log)
+    summary, quantized = _quantized(loaded, request, to, evaluation, log, masks)
     if quantized is None:
         return None
     return write_artifact(to.exporter, quantized, loaded.spec, loaded.source, to.options, to.out_dir, evaluation, log,
@@ -87,14 +95,15 @@ def _check_measures(output: ModelOutput, request: Int8Request) -> None:
         output.require(Measure.TOP1, "QAT (--method qat), which trains on labels,", "use --method ptq")
     if request.recipe.max_drop is not None:
         output.require(Measure.TOP1, "--max-drop, a budget in top-1 points,", "leave --max-drop out")
-    if request.eval_data is not None:
-        output.require(Measure.TOP1, "--eval", "leave --eval out")
+    if request.eval_data is not None:  # labels for logits, masks for segmentation, nothing for the rest
+        output.require(output.eval_measure or Measure.TOP1, "--eval", "leave --eval out")
 
 
 def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evaluation: LabelledImages | None,
-               log: Callable[[str], None]) -> tuple[dict[str, Any], Any]:
+               log: Callable[[str], None], masks: MaskedImages | None = None) -> tuple[dict[str, Any], Any]:
     """Calibrate, quantize (PTQ within the budget, or QAT), lower for the target: (the manifest's summary, the
     INT8 model to convert); the model is None on torchrun ranks other than 0."""
+    from vit_edge.data.preprocess import preprocess_uint8
     from vit_edge.models.dense_heads import DenseModel
     from vit_edge.quantization.calibration import load_calibration
     from vit_edge.quantization.dense import quantize_dense, scope_summary
@@ -111,7 +120,8 @@ def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evalu
         if to.options.npu is not None:
             raise ConfigError("--npu is not built yet for a dense model (Depth Anything): its integer graph covers "
                               "ViT blocks only; quantize for --target tflite without --npu")
-        quant, metrics = quantize_dense(loaded.model, recipe, calibration.batch, log, lower)
+        scored = None if masks is None else (preprocess_uint8(masks.images, loaded.spec), masks)
+        quant, metrics = quantize_dense(loaded.model, recipe, calibration.batch, log, lower, scored)
         extra = scope_summary(loaded.model)
     elif request.qat is None:
         quant, metrics = quantize_with_budget(loaded.vit, recipe, calibration.batch, evaluation, loaded.spec, log,
@@ -132,8 +142,8 @@ def _named_as_measured(metrics: dict[str, Any], evaluation: LabelledImages | Non
                        calibration_source: str) -> dict[str, Any]:
     """The manifest's accuracy section, each number named for what it measured: with --eval, top-1 on its images;
     without, the budget's 'drop' is disagreement with fp32 on the calibration images and is called so."""
-    if evaluation is not None:
-        return {**metrics, "eval_data": evaluation.describe()}
+    if evaluation is not None:  # (masks describe themselves: the measures say so already)
+        return {"eval_data": evaluation.describe(), **metrics}
     if "abs_rel" in metrics or "pixel_agreement" in metrics:  # a depth or segmentation map's, against FP32
         return {**metrics, "measured_on": f"{metrics['images']} calibration images of {calibration_source} "
                                           "(against the FP32 model, no ground truth)"}

@@ -17,11 +17,16 @@ import numpy as np
 from torch import nn
 
 from vit_edge.core.errors import ConfigError
+from vit_edge.core.parity import compare_logits
+from vit_edge.core.segmentation_metrics import mask_scores, segmentation_against_fp32
+from vit_edge.data.masks import MaskedImages
 from vit_edge.models.dense_heads import DenseModel
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.quantization.pipeline import evaluate
 from vit_edge.quantization.ptq import QuantizedViT, fingerprint, quantize_model
 from vit_edge.quantization.recipe import Recipe
+from vit_edge.reading.torch_session import torch_runner
+from vit_edge.runtime.accuracy import run_batched
 
 __all__ = ["INT8_SCOPE", "quantize_dense", "float_ops", "scope_summary"]
 
@@ -45,7 +50,7 @@ def scope_summary(model: DenseModel) -> dict[str, Any]:
 def quantize_dense(model: DenseModel, recipe: Recipe, calib: np.ndarray,
                    log: Callable[[str], None] = lambda _: None,
                    lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = lambda quant, _: quant,
-                   ) -> tuple[QuantizedViT, dict[str, Any]]:
+                   masks: tuple[np.ndarray, MaskedImages] | None = None) -> tuple[QuantizedViT, dict[str, Any]]:
     """The INT8 dense model the target ships (its `lower` applied) and its measures against `model` on `calib`
     (the output kind's: AbsRel, δ<1.25, SQNR for depth; pixel agreement and mIoU with its argmax for segmentation;
     cosine; no top-1)."""
@@ -60,17 +65,30 @@ def quantize_dense(model: DenseModel, recipe: Recipe, calib: np.ndarray,
                        smoothquant={f"encoder.{k}": v for k, v in encoder.smoothquant.items()},
                        sqnr_db={f"encoder.{k}": v for k, v in encoder.sqnr_db.items()}, smoothed_float=None)
     quant = lower(prefixed, calib)
-    metrics: dict[str, Any] = evaluate(model, quant, calib, None)
+    metrics: dict[str, Any] = evaluate(model, quant, calib, None) if masks is None else _on_masks(model, quant, *masks)
     log(f"INT8 matmuls: {len(quant.int8_matmuls)} in the encoder, neck and head float; against the float model "
         + _measures_words(metrics))
     return quant, metrics
 
 
+def _on_masks(model: DenseModel, quant: QuantizedViT, batch: np.ndarray, masks: MaskedImages) -> dict[str, Any]:
+    """--eval of a segmentation model: on the eval images, the measures against the float model (as `evaluate`
+    takes them) and each model's mIoU and pixel accuracy against the ground-truth masks."""
+    reference = run_batched(torch_runner(model), batch, what="scoring the float model on the masks' images")
+    quantized = run_batched(torch_runner(quant.model), batch, what="scoring INT8 on the masks' images")
+    compared = compare_logits(reference, quantized, model.cfg.model_output)
+    return {"images": int(len(batch)), "cosine": compared["mean_cosine"], "min_cosine": compared["min_cosine"],
+            **segmentation_against_fp32(quantized, reference), **mask_scores(reference, masks.masks).to_json("fp32_"),
+            **mask_scores(quantized, masks.masks).to_json("int8_"), "eval_data": masks.describe()}
+
+
 def _measures_words(metrics: dict[str, Any]) -> str:
     """The output kind's measures against the float model, in words (depth or segmentation)."""
     if "pixel_agreement" in metrics:
+        masks = (f"; mIoU on the masks {_percent(metrics['fp32_miou'])} → {_percent(metrics['int8_miou'])}"
+                 if "int8_miou" in metrics else "")
         return (f"pixel agreement {_percent(metrics['pixel_agreement'])}, mIoU with its argmax "
-                f"{_percent(metrics.get('miou_vs_fp32'))}")
+                f"{_percent(metrics.get('miou_vs_fp32'))}{masks}")
     return (f"AbsRel {_percent(metrics.get('abs_rel'))}, δ<1.25 {_percent(metrics.get('delta1'))}, "
             f"SQNR {metrics['sqnr_db']:.1f} dB")
 
