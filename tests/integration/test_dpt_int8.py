@@ -18,14 +18,15 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import make_dpt, run_cli
+from tests.helpers import assert_nothing_written, assert_user_error, make_dpt, run_cli
 from vit_edge.api import bench, quantize
 from vit_edge.core.depth_metrics import depth_scores
-from vit_edge.core.errors import ConfigError
+from vit_edge.core.errors import ConfigError, DataError
 from vit_edge.core.segmentation_metrics import segmentation_against_fp32
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.data.synthetic import smooth_images
 from vit_edge.quantization.recipe import Recipe
+from vit_edge.reading.loaders import load_model
 from vit_edge.runtime.artifact import Artifact
 
 pytest.importorskip("transformers")
@@ -111,3 +112,67 @@ def test_top1_budgets_are_refused(segmentation: tuple[torch.nn.Module, Path, Pat
         quantize(folder, "onnx", tmp_path / "b", calib=str(calib), recipe=Recipe(max_drop=1.0), eval_data=str(calib))
     with pytest.raises(ConfigError, match="not built yet for a dense model"):  # A16W8: a later step of #37
         quantize(folder, "onnx", tmp_path / "d", calib=str(calib), recipe=Recipe(int16=("*",)))
+
+
+@pytest.fixture(scope="module")
+def ade(segmentation: tuple[torch.nn.Module, Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ADE20K-layout folder of 6 images whose masks are transformers' FP32 argmax (so FP32 scores mIoU 1 on
+    them), a corner of each mask at the ignore index 255."""
+    hf, folder, _ = segmentation
+    root = tmp_path_factory.mktemp("ade")
+    (root / "images").mkdir()
+    (root / "annotations").mkdir()
+    images = smooth_images(6, 64, 3, seed=3)
+    with torch.no_grad():
+        classes = hf(pixel_values=torch.from_numpy(preprocess_uint8(images, load_model(folder).spec))).logits.argmax(1)
+    for index, (image, mask) in enumerate(zip(images, classes.numpy().astype(np.uint8))):
+        mask[:8, :8] = 255
+        Image.fromarray(image).save(root / "images" / f"{index}.png")
+        Image.fromarray(mask).save(root / "annotations" / f"{index}.png")
+    return root
+
+
+def test_eval_with_masks_scores_miou(segmentation: tuple[torch.nn.Module, Path, Path], ade: Path,
+                                     tmp_path: Path) -> None:
+    _, folder, calib = segmentation
+    out = tmp_path / "onnx"
+    result = run_cli("quantize", str(folder), "--target", "onnx", "--calib", str(calib), "--eval", str(ade),
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    accuracy = Artifact.open(out).manifest.quantization["accuracy"]  # type: ignore[index]
+    assert accuracy["images"] == 6 and "with masks" in accuracy["eval_data"] and "measured_on" not in accuracy
+    assert accuracy["fp32_miou"] == pytest.approx(1.0) and accuracy["fp32_pixels"] == 6 * (64 * 64 - 64)
+    assert 0.9 < accuracy["int8_miou"] <= 1.0 and abs(accuracy["int8_miou"] - accuracy["miou_vs_fp32"]) < 0.05
+    line = next(line for line in result.stdout.splitlines() if "int8:" in line)
+    assert f"mIoU on the masks 100.00% → {100 * accuracy['int8_miou']:.2f}%" in line, line
+    record, = bench([out], data=str(ade), runs=2, warmup=0, min_seconds=0.0)
+    assert record.status == "ok" and record.top1 is None and record.extra["eval_labels"] == "masks", record
+    assert abs(record.extra["seg_miou"] - accuracy["int8_miou"]) < 0.005 and record.extra["seg_pixels"] == 6 * 4032
+    with pytest.raises(DataError, match="1.png has value 300"):  # a bad mask stops bench before it measures
+        bench([out], data=str(_bad_masks(ade, tmp_path / "bad")), runs=1, warmup=0, min_seconds=0.0)
+
+
+def _bad_masks(ade: Path, bad: Path) -> Path:
+    """Two of the ADE images, the second one's mask a 16-bit PNG naming class 300 (the model has 6)."""
+    (bad / "images").mkdir(parents=True)
+    (bad / "annotations").mkdir()
+    for name in ("0.png", "1.png"):
+        (bad / "images" / name).write_bytes((ade / "images" / name).read_bytes())
+    (bad / "annotations" / "0.png").write_bytes((ade / "annotations" / "0.png").read_bytes())
+    wrong = np.zeros((64, 64), dtype=np.uint16)
+    wrong[0, 0] = 300
+    Image.fromarray(wrong).save(bad / "annotations" / "1.png")
+    return bad
+
+
+def test_eval_masks_are_checked(segmentation: tuple[torch.nn.Module, Path, Path], ade: Path, tmp_path: Path) -> None:
+    _, folder, calib = segmentation
+    work = tmp_path / "work"
+    work.mkdir()
+    flat = run_cli("quantize", str(folder), "--target", "onnx", "--calib", str(calib), "--eval", str(calib),
+                   "--out", str(work / "out"))
+    assert_user_error(flat, "--eval of segmentation logits", "needs ground-truth masks", "flat folder")
+    result = run_cli("quantize", str(folder), "--target", "onnx", "--calib", str(calib), "--eval",
+                     str(_bad_masks(ade, tmp_path / "bad")), "--out", str(work / "out"))
+    assert_user_error(result, "1.png has value 300 at 1 pixels, but the model has 6 classes")
+    assert_nothing_written(work)

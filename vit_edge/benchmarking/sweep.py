@@ -158,7 +158,8 @@ class _SshExecutor:
         remote_logits = f"{self.remote.remote_dir}/{tag}.npy" if measure.logits_out else None
         remote_cfg = replace(measure, artifact=self._remote_path(measure.artifact) or "",
                              data_images=self._remote_path(measure.data_images),
-                             data_labels=self._remote_path(measure.data_labels), logits_out=remote_logits)
+                             data_labels=self._remote_path(measure.data_labels),
+                             data_masks=self._remote_path(measure.data_masks), logits_out=remote_logits)
         proc = self.remote.run_runner(self.remote_zip, config_to_json(remote_cfg))
         result = _parse_result(proc)
         if result.get("status") == "ok" and remote_logits and measure.logits_out:
@@ -186,9 +187,11 @@ class EvalData:
     labels: Path | None
     labels_from: str
     skipped: int
+    masks: Path | None = None  # segmentation: the images' masks as class maps at the input size (data/masks.py)
 
     def report(self) -> dict[str, Any]:
-        return {"eval_labels": self.labels_from or "none (agreement only)", "eval_skipped": self.skipped}
+        found = "masks" if self.masks is not None else self.labels_from or "none (agreement only)"
+        return {"eval_labels": found, "eval_skipped": self.skipped}
 
     @property
     def count(self) -> int:
@@ -232,8 +235,20 @@ class EvalFiles:
         self.manifests = Manifests()
 
     def check(self, manifest: Manifest) -> None:
-        """Match the labels to `manifest`'s classes now: a name that matches none stops before any measurement."""
+        """Match the labels to `manifest`'s classes now: a name that matches none stops before any measurement; a
+        segmentation artifact's masks are read and checked now (a bad mask stops likewise)."""
         self._labels(manifest)
+        if self._mask_labels(manifest) is not None:
+            self.for_artifact(manifest)
+
+    def _mask_labels(self, manifest: Manifest) -> Any:
+        """How `manifest`'s model reads masks, when the data has masks and the artifact is scored by mIoU."""
+        from vit_edge.core.segmentation_metrics import MaskLabels
+        from vit_edge.data.masks import MaskedFiles
+
+        if not isinstance(self.source, MaskedFiles) or manifest.output.eval_measure is not Measure.MIOU:
+            return None
+        return MaskLabels.from_source(manifest.model_ref.num_classes, manifest.source)
 
     def _labels(self, manifest: Manifest) -> Any:
         from vit_edge.data.datasets import labels_for
@@ -246,15 +261,17 @@ class EvalFiles:
     def for_artifact(self, manifest: Manifest) -> EvalData | None:
         if self.source is None:
             return None
-        labels = self._labels(manifest)
+        labels, masks = self._labels(manifest), self._mask_labels(manifest)
         spec = manifest.input_spec  # what decides the prepared pixels; layout and class names do not
         key = json.dumps([spec.height, spec.width, spec.channels, spec.interpolation, spec.crop_pct, spec.crop_mode,
-                          spec.crop_offset, None if labels is None else hashlib.sha256(labels.labels).hexdigest()])
+                          spec.crop_offset, None if labels is None else hashlib.sha256(labels.labels).hexdigest(),
+                          None if masks is None else repr(masks)])
         if key not in self._made:
-            self._made[key] = self._write(manifest, labels, len(self._made))
+            self._made[key] = self._write(manifest, labels, len(self._made), masks)
         return self._made[key]
 
-    def _write(self, manifest: Manifest, labels: Any, number: int) -> EvalData:
+    def _write(self, manifest: Manifest, labels: Any, number: int, mask_labels: Any = None) -> EvalData:
+        from vit_edge.data.masks import MaskedFiles, prepare_masks
         from vit_edge.data.sources import fill_images
 
         spec, source = manifest.input_spec, self.source
@@ -270,11 +287,15 @@ class EvalFiles:
         del images
         if count < len(source):
             _truncate_npy(images_path, count, shape)
-        labels_path = None
+        labels_path = masks_path = None
         if labels is not None:
             labels_path = self.workdir / f"eval{number}-labels.npy"
             save_array(labels_path, labels.labels[indices])
-        return EvalData(images_path, labels_path, labels.how if labels is not None else "", len(source) - count)
+        if mask_labels is not None and isinstance(source, MaskedFiles):
+            masks_path = self.workdir / f"eval{number}-masks.npy"
+            save_array(masks_path, prepare_masks(source, indices, spec, mask_labels, self.progress))
+        return EvalData(images_path, labels_path, labels.how if labels is not None else "", len(source) - count,
+                        masks_path)
 
 
 def _truncate_npy(path: Path, count: int, shape: tuple[int, ...]) -> None:
@@ -394,6 +415,7 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
                 artifact=path, threads=threads, batch=batch, **{**cfg.run_settings(), "profile": cfg.profile and first},
                 data_images=str(data.images) if with_data and data else None,
                 data_labels=str(data.labels) if with_data and data and data.labels else None,
+                data_masks=str(data.masks) if with_data and data and data.masks else None,
                 logits_out=str(logits_file) if with_data else None, check_numerics=first,
                 verify_files=first)  # the host hashed them; the runner checks its copy once per artifact
             scoring = f", then scoring {data.count} images" if with_data and data is not None else ""

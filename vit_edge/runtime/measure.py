@@ -19,6 +19,7 @@ from vit_edge.core.artifact import NUMERICS_CHECK, read_manifest
 from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.outputs import save_array
 from vit_edge.core.sanity import most_frequent_share
+from vit_edge.core.segmentation_metrics import mask_scores
 from vit_edge.core.types import Precision
 from vit_edge.runtime.base import Session, SessionOptions, default_runtime, session_class, summarize_profile
 
@@ -63,6 +64,7 @@ class MeasureConfig(RunSettings):
     batch: int = 1
     data_images: str | None = None  # a .npy of uint8 images at the input size (the eval transform done), mmapped
     data_labels: str | None = None  # a .npy of their labels as output indices (None: agreement only, no top-1)
+    data_masks: str | None = None  # a .npy of their masks as class maps (segmentation: mIoU), IGNORE where none
     logits_out: str | None = None  # where to save the logits (for agreement with a reference)
     check_numerics: bool = False  # re-run the artifact's numerics_check.npz here and judge it (the numerics gate)
     verify_files: bool = True  # hash the artifact's files (the first configuration of each artifact in a bench)
@@ -144,6 +146,9 @@ def _accuracy(session: Any, spec: Any, cfg: MeasureConfig) -> dict[str, Any]:
     logits = predict_logits(session.run_any, images, spec)
     if cfg.logits_out:
         save_array(Path(cfg.logits_out), logits.astype(np.float32))
+    if cfg.data_masks is not None:  # segmentation against its masks, scored here (numpy: on the board too)
+        scores = mask_scores(logits, np.load(cfg.data_masks, mmap_mode="r"))
+        return {"eval_images": int(len(images)), **scores.to_json("seg_")}
     if cfg.data_labels is None:
         return {"eval_images": int(len(images))}
     labels = np.load(cfg.data_labels)
