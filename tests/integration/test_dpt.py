@@ -68,7 +68,7 @@ def test_matches_transformers_from_a_folder_and_in_memory(kind: str, tmp_path: P
     assert loaded.model.cfg.encoder.depth == max(hf.config.backbone_out_indices) + 1  # later blocks are not kept
 
 
-def test_segmentation_is_its_own_output_kind(saved: dict[str, tuple[torch.nn.Module, Path]]) -> None:
+def test_segmentation_is_its_own_output_kind(saved: dict[str, tuple[torch.nn.Module, Path]], tmp_path: Path) -> None:
     hf, folder = saved["segmentation"]
     loaded = load_model(folder)
     output = loaded.model.cfg.model_output
@@ -76,6 +76,11 @@ def test_segmentation_is_its_own_output_kind(saved: dict[str, tuple[torch.nn.Mod
     assert output.supports(Measure.MIOU) and output.supports(Measure.PIXEL_AGREEMENT)
     assert not output.supports(Measure.TOP1) and not output.supports(Measure.TOKEN_COSINE)
     assert loaded.source["mask_labels"] == {"reduce_labels": False, "ignore_index": 255}
+    processor = transformers.DPTImageProcessor(do_reduce_labels=True, size={"height": 64, "width": 64})
+    processor.save_pretrained(tmp_path)  # ADE20K's processor: 0 is "other", class k stored as k + 1
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).symlink_to(folder / name)
+    assert load_model(tmp_path).source["mask_labels"] == {"reduce_labels": True, "ignore_index": 255}
     assert load_model(saved["depth"][1]).model.cfg.model_output.name == "depth"
     with pytest.raises(ConfigError, match="returns its depth map"):  # --output/--layers are an encoder's choice
         load_model(folder, output="tokens")

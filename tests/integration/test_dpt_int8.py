@@ -145,6 +145,8 @@ def test_eval_with_masks_scores_miou(segmentation: tuple[torch.nn.Module, Path, 
     assert 0.9 < accuracy["int8_miou"] <= 1.0 and abs(accuracy["int8_miou"] - accuracy["miou_vs_fp32"]) < 0.05
     line = next(line for line in result.stdout.splitlines() if "int8:" in line)
     assert f"mIoU on the masks 100.00% → {100 * accuracy['int8_miou']:.2f}%" in line, line
+    info = run_cli("info", str(out))
+    assert f"mIoU on the masks 100.00% → {100 * accuracy['int8_miou']:.2f}%" in info.stdout, info.stdout
     record, = bench([out], data=str(ade), runs=2, warmup=0, min_seconds=0.0)
     assert record.status == "ok" and record.top1 is None and record.extra["eval_labels"] == "masks", record
     assert abs(record.extra["seg_miou"] - accuracy["int8_miou"]) < 0.005 and record.extra["seg_pixels"] == 6 * 4032

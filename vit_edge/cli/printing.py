@@ -75,6 +75,10 @@ def _quantization_line(q: dict[str, Any]) -> str:
                      f"{accuracy['int8_top1_simulated']:.2f}%)")
     elif "agreement_top1" in accuracy:
         line += f"; {_unlabelled_words(accuracy)}"
+    elif "pixel_agreement" in accuracy:
+        line += f"; {_segmentation_words(accuracy)}"
+    elif "abs_rel" in accuracy:
+        line += f"; {_depth_words(accuracy)}"
     return line
 
 
