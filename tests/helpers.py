@@ -192,13 +192,16 @@ def make_depth_anything(kind: str) -> torch.nn.Module:
 
 # depth: readout "project", factors 4/2/1/0.5, patch 16 at 64 px (the map is the input's size); segmentation: the same
 # encoder, BatchNorms in the fusion units (folded at reading), 6 classes; segmentation-add: readout "add", 3 levels,
-# the first block unread, an auxiliary head (left out); depth-ignore: readout "ignore", the head reading level -2
+# the first block unread, an auxiliary head (left out); depth-ignore: readout "ignore", the head reading level -2;
+# depth-projection: the head's projection (transformers builds it 256 wide only)
 _DPT_ENCODER = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, patch_size=16,
                     image_size=64, neck_hidden_sizes=[8, 16, 24, 32], fusion_hidden_size=16)
 DPT_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "depth": ("DPTForDepthEstimation", dict(_DPT_ENCODER, backbone_out_indices=[0, 1, 2, 3])),
     "depth-ignore": ("DPTForDepthEstimation", dict(_DPT_ENCODER, backbone_out_indices=[0, 1, 2, 3],
                                                    readout_type="ignore", head_in_index=-2)),
+    "depth-projection": ("DPTForDepthEstimation", dict(_DPT_ENCODER, backbone_out_indices=[0, 1, 2, 3],
+                                                       fusion_hidden_size=256, add_projection=True)),
     "segmentation": ("DPTForSemanticSegmentation", dict(_DPT_ENCODER, backbone_out_indices=[3, 1, 2, 0], num_labels=6,
                                                         use_batch_norm_in_fusion_residual=True)),
     "segmentation-add": ("DPTForSemanticSegmentation", dict(

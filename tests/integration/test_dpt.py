@@ -22,7 +22,7 @@ from vit_edge.reading.loaders import load_model
 transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow
 
-OTHER_SIZE = {"depth": 96, "depth-ignore": 96, "segmentation": 80, "segmentation-add": 64}
+OTHER_SIZE = {"depth": 96, "depth-ignore": 96, "depth-projection": 96, "segmentation": 80, "segmentation-add": 64}
 
 
 def relative_difference(got: np.ndarray | torch.Tensor, expected: torch.Tensor) -> float:
