@@ -79,6 +79,10 @@ def _quantization_line(q: QuantSummary) -> str:
                      f"{accuracy.int8_top1_simulated:.2f}%)")
     elif accuracy.agreement_top1 is not None:
         line += f"; {_unlabelled_words(accuracy)}"
+    elif accuracy.segmentation is not None:
+        line += f"; {_segmentation_words(accuracy)}"
+    elif accuracy.depth is not None:
+        line += f"; {_depth_words(accuracy)}"
     return line
 
 
@@ -130,6 +134,8 @@ def quantize_line(path: Path, manifest: Manifest) -> str:
         line += f"; {_unlabelled_words(accuracy)}"
     elif accuracy.depth is not None:
         line += f"; {_depth_words(accuracy)}"
+    elif accuracy.segmentation is not None:
+        line += f"; {_segmentation_words(accuracy)}"
     elif accuracy.cosine is not None:
         line += f"; mean cosine with fp32 {accuracy.cosine:.5f} (worst {accuracy.min_cosine:.5f})"
     return f"{path}  ({manifest.target} int8: {line})"
@@ -145,6 +151,24 @@ def _depth_words(accuracy: Accuracy) -> str:
         return "depth not measured"
     return (f"depth against fp32 on the {accuracy.images or '?'} calibration images: AbsRel "
             f"{percent(depth.abs_rel)}, δ<1.25 {percent(depth.delta1)}, SQNR {depth.sqnr_db:.1f} dB")
+
+
+def _segmentation_words(accuracy: Accuracy) -> str:
+    """A segmentation map's measures: against fp32 (pixel agreement, mIoU with its argmax) on the images they were
+    measured on, and with --eval masks the mIoU of each (never a top-1)."""
+    def percent(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.2f}%"
+
+    seg = accuracy.segmentation
+    if seg is None:
+        return "segmentation not measured"
+    on = f"{accuracy.images} --eval images" if accuracy.eval_data is not None else (
+        f"the {accuracy.images or '?'} calibration images")
+    words = (f"segmentation against fp32 on {on}: pixel agreement {percent(seg.pixel_agreement)}, mIoU "
+             f"{percent(seg.miou_vs_fp32)}")
+    if accuracy.int8_miou is not None:
+        words += f"; mIoU on the masks {percent(accuracy.fp32_miou)} → {percent(accuracy.int8_miou)}"
+    return words
 
 
 def _unlabelled_words(accuracy: Accuracy) -> str:

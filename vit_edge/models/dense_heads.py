@@ -108,6 +108,11 @@ class DenseConfig:
         rows, cols = self.encoder.grid
         return (rows * self.encoder.patch_size, cols * self.encoder.patch_size)
 
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """What one sample's output is (the manifest's output_shape): the depth map's (height, width)."""
+        return self.output_hw
+
     def to_json(self) -> dict[str, Any]:
         """For the manifest: what it returns (read by core.identity) and each part's own record."""
         size = self.encoder.img_size
@@ -215,7 +220,7 @@ class DenseModel(nn.Module):
         self.cfg = cfg
         self.encoder = VisionTransformer(cfg.encoder)
         self.neck = DPTNeck(cfg.neck)
-        self.head = DepthHead(cfg.neck.fusion_dim, cfg.head)
+        self.head: nn.Module = DepthHead(cfg.neck.fusion_dim, cfg.head)  # DPT's models put theirs here (models/dpt.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = self.encoder(x)  # (B, levels, D, rows, cols): each read block's normed patch tokens

@@ -21,8 +21,11 @@ from vit_edge.core.types import InputSpec
 from vit_edge.models.dense_heads import DenseConfig, DenseModel
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.reading.checkpoint import load_strict
+from vit_edge.reading.dpt_hf import build_dpt
 from vit_edge.reading.families.depth_anything import HEAD_RENAMES, backbone_config, read_blocks, read_head
+from vit_edge.reading.families.dpt import DPT
 from vit_edge.reading.hf_compat import (
+    DENSE_HEADS,
     SUPPORTED_ARCHITECTURES,
     Architecture,
     architecture_name,
@@ -41,7 +44,7 @@ Loaded = tuple[DenseModel, InputSpec, Provenance]
 def is_dense_architecture(name: str) -> bool:
     """Whether a transformers class name is one of the dense models read here."""
     arch = SUPPORTED_ARCHITECTURES.get(name)
-    return arch is not None and arch.head == "depth"
+    return arch is not None and arch.head in DENSE_HEADS
 
 
 def load_dense_hf_directory(path: Path) -> Loaded:
@@ -64,6 +67,8 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     if not is_dense_architecture(name):
         raise UnsupportedModelError(f"Hugging Face architecture '{name}' is not a dense model vit-edge reads")
     arch = SUPPORTED_ARCHITECTURES[name]
+    if arch.family is DPT:
+        return build_dpt(config, read_state, preprocessor, origin, name)
     backbone = backbone_config(config)
     vit_cfg, _, spec = hf_config_to_vit(backbone, name)
     blocks = read_blocks(backbone)

@@ -29,9 +29,10 @@ from vit_edge.core.types import InputSpec
 from vit_edge.models.vit import MAX_IMAGE_SIDE, VisionTransformer, ViTConfig
 from vit_edge.reading.checkpoint import load_strict, read_state_dict
 from vit_edge.reading.families import FAMILIES, Family, HFClass, HFReading
+from vit_edge.reading.families.base import DENSE_HEADS
 from vit_edge.reading.families.hf_config import Size, bad_config, collapse, common_options, read_int, read_size
 
-__all__ = ["Architecture", "SUPPORTED_ARCHITECTURES", "HFFolder", "is_hf_directory", "read_hf_folder",
+__all__ = ["Architecture", "SUPPORTED_ARCHITECTURES", "DENSE_HEADS", "HFFolder", "is_hf_directory", "read_hf_folder",
            "architecture_name", "load_hf_directory", "convert_hf_module", "hf_config_to_vit", "convert_hf_state_dict",
            "input_spec", "read_hf_module"]
 
@@ -352,7 +353,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     The weights are read last (`read_state`), so a config the reference cannot run is refused before a large read.
     """
     name = architecture_name(config, architecture)
-    if _architecture(name).head == "depth":
+    if _architecture(name).head in DENSE_HEADS:
         raise UnsupportedModelError(f"{name} is a dense model (encoder, neck, head): load it with "
                                     "vit_edge.reading.loaders.load_model, which builds it whole")
     cfg, name, spec = hf_config_to_vit(config, architecture)

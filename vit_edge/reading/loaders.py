@@ -29,12 +29,14 @@ from vit_edge.core.options import (
 )
 from vit_edge.core.types import InputSpec
 from vit_edge.models.dense_heads import DenseModel
+from vit_edge.models.dpt import DPTModel
 from vit_edge.models.rope import as_half_layout
 from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
 from vit_edge.reading.checkpoint import check_finite, load_checkpoint, load_strict, read_state_dict
 from vit_edge.reading.dense_hf import convert_dense_hf_module, is_dense_architecture, load_dense_hf_directory
 from vit_edge.reading.families import config_family, original_layout
 from vit_edge.reading.families.depth_anything import DEPTH_ANYTHING
+from vit_edge.reading.families.dpt import DPT
 from vit_edge.reading.hf_compat import (
     architecture_name,
     convert_hf_module,
@@ -290,7 +292,8 @@ def _load_module(model: nn.Module) -> LoadedModel:
     if isinstance(model, DenseModel):
         check_finite(model.state_dict(), type(model).__name__)
         return LoadedModel(model.eval(), InputSpec(img_size=model.cfg.img_size),
-                           Provenance("module", type(model).__name__, family=DEPTH_ANYTHING.name))
+                           Provenance("module", type(model).__name__,
+                                      family=(DPT if isinstance(model, DPTModel) else DEPTH_ANYTHING).name))
     if type(model).__module__.startswith("transformers.") and is_dense_architecture(type(model).__name__):
         dense, spec, source = convert_dense_hf_module(model)
         return LoadedModel(dense, spec, replace(source, kind="module"))
@@ -462,7 +465,7 @@ def _finish(loaded: LoadedModel, img_size: int | tuple[int, int] | None) -> Load
     source = replace(loaded.source, weights_sha256=state_dict_sha256(loaded.model),
                      architecture=loaded.model.cfg.to_json())
     if isinstance(loaded.model, DenseModel):
-        source = replace(source, output_shape=tuple(loaded.model.cfg.output_hw))  # (height, width) per sample
+        source = replace(source, output_shape=tuple(loaded.model.cfg.output_shape))  # per sample: (H, W) or (C, H, W)
     elif source.family is None:
         source = replace(source, family=config_family(loaded.model.cfg).name)
     loaded.source = source
