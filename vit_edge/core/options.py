@@ -15,12 +15,16 @@ OUTPUTS = ("pooled", "tokens", "features")  # what a model returns (here: this m
 NPU_CONFIGS = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256", "ethos-u65-512",
                "ethos-u85-128", "ethos-u85-256", "ethos-u85-512", "ethos-u85-1024", "ethos-u85-2048")
 
+# the targets whose artifacts take any input size (--dynamic-size): their runtimes run a graph with open height and
+# width; LiteRT's and ExecuTorch's files here are converted for one shape
+DYNAMIC_SIZE_TARGETS = ("onnx", "openvino")
+
 # parity runs every input through both models at once: 10,000 (a whole test set) at most, never gigabytes by a typo
 MAX_PARITY_SAMPLES = 10_000
 
-__all__ = ["ExportOptions", "NPU_CONFIGS", "MAX_PARITY_SAMPLES", "check_count", "check_counts", "check_number",
-           "check_size", "check_path", "check_flag", "check_callable", "check_instance", "check_model", "check_layers",
-           "shown"]
+__all__ = ["ExportOptions", "NPU_CONFIGS", "DYNAMIC_SIZE_TARGETS", "MAX_PARITY_SAMPLES", "check_count", "check_counts",
+           "check_number", "check_size", "check_path", "check_flag", "check_callable", "check_instance", "check_model",
+           "check_layers", "shown"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class ExportOptions:
     layers: tuple[int, ...] = ()  # with a dense output: these blocks' tokens (negative from the end), stacked
     npu: str | None = None  # an Ethos-U configuration: Vela compiles the INT8 TFLite for it and estimates it
     ort_fusions: bool = False  # ONNX only: save ONNX Runtime's own graph (contrib ops; runs in ONNX Runtime only)
+    # ONNX and OpenVINO only: any height and width that are multiples of the patch (img_size: the default)
+    dynamic_size: bool = False
 
     def __post_init__(self) -> None:
         """Types checked once, for the API as for the CLI: `img_size="32"` is not 3×2, `parity_samples="4"` no count.
@@ -59,7 +65,7 @@ class ExportOptions:
             check_count(name, getattr(self, name), 0)
         for name in ("stride", "num_heads"):
             check_count(name, getattr(self, name), optional=True)
-        for name in ("verify", "force", "ort_fusions"):
+        for name in ("verify", "force", "ort_fusions", "dynamic_size"):
             check_flag(name, getattr(self, name))
         check_size("img_size", self.img_size, optional=True)
         if self.neck_feat not in ("after", "before"):
@@ -88,10 +94,14 @@ def _member(kind: type[Precision] | type[Layout], value: object, what: str) -> A
 
 def _check_target_options(options: ExportOptions) -> None:
     """Options of one target: Vela compiles an integer TFLite for an Ethos-U configuration it knows; the ORT graph
-    is an ONNX file."""
+    is an ONNX file; any input size is ONNX's and OpenVINO's."""
     if options.ort_fusions and options.target != "onnx":
         raise ConfigError(f"--ort-fusions rewrites an ONNX file for ONNX Runtime, not {options.target}: use "
                           "--target onnx")
+    if options.dynamic_size and options.target not in DYNAMIC_SIZE_TARGETS:
+        raise ConfigError(f"--dynamic-size: a {options.target} artifact takes one input size (its file is converted "
+                          f"for one shape); export one per size with --img-size, or use --target "
+                          f"{' or '.join(DYNAMIC_SIZE_TARGETS)} for any size")
     if options.npu is None:
         return
     if options.npu not in NPU_CONFIGS:
