@@ -32,4 +32,4 @@ DINOV2 = Family("dinov2", "DINOv2: patch 14, LayerScale; encoders output the nor
                 hf=HFReading(("dinov2.",), dinov2_options, 1e-6, norm=IMAGENET, antialias=False))
 DINOV2_REG = Family("dinov2-reg", "DINOv2 with 4 register tokens", r"_reg\d+_dinov2",
                     fields=("reg_tokens", "no_embed_class"),
-                    hf=HFReading(("dinov2_with_registers.",), dinov2_options, 1e-6, norm=IMAGENET))
+                    hf=HFReading(("dinov2_with_registers.",), dinov2_options, 1e-6, norm=IMAGENET, antialias=True))
