@@ -35,6 +35,7 @@ class ModelRef:
     num_classes: int = 1  # 0: an embedding (no head); a source without an architecture reads as a classifier
     output: str = "pooled"  # pooled | tokens | features | depth (a dense model's own output)
     layers: tuple[int, ...] = ()  # the blocks a dense output stacks (empty: the last block's)
+    dynamic_size: bool = False  # a graph for any input size (the position table resampled at every call)
 
     @classmethod
     def from_manifest(cls, source: dict[str, Any], img_size: int | tuple[int, int]) -> "ModelRef":
@@ -53,7 +54,8 @@ class ModelRef:
                        camera=int(source.get("camera", 0)), view=int(source.get("view", 0)),
                        neck_feat=str(source.get("neck_feat", "after")),
                        num_classes=int(arch.get("num_classes", 1) or 0), output=str(arch.get("output", "pooled")),
-                       layers=tuple(int(index) for index in arch.get("layers") or ()))
+                       layers=tuple(int(index) for index in arch.get("layers") or ()),
+                       dynamic_size=bool(arch.get("dynamic_size", False)))
         except (TypeError, ValueError) as exc:
             raise ArtifactError(f"the manifest's source is damaged: {exc}") from exc
 

@@ -21,8 +21,10 @@ What the reference returns, per architecture (the transformers output it reprodu
   `last_hidden_state`), RMSNorm throughout.
 
 DINOv2's preprocessor crops (224) smaller than config.image_size (518) and transformers resamples the position
-embeddings at every call; here the model is built once at the crop size (`VisionTransformer.with_img_size`),
-resampled as transformers does (plain DINOv2 without antialiasing, the registers model with it).
+embeddings at every call; here the input spec says the crop size and the loader builds the model once at it
+(`VisionTransformer.with_img_size`, or in the graph at every call with --dynamic-size), resampled as transformers
+does: `pos_embed_antialias` from the family's reading (bicubic without antialiasing for ViT, DeiT, DINOv2, CLIP,
+SigLIP; with it for DINOv2 with registers and SigLIP 2's bilinear).
 """
 from __future__ import annotations
 
@@ -201,7 +203,7 @@ def hf_config_to_vit(config: dict[str, Any], architecture: str | None = None) ->
     arch = _architecture(name)
     family = arch.hf
     options = {**common_options(config, family.ln_eps), **family.options(config), **arch.options,
-               "num_classes": _num_classes(config, arch)}
+               "num_classes": _num_classes(config, arch), "pos_embed_antialias": family.antialias}
     try:
         vit = ViTConfig(**options)
     except ValueError as exc:
@@ -273,7 +275,14 @@ def _spec_from_preprocessor(pre: dict[str, Any], spec: InputSpec) -> InputSpec:
     shortest = isinstance(size_value, dict) and "shortest_edge" in size_value or isinstance(size_value, int)
     return spec.with_(mean=mean, std=std, interpolation=interpolation, crop_pct=crop_pct,
                       img_size=collapse(size) if size else spec.img_size,
-                      crop_mode="center" if shortest else "squash", crop_offset="floor")
+                      crop_mode="center" if shortest else "squash", crop_offset="floor", **_keep_aspect(pre))
+
+
+def _keep_aspect(pre: dict[str, Any]) -> dict[str, Any]:
+    """DPT's processor (Depth Anything's): keep_aspect_ratio and ensure_multiple_of, where it resizes at all."""
+    if not pre.get("keep_aspect_ratio") or pre.get("do_resize", True) is False:
+        return {}
+    return {"keep_aspect_ratio": True, "ensure_multiple_of": read_int(pre, "ensure_multiple_of", 1)}
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -411,10 +420,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     source: dict[str, Any] = {"kind": "huggingface", "id": origin, "hf_architecture": name,
                               "family": arch.family.name,
                               "output": arch.output if pooled else arch.output_without_pooler}
-    if (spec.height, spec.width) != cfg.image_hw:  # DINOv2: config.image_size 518, crop 224
-        source["pos_embed_resampled_from"] = cfg.img_size
-        model = model.with_img_size(spec.img_size, antialias=arch.hf.antialias)
-    return model.eval(), spec, source
+    return model.eval(), spec, source  # at config.image_size; the loader brings it to the spec's (DINOv2: 518, 224)
 
 
 def input_spec(spec: InputSpec, preprocessor: dict[str, Any] | None, patch: int) -> InputSpec:
