@@ -142,6 +142,31 @@ def test_photos_are_resized_as_the_processor_does(depth: tuple[torch.nn.Module, 
         preprocess(_photos(tmp_path), artifact)
 
 
+def test_keep_aspect_sizes_are_transformers_own() -> None:
+    """The arithmetic against transformers' get_resize_output_image_size on many photo shapes (Python's round: a
+    tie goes to the even multiple); the one deviation is the two-patch floor of a thin panorama."""
+    from transformers.models.dpt.image_processing_pil_dpt import get_resize_output_image_size
+
+    from vit_edge.core.types import InputSpec
+    from vit_edge.data.preprocess import keep_aspect_size
+
+    spec = InputSpec(img_size=518, size_multiple=14, keep_aspect_ratio=True, ensure_multiple_of=14)
+    shapes = [(w, h) for w in range(97, 4000, 89) for h in range(101, 3000, 97)]
+    for width, height in shapes:
+        expected = get_resize_output_image_size(np.zeros((3, height, width)), (518, 518), True, 14)
+        floor = [max(side, 28) for side in (expected.width, expected.height)]
+        assert keep_aspect_size(width, height, spec) == tuple(floor), (width, height)
+    assert keep_aspect_size(3000, 100, spec) == (518, 28)  # transformers: 14 rows, one patch
+
+
+def test_the_default_folder_names_it() -> None:
+    from vit_edge.core.options import ExportOptions
+    from vit_edge.pipeline.checks import default_output_dir
+
+    options = ExportOptions(target="onnx", dynamic_size=True)
+    assert default_output_dir("path/to/depth-anything", options).name == "depth-anything-onnx-fp32-dynamic"
+
+
 def test_fixed_size_models_squash_photos_as_before(depth: tuple[torch.nn.Module, Path], tmp_path: Path) -> None:
     """Without --dynamic-size the processor's keep-aspect resize cannot be honoured (every input is 518x518): photos
     are squashed to the size, as transformers' processor does with keep_aspect_ratio off."""
