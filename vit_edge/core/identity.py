@@ -102,6 +102,7 @@ class ModelRef:
     num_classes: int = 1  # 0: an embedding (no head); a source without an architecture reads as a classifier
     output: str = "pooled"  # pooled | tokens | features | depth (a dense model's own output)
     layers: tuple[int, ...] = ()  # the blocks a dense output stacks (empty: the last block's)
+    dynamic_size: bool = False  # a graph for any input size (the position table resampled at every call)
 
     @classmethod
     def of(cls, source: Provenance, img_size: int | tuple[int, int]) -> "ModelRef":
@@ -116,7 +117,8 @@ class ModelRef:
                        camera=reid.camera if reid else 0, view=reid.view if reid else 0,
                        neck_feat=reid.neck_feat if reid else "after",
                        num_classes=int(arch.get("num_classes", 1) or 0), output=str(arch.get("output", "pooled")),
-                       layers=tuple(int(index) for index in arch.get("layers") or ()))
+                       layers=tuple(int(index) for index in arch.get("layers") or ()),
+                       dynamic_size=bool(arch.get("dynamic_size", False)))
         except (TypeError, ValueError) as exc:
             raise ArtifactError(f"the manifest's source is damaged: {exc}") from exc
 

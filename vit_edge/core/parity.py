@@ -29,8 +29,8 @@ from vit_edge.core.records import flat, optional
 from vit_edge.core.segmentation_metrics import PixelAgreement, segmentation_against_fp32
 from vit_edge.core.types import Precision, SessionInfo
 
-__all__ = ["Tolerance", "TOLERANCES", "Comparison", "Verdict", "ParityCheck", "agreement_words", "compare_logits",
-           "judge", "check_parity"]
+__all__ = ["Tolerance", "TOLERANCES", "Comparison", "Verdict", "ParityCheck", "SizeParity", "agreement_words",
+           "compare_logits", "judge", "check_parity"]
 
 LOGITS = OUTPUTS["logits"]
 
@@ -64,6 +64,17 @@ class Verdict(Comparison):
     passed: bool
 
 
+@dataclass(frozen=True)
+class SizeParity:
+    """Parity of an artifact of any size at one size besides its default (a few synthetic inputs)."""
+
+    size: tuple[int, int]  # (height, width)
+    samples: int
+    passed: bool
+    min_cosine: float
+    max_abs_diff: float
+
+
 @dataclass(frozen=True, kw_only=True)
 class ParityCheck(Verdict):
     """A manifest's parity: the artifact in its own runtime against PyTorch at export, on which inputs, what ran,
@@ -71,6 +82,7 @@ class ParityCheck(Verdict):
 
     inputs: str | None = optional()  # the images ("synthetic smooth images" or the data's origin)
     runtime: SessionInfo | None = optional()
+    other_sizes: tuple[SizeParity, ...] | None = optional()  # an artifact of any size: parity at other sizes
     numerics_check: str | None = optional()  # NUMERICS_CHECK, in the artifact
 
 

@@ -182,6 +182,8 @@ def image_batches(source: ImageSource, spec: "InputSpec", batch_size: int = 64,
 
     Arrays already at the spec's size are taken as prepared; everything else goes through `eval_transform`. A file
     that cannot be read stops with one line, or is left out (and absent from the indices) with `skip_unreadable`."""
+    from vit_edge.data.preprocess import stack_images
+
     mode = "L" if spec.channels == 1 else "RGB"
     prepared = isinstance(source, ArrayImages) and source.images.shape[1:3] == (spec.height, spec.width)
     total, step = len(source), max(1000, len(source) // 10)
@@ -199,15 +201,16 @@ def image_batches(source: ImageSource, spec: "InputSpec", batch_size: int = 64,
         if progress is not None and total >= 1000 and (start // step) != ((start + batch_size) // step):
             progress(f"  decoded {min(start + batch_size, total)}/{total} images of {source.origin}")
         if images:
-            yield np.stack(images), np.asarray(kept, dtype=np.int64)
+            yield stack_images(images, f"the images of {source.origin}"), np.asarray(kept, dtype=np.int64)
 
 
 def fill_images(target: np.ndarray, source: ImageSource, spec: "InputSpec",
                 progress: Callable[[str], None] | None = None) -> np.ndarray:
     """Decode `source` into `target` ((N, H, W, C) uint8: in memory or memory-mapped), from the start; returns the
-    source indices of the images written (fewer than N where unreadable files were skipped)."""
+    source indices of the images written (fewer than N where unreadable files were skipped). One array holds one
+    size: a model of any size gets its default size here (InputSpec.fixed)."""
     kept, count = [], 0
-    for batch, indices in image_batches(source, spec, progress=progress):
+    for batch, indices in image_batches(source, spec.fixed(), progress=progress):
         target[count : count + len(batch)] = batch.reshape(len(batch), *target.shape[1:])
         kept.append(indices)
         count += len(batch)

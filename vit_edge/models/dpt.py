@@ -173,6 +173,11 @@ class DPTModel(DenseModel):
             levels.append(conv(reassemble(grid)))
         return self.head(self._fuse(levels[::-1]), self.cfg.output_hw)
 
+    def with_dynamic_size(self) -> "DPTModel":
+        """Not built: DPT's readout and neck lay the tokens out on the configured grid."""
+        raise ValueError("DPT's graph is built for one input size (its readout and neck lay the tokens out on the "
+                         "configured grid)")
+
     def _fuse(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
         """transformers' DPTFeatureFusionStage: deepest level first, each block doubling its input."""
         fused: torch.Tensor | None = None
@@ -184,12 +189,12 @@ class DPTModel(DenseModel):
             out.append(fused)
         return out
 
-    def with_img_size(self, img_size: int | Size, antialias: bool = False) -> "DPTModel":
+    def with_img_size(self, img_size: int | Size) -> "DPTModel":
         """A copy for another input size: the position embeddings resampled as the encoder's config says (bilinear,
         as transformers' DPT does at every call); the readout, neck and heads read their sizes from the grid."""
         if to_hw(img_size) == self.cfg.image_hw:
             return self
-        encoder = self.encoder.with_img_size(img_size, antialias)
+        encoder = self.encoder.with_img_size(img_size)
         clone = DPTModel(replace(self.cfg, encoder=encoder.cfg))
         state = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
         state.update({f"encoder.{k}": v for k, v in encoder.state_dict().items()})

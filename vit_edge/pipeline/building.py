@@ -148,7 +148,7 @@ def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, ev
     from vit_edge.quantization.qat_run import run_qat
 
     recipe = request.recipe
-    calibration = load_calibration(request.calibration_data(), loaded.spec, request.calib_size, to.reading)
+    calibration = load_calibration(request.calibration_data(), loaded.spec.fixed(), request.calib_size, to.reading)
     reference = loaded.unmerged or loaded.model  # accuracy is measured against the model as trained
     lower = int8_lowering(to.options)
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")

@@ -18,14 +18,16 @@ __all__ = ["load", "with_class_names", "images_for", "masks_for", "check_merge_b
 
 
 def load(model: Any, weights: str | Path | None, random_init: bool, options: ExportOptions) -> LoadedModel:
-    """`model` with the load choices in `options`: input size, TransReID selection, merge, output and layers."""
+    """`model` with the load choices in `options`: input size (or any size), TransReID selection, merge, output and
+    layers."""
     from vit_edge.reading.loaders import ReIDSelection, load_model
 
     chosen = options.reid
     reid = ReIDSelection(camera=chosen.camera, view=chosen.view, neck_feat=chosen.neck_feat, stride=chosen.stride,
                          num_heads=chosen.num_heads, img_size=options.img_size)
     return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid,
-                      merge=options.merge, output=options.output, layers=options.layers)
+                      merge=options.merge, output=options.output, layers=options.layers,
+                      dynamic_size=options.dynamic_size)
 
 
 def with_class_names(loaded: LoadedModel, reading: DataOptions) -> LoadedModel:

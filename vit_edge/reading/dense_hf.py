@@ -8,7 +8,6 @@ tensor that has no place is refused, not dropped.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -85,10 +84,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     model = DenseModel(cfg)
     load_strict(model, {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()}, **head_state}, origin)
     source = Provenance("huggingface", origin, hf_architecture=name, family=arch.family.name, hf_output=arch.output)
-    if (spec.height, spec.width) != cfg.image_hw:  # the processor's size, not the config's image_size
-        source = replace(source, pos_embed_resampled_from=cfg.img_size)
-        model = model.with_img_size(spec.img_size, antialias=arch.hf.antialias)
-    return model.eval(), spec, source
+    return model.eval(), spec, source  # at config.image_size; the loader brings it to the processor's size
 
 
 def _split_state(state: dict[str, torch.Tensor], arch: Architecture

@@ -53,10 +53,7 @@ def build_dpt(config: dict[str, Any], read_state: Callable[[], State], preproces
     if segmentation:  # how ground-truth masks map to the model's classes (bench --data, quantize --eval)
         reduce = bool((preprocessor or {}).get("do_reduce_labels", (preprocessor or {}).get("reduce_labels", False)))
         source = replace(source, mask_labels=MaskReading(reduce_labels=reduce, ignore_index=ignore_index(config)))
-    if (spec.height, spec.width) != cfg.image_hw:  # the processor's size, not the config's image_size
-        source = replace(source, pos_embed_resampled_from=cfg.img_size)
-        model = model.with_img_size(spec.img_size)
-    return model.eval(), spec, source
+    return model.eval(), spec, source  # at config.image_size; the loader brings it to the processor's size
 
 
 def _split_state(state: State, segmentation: bool) -> tuple[State, State]:

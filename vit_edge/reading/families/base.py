@@ -51,7 +51,9 @@ class HFReading:
     renames: tuple[tuple[str, str], ...] = ()  # literal key-prefix renames tried before the shared ones
     norm: MeanStd = HALF  # mean, std without a preprocessor_config.json
     interpolation: str = "bicubic"
-    antialias: bool = True  # how transformers resamples the position embeddings for another input size
+    # how transformers resamples the position embeddings for another input size (interpolate_pos_encoding): bicubic
+    # without antialiasing for most (ViT, DeiT, DINOv2, CLIP, SigLIP); timm's sources antialias (ViTConfig's default)
+    antialias: bool = False
     classes: tuple[HFClass, ...] = ()  # the transformers classes of the family (hf_compat's table is built from them)
 
 
