@@ -234,7 +234,7 @@ def test_what_keeps_one_size_is_refused_in_one_line(depth: tuple[torch.nn.Module
     for target in ("tflite", "executorch"):
         out = tmp_path / target
         assert_user_error(run_cli("export", str(folder), "--target", target, "--dynamic-size", "--out", str(out)),
-                          "--dynamic-size applies to --target onnx or --target openvino only")  # the declarations' words
+                          "--dynamic-size applies to --target onnx or --target openvino only")
     assert_nothing_written(tmp_path)
     assert_user_error(run_cli("export", str(folder), "--target", "onnx", "--dynamic-size", "--img-size", "14",
                               "--out", str(tmp_path / "small")), "default input size 14x14", "28 at least")
