@@ -18,7 +18,8 @@ from vit_edge.models.vit import VisionTransformer, ViTConfig
 
 __all__ = ["DEPTH_ANYTHING_CONFIGS", "FIXTURES", "REPO", "assert_nothing_written", "assert_one_xnnpack_partition",
            "assert_user_error", "as_patches", "cosine", "export_matching", "export_shipped", "int8_against_fp32",
-           "make_depth_anything", "moved_off_init", "run_cli", "small_vit", "timm_dinov3", "tmpfs"]
+           "make_depth_anything", "DPT_CONFIGS", "make_dpt", "moved_off_init", "run_cli", "small_vit", "timm_dinov3",
+           "tmpfs"]
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -187,4 +188,53 @@ def make_depth_anything(kind: str) -> torch.nn.Module:
             if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
                 module.reset_parameters()
         model.head.conv3.weight.mul_(30)  # a map that varies: sigmoid · max_depth away from a constant
+    return model
+
+
+# depth: readout "project", factors 4/2/1/0.5, patch 16 at 64 px (the map is the input's size); segmentation: the same
+# encoder, BatchNorms in the fusion units (folded at reading), 6 classes; segmentation-add: readout "add", 3 levels,
+# the first block unread, an auxiliary head (left out); depth-ignore: readout "ignore", the head reading level -2;
+# depth-projection: the head's projection (transformers builds it 256 wide only)
+_DPT_ENCODER = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, patch_size=16,
+                    image_size=64, neck_hidden_sizes=[8, 16, 24, 32], fusion_hidden_size=16)
+DPT_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "depth": ("DPTForDepthEstimation", dict(_DPT_ENCODER, backbone_out_indices=[0, 1, 2, 3])),
+    "depth-ignore": ("DPTForDepthEstimation", dict(_DPT_ENCODER, backbone_out_indices=[0, 1, 2, 3],
+                                                   readout_type="ignore", head_in_index=-2)),
+    "depth-projection": ("DPTForDepthEstimation", dict(_DPT_ENCODER, backbone_out_indices=[0, 1, 2, 3],
+                                                       fusion_hidden_size=256, add_projection=True)),
+    "segmentation": ("DPTForSemanticSegmentation", dict(_DPT_ENCODER, backbone_out_indices=[3, 1, 2, 0], num_labels=6,
+                                                        use_batch_norm_in_fusion_residual=True)),
+    "segmentation-add": ("DPTForSemanticSegmentation", dict(
+        _DPT_ENCODER, image_size=48, backbone_out_indices=[1, 2, 3], neck_hidden_sizes=[8, 16, 32],
+        reassemble_factors=[2, 1, 0.5], readout_type="add", num_labels=5)),
+}
+
+
+def make_dpt(kind: str) -> torch.nn.Module:
+    """A tiny randomly initialised transformers DPT (`kind` in DPT_CONFIGS), moved off its init, with PyTorch's own
+    init for every linear and for the neck's and heads' convolutions (so the blocks change the tokens and INT8 of
+    their matmuls shows), BatchNorm statistics away from (0, 1), so the folding matters; the depth head's last
+    convolution scaled so the map varies. transformers is imported here: callers skip without it."""
+    import transformers
+
+    architecture, options = DPT_CONFIGS[kind]
+    torch.manual_seed(0)
+    model = getattr(transformers, architecture)(transformers.DPTConfig(**options)).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+        for name, module in model.named_modules():
+            if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and not name.startswith("dpt."):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")  # the image, not the biases, counts
+                if module.bias is not None:
+                    module.bias.normal_(0, 0.05)
+            if isinstance(module, torch.nn.Linear):  # blocks that change the tokens (transformers' std 0.02 barely)
+                module.reset_parameters()
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+        if architecture == "DPTForDepthEstimation":
+            model.head.head[4].weight.mul_(30)
+            model.head.head[4].bias.fill_(0.3)
     return model

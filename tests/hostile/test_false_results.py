@@ -58,9 +58,11 @@ def test_tokens_are_reported_by_cosine_not_by_an_agreement(tmp_path: Path) -> No
 def test_every_output_kind_declares_its_measures() -> None:
     rng = __import__("numpy").random.default_rng(0)
     reference = rng.normal(size=(2, 4, 8)).astype("float32")
+    shaped = {"segmentation": reference[..., None]}  # (batch, classes, H, W)
     for name, output in OUTPUTS.items():
-        found = compare_logits(reference if output.dense else reference[:, 0], (reference if output.dense else
-                                                                                 reference[:, 0]), output)
+        given = shaped.get(name, reference if output.dense else reference[:, 0])
+        found = compare_logits(given, given, output)
         assert (found.top1_agreement is not None) is output.supports(Measure.AGREEMENT), name
+        assert (found.segmentation is not None) is output.supports(Measure.PIXEL_AGREEMENT), name
     assert OUTPUTS["logits"].supports(Measure.TOP1) and not OUTPUTS["embedding"].supports(Measure.TOP1)
     assert judge(reference, -reference, Precision.INT8, OUTPUTS["tokens"]).passed is False

@@ -102,6 +102,28 @@ def test_timm_module_in_memory() -> None:
         assert loaded.source.family == timm_entry(name).family
 
 
+@pytest.mark.parametrize("name", ["vit_small_patch14_dinov2", "vit_small_patch14_reg4_dinov2"])
+def test_timm_models_resample_as_timm_does(name: str) -> None:
+    """Another input size resamples the position table as timm's resample_abs_pos_embed does (bicubic, antialiased):
+    once at load (--img-size), or in the graph at each call (--dynamic-size), as timm's dynamic_img_size does."""
+    from tests.timm_import import import_timm
+
+    timm = import_timm()
+    torch.manual_seed(0)
+    module = timm.create_model(name, img_size=56, depth=2, dynamic_img_size=True).eval()
+    with torch.no_grad():
+        for param in module.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    dynamic = load_model(module, dynamic_size=True).model
+    assert dynamic.cfg.pos_embed_antialias and dynamic.cfg.choices.dynamic_size
+    for size in [(70, 98), (28, 42)]:  # up and down from 56
+        x = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            expected = module(x)
+            torch.testing.assert_close(load_model(module, img_size=size).model(x), expected, atol=2e-5, rtol=1e-5)
+            torch.testing.assert_close(dynamic(x), expected, atol=2e-5, rtol=1e-5)
+
+
 def test_other_modules_are_refused() -> None:
     with pytest.raises(UnsupportedModelError, match="not a ViT vit-edge can read"):
         load_model(torch.nn.Conv2d(3, 8, 3))

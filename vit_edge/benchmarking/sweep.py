@@ -166,7 +166,8 @@ class _SshExecutor:
         remote_logits = f"{self.remote.remote_dir}/{tag}.npy" if measure.logits_out else None
         remote_cfg = replace(measure, artifact=self._remote_path(measure.artifact) or "",
                              data_images=self._remote_path(measure.data_images),
-                             data_labels=self._remote_path(measure.data_labels), logits_out=remote_logits)
+                             data_labels=self._remote_path(measure.data_labels),
+                             data_masks=self._remote_path(measure.data_masks), logits_out=remote_logits)
         proc = self.remote.run_runner(self.remote_zip, config_to_json(remote_cfg))
         result = _parse_result(proc)
         if result.ok and remote_logits and measure.logits_out:
@@ -194,11 +195,13 @@ class EvalData:
     labels: Path | None
     labels_from: str
     skipped: int
+    masks: Path | None = None  # segmentation: the images' masks as class maps at the input size (data/masks.py)
 
     def scored(self, result: Measurement) -> Measurement:
-        """`result` of the configuration that scored these images, with how they were labelled and how many
-        files could not be read."""
-        return replace(result, eval_labels=self.labels_from or "none (agreement only)", eval_skipped=self.skipped)
+        """`result` of the configuration that scored these images, with how they were labelled (or 'masks') and
+        how many files could not be read."""
+        found = "masks" if self.masks is not None else self.labels_from or "none (agreement only)"
+        return replace(result, eval_labels=found, eval_skipped=self.skipped)
 
     @property
     def count(self) -> int:
@@ -242,8 +245,20 @@ class EvalFiles:
         self.manifests = Manifests()
 
     def check(self, manifest: Manifest) -> None:
-        """Match the labels to `manifest`'s classes now: a name that matches none stops before any measurement."""
+        """Match the labels to `manifest`'s classes now: a name that matches none stops before any measurement; a
+        segmentation artifact's masks are read and checked now (a bad mask stops likewise)."""
         self._labels(manifest)
+        if self._mask_labels(manifest) is not None:
+            self.for_artifact(manifest)
+
+    def _mask_labels(self, manifest: Manifest) -> Any:
+        """How `manifest`'s model reads masks, when the data has masks and the artifact is scored by mIoU."""
+        from vit_edge.core.segmentation_metrics import MaskLabels
+        from vit_edge.data.masks import MaskedFiles
+
+        if not isinstance(self.source, MaskedFiles) or manifest.output.eval_measure is not Measure.MIOU:
+            return None
+        return MaskLabels.from_source(manifest.model_ref.num_classes, manifest.source.mask_labels)
 
     def _labels(self, manifest: Manifest) -> Any:
         from vit_edge.data.datasets import labels_for
@@ -256,15 +271,17 @@ class EvalFiles:
     def for_artifact(self, manifest: Manifest) -> EvalData | None:
         if self.source is None:
             return None
-        labels = self._labels(manifest)
+        labels, masks = self._labels(manifest), self._mask_labels(manifest)
         spec = manifest.input_spec  # what decides the prepared pixels; layout and class names do not
         key = json.dumps([spec.height, spec.width, spec.channels, spec.interpolation, spec.crop_pct, spec.crop_mode,
-                          spec.crop_offset, None if labels is None else hashlib.sha256(labels.labels).hexdigest()])
+                          spec.crop_offset, None if labels is None else hashlib.sha256(labels.labels).hexdigest(),
+                          None if masks is None else repr(masks)])
         if key not in self._made:
-            self._made[key] = self._write(manifest, labels, len(self._made))
+            self._made[key] = self._write(manifest, labels, len(self._made), masks)
         return self._made[key]
 
-    def _write(self, manifest: Manifest, labels: Any, number: int) -> EvalData:
+    def _write(self, manifest: Manifest, labels: Any, number: int, mask_labels: Any = None) -> EvalData:
+        from vit_edge.data.masks import MaskedFiles, prepare_masks
         from vit_edge.data.sources import fill_images
 
         spec, source = manifest.input_spec, self.source
@@ -280,11 +297,15 @@ class EvalFiles:
         del images
         if count < len(source):
             _truncate_npy(images_path, count, shape)
-        labels_path = None
+        labels_path = masks_path = None
         if labels is not None:
             labels_path = self.workdir / f"eval{number}-labels.npy"
             save_array(labels_path, labels.labels[indices])
-        return EvalData(images_path, labels_path, labels.how if labels is not None else "", len(source) - count)
+        if mask_labels is not None and isinstance(source, MaskedFiles):
+            masks_path = self.workdir / f"eval{number}-masks.npy"
+            save_array(masks_path, prepare_masks(source, indices, spec, mask_labels, self.progress))
+        return EvalData(images_path, labels_path, labels.how if labels is not None else "", len(source) - count,
+                        masks_path)
 
 
 def _truncate_npy(path: Path, count: int, shape: tuple[int, ...]) -> None:
@@ -334,6 +355,16 @@ class DepthAgreement:
 
 
 @dataclass(frozen=True)
+class SegmentationAgreement:
+    """A segmentation map's measures against the reference's (core/segmentation_metrics.py), as bench rows name
+    them."""
+
+    seg_pixel_agreement: float
+    seg_min_pixel_agreement: float
+    seg_miou_vs_reference: float | None
+
+
+@dataclass(frozen=True)
 class Agreement:
     """An artifact's outputs against the reference's on the same images: top-1 agreement (None where the output
     has no classes), mean cosine, a depth map's measures, and 'mismatch' beyond the precision's tolerance."""
@@ -341,6 +372,7 @@ class Agreement:
     agreement_top1: float | None = None
     agreement_cosine: float | None = None
     depth: DepthAgreement | None = flat(None)
+    segmentation: SegmentationAgreement | None = flat(None)
     status: str | None = optional()
     error: str | None = optional()
 
@@ -361,7 +393,11 @@ def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) ->
         return replace(found, status="mismatch", error=(
             f"disagrees with the reference beyond {manifest.precision.value} tolerance: min cosine "
             f"{verdict.min_cosine:.5f} (need ≥ {verdict.tolerance_min_cosine}){agreement_words(verdict)}"))
-    if manifest.output.supports(Measure.ABS_REL):  # a depth map: its own measures, held to AbsRel ≤ 2 %
+    if verdict.segmentation is not None:  # segmentation: argmax agreement, mIoU with its argmax
+        seg = verdict.segmentation
+        found = replace(found, segmentation=SegmentationAgreement(seg.pixel_agreement, seg.min_pixel_agreement,
+                                                                  seg.miou_vs_fp32))
+    elif manifest.output.supports(Measure.ABS_REL):  # a depth map: its own measures, held to AbsRel ≤ 2 %
         scores = depth_scores(logits, reference)
         found = replace(found, depth=DepthAgreement(scores.abs_rel, scores.delta1, scores.sqnr_db, scores.valid_share))
         failure = depth_verdict(scores)
@@ -424,6 +460,7 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
                 cfg, artifact=path, threads=threads, batch=batch, profile=cfg.profile and first,
                 data_images=str(data.images) if with_data and data else None,
                 data_labels=str(data.labels) if with_data and data and data.labels else None,
+                data_masks=str(data.masks) if with_data and data and data.masks else None,
                 logits_out=str(logits_file) if with_data else None, check_numerics=first,
                 verify_files=first)  # the host hashed them; the runner checks its copy once per artifact
             scoring = f", then scoring {data.count} images" if with_data and data is not None else ""

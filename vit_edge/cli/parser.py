@@ -72,6 +72,11 @@ def _add_artifact_options(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--out", type=Path, help=f"artifact directory (default: {default_out})")
     p.add_argument("--img-size", type=values.img_size,
                    help="export for another input size, N or HxW (position embeddings resampled)")
+    p.add_argument("--dynamic-size", action="store_true",
+                   help=f"with {takers('dynamic_size')}: the artifact takes any height and width that are multiples of "
+                        "the patch "
+                        "(the position embeddings resampled in the graph, as the model does at every call; parity "
+                        "checked at 3 sizes); --img-size, or the model's size, is the default")
     p.add_argument("--layout", default="nchw", help="nchw | nhwc input")
     p.add_argument("--weights", type=Path, help="weights file for timm:NAME or a reference ViT (.pth/.safetensors)")
     p.add_argument("--random-init", action="store_true", help="export an untrained model (recorded in the manifest)")

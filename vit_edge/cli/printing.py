@@ -8,6 +8,7 @@ from vit_edge.core.identity import ModelFacts
 from vit_edge.core.manifest import Manifest
 from vit_edge.core.parity import ParityCheck, agreement_words
 from vit_edge.core.summaries import Accuracy, NpuEstimate, QuantSummary
+from vit_edge.core.types import InputSpec
 
 if TYPE_CHECKING:
     from vit_edge.tuning.results import TuneResult
@@ -79,6 +80,10 @@ def _quantization_line(q: QuantSummary) -> str:
                      f"{accuracy.int8_top1_simulated:.2f}%)")
     elif accuracy.agreement_top1 is not None:
         line += f"; {_unlabelled_words(accuracy)}"
+    elif accuracy.segmentation is not None:
+        line += f"; {_segmentation_words(accuracy)}"
+    elif accuracy.depth is not None:
+        line += f"; {_depth_words(accuracy)}"
     return line
 
 
@@ -86,14 +91,20 @@ def _parity_line(parity: ParityCheck | None) -> str:
     if parity is None:
         return "not checked"
     return (f"{'passed' if parity.passed else 'FAILED'}: min cosine {parity.min_cosine:.7f}{agreement_words(parity)} "
-            f"on {parity.samples} {parity.inputs}")
+            f"on {parity.samples} {parity.inputs}{_other_sizes_words(parity)}")
+
+
+def _other_sizes_words(parity: ParityCheck) -> str:
+    """', and at 84x42, 42x98' for an artifact of any size (checked at sizes besides its default)."""
+    shown = ", ".join(f"{entry.size[0]}x{entry.size[1]}" for entry in parity.other_sizes or ())
+    return f", and at {shown}" if shown else ""
 
 
 def export_line(path: Path, manifest: Manifest) -> str:
     """The artifact written and its parity, in one line."""
     parity = manifest.parity
     check = (f"parity ok: min cosine {parity.min_cosine:.7f}{agreement_words(parity)}, max abs diff "
-             f"{parity.max_abs_diff:.2e}"
+             f"{parity.max_abs_diff:.2e}{_other_sizes_words(parity)}"
              if parity is not None else "parity not checked (--no-verify)")
     return f"{path}  ({manifest.target} {manifest.precision.value}; {check})"
 
@@ -130,6 +141,8 @@ def quantize_line(path: Path, manifest: Manifest) -> str:
         line += f"; {_unlabelled_words(accuracy)}"
     elif accuracy.depth is not None:
         line += f"; {_depth_words(accuracy)}"
+    elif accuracy.segmentation is not None:
+        line += f"; {_segmentation_words(accuracy)}"
     elif accuracy.cosine is not None:
         line += f"; mean cosine with fp32 {accuracy.cosine:.5f} (worst {accuracy.min_cosine:.5f})"
     return f"{path}  ({manifest.target} int8: {line})"
@@ -145,6 +158,24 @@ def _depth_words(accuracy: Accuracy) -> str:
         return "depth not measured"
     return (f"depth against fp32 on the {accuracy.images or '?'} calibration images: AbsRel "
             f"{percent(depth.abs_rel)}, δ<1.25 {percent(depth.delta1)}, SQNR {depth.sqnr_db:.1f} dB")
+
+
+def _segmentation_words(accuracy: Accuracy) -> str:
+    """A segmentation map's measures: against fp32 (pixel agreement, mIoU with its argmax) on the images they were
+    measured on, and with --eval masks the mIoU of each (never a top-1)."""
+    def percent(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.2f}%"
+
+    seg = accuracy.segmentation
+    if seg is None:
+        return "segmentation not measured"
+    on = f"{accuracy.images} --eval images" if accuracy.eval_data is not None else (
+        f"the {accuracy.images or '?'} calibration images")
+    words = (f"segmentation against fp32 on {on}: pixel agreement {percent(seg.pixel_agreement)}, mIoU "
+             f"{percent(seg.miou_vs_fp32)}")
+    if accuracy.int8_miou is not None:
+        words += f"; mIoU on the masks {percent(accuracy.fp32_miou)} → {percent(accuracy.int8_miou)}"
+    return words
 
 
 def _unlabelled_words(accuracy: Accuracy) -> str:
@@ -163,13 +194,22 @@ def info_rows(manifest: Manifest, folder: Path) -> list[tuple[str, str]]:
         ("model file", f"{manifest.model_file}  ({size / 1e6:.2f} MB in all; sha256 verified)"),
         ("source", f"{facts.kind}: {facts.ident}"),
         ("family", _family_line(facts)),
-        ("input", f"{spec.shape(1)} {spec.layout.value}, mean {spec.mean}, std {spec.std}, {spec.interpolation}"),
+        ("input", f"{_shape_words(spec)} {spec.layout.value}, mean {spec.mean}, std {spec.std}, {spec.interpolation}"),
         *([("classes", classes)] if (classes := _classes_line(manifest)) else []),
         ("parity", _parity_line(manifest.parity)),
         *([("quantized", _quantization_line(manifest.quantization))] if manifest.quantization else []),
         ("created", f"{manifest.created_at} with torch {manifest.tool_versions.get('torch', '?')}"),
     ]
     return rows + _npu_rows(manifest.npu_estimate) + _sqnr_rows(manifest.quantization)
+
+
+def _shape_words(spec: InputSpec) -> str:
+    """The input's shape; for an artifact of any size, the rule and the default (and how photos are resized)."""
+    if not spec.size_multiple:
+        return str(spec.shape(1))
+    step = spec.size_multiple
+    return (f"any height and width that are multiples of {step} ({2 * step} at least), {spec.shape(1)} by default"
+            f"{' (photos keep their aspect ratio)' if spec.keeps_aspect else ''},")
 
 
 def _classes_line(manifest: Manifest) -> str | None:

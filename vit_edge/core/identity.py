@@ -13,7 +13,7 @@ from typing import Any
 from vit_edge.core.errors import ArtifactError, ConfigError
 from vit_edge.core.records import extra, flat, optional, renamed
 
-__all__ = ["Provenance", "ReidSource", "MergeCost", "ModelRef", "ModelFacts", "REBUILDABLE_KINDS"]
+__all__ = ["Provenance", "MaskReading", "ReidSource", "MergeCost", "ModelRef", "ModelFacts", "REBUILDABLE_KINDS"]
 
 REBUILDABLE_KINDS = ("shipped", "checkpoint", "huggingface", "timm", "reference", "transreid")
 
@@ -45,6 +45,19 @@ class MergeCost:
 
 
 @dataclass(frozen=True)
+class MaskReading:
+    """How a segmentation model's masks store classes, as its Hugging Face config and processor say
+    (core/segmentation_metrics.MaskLabels reads it)."""
+
+    reduce_labels: bool = False  # ADE20K's layout: 0 is 'other', class k stored as k + 1
+    ignore_index: int = 255
+
+    def __post_init__(self) -> None:
+        if self.ignore_index < 0:
+            raise ValueError(f"mask_labels.ignore_index {self.ignore_index} is negative; a mask value is ≥ 0")
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Where a model came from (a manifest's `source`), written by the loaders as they load it: the kind of
     source and its name, the family, the weights and their sha256, the architecture, and what export changed
@@ -67,6 +80,7 @@ class Provenance:
     tokens_per_block: tuple[int, ...] | None = optional()  # with token merging
     weights_sha256: str | None = optional()  # of the weights as loaded: what a rebuilt model must match
     class_names_from: str | None = optional()  # the --class-names file the artifact's names came from
+    mask_labels: MaskReading | None = optional()  # a segmentation model's masks
     unknown: dict[str, Any] = extra()
 
 
@@ -88,6 +102,7 @@ class ModelRef:
     num_classes: int = 1  # 0: an embedding (no head); a source without an architecture reads as a classifier
     output: str = "pooled"  # pooled | tokens | features | depth (a dense model's own output)
     layers: tuple[int, ...] = ()  # the blocks a dense output stacks (empty: the last block's)
+    dynamic_size: bool = False  # a graph for any input size (the position table resampled at every call)
 
     @classmethod
     def of(cls, source: Provenance, img_size: int | tuple[int, int]) -> "ModelRef":
@@ -102,13 +117,15 @@ class ModelRef:
                        camera=reid.camera if reid else 0, view=reid.view if reid else 0,
                        neck_feat=reid.neck_feat if reid else "after",
                        num_classes=int(arch.get("num_classes", 1) or 0), output=str(arch.get("output", "pooled")),
-                       layers=tuple(int(index) for index in arch.get("layers") or ()))
+                       layers=tuple(int(index) for index in arch.get("layers") or ()),
+                       dynamic_size=bool(arch.get("dynamic_size", False)))
         except (TypeError, ValueError) as exc:
             raise ArtifactError(f"the manifest's source is damaged: {exc}") from exc
 
     @property
     def output_kind(self) -> str:
-        """What the model returns: 'logits', 'embedding' (pooled, no head), 'tokens', 'features' or 'depth'."""
+        """What the model returns: 'logits', 'embedding' (pooled, no head), 'tokens', 'features', 'depth' or
+        'segmentation'."""
         if self.output != "pooled":
             return self.output
         return "logits" if self.num_classes else "embedding"
@@ -133,7 +150,7 @@ class ModelFacts:
     kind: str
     ident: str
     family: str
-    output_kind: str  # logits | embedding | tokens | features | depth
+    output_kind: str  # logits | embedding | tokens | features | depth | segmentation
     output_shape: tuple[int, ...]  # per sample; empty where the manifest does not say (pooled outputs)
     layers: tuple[int, ...]
     depth_loaded: int | None  # the model's blocks before --layers dropped those after the last one read
@@ -159,6 +176,8 @@ class ModelFacts:
             text = f"feature map (batch, {shape}) of the normed patch tokens"
         elif self.output_kind == "depth":
             return f"depth map (batch, {shape})"
+        elif self.output_kind == "segmentation":
+            return f"segmentation logits (batch, {shape}): {self.num_classes} classes per pixel"
         else:
             text = (f"{self.num_classes} logits" if self.output_kind == "logits" else "pooled embedding")
             text += f", pooling {self.global_pool}"

@@ -55,7 +55,8 @@ class ExportOptions:
     """Everything an export can be asked for; each CLI flag maps to one field (`reid`'s flags to its fields).
 
     The fields in core/targets.TARGET_OPTIONS belong to the targets that declare them (`opset` and `ort_fusions`
-    to ONNX, `npu`, the Ethos-U sub-target's configuration, to TFLite): another target refuses them."""
+    to ONNX, `dynamic_size` to ONNX and OpenVINO, `npu`, the Ethos-U sub-target's configuration, to TFLite):
+    another target refuses them."""
 
     target: str
     precision: Precision = Precision.FP32
@@ -71,6 +72,8 @@ class ExportOptions:
     opset: int = 20  # 20: GELU as one Gelu op, which ONNX Runtime fuses with its bias (BiasGelu)
     ort_fusions: bool = False  # save ONNX Runtime's own graph (contrib ops; runs in ONNX Runtime only)
     npu: str | None = None  # an Ethos-U configuration: Vela compiles the INT8 TFLite for it and estimates it
+    # any height and width that are multiples of the patch (img_size: the default): ONNX's and OpenVINO's
+    dynamic_size: bool = False
 
     def __post_init__(self) -> None:
         """Types checked once, for the API as for the CLI: `img_size="32"` is not 3×2, `parity_samples="4"` no count.
@@ -83,7 +86,7 @@ class ExportOptions:
         check_count("parity_samples", self.parity_samples, most=MAX_PARITY_SAMPLES)
         for name in ("opset", "merge"):
             check_count(name, getattr(self, name), 0)
-        for name in ("verify", "force", "ort_fusions"):
+        for name in ("verify", "force", "ort_fusions", "dynamic_size"):
             check_flag(name, getattr(self, name))
         check_size("img_size", self.img_size, optional=True)
         check_instance("reid", self.reid, ReIDOptions, "a vit_edge.ReIDOptions", optional=False)

@@ -13,6 +13,9 @@ Tolerances per precision, and why:
 - an embedding (an encoder without a head: DINOv2, SigLIP, CLIP, re-ID), patch tokens or a feature map is judged
   by cosine alone (core/output_kinds.py): the index of its largest component means nothing, so no top-1 agreement
   is computed for it at all.
+- segmentation logits are judged by cosine per image too; their pixel agreement (argmax) and mIoU against the
+  reference's argmax are reported beside it, not judged: a random or barely trained model's near-tied classes flip
+  under any rounding, and the cosine already bounds the logits' error.
 """
 from __future__ import annotations
 
@@ -22,11 +25,12 @@ import numpy as np
 
 from vit_edge.core.errors import ParityError
 from vit_edge.core.output_kinds import OUTPUTS, Measure, ModelOutput
-from vit_edge.core.records import optional
+from vit_edge.core.records import flat, optional
+from vit_edge.core.segmentation_metrics import PixelAgreement, segmentation_against_fp32
 from vit_edge.core.types import Precision, SessionInfo
 
-__all__ = ["Tolerance", "TOLERANCES", "Comparison", "Verdict", "ParityCheck", "agreement_words", "compare_logits",
-           "judge", "check_parity"]
+__all__ = ["Tolerance", "TOLERANCES", "Comparison", "Verdict", "ParityCheck", "SizeParity", "agreement_words",
+           "compare_logits", "judge", "check_parity"]
 
 LOGITS = OUTPUTS["logits"]
 
@@ -46,6 +50,7 @@ class Comparison:
     top1_agreement: float | None = None
     top1_disagreements: int = 0
     flip_margins_in_noise: tuple[float, ...] = ()
+    segmentation: PixelAgreement | None = flat(None)  # a segmentation map: its pixels' argmax against the reference
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +64,17 @@ class Verdict(Comparison):
     passed: bool
 
 
+@dataclass(frozen=True)
+class SizeParity:
+    """Parity of an artifact of any size at one size besides its default (a few synthetic inputs)."""
+
+    size: tuple[int, int]  # (height, width)
+    samples: int
+    passed: bool
+    min_cosine: float
+    max_abs_diff: float
+
+
 @dataclass(frozen=True, kw_only=True)
 class ParityCheck(Verdict):
     """A manifest's parity: the artifact in its own runtime against PyTorch at export, on which inputs, what ran,
@@ -66,6 +82,7 @@ class ParityCheck(Verdict):
 
     inputs: str | None = optional()  # the images ("synthetic smooth images" or the data's origin)
     runtime: SessionInfo | None = optional()
+    other_sizes: tuple[SizeParity, ...] | None = optional()  # an artifact of any size: parity at other sizes
     numerics_check: str | None = optional()  # NUMERICS_CHECK, in the artifact
 
 
@@ -107,6 +124,7 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOu
     (None): its largest index means nothing."""
     if reference.shape != candidate.shape:
         raise ParityError(f"artifact output shape {candidate.shape} differs from PyTorch's {reference.shape}")
+    maps = segmentation_against_fp32(candidate, reference) if output.supports(Measure.PIXEL_AGREEMENT) else None
     samples = int(reference.shape[0])
     reference = per_token(reference, output.channels_first, output.pixel_map).astype(np.float64)
     candidate = per_token(candidate, output.channels_first, output.pixel_map).astype(np.float64)
@@ -115,7 +133,8 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOu
     cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
     found = Comparison(samples=samples, tokens_per_sample=int(reference.shape[0]) // max(samples, 1),
                        max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
-                       min_cosine=float(cosine.min()), mean_cosine=float(cosine.mean()))
+                       min_cosine=float(cosine.min()), mean_cosine=float(cosine.mean()),
+                       segmentation=maps)  # segmentation: pixel agreement and mIoU with FP32's argmax (not judged)
     return _with_agreement(found, reference, candidate, diff) if output.supports(Measure.AGREEMENT) else found
 
 
@@ -143,8 +162,11 @@ def judge(reference: np.ndarray, candidate: np.ndarray, precision: Precision,
 
 
 def agreement_words(result: Comparison, digits: int = 1) -> str:
-    """', top-1 agreement 99.5%' where the output has classes; '' where it has none."""
+    """', top-1 agreement 99.5%' where the output has classes, ', pixel agreement 99.5%' for a segmentation map;
+    '' where it has neither."""
     agreement = result.top1_agreement
+    if result.segmentation is not None:
+        return f", pixel agreement {100 * result.segmentation.pixel_agreement:.{digits}f}%"
     return "" if agreement is None else f", top-1 agreement {100 * agreement:.{digits}f}%"
 
 

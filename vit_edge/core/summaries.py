@@ -10,6 +10,7 @@ from typing import Any
 
 from vit_edge.core.depth_metrics import DepthScores
 from vit_edge.core.records import extra, flat, optional
+from vit_edge.core.segmentation_metrics import PixelAgreement
 
 __all__ = ["CalibInfo", "KeptFloat", "WidenedOp", "Accuracy", "EpochScore", "QatSummary", "IntegerSites", "Lowering",
            "QuantSummary", "NpuEstimate"]
@@ -56,6 +57,16 @@ class Accuracy:
     cosine: float | None = optional()  # an output without classes: mean and worst cosine with the float model
     min_cosine: float | None = optional()
     depth: DepthScores | None = flat(None)
+    segmentation: PixelAgreement | None = flat(None)  # a segmentation map against FP32's argmax
+    # with --eval masks (a segmentation model): each model's mIoU and pixel accuracy against them
+    fp32_miou: float | None = optional()
+    fp32_pixel_accuracy: float | None = optional()
+    fp32_classes_present: int | None = optional()
+    fp32_pixels: int | None = optional()
+    int8_miou: float | None = optional()
+    int8_pixel_accuracy: float | None = optional()
+    int8_classes_present: int | None = optional()
+    int8_pixels: int | None = optional()
     labelled_classes: int | None = optional()
     fp32_top_class_share: float | None = optional()
     fp32_top1: float | None = optional()

@@ -162,10 +162,13 @@ ETHOS_U = SubTarget(
 
 ONNX = Target("onnx", ".onnx", "ONNX (QDQ for INT8), run by ONNX Runtime", "vit_edge.exporters.onnx:OnnxExporter",
               ONNXRUNTIME, (Precision.FP32, Precision.INT8),
-              (Package("onnx", "onnx"), Package("onnxscript", "onnxscript")), options=("opset", "ort_fusions"))
+              (Package("onnx", "onnx"), Package("onnxscript", "onnxscript")),
+              options=("opset", "ort_fusions", "dynamic_size"))
 OPENVINO = Target("openvino", ".xml", "OpenVINO IR (+ .bin), run by OpenVINO",
                   "vit_edge.exporters.openvino:OpenVinoExporter", OPENVINO_RUNTIME,
                   (Precision.FP32, Precision.FP16, Precision.INT8), (),
+                  options=("dynamic_size",),  # any input size (--dynamic-size): TFLite's and ExecuTorch's files
+                  # are converted for one shape
                   no_int16="OpenVINO has no 16-bit activation kernels (its CPU and GPU plugins run INT8 or float): "
                            "use --target onnx, or --target tflite --npu CONFIG")
 TFLITE = Target("tflite", ".tflite", "TFLite/LiteRT (builtin ops only), run by LiteRT + XNNPACK",

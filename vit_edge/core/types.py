@@ -49,6 +49,14 @@ class InputSpec:
     crop_mode: str = "center"
     # where an odd crop margin goes: "round" (torchvision's CenterCrop, so timm) or "floor" (transformers)
     crop_offset: str = "round"
+    # 0: the model takes img_size only. N: it takes any height and width that are multiples of N (the patch), at
+    # least 2·N each, and img_size is the size a batch is made at by default (ONNX, OpenVINO: --dynamic-size)
+    size_multiple: int = 0
+    # the processor's resize keeps the aspect ratio, scaled as little as possible towards img_size, each side
+    # rounded to a multiple of `ensure_multiple_of` (transformers' DPT/Depth Anything processor). Each image then
+    # has its own size, so only a model of any size (size_multiple) does it; a fixed-size one resizes by crop_mode
+    keep_aspect_ratio: bool = False
+    ensure_multiple_of: int = 1
 
     def __post_init__(self) -> None:
         if self.crop_mode not in CROP_MODES:
@@ -57,6 +65,13 @@ class InputSpec:
             raise ValueError(f"crop_offset must be one of {', '.join(CROP_OFFSETS)}, not {self.crop_offset!r}")
         if self.height < 1 or self.width < 1 or self.channels < 1:
             raise ValueError(f"img_size {self.img_size} and channels {self.channels} must be positive")
+        if self.size_multiple < 0 or self.ensure_multiple_of < 1:
+            raise ValueError(f"size_multiple {self.size_multiple} must be 0 or more and ensure_multiple_of "
+                             f"{self.ensure_multiple_of} 1 or more")
+        if self.size_multiple and (self.height % self.size_multiple or self.width % self.size_multiple
+                                   or min(self.height, self.width) < 2 * self.size_multiple):
+            raise ValueError(f"img_size {self.img_size} is not a size the model takes: multiples of "
+                             f"{self.size_multiple}, at least {2 * self.size_multiple}")
         if not all(math.isfinite(v) for v in (*self.mean, *self.std)) or 0.0 in self.std:
             raise ValueError(f"mean {list(self.mean)} and std {list(self.std)} must be finite, and std nonzero: "
                              "every input is divided by std")
@@ -78,6 +93,28 @@ class InputSpec:
     def with_(self, **changes: Any) -> "InputSpec":
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+    @property
+    def keeps_aspect(self) -> bool:
+        """Whether images are resized each to its own size (the processor's keep-aspect-ratio resize, on a model
+        that takes any size); otherwise every image comes out at img_size."""
+        return bool(self.size_multiple) and self.keep_aspect_ratio
+
+    def fixed(self) -> "InputSpec":
+        """This spec for a batch of one size (a data set in one array, a benchmark): every image at img_size, by
+        crop_mode, even where the model would take each at its own."""
+        return self.with_(size_multiple=0) if self.size_multiple else self
+
+    def size_problem(self, height: int, width: int) -> str | None:
+        """What is wrong with an input of height × width for this model, or None when it takes it."""
+        step = self.size_multiple
+        if not step:
+            return None if (height, width) == (self.height, self.width) else \
+                f"the model takes {self.height}x{self.width} only"
+        if height % step or width % step or min(height, width) < 2 * step:
+            return (f"the model takes heights and widths that are multiples of {step} (the patch), {2 * step} at "
+                    "least")
+        return None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -102,6 +139,9 @@ class InputSpec:
             class_names=tuple(str(c) for c in data.get("class_names", ())),
             crop_mode=str(data.get("crop_mode", "center")),
             crop_offset=str(data.get("crop_offset", "round")),
+            size_multiple=int(data.get("size_multiple", 0)),
+            keep_aspect_ratio=bool(data.get("keep_aspect_ratio", False)),
+            ensure_multiple_of=int(data.get("ensure_multiple_of", 1)),
         )
 
 

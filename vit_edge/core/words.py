@@ -22,7 +22,8 @@ FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)(?:[ =]([A-Z][A-Z_]*\b|-?[0-9][
 # a flag whose keyword is not its name with '-' as '_', or that is a switch (True/False) in Python
 SWITCHES = {"force": "force=True", "resume": "resume=True", "random-init": "random_init=True",
             "no-verify": "verify=False", "a16w8": "int16=('*',)", "skip-unreadable":
-            "data_options=DataOptions(skip_unreadable=True)", "ort-fusions": "ort_fusions=True"}
+            "data_options=DataOptions(skip_unreadable=True)", "ort-fusions": "ort_fusions=True",
+            "dynamic-size": "dynamic_size=True"}
 RENAMED = {"eval": "eval_data", "eval-limit": "eval_limit", "checkpoint-dir": "QatTraining(checkpoint_dir=…)",
            "device": "devices", "min-time": "min_seconds", "timeout": "timeout_s",
            "precisions": "precisions", "class-names": "class_names"}

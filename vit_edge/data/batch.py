@@ -12,7 +12,7 @@ import numpy as np
 from vit_edge.core.errors import DataError
 from vit_edge.core.types import InputSpec
 from vit_edge.data.iterables import channels_last
-from vit_edge.data.preprocess import eval_transform, preprocess_uint8
+from vit_edge.data.preprocess import eval_transform, preprocess_uint8, stack_images
 from vit_edge.data.sources import IMAGE_SUFFIXES, FileImages, ImageSource, image_batches, open_images
 
 if TYPE_CHECKING:
@@ -60,12 +60,14 @@ def _source(images: Any) -> ImageSource | None:
 
 def _from_pil(images: "list[Image.Image]", spec: InputSpec) -> np.ndarray:
     mode = "L" if spec.channels == 1 else "RGB"
-    return np.stack([np.asarray(eval_transform(image.convert(mode), spec)) for image in images])
+    return stack_images([np.asarray(eval_transform(image.convert(mode), spec)) for image in images],
+                        "the given PIL images")
 
 
 def as_batch(images: Any, spec: InputSpec) -> np.ndarray:
     """`images` (see IMAGES_HELP) decoded, resized and cropped as the model was evaluated, normalised and laid
-    out as `spec` says: float32 (N, C, H, W) or (N, H, W, C)."""
+    out as `spec` says: float32 (N, C, H, W) or (N, H, W, C). A model of any size that keeps the aspect ratio
+    (InputSpec.keeps_aspect) gets each image at its own size, so images of one shape make one batch."""
     check_images(images)
     source = _source(images)
     if source is None:
@@ -73,5 +75,7 @@ def as_batch(images: Any, spec: InputSpec) -> np.ndarray:
     else:
         if len(source) == 0:
             raise DataError(f"no images in {source.origin}")
-        uint8 = np.concatenate([batch for batch, _ in image_batches(source, spec)])
+        batches = [batch for batch, _ in image_batches(source, spec)]
+        uint8 = stack_images([image for batch in batches for image in batch], f"the images of {source.origin}") \
+            if len({batch.shape for batch in batches}) > 1 else np.concatenate(batches)
     return preprocess_uint8(uint8, spec)

@@ -17,13 +17,29 @@ from vit_edge.core.types import InputSpec, Layout
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["preprocess_uint8", "resize_center_crop", "eval_transform", "resized_size"]
+__all__ = ["preprocess_uint8", "resize_center_crop", "eval_transform", "resized_size", "keep_aspect_size",
+           "stack_images"]
 
 _PIL_FILTERS = {"nearest": 0, "bilinear": 2, "bicubic": 3, "lanczos": 1, "box": 4, "hamming": 5}
 
 
+def keep_aspect_size(width: int, height: int, spec: InputSpec) -> tuple[int, int]:
+    """(width, height) as transformers' DPT processor resizes with keep_aspect_ratio (get_resize_output_image_size):
+    one scale for both sides, the one nearer 1 of those that bring the height or the width to the spec's, then each
+    side rounded (Python's round, as there) to a multiple of ensure_multiple_of. A side below two multiples of the
+    model's patch (a thin panorama) is raised to them: the model takes no less."""
+    scale_h, scale_w = spec.height / height, spec.width / width
+    scale = scale_w if abs(1 - scale_w) < abs(1 - scale_h) else scale_h
+    step, least = spec.ensure_multiple_of, 2 * spec.size_multiple
+    return tuple(max(round(side * scale / step) * step, -(-least // step) * step)  # type: ignore[return-value]
+                 for side in (width, height))
+
+
 def resized_size(width: int, height: int, spec: InputSpec) -> tuple[int, int]:
-    """(width, height) after the resize step, before the crop, exactly as timm / torchvision compute it."""
+    """(width, height) after the resize step, before the crop, exactly as timm / torchvision compute it (or as the
+    DPT processor does, for a model of any size that keeps the aspect ratio: then there is no crop)."""
+    if spec.keeps_aspect:
+        return keep_aspect_size(width, height, spec)
     # timm: math.floor(img_size / crop_pct); the epsilon keeps 224 / (224 / 248) at 248 despite float rounding
     scale_h = math.floor(spec.height / spec.crop_pct + 1e-6)
     scale_w = math.floor(spec.width / spec.crop_pct + 1e-6)
@@ -50,6 +66,8 @@ def eval_transform(image: "Image.Image", spec: InputSpec) -> "Image.Image":
     new_w, new_h = resized_size(width, height, spec)
     if (new_w, new_h) != (width, height):
         image = image.resize((new_w, new_h), resample=Image.Resampling(_PIL_FILTERS.get(spec.interpolation, 3)))
+    if spec.keeps_aspect:  # each image at its own size, as the processor leaves it
+        return image
     left = _crop_offset(new_w, spec.width, spec.crop_offset)
     top = _crop_offset(new_h, spec.height, spec.crop_offset)
     if (left, top, new_w, new_h) == (0, 0, spec.width, spec.height):
@@ -75,7 +93,7 @@ def preprocess_uint8(images: np.ndarray, spec: InputSpec) -> np.ndarray:
         raise DataError(f"expected images of shape (N,H,W[,C]), got {images.shape}")
     if images.shape[1] != spec.height or images.shape[2] != spec.width:
         squeezed = images[..., 0] if images.shape[-1] == 1 else images
-        images = np.stack([resize_center_crop(img, spec) for img in squeezed])
+        images = np.stack([resize_center_crop(img, spec) for img in squeezed])  # one input size: one output size
         if images.ndim == 3:
             images = images[..., None]
     images = match_channels(images, spec.channels)
@@ -87,6 +105,17 @@ def preprocess_uint8(images: np.ndarray, spec: InputSpec) -> np.ndarray:
     if spec.layout is Layout.NCHW:
         batch = batch.transpose(0, 3, 1, 2)
     return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+def stack_images(images: list[np.ndarray], origin: str) -> np.ndarray:
+    """Transformed images as one uint8 batch; DataError when they came out at different sizes (a model of any size
+    that keeps each photo's aspect ratio), which no batch holds."""
+    sizes = sorted({image.shape[:2] for image in images})
+    if len(sizes) > 1:
+        shown = ", ".join(f"{h}x{w}" for h, w in sizes[:3]) + (", ..." if len(sizes) > 3 else "")
+        raise DataError(f"{origin} become inputs of {len(sizes)} sizes ({shown}): the model keeps each image's aspect "
+                        "ratio, and one batch has one size; run them one at a time, or in groups of one shape")
+    return np.stack(images)
 
 
 def match_channels(images: np.ndarray, channels: int) -> np.ndarray:

@@ -26,13 +26,14 @@ if TYPE_CHECKING:
     from vit_edge.core.types import InputSpec
 
 __all__ = ["DataOptions", "ImageSource", "FileImages", "ArrayImages", "open_images", "image_batches", "fill_images",
-           "decode_image", "IMAGE_SUFFIXES", "LIST_SUFFIXES", "SOURCE_HELP"]
+           "decode_image", "IMAGE_SUFFIXES", "LIST_SUFFIXES", "SOURCE_HELP", "MASK_LAYOUT", "MaskedFiles",
+           "scan_mask_folder"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm",
                             ".pgm", ".pbm"})
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".csv"})
 SOURCE_HELP = ("DIR/class_name/*.jpg, a flat DIR of images, a list file of 'path label' lines, .npy/.npz "
-               "arrays, or fashion-mnist")
+               "arrays, DIR/images + DIR/annotations (segmentation masks), or fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,8 @@ def image_batches(source: ImageSource, spec: "InputSpec", batch_size: int = 64,
 
     Arrays already at the spec's size are taken as prepared; everything else goes through `eval_transform`. A file
     that cannot be read stops with one line, or is left out (and absent from the indices) with `skip_unreadable`."""
+    from vit_edge.data.preprocess import stack_images
+
     mode = "L" if spec.channels == 1 else "RGB"
     prepared = isinstance(source, ArrayImages) and source.images.shape[1:3] == (spec.height, spec.width)
     total, step = len(source), max(1000, len(source) // 10)
@@ -198,15 +201,16 @@ def image_batches(source: ImageSource, spec: "InputSpec", batch_size: int = 64,
         if progress is not None and total >= 1000 and (start // step) != ((start + batch_size) // step):
             progress(f"  decoded {min(start + batch_size, total)}/{total} images of {source.origin}")
         if images:
-            yield np.stack(images), np.asarray(kept, dtype=np.int64)
+            yield stack_images(images, f"the images of {source.origin}"), np.asarray(kept, dtype=np.int64)
 
 
 def fill_images(target: np.ndarray, source: ImageSource, spec: "InputSpec",
                 progress: Callable[[str], None] | None = None) -> np.ndarray:
     """Decode `source` into `target` ((N, H, W, C) uint8: in memory or memory-mapped), from the start; returns the
-    source indices of the images written (fewer than N where unreadable files were skipped)."""
+    source indices of the images written (fewer than N where unreadable files were skipped). One array holds one
+    size: a model of any size gets its default size here (InputSpec.fixed)."""
     kept, count = [], 0
-    for batch, indices in image_batches(source, spec, progress=progress):
+    for batch, indices in image_batches(source, spec.fixed(), progress=progress):
         target[count : count + len(batch)] = batch.reshape(len(batch), *target.shape[1:])
         kept.append(indices)
         count += len(batch)
@@ -298,7 +302,11 @@ def _files(origin: Path, layout: str, labels: np.ndarray | None, names: tuple[st
 
 
 def _scan_folder(root: Path, options: DataOptions) -> FileImages:
-    """DIR/class_name/... (labelled by folder name) or a flat DIR of images (unlabelled)."""
+    """DIR/class_name/... (labelled by folder name), a flat DIR of images (unlabelled), or ADE20K's DIR/images +
+    DIR/annotations (images with their masks: data/masks.py)."""
+    masked = scan_mask_folder(root, options)
+    if masked is not None:
+        return masked
     try:
         entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
     except OSError as exc:
@@ -374,3 +382,39 @@ def _list_row(line: str, csv: bool) -> list[str] | None:
 def _listed_path(folder: Path, name: str) -> Path:
     path = Path(name)
     return path if path.is_absolute() else folder / path
+
+
+# ADE20K's layout: images with segmentation masks (read here with the other layouts; checked by data/masks.py)
+MASK_LAYOUT = "images + annotations (masks)"
+
+
+@dataclass(frozen=True)
+class MaskedFiles(FileImages):
+    """Image files, each with its mask file (ADE20K's layout); unlabelled as a classifier sees it."""
+
+    mask_paths: tuple[Path, ...] = ()
+
+    def subset(self, indices: np.ndarray) -> "MaskedFiles":
+        return replace(self, paths=tuple(self.paths[int(i)] for i in indices),
+                       mask_paths=tuple(self.mask_paths[int(i)] for i in indices))
+
+
+def scan_mask_folder(root: Path, options: DataOptions) -> MaskedFiles | None:
+    """ROOT/images + ROOT/annotations → each image with its mask (None when `root` is not in that layout); an image
+    without its mask is refused, naming the path expected."""
+    images_dir, masks_dir = root / "images", root / "annotations"
+    if not (images_dir.is_dir() and masks_dir.is_dir()):
+        return None
+    images = _image_files(images_dir, set())
+    if not images:
+        raise DataError(f"no images in {images_dir} (ADE20K layout: {images_dir}/NAME.jpg with "
+                        f"{masks_dir}/NAME.png)")
+    masks = []
+    for image in images:
+        mask = masks_dir / image.relative_to(images_dir).with_suffix(".png")
+        if not mask.is_file():
+            raise DataError(f"image {image} has no mask: expected {mask} (ADE20K layout: the same name under "
+                            "annotations/, as PNG); add it, or move the image out of images/")
+        masks.append(mask)
+    return MaskedFiles(str(root), MASK_LAYOUT, None, None, paths=tuple(images), skip_unreadable=options.skip_unreadable,
+                       max_pixels=options.max_image_pixels, mask_paths=tuple(masks))

@@ -14,7 +14,7 @@ from vit_edge.core.options import ExportOptions
 from vit_edge.core.targets import Build, Target, flag
 from vit_edge.core.types import InputSpec, Layout, Precision
 
-__all__ = ["Exporter", "ExportOptions", "conversion_error"]
+__all__ = ["Exporter", "ExportOptions", "conversion_error", "spatial_axes"]
 
 
 class Exporter(ABC):
@@ -65,6 +65,11 @@ class Exporter(ABC):
     def example_input(self, spec: InputSpec, batch: int = 1) -> torch.Tensor:
         generator = torch.Generator().manual_seed(0)
         return torch.randn(spec.shape(batch), generator=generator)
+
+
+def spatial_axes(spec: InputSpec) -> tuple[int, int]:
+    """The input's height and width axes in the spec's layout (what --dynamic-size leaves open)."""
+    return (1, 2) if spec.layout is Layout.NHWC else (2, 3)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -1,4 +1,5 @@
-"""ONNX through torch.onnx's dynamo exporter: opset ≥ 17, dynamic batch axis, constant-folded graph."""
+"""ONNX through torch.onnx's dynamo exporter: opset ≥ 17, dynamic batch axis (and height and width with
+--dynamic-size), constant-folded graph."""
 from __future__ import annotations
 
 import contextlib
@@ -6,12 +7,14 @@ import io
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from vit_edge.core.errors import ConfigError, ExportError
 from vit_edge.core.types import InputSpec
-from vit_edge.exporters.base import Exporter, ExportOptions, conversion_error
+from vit_edge.exporters.base import Exporter, ExportOptions, conversion_error, spatial_axes
+from vit_edge.models.config import MAX_IMAGE_SIDE
 
 __all__ = ["OnnxExporter"]
 
@@ -33,7 +36,6 @@ class OnnxExporter(Exporter):
     def write(self, model: torch.nn.Module, spec: InputSpec, out_dir: Path, options: ExportOptions) -> str:
         # A batch of 2 as example: with batch 1 the exporter specialises the batch axis to a constant.
         example = self.example_input(spec, batch=2)
-        batch = torch.export.Dim("batch", min=1, max=4096)
         param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         if options.ort_fusions and param_bytes > EXTERNAL_DATA_BYTES:  # before the slow part
             raise ExportError(f"--ort-fusions writes one protobuf file, and this model's {param_bytes / 2**30:.1f} GiB "
@@ -46,7 +48,7 @@ class OnnxExporter(Exporter):
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
                 program = torch.onnx.export(
-                    model, (example,), dynamo=True, dynamic_shapes=({0: batch},), opset_version=options.opset,
+                    model, (example,), dynamo=True, dynamic_shapes=(input_dims(spec),), opset_version=options.opset,
                     optimize=True, input_names=["pixel_values"], output_names=["logits"],
                 )
                 if program is None:  # only the legacy TorchScript exporter returns nothing
@@ -62,6 +64,18 @@ class OnnxExporter(Exporter):
         finally:
             onnx_logger.setLevel(level)
         return path.name
+
+
+def input_dims(spec: InputSpec) -> dict[int, Any]:
+    """The input's open axes for torch.export: the batch, and for a model of any size (spec.size_multiple) the height
+    and width as multiples of the patch, two at least (torch.export specialises a size of 1, and OpenVINO's cubic
+    resize of a one-row grid is another than PyTorch's)."""
+    dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=4096)}
+    step = spec.size_multiple
+    if step:
+        for axis, name in zip(spatial_axes(spec), ("rows", "cols")):
+            dims[axis] = step * torch.export.Dim(name, min=2, max=MAX_IMAGE_SIDE // step)
+    return dims
 
 
 def _drop_initializer_value_info(path: Path) -> None:

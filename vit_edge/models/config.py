@@ -34,9 +34,10 @@ MAX_SIZES = {"depth": 512, "num_heads": 1024, "attn_pool_heads": 1024, "embed_di
              "attn_pool_mlp_dim": 262144, "hybrid_width": 4096, "in_chans": 1024, "reg_tokens": 1024,
              "sie_embeds": 65536, "patch_size": MAX_IMAGE_SIDE, "patch_stride": MAX_IMAGE_SIDE}
 
-# The fields every ViT sets; each other architecture field belongs to the families that use it (reading/families)
+# The fields every ViT sets (and how its position table is resampled, which the source's reader sets, not the family);
+# each other architecture field belongs to the families that use it (reading/families)
 SIZE_FIELDS = ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads", "mlp_hidden_dim",
-               "ln_eps", "global_pool", "class_token")
+               "ln_eps", "global_pool", "class_token", "pos_embed_antialias")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class ExportChoices:
     # The last block computes only the tokens the output reads (class-token pooling: the class and distillation
     # tokens); every token is still a key and value there, so the output is the same. False: the plain graph.
     head_tokens_only: bool = True
+    # The graph takes any height and width that are multiples of the patch: the position embedding is resampled
+    # from the stored grid to the input's at every call (as transformers and timm's dynamic_img_size do), and the
+    # patch grid of a dense output is read from the input. False: one input size, the table resampled once.
+    dynamic_size: bool = False
 
 
 EXPORT_CHOICES = tuple(f.name for f in fields(ExportChoices))
@@ -118,6 +123,9 @@ class ViTConfig:
     attn_out_norm: bool = False  # a LayerNorm on the attention output before proj (EVA-02 CLIP's scale_attn_inner)
     abs_pos_embed: bool = True  # False: no learned position embedding (DINOv3: rotary only)
     pos_embed_resize: str = "bicubic"  # how another grid resamples it: "bilinear" for SigLIP 2 (as its processor)
+    # ... with antialiasing (timm's resample_abs_pos_embed) or without (transformers' interpolate_pos_encoding, but
+    # for DINOv2 with registers and SigLIP 2): what the model's source does, set by its reader
+    pos_embed_antialias: bool = True
     attn_pool_heads: int = 0  # the attention-pool head's own head count (Perception Encoder: 8); 0: num_heads
     attn_pool_mlp_dim: int = 0  # its MLP width; 0: mlp_hidden_dim
     pool_include_prefix: bool = False  # the pooling reads the prefix tokens too (timm's Eva: PE's MAP head)
@@ -172,12 +180,24 @@ class ViTConfig:
                              "with a dense output (tokens or features)")
         if chosen.output != "pooled" and chosen.merge:
             raise ValueError("token merging changes the tokens a dense output would return; use one or the other")
+        if chosen.dynamic_size:
+            self._check_dynamic_size()
         if self.sie_embeds and not 0 <= chosen.sie_index < self.sie_embeds:
             raise ValueError(f"sie_index {chosen.sie_index} is outside the {self.sie_embeds} side-information rows")
         most = max_merge(self.num_tokens, self.num_prefix_tokens)
         if not 0 <= chosen.merge <= most:
             raise ValueError(f"merge {chosen.merge} is more than {self.num_patches} patch tokens allow: a block merges "
                              f"at most half of them ({most})")
+
+    def _check_dynamic_size(self) -> None:
+        """What a graph for any input size cannot hold: token counts fixed by ToMe, rotary tables built for one grid,
+        a convolutional stem or overlapping patches (the grid is no longer the input over the patch)."""
+        why = ("token merging fixes the token count of every block" if self.choices.merge else
+               "its rotary tables are built for one patch grid" if self.rope != "none" else
+               "its convolutional stem is traced for one size" if self.hybrid is not None else
+               "its patches overlap" if self.stride != self.patch_size else "")
+        if why:
+            raise ValueError(f"a graph for any input size cannot be built for this model: {why}")
 
     def _check_bounds(self) -> None:
         """Refuse sizes no exportable ViT has before any tensor is allocated (a typo could ask for terabytes)."""

@@ -108,10 +108,16 @@ class DenseConfig:
         rows, cols = self.encoder.grid
         return (rows * self.encoder.patch_size, cols * self.encoder.patch_size)
 
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """What one sample's output is (the manifest's output_shape): the depth map's (height, width)."""
+        return self.output_hw
+
     def to_json(self) -> dict[str, Any]:
         """For the manifest: what it returns (read by core.identity) and each part's own record."""
         size = self.encoder.img_size
         return {"output": "depth", "num_classes": 0, "merge": 0, "head_tokens_only": True,
+                "dynamic_size": self.encoder.choices.dynamic_size,
                 "img_size": list(size) if isinstance(size, tuple) else size, "encoder": self.encoder.to_json(),
                 "neck": asdict(self.neck), "head": asdict(self.head)}
 
@@ -215,22 +221,33 @@ class DenseModel(nn.Module):
         self.cfg = cfg
         self.encoder = VisionTransformer(cfg.encoder)
         self.neck = DPTNeck(cfg.neck)
-        self.head = DepthHead(cfg.neck.fusion_dim, cfg.head)
+        self.head: nn.Module = DepthHead(cfg.neck.fusion_dim, cfg.head)  # DPT's models put theirs here (models/dpt.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows, cols = self.encoder.input_grid(x)  # the config's grid, or the input's with dynamic_size
         maps = self.encoder(x)  # (B, levels, D, rows, cols): each read block's normed patch tokens
         # slice + flatten, not unbind: ExecuTorch's XNNPACK partitioner leaves unbind's squeeze outside its delegate
         levels = [maps[:, index : index + 1].flatten(1, 2) for index in range(maps.shape[1])]
-        return self.head(self.neck(levels), self.cfg.output_hw)
+        patch = self.cfg.encoder.patch_size
+        return self.head(self.neck(levels), (rows * patch, cols * patch))
 
-    def with_img_size(self, img_size: int | Size, antialias: bool = False) -> "DenseModel":
-        """A copy for another input size: the encoder's position embeddings resampled bicubically without
-        antialiasing, as transformers' DINOv2 backbone does at every call (antialiased bicubic is another kernel even
-        when upsampling: 0.4 % of the depth's scale apart at 56 → 84 px); the neck and head read their sizes from
-        the grid."""
+    def with_img_size(self, img_size: int | Size) -> "DenseModel":
+        """A copy for another input size: the encoder's position embeddings resampled as its source does
+        (transformers' DINOv2 backbone: bicubic without antialiasing, at every call; antialiased bicubic is another
+        kernel even when upsampling: 0.4 % of the depth's scale apart at 56 → 84 px); the neck and head read their
+        sizes from the grid."""
         if to_hw(img_size) == self.cfg.image_hw:
             return self
-        encoder = self.encoder.with_img_size(img_size, antialias)
+        return self._with_encoder(self.encoder.with_img_size(img_size))
+
+    def with_dynamic_size(self) -> "DenseModel":
+        """A copy whose graph takes any input size that is a multiple of the patch (see ExportChoices.dynamic_size):
+        the encoder resamples its position table to each input's grid, the head returns the input's size."""
+        return self._with_encoder(self.encoder.reconfigured(dynamic_size=True))
+
+    def _with_encoder(self, encoder: VisionTransformer) -> "DenseModel":
+        if encoder is self.encoder:
+            return self
         clone = DenseModel(DenseConfig(encoder.cfg, self.cfg.neck, self.cfg.head))
         state = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
         state.update({f"encoder.{k}": v for k, v in encoder.state_dict().items()})

@@ -136,16 +136,33 @@ class VisionTransformer(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
+    def input_grid(self, x: torch.Tensor) -> tuple[Any, Any]:
+        """The patch grid of input `x`: the config's, or with `dynamic_size` the input's own (symbolic in an
+        exported graph)."""
+        if not self.cfg.choices.dynamic_size:
+            return self.cfg.grid
+        return x.shape[-2] // self.cfg.patch_size, x.shape[-1] // self.cfg.patch_size
+
+    def _position(self, grid: tuple[Any, Any]) -> torch.Tensor | None:
+        """The position embedding for `grid`: the stored table, or with `dynamic_size` the table resampled to the
+        input's grid inside the graph, as the model's source does at every call (an identity at the stored grid)."""
+        if self.pos_embed is None or not self.cfg.choices.dynamic_size:
+            return self.pos_embed
+        prefix = 0 if self.cfg.no_embed_class else self.cfg.num_prefix_tokens
+        return resample_pos_embed(self.pos_embed, prefix, self.cfg.grid, grid, self.cfg.pos_embed_antialias,
+                                  self.cfg.pos_embed_resize)
+
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        pos_embed = self._position(self.input_grid(x))
         x = self.patch_embed(x)
         batch = x.shape[0]
         prefix = [t.expand(batch, -1, -1) for t in (self.cls_token, self.dist_token, self.reg_token) if t is not None]
-        if self.pos_embed is None:
+        if pos_embed is None:
             x = torch.cat(prefix + [x], dim=1)
         elif self.cfg.no_embed_class:
-            x = torch.cat(prefix + [x + self.pos_embed], dim=1)
+            x = torch.cat(prefix + [x + pos_embed], dim=1)
         else:
-            x = torch.cat(prefix + [x], dim=1) + self.pos_embed
+            x = torch.cat(prefix + [x], dim=1) + pos_embed
         if self.sie_embed is not None:
             x = x + self.cfg.sie_scale * self.sie_embed[self.cfg.choices.sie_index]
         return self.norm_pre(x)
@@ -200,12 +217,13 @@ class VisionTransformer(nn.Module):
         return torch.stack(taken, dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grid = self.input_grid(x)
         if self.cfg.choices.layers:
             stacked = self._intermediates(x)
-            return self._dense(stacked.flatten(0, 1)).unflatten(0, (stacked.shape[0], stacked.shape[1]))
+            return self._dense(stacked.flatten(0, 1), grid).unflatten(0, (stacked.shape[0], stacked.shape[1]))
         x = self._encode(x, self.output_tokens())
         if self.cfg.choices.output != "pooled":
-            return self._dense(x)
+            return self._dense(x, grid)
         pooled = self.fc_norm(self._pool(x))
         if self.bottleneck is not None:
             pooled = self.bottleneck(pooled)
@@ -218,12 +236,12 @@ class VisionTransformer(nn.Module):
             logits = (logits + self.head_dist(x[:, 1])) / 2
         return logits
 
-    def _dense(self, x: torch.Tensor) -> torch.Tensor:
+    def _dense(self, x: torch.Tensor, grid: tuple[Any, Any]) -> torch.Tensor:
         """The patch tokens after the final norm: (B, N, D), or as a (B, D, rows, cols) feature map."""
         tokens = x[:, self.cfg.num_prefix_tokens :]
         if self.cfg.choices.output == "tokens":
             return tokens
-        rows, cols = self.cfg.grid
+        rows, cols = grid
         return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], rows, cols)
 
     def with_layers(self, layers: list[int]) -> "VisionTransformer":
@@ -260,9 +278,9 @@ class VisionTransformer(nn.Module):
         clone.load_state_dict(self.state_dict())
         return clone.train(self.training)
 
-    def with_img_size(self, img_size: int | Size, antialias: bool = True) -> "VisionTransformer":
-        """A copy for another input size; position embeddings resampled bicubically (antialiased, as timm; not,
-        as transformers' DINOv2), prefix tokens kept."""
+    def with_img_size(self, img_size: int | Size) -> "VisionTransformer":
+        """A copy for another input size; position embeddings resampled as the model's source does (bicubic,
+        antialiased as timm, or not as transformers' DINOv2: `pos_embed_antialias`), prefix tokens kept."""
         if to_hw(img_size) == self.cfg.image_hw:
             return self
         cfg = self.cfg.with_(img_size=img_size)
@@ -271,7 +289,7 @@ class VisionTransformer(nn.Module):
         prefix = 0 if cfg.no_embed_class else cfg.num_prefix_tokens
         if self.pos_embed is not None:  # rotary tables are rebuilt for the new grid, not resampled
             state["pos_embed"] = resample_pos_embed(self.pos_embed.detach(), prefix, self.cfg.grid, cfg.grid,
-                                                    antialias, cfg.pos_embed_resize)
+                                                    cfg.pos_embed_antialias, cfg.pos_embed_resize)
         clone.load_state_dict(state)
         return clone.eval() if not self.training else clone
 
@@ -292,10 +310,11 @@ def every_token(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def resample_pos_embed(pos_embed: torch.Tensor, num_prefix: int, old_grid: int | Size,
-                       new_grid: int | Size, antialias: bool = True, mode: str = "bicubic") -> torch.Tensor:
+                       new_grid: int | tuple[Any, Any], antialias: bool = True, mode: str = "bicubic") -> torch.Tensor:
     """Bicubic (as timm) or bilinear (SigLIP 2's processor) resampling of the patch-grid part of a
-    (1, prefix + rows·cols, D) position embedding."""
-    (old_h, old_w), (new_h, new_w) = to_hw(old_grid), to_hw(new_grid)
+    (1, prefix + rows·cols, D) position embedding; `new_grid` may be symbolic (a graph for any input size)."""
+    (old_h, old_w) = to_hw(old_grid)
+    new_h, new_w = (new_grid, new_grid) if isinstance(new_grid, int) else new_grid
     prefix, grid = pos_embed[:, :num_prefix], pos_embed[:, num_prefix:]
     if grid.shape[1] != old_h * old_w:
         raise ValueError(f"position embedding has {grid.shape[1]} grid tokens, expected {old_h}×{old_w}")

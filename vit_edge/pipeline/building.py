@@ -11,12 +11,13 @@ from vit_edge.core.options import ExportOptions, check_count, check_flag, check_
 from vit_edge.core.output_kinds import Measure, ModelOutput
 from vit_edge.core.summaries import Accuracy, QatSummary, QuantSummary
 from vit_edge.pipeline.checks import check_images, checked_data_options, int8_lowering, int16_available
-from vit_edge.pipeline.loading import check_merge_budget, images_for, with_class_names
+from vit_edge.pipeline.loading import check_merge_budget, images_for, masks_for, with_class_names
 from vit_edge.pipeline.writing import write_artifact
 from vit_edge.runtime.artifact import Artifact
 
 if TYPE_CHECKING:
     from vit_edge.data.datasets import ImageData, LabelledImages
+    from vit_edge.data.masks import MaskedImages
     from vit_edge.data.sources import DataOptions
     from vit_edge.exporters.base import Exporter
     from vit_edge.quantization.qat import QatTraining
@@ -105,12 +106,19 @@ def export_loaded(loaded: LoadedModel, to: Destination, data: ImageData | None, 
 def quantize_loaded(loaded: LoadedModel, to: Destination, request: QuantizeConfig,
                     log: Callable[[str], None]) -> Artifact | None:
     """The INT8 artifact; None on torchrun ranks other than 0 (rank 0 writes)."""
-    _check_measures(loaded.model.cfg.model_output, request)
+    output = loaded.model.cfg.model_output
+    _check_measures(output, request)
     loaded = with_class_names(loaded, to.reading)
-    evaluation = images_for(loaded, request.eval_data, to.reading, labelled=True, limit=request.eval_limit, log=log)
+    masks = None
+    if output.eval_measure is Measure.MIOU:  # segmentation: --eval is images with their masks
+        masks = masks_for(loaded, request.eval_data, to.reading, limit=request.eval_limit, log=log)
+        evaluation = None if masks is None else masks.as_images()
+    else:
+        evaluation = images_for(loaded, request.eval_data, to.reading, labelled=True, limit=request.eval_limit,
+                                log=log)
     if to.options.merge:
         check_merge_budget(loaded, evaluation, request.recipe.max_drop, log)
-    built = _quantized(loaded, request, to, evaluation, log)
+    built = _quantized(loaded, request, to, evaluation, log, masks)
     if built is None:
         return None
     summary, quantized = built
@@ -124,14 +132,15 @@ def _check_measures(output: ModelOutput, request: QuantizeConfig) -> None:
         output.require(Measure.TOP1, "QAT (--method qat), which trains on labels,", "use --method ptq")
     if request.recipe.max_drop is not None:
         output.require(Measure.TOP1, "--max-drop, a budget in top-1 points,", "leave --max-drop out")
-    if request.eval_data is not None:
-        output.require(Measure.TOP1, "--eval", "leave --eval out")
+    if request.eval_data is not None:  # labels for logits, masks for segmentation, nothing for the rest
+        output.require(output.eval_measure or Measure.TOP1, "--eval", "leave --eval out")
 
 
 def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, evaluation: LabelledImages | None,
-               log: Callable[[str], None]) -> tuple[QuantSummary, Any] | None:
+               log: Callable[[str], None], masks: MaskedImages | None = None) -> tuple[QuantSummary, Any] | None:
     """Calibrate, quantize (PTQ within the budget, or QAT), lower for the target: (the manifest's summary, the
     INT8 model to convert); None on torchrun ranks other than 0."""
+    from vit_edge.data.preprocess import preprocess_uint8
     from vit_edge.models.dense_heads import DenseModel
     from vit_edge.quantization.budget import evaluate_on, quantize_with_budget
     from vit_edge.quantization.calibration import load_calibration
@@ -139,7 +148,7 @@ def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, ev
     from vit_edge.quantization.qat_run import run_qat
 
     recipe = request.recipe
-    calibration = load_calibration(request.calibration_data(), loaded.spec, request.calib_size, to.reading)
+    calibration = load_calibration(request.calibration_data(), loaded.spec.fixed(), request.calib_size, to.reading)
     reference = loaded.unmerged or loaded.model  # accuracy is measured against the model as trained
     lower = int8_lowering(to.options)
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
@@ -148,7 +157,8 @@ def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, ev
         if to.options.build.no_dense:
             raise ConfigError(f"{to.options.build.words} is not built yet for a dense model: "
                               f"{to.options.build.no_dense}")
-        quant, metrics = quantize_dense(loaded.model, recipe, calibration.batch, log, lower)
+        scored = None if masks is None else (preprocess_uint8(masks.images, loaded.spec), masks)
+        quant, metrics = quantize_dense(loaded.model, recipe, calibration.batch, log, lower, scored)
     elif request.qat is None:
         quant, metrics = quantize_with_budget(loaded.vit, recipe, calibration.batch, evaluation, loaded.spec, log,
                                               lower=lower, reference=reference,
@@ -169,9 +179,11 @@ def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, ev
 def _named_as_measured(metrics: Accuracy, evaluation: LabelledImages | None, calibration_source: str) -> Accuracy:
     """The manifest's accuracy section, each number named for what it measured: with --eval, top-1 on its images;
     without, the budget's 'drop' is disagreement with fp32 on the calibration images and is called so."""
+    if metrics.eval_data is not None:  # --eval masks describe themselves
+        return metrics
     if evaluation is not None:
         return replace(metrics, eval_data=evaluation.describe())
-    if metrics.depth is not None:  # a depth map's measures, against FP32 on the calibration images
+    if metrics.depth is not None or metrics.segmentation is not None:  # against FP32 on the calibration images
         return replace(metrics, measured_on=f"{metrics.images} calibration images of {calibration_source} "
                                             "(against the FP32 model, no ground truth)")
     if metrics.drop is None:  # a cosine (tokens, embeddings) names itself

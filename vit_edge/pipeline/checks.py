@@ -45,7 +45,7 @@ def resolve_options(target: str, options: ExportOptions | None, fields: dict[str
 
 
 def default_output_dir(model: ModelSource, options: ExportOptions) -> Path:
-    """artifacts/<model>-<target>-<precision>[-<size>][-nhwc][-merge<r>][-<output>[-l<blocks>]][-cam<c>v<v>]:
+    """artifacts/<model>-<target>-<precision>[-<size>][-dynamic][-nhwc][-merge<r>][-<output>[-l<blocks>]][-cam<c>v<v>]:
     predictable, never a user's existing file, and another name for each choice that makes another artifact (the
     docs' plain and merged exports of one model no longer collide)."""
     stem = Path(str(model)).stem if isinstance(model, (str, Path)) else type(model).__name__
@@ -54,6 +54,8 @@ def default_output_dir(model: ModelSource, options: ExportOptions) -> Path:
     if options.img_size:
         size = options.img_size
         parts.append(str(size) if isinstance(size, int) else f"{size[0]}x{size[1]}")
+    if options.dynamic_size:
+        parts.append("dynamic")
     if options.layout is Layout.NHWC:
         parts.append("nhwc")
     if options.merge:

@@ -10,21 +10,24 @@ from vit_edge.core.options import ExportOptions
 
 if TYPE_CHECKING:
     from vit_edge.data.datasets import ImageData, LabelledImages
+    from vit_edge.data.masks import MaskedImages
     from vit_edge.data.sources import DataOptions
     from vit_edge.reading.loaders import LoadedModel
 
-__all__ = ["load", "with_class_names", "images_for", "check_merge_budget"]
+__all__ = ["load", "with_class_names", "images_for", "masks_for", "check_merge_budget"]
 
 
 def load(model: Any, weights: str | Path | None, random_init: bool, options: ExportOptions) -> LoadedModel:
-    """`model` with the load choices in `options`: input size, TransReID selection, merge, output and layers."""
+    """`model` with the load choices in `options`: input size (or any size), TransReID selection, merge, output and
+    layers."""
     from vit_edge.reading.loaders import ReIDSelection, load_model
 
     chosen = options.reid
     reid = ReIDSelection(camera=chosen.camera, view=chosen.view, neck_feat=chosen.neck_feat, stride=chosen.stride,
                          num_heads=chosen.num_heads, img_size=options.img_size)
     return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid,
-                      merge=options.merge, output=options.output, layers=options.layers)
+                      merge=options.merge, output=options.output, layers=options.layers,
+                      dynamic_size=options.dynamic_size)
 
 
 def with_class_names(loaded: LoadedModel, reading: DataOptions) -> LoadedModel:
@@ -55,6 +58,28 @@ def images_for(loaded: LoadedModel, data: ImageData | None, options: DataOptions
         return None
     num_classes = loaded.model.cfg.num_classes if labelled else None
     found = load_dataset(data, loaded.spec, num_classes=num_classes, limit=limit, options=options, progress=log)
+    log(f"data: {found.describe()}")
+    return found
+
+
+def masks_for(loaded: LoadedModel, data: ImageData | None, options: DataOptions, *, limit: int | None = None,
+              log: Callable[[str], None] = lambda _: None) -> MaskedImages | None:
+    """`data` as images with their ground-truth masks for a segmentation model (ADE20K's layout), every mask checked
+    against the model's classes (data/masks.check_mask); DataError in one line for data without masks."""
+    from vit_edge.core.errors import DataError
+    from vit_edge.core.segmentation_metrics import MaskLabels
+    from vit_edge.data.datasets import open_data
+    from vit_edge.data.masks import MaskedFiles, load_masked
+
+    if data is None:
+        return None
+    source = open_data(data, options, limit)
+    if not isinstance(source, MaskedFiles):
+        raise DataError(f"--eval of {loaded.model.cfg.model_output.words} needs ground-truth masks: "
+                        f"DIR/images/NAME.jpg with DIR/annotations/NAME.png (ADE20K's layout); {source.origin} is "
+                        f"{source.layout}")
+    labels = MaskLabels.from_source(loaded.model.cfg.num_classes, loaded.source.mask_labels)
+    found = load_masked(source, loaded.spec, labels, progress=log)
     log(f"data: {found.describe()}")
     return found
 

@@ -14,7 +14,7 @@ from vit_edge.core.identity import Provenance
 from vit_edge.core.manifest import NUMERICS_CHECK, Manifest
 from vit_edge.core.options import ExportOptions
 from vit_edge.core.outputs import OutputKind, staged_folder
-from vit_edge.core.parity import ParityCheck
+from vit_edge.core.parity import ParityCheck, SizeParity
 from vit_edge.core.summaries import QuantSummary
 from vit_edge.core.targets import resolve, tool_packages
 from vit_edge.core.types import InputSpec
@@ -23,10 +23,13 @@ from vit_edge.runtime.artifact import Artifact
 if TYPE_CHECKING:
     import torch
 
+    from vit_edge.core.output_kinds import ModelOutput
     from vit_edge.data.datasets import LabelledImages
     from vit_edge.exporters.base import Exporter
+    from vit_edge.runtime.base import Session
 
-__all__ = ["NUMERICS_CHECK_SAMPLES", "write_artifact", "parity_inputs", "tool_versions"]
+__all__ = ["NUMERICS_CHECK_SAMPLES", "PARITY_SAMPLES_PER_SIZE", "write_artifact", "parity_inputs", "parity_sizes",
+           "tool_versions"]
 
 NUMERICS_CHECK_SAMPLES = 4  # inputs every device re-runs before its numbers are reported (bench's numerics gate)
 
@@ -102,11 +105,46 @@ def _scored_in_runtime(staging: Path, manifest: Manifest, summary: QuantSummary,
     return replace(summary, accuracy=accuracy)
 
 
+PARITY_SAMPLES_PER_SIZE = 2  # inputs compared at each size besides the default, for an artifact of any size
+
+
+def parity_sizes(spec: InputSpec) -> list[tuple[int, int]]:
+    """Two sizes besides the default at which an artifact of any size is checked: taller and narrower, then shorter
+    and wider (in patches: +2 rows and -1 column, -1 row and +3 columns, two at least), so neither side's resampling
+    of the position table nor the head's resize goes unchecked."""
+    step = spec.size_multiple
+    rows, cols = spec.height // step, spec.width // step
+    return [((rows + 2) * step, max(2, cols - 1) * step), (max(2, rows - 1) * step, (cols + 3) * step)]
+
+
+def _parity_at_other_sizes(torch_model: torch.nn.Module, spec: InputSpec, session: Session,
+                           options: ExportOptions, output: ModelOutput) -> tuple[SizeParity, ...]:
+    """Parity at `parity_sizes` on synthetic smooth images (a data set holds its images at the default size);
+    ParityError where the artifact and PyTorch part at any of them."""
+    from vit_edge.core.parity import check_parity
+    from vit_edge.data.preprocess import preprocess_uint8
+    from vit_edge.data.synthetic import smooth_images
+    from vit_edge.reading.torch_session import torch_runner
+
+    results = []
+    count = min(options.parity_samples, PARITY_SAMPLES_PER_SIZE)
+    for height, width in parity_sizes(spec):
+        exact = spec.with_(img_size=(height, width), keep_aspect_ratio=False)  # the images as they are
+        inputs = preprocess_uint8(smooth_images(count, (height, width), spec.channels, seed=height * width), exact)
+        result = check_parity(torch_runner(torch_model)(inputs), session.run(inputs), options.precision,
+                              f"the {options.target} artifact at {height}x{width}", output)
+        results.append(SizeParity(size=(height, width), samples=count, passed=result.passed,
+                                  min_cosine=result.min_cosine, max_abs_diff=result.max_abs_diff))
+    return tuple(results)
+
+
 def _options_json(options: ExportOptions) -> dict[str, Any]:
     size = options.img_size if options.img_size is None or isinstance(options.img_size, int) else list(options.img_size)
     return {"precision": options.precision.value, "img_size": size, "layout": options.layout.value,
             "verify": options.verify, "parity_samples": options.parity_samples, "opset": options.opset,
             "merge": options.merge, "output": options.output, "layers": list(options.layers),
+            **({"dynamic_size": "any height and width that are multiples of the patch (input_spec.size_multiple); "
+                                "img_size is the default"} if options.dynamic_size else {}),
             **({"ort_fusions": "ONNX Runtime's extended-level graph (com.microsoft operators): runs in ONNX Runtime "
                                "only"} if options.ort_fusions else {})}
 
@@ -123,7 +161,9 @@ def _verify(torch_model: torch.nn.Module, spec: InputSpec, staging: Path, manife
     session = open_session(staging, options=SessionOptions(precision_hint="f32"), manifest=manifest)
     verdict = check_parity(reference, session.run(inputs), options.precision, f"the {options.target} artifact",
                            manifest.output)
+    other_sizes = (_parity_at_other_sizes(torch_model, spec, session, options, manifest.output)
+                   if spec.size_multiple else None)
     np.savez(staging / NUMERICS_CHECK, inputs=inputs[:NUMERICS_CHECK_SAMPLES],
              outputs=reference[:NUMERICS_CHECK_SAMPLES].astype(np.float32))
     return ParityCheck(**vars(verdict), inputs=dataset.source if dataset is not None else "synthetic smooth images",
-                       runtime=session.info(), numerics_check=NUMERICS_CHECK)
+                       runtime=session.info(), other_sizes=other_sizes, numerics_check=NUMERICS_CHECK)

@@ -34,7 +34,8 @@ def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray
              labels: np.ndarray | None) -> Accuracy:
     """Top-1 before and after (when labelled) and agreement with the float model; `drop` is what the budget checks.
     An output without classes (tokens, feature maps, embeddings) gets its cosine with the float model only, and a
-    depth map its kind's measures too (AbsRel, δ<1.25, SQNR against the float model: core/depth_metrics.py)."""
+    depth map its kind's measures too (AbsRel, δ<1.25, SQNR against the float model: core/depth_metrics.py), a
+    segmentation map its pixel agreement and mIoU against the float model's argmax (core/segmentation_metrics.py)."""
     reference = _logits(float_model, data, "scoring the float model")
     quantized = _logits(quant.model, data, f"scoring INT8 ({len(quant.int8_matmuls)} matmuls)")
     output = _output_of(float_model)
@@ -42,7 +43,7 @@ def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray
     if not output.supports(Measure.AGREEMENT):
         depth = depth_scores(quantized, reference) if output.supports(Measure.ABS_REL) else None  # a depth map
         return Accuracy(images=int(len(data)), cosine=compared.mean_cosine, min_cosine=compared.min_cosine,
-                        depth=depth)
+                        depth=depth, segmentation=compared.segmentation)  # segmentation: compare_logits measured it
     agreement = 100 * (compared.top1_agreement or 0.0)
     if labels is None:  # without labels, disagreement with the float model bounds the accuracy lost
         return Accuracy(images=int(len(data)), agreement_top1=agreement, logit_cosine=compared.mean_cosine,

@@ -8,7 +8,6 @@ tensor that has no place is refused, not dropped.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,8 +20,11 @@ from vit_edge.core.types import InputSpec
 from vit_edge.models.dense_heads import DenseConfig, DenseModel
 from vit_edge.models.vit import VisionTransformer
 from vit_edge.reading.checkpoint import load_strict
+from vit_edge.reading.dpt_hf import build_dpt
 from vit_edge.reading.families.depth_anything import HEAD_RENAMES, backbone_config, read_blocks, read_head
+from vit_edge.reading.families.dpt import DPT
 from vit_edge.reading.hf_compat import (
+    DENSE_HEADS,
     SUPPORTED_ARCHITECTURES,
     Architecture,
     architecture_name,
@@ -41,7 +43,7 @@ Loaded = tuple[DenseModel, InputSpec, Provenance]
 def is_dense_architecture(name: str) -> bool:
     """Whether a transformers class name is one of the dense models read here."""
     arch = SUPPORTED_ARCHITECTURES.get(name)
-    return arch is not None and arch.head == "depth"
+    return arch is not None and arch.head in DENSE_HEADS
 
 
 def load_dense_hf_directory(path: Path) -> Loaded:
@@ -64,6 +66,8 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     if not is_dense_architecture(name):
         raise UnsupportedModelError(f"Hugging Face architecture '{name}' is not a dense model vit-edge reads")
     arch = SUPPORTED_ARCHITECTURES[name]
+    if arch.family is DPT:
+        return build_dpt(config, read_state, preprocessor, origin, name)
     backbone = backbone_config(config)
     vit_cfg, _, spec = hf_config_to_vit(backbone, name)
     blocks = read_blocks(backbone)
@@ -80,10 +84,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     model = DenseModel(cfg)
     load_strict(model, {**{f"encoder.{k}": v for k, v in encoder.state_dict().items()}, **head_state}, origin)
     source = Provenance("huggingface", origin, hf_architecture=name, family=arch.family.name, hf_output=arch.output)
-    if (spec.height, spec.width) != cfg.image_hw:  # the processor's size, not the config's image_size
-        source = replace(source, pos_embed_resampled_from=cfg.img_size)
-        model = model.with_img_size(spec.img_size, antialias=arch.hf.antialias)
-    return model.eval(), spec, source
+    return model.eval(), spec, source  # at config.image_size; the loader brings it to the processor's size
 
 
 def _split_state(state: dict[str, torch.Tensor], arch: Architecture

@@ -8,14 +8,16 @@ returns and how its family's config and keys read are the families' declarations
 rows in reading/families/), gathered into SUPPORTED_ARCHITECTURES.
 
 A model whose preprocessor crops smaller than config.image_size (DINOv2: 224 of 518, where transformers resamples
-the position embeddings at every call) is built once at the crop size (`VisionTransformer.with_img_size`),
-resampled as its family declares (`HFReading.antialias`).
+the position embeddings at every call): the input spec says the crop size and the loader builds the model once at it
+(`VisionTransformer.with_img_size`, or in the graph at every call with --dynamic-size), resampled as transformers
+does: `pos_embed_antialias` from the family's reading (bicubic without antialiasing for ViT, DeiT, DINOv2, CLIP,
+SigLIP; with it for DINOv2 with registers and SigLIP 2's bilinear).
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,9 +31,10 @@ from vit_edge.core.types import InputSpec
 from vit_edge.models.vit import MAX_IMAGE_SIDE, VisionTransformer, ViTConfig
 from vit_edge.reading.checkpoint import load_strict, read_state_dict
 from vit_edge.reading.families import FAMILIES, Family, HFClass, HFReading
+from vit_edge.reading.families.base import DENSE_HEADS
 from vit_edge.reading.families.hf_config import Size, bad_config, collapse, common_options, read_int, read_size
 
-__all__ = ["Architecture", "SUPPORTED_ARCHITECTURES", "HFFolder", "is_hf_directory", "read_hf_folder",
+__all__ = ["Architecture", "SUPPORTED_ARCHITECTURES", "DENSE_HEADS", "HFFolder", "is_hf_directory", "read_hf_folder",
            "architecture_name", "load_hf_directory", "convert_hf_module", "hf_config_to_vit", "convert_hf_state_dict",
            "input_spec", "read_hf_module"]
 
@@ -156,7 +159,7 @@ def hf_config_to_vit(config: dict[str, Any], architecture: str | None = None) ->
     arch = _architecture(name)
     family = arch.hf
     options = {**common_options(config, family.ln_eps), **family.options(config), **arch.options,
-               "num_classes": _num_classes(config, arch)}
+               "num_classes": _num_classes(config, arch), "pos_embed_antialias": family.antialias}
     try:
         vit = ViTConfig(**options)
     except ValueError as exc:
@@ -228,7 +231,14 @@ def _spec_from_preprocessor(pre: dict[str, Any], spec: InputSpec) -> InputSpec:
     shortest = isinstance(size_value, dict) and "shortest_edge" in size_value or isinstance(size_value, int)
     return spec.with_(mean=mean, std=std, interpolation=interpolation, crop_pct=crop_pct,
                       img_size=collapse(size) if size else spec.img_size,
-                      crop_mode="center" if shortest else "squash", crop_offset="floor")
+                      crop_mode="center" if shortest else "squash", crop_offset="floor", **_keep_aspect(pre))
+
+
+def _keep_aspect(pre: dict[str, Any]) -> dict[str, Any]:
+    """DPT's processor (Depth Anything's): keep_aspect_ratio and ensure_multiple_of, where it resizes at all."""
+    if not pre.get("keep_aspect_ratio") or pre.get("do_resize", True) is False:
+        return {}
+    return {"keep_aspect_ratio": True, "ensure_multiple_of": read_int(pre, "ensure_multiple_of", 1)}
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -352,7 +362,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     The weights are read last (`read_state`), so a config the reference cannot run is refused before a large read.
     """
     name = architecture_name(config, architecture)
-    if _architecture(name).head == "depth":
+    if _architecture(name).head in DENSE_HEADS:
         raise UnsupportedModelError(f"{name} is a dense model (encoder, neck, head): load it with "
                                     "vit_edge.reading.loaders.load_model, which builds it whole")
     cfg, name, spec = hf_config_to_vit(config, architecture)
@@ -365,10 +375,7 @@ def _build(config: dict[str, Any], read_state: Callable[[], dict[str, torch.Tens
     load_strict(model, weights, origin)
     source = Provenance("huggingface", origin, hf_architecture=name, family=arch.family.name,
                         hf_output=arch.output if pooled else arch.output_without_pooler)
-    if (spec.height, spec.width) != cfg.image_hw:  # DINOv2: config.image_size 518, crop 224
-        source = replace(source, pos_embed_resampled_from=cfg.img_size)
-        model = model.with_img_size(spec.img_size, antialias=arch.hf.antialias)
-    return model.eval(), spec, source
+    return model.eval(), spec, source  # at config.image_size; the loader brings it to the spec's (DINOv2: 518, 224)
 
 
 def input_spec(spec: InputSpec, preprocessor: dict[str, Any] | None, patch: int) -> InputSpec:

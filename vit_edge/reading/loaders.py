@@ -29,12 +29,14 @@ from vit_edge.core.options import (
 )
 from vit_edge.core.types import InputSpec
 from vit_edge.models.dense_heads import DenseModel
+from vit_edge.models.dpt import DPTModel
 from vit_edge.models.rope import as_half_layout
 from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
 from vit_edge.reading.checkpoint import check_finite, load_checkpoint, load_strict, read_state_dict
 from vit_edge.reading.dense_hf import convert_dense_hf_module, is_dense_architecture, load_dense_hf_directory
 from vit_edge.reading.families import config_family, original_layout
 from vit_edge.reading.families.depth_anything import DEPTH_ANYTHING
+from vit_edge.reading.families.dpt import DPT
 from vit_edge.reading.hf_compat import (
     architecture_name,
     convert_hf_module,
@@ -290,7 +292,8 @@ def _load_module(model: nn.Module) -> LoadedModel:
     if isinstance(model, DenseModel):
         check_finite(model.state_dict(), type(model).__name__)
         return LoadedModel(model.eval(), InputSpec(img_size=model.cfg.img_size),
-                           Provenance("module", type(model).__name__, family=DEPTH_ANYTHING.name))
+                           Provenance("module", type(model).__name__,
+                                      family=(DPT if isinstance(model, DPTModel) else DEPTH_ANYTHING).name))
     if type(model).__module__.startswith("transformers.") and is_dense_architecture(type(model).__name__):
         dense, spec, source = convert_dense_hf_module(model)
         return LoadedModel(dense, spec, replace(source, kind="module"))
@@ -340,11 +343,15 @@ def load_model(
     merge: int = 0,
     output: str = "pooled",
     layers: tuple[int, ...] = (),
+    dynamic_size: bool = False,
 ) -> LoadedModel:
-    """Resolve `model` to a reference ViT; `img_size` resizes the position embeddings (bicubic, prefix kept);
-    `merge` makes every block merge that many tokens (ToMe); `output` and `layers` say what it returns (pooled, or
-    the tokens of the last block or of `layers`); same weights in every case."""
+    """Resolve `model` to a reference ViT; `img_size` resizes the position embeddings (bicubic as the source does,
+    prefix kept); `merge` makes every block merge that many tokens (ToMe); `output` and `layers` say what it returns
+    (pooled, or the tokens of the last block or of `layers`); `dynamic_size` makes a graph for any input size that
+    is a multiple of the patch (the table resampled at every call, `img_size` the default); same weights in every
+    case."""
     layers = _check_arguments(model, weights, random_init, num_classes, img_size, reid, merge, output, layers)
+    check_flag("dynamic_size", dynamic_size)
     weights = Path(weights) if weights is not None else None
     if isinstance(model, nn.Module):
         loaded = _load_module(model)
@@ -365,7 +372,8 @@ def load_model(
     if loaded.kind != "transreid" and not reid.is_default():
         raise ConfigError("--camera, --view, --neck-feat, --stride and --num-heads apply to re-identification "
                           "checkpoints (TransReID) only; leave them out for this model")
-    return _with_output(_with_merge(_finish(loaded, img_size), merge), output, layers)
+    loaded = _with_output(_with_merge(_finish(loaded, img_size, dynamic_size), merge), output, layers)
+    return _with_dynamic_size(loaded) if dynamic_size else loaded
 
 
 def _check_arguments(model: Any, weights: Any, random_init: Any, num_classes: Any, img_size: Any, reid: Any,
@@ -405,11 +413,43 @@ def _with_output(loaded: LoadedModel, output: str, layers: tuple[int, ...]) -> L
             loaded.model = loaded.model.with_layers(list(layers))
         except ValueError as exc:
             raise ConfigError(f"--layers {','.join(map(str, layers))}: {exc}") from exc
-    cfg = loaded.model.cfg
-    rows, cols = cfg.grid
-    shape = (rows * cols, cfg.embed_dim) if output == "tokens" else (cfg.embed_dim, rows, cols)
-    loaded.source = replace(loaded.source, architecture=cfg.to_json(),
-                            output_shape=((len(cfg.choices.layers),) if cfg.choices.layers else ()) + shape)
+    loaded.source = replace(loaded.source, architecture=loaded.model.cfg.to_json(),
+                            output_shape=_output_shape(loaded.model.cfg, loaded.model.cfg.grid))
+    return loaded
+
+
+def _output_shape(cfg: ViTConfig, grid: tuple[int, int]) -> tuple[int, ...]:
+    """A dense output's shape per sample at the patch grid `grid`: (L,) N, D for tokens, (L,) D, rows, cols for
+    features."""
+    rows, cols = grid
+    shape = (rows * cols, cfg.embed_dim) if cfg.choices.output == "tokens" else (cfg.embed_dim, rows, cols)
+    return ((len(cfg.choices.layers),) if cfg.choices.layers else ()) + shape
+
+
+def _with_dynamic_size(loaded: LoadedModel) -> LoadedModel:
+    """The model as a graph for any input size that is a multiple of the patch (ExportChoices.dynamic_size), the
+    spec saying so (size_multiple) with the loaded size as the default; what such a graph cannot hold is refused."""
+    cfg = loaded.model.cfg.encoder if isinstance(loaded.model, DenseModel) else loaded.model.cfg
+    step, spec = cfg.patch_size, loaded.spec
+    if spec.height % step or spec.width % step or min(spec.height, spec.width) < 2 * step:
+        raise ConfigError(f"--dynamic-size: the default input size {spec.height}x{spec.width} must be multiples of "
+                          f"the patch size {step}, {2 * step} at least; pass --img-size")
+    if spec.keep_aspect_ratio and spec.ensure_multiple_of % step:
+        raise ConfigError(f"--dynamic-size: the preprocessor rounds each side to a multiple of "
+                          f"{spec.ensure_multiple_of}, which the model's patch {step} does not divide")
+    try:
+        loaded.model = (loaded.model.with_dynamic_size() if isinstance(loaded.model, DenseModel)
+                        else loaded.model.reconfigured(dynamic_size=True))
+    except ValueError as exc:
+        raise ConfigError(f"--dynamic-size: {exc}; export it at one size (--img-size) instead") from exc
+    loaded.spec = spec.with_(size_multiple=step)
+    source = replace(loaded.source, architecture=loaded.model.cfg.to_json())
+    if source.output_shape is not None:  # at the default size (the stored table's grid may be another)
+        grid = (spec.height // step, spec.width // step)
+        source = replace(source, output_shape=((*source.output_shape[:-2], spec.height, spec.width)
+                                               if isinstance(loaded.model, DenseModel)
+                                               else _output_shape(loaded.model.cfg, grid)))
+    loaded.source = source
     return loaded
 
 
@@ -445,24 +485,33 @@ def _with_merge(loaded: LoadedModel, merge: int) -> LoadedModel:
     return loaded
 
 
-def _finish(loaded: LoadedModel, img_size: int | tuple[int, int] | None) -> LoadedModel:
+def _finish(loaded: LoadedModel, img_size: int | tuple[int, int] | None, dynamic_size: bool) -> LoadedModel:
+    """The model at its input size: `img_size`, or the spec's (a Hugging Face processor's crop, DINOv2's 224 of
+    518), the position table resampled once as the source does; with `dynamic_size` the table is kept as trained
+    and resampled in the graph at every call (the size becomes the default). Then its hash and architecture."""
     cfg = loaded.model.cfg.encoder if isinstance(loaded.model, DenseModel) else loaded.model.cfg
-    if img_size is not None and to_hw(img_size) != cfg.image_hw:
+    if img_size is not None:  # the user's size wins over a processor's (even where it is the config's own)
         height, width = to_hw(img_size)
         step = cfg.patch_size * cfg.feature_reduction
-        if min(height, width) < step or (cfg.patch_stride in (0, cfg.patch_size) and (height % step or width % step)):
+        if (height, width) != cfg.image_hw and (min(height, width) < step or (
+                cfg.patch_stride in (0, cfg.patch_size) and (height % step or width % step))):
             raise ConfigError(f"--img-size {height}x{width} must be a positive multiple of the patch size {step}")
+        if (height, width) != (loaded.spec.height, loaded.spec.width):
+            loaded.spec = loaded.spec.with_(img_size=img_size)
+    if (loaded.spec.height, loaded.spec.width) != cfg.image_hw and not dynamic_size:
         loaded.source = replace(loaded.source, pos_embed_resampled_from=cfg.img_size)
         try:
-            loaded.model = loaded.model.with_img_size(img_size)
+            loaded.model = loaded.model.with_img_size(loaded.spec.img_size)
         except ValueError as exc:
-            raise ConfigError(f"--img-size {height}x{width}: {exc}") from exc
-        loaded.spec = loaded.spec.with_(img_size=img_size)
+            raise ConfigError(f"--img-size {loaded.spec.height}x{loaded.spec.width}: {exc}") from exc
     loaded.spec = loaded.spec.with_(channels=loaded.model.cfg.in_chans)
     source = replace(loaded.source, weights_sha256=state_dict_sha256(loaded.model),
                      architecture=loaded.model.cfg.to_json())
     if isinstance(loaded.model, DenseModel):
-        source = replace(source, output_shape=tuple(loaded.model.cfg.output_hw))  # (height, width) per sample
+        # per sample: (H, W) or (C, H, W), at the loaded size (the input's, where the graph takes any size)
+        shape = tuple(loaded.model.cfg.output_shape)
+        source = replace(source, output_shape=(*shape[:-2], loaded.spec.height, loaded.spec.width)
+                         if dynamic_size else shape)
     elif source.family is None:
         source = replace(source, family=config_family(loaded.model.cfg).name)
     loaded.source = source

@@ -37,14 +37,15 @@ def torch_runner(module: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
 
 def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
     """The exact PyTorch model an artifact was exported from (same weights sha256, same merge, pruning, input
-    size, layout, dense output and layers, and TransReID selection), in eval mode."""
+    size or any size, layout, dense output and layers, and TransReID selection), in eval mode."""
     ref = manifest.model_ref
     name = ref.load_name()
     weights = None if ref.kind == "transreid" else ref.weights_file  # a TransReID checkpoint is the model path
     reid = ReIDSelection(camera=ref.camera, view=ref.view, neck_feat=ref.neck_feat)
     own = ref.output not in OUTPUTS  # a dense model's own output (depth): what it returns as loaded
     loaded = load_model(name, weights=weights, img_size=ref.img_size, reid=reid, merge=ref.merge,
-                        output="pooled" if own else ref.output, layers=tuple(ref.layers))
+                        output="pooled" if own else ref.output, layers=tuple(ref.layers),
+                        dynamic_size=ref.dynamic_size)
     if loaded.weights_sha256 != ref.weights_sha256:
         raise ConfigError(f"the weights of {ref.ident} changed since the artifact was exported (sha256 differs)")
     model = loaded.model

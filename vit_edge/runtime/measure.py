@@ -20,6 +20,7 @@ from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.outputs import save_array
 from vit_edge.core.records import extra, flat, optional
 from vit_edge.core.sanity import most_frequent_share
+from vit_edge.core.segmentation_metrics import mask_scores
 from vit_edge.core.types import InputSpec, Precision, SessionInfo
 from vit_edge.runtime.base import (
     ProfileSummary,
@@ -67,6 +68,7 @@ class MeasureConfig(RunSettings):
     batch: int = 1
     data_images: str | None = None  # a .npy of uint8 images at the input size (the eval transform done), mmapped
     data_labels: str | None = None  # a .npy of their labels as output indices (None: agreement only, no top-1)
+    data_masks: str | None = None  # a .npy of their masks as class maps (segmentation: mIoU), IGNORE where none
     logits_out: str | None = None  # where to save the logits (for agreement with a reference)
     check_numerics: bool = False  # re-run the artifact's numerics_check.npz here and judge it (the numerics gate)
     verify_files: bool = True  # hash the artifact's files (the first configuration of each artifact in a bench)
@@ -128,6 +130,11 @@ class Scores:
     classes: int | None = optional()
     labelled_classes: int | None = optional()
     top_class_share: float | None = optional()
+    # segmentation against --data masks (mIoU, pixel accuracy as fractions; classes and pixels counted)
+    seg_miou: float | None = optional()
+    seg_pixel_accuracy: float | None = optional()
+    seg_classes_present: int | None = optional()
+    seg_pixels: int | None = optional()
 
 
 @dataclass(frozen=True)
@@ -244,6 +251,10 @@ def _accuracy(session: Session, spec: InputSpec, cfg: MeasureConfig) -> Scores:
     logits = predict_logits(session.run_any, images, spec)
     if cfg.logits_out:
         save_array(Path(cfg.logits_out), logits.astype(np.float32))
+    if cfg.data_masks is not None:  # segmentation against its masks, scored here (numpy: on the board too)
+        seg = mask_scores(logits, np.load(cfg.data_masks, mmap_mode="r"))
+        return Scores(eval_images=int(len(images)), seg_miou=seg.miou, seg_pixel_accuracy=seg.pixel_accuracy,
+                      seg_classes_present=seg.classes_present, seg_pixels=seg.pixels)
     if cfg.data_labels is None:
         return Scores(eval_images=int(len(images)))
     labels = np.load(cfg.data_labels)

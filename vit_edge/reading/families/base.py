@@ -15,7 +15,7 @@ import torch
 from vit_edge.models.config import ViTConfig
 
 __all__ = ["Family", "HFReading", "HFClass", "OriginalWeights", "Options", "StateDict", "IMAGENET", "OPENAI_CLIP",
-           "HALF", "CLASSIFIER"]
+           "HALF", "CLASSIFIER", "DENSE_HEADS"]
 
 Options = dict[str, Any]  # ViTConfig keyword arguments
 StateDict = dict[str, torch.Tensor]
@@ -24,6 +24,7 @@ IMAGENET: MeanStd = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 OPENAI_CLIP: MeanStd = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
 HALF: MeanStd = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 CLASSIFIER = (("classifier.", "head."),)  # transformers' image-classification head → the reference's
+DENSE_HEADS = ("depth", "segmentation")  # HFClass heads of dense models (reading/dense_hf.py builds them)
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,9 @@ class HFClass:
 
     name: str  # the class name, as config.json's `architectures` and `type(module).__name__` give it
     output: str  # the transformers output the reference reproduces (for the manifest)
-    # labels: a class per id2label; projection: CLIP's; depth: a dense model (encoder, neck, depth head) that
-    # reading/dense_hf.py builds, the ViT config read from its backbone_config
-    head: Literal["labels", "projection", "none", "depth"] = "none"
+    # labels: a class per id2label; projection: CLIP's; depth, segmentation: a dense model (encoder, neck, head)
+    # that reading/dense_hf.py builds (Depth Anything's ViT config read from its backbone_config)
+    head: Literal["labels", "projection", "none", "depth", "segmentation"] = "none"
     options: Options = field(default_factory=dict)
     renames: tuple[tuple[str, str], ...] = ()  # literal key-prefix renames of this class, before the family's
     output_without_pooler: str = ""  # ViTModel saved without its pooler, SigLIP without its head
@@ -50,7 +51,9 @@ class HFReading:
     renames: tuple[tuple[str, str], ...] = ()  # literal key-prefix renames tried before the shared ones
     norm: MeanStd = HALF  # mean, std without a preprocessor_config.json
     interpolation: str = "bicubic"
-    antialias: bool = True  # how transformers resamples the position embeddings for another input size
+    # how transformers resamples the position embeddings for another input size (interpolate_pos_encoding): bicubic
+    # without antialiasing for most (ViT, DeiT, DINOv2, CLIP, SigLIP); timm's sources antialias (ViTConfig's default)
+    antialias: bool = False
     classes: tuple[HFClass, ...] = ()  # the transformers classes of the family (hf_compat's table is built from them)
 
 

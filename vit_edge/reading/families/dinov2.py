@@ -46,5 +46,5 @@ DINOV2 = Family("dinov2", "DINOv2: patch 14, LayerScale; encoders output the nor
                 search_order=1)  # after dinov2-reg
 DINOV2_REG = Family("dinov2-reg", "DINOv2 with 4 register tokens", r"_reg\d+_dinov2",
                     fields=("reg_tokens", "no_embed_class"),
-                    hf=HFReading(("dinov2_with_registers.",), dinov2_options, 1e-6, norm=IMAGENET,
+                    hf=HFReading(("dinov2_with_registers.",), dinov2_options, 1e-6, norm=IMAGENET, antialias=True,
                                  classes=_classes("Dinov2WithRegisters")))

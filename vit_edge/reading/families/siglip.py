@@ -50,4 +50,4 @@ SIGLIP = Family("siglip", "SigLIP image towers: no class token, attention-pool (
 SIGLIP2 = Family("siglip2", "SigLIP 2 image towers (transformers, NaFlex at a fixed grid): SigLIP's encoder, position "
                  "table resampled bilinearly", fields=("pos_embed_resize",),
                  hf=HFReading(("vision_model.",), _siglip2_options, 1e-6, norm=HALF, interpolation="bilinear",
-                              renames=_RENAMES, classes=(_pooled("Siglip2VisionModel"),)))
+                              renames=_RENAMES, antialias=True, classes=(_pooled("Siglip2VisionModel"),)))
