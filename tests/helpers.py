@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from vit_edge.models.vit import VisionTransformer, ViTConfig
 
 __all__ = ["DEPTH_ANYTHING_CONFIGS", "FIXTURES", "REPO", "assert_nothing_written", "assert_one_xnnpack_partition",
-           "assert_user_error", "as_patches", "cosine", "export_matching", "export_shipped", "int8_against_fp32",
+           "assert_user_error", "as_patches", "copy_artifact", "cosine", "export_matching", "int8_against_fp32",
            "make_depth_anything", "DPT_CONFIGS", "make_dpt", "moved_off_init", "run_cli", "small_vit", "timm_dinov3",
            "tmpfs"]
 
@@ -55,10 +56,9 @@ def tmpfs(mount: Path, options: str) -> Iterator[Path]:
         subprocess.run(["umount", str(mount)], check=False)
 
 
-def export_shipped(out: Path) -> Path:
-    """The shipped model exported to ONNX through the CLI (2 parity inputs): an artifact to break or measure."""
-    result = run_cli("export", "fmnist-vit-tiny", "--target", "onnx", "--out", str(out), "--parity-samples", "2")
-    assert result.returncode == 0, result.stderr
+def copy_artifact(artifact: Path, out: Path) -> Path:
+    """A copy of a shared artifact (conftest's session fixtures) that a test may change, break or write into."""
+    shutil.copytree(artifact, out, symlinks=True)
     return out
 
 

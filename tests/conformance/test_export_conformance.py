@@ -95,6 +95,11 @@ class ExportConformance:
     def _export(self, model: Any, out: Path, **kwargs: Any) -> Artifact:
         return _export_to(self.target, model, out, **kwargs)
 
+    @pytest.fixture(scope="class")
+    def small(self, tmp_path_factory: pytest.TempPathFactory) -> Artifact:
+        """small_vit() exported with export's defaults, once per target: the tests that take it only read it."""
+        return self._export(small_vit(), tmp_path_factory.mktemp(self.target) / "small")
+
     @pytest.mark.slow
     def test_fp32_parity(self, tmp_path: Path) -> None:
         """A timm name at another input size: the loader, position-embedding resampling and the converter."""
@@ -106,13 +111,11 @@ class ExportConformance:
         assert spec.layout is Layout.NHWC and spec.shape(1) == (1, 32, 32, 3)
         assert artifact.run(parity_inputs(spec, 2)).shape == (2, 10)
 
-    def test_batch_sizes(self, tmp_path: Path) -> None:
+    def test_batch_sizes(self, small: Artifact) -> None:
         """ONNX and OpenVINO keep a dynamic batch axis; TFLite is fixed at 1 and the session feeds slices."""
-        model = small_vit()
-        artifact = self._export(model, tmp_path / "batch")
-        inputs = parity_inputs(artifact.manifest.input_spec, 5)
+        inputs = parity_inputs(small.manifest.input_spec, 5)
         with torch.no_grad():
-            np.testing.assert_allclose(artifact.run(inputs), model(torch.from_numpy(inputs)).numpy(), atol=1e-4)
+            np.testing.assert_allclose(small.run(inputs), small_vit()(torch.from_numpy(inputs)).numpy(), atol=1e-4)
 
     def test_manifest_records_what_was_done(self, tmp_path: Path) -> None:
         artifact = self._export(small_vit(distilled=True), tmp_path / "m")
@@ -132,8 +135,8 @@ class ExportConformance:
 class Fp16Conformance:
     """For targets that offer FP16 weights."""
 
-    def test_fp16_weights_shrink_the_file_and_keep_parity(self, tmp_path: Path) -> None:
-        fp32 = self._export(small_vit(), tmp_path / "fp32")  # type: ignore[attr-defined]
+    def test_fp16_weights_shrink_the_file_and_keep_parity(self, small: Artifact, tmp_path: Path) -> None:
+        fp32 = small
         half = self._export(small_vit(), tmp_path / "fp16", precision="fp16")  # type: ignore[attr-defined]
         parity = half.manifest.parity
         assert half.manifest.precision is Precision.FP16 and parity is not None and parity.passed
@@ -145,11 +148,15 @@ class Fp16Conformance:
 class TestOnnxExport(ExportConformance):
     target = "onnx"
 
-    def test_graph_is_opset_20_with_symbolic_batch(self, tmp_path: Path) -> None:
+    @pytest.fixture(scope="class")
+    def small(self, small_onnx: Path) -> Artifact:  # the same export as conftest's, which other files bench
+        return Artifact.open(small_onnx)
+
+    def test_graph_is_opset_20_with_symbolic_batch(self, small: Artifact) -> None:
         """Opset 20 by default: GELU is one Gelu op, which ONNX Runtime fuses with the fc1 bias (BiasGelu)."""
         import onnx
 
-        artifact = self._export(small_vit(), tmp_path / "o")
+        artifact = small
         graph = onnx.load(str(artifact.path / artifact.manifest.model_file))
         assert max(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")) == 20
         assert "Gelu" in {n.op_type for n in graph.graph.node} and "Erf" not in {n.op_type for n in graph.graph.node}
@@ -179,10 +186,10 @@ class TestOpenVinoExport(ExportConformance, Fp16Conformance):
 class TestTfliteExport(ExportConformance, Fp16Conformance):
     target = "tflite"
 
-    def test_only_builtin_ops(self, tmp_path: Path) -> None:
+    def test_only_builtin_ops(self, small: Artifact) -> None:
         from vit_edge.runtime.litert import tflite_op_names
 
-        artifact = self._export(small_vit(), tmp_path / "t")
+        artifact = small
         ops = set(tflite_op_names(artifact.path / artifact.manifest.model_file))
         assert {"FULLY_CONNECTED", "BATCH_MATMUL", "SOFTMAX"} <= ops
         assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops)
@@ -191,10 +198,10 @@ class TestTfliteExport(ExportConformance, Fp16Conformance):
 class TestExecuTorchExport(ExportConformance):
     target = "executorch"
 
-    def test_xnnpack_takes_the_blocks_and_names_what_it_leaves(self, tmp_path: Path) -> None:
+    def test_xnnpack_takes_the_blocks_and_names_what_it_leaves(self, small: Artifact) -> None:
         """LayerNorm and attention rewritten in XNNPACK's shapes: the blocks are one delegate; the class token's
         expand and the token pooling's select stay on portable kernels, and the artifact says so."""
-        artifact = self._export(small_vit(), tmp_path / "e")
+        artifact = small
         delegation = json.loads((artifact.path / "delegation.json").read_text())
         assert delegation["delegates"] <= 2 and delegation["gemms_in_delegate"]["float linear"] >= 9
         assert delegation["fully_delegated"] is False
@@ -210,13 +217,13 @@ def test_every_registered_target_has_a_conformance_subclass() -> None:
     assert covered == set(TARGETS), f"targets without conformance tests: {set(TARGETS) - covered}"
 
 
-def test_onnx_passes_through_onnxruntime_quantization(tmp_path: Path) -> None:
+def test_onnx_passes_through_onnxruntime_quantization(small_onnx: Path, tmp_path: Path) -> None:
     """ORT's own quantizer runs onnx shape inference first: the exporter's value_info for initializers once
     disagreed with the folded tensors and stopped it with a ShapeInferenceError."""
     from onnxruntime import InferenceSession
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    artifact = export(small_vit(), "onnx", tmp_path / "fp32", parity_samples=2)
+    artifact = Artifact.open(small_onnx)  # conftest's, read only: the quantized copy goes to tmp_path
     quantized = tmp_path / "dynamic.onnx"
     quantize_dynamic(str(artifact.path / "model.onnx"), str(quantized), per_channel=True, weight_type=QuantType.QInt8)
     session = InferenceSession(str(quantized), providers=["CPUExecutionProvider"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import run_cli, small_vit
+from tests.helpers import copy_artifact, run_cli, small_vit
 from vit_edge.api import export, parity_inputs
 from vit_edge.benchmarking.sweep import BenchConfig, bench
 from vit_edge.core.manifest import manifest_digest, sha256_file
@@ -19,17 +19,26 @@ from vit_edge.runtime import SessionOptions, open_session
 from vit_edge.runtime.measure import MeasureConfig, measure
 
 
+@pytest.fixture(scope="module")
+def artifacts_by_target() -> dict[str, Path]:
+    """The checkpoint's artifact for each target, exported once: two runtimes (onnxruntime, pytorch) run one file."""
+    return {}
+
+
 class RuntimeConformance:
     runtime: str = ""
     target: str = ""  # the export target this runtime runs
 
     @pytest.fixture(scope="class")
-    def artifact(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
-        root = tmp_path_factory.mktemp(self.runtime)
-        model = small_vit(in_chans=1, img_size=28, patch_size=4)
-        checkpoint = save_checkpoint(root / "model.pt", model, InputSpec(img_size=28, channels=1, mean=(0.286,),
-                                                                         std=(0.353,)))
-        return export(str(checkpoint), self.target, root / "artifact").path  # a checkpoint PyTorch can rebuild
+    def artifact(self, tmp_path_factory: pytest.TempPathFactory, artifacts_by_target: dict[str, Path]) -> Path:
+        if self.target not in artifacts_by_target:  # the tests only read it
+            root = tmp_path_factory.mktemp(self.target)
+            model = small_vit(in_chans=1, img_size=28, patch_size=4)
+            checkpoint = save_checkpoint(root / "model.pt", model, InputSpec(img_size=28, channels=1, mean=(0.286,),
+                                                                             std=(0.353,)))
+            # a checkpoint PyTorch can rebuild
+            artifacts_by_target[self.target] = export(str(checkpoint), self.target, root / "artifact").path
+        return artifacts_by_target[self.target]
 
     def test_session_computes_the_model(self, artifact: Path) -> None:
         session = open_session(artifact, runtime=self.runtime, options=SessionOptions(threads=1))
@@ -124,9 +133,9 @@ def test_every_registered_runtime_has_a_conformance_subclass() -> None:
     assert covered == set(RUNTIMES), f"runtimes without conformance tests: {set(RUNTIMES) - covered}"
 
 
-def test_corrupt_model_file_is_a_status_row_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    good = export(small_vit(), "onnx", tmp_path / "good").path
-    bad = export(small_vit(), "onnx", tmp_path / "bad").path
+def test_corrupt_model_file_is_a_status_row_and_the_sweep_goes_on(small_onnx: Path, tmp_path: Path) -> None:
+    good = small_onnx  # conftest's, read only
+    bad = copy_artifact(small_onnx, tmp_path / "bad")
     (bad / "model.onnx").write_bytes(b"\x08garbage")
     records = bench([str(bad), str(good)], BenchConfig(runs=5, min_seconds=0.0))
     assert records[0].status == "ArtifactError" and "does not match its sha256" in records[0].error
@@ -139,8 +148,8 @@ def test_corrupt_model_file_is_a_status_row_and_the_sweep_goes_on(tmp_path: Path
     assert record.status == "ArtifactError" and "cannot load" in record.error
 
 
-def test_bench_cli_bad_inputs(tmp_path: Path) -> None:
-    good = export(small_vit(), "onnx", tmp_path / "good").path
+def test_bench_cli_bad_inputs(small_onnx: Path, tmp_path: Path) -> None:
+    good = copy_artifact(small_onnx, tmp_path / "good")  # the report names it by its folder
     bad_device = run_cli("bench", str(good), "--device", "telnet://board")
     assert bad_device.returncode == 2 and bad_device.stderr.strip().splitlines() == [
         "vit-edge: error: cannot parse device 'telnet://board': use local, ssh://user@host[:port] or adb:SERIAL"]
@@ -151,7 +160,7 @@ def test_bench_cli_bad_inputs(tmp_path: Path) -> None:
     assert absent.returncode == 2 and "unknown runtime 'tensorrt'" in absent.stderr.strip().splitlines()[-1]
 
 
-def test_runtime_not_installed_is_a_status_row(tmp_path: Path) -> None:
+def test_runtime_not_installed_is_a_status_row(small_onnx: Path, tmp_path: Path) -> None:
     """A package that raises ImportError on import is what Python shows when it is absent; the measuring
     subprocesses inherit PYTHONPATH, so they see onnxruntime as not installed."""
     import os
@@ -163,7 +172,7 @@ def test_runtime_not_installed_is_a_status_row(tmp_path: Path) -> None:
     hidden = tmp_path / "hide" / "onnxruntime"
     hidden.mkdir(parents=True)
     (hidden / "__init__.py").write_text("raise ImportError(\"No module named 'onnxruntime'\")\n")
-    onnx_art = export(small_vit(), "onnx", tmp_path / "onnx").path
+    onnx_art = small_onnx  # conftest's, read only
     ov_art = export(small_vit(), "openvino", tmp_path / "ov").path
     env = {**os.environ, "PYTHONPATH": f"{tmp_path / 'hide'}{os.pathsep}{REPO}"}
     result = subprocess.run([sys.executable, "-m", "vit_edge.cli", "bench", str(onnx_art), str(ov_art), "--runs", "3",

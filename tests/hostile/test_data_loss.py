@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_user_error, run_cli
-from vit_edge.api import export
+from tests.helpers import assert_user_error, copy_artifact, run_cli
 from vit_edge.core.outputs import OutputKind, check_output, is_artifact
 
 TUNE = ("--target", "onnx", "--calib", "fashion-mnist", "--eval", "fashion-mnist", "--max-drop", "1", "--force")
@@ -70,8 +69,8 @@ def test_train_force_replaces_only_a_checkpoint(tmp_path: Path) -> None:
     assert notes.read_text() == "not a checkpoint"
 
 
-def test_force_does_replace_what_vit_edge_made(tmp_path: Path) -> None:
-    artifact = export("fmnist-vit-tiny", "onnx", tmp_path / "a", parity_samples=2).path
+def test_force_does_replace_what_vit_edge_made(shipped_onnx: Path, tmp_path: Path) -> None:
+    artifact = copy_artifact(shipped_onnx, tmp_path / "a")  # a user's file is added to it below
     assert is_artifact(artifact)
     check_output(artifact, OutputKind.ARTIFACT, force=True)  # no error: it is ours
     (artifact / "my-notes.txt").write_text("added by the user")
@@ -118,9 +117,9 @@ def test_qat_checkpoint_dir_is_never_the_project_a_file_or_the_artifact(tmp_path
     assert notes.read_text() == "mine"
 
 
-@pytest.fixture(scope="module")
-def small_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export("fmnist-vit-tiny", "onnx", tmp_path_factory.mktemp("bench") / "a", parity_samples=2).path
+@pytest.fixture
+def small_artifact(shipped_onnx: Path) -> Path:
+    return shipped_onnx  # conftest's, read only
 
 
 BENCH = ("--runs", "2", "--min-time", "0", "--warmup", "0")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import assert_user_error, run_cli
+from tests.helpers import assert_user_error, copy_artifact, run_cli
 from vit_edge.api import Artifact, export
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.errors import ArtifactError
@@ -18,16 +18,14 @@ from vit_edge.core.manifest import MANIFEST_NAME, manifest_digest, sha256_file
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export("fmnist-vit-tiny", "onnx", tmp_path_factory.mktemp("art") / "a", parity_samples=2).path
+@pytest.fixture
+def exported(shipped_onnx: Path) -> Path:
+    return shipped_onnx  # conftest's, read only
 
 
 @pytest.fixture
 def artifact(exported: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "copy"
-    shutil.copytree(exported, copy, symlinks=True)
-    return copy
+    return copy_artifact(exported, tmp_path / "copy")
 
 
 def edit_manifest(root: Path, rehash: bool = True, **changes: object) -> None:

@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 import torch
 
-from tests.helpers import assert_user_error, export_shipped, run_cli, small_vit, tmpfs
+from tests.helpers import assert_user_error, run_cli, small_vit, tmpfs
 from vit_edge.core.manifest import MANIFEST_NAME
 from vit_edge.core.types import InputSpec
 from vit_edge.models.vit import VisionTransformer
@@ -94,9 +94,9 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(full_disk: Path, checkpoint:
     assert list(full_disk.iterdir()) == []
 
 
-def test_a_file_size_limit_leaves_no_half_report(tmp_path: Path) -> None:
+def test_a_file_size_limit_leaves_no_half_report(shipped_onnx: Path, tmp_path: Path) -> None:
     """`ulimit -f`: bench.jsonl once kept a cut line, which the next bench run appended to."""
-    artifact = export_shipped(tmp_path / "art")
+    artifact = shipped_onnx
     reports = tmp_path / "reports"
     limit = "import resource; resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))"
     result = run_cli("bench", str(artifact), "--out", str(reports), "--runs", "3", "--warmup", "0", "--min-time", "0",
@@ -118,9 +118,9 @@ def test_tune_out_that_is_a_file(tmp_path: Path, checkpoint: Path) -> None:
     assert target.read_text() == "mine"
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_shipped(tmp_path_factory.mktemp("art") / "a")
+@pytest.fixture
+def exported(shipped_onnx: Path) -> Path:
+    return shipped_onnx  # conftest's, read only
 
 
 @pytest.mark.parametrize("victim", [MANIFEST_NAME, "model.onnx"])
@@ -140,11 +140,9 @@ def test_a_named_pipe_as_the_devices_file_does_not_hang(exported: Path, tmp_path
                       "is not a regular file")
 
 
-def test_bench_with_a_full_temporary_folder_is_one_line(tmp_path: Path) -> None:
+def test_bench_with_a_full_temporary_folder_is_one_line(shipped_onnx: Path, tmp_path: Path) -> None:
     """Preparing --data in a full TMPDIR died of SIGBUS (a memory-mapped file on a full disk), no message."""
-    from vit_edge.api import export
-
-    artifact = export("fmnist-vit-tiny", "onnx", tmp_path / "a", parity_samples=2).path
+    artifact = shipped_onnx
     with tmpfs(tmp_path / "tmp", "size=2m") as full:
         code = f"import os, tempfile\nos.environ['TMPDIR'] = {str(full)!r}\ntempfile.tempdir = None"
         result = run_cli("bench", str(artifact), "--data", "fashion-mnist", "--runs", "2", "--out",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import REPO, assert_user_error, export_shipped, run_cli, small_vit
+from tests.helpers import REPO, assert_user_error, run_cli, small_vit
 from vit_edge.core.errors import ConfigError
 from vit_edge.core.types import InputSpec
 from vit_edge.reading.checkpoint import save_checkpoint
@@ -109,9 +109,9 @@ def test_weights_that_are_not_a_weights_file(tmp_path: Path, content: bytes | No
     assert "unsafe" not in message and "does not exist" not in message
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_shipped(tmp_path_factory.mktemp("art") / "a")
+@pytest.fixture
+def exported(shipped_onnx: Path) -> Path:
+    return shipped_onnx  # conftest's, read only
 
 
 @pytest.mark.slow

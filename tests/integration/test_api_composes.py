@@ -17,9 +17,9 @@ from vit_edge.core.errors import ArtifactError, ConfigError
 FAST = {"runs": 2, "min_seconds": 0.0, "warmup": 0}
 
 
-@pytest.fixture(scope="module")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> vit_edge.Artifact:
-    return vit_edge.export("fmnist-vit-tiny", "onnx", tmp_path_factory.mktemp("api") / "a", parity_samples=2)
+@pytest.fixture
+def artifact(shipped_onnx: Path) -> vit_edge.Artifact:
+    return vit_edge.Artifact.open(shipped_onnx)  # conftest's, read only
 
 
 def test_bench_takes_what_export_returns_a_path_or_a_list(artifact: vit_edge.Artifact) -> None:

@@ -15,9 +15,9 @@ from vit_edge.runtime import measure as measuring
 FAST = {"runs": 2, "min_seconds": 0.0, "warmup": 0}
 
 
-@pytest.fixture(scope="module")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return vit_edge.export("fmnist-vit-tiny", "onnx", tmp_path_factory.mktemp("once") / "a", parity_samples=2).path
+@pytest.fixture
+def artifact(shipped_onnx: Path) -> Path:
+    return shipped_onnx  # conftest's, read only
 
 
 def test_the_host_reads_each_manifest_once(artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:

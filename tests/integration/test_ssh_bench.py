@@ -20,7 +20,7 @@ from typing import Iterator
 import pytest
 
 from tests.helpers import run_cli, small_vit
-from vit_edge.api import export
+from vit_edge.api import Artifact, export
 from vit_edge.benchmarking.sweep import BenchConfig, bench
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -73,9 +73,9 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, tuple[
         yield board
 
 
-def test_bench_over_ssh_measures_and_brings_results_back(sshd, tmp_path: Path) -> None:
+def test_bench_over_ssh_measures_and_brings_results_back(sshd, tmp_path: Path, small_onnx: Path) -> None:
     device, options = sshd
-    artifact = export(small_vit(), "onnx", tmp_path / "onnx")
+    artifact = Artifact.open(small_onnx)  # conftest's, read only
     cfg = BenchConfig(threads=(1,), runs=20, min_seconds=0.2, device=device, ssh_options=options,
                       remote_python=sys.executable, data="fashion-mnist", eval_limit=64)
     (record,) = bench([str(artifact.path)], BenchConfig(**{**cfg.__dict__, "data": None}))
@@ -128,8 +128,8 @@ def test_the_boards_scoring_reaches_the_host_as_progress(sshd, tmp_path: Path) -
     assert heard(older) == [(what, 1, 1)]
 
 
-def test_unreachable_host_is_a_status_row_and_exit_2(tmp_path: Path) -> None:
-    artifact = export(small_vit(), "onnx", tmp_path / "onnx")
+def test_unreachable_host_is_a_status_row_and_exit_2(tmp_path: Path, small_onnx: Path) -> None:
+    artifact = Artifact.open(small_onnx)  # conftest's, read only
     result = run_cli("bench", str(artifact.path), "--device", f"ssh://nobody@127.0.0.1:{_free_port()}",
                      "--runs", "3", "--out", str(tmp_path / "report"),
                      "--ssh-option", "StrictHostKeyChecking=no", "--ssh-option", "ConnectTimeout=5")
@@ -144,9 +144,9 @@ def _board_leftovers() -> tuple[list[str], list[str]]:
     return running, sorted(str(p) for p in Path("/tmp").glob("vit-edge.*"))
 
 
-def test_timeout_stops_the_board_side_process_and_cleans_up(sshd, tmp_path: Path) -> None:
+def test_timeout_stops_the_board_side_process_and_cleans_up(sshd, tmp_path: Path, small_onnx: Path) -> None:
     device, options = sshd
-    artifact = export(small_vit(), "onnx", tmp_path / "onnx")
+    artifact = Artifact.open(small_onnx)  # conftest's, read only
     before = _board_leftovers()[1]
     cfg = BenchConfig(threads=(1,), runs=10**9, min_seconds=600.0, device=device, ssh_options=options,
                       remote_python=sys.executable, timeout_s=8.0)
@@ -175,10 +175,10 @@ def _python_without(tmp_path: Path, package: str) -> str:
     return f"env PYTHONPATH={blocker.parent} {sys.executable}"
 
 
-def test_board_without_the_runtime_is_told_what_to_install_there(sshd, tmp_path: Path) -> None:
+def test_board_without_the_runtime_is_told_what_to_install_there(sshd, tmp_path: Path, small_onnx: Path) -> None:
     """The zipped runner on a board whose Python cannot import onnxruntime (an import blocker on its path)."""
     device, options = sshd
-    artifact = export(small_vit(), "onnx", tmp_path / "onnx")
+    artifact = Artifact.open(small_onnx)  # conftest's, read only
     cfg = BenchConfig(threads=(1,), runs=2, min_seconds=0.0, device=device, ssh_options=options,
                       remote_python=_python_without(tmp_path, "onnxruntime"))
     (record,) = bench([str(artifact.path)], cfg)
@@ -186,12 +186,12 @@ def test_board_without_the_runtime_is_told_what_to_install_there(sshd, tmp_path:
     assert "python3 -m pip install numpy onnxruntime" in record.error and "vit-edge[" not in record.error
 
 
-def test_fleet_of_two_devices_one_unreachable_gives_one_report(sshd, tmp_path: Path) -> None:
+def test_fleet_of_two_devices_one_unreachable_gives_one_report(sshd, tmp_path: Path, small_onnx: Path) -> None:
     """A devices file with the loopback board and a port nobody listens on: both in one report, exit 2."""
     import json
 
     device, options = sshd
-    artifact = export(small_vit(), "onnx", tmp_path / "onnx")
+    artifact = Artifact.open(small_onnx)  # conftest's, read only
     extra = " ".join(f"ssh-option={option}" for option in options)
     (tmp_path / "devices.txt").write_text(
         "# the fleet\n"
@@ -242,10 +242,10 @@ def test_executorch_program_is_measured_over_ssh(sshd, tmp_path: Path) -> None:
     assert "needs torch too" in (missing.error or "")
 
 
-def test_board_without_sftp_is_measured_and_left_clean(tmp_path: Path) -> None:
+def test_board_without_sftp_is_measured_and_left_clean(tmp_path: Path, small_onnx: Path) -> None:
     """OpenSSH ≥ 9's scp speaks sftp; a board without the subsystem is reached with scp -O, and its working folder
     is removed whether the copy works or not."""
-    artifact = export(small_vit(), "onnx", tmp_path / "onnx")
+    artifact = Artifact.open(small_onnx)  # conftest's, read only
     before = _board_leftovers()[1]
     with _running_sshd(tmp_path / "sshd", sftp=False) as (device, options):
         cfg = BenchConfig(threads=(1,), runs=5, min_seconds=0.0, device=device, ssh_options=options,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, export_shipped
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow  # a venv, a pip install and an export: about 20 s with pip's cache warm
 
@@ -44,10 +44,10 @@ def board_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
-@pytest.fixture(scope="module")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture
+def artifact(shipped_onnx: Path) -> Path:
     """The shipped model exported to ONNX with the full install, as a workstation would before copying it over."""
-    return export_shipped(tmp_path_factory.mktemp("workstation") / "fm-onnx")
+    return shipped_onnx  # conftest's, read only
 
 
 def board_cli(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
