@@ -14,14 +14,14 @@ from vit_edge.core.errors import ArtifactError, ConfigError
 
 __all__ = ["ModelRef", "ModelFacts", "REBUILDABLE_KINDS"]
 
-REBUILDABLE_KINDS = ("shipped", "checkpoint", "huggingface", "timm", "reference", "transreid")
+REBUILDABLE_KINDS = ("shipped", "checkpoint", "huggingface", "timm", "reference", "transreid", "depth-anything-v2")
 
 
 @dataclass(frozen=True)
 class ModelRef:
     """How to load an artifact's model again, and what it must hash to."""
 
-    kind: str  # shipped | checkpoint | huggingface | timm | reference | transreid | module
+    kind: str  # shipped | checkpoint | huggingface | timm | reference | transreid | depth-anything-v2 | module
     ident: str  # the name or path given to load_model
     weights_file: str | None
     weights_sha256: str | None
@@ -35,6 +35,7 @@ class ModelRef:
     num_classes: int = 1  # 0: an embedding (no head); a source without an architecture reads as a classifier
     output: str = "pooled"  # pooled | tokens | features | depth (a dense model's own output)
     layers: tuple[int, ...] = ()  # the blocks a dense output stacks (empty: the last block's)
+    max_depth: float | None = None  # a Depth Anything V2 checkpoint's metric range (its weights do not say it)
 
     @classmethod
     def from_manifest(cls, source: dict[str, Any], img_size: int | tuple[int, int]) -> "ModelRef":
@@ -53,7 +54,8 @@ class ModelRef:
                        camera=int(source.get("camera", 0)), view=int(source.get("view", 0)),
                        neck_feat=str(source.get("neck_feat", "after")),
                        num_classes=int(arch.get("num_classes", 1) or 0), output=str(arch.get("output", "pooled")),
-                       layers=tuple(int(index) for index in arch.get("layers") or ()))
+                       layers=tuple(int(index) for index in arch.get("layers") or ()),
+                       max_depth=None if source.get("max_depth") is None else float(source["max_depth"]))
         except (TypeError, ValueError) as exc:
             raise ArtifactError(f"the manifest's source is damaged: {exc}") from exc
 

@@ -41,7 +41,7 @@ def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
     reid = ReIDSelection(camera=ref.camera, view=ref.view, neck_feat=ref.neck_feat)
     own = ref.output not in OUTPUTS  # a dense model's own output (depth): what it returns as loaded
     loaded = load_model(name, weights=weights, img_size=ref.img_size, reid=reid, merge=ref.merge,
-                        output="pooled" if own else ref.output, layers=tuple(ref.layers))
+                        output="pooled" if own else ref.output, layers=tuple(ref.layers), max_depth=ref.max_depth)
     if loaded.weights_sha256 != ref.weights_sha256:
         raise ConfigError(f"the weights of {ref.ident} changed since the artifact was exported (sha256 differs)")
     model = loaded.model
