@@ -85,6 +85,9 @@ def _add_artifact_options(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     _add_data_options(p)
     _add_reid_options(p)
+    p.add_argument("--max-depth", type=values.positive_float, metavar="METRES",
+                   help="a metric Depth Anything V2 checkpoint in its authors' layout (.pth): the depth its sigmoid "
+                        "spans (20 for the Hypersim models, 80 for Virtual KITTI), which the weights do not hold")
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:

@@ -41,6 +41,7 @@ class ExportOptions:
     neck_feat: str = "after"  # TransReID's output: the BNNeck feature ("after") or the class token ("before")
     stride: int | None = None  # TransReID's MODEL.STRIDE_SIZE, where its weights alone cannot tell
     num_heads: int | None = None  # TransReID's head count, where its width alone cannot tell
+    max_depth: float | None = None  # a Depth Anything V2 checkpoint's metric range (sigmoid × it), not in its weights
     output: str = "pooled"  # "pooled" (logits or embedding), "tokens" (B, N, D patch tokens), "features" (B, D, H, W)
     layers: tuple[int, ...] = ()  # with a dense output: these blocks' tokens (negative from the end), stacked
     npu: str | None = None  # an Ethos-U configuration: Vela compiles the INT8 TFLite for it and estimates it

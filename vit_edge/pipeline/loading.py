@@ -23,7 +23,7 @@ def load(model: Any, weights: str | Path | None, random_init: bool, options: Exp
     reid = ReIDSelection(camera=options.camera, view=options.view, neck_feat=options.neck_feat, stride=options.stride,
                          num_heads=options.num_heads, img_size=options.img_size)
     return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid,
-                      merge=options.merge, output=options.output, layers=options.layers)
+                      merge=options.merge, output=options.output, layers=options.layers, max_depth=options.max_depth)
 
 
 def with_class_names(loaded: LoadedModel, reading: DataOptions) -> LoadedModel:
