@@ -27,6 +27,7 @@ class Measure(str, enum.Enum):
     ABS_REL = "AbsRel against FP32"  # mean |d - d_fp32| / d_fp32 over the pixels (depth)
     DELTA1 = "δ<1.25"  # share of pixels with max(d / d_fp32, d_fp32 / d) < 1.25 (depth)
     SQNR = "SQNR against FP32"  # 10·log10(signal power / error power), dB
+    DEPTH_TRUTH = "AbsRel and δ<1.25 against ground-truth depth"  # core/depth_metrics.truth_scores
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ OUTPUTS: dict[str, ModelOutput] = {
                             channels_first=True),
     # a prediction per pixel (Depth Anything's predicted_depth): cosine per image for parity, the depth measures
     "depth": ModelOutput("depth", "a depth map", frozenset({Measure.COSINE, Measure.ABS_REL, Measure.DELTA1,
-                                                             Measure.SQNR}), dense=True, pixel_map=True),
+                                                             Measure.SQNR, Measure.DEPTH_TRUTH}),
+                         dense=True, pixel_map=True),
 }
 
 
