@@ -134,8 +134,14 @@ def _depth_words(accuracy: dict[str, Any]) -> str:
         value = accuracy.get(key)
         return "n/a" if value is None else f"{100 * value:.2f}%"
 
-    return (f"depth against fp32 on the {accuracy.get('images', '?')} calibration images: AbsRel "
-            f"{percent('abs_rel')}, δ<1.25 {percent('delta1')}, SQNR {accuracy['sqnr_db']:.1f} dB")
+    words = (f"depth against fp32 on the {accuracy.get('images', '?')} calibration images: AbsRel "
+             f"{percent('abs_rel')}, δ<1.25 {percent('delta1')}, SQNR {accuracy['sqnr_db']:.1f} dB")
+    truth = accuracy.get("ground_truth")
+    if truth:  # --eval on a folder with depth maps
+        words += (f"; against ground truth ({truth['eval_data']}): AbsRel {100 * truth['fp32_abs_rel']:.2f}% → "
+                  f"{100 * truth['int8_abs_rel']:.2f}%, δ<1.25 {100 * truth['fp32_delta1']:.2f}% → "
+                  f"{100 * truth['int8_delta1']:.2f}%")
+    return words
 
 
 def _unlabelled_words(accuracy: dict[str, Any]) -> str:

@@ -93,6 +93,7 @@ class ModelFacts:
     global_pool: str
     num_classes: int
     reid: tuple[int, int, str] | None  # (camera, view, neck feature) for a TransReID checkpoint
+    metric_depth: bool = False  # a depth model whose output is metres (else disparity up to scale and shift)
 
     @classmethod
     def from_manifest(cls, source: dict[str, Any], img_size: int | tuple[int, int]) -> "ModelFacts":
@@ -105,7 +106,8 @@ class ModelFacts:
                        output_shape=tuple(int(n) for n in source.get("output_shape") or ()), layers=ref.layers,
                        depth_loaded=None if depth is None else int(depth),
                        global_pool=str(arch.get("global_pool", "?")), num_classes=ref.num_classes,
-                       reid=(ref.camera, ref.view, ref.neck_feat) if ref.kind == "transreid" else None)
+                       reid=(ref.camera, ref.view, ref.neck_feat) if ref.kind == "transreid" else None,
+                       metric_depth=bool((arch.get("head") or {}).get("metric", False)))
         except (TypeError, ValueError) as exc:
             raise ArtifactError(f"the manifest's source is damaged: {exc}") from exc
 

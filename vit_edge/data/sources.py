@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 
 from vit_edge.core.errors import DataError
+from vit_edge.data.depth_truth import DEPTH_DIR, DEPTH_LAYOUT, IMAGES_DIR, is_depth_folder
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -39,6 +40,7 @@ class DataOptions:
     class_names: str | None = None  # a file of the model's class names, one a line in output order
     skip_unreadable: bool = False  # leave out (and count) files that cannot be decoded, instead of stopping
     max_image_pixels: int | None = None  # raise Pillow's decompression-bomb limit for really large photos
+    depth_scale: float = 1000.0  # ground-truth depth PNGs: integers per metre (1000: millimetres; KITTI 256)
 
     def __post_init__(self) -> None:
         if not isinstance(self.skip_unreadable, bool):
@@ -46,6 +48,9 @@ class DataOptions:
         if self.max_image_pixels is not None and (not isinstance(self.max_image_pixels, int)
                                                   or self.max_image_pixels < 1):
             raise DataError(f"max_image_pixels must be a positive integer, not {self.max_image_pixels!r}")
+        if (isinstance(self.depth_scale, bool) or not isinstance(self.depth_scale, (int, float))
+                or not 0 < self.depth_scale < float("inf")):
+            raise DataError(f"depth_scale must be a positive number of PNG units per metre, not {self.depth_scale!r}")
 
     def model_names(self, default: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
         """The class names to match labels against, and where they came from."""
@@ -316,6 +321,12 @@ def _scan_folder(root: Path, options: DataOptions) -> FileImages:
     except OSError as exc:
         raise DataError(f"cannot read folder {root}: {exc.strerror or exc}") from exc
     seen: set[tuple[int, int]] = set()
+    if is_depth_folder(root):  # images/ + depth/: the photos, their ground truth beside them (data/depth_truth.py)
+        photos = _image_files(root / IMAGES_DIR, seen)
+        if not photos:
+            raise DataError(f"no images in {root / IMAGES_DIR}; a depth folder holds the photos in {IMAGES_DIR}/ and "
+                            f"their depth maps in {DEPTH_DIR}/")
+        return _files(root, DEPTH_LAYOUT, None, None, tuple(photos), options)
     loose = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
     classes = {p.name: _image_files(p, seen) for p in entries if p.is_dir()}
     classes = {name: files for name, files in classes.items() if files}

@@ -2,6 +2,7 @@
 lower for the target), both ending in `write_artifact`. `tune` calls these once per candidate on one loaded model."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -16,6 +17,7 @@ from vit_edge.runtime.artifact import Artifact
 
 if TYPE_CHECKING:
     from vit_edge.data.datasets import ImageData, LabelledImages
+    from vit_edge.data.depth_truth import DepthEval
     from vit_edge.data.sources import DataOptions
     from vit_edge.exporters.base import Exporter
     from vit_edge.quantization.qat import QatTraining
@@ -71,10 +73,12 @@ def quantize_loaded(loaded: LoadedModel, to: Destination, request: Int8Request,
     """The INT8 artifact; None on torchrun ranks other than 0 (rank 0 writes)."""
     _check_measures(loaded.model.cfg.model_output, request)
     loaded = with_class_names(loaded, to.reading)
-    evaluation = images_for(loaded, request.eval_data, to.reading, labelled=True, limit=request.eval_limit, log=log)
+    truth = _depth_truth(loaded, request, to, log)
+    evaluation = None if truth is not None else images_for(loaded, request.eval_data, to.reading, labelled=True,
+                                                           limit=request.eval_limit, log=log)
     if to.options.merge:
         check_merge_budget(loaded, evaluation, request.recipe.max_drop, log)
-    summary, quantized = _quantized(loaded, request, to, evaluation, log)
+    summary, quantized = _quantized(loaded, request, to, evaluation, log, truth)
     if quantized is None:
         return None
     return write_artifact(to.exporter, quantized, loaded.spec, loaded.source, to.options, to.out_dir, evaluation, log,
@@ -87,17 +91,32 @@ def _check_measures(output: ModelOutput, request: Int8Request) -> None:
         output.require(Measure.TOP1, "QAT (--method qat), which trains on labels,", "use --method ptq")
     if request.recipe.max_drop is not None:
         output.require(Measure.TOP1, "--max-drop, a budget in top-1 points,", "leave --max-drop out")
-    if request.eval_data is not None:
+    if request.eval_data is not None and not output.supports(Measure.DEPTH_TRUTH):  # a depth map: ground truth
         output.require(Measure.TOP1, "--eval", "leave --eval out")
 
 
+def _depth_truth(loaded: LoadedModel, request: Int8Request, to: Destination,
+                 log: Callable[[str], None]) -> DepthEval | None:
+    """With --eval on a depth model: its images and ground-truth depth at the model's input (a folder of images/ and
+    depth/, each map checked by data/depth_truth.check_depth); None otherwise."""
+    from vit_edge.data.depth_truth import load_depth_eval
+
+    if request.eval_data is None or not loaded.model.cfg.model_output.supports(Measure.DEPTH_TRUTH):
+        return None
+    if not isinstance(request.eval_data, (str, os.PathLike)):
+        raise ConfigError("--eval on a depth model reads a folder of images/ and depth/ (ground truth); give its path")
+    truth = load_depth_eval(request.eval_data, loaded.spec, to.reading, request.eval_limit, log)
+    log(f"ground truth: {truth.describe()}")
+    return truth
+
+
 def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evaluation: LabelledImages | None,
-               log: Callable[[str], None]) -> tuple[dict[str, Any], Any]:
+               log: Callable[[str], None], truth: DepthEval | None = None) -> tuple[dict[str, Any], Any]:
     """Calibrate, quantize (PTQ within the budget, or QAT), lower for the target: (the manifest's summary, the
     INT8 model to convert); the model is None on torchrun ranks other than 0."""
     from vit_edge.models.dense_heads import DenseModel
     from vit_edge.quantization.calibration import load_calibration
-    from vit_edge.quantization.dense import quantize_dense, scope_summary
+    from vit_edge.quantization.dense import quantize_dense, scope_summary, truth_metrics
     from vit_edge.quantization.pipeline import evaluate_on, quantize_with_budget
     from vit_edge.quantization.qat_run import run_qat
 
@@ -113,6 +132,8 @@ def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evalu
                               "ViT blocks only; quantize for --target tflite without --npu")
         quant, metrics = quantize_dense(loaded.model, recipe, calibration.batch, log, lower)
         extra = scope_summary(loaded.model)
+        if truth is not None:
+            metrics = {**metrics, "ground_truth": truth_metrics(loaded.model, quant, truth, loaded.spec, log)}
     elif request.qat is None:
         quant, metrics = quantize_with_budget(loaded.vit, recipe, calibration.batch, evaluation, loaded.spec, log,
                                               lower=lower, reference=reference,
@@ -135,8 +156,9 @@ def _named_as_measured(metrics: dict[str, Any], evaluation: LabelledImages | Non
     if evaluation is not None:
         return {**metrics, "eval_data": evaluation.describe()}
     if "abs_rel" in metrics:  # a depth map's measures, against FP32 on the calibration images
+        truth = "ground_truth: against the --eval depth maps" if "ground_truth" in metrics else "no ground truth"
         return {**metrics, "measured_on": f"{metrics['images']} calibration images of {calibration_source} "
-                                          "(against the FP32 model, no ground truth)"}
+                                          f"(against the FP32 model; {truth})"}
     if "drop" not in metrics:  # a cosine (tokens, embeddings) names itself
         return metrics
     renamed = {{"drop": "disagreement", "merge_drop": "merge_disagreement"}.get(key, key): value

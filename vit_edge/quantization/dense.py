@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
-from typing import Any, Callable, cast
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 import numpy as np
 from torch import nn
@@ -23,7 +23,11 @@ from vit_edge.quantization.pipeline import evaluate
 from vit_edge.quantization.ptq import QuantizedViT, fingerprint, quantize_model
 from vit_edge.quantization.recipe import Recipe
 
-__all__ = ["INT8_SCOPE", "quantize_dense", "float_ops", "scope_summary"]
+if TYPE_CHECKING:
+    from vit_edge.core.types import InputSpec
+    from vit_edge.data.depth_truth import DepthEval
+
+__all__ = ["INT8_SCOPE", "quantize_dense", "float_ops", "scope_summary", "truth_metrics"]
 
 INT8_SCOPE = "the encoder's matmuls (as for any ViT); the neck's and head's convolutions and resizes run in float"
 
@@ -65,3 +69,25 @@ def quantize_dense(model: DenseModel, recipe: Recipe, calib: np.ndarray,
 
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def truth_metrics(model: DenseModel, quant: QuantizedViT, truth: DepthEval, spec: InputSpec,
+                  log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """AbsRel and δ<1.25 of the float and the INT8 model against ground-truth depth (core/depth_metrics.truth_scores:
+    a relative model's disparity aligned per image by least-squares scale and shift, a metric model's metres as
+    they are)."""
+    from vit_edge.core.depth_metrics import truth_scores
+    from vit_edge.data.preprocess import preprocess_uint8
+    from vit_edge.reading.torch_session import torch_runner
+    from vit_edge.runtime.accuracy import run_batched
+
+    batch = preprocess_uint8(truth.images, spec)
+    relative = not model.cfg.head.metric
+    scores = {name: truth_scores(run_batched(torch_runner(module), batch, what=f"scoring {name}"), truth.depth,
+                                 relative)
+              for name, module in (("fp32", model), ("int8", quant.model))}
+    log(f"against ground truth on {truth.describe()}: AbsRel {_percent(scores['fp32'].abs_rel)} (fp32) → "
+        f"{_percent(scores['int8'].abs_rel)} (int8), δ<1.25 {_percent(scores['fp32'].delta1)} → "
+        f"{_percent(scores['int8'].delta1)}")
+    return {"eval_data": truth.describe(), "alignment": scores["fp32"].alignment,
+            **{f"{name}_{key}": getattr(score, key) for name, score in scores.items() for key in ("abs_rel", "delta1")}}
