@@ -21,11 +21,12 @@ import numpy as np
 from vit_edge.benchmarking.devices import LocalDevice, SshDevice, parse_device
 from vit_edge.benchmarking.record import BenchRecord
 from vit_edge.core.artifact import MANIFEST_NAME, Manifest, read_manifest
-from vit_edge.core.depth_metrics import depth_scores, depth_verdict
+from vit_edge.core.depth_metrics import depth_scores, depth_verdict, truth_scores
 from vit_edge.core.errors import ArtifactError, ConfigError, DiskFullError, VitEdgeError
 from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.output_kinds import Measure
 from vit_edge.core.outputs import replace_file, reserved_array, save_array, scratch_folder, write_atomically
+from vit_edge.data.depth_truth import DepthFiles, check_depth_files, depth_files, prepared_depth
 from vit_edge.data.sources import DataOptions, ImageSource
 from vit_edge.runtime.measure import MeasureConfig, RunSettings, config_to_json
 from vit_edge.runtime.runner import RESULT_PREFIX
@@ -186,6 +187,7 @@ class EvalData:
     labels: Path | None
     labels_from: str
     skipped: int
+    depth: Path | None = None  # ground-truth depth at the input ((N, H, W) metres), for a depth artifact
 
     def report(self) -> dict[str, Any]:
         return {"eval_labels": self.labels_from or "none (agreement only)", "eval_skipped": self.skipped}
@@ -226,8 +228,12 @@ class EvalFiles:
 
         self.cfg, self.workdir, self.progress = cfg, workdir, progress
         self.source: ImageSource | None = None
+        self.truth: DepthFiles | None = None
         if cfg.data is not None:
             self.source = open_images(cfg.data, cfg.data_options).take(cfg.eval_limit)
+            self.truth = depth_files(self.source, cfg.data_options)
+            if self.truth is not None:  # every map checked before anything is measured: a bad one stops here
+                check_depth_files(self.truth, self.source)
         self._made: dict[str, EvalData] = {}
         self.manifests = Manifests()
 
@@ -249,10 +255,14 @@ class EvalFiles:
         labels = self._labels(manifest)
         spec = manifest.input_spec  # what decides the prepared pixels; layout and class names do not
         key = json.dumps([spec.height, spec.width, spec.channels, spec.interpolation, spec.crop_pct, spec.crop_mode,
-                          spec.crop_offset, None if labels is None else hashlib.sha256(labels.labels).hexdigest()])
+                          spec.crop_offset, None if labels is None else hashlib.sha256(labels.labels).hexdigest(),
+                          self._scores_depth(manifest)])
         if key not in self._made:
             self._made[key] = self._write(manifest, labels, len(self._made))
         return self._made[key]
+
+    def _scores_depth(self, manifest: Manifest) -> bool:
+        return self.truth is not None and manifest.output.supports(Measure.DEPTH_TRUTH)
 
     def _write(self, manifest: Manifest, labels: Any, number: int) -> EvalData:
         from vit_edge.data.sources import fill_images
@@ -274,7 +284,15 @@ class EvalFiles:
         if labels is not None:
             labels_path = self.workdir / f"eval{number}-labels.npy"
             save_array(labels_path, labels.labels[indices])
-        return EvalData(images_path, labels_path, labels.how if labels is not None else "", len(source) - count)
+        depth_path = None
+        if self.truth is not None and self._scores_depth(manifest):
+            depth_path = self.workdir / f"eval{number}-depth.npy"
+            depth = reserved_array(depth_path, np.float32, (count, spec.height, spec.width))
+            prepared_depth(self.truth, source, indices, spec, out=depth)
+            depth.flush()
+            del depth
+        return EvalData(images_path, labels_path, labels.how if labels is not None else "", len(source) - count,
+                        depth_path)
 
 
 def _truncate_npy(path: Path, count: int, shape: tuple[int, ...]) -> None:
@@ -406,7 +424,23 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
             records.append(_record(path, manifest, cfg, threads, batch, result))
     if data is not None and logits_file.is_file():
         _add_agreement(records, cfg, executor, files, workdir, manifest, path, logits_file, progress)
+        if data.depth is not None:
+            _add_truth(records, manifest, np.load(logits_file), np.load(data.depth, mmap_mode="r"))
     return records
+
+
+def _add_truth(records: list[BenchRecord], manifest: Manifest, depth: np.ndarray, truth: np.ndarray) -> None:
+    """AbsRel and δ<1.25 of the artifact's depth against the ground truth (a relative model aligned per image by
+    least-squares scale and shift on disparity: core/depth_metrics.truth_scores); a task measure, not a pass/fail."""
+    try:
+        scores = truth_scores(depth, truth, relative=not manifest.model_facts.metric_depth)
+    except VitEdgeError as exc:
+        found: dict[str, Any] = {"depth_truth_error": str(exc)}
+    else:
+        found = {f"depth_truth_{key}": value for key, value in scores.to_json().items()}
+    for record in records:
+        if record.ok:
+            record.update(found)
 
 
 def _add_agreement(records: list[BenchRecord], cfg: BenchConfig, executor: Any, files: EvalFiles, workdir: Path,
