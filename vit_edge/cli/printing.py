@@ -110,8 +110,8 @@ def quantize_line(path: Path, manifest: Manifest) -> str:
     q = manifest.quantization or {}
     accuracy = q.get("accuracy", {})
     line = _matmul_counts(q)
-    if q.get("float_ops"):  # a dense model: the neck's and head's convolutions stay float in this step
-        line += f", {len(q['float_ops'])} neck/head convolutions float"
+    if "float_ops" in q:  # a dense model: its neck's and head's convolutions, INT8 where the budget held
+        line += f", {len(q.get('int8_convs', []))} neck/head convolutions INT8, {len(q['float_ops'])} float"
     if accuracy.get("budget_met_in_runtime") is False:
         line += (f"; the budget of {q['recipe']['max_drop']} pt holds in PyTorch's simulation (drop "
                  f"{accuracy['drop_simulated']:.2f} pt) but not as {accuracy['int8_top1_measured_in']} scores the file "

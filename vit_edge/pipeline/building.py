@@ -91,6 +91,9 @@ def _check_measures(output: ModelOutput, request: Int8Request) -> None:
         output.require(Measure.TOP1, "QAT (--method qat), which trains on labels,", "use --method ptq")
     if request.recipe.max_drop is not None:
         output.require(Measure.TOP1, "--max-drop, a budget in top-1 points,", "leave --max-drop out")
+    if request.recipe.max_abs_rel is not None and not output.supports(Measure.ABS_REL):
+        raise ConfigError(f"--max-abs-rel is a budget in AbsRel against FP32, a depth map's measure; this model "
+                          f"returns {output.words}: leave it out (--max-drop is a classifier's budget)")
     if request.eval_data is not None and not output.supports(Measure.DEPTH_TRUTH):  # a depth map: ground truth
         output.require(Measure.TOP1, "--eval", "leave --eval out")
 
@@ -116,7 +119,7 @@ def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evalu
     INT8 model to convert); the model is None on torchrun ranks other than 0."""
     from vit_edge.models.dense_heads import DenseModel
     from vit_edge.quantization.calibration import load_calibration
-    from vit_edge.quantization.dense import quantize_dense, scope_summary, truth_metrics
+    from vit_edge.quantization.dense import quantize_dense, truth_metrics
     from vit_edge.quantization.pipeline import evaluate_on, quantize_with_budget
     from vit_edge.quantization.qat_run import run_qat
 
@@ -130,8 +133,7 @@ def _quantized(loaded: LoadedModel, request: Int8Request, to: Destination, evalu
         if to.options.npu is not None:
             raise ConfigError("--npu is not built yet for a dense model (Depth Anything): its integer graph covers "
                               "ViT blocks only; quantize for --target tflite without --npu")
-        quant, metrics = quantize_dense(loaded.model, recipe, calibration.batch, log, lower)
-        extra = scope_summary(loaded.model)
+        quant, metrics, extra = quantize_dense(loaded.model, recipe, calibration.batch, log, lower)
         if truth is not None:
             metrics = {**metrics, "ground_truth": truth_metrics(loaded.model, quant, truth, loaded.spec, log)}
     elif request.qat is None:
