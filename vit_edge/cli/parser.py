@@ -175,6 +175,10 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--max-drop", type=values.non_negative_float,
                    help="top-1 budget in points on the labelled --eval data (token merging included); the ops "
                         "that cost most get INT16 activations where the target has them, then stay float")
+    p.add_argument("--max-abs-rel", type=values.non_negative_float, metavar="PERCENT",
+                   help="a depth model's budget: AbsRel against FP32 on the calibration images, in percent "
+                        "(default 1); its neck's and head's convolutions and the encoder's matmuls go back to float, "
+                        "lowest SQNR first, until it holds")
     p.add_argument("--eval", dest="eval_data", help="labelled images for accuracy before/after and the budget: "
                                                     "DIR/class/*.jpg, a list file, a labelled .npz, or a dataset name; "
                                                     "for a depth model DIR/images/* with DIR/depth/* (ground truth)")
