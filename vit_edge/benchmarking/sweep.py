@@ -334,7 +334,7 @@ def failed_records(artifacts: list[str], cfg: BenchConfig, exc: Exception) -> li
 def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) -> dict[str, Any]:
     """Agreement with the reference, held to the tolerance of the artifact's precision (fp32 < fp16 < int8):
     outside it the row's status becomes 'mismatch'."""
-    from vit_edge.core.parity import agreement_words, judge  # numpy only
+    from vit_edge.core.parity import agreement_words, cosine_words, judge  # numpy only
 
     if logits.shape != reference.shape:
         return {"status": "mismatch", "error": f"output shape {logits.shape[1:]} differs from the reference's "
@@ -343,10 +343,13 @@ def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) ->
     agreement = verdict["top1_agreement"]  # None where the output has no classes (tokens, embeddings)
     found: dict[str, Any] = {"agreement_top1": None if agreement is None else 100 * agreement,
                              "agreement_cosine": verdict["mean_cosine"]}
+    if "min_token_cosine" in verdict:  # tokens, feature maps: judged per image; the worst token held to a floor
+        found.update(agreement_min_image_cosine=verdict["min_cosine"],
+                     agreement_min_token_cosine=verdict["min_token_cosine"])
     if not verdict["passed"]:
         found.update(status="mismatch", error=(
-            f"disagrees with the reference beyond {manifest.precision.value} tolerance: min cosine "
-            f"{verdict['min_cosine']:.5f} (need ≥ {verdict['tolerance_min_cosine']}){agreement_words(verdict)}"))
+            f"disagrees with the reference beyond {manifest.precision.value} tolerance: {cosine_words(verdict)}"
+            f"{agreement_words(verdict)}"))
     elif manifest.output.supports(Measure.ABS_REL):  # a depth map: its own measures, held to AbsRel ≤ 2 %
         scores = depth_scores(logits, reference)
         found.update({f"depth_{key}": value for key, value in scores.to_json().items()})

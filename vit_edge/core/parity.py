@@ -13,6 +13,12 @@ Tolerances per precision, and why:
 - an embedding (an encoder without a head: DINOv2, SigLIP, CLIP, re-ID), patch tokens or a feature map is judged
   by cosine alone (core/output_kinds.py): the index of its largest component means nothing, so no top-1 agreement
   is computed for it at all.
+- patch tokens and feature maps are judged per image, as a depth map is: each image's mean token cosine against the
+  tolerance, and its worst token against a floor five times as far from 1 (INT8: 0.90). The tolerance as a minimum
+  over every token of every image was a test of the noise's tail, not of the artifact: a correct INT8 ViT-Ti's
+  tokens reached 0.963 on one token of 1,568 (all images' means ≥ 0.99) and bench called it a mismatch. The floor
+  keeps a token that is really wrong (a broken kernel at the border, a garbage row) a failure even where its image's
+  mean hides it; `min_token_cosine` reports the worst token either way.
 """
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ from vit_edge.core.errors import ParityError
 from vit_edge.core.output_kinds import OUTPUTS, Measure, ModelOutput
 from vit_edge.core.types import Precision
 
-__all__ = ["Tolerance", "TOLERANCES", "agreement_words", "compare_logits", "judge", "check_parity"]
+__all__ = ["Tolerance", "TOLERANCES", "TOKEN_FLOOR_FACTOR", "agreement_words", "cosine_words", "compare_logits",
+           "judge", "check_parity"]
 
 LOGITS = OUTPUTS["logits"]
 
@@ -40,6 +47,13 @@ class Tolerance:
     def near_ties_may_flip(self) -> bool:
         return self.near_tie_noise is not None
 
+    @property
+    def token_floor(self) -> float:
+        """The least cosine one token of a dense output may have (its image's mean is held to `min_cosine`)."""
+        return round(1.0 - TOKEN_FLOOR_FACTOR * (1.0 - self.min_cosine), 9)
+
+
+TOKEN_FLOOR_FACTOR = 5.0  # a dense output's worst token may be this many times as far from 1 as the tolerance
 
 # Measured on the shipped model's 10,000 test images against FP32: INT8 flips reach 2.6 (ONNX) and 3.6 (TFLite)
 # times the sample's RMS difference; a sample whose winner collapses (a broken kernel) stands far beyond.
@@ -74,15 +88,19 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOu
     diff = np.abs(reference - candidate)
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
     cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
+    tokens = int(reference.shape[0]) // max(samples, 1)
+    per_image = cosine.reshape(samples, tokens).mean(axis=1) if samples and tokens else cosine
     found: dict[str, Any] = {
         "samples": samples,
-        "tokens_per_sample": int(reference.shape[0]) // max(samples, 1),
+        "tokens_per_sample": tokens,
         "max_abs_diff": float(diff.max()),
         "mean_abs_diff": float(diff.mean()),
-        "min_cosine": float(cosine.min()),
+        "min_cosine": float(per_image.min()),  # per image: its tokens' mean, where it has several
         "mean_cosine": float(cosine.mean()),
         "top1_agreement": None, "top1_disagreements": 0, "flip_margins_in_noise": [],
     }
+    if tokens > 1:
+        found["min_token_cosine"] = float(cosine.min())
     if output.supports(Measure.AGREEMENT):
         found.update(_agreement(reference, candidate, diff))
     return found
@@ -101,15 +119,32 @@ def _agreement(reference: np.ndarray, candidate: np.ndarray, diff: np.ndarray) -
 
 def judge(reference: np.ndarray, candidate: np.ndarray, precision: Precision,
           output: ModelOutput = LOGITS) -> dict[str, Any]:
-    """compare_logits plus the verdict for `precision` ('passed'), without raising (numpy only: boards use it)."""
+    """compare_logits plus the verdict for `precision` ('passed'), without raising (numpy only: boards use it).
+    A dense output with several tokens an image is judged per image: `min_cosine` is the worst image's mean token
+    cosine, and its worst token must reach the tolerance's floor."""
     result = compare_logits(reference, candidate, output)
     tolerance = TOLERANCES[precision]
     limit = tolerance.near_tie_noise if tolerance.near_tie_noise is not None else -1.0
     flips = sum(1 for ratio in result["flip_margins_in_noise"] if ratio > limit)
+    tokens_ok = True
+    if "min_token_cosine" in result:
+        result["token_cosine_floor"] = tolerance.token_floor
+        tokens_ok = result["min_token_cosine"] >= tolerance.token_floor
     result.update(tolerance_min_cosine=tolerance.min_cosine, near_ties_may_flip=tolerance.near_ties_may_flip,
                   disagreements_beyond_near_ties=flips, output=output.name,
-                  passed=result["min_cosine"] >= tolerance.min_cosine and flips == 0)
+                  passed=result["min_cosine"] >= tolerance.min_cosine and flips == 0 and tokens_ok)
     return result
+
+
+def cosine_words(result: dict[str, Any]) -> str:
+    """'min cosine 0.97 (need ≥ 0.98)', and for a dense output judged per image what its mean and its worst token
+    met: the words every parity failure uses."""
+    need = result.get("tolerance_min_cosine")
+    words = "worst image's mean token cosine" if "min_token_cosine" in result else "min cosine"
+    text = f"{words} {result['min_cosine']:.5f}" + (f" (need ≥ {need})" if need is not None else "")
+    if "min_token_cosine" in result:
+        text += f", worst token {result['min_token_cosine']:.5f} (floor {result.get('token_cosine_floor', '?')})"
+    return text
 
 
 def agreement_words(result: dict[str, Any], digits: int = 1) -> str:
@@ -122,11 +157,9 @@ def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: Precis
                  output: ModelOutput = LOGITS) -> dict[str, Any]:
     """Compare and judge; raises ParityError with the numbers when the artifact is outside tolerance."""
     result = judge(reference, candidate, precision, output)
-    tolerance = TOLERANCES[precision]
     if not result["passed"]:
         raise ParityError(
-            f"{label} does not match PyTorch: min cosine {result['min_cosine']:.6f} (need ≥ {tolerance.min_cosine})"
-            f"{agreement_words(result)}, max abs diff {result['max_abs_diff']:.3g}; pass --no-verify to keep it "
-            "anyway"
+            f"{label} does not match PyTorch: {cosine_words(result)}{agreement_words(result)}, max abs diff "
+            f"{result['max_abs_diff']:.3g}; pass --no-verify to keep it anyway"
         )
     return result

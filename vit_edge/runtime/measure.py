@@ -192,7 +192,7 @@ def measure(cfg: MeasureConfig) -> dict[str, Any]:
 def _numerics_gate(root: Path, manifest: Any, session: Session, cfg: MeasureConfig) -> dict[str, Any]:
     """Re-run the inputs whose PyTorch outputs the artifact carries; a device that computes other numbers (a
     broken kernel, an emulator's CPU model) gets status 'mismatch' instead of 'ok'."""
-    from vit_edge.core.parity import agreement_words, judge
+    from vit_edge.core.parity import agreement_words, cosine_words, judge
 
     file = root / NUMERICS_CHECK
     if not cfg.check_numerics or not file.is_file():
@@ -202,13 +202,14 @@ def _numerics_gate(root: Path, manifest: Any, session: Session, cfg: MeasureConf
     got = np.concatenate([session.run_any(inputs[i : i + 1]) for i in range(len(inputs))])
     precision = _precision_that_ran(str(session.info().get("precision", "")), manifest.precision)
     verdict = judge(expected, got, precision, manifest.output)
-    check = {k: verdict[k] for k in ("samples", "min_cosine", "top1_agreement", "max_abs_diff", "passed")}
+    check = {k: verdict[k] for k in ("samples", "min_cosine", "min_token_cosine", "top1_agreement", "max_abs_diff",
+                                     "passed") if k in verdict}
     if verdict["passed"]:
         return {"numerics_check": check}
     return {"numerics_check": check, "status": "mismatch",
-            "error": f"this device computes other numbers than PyTorch: min cosine {verdict['min_cosine']:.5f} "
-                     f"(need ≥ {verdict['tolerance_min_cosine']} for {precision.value})"
-                     f"{agreement_words(verdict, 0)} on the artifact's {verdict['samples']} check inputs"}
+            "error": f"this device computes other numbers than PyTorch: {cosine_words(verdict)} for "
+                     f"{precision.value}{agreement_words(verdict, 0)} on the artifact's {verdict['samples']} check "
+                     "inputs"}
 
 
 def _precision_that_ran(ran: str, exported: Precision) -> Precision:
