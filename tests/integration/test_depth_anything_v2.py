@@ -289,6 +289,7 @@ def test_cli_exports_their_checkpoint_and_bench_rebuilds_it(tmp_path: Path) -> N
     assert manifest["source"]["max_depth"] == 80.0 and manifest["parity"]["output"] == "depth"
     x = torch.randn(2, 3, 56, 56)
     assert relative_difference(Artifact.open(out).run(x.numpy()), _theirs(theirs, x)) < 1e-4
+    assert Artifact.open(out).manifest.model_facts.metric_depth  # ground truth is compared in metres, unaligned
     (tmp_path / "images").mkdir()
     for index, image in enumerate(smooth_images(3, 56, 3)):
         Image.fromarray(image).save(tmp_path / "images" / f"{index}.png")
@@ -322,6 +323,9 @@ def test_what_it_cannot_read_is_refused_in_one_line(tmp_path: Path) -> None:
         torch.save(hostile, tmp_path / f"{name}.pth")
         assert_user_error(run_cli("export", str(tmp_path / f"{name}.pth"), "--target", "onnx", "--out",
                                   str(tmp_path / name)), words)
+    v1 = _save(their_model(), tmp_path / "depth_anything_vits14.pth")  # V1's release: same names, other blocks
+    with pytest.raises(UnsupportedModelError, match="Depth Anything V1 checkpoint"):
+        load_model(v1)
     plain = _save(their_model(), tmp_path / "depth_anything_v2_vits.pth")
     with pytest.raises(ConfigError, match="multiple of the patch size 14"):
         load_model(plain, img_size=60)

@@ -21,6 +21,7 @@ What their code does, and where it is here (depth_anything_v2/dpt.py, dinov2.py,
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,10 @@ def _check_variant(path: Path, tensors: dict[str, torch.Tensor], max_depth: floa
                                     "Depth Anything V2 as released, without them")
     if f"{_ENCODER}register_tokens" in tensors:
         raise UnsupportedModelError(f"{path} has register tokens, which Depth Anything V2's encoders do not have")
+    if re.fullmatch(r"depth_anything_vit[a-z]14\.pth", path.name.lower()):
+        raise UnsupportedModelError(f"{path.name} looks like a Depth Anything V1 checkpoint: its authors' layout has "
+                                    "V2's names but reads the last four blocks; load V1 from its transformers folder "
+                                    "(LiheYoung/depth-anything-small-hf and the like)")
     if max_depth is None and "metric" in path.name.lower():
         raise ConfigError(f"{path.name} looks like a metric Depth Anything V2 checkpoint, whose head ends in "
                           "sigmoid × max_depth, which the weights do not hold: give --max-depth (20 for the Hypersim "
