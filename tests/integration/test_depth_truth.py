@@ -119,7 +119,7 @@ CASES = {  # name: (what is done to depth/ or images/, the words)
     "8bit": (lambda f: Image.fromarray(np.full((56, 56), 9, np.uint8)).save(f / "depth" / "02.png"),
              "is an 8-bit PNG"),
     "rgb": (lambda f: Image.fromarray(np.zeros((56, 56, 3), np.uint8) + 9).save(f / "depth" / "02.png"),
-            "is a RGB (colour) PNG"),
+            "is a colour (RGB) PNG"),
     "nan": (lambda f: np.save(f / "depth" / "01.npy", np.full((56, 56), np.nan, np.float32)), "NaN or infinite"),
     "negative": (lambda f: np.save(f / "depth" / "01.npy", -np.ones((56, 56), np.float32)), "negative depths"),
     "zero": (lambda f: Image.fromarray(np.zeros((56, 56), np.uint16)).save(f / "depth" / "02.png"), "is all zero"),

@@ -124,7 +124,7 @@ def _read_png(path: Path) -> np.ndarray:
                 return np.asarray(image, dtype=np.float64)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot read depth map {path}: {exc}") from exc
-    kind = "an 8-bit" if mode in ("L", "P", "1") else f"a {mode} (colour)" if mode != "F" else "a float"
+    kind = "an 8-bit" if mode in ("L", "P", "1") else f"a colour ({mode})" if mode != "F" else "a float"
     raise DataError(f"depth map {path} is {kind} PNG; depth PNGs are 16-bit, one channel (integers, "
                     "--depth-scale of them a metre), or give a float .npy")
 
