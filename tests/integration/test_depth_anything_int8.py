@@ -1,13 +1,15 @@
-"""INT8 of Depth Anything (#37, step 2): the encoder's matmuls INT8 by the ViT recipe, the neck and head float; the
-manifest, the CLI line and bench --reference pytorch carry the depth measures against FP32 (AbsRel, δ<1.25, SQNR),
-never a top-1; the file holds parity with the INT8 simulation in each target's runtime; --eval, --max-drop and QAT
-are refused in one line.
+"""INT8 of Depth Anything (#37): the encoder's matmuls INT8 by the ViT recipe and the neck's and head's convolutions
+INT8 where the default AbsRel budget (1 %) holds; the manifest, the CLI line and bench --reference pytorch carry the
+depth measures against FP32 (AbsRel, δ<1.25, SQNR), never a top-1; the file holds parity with the INT8 simulation in
+each target's runtime; --max-drop and QAT are refused in one line, and --eval on a folder without depth maps
+(test_depth_truth.py has the ground-truth scoring, test_depth_head_int8.py the budget's choices).
 
-The bound: the issue asks AbsRel within 2 % of FP32. On this tiny random-init model (4 blocks of width 32, 56 px,
-8 smooth synthetic calibration images) the INT8 simulation measures AbsRel 0.26 % (ONNX, OpenVINO), 0.30 % (TFLite)
-and 0.33 % (ExecuTorch), δ<1.25 ≥ 99.9 %, SQNR 58–61 dB; the tests assert the issue's 2 %, δ ≥ 98 % and SQNR ≥ 30 dB,
-and that the file run in its runtime scores within 0.5 pt AbsRel of what the manifest says. A trained model's outlier
-activations are harder than these random weights; these numbers say nothing about it.
+The bound: the issue asks AbsRel within 2 % of FP32; the default budget holds the simulation to 1 %. On this tiny
+random-init model (4 blocks of width 32, 56 px, 8 smooth synthetic calibration images) the encoder alone INT8 measured
+AbsRel 0.26–0.33 %; with the convolutions the budget keeps 18–20 of 26 INT8 and the simulation measures 0.77–0.99 %,
+the files 0.99–1.05 % (ONNX, OpenVINO, TFLite). The tests assert the budget, δ ≥ 98 % and SQNR ≥ 30 dB, and that the
+file run in its runtime scores within 0.5 pt AbsRel of what the manifest says. A trained model's outlier activations
+are harder than these random weights; these numbers say nothing about it.
 """
 from __future__ import annotations
 
@@ -53,10 +55,12 @@ def _depth_checks(artifact: Artifact, hf: torch.nn.Module, calib: Path) -> Depth
     accuracy = quantization.accuracy.depth
     assert quantization.accuracy.int8_top1 is None and quantization.accuracy.agreement_top1 is None  # no top-1
     assert accuracy is not None and accuracy.abs_rel is not None and accuracy.delta1 is not None
-    assert 0 < accuracy.abs_rel < 0.02 and accuracy.delta1 >= 0.98 and accuracy.sqnr_db >= 30
+    assert 0 < accuracy.abs_rel <= 0.01 and accuracy.delta1 >= 0.98 and accuracy.sqnr_db >= 30  # 1 %: the budget
+    assert quantization.accuracy.max_abs_rel == 1.0  # the default budget the head's convolutions are held to
     assert parity.passed and parity.output == "depth"
     assert quantization.int8_matmuls and all(n.startswith("encoder.blocks.") for n in quantization.int8_matmuls)
-    assert "head.conv3" in (quantization.float_ops or ()) and "float" in (quantization.int8_scope or "")
+    assert quantization.int8_convs and "neck.convs.0" in (quantization.float_ops or ())  # head_int8 tests say more
+    assert "float" in (quantization.int8_scope or "")
     images = np.stack([np.asarray(Image.open(calib / f"{index}.png")) for index in range(8)])
     x = preprocess_uint8(images, artifact.manifest.input_spec)
     with torch.no_grad():
@@ -75,7 +79,7 @@ def test_cli_quantizes_to_onnx_with_depth_measures(depth: tuple[torch.nn.Module,
     line = next(line for line in result.stdout.splitlines() if "int8:" in line)
     assert accuracy.abs_rel is not None
     assert f"AbsRel {100 * accuracy.abs_rel:.2f}%" in line and "SQNR" in line and "top-1" not in line, line
-    assert "neck/head convolutions float" in line, line
+    assert "neck/head convolutions INT8" in line, line
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["quantization"]["accuracy"]["measured_on"].startswith("8 calibration images")
     record, = bench([out], data=str(calib), reference="pytorch", runs=2, warmup=0, min_seconds=0.0)
@@ -93,7 +97,7 @@ def test_other_targets_quantize_with_parity(depth: tuple[torch.nn.Module, Path, 
 def test_top1_measures_and_qat_are_refused(depth: tuple[torch.nn.Module, Path, Path], tmp_path: Path) -> None:
     _, folder, calib = depth
     assert_user_error(run_cli("quantize", str(folder), "--target", "onnx", "--calib", str(calib), "--eval",
-                              str(calib), "--out", str(tmp_path / "a")), "--eval needs top-1", "depth map")
+                              str(calib), "--out", str(tmp_path / "a")), "has no ground-truth depth", "depth/")
     with pytest.raises(ConfigError, match="max_drop, a budget in top-1 points, needs top-1"):
         quantize(folder, "onnx", tmp_path / "b", QuantizeConfig(str(calib), Recipe(max_drop=1.0), eval_data=str(calib)))
     with pytest.raises(ConfigError, match="QAT .* needs top-1 against labels, which only class logits have"):

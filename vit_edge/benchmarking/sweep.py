@@ -21,7 +21,7 @@ import numpy as np
 from vit_edge.benchmarking.devices import LocalDevice, SshDevice, parse_device
 from vit_edge.benchmarking.record import BenchRecord, HostFacts
 from vit_edge.benchmarking.runner_process import progress_args, run_measuring
-from vit_edge.core.depth_metrics import depth_scores, depth_verdict
+from vit_edge.core.depth_metrics import depth_scores, depth_verdict, truth_scores
 from vit_edge.core.errors import ArtifactError, ConfigError, DiskFullError, VitEdgeError
 from vit_edge.core.manifest import MANIFEST_NAME, Manifest, read_manifest
 from vit_edge.core.options import check_count, check_counts, check_number
@@ -30,6 +30,7 @@ from vit_edge.core.outputs import replace_file, reserved_array, save_array, scra
 from vit_edge.core.progress import Tracker, tracking
 from vit_edge.core.records import as_json, flat, from_json, optional
 from vit_edge.core.targets import PYTORCH
+from vit_edge.data.depth_truth import DepthFiles, check_depth_files, depth_files, prepared_depth
 from vit_edge.data.sources import DataOptions, ImageSource
 from vit_edge.runtime.measure import MeasureConfig, Measurement, RunSettings, config_to_json
 from vit_edge.runtime.runner import RESULT_PREFIX
@@ -196,6 +197,7 @@ class EvalData:
     labels_from: str
     skipped: int
     masks: Path | None = None  # segmentation: the images' masks as class maps at the input size (data/masks.py)
+    depth: Path | None = None  # ground-truth depth at the input ((N, H, W) metres), for a depth artifact
 
     def scored(self, result: Measurement) -> Measurement:
         """`result` of the configuration that scored these images, with how they were labelled (or 'masks') and
@@ -239,8 +241,12 @@ class EvalFiles:
 
         self.cfg, self.workdir, self.progress = cfg, workdir, progress
         self.source: ImageSource | None = None
+        self.truth: DepthFiles | None = None
         if cfg.data is not None:
             self.source = open_images(cfg.data, cfg.data_options).take(cfg.eval_limit)
+            self.truth = depth_files(self.source, cfg.data_options)
+            if self.truth is not None:  # every map checked before anything is measured: a bad one stops here
+                check_depth_files(self.truth, self.source)
         self._made: dict[str, EvalData] = {}
         self.manifests = Manifests()
 
@@ -275,10 +281,13 @@ class EvalFiles:
         spec = manifest.input_spec  # what decides the prepared pixels; layout and class names do not
         key = json.dumps([spec.height, spec.width, spec.channels, spec.interpolation, spec.crop_pct, spec.crop_mode,
                           spec.crop_offset, None if labels is None else hashlib.sha256(labels.labels).hexdigest(),
-                          None if masks is None else repr(masks)])
+                          None if masks is None else repr(masks), self._scores_depth(manifest)])
         if key not in self._made:
             self._made[key] = self._write(manifest, labels, len(self._made), masks)
         return self._made[key]
+
+    def _scores_depth(self, manifest: Manifest) -> bool:
+        return self.truth is not None and manifest.output.supports(Measure.DEPTH_TRUTH)
 
     def _write(self, manifest: Manifest, labels: Any, number: int, mask_labels: Any = None) -> EvalData:
         from vit_edge.data.masks import MaskedFiles, prepare_masks
@@ -305,7 +314,20 @@ class EvalFiles:
             masks_path = self.workdir / f"eval{number}-masks.npy"
             save_array(masks_path, prepare_masks(source, indices, spec, mask_labels, self.progress))
         return EvalData(images_path, labels_path, labels.how if labels is not None else "", len(source) - count,
-                        masks_path)
+                        masks_path, self._prepared_depth(manifest, source, indices, number))
+
+    def _prepared_depth(self, manifest: Manifest, source: ImageSource, indices: np.ndarray,
+                        number: int) -> Path | None:
+        """The ground-truth maps of the images kept, at `manifest`'s input, on disk; None where not scored."""
+        if self.truth is None or not self._scores_depth(manifest):
+            return None
+        spec = manifest.input_spec
+        depth_path = self.workdir / f"eval{number}-depth.npy"
+        depth = reserved_array(depth_path, np.float32, (len(indices), spec.height, spec.width))
+        prepared_depth(self.truth, source, indices, spec, out=depth)
+        depth.flush()
+        del depth
+        return depth_path
 
 
 def _truncate_npy(path: Path, count: int, shape: tuple[int, ...]) -> None:
@@ -373,6 +395,9 @@ class Agreement:
     agreement_cosine: float | None = None
     depth: DepthAgreement | None = flat(None)
     segmentation: SegmentationAgreement | None = flat(None)
+    # tokens, feature maps: the worst image's mean token cosine, and the worst token (held to a floor)
+    agreement_min_image_cosine: float | None = optional()
+    agreement_min_token_cosine: float | None = optional()
     status: str | None = optional()
     error: str | None = optional()
 
@@ -380,7 +405,7 @@ class Agreement:
 def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) -> Agreement:
     """Agreement with the reference, held to the tolerance of the artifact's precision (fp32 < fp16 < int8):
     outside it the row's status becomes 'mismatch'."""
-    from vit_edge.core.parity import agreement_words, judge  # numpy only
+    from vit_edge.core.parity import agreement_words, cosine_words, judge  # numpy only
 
     if logits.shape != reference.shape:
         return Agreement(status="mismatch", error=f"output shape {logits.shape[1:]} differs from the reference's "
@@ -389,10 +414,13 @@ def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) ->
     agreement = verdict.top1_agreement  # None where the output has no classes (tokens, embeddings)
     found = Agreement(agreement_top1=None if agreement is None else 100 * agreement,
                       agreement_cosine=verdict.mean_cosine)
+    if verdict.min_token_cosine is not None:  # tokens, feature maps: judged per image; the worst token on a floor
+        found = replace(found, agreement_min_image_cosine=verdict.min_cosine,
+                        agreement_min_token_cosine=verdict.min_token_cosine)
     if not verdict.passed:
         return replace(found, status="mismatch", error=(
-            f"disagrees with the reference beyond {manifest.precision.value} tolerance: min cosine "
-            f"{verdict.min_cosine:.5f} (need ≥ {verdict.tolerance_min_cosine}){agreement_words(verdict)}"))
+            f"disagrees with the reference beyond {manifest.precision.value} tolerance: {cosine_words(verdict)}"
+            f"{agreement_words(verdict)}"))
     if verdict.segmentation is not None:  # segmentation: argmax agreement, mIoU with its argmax
         seg = verdict.segmentation
         found = replace(found, segmentation=SegmentationAgreement(seg.pixel_agreement, seg.min_pixel_agreement,
@@ -477,7 +505,23 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
             records.append(_record(path, manifest, cfg, threads, batch, result))
     if data is not None and logits_file.is_file():
         _add_agreement(records, cfg, executor, files, workdir, manifest, path, logits_file, progress)
+        if data.depth is not None:
+            _add_truth(records, manifest, np.load(logits_file), np.load(data.depth, mmap_mode="r"))
     return records
+
+
+def _add_truth(records: list[BenchRecord], manifest: Manifest, depth: np.ndarray, truth: np.ndarray) -> None:
+    """AbsRel and δ<1.25 of the artifact's depth against the ground truth (a relative model aligned per image by
+    least-squares scale and shift on disparity: core/depth_metrics.truth_scores); a task measure, not a pass/fail."""
+    try:
+        scores = truth_scores(depth, truth, relative=not manifest.model_facts.metric_depth)
+    except VitEdgeError as exc:
+        found: dict[str, Any] = {"depth_truth_error": str(exc)}
+    else:
+        found = {f"depth_truth_{key}": value for key, value in as_json(scores).items()}
+    for record in records:
+        if record.ok:
+            record.update(found)
 
 
 def _add_agreement(records: list[BenchRecord], cfg: BenchConfig, executor: Any, files: EvalFiles, workdir: Path,

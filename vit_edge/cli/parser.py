@@ -89,6 +89,9 @@ def _add_artifact_options(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     _add_data_options(p)
     _add_reid_options(p)
+    p.add_argument("--max-depth", type=values.positive_float, metavar="METRES",
+                   help="a metric Depth Anything V2 checkpoint in its authors' layout (.pth): the depth its sigmoid "
+                        "spans (20 for the Hypersim models, 80 for Virtual KITTI), which the weights do not hold")
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -98,6 +101,9 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                             "(default: the model's own names)")
     group.add_argument("--skip-unreadable", action="store_true",
                        help="leave out image files that cannot be decoded and count them (default: stop at the first)")
+    group.add_argument("--depth-scale", type=values.positive_float, default=1000.0, metavar="UNITS",
+                       help="ground-truth depth in a DIR/images + DIR/depth folder: 16-bit PNG integers per metre "
+                            "(default 1000: millimetres; KITTI's are 256); a .npy map is metres")
     group.add_argument("--max-image-pixels", type=values.positive, metavar="N",
                        help="raise Pillow's decompression-bomb limit (about 89 million pixels) for very large photos")
 
@@ -178,8 +184,13 @@ def _add_quantize(sub: Any) -> None:
     p.add_argument("--max-drop", type=values.non_negative_float,
                    help="top-1 budget in points on the labelled --eval data (token merging included); the ops "
                         "that cost most get INT16 activations where the target has them, then stay float")
+    p.add_argument("--max-abs-rel", type=values.non_negative_float, metavar="PERCENT",
+                   help="a depth model's budget: AbsRel against FP32 on the calibration images, in percent "
+                        "(default 1); its neck's and head's convolutions and the encoder's matmuls go back to float, "
+                        "lowest SQNR first, until it holds")
     p.add_argument("--eval", dest="eval_data", help="labelled images for accuracy before/after and the budget: "
-                                                    "DIR/class/*.jpg, a list file, a labelled .npz, or a dataset name")
+                                                    "DIR/class/*.jpg, a list file, a labelled .npz, or a dataset name; "
+                                                    "for a depth model DIR/images/* with DIR/depth/* (ground truth)")
     _add_qat_options(p.add_argument_group("QAT (--method qat)"))
     p.add_argument("--eval-limit", type=values.positive, help="use only the first N evaluation images")
     _add_artifact_options(p, "artifacts/MODEL-TARGET-int8")
@@ -237,7 +248,8 @@ def _add_bench(sub: Any) -> None:
                    help="OpenVINO inference precision: f32 | bf16 | f16 | default (the plugin's choice)")
     p.add_argument("--runtime", help="run every artifact in this runtime (e.g. pytorch) instead of its own")
     p.add_argument("--data", help="images for top-1/top-5 (labelled) and agreement: DIR/class/*.jpg, a flat DIR, a "
-                                  "list file, .npy/.npz, or fashion-mnist; labels matched to each model's classes")
+                                  "list file, .npy/.npz, or fashion-mnist; labels matched to each model's classes; "
+                                  "DIR/images/* with DIR/depth/*: a depth model's AbsRel and δ<1.25 against them")
     p.add_argument("--eval-limit", type=values.positive, help="use only the first N labelled images")
     p.add_argument("--reference", help="artifact (or 'pytorch') whose predictions others are compared with")
     p.add_argument("--cpus", type=values.cpu_list, default=(),

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from vit_edge.core.identity import ModelFacts
 from vit_edge.core.manifest import Manifest
 from vit_edge.core.parity import ParityCheck, agreement_words
-from vit_edge.core.summaries import Accuracy, NpuEstimate, QuantSummary
+from vit_edge.core.summaries import Accuracy, KeptFloatOp, NpuEstimate, QuantSummary
 from vit_edge.core.types import InputSpec
 
 if TYPE_CHECKING:
@@ -49,6 +49,10 @@ def _sqnr_rows(q: QuantSummary | None) -> list[tuple[str, str]]:
     rows = [("SQNR dB" if i == 0 else "", f"{block}: {', '.join(items)}")
             for i, (block, items) in enumerate(by_block.items())]
     for kept in q.accuracy.kept_float_for_budget or ():
+        if isinstance(kept, KeptFloatOp):  # a depth model's AbsRel budget: the op that cost most alone
+            rows.append(("kept float", f"{kept.op} (alone in INT8 AbsRel {100 * kept.abs_rel_alone:.2f}%, the most, "
+                                       f"while AbsRel was {100 * kept.abs_rel_before:.2f}%)"))
+            continue
         rows.append(("kept float", f"{kept.matmul} (SQNR {kept.sqnr_db:.1f} dB, the lowest, while the drop "
                                    f"was {kept.drop_before_pt:.2f} pt)"))
     return rows
@@ -126,8 +130,8 @@ def quantize_line(path: Path, manifest: Manifest) -> str:
         return f"{path}  ({manifest.target} {manifest.precision.value})"
     accuracy = q.accuracy
     line = _matmul_counts(q)
-    if q.float_ops:  # a dense model: the neck's and head's convolutions stay float in this step
-        line += f", {len(q.float_ops)} neck/head convolutions float"
+    if q.float_ops is not None:  # a dense model: its neck's and head's convolutions, INT8 where the budget held
+        line += f", {len(q.int8_convs or ())} neck/head convolutions INT8, {len(q.float_ops)} float"
     if accuracy.budget_met_in_runtime is False:
         from vit_edge.quantization.recipe import Recipe
 
@@ -156,8 +160,14 @@ def _depth_words(accuracy: Accuracy) -> str:
     depth = accuracy.depth
     if depth is None:
         return "depth not measured"
-    return (f"depth against fp32 on the {accuracy.images or '?'} calibration images: AbsRel "
-            f"{percent(depth.abs_rel)}, δ<1.25 {percent(depth.delta1)}, SQNR {depth.sqnr_db:.1f} dB")
+    words = (f"depth against fp32 on the {accuracy.images or '?'} calibration images: AbsRel "
+             f"{percent(depth.abs_rel)}, δ<1.25 {percent(depth.delta1)}, SQNR {depth.sqnr_db:.1f} dB")
+    truth = accuracy.ground_truth
+    if truth is not None:  # --eval on a folder with depth maps
+        words += (f"; against ground truth ({truth.eval_data}): AbsRel {percent(truth.fp32_abs_rel)} → "
+                  f"{percent(truth.int8_abs_rel)}, δ<1.25 {percent(truth.fp32_delta1)} → "
+                  f"{percent(truth.int8_delta1)}")
+    return words
 
 
 def _segmentation_words(accuracy: Accuracy) -> str:

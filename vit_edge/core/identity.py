@@ -13,9 +13,10 @@ from typing import Any
 from vit_edge.core.errors import ArtifactError, ConfigError
 from vit_edge.core.records import extra, flat, optional, renamed
 
-__all__ = ["Provenance", "MaskReading", "ReidSource", "MergeCost", "ModelRef", "ModelFacts", "REBUILDABLE_KINDS"]
+__all__ = ["Provenance", "V2Checkpoint", "MaskReading", "ReidSource", "MergeCost", "ModelRef", "ModelFacts",
+           "REBUILDABLE_KINDS"]
 
-REBUILDABLE_KINDS = ("shipped", "checkpoint", "huggingface", "timm", "reference", "transreid")
+REBUILDABLE_KINDS = ("shipped", "checkpoint", "huggingface", "timm", "reference", "transreid", "depth-anything-v2")
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,24 @@ class MaskReading:
 
 
 @dataclass(frozen=True)
+class V2Checkpoint:
+    """A Depth Anything V2 checkpoint in its authors' layout (reading/depth_anything_v2.py): which of their encoders,
+    the blocks its head reads, and whether it is metric: sigmoid × `max_depth` metres, which the weights do not say
+    and a rebuilt model needs again."""
+
+    encoder: str  # vits | vitb | vitl | vitg
+    blocks_read: tuple[int, ...]
+    depth_kind: str  # relative | metric
+    max_depth: float | None = None  # written as null for a relative model, as the loader always has
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Where a model came from (a manifest's `source`), written by the loaders as they load it: the kind of
     source and its name, the family, the weights and their sha256, the architecture, and what export changed
     (input size, merging, output, class names)."""
 
-    kind: str = ""  # shipped | checkpoint | huggingface | timm | reference | transreid | module
+    kind: str = ""  # shipped | checkpoint | huggingface | timm | reference | transreid | depth-anything-v2 | module
     ident: str = renamed("id", "")  # the name or path given to load_model
     family: str | None = optional()
     hf_architecture: str | None = optional()  # a transformers model: its class
@@ -81,6 +94,7 @@ class Provenance:
     weights_sha256: str | None = optional()  # of the weights as loaded: what a rebuilt model must match
     class_names_from: str | None = optional()  # the --class-names file the artifact's names came from
     mask_labels: MaskReading | None = optional()  # a segmentation model's masks
+    v2_checkpoint: V2Checkpoint | None = flat(None)  # kind depth-anything-v2: what the file alone does not say
     unknown: dict[str, Any] = extra()
 
 
@@ -88,7 +102,7 @@ class Provenance:
 class ModelRef:
     """How to load an artifact's model again, and what it must hash to."""
 
-    kind: str  # shipped | checkpoint | huggingface | timm | reference | transreid | module
+    kind: str  # shipped | checkpoint | huggingface | timm | reference | transreid | depth-anything-v2 | module
     ident: str  # the name or path given to load_model
     weights_file: str | None
     weights_sha256: str | None
@@ -103,6 +117,7 @@ class ModelRef:
     output: str = "pooled"  # pooled | tokens | features | depth (a dense model's own output)
     layers: tuple[int, ...] = ()  # the blocks a dense output stacks (empty: the last block's)
     dynamic_size: bool = False  # a graph for any input size (the position table resampled at every call)
+    max_depth: float | None = None  # a Depth Anything V2 checkpoint's metric range (its weights do not say it)
 
     @classmethod
     def of(cls, source: Provenance, img_size: int | tuple[int, int]) -> "ModelRef":
@@ -118,7 +133,8 @@ class ModelRef:
                        neck_feat=reid.neck_feat if reid else "after",
                        num_classes=int(arch.get("num_classes", 1) or 0), output=str(arch.get("output", "pooled")),
                        layers=tuple(int(index) for index in arch.get("layers") or ()),
-                       dynamic_size=bool(arch.get("dynamic_size", False)))
+                       dynamic_size=bool(arch.get("dynamic_size", False)),
+                       max_depth=source.v2_checkpoint.max_depth if source.v2_checkpoint else None)
         except (TypeError, ValueError) as exc:
             raise ArtifactError(f"the manifest's source is damaged: {exc}") from exc
 
@@ -157,15 +173,18 @@ class ModelFacts:
     global_pool: str
     num_classes: int
     reid: tuple[int, int, str] | None  # (camera, view, neck feature) for a TransReID checkpoint
+    metric_depth: bool = False  # a depth model whose output is metres (else disparity up to scale and shift)
 
     @classmethod
     def of(cls, source: Provenance, img_size: int | tuple[int, int]) -> "ModelFacts":
         ref = ModelRef.of(source, img_size)
         arch = source.architecture or {}
+        head = arch.get("head")
         return cls(kind=ref.kind, ident=ref.ident, family=source.family or "?", output_kind=ref.output_kind,
                    output_shape=source.output_shape or (), layers=ref.layers, depth_loaded=source.depth_loaded,
                    global_pool=str(arch.get("global_pool", "?")), num_classes=ref.num_classes,
-                   reid=(ref.camera, ref.view, ref.neck_feat) if ref.kind == "transreid" else None)
+                   reid=(ref.camera, ref.view, ref.neck_feat) if ref.kind == "transreid" else None,
+                   metric_depth=bool(head.get("metric", False)) if isinstance(head, dict) else False)
 
     def output_line(self) -> str:
         """The output in words: 'patch tokens (batch, 16, 384) after the final norm, ...'."""

@@ -66,6 +66,7 @@ class ExportOptions:
     parity_samples: int = 16
     force: bool = False
     merge: int = 0  # ToMe: tokens merged after each block's attention (0: none)
+    max_depth: float | None = None  # a Depth Anything V2 checkpoint's metric range (sigmoid × it), not in its weights
     output: str = "pooled"  # "pooled" (logits or embedding), "tokens" (B, N, D patch tokens), "features" (B, D, H, W)
     layers: tuple[int, ...] = ()  # with a dense output: these blocks' tokens (negative from the end), stacked
     reid: ReIDOptions = field(default_factory=ReIDOptions)
@@ -91,6 +92,10 @@ class ExportOptions:
         check_size("img_size", self.img_size, optional=True)
         check_instance("reid", self.reid, ReIDOptions, "a vit_edge.ReIDOptions", optional=False)
         check_instance("npu", self.npu, str, "an Ethos-U configuration name")
+        if self.max_depth is not None and (isinstance(self.max_depth, bool)
+                                           or not isinstance(self.max_depth, (int, float))
+                                           or not 0 < self.max_depth < float("inf")):
+            raise ConfigError(f"max_depth must be a positive number of metres or None, not {shown(self.max_depth)}")
         if self.output not in OUTPUTS:
             raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, not {self.output!r}")
         object.__setattr__(self, "layers", check_layers(self.layers))

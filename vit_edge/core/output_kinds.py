@@ -31,6 +31,7 @@ class Measure(str, enum.Enum):
     SQNR = "SQNR against FP32"  # 10·log10(signal power / error power), dB
     PIXEL_AGREEMENT = "pixel agreement with FP32"  # share of pixels whose argmax class is FP32's (segmentation)
     MIOU = "mIoU against masks"  # mean IoU over classes, against ground-truth masks or FP32's argmax (segmentation)
+    DEPTH_TRUTH = "AbsRel and δ<1.25 against ground-truth depth"  # core/depth_metrics.truth_scores
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class ModelOutput:
     dense: bool = False  # compared per token (tokens, feature maps)
     channels_first: bool = False  # a feature map (B, D, H, W): tokens are its spatial positions
     pixel_map: bool = False  # a map per image ((B, H, W) depth, (B, C, H, W) segmentation): one vector per image
-    eval_measure: Measure | None = None  # what --eval measures against the user's ground truth (labels, masks)
+    eval_measure: Measure | None = None  # what --eval measures against the user's ground truth (labels, masks, depth)
 
     @property
     def judged_by_cosine(self) -> bool:
@@ -73,7 +74,8 @@ OUTPUTS: dict[str, ModelOutput] = {
                             channels_first=True),
     # a prediction per pixel (Depth Anything's predicted_depth): cosine per image for parity, the depth measures
     "depth": ModelOutput("depth", "a depth map", frozenset({Measure.COSINE, Measure.ABS_REL, Measure.DELTA1,
-                                                             Measure.SQNR}), dense=True, pixel_map=True),
+                                                             Measure.SQNR, Measure.DEPTH_TRUTH}),
+                         dense=True, pixel_map=True, eval_measure=Measure.DEPTH_TRUTH),
     # class logits per pixel (DPT's segmentation logits, (B, C, H, W)): argmax agreement with FP32 and mIoU
     "segmentation": ModelOutput("segmentation", "segmentation logits (a class per pixel)",
                                 frozenset({Measure.COSINE, Measure.PIXEL_AGREEMENT, Measure.MIOU}), dense=True,

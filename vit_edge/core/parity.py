@@ -16,6 +16,12 @@ Tolerances per precision, and why:
 - segmentation logits are judged by cosine per image too; their pixel agreement (argmax) and mIoU against the
   reference's argmax are reported beside it, not judged: a random or barely trained model's near-tied classes flip
   under any rounding, and the cosine already bounds the logits' error.
+- patch tokens and feature maps are judged per image, as a depth map is: each image's mean token cosine against the
+  tolerance, and its worst token against a floor five times as far from 1 (INT8: 0.90). The tolerance as a minimum
+  over every token of every image was a test of the noise's tail, not of the artifact: a correct INT8 ViT-Ti's
+  tokens reached 0.963 on one token of 1,568 (all images' means ≥ 0.99) and bench called it a mismatch. The floor
+  keeps a token that is really wrong (a broken kernel at the border, a garbage row) a failure even where its image's
+  mean hides it; `min_token_cosine` reports the worst token either way.
 """
 from __future__ import annotations
 
@@ -29,8 +35,8 @@ from vit_edge.core.records import flat, optional
 from vit_edge.core.segmentation_metrics import PixelAgreement, segmentation_against_fp32
 from vit_edge.core.types import Precision, SessionInfo
 
-__all__ = ["Tolerance", "TOLERANCES", "Comparison", "Verdict", "ParityCheck", "SizeParity", "agreement_words",
-           "compare_logits", "judge", "check_parity"]
+__all__ = ["Tolerance", "TOLERANCES", "TOKEN_FLOOR_FACTOR", "Comparison", "Verdict", "ParityCheck", "SizeParity",
+           "agreement_words", "cosine_words", "compare_logits", "judge", "check_parity"]
 
 LOGITS = OUTPUTS["logits"]
 
@@ -51,6 +57,8 @@ class Comparison:
     top1_disagreements: int = 0
     flip_margins_in_noise: tuple[float, ...] = ()
     segmentation: PixelAgreement | None = flat(None)  # a segmentation map: its pixels' argmax against the reference
+    # several tokens an image (tokens, a feature map): `min_cosine` is the worst image's mean, this the worst token
+    min_token_cosine: float | None = optional()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +70,7 @@ class Verdict(Comparison):
     disagreements_beyond_near_ties: int
     output: str  # the output kind judged (core/output_kinds.py)
     passed: bool
+    token_cosine_floor: float | None = optional()  # what the worst token had to reach (with min_token_cosine)
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,6 @@ class ParityCheck(Verdict):
     numerics_check: str | None = optional()  # NUMERICS_CHECK, in the artifact
 
 
-
 @dataclass(frozen=True)
 class Tolerance:
     min_cosine: float
@@ -96,6 +104,13 @@ class Tolerance:
     def near_ties_may_flip(self) -> bool:
         return self.near_tie_noise is not None
 
+    @property
+    def token_floor(self) -> float:
+        """The least cosine one token of a dense output may have (its image's mean is held to `min_cosine`)."""
+        return round(1.0 - TOKEN_FLOOR_FACTOR * (1.0 - self.min_cosine), 9)
+
+
+TOKEN_FLOOR_FACTOR = 5.0  # a dense output's worst token may be this many times as far from 1 as the tolerance
 
 # Measured on the shipped model's 10,000 test images against FP32: INT8 flips reach 2.6 (ONNX) and 3.6 (TFLite)
 # times the sample's RMS difference; a sample whose winner collapses (a broken kernel) stands far beyond.
@@ -119,9 +134,9 @@ def per_token(output: np.ndarray, feature_map: bool = False, pixel_map: bool = F
 
 def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOutput = LOGITS) -> Comparison:
     """Per-sample cosine and max/mean abs diff; for logits also top-1 agreement and the disagreements that are not
-    near-ties. A dense output (tokens, feature map) is compared per token, so the worst and mean cosine are over
-    every token, and a depth map per image (the whole map one vector); an output without classes gets no agreement
-    (None): its largest index means nothing."""
+    near-ties. A dense output (tokens, feature map) is compared per token: `min_cosine` is the worst image's mean
+    token cosine and `min_token_cosine` the worst token; a depth map per image (the whole map one vector); an output
+    without classes gets no agreement (None): its largest index means nothing."""
     if reference.shape != candidate.shape:
         raise ParityError(f"artifact output shape {candidate.shape} differs from PyTorch's {reference.shape}")
     maps = segmentation_against_fp32(candidate, reference) if output.supports(Measure.PIXEL_AGREEMENT) else None
@@ -131,10 +146,14 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOu
     diff = np.abs(reference - candidate)
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
     cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
-    found = Comparison(samples=samples, tokens_per_sample=int(reference.shape[0]) // max(samples, 1),
+    tokens = int(reference.shape[0]) // max(samples, 1)
+    per_image = cosine.reshape(samples, tokens).mean(axis=1) if samples and tokens else cosine
+    found = Comparison(samples=samples, tokens_per_sample=tokens,
                        max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
-                       min_cosine=float(cosine.min()), mean_cosine=float(cosine.mean()),
-                       segmentation=maps)  # segmentation: pixel agreement and mIoU with FP32's argmax (not judged)
+                       min_cosine=float(per_image.min()),  # per image: its tokens' mean, where it has several
+                       mean_cosine=float(cosine.mean()),
+                       segmentation=maps,  # segmentation: pixel agreement and mIoU with FP32's argmax (not judged)
+                       min_token_cosine=float(cosine.min()) if tokens > 1 else None)
     return _with_agreement(found, reference, candidate, diff) if output.supports(Measure.AGREEMENT) else found
 
 
@@ -151,14 +170,31 @@ def _with_agreement(found: Comparison, reference: np.ndarray, candidate: np.ndar
 
 def judge(reference: np.ndarray, candidate: np.ndarray, precision: Precision,
           output: ModelOutput = LOGITS) -> Verdict:
-    """compare_logits plus the verdict for `precision` ('passed'), without raising (numpy only: boards use it)."""
+    """compare_logits plus the verdict for `precision` ('passed'), without raising (numpy only: boards use it).
+    A dense output with several tokens an image is judged per image: `min_cosine` is the worst image's mean token
+    cosine, and its worst token must reach the tolerance's floor."""
     found = compare_logits(reference, candidate, output)
     tolerance = TOLERANCES[precision]
     limit = tolerance.near_tie_noise if tolerance.near_tie_noise is not None else -1.0
     flips = sum(1 for ratio in found.flip_margins_in_noise if ratio > limit)
+    floor = tolerance.token_floor if found.min_token_cosine is not None else None
+    tokens_ok = floor is None or (found.min_token_cosine is not None and found.min_token_cosine >= floor)
     return Verdict(**vars(found), tolerance_min_cosine=tolerance.min_cosine,
                    near_ties_may_flip=tolerance.near_ties_may_flip, disagreements_beyond_near_ties=flips,
-                   output=output.name, passed=found.min_cosine >= tolerance.min_cosine and flips == 0)
+                   output=output.name, passed=found.min_cosine >= tolerance.min_cosine and flips == 0 and tokens_ok,
+                   token_cosine_floor=floor)
+
+
+def cosine_words(result: Comparison) -> str:
+    """'min cosine 0.97 (need ≥ 0.98)', and for a dense output judged per image what its mean and its worst token
+    met: the words every parity failure uses."""
+    need = result.tolerance_min_cosine if isinstance(result, Verdict) else None
+    words = "worst image's mean token cosine" if result.min_token_cosine is not None else "min cosine"
+    text = f"{words} {result.min_cosine:.5f}" + (f" (need ≥ {need})" if need is not None else "")
+    if result.min_token_cosine is not None:
+        floor = result.token_cosine_floor if isinstance(result, Verdict) else None
+        text += f", worst token {result.min_token_cosine:.5f} (floor {'?' if floor is None else floor})"
+    return text
 
 
 def agreement_words(result: Comparison, digits: int = 1) -> str:
@@ -176,8 +212,7 @@ def check_parity(reference: np.ndarray, candidate: np.ndarray, precision: Precis
     result = judge(reference, candidate, precision, output)
     if not result.passed:
         raise ParityError(
-            f"{label} does not match PyTorch: min cosine {result.min_cosine:.6f} (need ≥ "
-            f"{result.tolerance_min_cosine}){agreement_words(result)}, max abs diff {result.max_abs_diff:.3g}; "
-            "pass --no-verify to keep it anyway"
+            f"{label} does not match PyTorch: {cosine_words(result)}{agreement_words(result)}, max abs diff "
+            f"{result.max_abs_diff:.3g}; pass --no-verify to keep it anyway"
         )
     return result

@@ -12,8 +12,8 @@ from vit_edge.core.depth_metrics import DepthScores
 from vit_edge.core.records import extra, flat, optional
 from vit_edge.core.segmentation_metrics import PixelAgreement
 
-__all__ = ["CalibInfo", "KeptFloat", "WidenedOp", "Accuracy", "EpochScore", "QatSummary", "IntegerSites", "Lowering",
-           "QuantSummary", "NpuEstimate"]
+__all__ = ["CalibInfo", "KeptFloat", "KeptFloatOp", "WidenedOp", "DepthTruth", "Accuracy", "EpochScore", "QatSummary",
+           "IntegerSites", "Lowering", "QuantSummary", "NpuEstimate"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,30 @@ class KeptFloat:
     matmul: str
     sqnr_db: float
     drop_before_pt: float
+
+
+@dataclass(frozen=True)
+class KeptFloatOp:
+    """An op (an encoder matmul or a neck/head convolution) a depth model's AbsRel budget kept in float: the one
+    that cost most alone in INT8 while AbsRel against FP32 was over budget (quantization/dense.py)."""
+
+    op: str
+    abs_rel_alone: float  # AbsRel against FP32 with this op alone INT8 (a fraction)
+    sqnr_db: float
+    abs_rel_before: float  # the model's AbsRel against FP32 before it went back to float
+
+
+@dataclass(frozen=True)
+class DepthTruth:
+    """A depth model against ground-truth depth (--eval DIR/images + DIR/depth): AbsRel and δ<1.25 (fractions) of
+    the FP32 and the INT8 model, and how their predictions were aligned to it (core/depth_metrics.truth_scores)."""
+
+    eval_data: str
+    alignment: str
+    fp32_abs_rel: float
+    fp32_delta1: float
+    int8_abs_rel: float
+    int8_delta1: float
 
 
 @dataclass(frozen=True)
@@ -75,7 +99,10 @@ class Accuracy:
     disagreement: float | None = optional()  # without labels: 100 - agreement_top1
     merge_drop: float | None = optional()  # of the drop, what token merging costs in float
     merge_disagreement: float | None = optional()
-    kept_float_for_budget: tuple[KeptFloat, ...] | None = optional()
+    # --max-drop: matmuls by SQNR; a depth model's --max-abs-rel: ops by their AbsRel cost alone
+    kept_float_for_budget: tuple[KeptFloat | KeptFloatOp, ...] | None = optional()
+    max_abs_rel: float | None = optional()  # a depth model: the AbsRel budget against FP32 it was held to, in %
+    ground_truth: DepthTruth | None = optional()  # a depth model with --eval depth maps
     int16_for_budget: tuple[WidenedOp, ...] | None = optional()
     eval_data: str | None = optional()
     measured_on: str | None = optional()
@@ -146,8 +173,9 @@ class QuantSummary:
     lowering: Lowering | None = optional()
     calibration: CalibInfo | None = optional()
     accuracy: Accuracy = Accuracy()
-    int8_scope: str | None = optional()  # a dense model: what is INT8 (the encoder's matmuls)
-    float_ops: tuple[str, ...] | None = optional()  # a dense model: the neck's and head's convolutions, float
+    int8_scope: str | None = optional()  # a dense model: what is INT8 (the rule, in words)
+    int8_convs: tuple[str, ...] | None = optional()  # a depth model: the neck's and head's convolutions INT8
+    float_ops: tuple[str, ...] | None = optional()  # a dense model: the readout's, neck's and head's ops left float
     qat: QatSummary | None = optional()
     method: str = "ptq"  # ptq | qat
     unknown: dict[str, Any] = extra()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DataOptions", "ImageSource", "FileImages", "ArrayImages", "open_images", "image_batches", "fill_images",
            "decode_image", "IMAGE_SUFFIXES", "LIST_SUFFIXES", "SOURCE_HELP", "MASK_LAYOUT", "MaskedFiles",
-           "scan_mask_folder"]
+           "scan_mask_folder", "IMAGES_DIR", "DEPTH_DIR", "DEPTH_LAYOUT", "is_depth_folder"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm",
                             ".pgm", ".pbm"})
@@ -43,6 +43,7 @@ class DataOptions:
     class_names: str | None = None  # a file of the model's class names, one a line in output order
     skip_unreadable: bool = False  # leave out (and count) files that cannot be decoded, instead of stopping
     max_image_pixels: int | None = None  # raise Pillow's decompression-bomb limit for really large photos
+    depth_scale: float = 1000.0  # ground-truth depth PNGs: integers per metre (1000: millimetres; KITTI 256)
 
     def __post_init__(self) -> None:
         if not isinstance(self.skip_unreadable, bool):
@@ -50,6 +51,9 @@ class DataOptions:
         if self.max_image_pixels is not None and (not isinstance(self.max_image_pixels, int)
                                                   or self.max_image_pixels < 1):
             raise DataError(f"max_image_pixels must be a positive integer, not {self.max_image_pixels!r}")
+        if (isinstance(self.depth_scale, bool) or not isinstance(self.depth_scale, (int, float))
+                or not 0 < self.depth_scale < float("inf")):
+            raise DataError(f"depth_scale must be a positive number of PNG units per metre, not {self.depth_scale!r}")
 
 
 @dataclass(frozen=True)
@@ -302,8 +306,9 @@ def _files(origin: Path, layout: str, labels: np.ndarray | None, names: tuple[st
 
 
 def _scan_folder(root: Path, options: DataOptions) -> FileImages:
-    """DIR/class_name/... (labelled by folder name), a flat DIR of images (unlabelled), or ADE20K's DIR/images +
-    DIR/annotations (images with their masks: data/masks.py)."""
+    """DIR/class_name/... (labelled by folder name), a flat DIR of images (unlabelled), ADE20K's DIR/images +
+    DIR/annotations (images with their masks: data/masks.py), or DIR/images + DIR/depth (photos with ground-truth
+    depth: data/depth_truth.py)."""
     masked = scan_mask_folder(root, options)
     if masked is not None:
         return masked
@@ -312,6 +317,12 @@ def _scan_folder(root: Path, options: DataOptions) -> FileImages:
     except OSError as exc:
         raise DataError(f"cannot read folder {root}: {exc.strerror or exc}") from exc
     seen: set[tuple[int, int]] = set()
+    if is_depth_folder(root):  # images/ + depth/: the photos, their ground truth beside them (data/depth_truth.py)
+        photos = _image_files(root / IMAGES_DIR, seen)
+        if not photos:
+            raise DataError(f"no images in {root / IMAGES_DIR}; a depth folder holds the photos in {IMAGES_DIR}/ and "
+                            f"their depth maps in {DEPTH_DIR}/")
+        return _files(root, DEPTH_LAYOUT, None, None, tuple(photos), options)
     loose = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir()]
     classes = {p.name: _image_files(p, seen) for p in entries if p.is_dir()}
     classes = {name: files for name, files in classes.items() if files}
@@ -418,3 +429,14 @@ def scan_mask_folder(root: Path, options: DataOptions) -> MaskedFiles | None:
         masks.append(mask)
     return MaskedFiles(str(root), MASK_LAYOUT, None, None, paths=tuple(images), skip_unreadable=options.skip_unreadable,
                        max_pixels=options.max_image_pixels, mask_paths=tuple(masks))
+
+
+# Ground-truth depth's layout: DIR/images + DIR/depth (read here with the other layouts; each map found and checked
+# by data/depth_truth.py, which imports this module)
+IMAGES_DIR, DEPTH_DIR = "images", "depth"
+DEPTH_LAYOUT = "images + depth folders"  # the layout name an ImageSource of such a folder carries
+
+
+def is_depth_folder(root: Path) -> bool:
+    """`root` holds the two folders of the layout (anything else beside them is not read)."""
+    return (root / IMAGES_DIR).is_dir() and (root / DEPTH_DIR).is_dir()

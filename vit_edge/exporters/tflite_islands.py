@@ -1,7 +1,9 @@
-"""Float islands in an int8 .tflite: int8 GELU/SOFTMAX become DEQUANTIZE → float op → QUANTIZE.
+"""Float islands in an int8 .tflite: int8 GELU/SOFTMAX/RELU become DEQUANTIZE → float op → QUANTIZE.
 
 litert-torch lowers every op it finds between dequantize and quantize to its int8 kernel. XNNPACK has no int8
-GELU or SOFTMAX, so those ops would fall off the delegate and split the graph into many partitions. In float,
+GELU or SOFTMAX, nor an int8 RELU that changes the scale (a dense model's head: a convolution's output grid, the
+ReLU, the next convolution's input grid), so those ops would fall off the delegate and split the graph into many
+partitions. In float,
 between the same quantization parameters, both are delegated and compute what the INT8 simulation computes
 (dequantize, the float op, quantize), so the rewrite changes where they run, not the numbers.
 """
@@ -15,7 +17,7 @@ from vit_edge.core.errors import ExportError
 
 __all__ = ["FLOAT_ISLAND_OPS", "make_float_islands"]
 
-FLOAT_ISLAND_OPS = ("GELU", "SOFTMAX")
+FLOAT_ISLAND_OPS = ("GELU", "SOFTMAX", "RELU")
 
 
 def make_float_islands(path: Path, op_names: tuple[str, ...] = FLOAT_ISLAND_OPS) -> int:

@@ -2,6 +2,7 @@
 lower for the target), both ending in `write_artifact`. `tune` calls these once per candidate on one loaded model."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -17,9 +18,11 @@ from vit_edge.runtime.artifact import Artifact
 
 if TYPE_CHECKING:
     from vit_edge.data.datasets import ImageData, LabelledImages
+    from vit_edge.data.depth_truth import DepthEval
     from vit_edge.data.masks import MaskedImages
     from vit_edge.data.sources import DataOptions
     from vit_edge.exporters.base import Exporter
+    from vit_edge.quantization.dense import DenseScope
     from vit_edge.quantization.qat import QatTraining
     from vit_edge.quantization.recipe import Recipe
     from vit_edge.reading.loaders import LoadedModel
@@ -53,7 +56,8 @@ class QuantizeConfig:
     calib: ImageData | None = None  # any image source or an iterable of batches; quantize refuses None
     recipe: Recipe = field(default_factory=_default_recipe)
     calib_size: int = 256  # the first calib_size images calibrate
-    eval_data: ImageData | None = None  # labelled: top-1 before/after, and the recipe's --max-drop budget
+    # labelled: top-1 before/after and the --max-drop budget; masks (segmentation); depth maps (a depth model)
+    eval_data: ImageData | None = None
     eval_limit: int | None = None  # only the first eval_limit evaluation images
     qat: QatTraining | None = None  # fine-tune with INT8 simulated after PTQ (None: PTQ only)
     data_options: DataOptions | None = None  # how image folders are read and labelled (None: the defaults)
@@ -109,16 +113,19 @@ def quantize_loaded(loaded: LoadedModel, to: Destination, request: QuantizeConfi
     output = loaded.model.cfg.model_output
     _check_measures(output, request)
     loaded = with_class_names(loaded, to.reading)
-    masks = None
+    masks, truth = None, None
     if output.eval_measure is Measure.MIOU:  # segmentation: --eval is images with their masks
         masks = masks_for(loaded, request.eval_data, to.reading, limit=request.eval_limit, log=log)
         evaluation = None if masks is None else masks.as_images()
+    elif output.eval_measure is Measure.DEPTH_TRUTH:  # a depth map: --eval is images with their depth maps
+        truth = _depth_truth(loaded, request, to, log)
+        evaluation = None
     else:
         evaluation = images_for(loaded, request.eval_data, to.reading, labelled=True, limit=request.eval_limit,
                                 log=log)
     if to.options.merge:
         check_merge_budget(loaded, evaluation, request.recipe.max_drop, log)
-    built = _quantized(loaded, request, to, evaluation, log, masks)
+    built = _quantized(loaded, request, to, evaluation, log, masks, truth)
     if built is None:
         return None
     summary, quantized = built
@@ -132,19 +139,38 @@ def _check_measures(output: ModelOutput, request: QuantizeConfig) -> None:
         output.require(Measure.TOP1, "QAT (--method qat), which trains on labels,", "use --method ptq")
     if request.recipe.max_drop is not None:
         output.require(Measure.TOP1, "--max-drop, a budget in top-1 points,", "leave --max-drop out")
-    if request.eval_data is not None:  # labels for logits, masks for segmentation, nothing for the rest
+    if request.recipe.max_abs_rel is not None and not output.supports(Measure.ABS_REL):
+        raise ConfigError(f"--max-abs-rel is a budget in AbsRel against FP32, a depth map's measure; this model "
+                          f"returns {output.words}: leave it out (--max-drop is a classifier's budget)")
+    if request.eval_data is not None:  # labels for logits, masks for segmentation, depth maps for depth
         output.require(output.eval_measure or Measure.TOP1, "--eval", "leave --eval out")
 
 
+def _depth_truth(loaded: LoadedModel, request: QuantizeConfig, to: Destination,
+                 log: Callable[[str], None]) -> DepthEval | None:
+    """With --eval on a depth model: its images and ground-truth depth at the model's input (a folder of images/ and
+    depth/, each map checked by data/depth_truth.check_depth); None without --eval."""
+    from vit_edge.data.depth_truth import load_depth_eval
+
+    if request.eval_data is None:
+        return None
+    if not isinstance(request.eval_data, (str, os.PathLike)):
+        raise ConfigError("--eval on a depth model reads a folder of images/ and depth/ (ground truth); give its path")
+    truth = load_depth_eval(request.eval_data, loaded.spec, to.reading, request.eval_limit, log)
+    log(f"ground truth: {truth.describe()}")
+    return truth
+
+
 def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, evaluation: LabelledImages | None,
-               log: Callable[[str], None], masks: MaskedImages | None = None) -> tuple[QuantSummary, Any] | None:
+               log: Callable[[str], None], masks: MaskedImages | None = None,
+               truth: DepthEval | None = None) -> tuple[QuantSummary, Any] | None:
     """Calibrate, quantize (PTQ within the budget, or QAT), lower for the target: (the manifest's summary, the
     INT8 model to convert); None on torchrun ranks other than 0."""
     from vit_edge.data.preprocess import preprocess_uint8
     from vit_edge.models.dense_heads import DenseModel
     from vit_edge.quantization.budget import evaluate_on, quantize_with_budget
     from vit_edge.quantization.calibration import load_calibration
-    from vit_edge.quantization.dense import INT8_SCOPE, float_ops, quantize_dense
+    from vit_edge.quantization.dense import quantize_dense, truth_metrics
     from vit_edge.quantization.qat_run import run_qat
 
     recipe = request.recipe
@@ -153,12 +179,15 @@ def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, ev
     lower = int8_lowering(to.options)
     log(f"calibrating on {len(calibration.batch)} images from {calibration.source} ({recipe.calibration}) …")
     qat: QatSummary | None = None
+    scope: DenseScope | None = None
     if isinstance(loaded.model, DenseModel):  # QAT, --max-drop and --eval were refused by the output kind
         if to.options.build.no_dense:
             raise ConfigError(f"{to.options.build.words} is not built yet for a dense model: "
                               f"{to.options.build.no_dense}")
         scored = None if masks is None else (preprocess_uint8(masks.images, loaded.spec), masks)
-        quant, metrics = quantize_dense(loaded.model, recipe, calibration.batch, log, lower, scored)
+        quant, metrics, scope = quantize_dense(loaded.model, recipe, calibration.batch, log, lower, scored)
+        if truth is not None:
+            metrics = replace(metrics, ground_truth=truth_metrics(loaded.model, quant, truth, loaded.spec, log))
     elif request.qat is None:
         quant, metrics = quantize_with_budget(loaded.vit, recipe, calibration.batch, evaluation, loaded.spec, log,
                                               lower=lower, reference=reference,
@@ -171,8 +200,9 @@ def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, ev
         metrics = evaluate_on(reference, quant, evaluation, loaded.spec) or Accuracy()
     summary = quant.summary(calibration.info(), _named_as_measured(metrics, evaluation, calibration.source),
                             request.method)
-    if isinstance(loaded.model, DenseModel):  # what the manifest says of a dense model's INT8: its scope
-        summary = replace(summary, int8_scope=INT8_SCOPE, float_ops=tuple(float_ops(loaded.model)))
+    if scope is not None:  # what the manifest says of a dense model's INT8: its scope
+        summary = replace(summary, int8_scope=scope.int8_scope, int8_convs=scope.int8_convs,
+                          float_ops=scope.float_ops)
     return replace(summary, qat=qat), quant.model
 
 
@@ -184,8 +214,9 @@ def _named_as_measured(metrics: Accuracy, evaluation: LabelledImages | None, cal
     if evaluation is not None:
         return replace(metrics, eval_data=evaluation.describe())
     if metrics.depth is not None or metrics.segmentation is not None:  # against FP32 on the calibration images
+        truth = "ground_truth: against the --eval depth maps" if metrics.ground_truth else "no ground truth"
         return replace(metrics, measured_on=f"{metrics.images} calibration images of {calibration_source} "
-                                            "(against the FP32 model, no ground truth)")
+                                            f"(against the FP32 model; {truth})")
     if metrics.drop is None:  # a cosine (tokens, embeddings) names itself
         return metrics
     return replace(metrics, drop=None, disagreement=metrics.drop, merge_drop=None,

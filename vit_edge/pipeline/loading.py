@@ -27,7 +27,7 @@ def load(model: Any, weights: str | Path | None, random_init: bool, options: Exp
                          num_heads=chosen.num_heads, img_size=options.img_size)
     return load_model(model, weights=weights, random_init=random_init, img_size=options.img_size, reid=reid,
                       merge=options.merge, output=options.output, layers=options.layers,
-                      dynamic_size=options.dynamic_size)
+                      dynamic_size=options.dynamic_size, max_depth=options.max_depth)
 
 
 def with_class_names(loaded: LoadedModel, reading: DataOptions) -> LoadedModel:

@@ -20,7 +20,7 @@ from torch import nn
 from vit_edge.core.summaries import Lowering
 from vit_edge.quantization.integer_graph import integer_graph, integer_sites
 from vit_edge.quantization.ptq import QuantizedViT, apply_int16, calibrate, fingerprint
-from vit_edge.quantization.qmodules import ActQuant, QuantLinear, QuantMatMul, _WeightQuantMixin
+from vit_edge.quantization.qmodules import ActQuant, QuantConv2d, QuantLinear, QuantMatMul, _WeightQuantMixin
 
 __all__ = ["quantize_outputs_for_tflite", "quantize_outputs_for_npu", "quantize_outputs_for_xnnpack"]
 
@@ -100,4 +100,44 @@ def _with_output_quantizers(quant: QuantizedViT, calib: np.ndarray,
         modules[name].output_quant = ActQuant()
     calibrate(model, quant.recipe, calib)
     apply_int16(model, quant.recipe)  # an A16W8 op writes INT16 too
+    _share_grids_into_convolutions(model, calib[:1])
     return model, sites
+
+
+def _share_grids_into_convolutions(model: nn.Module, sample: np.ndarray) -> None:
+    """An output quantizer whose tensor goes straight into a quantized convolution takes that convolution's input
+    grid: Q_in(DQ(Q_out(y))) is then Q_in(y), what the model computed before the lowering, and the converter sees
+    one scale where it needs one (litert-torch's PAD, a padded convolution's first op, refuses a requantization to a
+    scale 0.2 % away: a dense model's neck, whose ranges were calibrated before and after upstream quantization)."""
+    import torch
+
+    quantizers = {id(module): module for module in model.modules() if isinstance(module, ActQuant)}
+    produced: dict[int, ActQuant] = {}  # id of a tensor an output quantizer returned → that quantizer
+    pairs: list[tuple[ActQuant, ActQuant]] = []
+    kept: list[torch.Tensor] = []  # alive for the pass, so no id is reused
+
+    def after(module: nn.Module, _args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        produced[id(out)] = module  # type: ignore[assignment]
+        kept.append(out)
+
+    def before(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        source = produced.get(id(args[0]))
+        if source is not None and source is not module:
+            pairs.append((source, module))  # type: ignore[arg-type]
+
+    hooks = []
+    for module in model.modules():
+        if isinstance(module, _WeightQuantMixin) and module.output_quant is not None:
+            hooks.append(module.output_quant.register_forward_hook(after))
+        if isinstance(module, QuantConv2d):
+            hooks.append(module.input_quant.register_forward_pre_hook(before))
+    try:
+        with torch.no_grad():
+            model(torch.from_numpy(sample))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for source, consumer in pairs:
+        if id(source) in quantizers and consumer.range is not None and source.bits == consumer.bits:
+            source.symmetric = consumer.symmetric
+            source.set_range(*consumer.range)

@@ -23,7 +23,7 @@ from vit_edge.quantization.observers import choose_range
 from vit_edge.quantization.qmodules import ActQuant, QuantConv2d, QuantInput, QuantLinear, QuantMatMul, quantize_weight
 from vit_edge.quantization.recipe import Recipe
 
-__all__ = ["QuantizedViT", "quantize_model", "candidate_sites", "calibrate", "fingerprint", "apply_int16"]
+__all__ = ["QuantizedViT", "quantize_model", "candidate_sites", "calibrate", "fingerprint", "apply_int16", "op_sqnr"]
 
 _SITE_PATHS = {"qkv": "attn.qkv", "qk": "attn.qk", "av": "attn.av", "proj": "attn.proj", "fc1": "mlp.fc1",
                "fc2": "mlp.fc2"}
@@ -223,6 +223,11 @@ def _sqnr(float_model: nn.Module, quant_model: nn.Module, chosen: list[str], bat
             noise = (exact - quant_modules[name](*inputs[name])).pow(2).sum()
             result[name] = round(10 * math.log10(float(exact.pow(2).sum()) / max(float(noise), 1e-30)), 2)
     return result
+
+
+def op_sqnr(float_model: nn.Module, quant_model: nn.Module, names: list[str], batch: torch.Tensor) -> dict[str, float]:
+    """Each named op's SQNR in dB, quantized against float on the float model's own inputs to it (in isolation)."""
+    return _sqnr(float_model, quant_model, names, batch)
 
 
 def fingerprint(model: nn.Module) -> str:

@@ -250,15 +250,19 @@ class QuantLinear(_WeightQuantMixin):
 
 
 class QuantConv2d(_WeightQuantMixin):
-    """The patch embedding: a stride-P convolution with INT8 weights and input."""
+    """A convolution with INT8 weights (per output channel) and input: the patch embedding (a stride-P convolution)
+    and a dense model's neck and head (3×3 with padding, 1×1, the strided 3×3 of DPT's reassemble)."""
 
     def __init__(self, conv: nn.Conv2d, per_channel: bool = True) -> None:
         super().__init__()
+        if not isinstance(conv.padding, tuple) or conv.padding_mode != "zeros":
+            raise ValueError(f"a convolution with padding {conv.padding!r} ({conv.padding_mode}) is not quantized")
         self._init_weight(conv.weight, conv.bias, per_channel)
-        self.stride = conv.stride
+        self.stride, self.padding, self.dilation, self.groups = conv.stride, conv.padding, conv.dilation, conv.groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.conv2d(self.input_quant(x), self._weight(), self.bias, stride=self.stride)
+        y = F.conv2d(self.input_quant(x), self._weight(), self.bias, stride=self.stride, padding=self.padding,
+                     dilation=self.dilation, groups=self.groups)
         return self._quantized_output(y)
 
 

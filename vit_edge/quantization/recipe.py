@@ -42,6 +42,7 @@ class Recipe:
     nonlinear_inputs: tuple[str, ...] = ()
     keep_attention_range: bool = True
     int16: tuple[str, ...] = ()
+    max_abs_rel: float | None = None  # a dense model's budget: AbsRel against FP32 in percent (quantization/dense.py)
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(MATMUL_KINDS) - set(OPTIONAL_KINDS)
@@ -67,6 +68,10 @@ class Recipe:
             raise ConfigError(f"--int16 takes module-name patterns such as 'blocks.0.*' or '*', not {list(self.int16)}")
         if self.max_drop is not None and self.max_drop < 0:
             raise ConfigError(f"--max-drop {self.max_drop} must be ≥ 0 (percentage points of top-1)")
+        if self.max_abs_rel is not None and (isinstance(self.max_abs_rel, bool)
+                                             or not isinstance(self.max_abs_rel, (int, float))
+                                             or not 0 <= self.max_abs_rel < float("inf")):
+            raise ConfigError(f"--max-abs-rel {self.max_abs_rel!r} must be a number ≥ 0 (AbsRel against FP32, in %)")
 
     def skips(self, name: str) -> bool:
         """Whether the skip list keeps the matmul `name` float."""

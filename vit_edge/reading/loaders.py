@@ -34,6 +34,8 @@ from vit_edge.models.rope import as_half_layout
 from vit_edge.models.vit import VisionTransformer, ViTConfig, to_hw
 from vit_edge.reading.checkpoint import check_finite, load_checkpoint, load_strict, read_state_dict
 from vit_edge.reading.dense_hf import convert_dense_hf_module, is_dense_architecture, load_dense_hf_directory
+from vit_edge.reading.depth_anything_v2 import KIND as DEPTH_ANYTHING_V2
+from vit_edge.reading.depth_anything_v2 import is_depth_anything_v2_state, load_depth_anything_v2
 from vit_edge.reading.families import config_family, original_layout
 from vit_edge.reading.families.depth_anything import DEPTH_ANYTHING
 from vit_edge.reading.families.dpt import DPT
@@ -95,7 +97,8 @@ class LoadedModel:
 
     @property
     def kind(self) -> str:
-        """Where it came from: shipped, reference, timm, huggingface, transreid, checkpoint or module."""
+        """Where it came from: shipped, reference, timm, huggingface, transreid, depth-anything-v2, checkpoint or
+        module."""
         return self.ref.kind
 
     @property
@@ -262,7 +265,8 @@ def _load_named(name: str, weights: Path | None, random_init: bool, num_classes:
     )
 
 
-def _load_path(path: Path, reid: ReIDSelection) -> LoadedModel:
+def _load_path(path: Path, reid: ReIDSelection, img_size: int | tuple[int, int] | None,
+               max_depth: float | None) -> LoadedModel:
     if is_hf_directory(path) and is_dense_architecture(architecture_name(read_hf_folder(path).config)):
         return LoadedModel(*load_dense_hf_directory(path))
     if is_hf_directory(path):
@@ -271,6 +275,8 @@ def _load_path(path: Path, reid: ReIDSelection) -> LoadedModel:
     if path.is_dir():
         raise ModelLoadError(f"{path} is a directory without config.json: not a Hugging Face model directory")
     state = read_state_dict(path)  # read once: what it holds decides the loader
+    if is_depth_anything_v2_state(_unwrap_state(state)):  # built at img_size: their own resampling, not ours
+        return LoadedModel(*load_depth_anything_v2(path, _unwrap_state(state), img_size, max_depth))
     if is_transreid_state_dict(state):
         size = reid.img_size if reid.stride else None  # with --stride, --img-size is the trained geometry
         model, spec, source = load_transreid(path, reid.camera, reid.view, reid.neck_feat, state=state,
@@ -344,14 +350,17 @@ def load_model(
     output: str = "pooled",
     layers: tuple[int, ...] = (),
     dynamic_size: bool = False,
+    max_depth: float | None = None,
 ) -> LoadedModel:
     """Resolve `model` to a reference ViT; `img_size` resizes the position embeddings (bicubic as the source does,
     prefix kept); `merge` makes every block merge that many tokens (ToMe); `output` and `layers` say what it returns
     (pooled, or the tokens of the last block or of `layers`); `dynamic_size` makes a graph for any input size that
     is a multiple of the patch (the table resampled at every call, `img_size` the default); same weights in every
-    case."""
+    case. `max_depth` makes a Depth Anything V2 checkpoint in its authors' layout the metric model (sigmoid ×
+    max_depth), which its weights do not say."""
     layers = _check_arguments(model, weights, random_init, num_classes, img_size, reid, merge, output, layers)
     check_flag("dynamic_size", dynamic_size)
+    _check_max_depth(max_depth)
     weights = Path(weights) if weights is not None else None
     if isinstance(model, nn.Module):
         loaded = _load_module(model)
@@ -361,7 +370,7 @@ def load_model(
         path = Path(model)
         if not path.exists():
             raise ModelLoadError(f"model path {path} does not exist")
-        loaded = _load_path(path, reid)
+        loaded = _load_path(path, reid, img_size, max_depth)
     else:
         needs_weights = str(model).startswith("timm:") or str(model) in REFERENCE_NAMES
         if needs_weights and weights is None and not random_init:
@@ -372,6 +381,13 @@ def load_model(
     if loaded.kind != "transreid" and not reid.is_default():
         raise ConfigError("--camera, --view, --neck-feat, --stride and --num-heads apply to re-identification "
                           "checkpoints (TransReID) only; leave them out for this model")
+    if max_depth is not None and loaded.kind != DEPTH_ANYTHING_V2:
+        raise ConfigError("--max-depth applies to Depth Anything V2 checkpoints in its authors' layout (.pth) only, "
+                          "whose weights do not say it; a transformers folder has it in config.json: leave it out")
+    if dynamic_size and loaded.kind == DEPTH_ANYTHING_V2:
+        raise ConfigError("--dynamic-size is not built for a Depth Anything V2 checkpoint in its authors' layout: "
+                          "their forward resamples the 518 px position embedding with an offset of its own, which "
+                          "vit-edge does once, at load; export it at one size (--img-size) instead")
     loaded = _with_output(_with_merge(_finish(loaded, img_size, dynamic_size), merge), output, layers)
     return _with_dynamic_size(loaded) if dynamic_size else loaded
 
@@ -390,6 +406,15 @@ def _check_arguments(model: Any, weights: Any, random_init: Any, num_classes: An
     if not isinstance(output, str) or output not in OUTPUTS:
         raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, not {shown(output)}")
     return check_layers(layers)
+
+
+def _check_max_depth(max_depth: object) -> None:
+    """A metric depth range: a finite number > 0 (metres) or None."""
+    if max_depth is None:
+        return
+    if isinstance(max_depth, bool) or not isinstance(max_depth, (int, float)) or not 0 < max_depth < float("inf"):
+        raise ConfigError(f"max_depth must be a positive number of metres (20 for Depth Anything V2's indoor metric "
+                          f"models, 80 for the outdoor ones), not {shown(max_depth)}")
 
 
 def _with_output(loaded: LoadedModel, output: str, layers: tuple[int, ...]) -> LoadedModel:

@@ -45,7 +45,7 @@ def model_from_manifest(manifest: Manifest) -> torch.nn.Module:
     own = ref.output not in OUTPUTS  # a dense model's own output (depth): what it returns as loaded
     loaded = load_model(name, weights=weights, img_size=ref.img_size, reid=reid, merge=ref.merge,
                         output="pooled" if own else ref.output, layers=tuple(ref.layers),
-                        dynamic_size=ref.dynamic_size)
+                        dynamic_size=ref.dynamic_size, max_depth=ref.max_depth)
     if loaded.weights_sha256 != ref.weights_sha256:
         raise ConfigError(f"the weights of {ref.ident} changed since the artifact was exported (sha256 differs)")
     model = loaded.model

@@ -9,7 +9,8 @@ ViT) would change what those tokens are, so it is refused in one line.
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from vit_edge.core.errors import UnsupportedModelError
 from vit_edge.models.dense_heads import DepthHeadConfig, NeckConfig
@@ -17,7 +18,8 @@ from vit_edge.reading.families.base import IMAGENET, Family, HFClass, HFReading
 from vit_edge.reading.families.dinov2 import dinov2_options
 from vit_edge.reading.families.hf_config import bad_config, positive_number, read_int, read_size
 
-__all__ = ["DEPTH_ANYTHING", "backbone_config", "read_blocks", "read_head", "HEAD_RENAMES"]
+__all__ = ["DEPTH_ANYTHING", "backbone_config", "read_blocks", "read_head", "HEAD_RENAMES", "V2Encoder", "V2_ENCODERS",
+           "V2_HEAD_WIDTH", "V2_FACTORS", "V2_POS_OFFSET", "V2_HEAD_RENAMES", "v2_blocks"]
 
 DEPTH_ANYTHING = Family("depth-anything", "Depth Anything V1/V2 (depth): DINOv2 encoder, DPT neck, depth head",
                         hf=HFReading(("backbone.",), dinov2_options, 1e-6, norm=IMAGENET, antialias=False,
@@ -107,3 +109,57 @@ def _numbers(config: dict[str, Any], key: str, default: list[float]) -> list[flo
 
 def _ints(config: dict[str, Any], key: str, default: list[int]) -> list[int]:
     return [read_int({key: value}, key) for value in _numbers(config, key, [float(v) for v in default])]
+
+
+# --- the authors' own checkpoint layout (DepthAnything/Depth-Anything-V2: depth_anything_v2/dpt.py, dinov2.py) ---
+
+@dataclass(frozen=True)
+class V2Encoder:
+    """One of the DINOv2 encoders their `DepthAnythingV2(encoder=...)` builds: its width, its blocks, and the blocks
+    the head reads (`intermediate_layer_idx`); every one has heads of width 64."""
+
+    name: str
+    width: int
+    depth: int
+    blocks: tuple[int, ...]
+
+
+V2_ENCODERS = (V2Encoder("vits", 384, 12, (2, 5, 8, 11)), V2Encoder("vitb", 768, 12, (2, 5, 8, 11)),
+               V2Encoder("vitl", 1024, 24, (4, 11, 17, 23)), V2Encoder("vitg", 1536, 40, (9, 19, 29, 39)))
+V2_HEAD_WIDTH = 64  # DINOv2's attention head width in all four sizes: the head count is width / 64
+V2_FACTORS = (4.0, 2.0, 1.0, 0.5)  # their resize_layers: ConvTranspose ×4, ×2, identity, a stride-2 3×3 conv
+V2_POS_OFFSET = 0.1  # their interpolate_pos_encoding's interpolate_offset
+
+
+def v2_blocks(width: int, depth: int) -> tuple[str, tuple[int, ...]]:
+    """(encoder name, blocks read) for an encoder of this width and depth: their table by depth (vits and vitb share
+    12 blocks and the same indices); a depth none of their encoders has is refused, as is a width not split into
+    heads of 64 (their code builds no other)."""
+    by_depth = {encoder.depth: encoder.blocks for encoder in V2_ENCODERS}
+    known = ", ".join(f"{e.name} ({e.width} wide, {e.depth} blocks)" for e in V2_ENCODERS)
+    if depth not in by_depth or width % V2_HEAD_WIDTH:
+        raise UnsupportedModelError(f"a Depth Anything V2 checkpoint with a {width}-wide encoder of {depth} blocks is "
+                                    f"none of the encoders its code builds ({known}); vit-edge reads those")
+    name = next((e.name for e in V2_ENCODERS if (e.width, e.depth) == (width, depth)), f"{width}-wide/{depth}")
+    return name, by_depth[depth]
+
+
+def _fusion(rest: str) -> Callable[[re.Match[str]], str]:
+    """refinenetN (their N = 4 is the deepest, applied first) → the reference's fusion.(4 - N)."""
+    return lambda match: f"neck.fusion.{4 - int(match[1])}.{rest.format(*match.groups()[1:])}"
+
+
+# their DPTHead's names → the reference's (models/dense_heads.py); the encoder's are timm's after 'pretrained.'
+Renamer = str | Callable[[re.Match[str]], str]  # re.sub's replacement: a template, or a function of the match
+_V2_HEAD: list[tuple[str, Renamer]] = [
+    (r"depth_head\.projects\.(\d+)\.", r"neck.reassemble.\1.project."),
+    (r"depth_head\.resize_layers\.(\d+)\.", r"neck.reassemble.\1.resize."),
+    (r"depth_head\.scratch\.layer([1-4])_rn\.", lambda m: f"neck.convs.{int(m[1]) - 1}."),
+    (r"depth_head\.scratch\.refinenet([1-4])\.out_conv\.", _fusion("project.")),
+    (r"depth_head\.scratch\.refinenet([1-4])\.resConfUnit([12])\.conv([12])\.", _fusion("unit{0}.conv{1}.")),
+    (r"depth_head\.scratch\.output_conv1\.", "head.conv1."),
+    (r"depth_head\.scratch\.output_conv2\.0\.", "head.conv2."),
+    (r"depth_head\.scratch\.output_conv2\.2\.", "head.conv3."),
+]
+V2_HEAD_RENAMES: tuple[tuple[re.Pattern[str], Renamer], ...] = tuple(
+    (re.compile(pattern), replacement) for pattern, replacement in _V2_HEAD)
