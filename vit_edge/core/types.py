@@ -29,6 +29,10 @@ class Layout(str, enum.Enum):
     NHWC = "NHWC"
 
 
+# InputSpec's fields for a model of any size and a keep-aspect processor, at their defaults (left out of its JSON)
+_ANY_SIZE_DEFAULTS = {"size_multiple": 0, "keep_aspect_ratio": False, "ensure_multiple_of": 1}
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """What a caller must feed the model: the facts timm keeps in its pretrained config.
@@ -124,6 +128,9 @@ class InputSpec:
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
         data["class_names"] = list(self.class_names)
+        for key, default in _ANY_SIZE_DEFAULTS.items():  # absent at their defaults: the format written before them
+            if data[key] == default:
+                del data[key]
         return data
 
     @classmethod
