@@ -22,6 +22,9 @@ from PIL import Image
 from tests.helpers import assert_user_error, make_depth_anything, run_cli
 from vit_edge.api import bench, export
 from vit_edge.core.depth_metrics import aligned_depth, truth_scores
+from vit_edge.core.errors import DataError
+from vit_edge.data.depth_truth import DEFAULT_DEPTH_SCALE, read_depth
+from vit_edge.data.sources import DataOptions
 from vit_edge.data.synthetic import smooth_images
 
 pytest.importorskip("transformers")
@@ -151,3 +154,21 @@ def test_quantize_eval_refuses_a_folder_without_depth(setup: tuple[torch.nn.Modu
     assert_user_error(run_cli("quantize", str(folder), "--target", "onnx", "--calib", str(data / "images"),
                               "--eval", str(spoiled), "--out", str(tmp_path / "r")), "03.npy", "NaN or infinite")
     assert not (tmp_path / "q").exists() and not (tmp_path / "r").exists()
+
+
+def test_depth_scale_says_how_many_png_units_make_a_metre(setup: tuple[torch.nn.Module, Path, Path, Path],
+                                                          tmp_path: Path) -> None:
+    """--depth-scale: KITTI's PNGs hold 256 units a metre, read as metres with it (millimetres by default); a scale
+    that is no positive number is refused in one line, by the API and by the CLI, before anything is measured."""
+    _, _, data, fp32 = setup
+    Image.fromarray(np.full((4, 6), 512, np.uint16)).save(tmp_path / "kitti.png")
+    assert read_depth(tmp_path / "kitti.png", 256.0, (6, 4)) == pytest.approx(np.full((4, 6), 2.0))
+    assert read_depth(tmp_path / "kitti.png", DEFAULT_DEPTH_SCALE, (6, 4)) == pytest.approx(np.full((4, 6), 0.512))
+    for bad in (0.0, -256.0, float("nan"), float("inf"), "256", True):
+        with pytest.raises(DataError, match="depth_scale must be a positive number"):
+            DataOptions(depth_scale=bad)
+    for bad_flag in ("0", "-1", "mm"):
+        result = run_cli("bench", str(fp32), "--data", str(data), "--depth-scale", bad_flag, "--runs", "1",
+                         "--out", str(tmp_path / "report"))
+        assert_user_error(result, "--depth-scale")
+    assert not (tmp_path / "report").exists()
