@@ -23,8 +23,9 @@ from tests.helpers import assert_user_error, make_depth_anything, run_cli
 from vit_edge.api import bench, export
 from vit_edge.core.depth_metrics import aligned_depth, truth_scores
 from vit_edge.core.errors import DataError
-from vit_edge.data.depth_truth import DEFAULT_DEPTH_SCALE, read_depth
-from vit_edge.data.sources import DataOptions
+from vit_edge.core.types import InputSpec
+from vit_edge.data.depth_truth import DEFAULT_DEPTH_SCALE, depth_files, prepared_depth, read_depth
+from vit_edge.data.sources import DataOptions, fill_images, open_images
 from vit_edge.data.synthetic import smooth_images
 
 pytest.importorskip("transformers")
@@ -172,3 +173,27 @@ def test_depth_scale_says_how_many_png_units_make_a_metre(setup: tuple[torch.nn.
                          "--out", str(tmp_path / "report"))
         assert_user_error(result, "--depth-scale")
     assert not (tmp_path / "report").exists()
+
+
+def test_maps_of_a_model_of_any_size_follow_its_images_to_the_default_size(tmp_path: Path) -> None:
+    """A --dynamic-size artifact whose processor keeps the aspect ratio scores one array of one size (its default,
+    as fill_images makes its images): each map goes there too, the same geometry as its photo (before, a 40x60 map
+    came out 28x42 beside a 28x28 image and numpy raised)."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "depth").mkdir()
+    photo = np.zeros((40, 60, 3), np.uint8)
+    photo[:, 30:] = 200  # the right half bright ...
+    Image.fromarray(photo).save(tmp_path / "images" / "a.png")
+    metres = np.ones((40, 60), np.float32)
+    metres[:, 30:] = 5.0  # ... and far
+    np.save(tmp_path / "depth" / "a.npy", metres)
+    spec = InputSpec(img_size=28, size_multiple=14, keep_aspect_ratio=True, ensure_multiple_of=14,
+                     interpolation="bilinear", crop_mode="squash")
+    source = open_images(tmp_path)
+    files = depth_files(source, DataOptions())
+    assert files is not None
+    images = np.empty((1, 28, 28, 3), np.uint8)
+    kept = fill_images(images, source, spec)
+    depth = prepared_depth(files, source, kept, spec)
+    assert depth.shape == (1, 28, 28)
+    assert np.array_equal(depth[0] == 5.0, images[0, :, :, 0] > 100)  # the far pixels are the bright ones

@@ -144,7 +144,10 @@ def depth_at_input(depth: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 def prepared_depth(files: DepthFiles, source: ImageSource, indices: np.ndarray, spec: InputSpec,
                    out: np.ndarray | None = None) -> np.ndarray:
-    """The maps of the images at `indices` at the model's input ((N, H, W) float32, into `out` when given)."""
+    """The maps of the images at `indices` at the model's input ((N, H, W) float32, into `out` when given). One array
+    holds one size: a model of any size gets its default size here (InputSpec.fixed), as `fill_images` gives its
+    images, so each map stays aligned with its photo's pixels."""
+    spec = spec.fixed()
     target = np.empty((len(indices), spec.height, spec.width), np.float32) if out is None else out
     for row, index in enumerate(indices):
         target[row] = depth_at_input(files.read(int(index), _image_size(source, int(index))), spec)
