@@ -240,7 +240,7 @@ def test_a_target_option_is_refused_for_another_target_in_one_line(tmp_path: Pat
     from vit_edge.core.options import ExportOptions
     from vit_edge.core.targets import TARGET_OPTIONS, TARGETS, takers
 
-    wrong = {"opset": 18, "ort_fusions": True, "npu": "ethos-u85-256"}
+    wrong = {"opset": 18, "ort_fusions": True, "npu": "ethos-u85-256", "dynamic_size": True}
     assert set(wrong) == set(TARGET_OPTIONS)
     for declared in TARGETS.values():
         for option, value in wrong.items():
