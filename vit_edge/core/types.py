@@ -29,6 +29,11 @@ class Layout(str, enum.Enum):
     NHWC = "NHWC"
 
 
+# The any-size and keep-aspect fields, left out of the JSON at these values: manifests written before them (and
+# every fixed-size one since) keep the same bytes and hash when read and written back.
+_WRITTEN_WHEN_SET: dict[str, object] = {"size_multiple": 0, "keep_aspect_ratio": False, "ensure_multiple_of": 1}
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """What a caller must feed the model: the facts timm keeps in its pretrained config.
@@ -124,6 +129,9 @@ class InputSpec:
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
         data["class_names"] = list(self.class_names)
+        for name, default in _WRITTEN_WHEN_SET.items():  # a fixed-size spec reads back as it was written before
+            if data[name] == default:
+                del data[name]
         return data
 
     @classmethod
