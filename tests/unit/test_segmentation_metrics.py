@@ -8,6 +8,7 @@ import pytest
 
 from vit_edge.core.errors import ParityError
 from vit_edge.core.identity import Provenance
+from vit_edge.core.output_kinds import OUTPUTS
 from vit_edge.core.records import from_json
 from vit_edge.core.segmentation_metrics import (
     CLASS_MAP_DTYPE,
@@ -17,6 +18,7 @@ from vit_edge.core.segmentation_metrics import (
     Confusion,
     MaskLabels,
     class_map_agreement,
+    kept_files,
     mask_scores,
     pixel_agreement,
     resize_nearest,
@@ -123,3 +125,6 @@ def test_class_map_files_are_named_beside_their_base() -> None:
     assert files.paths == (Path("/w/logits-1.classes.npy"), Path("/w/logits-1.sample.npy"))
     assert ClassMapFiles.names(PurePosixPath("/board/run1.npy"))[0] == PurePosixPath("/board/run1.classes.npy")
     assert SAMPLE_IMAGES == 8 and np.iinfo(CLASS_MAP_DTYPE).max == 65535
+    assert kept_files(Path("/w/l.npy"), OUTPUTS["segmentation"]) == ClassMapFiles.beside(Path("/w/l.npy")).paths
+    assert all(kept_files(Path("/w/l.npy"), OUTPUTS[name]) == (Path("/w/l.npy"),) for name in OUTPUTS
+               if name != "segmentation")  # depth maps, tokens, logits: kept whole

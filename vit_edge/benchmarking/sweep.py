@@ -13,7 +13,7 @@ import platform
 import subprocess
 import sys
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePath, PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 import numpy as np
@@ -30,7 +30,7 @@ from vit_edge.core.outputs import replace_file, reserved_array, save_array, scra
 from vit_edge.core.parity import Verdict
 from vit_edge.core.progress import Tracker, tracking
 from vit_edge.core.records import as_json, flat, from_json, optional
-from vit_edge.core.segmentation_metrics import ClassMapFiles
+from vit_edge.core.segmentation_metrics import ClassMapFiles, keeps_class_maps, kept_files
 from vit_edge.core.targets import PYTORCH
 from vit_edge.data.sources import DataOptions, ImageSource
 from vit_edge.runtime.measure import MeasureConfig, Measurement, RunSettings, config_to_json
@@ -174,8 +174,8 @@ class _SshExecutor:
         result = _parse_result(proc)
         if result.ok and remote_logits and measure.logits_out:
             manifest = read_manifest(measure.artifact, verify_files=False)  # which files its run kept
-            for remote, local in zip(_predictions_at(PurePosixPath(remote_logits), manifest),
-                                     _predictions_at(Path(measure.logits_out), manifest)):
+            for remote, local in zip(kept_files(PurePosixPath(remote_logits), manifest.output),
+                                     kept_files(Path(measure.logits_out), manifest.output)):
                 self.remote.get(str(remote), Path(local))
         return result
 
@@ -451,14 +451,6 @@ def _sample_verdict(reference: np.ndarray, candidate: np.ndarray, manifest: Mani
                    mean_abs_diff=float(np.mean([v.mean_abs_diff for v in each])), passed=all(v.passed for v in each))
 
 
-def _predictions_at(base: PurePath, manifest: Manifest) -> tuple[PurePath, ...]:
-    """The files a run of `manifest`'s artifact keeps at logits_out `base` (runtime/accuracy.predict; on a board
-    too, where `base` is a PurePosixPath)."""
-    if manifest.output.supports(Measure.PIXEL_AGREEMENT):
-        return ClassMapFiles.names(base)
-    return (base,)
-
-
 def _reference_predictions(cfg: BenchConfig, executor: Any, files: EvalFiles, workdir: Path, manifest: Manifest,
                            path: str) -> Path | None:
     """Where the reference's predictions on the same images are kept (logits_out, runtime/accuracy.predict): another
@@ -530,7 +522,7 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
             if with_data and data is not None:
                 result = data.scored(result)
             records.append(_record(path, manifest, cfg, threads, batch, result))
-    if data is not None and all(Path(file).is_file() for file in _predictions_at(logits_file, manifest)):
+    if data is not None and all(Path(file).is_file() for file in kept_files(logits_file, manifest.output)):
         _add_agreement(records, cfg, executor, files, workdir, manifest, path, logits_file, progress)
     return records
 
@@ -555,7 +547,7 @@ def _add_agreement(records: list[BenchRecord], cfg: BenchConfig, executor: Any, 
 
 def _agreement_of_files(candidate: Path, reference: Path, manifest: Manifest) -> Agreement:
     """_agreement on the kept logits, or for segmentation _segmentation_agreement on the kept class maps."""
-    if manifest.output.supports(Measure.PIXEL_AGREEMENT):
+    if keeps_class_maps(manifest.output):
         return _segmentation_agreement(ClassMapFiles.beside(candidate), ClassMapFiles.beside(reference), manifest)
     if not reference.is_file():
         return Agreement(status="mismatch", error="the reference kept class maps, not logits: its output is "

@@ -20,10 +20,11 @@ from vit_edge.core.errors import DataError, ParityError
 
 if TYPE_CHECKING:
     from vit_edge.core.identity import MaskReading
+    from vit_edge.core.output_kinds import ModelOutput
 
 __all__ = ["IGNORE", "MaskLabels", "Confusion", "SegmentationScores", "PixelAgreement", "pixel_agreement",
            "predicted_classes", "segmentation_against_fp32", "resize_nearest", "mask_scores", "SAMPLE_IMAGES",
-           "CLASS_MAP_DTYPE", "ClassMapFiles", "ClassMaps", "class_map_agreement"]
+           "CLASS_MAP_DTYPE", "ClassMapFiles", "ClassMaps", "class_map_agreement", "keeps_class_maps", "kept_files"]
 
 IGNORE = -1  # a pixel no score counts, once mask values are classes
 SAMPLE_IMAGES = 8  # the images whose whole logits a scoring run keeps (the cosine verdict); the rest: class maps only
@@ -235,3 +236,15 @@ def class_map_agreement(candidate: np.ndarray, reference: np.ndarray, num_classe
         confusion.add(got, ref)
     return PixelAgreement(pixel_agreement=float(per_image.mean()), min_pixel_agreement=float(per_image.min()),
                           miou_vs_fp32=confusion.scores().miou)
+
+
+def keeps_class_maps(output: "ModelOutput") -> bool:
+    """Whether a scoring run keeps `output` as ClassMapFiles (segmentation logits) rather than whole logits."""
+    from vit_edge.core.output_kinds import Measure
+
+    return output.supports(Measure.PIXEL_AGREEMENT)
+
+
+def kept_files(base: PurePath, output: "ModelOutput") -> tuple[PurePath, ...]:
+    """The files a scoring run of `output` keeps at logits_out `base` (a local Path, or a board's PurePosixPath)."""
+    return ClassMapFiles.names(base) if keeps_class_maps(output) else (base,)

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from vit_edge.core.errors import ParityError
-from vit_edge.core.output_kinds import Measure, ModelOutput
+from vit_edge.core.output_kinds import ModelOutput
 from vit_edge.core.outputs import reserved_array, save_array
 from vit_edge.core.progress import steps
 from vit_edge.core.segmentation_metrics import (
@@ -18,6 +18,7 @@ from vit_edge.core.segmentation_metrics import (
     ClassMapFiles,
     Confusion,
     SegmentationScores,
+    keeps_class_maps,
     predicted_classes,
     resize_nearest,
 )
@@ -111,7 +112,7 @@ def predict(run: Any, images: np.ndarray, spec: InputSpec, output: ModelOutput, 
     """Every image's output, kept at `out` where given: the logits whole (.npy), or for segmentation streamed into
     ClassMapFiles.beside(out) and scored against `masks` a batch at a time. The one function both sides of a
     bench agreement (the runner, the PyTorch reference) predict with, so their files are alike."""
-    if not output.supports(Measure.PIXEL_AGREEMENT):
+    if not keeps_class_maps(output):
         logits = predict_logits(run, images, spec)
         if out is not None:
             save_array(out, logits.astype(np.float32))
