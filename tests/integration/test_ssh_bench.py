@@ -253,3 +253,33 @@ def test_board_without_sftp_is_measured_and_left_clean(tmp_path: Path, small_onn
         (record,) = bench([str(artifact.path)], cfg)
     assert record.status == "ok", record
     assert set(_board_leftovers()[1]) <= set(before)
+
+
+def test_segmentation_over_ssh_brings_its_class_maps_back(sshd, tmp_path: Path) -> None:
+    """A segmentation run keeps two files on the board (class maps, the sample's logits: core/segmentation_metrics.
+    ClassMapFiles); both come back, the artifact's and its reference's (run on the board too), so the board's mIoU
+    and agreement equal the local ones."""
+    pytest.importorskip("transformers")
+    import numpy as np
+    from PIL import Image
+
+    from tests.helpers import make_dpt
+    from vit_edge.data.synthetic import smooth_images
+
+    device, options = sshd
+    artifact = export(make_dpt("segmentation"), "onnx", tmp_path / "onnx")
+    for folder in ("images", "annotations"):
+        (tmp_path / "ade" / folder).mkdir(parents=True)
+    masks = np.random.default_rng(0).integers(0, 6, (3, 64, 64)).astype(np.uint8)
+    for index, (image, mask) in enumerate(zip(smooth_images(3, 64, 3, seed=3), masks)):
+        Image.fromarray(image).save(tmp_path / "ade" / "images" / f"{index}.png")
+        Image.fromarray(mask).save(tmp_path / "ade" / "annotations" / f"{index}.png")
+    common = dict(threads=(1,), runs=2, warmup=0, min_seconds=0.0, data=str(tmp_path / "ade"),
+                  reference=str(artifact.path))
+    (remote,) = bench([str(artifact.path)], BenchConfig(device=device, ssh_options=options,
+                                                        remote_python=sys.executable, **common))
+    (local,) = bench([str(artifact.path)], BenchConfig(**common))
+    assert remote.status == "ok" and remote.agreement_cosine_images == 3, remote.error
+    for key in ("seg_miou", "seg_pixel_agreement", "seg_min_pixel_agreement", "seg_miou_vs_reference"):
+        assert remote.extra[key] == local.extra[key], key
+    assert remote.extra["seg_pixel_agreement"] == 1.0 and remote.agreement_cosine == pytest.approx(1.0)

@@ -1,16 +1,24 @@
 """The segmentation measures (#37) on hand-made maps, each value worked out by hand in the comments."""
 from __future__ import annotations
 
+from pathlib import Path, PurePosixPath
+
 import numpy as np
 import pytest
 
 from vit_edge.core.errors import ParityError
 from vit_edge.core.identity import Provenance
+from vit_edge.core.output_kinds import OUTPUTS
 from vit_edge.core.records import from_json
 from vit_edge.core.segmentation_metrics import (
+    CLASS_MAP_DTYPE,
     IGNORE,
+    SAMPLE_IMAGES,
+    ClassMapFiles,
     Confusion,
     MaskLabels,
+    class_map_agreement,
+    kept_files,
     mask_scores,
     pixel_agreement,
     resize_nearest,
@@ -91,3 +99,32 @@ def test_masks_meet_logits_of_another_size() -> None:
     assert scores.miou == pytest.approx(1.0) and scores.pixels == 12  # the 4 ignored pixels left out
     with pytest.raises(ParityError, match="2 segmentation maps for 1 masks"):
         mask_scores(np.concatenate([logits, logits]), masks)
+
+
+def test_class_maps_compared_in_batches_give_the_numbers_of_the_whole_logits() -> None:
+    rng = np.random.default_rng(1)
+    reference = rng.standard_normal((7, 5, 6, 4))
+    candidate = reference + 0.7 * rng.standard_normal(reference.shape)  # many pixels flip, each image differently
+    whole = segmentation_against_fp32(candidate, reference)
+    got, ref = candidate.argmax(1).astype(np.uint16), reference.argmax(1).astype(np.uint16)
+    for batch in (1, 3, 64):  # 7 images: uneven batches, and one batch of all
+        assert class_map_agreement(got, ref, 5, batch=batch) == whole  # exactly: the same shares and counts
+    assert 0 < whole.min_pixel_agreement < whole.pixel_agreement < 1
+
+
+def test_class_maps_of_another_shape_or_none_are_refused() -> None:
+    maps = np.zeros((2, 4, 4), dtype=np.uint16)
+    with pytest.raises(ParityError, match=r"class maps of shape \(2, 4, 4\) cannot be compared .* \(2, 4, 2\)"):
+        class_map_agreement(maps, maps[:, :, :2], 3)
+    with pytest.raises(ParityError, match="no class maps to compare"):
+        class_map_agreement(maps[:0], maps[:0], 3)
+
+
+def test_class_map_files_are_named_beside_their_base() -> None:
+    files = ClassMapFiles.beside(Path("/w/logits-1.npy"))
+    assert files.paths == (Path("/w/logits-1.classes.npy"), Path("/w/logits-1.sample.npy"))
+    assert ClassMapFiles.names(PurePosixPath("/board/run1.npy"))[0] == PurePosixPath("/board/run1.classes.npy")
+    assert SAMPLE_IMAGES == 8 and np.iinfo(CLASS_MAP_DTYPE).max == 65535
+    assert kept_files(Path("/w/l.npy"), OUTPUTS["segmentation"]) == ClassMapFiles.beside(Path("/w/l.npy")).paths
+    assert all(kept_files(Path("/w/l.npy"), OUTPUTS[name]) == (Path("/w/l.npy"),) for name in OUTPUTS
+               if name != "segmentation")  # depth maps, tokens, logits: kept whole

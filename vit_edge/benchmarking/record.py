@@ -80,6 +80,7 @@ class BenchRecord:
     eval_images: int | None = None
     agreement_top1: float | None = None
     agreement_cosine: float | None = None
+    agreement_cosine_images: int | None = optional()  # on how many images (segmentation: the kept sample)
     reference: str | None = None
     # in the rows that scored images only: their labels, and what the sanity checks read
     eval_labels: str | None = optional()

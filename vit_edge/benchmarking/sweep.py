@@ -13,7 +13,7 @@ import platform
 import subprocess
 import sys
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 import numpy as np
@@ -27,8 +27,10 @@ from vit_edge.core.manifest import MANIFEST_NAME, Manifest, read_manifest
 from vit_edge.core.options import check_count, check_counts, check_number
 from vit_edge.core.output_kinds import Measure
 from vit_edge.core.outputs import replace_file, reserved_array, save_array, scratch_folder, write_atomically
+from vit_edge.core.parity import Verdict
 from vit_edge.core.progress import Tracker, tracking
 from vit_edge.core.records import as_json, flat, from_json, optional
+from vit_edge.core.segmentation_metrics import ClassMapFiles, keeps_class_maps, kept_files
 from vit_edge.core.targets import PYTORCH
 from vit_edge.data.depth_truth import DepthFiles, check_depth_files, depth_files, prepared_depth
 from vit_edge.data.sources import DataOptions, ImageSource
@@ -172,7 +174,10 @@ class _SshExecutor:
         proc = self.remote.run_runner(self.remote_zip, config_to_json(remote_cfg))
         result = _parse_result(proc)
         if result.ok and remote_logits and measure.logits_out:
-            self.remote.get(remote_logits, Path(measure.logits_out))
+            manifest = read_manifest(measure.artifact, verify_files=False)  # which files its run kept
+            for remote, local in zip(kept_files(PurePosixPath(remote_logits), manifest.output),
+                                     kept_files(Path(measure.logits_out), manifest.output)):
+                self.remote.get(str(remote), Path(local))
         return result
 
 
@@ -389,10 +394,12 @@ class SegmentationAgreement:
 @dataclass(frozen=True)
 class Agreement:
     """An artifact's outputs against the reference's on the same images: top-1 agreement (None where the output
-    has no classes), mean cosine, a depth map's measures, and 'mismatch' beyond the precision's tolerance."""
+    has no classes), mean cosine and on how many images it was measured (segmentation: the first SAMPLE_IMAGES,
+    whose whole logits are kept), a depth map's measures, and 'mismatch' beyond the precision's tolerance."""
 
     agreement_top1: float | None = None
     agreement_cosine: float | None = None
+    agreement_cosine_images: int | None = optional()
     depth: DepthAgreement | None = flat(None)
     segmentation: SegmentationAgreement | None = flat(None)
     # tokens, feature maps: the worst image's mean token cosine, and the worst token (held to a floor)
@@ -402,30 +409,33 @@ class Agreement:
     error: str | None = optional()
 
 
+def _judged(verdict: Verdict, manifest: Manifest) -> Agreement:
+    """The verdict's agreement and cosine, and 'mismatch' in one line where it did not pass."""
+    from vit_edge.core.parity import agreement_words, cosine_words  # numpy only
+
+    agreement = verdict.top1_agreement  # None where the output has no classes (tokens, embeddings)
+    found = Agreement(agreement_top1=None if agreement is None else 100 * agreement,
+                      agreement_cosine=verdict.mean_cosine, agreement_cosine_images=verdict.samples)
+    if verdict.min_token_cosine is not None:  # tokens, feature maps: judged per image; the worst token on a floor
+        found = replace(found, agreement_min_image_cosine=verdict.min_cosine,
+                        agreement_min_token_cosine=verdict.min_token_cosine)
+    if verdict.passed:
+        return found
+    return replace(found, status="mismatch", error=(
+        f"disagrees with the reference beyond {manifest.precision.value} tolerance: {cosine_words(verdict)}"
+        f"{agreement_words(verdict)}"))
+
+
 def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) -> Agreement:
     """Agreement with the reference, held to the tolerance of the artifact's precision (fp32 < fp16 < int8):
     outside it the row's status becomes 'mismatch'."""
-    from vit_edge.core.parity import agreement_words, cosine_words, judge  # numpy only
+    from vit_edge.core.parity import judge  # numpy only
 
     if logits.shape != reference.shape:
         return Agreement(status="mismatch", error=f"output shape {logits.shape[1:]} differs from the reference's "
                                                   f"{reference.shape[1:]}")
-    verdict = judge(reference, logits, manifest.precision, manifest.output)
-    agreement = verdict.top1_agreement  # None where the output has no classes (tokens, embeddings)
-    found = Agreement(agreement_top1=None if agreement is None else 100 * agreement,
-                      agreement_cosine=verdict.mean_cosine)
-    if verdict.min_token_cosine is not None:  # tokens, feature maps: judged per image; the worst token on a floor
-        found = replace(found, agreement_min_image_cosine=verdict.min_cosine,
-                        agreement_min_token_cosine=verdict.min_token_cosine)
-    if not verdict.passed:
-        return replace(found, status="mismatch", error=(
-            f"disagrees with the reference beyond {manifest.precision.value} tolerance: {cosine_words(verdict)}"
-            f"{agreement_words(verdict)}"))
-    if verdict.segmentation is not None:  # segmentation: argmax agreement, mIoU with its argmax
-        seg = verdict.segmentation
-        found = replace(found, segmentation=SegmentationAgreement(seg.pixel_agreement, seg.min_pixel_agreement,
-                                                                  seg.miou_vs_fp32))
-    elif manifest.output.supports(Measure.ABS_REL):  # a depth map: its own measures, held to AbsRel ≤ 2 %
+    found = _judged(judge(reference, logits, manifest.precision, manifest.output), manifest)
+    if found.status is None and manifest.output.supports(Measure.ABS_REL):  # a depth map: held to AbsRel ≤ 2 %
         scores = depth_scores(logits, reference)
         found = replace(found, depth=DepthAgreement(scores.abs_rel, scores.delta1, scores.sqnr_db, scores.valid_share))
         failure = depth_verdict(scores)
@@ -434,15 +444,50 @@ def _agreement(logits: np.ndarray, reference: np.ndarray, manifest: Manifest) ->
     return found
 
 
-def _reference_logits(cfg: BenchConfig, executor: Any, files: EvalFiles, workdir: Path, manifest: Manifest,
-                      path: str) -> np.ndarray | None:
-    """Logits of the reference on the same images: another artifact run the same way (with its own preprocessing),
-    or the PyTorch model the artifact was exported from."""
+def _segmentation_agreement(candidate: ClassMapFiles, reference: ClassMapFiles, manifest: Manifest) -> Agreement:
+    """Pixel agreement, the worst image's and mIoU against the reference's class maps over every image (read a
+    batch at a time), the cosine verdict on the sample both kept whole (core/segmentation_metrics.ClassMapFiles)."""
+    from vit_edge.core.segmentation_metrics import class_map_agreement
+
+    if not reference.exist():
+        return Agreement(status="mismatch", error="the reference kept no class maps: its output is not "
+                                                  "segmentation logits, so its pixels cannot be compared")
+    got, ref = candidate.read(), reference.read()
+    if got.classes.shape != ref.classes.shape or got.sample.shape != ref.sample.shape:
+        return Agreement(status="mismatch", error=(
+            f"class maps {got.classes.shape[1:]} of {got.sample.shape[1]} classes differ from the reference's "
+            f"{ref.classes.shape[1:]} of {ref.sample.shape[1]} classes ({len(got.classes)} and "
+            f"{len(ref.classes)} images)"))
+    maps = class_map_agreement(got.classes, ref.classes, int(got.sample.shape[1]))
+    found = _judged(replace(_sample_verdict(ref.sample, got.sample, manifest), segmentation=maps), manifest)
+    if found.status is not None:
+        return found
+    return replace(found, segmentation=SegmentationAgreement(maps.pixel_agreement, maps.min_pixel_agreement,
+                                                             maps.miou_vs_fp32))
+
+
+def _sample_verdict(reference: np.ndarray, candidate: np.ndarray, manifest: Manifest) -> Verdict:
+    """core/parity.judge of segmentation logits (one cosine per image), an image at a time: one ADE20K image's
+    logits are 150 MB, and judge holds several float64 copies of what it is given."""
+    from vit_edge.core.parity import judge  # numpy only
+
+    each = [judge(np.asarray(reference[i : i + 1]), np.asarray(candidate[i : i + 1]), manifest.precision,
+                  manifest.output) for i in range(len(reference))]
+    cosines = [verdict.mean_cosine for verdict in each]  # one per image
+    return replace(each[0], samples=len(each), min_cosine=float(np.min(cosines)), mean_cosine=float(np.mean(cosines)),
+                   max_abs_diff=max(v.max_abs_diff for v in each),
+                   mean_abs_diff=float(np.mean([v.mean_abs_diff for v in each])), passed=all(v.passed for v in each))
+
+
+def _reference_predictions(cfg: BenchConfig, executor: Any, files: EvalFiles, workdir: Path, manifest: Manifest,
+                           path: str) -> Path | None:
+    """Where the reference's predictions on the same images are kept (logits_out, runtime/accuracy.predict): another
+    artifact run the same way (with its own preprocessing), or the PyTorch model the artifact was exported from."""
     if cfg.reference is None:
         return None
     if cfg.reference == PYTORCH.name:
         data = files.for_artifact(manifest)
-        return None if data is None else _pytorch_logits(Path(path), manifest, data)
+        return None if data is None else _pytorch_predictions(Path(path), manifest, data, workdir / "pytorch.npy")
     data = files.for_artifact(files.manifests.get(cfg.reference))
     if data is None:
         return None
@@ -452,16 +497,18 @@ def _reference_logits(cfg: BenchConfig, executor: Any, files: EvalFiles, workdir
     result = executor.run(measure, "reference")
     if not result.ok:
         raise VitEdgeError(f"reference {cfg.reference} failed: {result.error}")
-    return np.load(out)
+    return out
 
 
-def _pytorch_logits(root: Path, manifest: Manifest, data: EvalData) -> np.ndarray:
-    """The declared "pytorch" runtime (the model the artifact came from) on the prepared images, here."""
-    from vit_edge.runtime.accuracy import predict_logits
+def _pytorch_predictions(root: Path, manifest: Manifest, data: EvalData, out: Path) -> Path:
+    """The declared "pytorch" runtime (the model the artifact came from) on the prepared images, here, kept at
+    `out` as the runner keeps an artifact's (the same function)."""
+    from vit_edge.runtime.accuracy import predict
     from vit_edge.runtime.base import SessionOptions, session_class
 
     session = session_class(PYTORCH.name)(root / manifest.model_file, SessionOptions())
-    return predict_logits(session.run, np.load(data.images, mmap_mode="r"), manifest.input_spec)
+    predict(session.run, np.load(data.images, mmap_mode="r"), manifest.input_spec, manifest.output, out)
+    return out
 
 
 def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, files: EvalFiles,
@@ -503,7 +550,7 @@ def _bench_artifact(path: str, cfg: BenchConfig, executor: Any, workdir: Path, f
             if with_data and data is not None:
                 result = data.scored(result)
             records.append(_record(path, manifest, cfg, threads, batch, result))
-    if data is not None and logits_file.is_file():
+    if data is not None and all(Path(file).is_file() for file in kept_files(logits_file, manifest.output)):
         _add_agreement(records, cfg, executor, files, workdir, manifest, path, logits_file, progress)
         if data.depth is not None:
             _add_truth(records, manifest, np.load(logits_file), np.load(data.depth, mmap_mode="r"))
@@ -527,7 +574,7 @@ def _add_truth(records: list[BenchRecord], manifest: Manifest, depth: np.ndarray
 def _add_agreement(records: list[BenchRecord], cfg: BenchConfig, executor: Any, files: EvalFiles, workdir: Path,
                    manifest: Manifest, path: str, logits_file: Path, progress: Callable[[str], None]) -> None:
     try:
-        reference = _reference_logits(cfg, executor, files, workdir, manifest, path)
+        reference = _reference_predictions(cfg, executor, files, workdir, manifest, path)
     except VitEdgeError as exc:
         progress(f"    agreement not measured: {exc}")
         for record in records:
@@ -535,11 +582,21 @@ def _add_agreement(records: list[BenchRecord], cfg: BenchConfig, executor: Any, 
         return
     if reference is None:
         return
-    agreement = _agreement(np.load(logits_file), reference, manifest)
+    agreement = _agreement_of_files(logits_file, reference, manifest)
     for record in records:
         if record.ok or agreement.status is None:
             record.update(as_json(agreement))
             record.reference = cfg.reference
+
+
+def _agreement_of_files(candidate: Path, reference: Path, manifest: Manifest) -> Agreement:
+    """_agreement on the kept logits, or for segmentation _segmentation_agreement on the kept class maps."""
+    if keeps_class_maps(manifest.output):
+        return _segmentation_agreement(ClassMapFiles.beside(candidate), ClassMapFiles.beside(reference), manifest)
+    if not reference.is_file():
+        return Agreement(status="mismatch", error="the reference kept class maps, not logits: its output is "
+                                                  "segmentation, this artifact's is not")
+    return _agreement(np.load(candidate), np.load(reference), manifest)
 
 
 def bench(artifacts: list[str], cfg: BenchConfig, progress: Callable[[str], None] = lambda _: None,

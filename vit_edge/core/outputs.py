@@ -316,7 +316,7 @@ def scratch_folder(prefix: str, near: Path | None = None) -> Iterator[Path]:
         yield Path(folder)
 
 
-def reserved_array(path: Path, dtype: Any, shape: tuple[int, ...]) -> Any:
+def reserved_array(path: Path, dtype: Any, shape: tuple[int, ...], what: str = "the prepared images") -> Any:
     """A memory-mapped .npy whose disk space is reserved up front: a full temporary folder is one line here, not a
     SIGBUS when the mapping is written later."""
     import numpy as np
@@ -331,7 +331,7 @@ def reserved_array(path: Path, dtype: Any, shape: tuple[int, ...]) -> Any:
             return array  # a file system that cannot reserve space: written as before
         del array
         free = shutil.disk_usage(path.parent).free
-        raise DiskFullError(f"{path.parent} has {free / 2**20:.0f} MiB free, and the prepared images need "
+        raise DiskFullError(f"{path.parent} has {free / 2**20:.0f} MiB free, and {what} need "
                         f"{needed / 2**20:.0f} MiB: free some space, or point TMPDIR at a larger disk") from exc
     finally:
         os.close(descriptor)

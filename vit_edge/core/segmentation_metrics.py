@@ -11,6 +11,7 @@ prediction (union > 0), as mmsegmentation and `evaluate`'s mean_iou take it; a c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,11 +20,15 @@ from vit_edge.core.errors import DataError, ParityError
 
 if TYPE_CHECKING:
     from vit_edge.core.identity import MaskReading
+    from vit_edge.core.output_kinds import ModelOutput
 
 __all__ = ["IGNORE", "MaskLabels", "Confusion", "SegmentationScores", "PixelAgreement", "pixel_agreement",
-           "predicted_classes", "segmentation_against_fp32", "resize_nearest", "mask_scores"]
+           "predicted_classes", "segmentation_against_fp32", "resize_nearest", "mask_scores", "SAMPLE_IMAGES",
+           "CLASS_MAP_DTYPE", "ClassMapFiles", "ClassMaps", "class_map_agreement", "keeps_class_maps", "kept_files"]
 
 IGNORE = -1  # a pixel no score counts, once mask values are classes
+SAMPLE_IMAGES = 8  # the images whose whole logits a scoring run keeps (the cosine verdict); the rest: class maps only
+CLASS_MAP_DTYPE = np.uint16  # a class map's pixels: up to 65,536 classes (ADE20K has 150)
 
 
 @dataclass(frozen=True)
@@ -171,3 +176,75 @@ def mask_scores(logits: np.ndarray, masks: np.ndarray, batch: int = 16) -> Segme
         confusion.add(predicted_classes(chunk), resize_nearest(np.asarray(masks[start : start + batch]),
                                                                (chunk.shape[2], chunk.shape[3])))
     return confusion.scores()
+
+
+@dataclass(frozen=True)
+class ClassMaps:
+    """A segmentation run's predictions, read back: every image's class map (N, H, W) and the whole logits
+    (n, C, H, W) of its first n = min(N, SAMPLE_IMAGES) images."""
+
+    classes: np.ndarray
+    sample: np.ndarray
+
+
+@dataclass(frozen=True)
+class ClassMapFiles:
+    """Where a segmentation run keeps its predictions, both files named from one base path (a bench's logits_out):
+    `classes`, every image's argmax as a CLASS_MAP_DTYPE .npy (N, H, W), written a batch at a time; `sample`, the
+    float32 logits (n, C, H, W) of the first n images. A full ADE20K run's logits (2,000 × 150 × 512 × 512 float32,
+    ~300 GB) never exist anywhere; its class maps are 1 GB on disk and never whole in memory."""
+
+    classes: Path
+    sample: Path
+
+    @staticmethod
+    def names(base: PurePath) -> tuple[PurePath, PurePath]:
+        """(classes, sample) beside `base` (a local Path, or a board's PurePosixPath)."""
+        return base.with_name(f"{base.stem}.classes.npy"), base.with_name(f"{base.stem}.sample.npy")
+
+    @classmethod
+    def beside(cls, base: Path) -> "ClassMapFiles":
+        classes, sample = cls.names(Path(base))
+        return cls(Path(classes), Path(sample))
+
+    @property
+    def paths(self) -> tuple[Path, Path]:
+        return self.classes, self.sample
+
+    def exist(self) -> bool:
+        return self.classes.is_file() and self.sample.is_file()
+
+    def read(self) -> ClassMaps:
+        """Both memory-mapped: read an image or a batch at a time."""
+        return ClassMaps(np.load(self.classes, mmap_mode="r"), np.load(self.sample, mmap_mode="r"))
+
+
+def class_map_agreement(candidate: np.ndarray, reference: np.ndarray, num_classes: int,
+                        batch: int = 64) -> PixelAgreement:
+    """segmentation_against_fp32 on class maps (N, H, W) instead of logits, `batch` images at a time (memory-mapped
+    maps of any number of images in flat memory): the same per-image shares and confusion, so the same numbers."""
+    if candidate.shape != reference.shape or candidate.ndim != 3:
+        raise ParityError(f"class maps of shape {candidate.shape} cannot be compared with the reference's "
+                          f"{reference.shape}")
+    if not len(reference):
+        raise ParityError("no class maps to compare: the run scored no images")
+    per_image = np.empty(len(reference), dtype=np.float64)
+    confusion = Confusion(num_classes)
+    for start in range(0, len(reference), batch):
+        got, ref = np.asarray(candidate[start : start + batch]), np.asarray(reference[start : start + batch])
+        per_image[start : start + len(ref)] = (ref == got).reshape(len(ref), -1).mean(axis=1)
+        confusion.add(got, ref)
+    return PixelAgreement(pixel_agreement=float(per_image.mean()), min_pixel_agreement=float(per_image.min()),
+                          miou_vs_fp32=confusion.scores().miou)
+
+
+def keeps_class_maps(output: "ModelOutput") -> bool:
+    """Whether a scoring run keeps `output` as ClassMapFiles (segmentation logits) rather than whole logits."""
+    from vit_edge.core.output_kinds import Measure
+
+    return output.supports(Measure.PIXEL_AGREEMENT)
+
+
+def kept_files(base: PurePath, output: "ModelOutput") -> tuple[PurePath, ...]:
+    """The files a scoring run of `output` keeps at logits_out `base` (a local Path, or a board's PurePosixPath)."""
+    return ClassMapFiles.names(base) if keeps_class_maps(output) else (base,)

@@ -17,11 +17,9 @@ import numpy as np
 
 from vit_edge.core.manifest import NUMERICS_CHECK, Manifest, read_manifest
 from vit_edge.core.options import check_count, check_counts, check_number
-from vit_edge.core.outputs import save_array
 from vit_edge.core.records import extra, flat, optional
 from vit_edge.core.sanity import most_frequent_share
-from vit_edge.core.segmentation_metrics import mask_scores
-from vit_edge.core.types import InputSpec, Precision, SessionInfo
+from vit_edge.core.types import Precision, SessionInfo
 from vit_edge.runtime.base import (
     ProfileSummary,
     Session,
@@ -69,7 +67,9 @@ class MeasureConfig(RunSettings):
     data_images: str | None = None  # a .npy of uint8 images at the input size (the eval transform done), mmapped
     data_labels: str | None = None  # a .npy of their labels as output indices (None: agreement only, no top-1)
     data_masks: str | None = None  # a .npy of their masks as class maps (segmentation: mIoU), IGNORE where none
-    logits_out: str | None = None  # where to save the logits (for agreement with a reference)
+    # where to keep the predictions (agreement with a reference): the logits as a .npy, or for segmentation the
+    # class maps and a sample's logits in the two files core/segmentation_metrics.ClassMapFiles.beside(it) names
+    logits_out: str | None = None
     check_numerics: bool = False  # re-run the artifact's numerics_check.npz here and judge it (the numerics gate)
     verify_files: bool = True  # hash the artifact's files (the first configuration of each artifact in a bench)
 
@@ -244,20 +244,28 @@ def _timed_runs(run: Any, batch: np.ndarray, cfg: MeasureConfig) -> list[float]:
     return times
 
 
-def _accuracy(session: Session, spec: InputSpec, cfg: MeasureConfig) -> Scores:
-    """Logits for every prepared image, a batch at a time from the memory-mapped file; top-1/5 where labelled."""
-    from vit_edge.runtime.accuracy import predict_logits
+def _accuracy(session: Session, manifest: Manifest, cfg: MeasureConfig) -> Scores:
+    """Every prepared image's output, a batch at a time from the memory-mapped file (runtime/accuracy.predict);
+    top-1/5 where labelled, mIoU where masked (segmentation: scored and kept a batch at a time)."""
+    from vit_edge.runtime.accuracy import predict
 
     images = np.load(str(cfg.data_images), mmap_mode="r")
-    logits = predict_logits(session.run_any, images, spec)
-    if cfg.logits_out:
-        save_array(Path(cfg.logits_out), logits.astype(np.float32))
-    if cfg.data_masks is not None:  # segmentation against its masks, scored here (numpy: on the board too)
-        seg = mask_scores(logits, np.load(cfg.data_masks, mmap_mode="r"))
+    masks = np.load(cfg.data_masks, mmap_mode="r") if cfg.data_masks is not None else None
+    out = Path(cfg.logits_out) if cfg.logits_out else None
+    found = predict(session.run_any, images, manifest.input_spec, manifest.output, out, masks)
+    if found.logits is None:  # segmentation: scored against its masks (where given) while streaming
+        seg = found.masks
+        if seg is None:
+            return Scores(eval_images=int(len(images)))
         return Scores(eval_images=int(len(images)), seg_miou=seg.miou, seg_pixel_accuracy=seg.pixel_accuracy,
                       seg_classes_present=seg.classes_present, seg_pixels=seg.pixels)
+    return _label_scores(found.logits, cfg, len(images))
+
+
+def _label_scores(logits: np.ndarray, cfg: MeasureConfig, count: int) -> Scores:
+    """Top-1/5 against the labels, and what the sanity checks read; agreement only where there are none."""
     if cfg.data_labels is None:
-        return Scores(eval_images=int(len(images)))
+        return Scores(eval_images=count)
     labels = np.load(cfg.data_labels)
     top5 = np.argsort(-logits, axis=1)[:, :5]
     return Scores(top1=float(100 * np.mean(top5[:, 0] == labels)),
@@ -294,7 +302,7 @@ def measure(cfg: MeasureConfig) -> Measurement:
     if cfg.profile:
         found = replace(found, profile=summarize_profile(session.profile(batch, runs=max(5, min(cfg.runs, 50)))))
     if cfg.data_images:  # the session that was timed scores too (in its own batch size where it compiled for one)
-        found = replace(found, scores=_accuracy(session, manifest.input_spec, cfg))
+        found = replace(found, scores=_accuracy(session, manifest, cfg))
     return found
 
 
