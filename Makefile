@@ -45,8 +45,12 @@ demo: $(STAMP) system-packages
 	$(PY) scripts/demo.py
 
 # The suite's wall time is printed at the end (the budget is 20 minutes on 2 cores; --durations says where it goes).
+# TEST_WORKERS pytest-xdist processes, a test file each at a time (module fixtures export once; the session ones
+# once per worker); TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP) system-packages
-	@start=$$(date +%s); $(PY) -m pytest -q -p no:cacheprovider --durations=25; status=$$?; \
+	@start=$$(date +%s); $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25; \
+	status=$$?; \
 	echo "make test: $$(( $$(date +%s) - start )) s on $$(nproc) cores"; exit $$status
 
 # Under 3 minutes: the architecture (import contract, mypy, ruff), the pure functions and the unit tests; no

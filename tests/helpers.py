@@ -34,12 +34,14 @@ def small_vit(distilled: bool = False, seed: int = 0, **changes: int) -> VisionT
     return VisionTransformer(cfg).eval()
 
 
-def run_cli(*args: str, cwd: Path | None = None, prelude: str = "") -> subprocess.CompletedProcess[str]:
-    """Run `vit-edge ARGS` as a user would; `prelude` is Python run first (e.g. to make a package unimportable)."""
+def run_cli(*args: str, cwd: Path | None = None, prelude: str = "",
+            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run `vit-edge ARGS` as a user would; `prelude` is Python run first (e.g. to make a package unimportable);
+    `timeout` guards against a hang, not a slow machine."""
     code = f"{prelude}\nimport sys\nfrom vit_edge.cli import main\nsys.exit(main({list(args)!r}))"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=timeout)
 
 
 @contextlib.contextmanager
