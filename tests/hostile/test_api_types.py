@@ -71,7 +71,8 @@ CALLS: dict[str, tuple[Callable[..., Any], dict[str, Any], dict[str, list[Any]]]
     "load_model": (vit_edge.load_model, {"model": "fmnist-vit-tiny"}, {
         "model": MODEL, "weights": PATH, "random_init": FLAG, "num_classes": ["10", -1, 1.5],
         "img_size": ["32", -32, 1.5, (1, 2, 3), object()], "reid": [object(), 5, None], "merge": ["1", -1, 1.5],
-        "output": [5, None, "logits"], "layers": [5, "0,1", [0.5], None], "dynamic_size": FLAG}),
+        "output": [5, None, "logits"], "layers": [5, "0,1", [0.5], None], "dynamic_size": FLAG,
+        "max_depth": ["80", -1, 0, float("nan"), float("inf"), object(), True]}),
     "Artifact.open": (vit_edge.Artifact.open, {}, {"path": REQUIRED_PATH}),
     "preprocess": (vit_edge.preprocess, {"images": "photo.jpg", "artifact": "a"}, {
         "images": [object(), 5, None, [1], {"images": 1}, True], "artifact": REQUIRED_PATH}),

@@ -9,6 +9,7 @@ default 1 % sends the costliest back to float (the head's last convolutions firs
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,8 @@ def test_the_budget_decides_which_convolutions_are_int8(depth: tuple[torch.nn.Mo
     assert list(scope.int8_convs) == eligible and set(scope.float_ops) == always_float
     assert loose.depth is not None and loose.depth.abs_rel is not None
     assert loose.kept_float_for_budget == () and loose.depth.abs_rel > 0.01  # (a): all INT8, and over 1 %
-    quant, tight, scope = quantize_dense(model, Recipe(max_abs_rel=1.0), calib)
+    said: list[str] = []
+    quant, tight, scope = quantize_dense(model, Recipe(max_abs_rel=1.0), calib, log=said.append)
     assert tight.depth is not None and tight.depth.abs_rel is not None
     assert tight.depth.abs_rel <= 0.01 and tight.max_abs_rel == 1.0  # (b): the budget holds ...
     kept = [entry for entry in tight.kept_float_for_budget or () if isinstance(entry, KeptFloatOp)]
@@ -69,6 +71,12 @@ def test_the_budget_decides_which_convolutions_are_int8(depth: tuple[torch.nn.Mo
         name for name in eligible if name not in {entry.op for entry in kept}]
     costs = [entry.abs_rel_alone for entry in kept]
     assert costs == sorted(costs, reverse=True) and costs[0] > 0.005  # costliest first
+    # the fewest: all INT8 was over, and so was the model with the last of them still INT8; found by bisection
+    assert kept[0].abs_rel_before == pytest.approx(loose.depth.abs_rel, abs=1e-6), kept
+    assert (kept[-1].abs_rel_before or 0) > 0.01, kept
+    ops = len(eligible) + len(model.encoder.blocks) * 6
+    passes = [line for line in said if line.startswith("INT8:")]
+    assert len(passes) <= 3 + math.ceil(math.log2(ops)), said
     assert set(scope.float_ops) == set(every) - set(scope.int8_convs)
     modules = dict(quant.model.named_modules())
     assert all(isinstance(modules[name], QuantConv2d) for name in scope.int8_convs)
@@ -130,7 +138,7 @@ def test_cli_budget_and_its_refusals(depth: tuple[torch.nn.Module, DenseModel, P
     line = next(line for line in result.stdout.splitlines() if "int8:" in line)
     assert (f"{len(quantization['int8_convs'])} neck/head convolutions INT8, {len(quantization['float_ops'])} float"
             in line), line
-    assert "over budget: keeping" in result.stderr + result.stdout
+    assert "over budget: kept " in result.stderr + result.stdout
     assert_user_error(run_cli("quantize", "fmnist-vit-tiny", "--target", "onnx", "--calib", "fashion-mnist",
                               "--max-abs-rel", "1", "--out", str(tmp_path / "vit")), "--max-abs-rel", "class logits")
     assert_user_error(run_cli("quantize", str(root / "hf"), "--target", "onnx", "--calib", str(root / "calib"),

@@ -50,8 +50,9 @@ def _sqnr_rows(q: QuantSummary | None) -> list[tuple[str, str]]:
             for i, (block, items) in enumerate(by_block.items())]
     for kept in q.accuracy.kept_float_for_budget or ():
         if isinstance(kept, KeptFloatOp):  # a depth model's AbsRel budget: the op that cost most alone
-            rows.append(("kept float", f"{kept.op} (alone in INT8 AbsRel {100 * kept.abs_rel_alone:.2f}%, the most, "
-                                       f"while AbsRel was {100 * kept.abs_rel_before:.2f}%)"))
+            before = "" if kept.abs_rel_before is None else f", while AbsRel was {100 * kept.abs_rel_before:.2f}%"
+            rows.append(("kept float", f"{kept.op} (alone in INT8 AbsRel {100 * kept.abs_rel_alone:.2f}%, the most "
+                                       f"left{before})"))
             continue
         rows.append(("kept float", f"{kept.matmul} (SQNR {kept.sqnr_db:.1f} dB, the lowest, while the drop "
                                    f"was {kept.drop_before_pt:.2f} pt)"))
