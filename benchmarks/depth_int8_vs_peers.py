@@ -33,7 +33,18 @@ import numpy as np
 import torch
 
 # int8_vs_peers imports every converter before the first seed (litert-torch consumes torch's RNG on import).
-from int8_vs_peers import Entry, executorch_peer, first_line, fmt, measure, nncf_peer, open_session, ort_peer, pt2e_peer
+from int8_vs_peers import (
+    Entry,
+    executorch_peer,
+    first_line,
+    fmt,
+    measure,
+    nncf_peer,
+    open_session,
+    ort_peer,
+    pt2e_peer,
+    speedup_over_fp32,
+)
 
 from vit_edge.api import export, quantize
 from vit_edge.core.depth_metrics import depth_scores
@@ -139,12 +150,12 @@ def print_table(entries: list[DepthEntry], args: argparse.Namespace) -> None:
     print(f"\nDepth-Anything-V2-Small shape at {args.size} px (random weights), {args.calib} calibration / "
           f"{args.eval} evaluation smooth images, vs PyTorch FP32{latency}; CPU: {cpu_name()}")
     print(f"{'method':<42} {'target':<10} {'AbsRel %':>8} {'δ1 %':>7} {'SQNR dB':>7} {'p50 ms':>8} {'vs fp32':>8}")
-    base = {e.target: e.p50 for e in entries if e.precision == "fp32" and e.hint == "f32" and e.p50}
+    speedup_of = speedup_over_fp32(entries)
     for e in entries:
         if e.error:
             print(f"{e.label:<42} {e.target:<10} {e.error}")
             continue
-        speedup = base[e.target] / e.p50 if e.p50 and e.target in base else None
+        speedup = speedup_of(e)
         print(f"{e.label:<42} {e.target:<10} {fmt(pct(e.abs_rel), '8.3f')} {fmt(pct(e.delta1), '7.2f')} "
               f"{fmt(e.sqnr_db, '7.1f')} {fmt(e.p50, '8.2f')} {fmt(speedup, '7.2f', 'x')}"
               + (f"  [{e.note}]" if e.note else ""))

@@ -352,17 +352,23 @@ def fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
 
+def speedup_over_fp32(entries: list[Entry]) -> Callable[[Entry], float | None]:
+    """Each entry's p50 against its target's FP32 file at the f32 hint (None where either was not timed)."""
+    base = {e.target: e.p50 for e in entries if e.precision == "fp32" and e.hint == "f32" and e.p50}
+    return lambda e: base[e.target] / e.p50 if e.p50 and e.target in base else None
+
+
 def print_table(name: str, entries: list[Entry], args: argparse.Namespace) -> None:
     latency = "" if args.no_latency else (f", p50 ms batch 1, {args.threads} threads, median of {args.rounds} "
                                           "interleaved rounds")
     print(f"\n{name}: {args.calib} calibration / {args.eval} evaluation smooth images, vs PyTorch FP32{latency}")
     print(f"{'method':<42} {'target':<9} {'cosine':>8} {'top-1':>6} {'p50 ms':>7} {'vs fp32':>8}")
-    base = {e.target: e.p50 for e in entries if e.precision == "fp32" and e.hint == "f32" and e.p50}
+    speedup_of = speedup_over_fp32(entries)
     for e in entries:
         if e.error:
             print(f"{e.label:<42} {e.target:<9} {e.error}")
             continue
-        speedup = base[e.target] / e.p50 if e.p50 and e.target in base else None
+        speedup = speedup_of(e)
         print(f"{e.label:<42} {e.target:<9} {fmt(e.cosine, '8.5f')} {fmt(e.top1, '6.3f')} {fmt(e.p50, '7.2f')} "
               f"{fmt(speedup, '7.2f', 'x')}" + (f"  [{e.note}]" if e.note else ""))
     print_ratios(entries)
