@@ -49,7 +49,7 @@ demo: $(STAMP) system-packages
 # once per worker); TEST_WORKERS=0 runs in this process.
 TEST_WORKERS ?= 2
 test: $(STAMP) system-packages
-	@start=$$(date +%s); $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25; \
+	@start=$$(date +%s); $(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25; \
 	status=$$?; \
 	echo "make test: $$(( $$(date +%s) - start )) s on $$(nproc) cores"; exit $$status
 

@@ -6,13 +6,30 @@ checks at the end of the run that no test changed it, so a test that forgot to c
 breaking whichever test reads the artifact next."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
-import pytest
 
-from tests.helpers import small_vit
-from vit_edge.models.vit import VisionTransformer
+def _share_the_cores_between_workers() -> None:
+    """Under pytest-xdist, each worker (and every process it starts: the CLI's subprocesses inherit the variables)
+    computes on its share of the cores. torch, OpenMP and the runtimes otherwise take every core in each worker, and
+    two workers' threads on 2 cores spin against each other: the NPU budget test took 205 s alone and 716 s beside
+    another worker. Set before torch is imported; a variable the user set wins."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers < 2:
+        return
+    share = str(max(1, (os.cpu_count() or 1) // workers))
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, share)
+
+
+_share_the_cores_between_workers()
+
+import pytest  # noqa: E402
+
+from tests.helpers import small_vit  # noqa: E402
+from vit_edge.models.vit import VisionTransformer  # noqa: E402
 
 
 @pytest.fixture
@@ -47,3 +64,30 @@ def small_onnx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     artifact = export(small_vit(), "onnx", tmp_path_factory.mktemp("small") / "onnx")
     yield from _unchanged_after_use(artifact.path)
+
+
+# The files that take longest, longest first (seconds of one worker, measured on the 2-core machine with
+# --durations=0, 2026-12-06). `make test` hands files to its workers in collection order (--no-loadscope-reorder),
+# so these start first and the quick ones fill the gaps at the end, instead of a 5-minute file starting last.
+_LONGEST_FIRST = (
+    "tests/integration/test_int16.py",  # 487 (the NPU budget test alone is 297)
+    "tests/integration/test_families.py",  # 359
+    "tests/integration/test_docs_commands_run.py",  # 172
+    "tests/conformance/test_export_conformance.py",  # 152
+    "tests/integration/test_real_folders.py",  # 147
+    "tests/integration/test_shipped_model.py",  # 122
+    "tests/integration/test_quantize.py",  # 114
+    "tests/integration/test_token_merging.py",  # 113
+    "tests/integration/test_dense_outputs.py",  # 110
+    "tests/integration/test_depth_anything_v2.py",  # 95
+    "tests/integration/test_depth_head_int8.py",  # 92
+    "tests/integration/test_dpt.py",  # 91
+    "tests/integration/test_dpt_int8.py",  # 88
+    "tests/integration/test_depth_anything_int8.py",  # 87
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files in _LONGEST_FIRST first, in its order; every other file after them, as collected."""
+    rank = {path: index for index, path in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))

@@ -3,11 +3,17 @@ the assertions every user-facing error must meet (one line, exit 2, nothing writ
 test modules import helpers from here, never from each other."""
 from __future__ import annotations
 
+import atexit
 import contextlib
+import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -36,12 +42,76 @@ def small_vit(distilled: bool = False, seed: int = 0, **changes: int) -> VisionT
 
 def run_cli(*args: str, cwd: Path | None = None, prelude: str = "",
             timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run `vit-edge ARGS` as a user would; `prelude` is Python run first (e.g. to make a package unimportable);
-    `timeout` guards against a hang, not a slow machine."""
-    code = f"{prelude}\nimport sys\nfrom vit_edge.cli import main\nsys.exit(main({list(args)!r}))"
+    """Run `vit-edge ARGS` as a user would, in a process of its own; `prelude` is Python run first in a fresh
+    interpreter (e.g. to make a package unimportable); `timeout` guards against a hang, not a slow machine.
+
+    Without a prelude the process is forked from tests/cli_zygote.py, which has imported torch and the CLI once
+    (about 2 s a run saved, a few hundred runs a suite); VIT_EDGE_TEST_FRESH_CLI=1 starts a fresh interpreter
+    for every run instead."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    if prelude or os.environ.get("VIT_EDGE_TEST_FRESH_CLI") == "1":
+        code = f"{prelude}\nimport sys\nfrom vit_edge.cli import main\nsys.exit(main({list(args)!r}))"
+        return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    return _ZYGOTE.run(list(args), cwd, env, timeout)
+
+
+class _Zygote:
+    """This worker's tests/cli_zygote.py process, started on first use and restarted if it died."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pending = b""  # what the zygote wrote past the last line read
+
+    def _started(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen([sys.executable, str(REPO / "tests" / "cli_zygote.py")], env=env,
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+            self._pending = b""
+        return self._process
+
+    def _reply(self, process: subprocess.Popen[bytes], timeout: float) -> dict[str, int]:
+        """The zygote's next line, read straight from its pipe (a buffered reader would hide a line from select)."""
+        assert process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._pending:
+            ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise subprocess.TimeoutExpired("vit-edge", timeout)
+            chunk = os.read(process.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError(f"the CLI zygote stopped (exit {process.wait()})")
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(self, args: list[str], cwd: Path | None, env: dict[str, str],
+            timeout: float) -> subprocess.CompletedProcess[str]:
+        process = self._started(env)
+        assert process.stdin is not None
+        with tempfile.TemporaryDirectory(prefix="vit-edge-cli-") as captured:
+            out, err = Path(captured) / "stdout", Path(captured) / "stderr"
+            out.touch(), err.touch()
+            request = {"args": args, "cwd": str(cwd) if cwd else None, "env": env, "stdout": str(out),
+                       "stderr": str(err)}
+            process.stdin.write(json.dumps(request).encode() + b"\n")
+            pid = self._reply(process, 60)["pid"]
+            try:
+                code = self._reply(process, timeout)["code"]
+            except subprocess.TimeoutExpired:
+                os.kill(pid, signal.SIGKILL)
+                self._reply(process, 60)
+                raise
+            return subprocess.CompletedProcess(["vit-edge", *args], code, out.read_text(), err.read_text())
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+
+_ZYGOTE = _Zygote()
+atexit.register(_ZYGOTE.stop)
 
 
 @contextlib.contextmanager

@@ -24,3 +24,11 @@ def test_the_rule_catches_a_module_named_otherwise(tmp_path: Path) -> None:
     for name in ("test_core_parity.py", "test_parity.py", "test_corex.py"):
         (tmp_path / name).write_text("")
     assert _unnamed(tmp_path) == ["test_corex.py", "test_parity.py"]
+
+
+def test_the_longest_first_list_names_test_files_that_exist() -> None:
+    """conftest's schedule names files by path: a renamed one would silently start last again."""
+    from tests.conftest import _LONGEST_FIRST
+
+    missing = [path for path in _LONGEST_FIRST if not (REPO / path).is_file()]
+    assert len(_LONGEST_FIRST) >= 10 and missing == [], missing
