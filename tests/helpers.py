@@ -21,12 +21,14 @@ import numpy as np
 import pytest
 import torch
 
+from vit_edge.core.summaries import Accuracy
+from vit_edge.data.masks import MaskedImages
 from vit_edge.models.vit import VisionTransformer, ViTConfig
 
 __all__ = ["DEPTH_ANYTHING_CONFIGS", "FIXTURES", "REPO", "assert_nothing_written", "assert_one_xnnpack_partition",
            "assert_user_error", "as_patches", "copy_artifact", "cosine", "export_matching", "int8_against_fp32",
-           "make_depth_anything", "DPT_CONFIGS", "make_dpt", "moved_off_init", "run_cli", "small_vit", "timm_dinov3",
-           "tmpfs"]
+           "make_depth_anything", "DPT_CONFIGS", "make_dpt", "mask_accuracy_of_whole_logits", "moved_off_init",
+           "run_cli", "small_vit", "timm_dinov3", "tmpfs"]
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -310,3 +312,21 @@ def make_dpt(kind: str) -> torch.nn.Module:
             model.head.head[4].weight.mul_(30)
             model.head.head[4].bias.fill_(0.3)
     return model
+
+
+def mask_accuracy_of_whole_logits(reference: np.ndarray, candidate: np.ndarray, masks: MaskedImages) -> Accuracy:
+    """quantize --eval's record for a segmentation model as it was computed before it streamed (#37): from both
+    models' whole logits (N, C, H, W) and `masks`, by compare_logits, mask_scores and
+    segmentation_against_fp32: what quantization/dense.mask_accuracy must equal."""
+    from vit_edge.core.output_kinds import OUTPUTS
+    from vit_edge.core.parity import compare_logits
+    from vit_edge.core.segmentation_metrics import mask_scores, segmentation_against_fp32
+
+    compared = compare_logits(reference, candidate, OUTPUTS["segmentation"])
+    fp32, int8 = mask_scores(reference, masks.masks), mask_scores(candidate, masks.masks)
+    return Accuracy(images=int(len(reference)), cosine=compared.mean_cosine, min_cosine=compared.min_cosine,
+                    segmentation=segmentation_against_fp32(candidate, reference),
+                    fp32_miou=fp32.miou, fp32_pixel_accuracy=fp32.pixel_accuracy,
+                    fp32_classes_present=fp32.classes_present, fp32_pixels=fp32.pixels,
+                    int8_miou=int8.miou, int8_pixel_accuracy=int8.pixel_accuracy,
+                    int8_classes_present=int8.classes_present, int8_pixels=int8.pixels, eval_data=masks.describe())

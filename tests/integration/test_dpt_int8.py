@@ -18,16 +18,27 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import assert_nothing_written, assert_user_error, make_dpt, run_cli
+from tests.helpers import (
+    assert_nothing_written,
+    assert_user_error,
+    make_dpt,
+    mask_accuracy_of_whole_logits,
+    run_cli,
+)
 from vit_edge.api import bench, quantize
 from vit_edge.core.depth_metrics import depth_scores
 from vit_edge.core.errors import ConfigError, DataError
 from vit_edge.core.segmentation_metrics import segmentation_against_fp32
 from vit_edge.core.summaries import Accuracy
 from vit_edge.data.preprocess import preprocess_uint8
+from vit_edge.data.sources import DataOptions
 from vit_edge.data.synthetic import smooth_images
+from vit_edge.pipeline.loading import masks_for
+from vit_edge.quantization.dense import mask_accuracy, quantize_dense
 from vit_edge.quantization.recipe import Recipe
 from vit_edge.reading.loaders import load_model
+from vit_edge.reading.torch_session import torch_runner
+from vit_edge.runtime.accuracy import run_batched
 from vit_edge.runtime.artifact import Artifact
 
 pytest.importorskip("transformers")
@@ -164,6 +175,31 @@ def test_eval_with_masks_scores_miou(segmentation: tuple[torch.nn.Module, Path, 
     assert abs(record.extra["seg_miou"] - accuracy.int8_miou) < 0.005 and record.extra["seg_pixels"] == 6 * 4032
     with pytest.raises(DataError, match="1.png has value 300"):  # a bad mask stops bench before it measures
         bench([out], data=str(_bad_masks(ade, tmp_path / "bad")), runs=1, warmup=0, min_seconds=0.0)
+
+
+def test_eval_masks_scored_a_batch_at_a_time_give_the_numbers_of_the_whole_logits(
+        segmentation: tuple[torch.nn.Module, Path, Path], ade: Path) -> None:
+    """quantize --eval streams the masks' images through both models (quantization/dense.mask_accuracy); its record
+    is the one the whole logits give (compare_logits, mask_scores, segmentation_against_fp32), exactly where both
+    run the models one image at a time, and to PyTorch's rounding at other batch sizes."""
+    _, folder, calib = segmentation
+    loaded = load_model(folder)
+    images = np.stack([np.asarray(Image.open(calib / f"{index}.png")) for index in range(8)])
+    quant, _, _ = quantize_dense(loaded.model, Recipe(), preprocess_uint8(images, loaded.spec))
+    masked = masks_for(loaded, str(ade), DataOptions())
+    assert masked is not None
+    fp32, int8 = torch_runner(loaded.model), torch_runner(quant.model)
+    x = preprocess_uint8(masked.images, loaded.spec)
+    one_at_a_time = mask_accuracy_of_whole_logits(run_batched(fp32, x, 1), run_batched(int8, x, 1), masked)
+    assert mask_accuracy(fp32, int8, masked, loaded.spec, limit_bytes=1) == one_at_a_time
+    whole = mask_accuracy_of_whole_logits(run_batched(fp32, x), run_batched(int8, x), masked)
+    found = mask_accuracy(fp32, int8, masked, loaded.spec)  # one image, then the five others
+    assert found.segmentation is not None and whole.segmentation is not None
+    assert found.segmentation.pixel_agreement == pytest.approx(whole.segmentation.pixel_agreement, abs=1e-3)
+    assert found.cosine == pytest.approx(whole.cosine, abs=1e-6)
+    assert found.int8_miou == pytest.approx(whole.int8_miou, abs=1e-3)
+    assert found.fp32_miou == pytest.approx(whole.fp32_miou, abs=1e-3) and whole.fp32_miou == pytest.approx(1.0)
+    assert (one_at_a_time.cosine or 1.0) < 1.0  # INT8 shows
 
 
 def _bad_masks(ade: Path, bad: Path) -> Path:

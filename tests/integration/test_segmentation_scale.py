@@ -1,7 +1,8 @@
 """Segmentation scored at ADE20K's scale (#37): the runner consumes a segmentation output a batch at a time (the
 confusion against the masks accumulated, each image's argmax written to a memory-mapped class map, the whole logits
-of SAMPLE_IMAGES images kept), and bench's agreement reads those files a batch at a time. 2,000 ADE20K images'
-logits (150 classes, 512x512, float32) are ~300 GB: whatever holds them whole cannot run.
+of SAMPLE_IMAGES images kept), bench's agreement reads those files a batch at a time, and quantize --eval runs the
+float and the INT8 model on the masks' images a batch at a time (quantization/dense.mask_accuracy). 2,000 ADE20K
+images' logits (150 classes, 512x512, float32) are ~300 GB: whatever holds them whole cannot run.
 
 No model: a per-pixel linear classifier in numpy stands for the session, so the memory measured is the scoring
 path's own; its numbers are checked against the all-in-memory computation (core/segmentation_metrics, parity.judge).
@@ -16,6 +17,7 @@ from typing import Any, Callable, cast
 import numpy as np
 import pytest
 
+from tests.helpers import mask_accuracy_of_whole_logits
 from vit_edge.benchmarking import sweep
 from vit_edge.core.errors import ParityError
 from vit_edge.core.manifest import Manifest
@@ -25,11 +27,14 @@ from vit_edge.core.segmentation_metrics import (
     IGNORE,
     SAMPLE_IMAGES,
     ClassMapFiles,
+    MaskLabels,
     mask_scores,
     segmentation_against_fp32,
 )
 from vit_edge.core.types import InputSpec, Precision
+from vit_edge.data.masks import MaskedImages
 from vit_edge.data.preprocess import preprocess_uint8
+from vit_edge.quantization.dense import mask_accuracy
 from vit_edge.runtime import accuracy
 from vit_edge.runtime.accuracy import ClassMapWriter, predict
 from vit_edge.runtime.measure import MeasureConfig, _accuracy
@@ -183,3 +188,35 @@ def test_other_outputs_keep_their_whole_logits(tmp_path: Path) -> None:
     assert found.logits is not None and np.array_equal(np.load(tmp_path / "d.npy"), found.logits)
     assert np.array_equal(found.logits, _logits(_Session(4), images, spec))
     assert not ClassMapFiles.beside(tmp_path / "d.npy").classes.exists()
+
+
+def _masked(images: Path, masks: Path, classes: int) -> MaskedImages:
+    return MaskedImages(np.load(images), np.load(masks), MaskLabels(classes), "synthetic")
+
+
+def test_quantize_eval_masks_streamed_gives_the_numbers_of_the_whole_logits(tmp_path: Path) -> None:
+    count, classes, size = 11, 5, 16
+    masked = _masked(*_data(tmp_path, count, size, classes), classes)
+    spec = InputSpec(img_size=size)
+    fp32, int8 = _Session(classes), _Session(classes, noise=0.1)
+    x = preprocess_uint8(masked.images, spec)
+    expected = mask_accuracy_of_whole_logits(fp32.run_any(x), int8.run_any(x), masked)
+    per_image = 2 * classes * size * size * 4  # both models' logits of one image
+    for limit in (1, 3 * per_image, None):  # batches of 1; of 1, 3, 3, 3, 1; of 1 then the 10 others
+        assert mask_accuracy(fp32.run_any, int8.run_any, masked, spec, limit) == expected  # exactly
+    seg = expected.segmentation
+    assert seg is not None and 0 < seg.min_pixel_agreement < seg.pixel_agreement < 1  # pixels flipped
+    assert expected.min_cosine is not None and expected.cosine is not None
+    assert expected.min_cosine < expected.cosine < 1.0 and expected.fp32_miou != expected.int8_miou
+    assert expected.images == count and expected.fp32_pixels == count * (size * size - 4)
+
+
+def test_quantize_eval_masks_is_scored_in_flat_memory(tmp_path: Path) -> None:
+    count, classes, size = 64, 150, 128
+    whole = count * classes * size * size * 4  # one model's logits: 629 MB (the old scoring held both, and more)
+    masked = _masked(*_data(tmp_path, count, size, classes), classes)
+    fp32, int8 = _Session(classes), _Session(classes, noise=0.05)
+    found, peak = _measured(lambda: mask_accuracy(fp32.run_any, int8.run_any, masked, InputSpec(img_size=size)))
+    assert peak < whole / 4, f"scoring held {peak / 2**20:.0f} MiB of {whole / 2**20:.0f} MiB of logits"
+    assert found.images == count and found.int8_pixels == count * (size * size - 4) and found.int8_miou
+    assert found.segmentation is not None and 0.5 < found.segmentation.pixel_agreement < 1.0, found

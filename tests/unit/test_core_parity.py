@@ -6,7 +6,7 @@ import pytest
 
 from vit_edge.core.errors import ParityError
 from vit_edge.core.output_kinds import OUTPUTS
-from vit_edge.core.parity import check_parity
+from vit_edge.core.parity import check_parity, compare_logits, sample_cosines
 from vit_edge.core.types import Precision
 
 
@@ -65,3 +65,20 @@ def test_patch_tokens_are_judged_per_image_with_a_floor_on_the_worst_token() -> 
         check_parity(*_tokens_with(broken), Precision.INT8, "the artifact", tokens)
     with pytest.raises(ParityError):  # FP32 holds every image's mean to 0.99999: 0.999 is far from it
         check_parity(*_tokens_with(cosines), Precision.FP32, "the artifact", tokens)
+
+
+@pytest.mark.parametrize(("kind", "shape"), [("logits", (7, 10)), ("tokens", (7, 5, 8)), ("depth", (7, 6, 6)),
+                                             ("segmentation", (7, 4, 6, 6))])
+def test_sample_cosines_kept_a_batch_at_a_time_give_compare_logits_numbers(kind: str, shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(3)
+    reference = rng.standard_normal(shape).astype(np.float32)
+    candidate = (reference + 0.5 * rng.standard_normal(shape)).astype(np.float32)
+    whole = compare_logits(reference, candidate, OUTPUTS[kind])
+    found = np.concatenate([sample_cosines(reference[start : start + 3], candidate[start : start + 3], OUTPUTS[kind])
+                            for start in range(0, 7, 3)])  # batches of 3, 3, 1
+    assert found.shape == (7,) and float(found.min()) == whole.min_cosine  # exactly: the same rows, summed alike
+    if whole.tokens_per_sample == 1:  # one vector an image: the images' mean is the mean over every row
+        assert float(found.mean()) == whole.mean_cosine
+    assert whole.min_cosine < whole.mean_cosine < 1.0
+    with pytest.raises(ParityError, match="differs from PyTorch's"):
+        sample_cosines(reference, candidate[:3], OUTPUTS[kind])

@@ -36,7 +36,7 @@ from vit_edge.core.segmentation_metrics import PixelAgreement, segmentation_agai
 from vit_edge.core.types import Precision, SessionInfo
 
 __all__ = ["Tolerance", "TOLERANCES", "TOKEN_FLOOR_FACTOR", "Comparison", "Verdict", "ParityCheck", "SizeParity",
-           "agreement_words", "cosine_words", "compare_logits", "judge", "check_parity"]
+           "agreement_words", "cosine_words", "compare_logits", "sample_cosines", "judge", "check_parity"]
 
 LOGITS = OUTPUTS["logits"]
 
@@ -137,17 +137,14 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOu
     near-ties. A dense output (tokens, feature map) is compared per token: `min_cosine` is the worst image's mean
     token cosine and `min_token_cosine` the worst token; a depth map per image (the whole map one vector); an output
     without classes gets no agreement (None): its largest index means nothing."""
-    if reference.shape != candidate.shape:
-        raise ParityError(f"artifact output shape {candidate.shape} differs from PyTorch's {reference.shape}")
+    _same_shape(reference, candidate)
     maps = segmentation_against_fp32(candidate, reference) if output.supports(Measure.PIXEL_AGREEMENT) else None
     samples = int(reference.shape[0])
-    reference = per_token(reference, output.channels_first, output.pixel_map).astype(np.float64)
-    candidate = per_token(candidate, output.channels_first, output.pixel_map).astype(np.float64)
+    reference, candidate = _as_rows(reference, output), _as_rows(candidate, output)
     diff = np.abs(reference - candidate)
-    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
-    cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
+    cosine = _cosines(reference, candidate)
     tokens = int(reference.shape[0]) // max(samples, 1)
-    per_image = cosine.reshape(samples, tokens).mean(axis=1) if samples and tokens else cosine
+    per_image = _per_sample(cosine, samples)
     found = Comparison(samples=samples, tokens_per_sample=tokens,
                        max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
                        min_cosine=float(per_image.min()),  # per image: its tokens' mean, where it has several
@@ -155,6 +152,36 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, output: ModelOu
                        segmentation=maps,  # segmentation: pixel agreement and mIoU with FP32's argmax (not judged)
                        min_token_cosine=float(cosine.min()) if tokens > 1 else None)
     return _with_agreement(found, reference, candidate, diff) if output.supports(Measure.AGREEMENT) else found
+
+
+def sample_cosines(reference: np.ndarray, candidate: np.ndarray, output: ModelOutput = LOGITS) -> np.ndarray:
+    """Each sample's cosine against the reference (its tokens' mean where it has several), float64: what
+    compare_logits takes `min_cosine` from, and its `mean_cosine` where a sample is one vector (logits, an embedding,
+    a depth or segmentation map). A comparison streamed a batch at a time keeps these, one float an image."""
+    _same_shape(reference, candidate)
+    return _per_sample(_cosines(_as_rows(reference, output), _as_rows(candidate, output)), int(reference.shape[0]))
+
+
+def _same_shape(reference: np.ndarray, candidate: np.ndarray) -> None:
+    if reference.shape != candidate.shape:
+        raise ParityError(f"artifact output shape {candidate.shape} differs from PyTorch's {reference.shape}")
+
+
+def _as_rows(output: np.ndarray, kind: ModelOutput) -> np.ndarray:
+    """per_token's rows, in float64."""
+    return per_token(output, kind.channels_first, kind.pixel_map).astype(np.float64)
+
+
+def _cosines(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """Each row's cosine (rows of float64)."""
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
+    return np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-30)
+
+
+def _per_sample(cosine: np.ndarray, samples: int) -> np.ndarray:
+    """Each sample's mean over its tokens' cosines (the rows as they are where there is one a sample)."""
+    tokens = len(cosine) // max(samples, 1)
+    return cosine.reshape(samples, tokens).mean(axis=1) if samples and tokens else cosine
 
 
 def _with_agreement(found: Comparison, reference: np.ndarray, candidate: np.ndarray, diff: np.ndarray) -> Comparison:

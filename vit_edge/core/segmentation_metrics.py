@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from vit_edge.core.identity import MaskReading
     from vit_edge.core.output_kinds import ModelOutput
 
-__all__ = ["IGNORE", "MaskLabels", "Confusion", "SegmentationScores", "PixelAgreement", "pixel_agreement",
-           "predicted_classes", "segmentation_against_fp32", "resize_nearest", "mask_scores", "SAMPLE_IMAGES",
-           "CLASS_MAP_DTYPE", "ClassMapFiles", "ClassMaps", "class_map_agreement", "keeps_class_maps", "kept_files"]
+__all__ = ["IGNORE", "MaskLabels", "Confusion", "SegmentationScores", "PixelAgreement", "AgreementTally",
+           "pixel_agreement", "predicted_classes", "segmentation_against_fp32", "resize_nearest", "mask_scores",
+           "SAMPLE_IMAGES", "CLASS_MAP_DTYPE", "ClassMapFiles", "ClassMaps", "class_map_agreement", "keeps_class_maps",
+           "kept_files"]
 
 IGNORE = -1  # a pixel no score counts, once mask values are classes
 SAMPLE_IMAGES = 8  # the images whose whole logits a scoring run keeps (the cosine verdict); the rest: class maps only
@@ -115,6 +116,11 @@ class Confusion:
         self.matrix += np.bincount(truth * self.num_classes + guess,
                                    minlength=self.num_classes ** 2).reshape(self.num_classes, self.num_classes)
 
+    def add_masks(self, predicted: np.ndarray, masks: np.ndarray) -> None:
+        """Class maps (B, h, w) against masks (B, H, W), the masks brought to the prediction's size where they
+        differ (resize_nearest): how a prediction is scored against ground truth, whole or a batch at a time."""
+        self.add(predicted, resize_nearest(np.asarray(masks), (predicted.shape[1], predicted.shape[2])))
+
     def scores(self) -> SegmentationScores:
         matrix = self.matrix.astype(np.float64)
         hits = np.diag(matrix)
@@ -148,11 +154,35 @@ def segmentation_against_fp32(candidate: np.ndarray, reference: np.ndarray) -> P
     ref, got = predicted_classes(reference), predicted_classes(candidate)
     if ref.shape != got.shape:
         raise ParityError(f"segmentation maps of shapes {candidate.shape} and {reference.shape} cannot be compared")
-    per_image = (ref == got).reshape(len(ref), -1).mean(axis=1)
-    confusion = Confusion(int(reference.shape[1]))
-    confusion.add(got, ref)
-    return PixelAgreement(pixel_agreement=float(per_image.mean()), min_pixel_agreement=float(per_image.min()),
-                          miou_vs_fp32=confusion.scores().miou)
+    tally = AgreementTally(int(reference.shape[1]))
+    tally.add(got, ref)
+    return tally.result()
+
+
+class AgreementTally:
+    """segmentation_against_fp32's numbers accumulated a batch of class maps at a time: each image's share of pixels
+    whose class is the reference's (one float an image) and the confusion with the reference's classes as the masks
+    (classes²), so any number of images is compared in flat memory and to the same numbers as all at once."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.confusion = Confusion(num_classes)
+        self.shares: list[np.ndarray] = []
+
+    def add(self, candidate: np.ndarray, reference: np.ndarray) -> None:
+        """The next images' class maps (B, H, W): the candidate's and the reference's."""
+        if candidate.shape != reference.shape or candidate.ndim != 3:
+            raise ParityError(f"class maps of shape {candidate.shape} cannot be compared with the reference's "
+                              f"{reference.shape}")
+        self.shares.append((reference == candidate).reshape(len(reference), -1).mean(axis=1))
+        self.confusion.add(candidate, reference)
+
+    def result(self) -> PixelAgreement:
+        """Pixel agreement over every image so far, the worst image's, and mIoU with the reference's argmax."""
+        if not self.shares:
+            raise ParityError("no class maps to compare: the run scored no images")
+        per_image = np.concatenate(self.shares)
+        return PixelAgreement(pixel_agreement=float(per_image.mean()), min_pixel_agreement=float(per_image.min()),
+                              miou_vs_fp32=self.confusion.scores().miou)
 
 
 def resize_nearest(masks: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -172,9 +202,7 @@ def mask_scores(logits: np.ndarray, masks: np.ndarray, batch: int = 16) -> Segme
         raise ParityError(f"{len(logits)} segmentation maps for {len(masks)} masks")
     confusion = Confusion(int(logits.shape[1]))
     for start in range(0, len(logits), batch):
-        chunk = np.asarray(logits[start : start + batch])
-        confusion.add(predicted_classes(chunk), resize_nearest(np.asarray(masks[start : start + batch]),
-                                                               (chunk.shape[2], chunk.shape[3])))
+        confusion.add_masks(predicted_classes(np.asarray(logits[start : start + batch])), masks[start : start + batch])
     return confusion.scores()
 
 
@@ -226,16 +254,10 @@ def class_map_agreement(candidate: np.ndarray, reference: np.ndarray, num_classe
     if candidate.shape != reference.shape or candidate.ndim != 3:
         raise ParityError(f"class maps of shape {candidate.shape} cannot be compared with the reference's "
                           f"{reference.shape}")
-    if not len(reference):
-        raise ParityError("no class maps to compare: the run scored no images")
-    per_image = np.empty(len(reference), dtype=np.float64)
-    confusion = Confusion(num_classes)
+    tally = AgreementTally(num_classes)
     for start in range(0, len(reference), batch):
-        got, ref = np.asarray(candidate[start : start + batch]), np.asarray(reference[start : start + batch])
-        per_image[start : start + len(ref)] = (ref == got).reshape(len(ref), -1).mean(axis=1)
-        confusion.add(got, ref)
-    return PixelAgreement(pixel_agreement=float(per_image.mean()), min_pixel_agreement=float(per_image.min()),
-                          miou_vs_fp32=confusion.scores().miou)
+        tally.add(np.asarray(candidate[start : start + batch]), np.asarray(reference[start : start + batch]))
+    return tally.result()
 
 
 def keeps_class_maps(output: "ModelOutput") -> bool:

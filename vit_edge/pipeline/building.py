@@ -166,7 +166,6 @@ def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, ev
                truth: DepthEval | None = None) -> tuple[QuantSummary, Any] | None:
     """Calibrate, quantize (PTQ within the budget, or QAT), lower for the target: (the manifest's summary, the
     INT8 model to convert); None on torchrun ranks other than 0."""
-    from vit_edge.data.preprocess import preprocess_uint8
     from vit_edge.models.dense_heads import DenseModel
     from vit_edge.quantization.budget import evaluate_on, quantize_with_budget
     from vit_edge.quantization.calibration import load_calibration
@@ -184,7 +183,7 @@ def _quantized(loaded: LoadedModel, request: QuantizeConfig, to: Destination, ev
         if to.options.build.no_dense:
             raise ConfigError(f"{to.options.build.words} is not built yet for a dense model: "
                               f"{to.options.build.no_dense}")
-        scored = None if masks is None else (preprocess_uint8(masks.images, loaded.spec), masks)
+        scored = None if masks is None else (masks, loaded.spec)  # preprocessed a batch at a time
         quant, metrics, scope = quantize_dense(loaded.model, recipe, calibration.batch, log, lower, scored)
         if truth is not None:
             metrics = replace(metrics, ground_truth=truth_metrics(loaded.model, quant, truth, loaded.spec, log))

@@ -32,10 +32,10 @@ import torch
 from torch import nn
 
 from vit_edge.core.depth_metrics import depth_scores
-from vit_edge.core.errors import ConfigError
-from vit_edge.core.output_kinds import Measure
-from vit_edge.core.parity import compare_logits
-from vit_edge.core.segmentation_metrics import mask_scores, segmentation_against_fp32
+from vit_edge.core.errors import ConfigError, DataError
+from vit_edge.core.output_kinds import OUTPUTS, Measure
+from vit_edge.core.parity import sample_cosines
+from vit_edge.core.segmentation_metrics import AgreementTally, Confusion, predicted_classes
 from vit_edge.core.summaries import Accuracy, DepthTruth, KeptFloatOp
 from vit_edge.data.masks import MaskedImages
 from vit_edge.models.dense_heads import DenseModel, ResidualConvUnit
@@ -45,14 +45,14 @@ from vit_edge.quantization.ptq import QuantizedViT, calibrate, fingerprint, op_s
 from vit_edge.quantization.qmodules import QuantConv2d
 from vit_edge.quantization.recipe import Recipe
 from vit_edge.reading.torch_session import torch_runner
-from vit_edge.runtime.accuracy import run_batched
+from vit_edge.runtime.accuracy import run_batched, stream_outputs
 
 if TYPE_CHECKING:
     from vit_edge.core.types import InputSpec
     from vit_edge.data.depth_truth import DepthEval
 
 __all__ = ["INT8_SCOPE", "ENCODER_ONLY_SCOPE", "DEFAULT_MAX_ABS_REL", "DenseScope", "quantize_dense", "float_ops",
-           "head_convs", "neck_and_head_ops", "truth_metrics"]
+           "head_convs", "neck_and_head_ops", "mask_accuracy", "truth_metrics"]
 
 INT8_SCOPE = ("the encoder's matmuls (as for any ViT) and the neck's and head's convolutions (per output channel), "
               "each where the AbsRel budget against FP32 holds; in float: the transposed convolutions, the levels' "
@@ -62,6 +62,7 @@ ENCODER_ONLY_SCOPE = ("the encoder's matmuls (as for any ViT); the neck's and he
                       "DPT's readout projections) run in float")
 DEFAULT_MAX_ABS_REL = 1.0  # percent: half of core/depth_metrics.ABS_REL_TOLERANCE, bench's mismatch line
 
+Runner = Callable[[np.ndarray], np.ndarray]  # a batch → outputs function (reading/torch_session.torch_runner)
 COST_IMAGES = 16  # each op's cost is measured on the first calibration images only: one pass per op
 
 
@@ -137,11 +138,12 @@ def _traced(model: DenseModel) -> tuple[list[str], set[str]]:
 def quantize_dense(model: DenseModel, recipe: Recipe, calib: np.ndarray,
                    log: Callable[[str], None] = lambda _: None,
                    lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT] = lambda quant, _: quant,
-                   masks: tuple[np.ndarray, MaskedImages] | None = None,
+                   masks: tuple[MaskedImages, InputSpec] | None = None,
                    ) -> tuple[QuantizedViT, Accuracy, DenseScope]:
     """The INT8 dense model the target ships (its `lower` applied), its measures against `model` (the output kind's:
     AbsRel, δ<1.25, SQNR and cosine for depth, with the budget and what it sent back to float; pixel agreement and
-    mIoU with its argmax for segmentation, on `masks`' images where given; no top-1) and its scope record."""
+    mIoU with its argmax for segmentation, on `masks`' images where given (preprocessed by the spec, a batch at a
+    time: mask_accuracy); no top-1) and its scope record."""
     if recipe.int16:
         raise ConfigError("--int16/--a16w8 are not built yet for a dense model (Depth Anything, DPT); leave them out")
     encoder = quantize_model(model.encoder, recipe, calib)
@@ -155,7 +157,8 @@ def quantize_dense(model: DenseModel, recipe: Recipe, calib: np.ndarray,
                        smoothquant={f"encoder.{k}": v for k, v in encoder.smoothquant.items()},
                        sqnr_db={f"encoder.{k}": v for k, v in encoder.sqnr_db.items()}, smoothed_float=None)
     quant = lower(prefixed, calib)
-    metrics = evaluate(model, quant, calib, None) if masks is None else _on_masks(model, quant, *masks)
+    metrics = (evaluate(model, quant, calib, None) if masks is None
+               else mask_accuracy(torch_runner(model), torch_runner(quant.model), *masks))
     log(f"INT8 matmuls: {len(quant.int8_matmuls)} in the encoder, neck and head float; against the float model "
         + _measures_words(metrics))
     return quant, metrics, DenseScope(ENCODER_ONLY_SCOPE, (), tuple(float_ops(model)))
@@ -283,19 +286,55 @@ def _depth(module: nn.Module, batch: np.ndarray) -> np.ndarray:
     return run_batched(torch_runner(module), batch, what="scoring")
 
 
-def _on_masks(model: DenseModel, quant: QuantizedViT, batch: np.ndarray, masks: MaskedImages) -> Accuracy:
-    """--eval of a segmentation model: on the eval images, the measures against the float model (as `evaluate`
-    takes them) and each model's mIoU and pixel accuracy against the ground-truth masks."""
-    reference = run_batched(torch_runner(model), batch, what="scoring the float model on the masks' images")
-    quantized = run_batched(torch_runner(quant.model), batch, what="scoring INT8 on the masks' images")
-    compared = compare_logits(reference, quantized, model.cfg.model_output)
-    fp32, int8 = mask_scores(reference, masks.masks), mask_scores(quantized, masks.masks)
-    return Accuracy(images=int(len(batch)), cosine=compared.mean_cosine, min_cosine=compared.min_cosine,
-                    segmentation=segmentation_against_fp32(quantized, reference),
-                    fp32_miou=fp32.miou, fp32_pixel_accuracy=fp32.pixel_accuracy,
-                    fp32_classes_present=fp32.classes_present, fp32_pixels=fp32.pixels,
-                    int8_miou=int8.miou, int8_pixel_accuracy=int8.pixel_accuracy,
-                    int8_classes_present=int8.classes_present, int8_pixels=int8.pixels, eval_data=masks.describe())
+def mask_accuracy(reference: Runner, quantized: Runner, masks: MaskedImages, spec: InputSpec,
+                  limit_bytes: int | None = None) -> Accuracy:
+    """--eval of a segmentation model: the INT8 model (`quantized`, a batch → outputs function) against the float
+    one on the masks' images (cosine, pixel agreement and mIoU with its argmax, as `evaluate` takes them) and each
+    model's mIoU and pixel accuracy against the masks. Streamed: a batch of uint8 images at a time (runtime/accuracy's
+    stream_outputs, within `limit_bytes`), preprocessed and run through both models, and only what the measures need
+    kept; the same numbers as compare_logits, segmentation_against_fp32 and mask_scores on the whole logits, which at
+    ADE20K's scale (2,000 images × 150 classes × 128² pixels, float32, a model) would not fit in memory."""
+    tally: _MaskTally | None = None
+    for ref, got in stream_outputs((reference, quantized), masks.images, spec, limit_bytes,
+                                   what="scoring the float and the INT8 model on the masks' images"):
+        tally = tally or _MaskTally(int(ref.shape[1]))
+        tally.add(ref, got, masks.masks[tally.images : tally.images + len(ref)])
+    if tally is None:
+        raise DataError(f"{masks.source}: no images to score against the masks")
+    return tally.accuracy(masks.describe())
+
+
+class _MaskTally:
+    """What mask_accuracy keeps of the batches: each image's cosine (one float), the agreement of the INT8 model's
+    class maps with the float model's (a float an image and a confusion) and each model's confusion against the
+    masks (classes² counts each): nothing that grows with classes × pixels."""
+
+    def __init__(self, classes: int) -> None:
+        self.images = 0
+        self.cosines: list[np.ndarray] = []
+        self.agreement = AgreementTally(classes)
+        self.fp32, self.int8 = Confusion(classes), Confusion(classes)
+
+    def add(self, reference: np.ndarray, quantized: np.ndarray, masks: np.ndarray) -> None:
+        """The next images' logits (B, C, h, w) from both models and their masks (B, H, W)."""
+        self.cosines.append(sample_cosines(reference, quantized, OUTPUTS["segmentation"]))
+        ref, got = predicted_classes(reference), predicted_classes(quantized)
+        self.agreement.add(got, ref)
+        self.fp32.add_masks(ref, masks)
+        self.int8.add_masks(got, masks)
+        self.images += len(ref)
+
+    def accuracy(self, eval_data: str) -> Accuracy:
+        """The record: a segmentation map is one vector an image, so the mean of the images' cosines is
+        compare_logits' mean_cosine."""
+        cosines = np.concatenate(self.cosines)
+        fp32, int8 = self.fp32.scores(), self.int8.scores()
+        return Accuracy(images=self.images, cosine=float(cosines.mean()), min_cosine=float(cosines.min()),
+                        segmentation=self.agreement.result(),
+                        fp32_miou=fp32.miou, fp32_pixel_accuracy=fp32.pixel_accuracy,
+                        fp32_classes_present=fp32.classes_present, fp32_pixels=fp32.pixels,
+                        int8_miou=int8.miou, int8_pixel_accuracy=int8.pixel_accuracy,
+                        int8_classes_present=int8.classes_present, int8_pixels=int8.pixels, eval_data=eval_data)
 
 
 def _measures_words(metrics: Accuracy) -> str:

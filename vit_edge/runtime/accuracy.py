@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -20,14 +20,13 @@ from vit_edge.core.segmentation_metrics import (
     SegmentationScores,
     keeps_class_maps,
     predicted_classes,
-    resize_nearest,
 )
 from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
 
 __all__ = ["CHUNK_BYTES", "Predictions", "ClassMapWriter", "predict", "predict_logits", "run_batched",
-           "stream_logits", "top1_accuracy"]
+           "stream_logits", "stream_outputs", "top1_accuracy"]
 
 CHUNK_BYTES = 32 << 20  # a streamed output's batch holds at most this much (at least one image)
 
@@ -47,22 +46,34 @@ def predict_logits(run: Any, data: LabelledImages | np.ndarray, spec: InputSpec,
     return run_batched(lambda chunk: run(preprocess_uint8(np.asarray(chunk), spec)), images, batch_size)
 
 
-def _chunks(run: Any, images: np.ndarray, spec: InputSpec, limit_bytes: int) -> Iterator[np.ndarray]:
-    """The outputs in order, one image first, then as many at a time as fit in `limit_bytes` (at least one)."""
+def _chunks(runs: Sequence[Any], images: np.ndarray, spec: InputSpec,
+            limit_bytes: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """Each run's outputs on the same images, in order: one image first, then as many at a time as all the runs'
+    outputs fit in `limit_bytes` (at least one); each batch preprocessed once."""
     start, size = 0, 1
     while start < len(images):
-        out = np.asarray(run(preprocess_uint8(np.asarray(images[start : start + size]), spec)))
-        yield out
+        batch = preprocess_uint8(np.asarray(images[start : start + size]), spec)
+        outs = tuple(np.asarray(run(batch)) for run in runs)
+        yield outs
         start += size
-        size = max(1, min(256, limit_bytes // max(out.nbytes // max(len(out), 1), 1)))
+        per_image = sum(out.nbytes // max(len(out), 1) for out in outs)
+        size = max(1, min(256, limit_bytes // max(per_image, 1)))
+
+
+def stream_outputs(runs: Sequence[Any], images: np.ndarray, spec: InputSpec, limit_bytes: int | None = None,
+                   what: str = "scoring") -> Iterator[tuple[np.ndarray, ...]]:
+    """Several runs (two models compared) a batch of uint8 images at a time, each batch preprocessed once and its
+    outputs never joined: dense outputs of any number of images in flat memory (each batch's outputs, all the runs'
+    together, within `limit_bytes`, CHUNK_BYTES unless given)."""
+    limit = CHUNK_BYTES if limit_bytes is None else limit_bytes
+    return steps(_chunks(runs, images, spec, limit), lambda outs: len(outs[0]), len(images), what)
 
 
 def stream_logits(run: Any, images: np.ndarray, spec: InputSpec, limit_bytes: int | None = None,
                   what: str = "scoring") -> Iterator[np.ndarray]:
     """predict_logits a batch at a time, never joined: a dense output of any number of images in flat memory
     (each batch's outputs within `limit_bytes`, CHUNK_BYTES unless given)."""
-    limit = CHUNK_BYTES if limit_bytes is None else limit_bytes
-    return steps(_chunks(run, images, spec, limit), len, len(images), what)
+    return (logits for logits, in stream_outputs((run,), images, spec, limit_bytes, what))
 
 
 class ClassMapWriter:
@@ -131,8 +142,7 @@ def _stream_segmentation(run: Any, images: np.ndarray, spec: InputSpec, out: Pat
         classes = predicted_classes(logits)
         if masks is not None:
             confusion = confusion or Confusion(int(logits.shape[1]))
-            target = np.asarray(masks[start : start + len(classes)])
-            confusion.add(classes, resize_nearest(target, (classes.shape[1], classes.shape[2])))
+            confusion.add_masks(classes, masks[start : start + len(classes)])
         if writer is not None:
             writer.add(classes, logits)
         start += len(classes)
