@@ -16,6 +16,7 @@ from vit_edge.core.errors import UnsupportedModelError
 from vit_edge.models.dense_heads import DepthHeadConfig, NeckConfig
 from vit_edge.reading.families.base import IMAGENET, Family, HFClass, HFReading
 from vit_edge.reading.families.dinov2 import dinov2_options
+from vit_edge.reading.families.dpt import HF_NECK_RENAMES, rename_table
 from vit_edge.reading.families.hf_config import bad_config, positive_number, read_int, read_size
 
 __all__ = ["DEPTH_ANYTHING", "backbone_config", "read_blocks", "read_head", "HEAD_RENAMES", "V2Encoder", "V2_ENCODERS",
@@ -27,14 +28,7 @@ DEPTH_ANYTHING = Family("depth-anything", "Depth Anything V1/V2 (depth): DINOv2 
                                                       "predicted_depth (depth map)", "depth"),)))
 
 # transformers' neck and head names → the reference's (models/dense_heads.py); the encoder's go through hf_compat
-HEAD_RENAMES = tuple((re.compile(pattern), replacement) for pattern, replacement in [
-    (r"neck\.reassemble_stage\.layers\.(\d+)\.projection\.", r"neck.reassemble.\1.project."),
-    (r"neck\.reassemble_stage\.layers\.(\d+)\.resize\.", r"neck.reassemble.\1.resize."),
-    (r"neck\.convs\.(\d+)\.", r"neck.convs.\1."),
-    (r"neck\.fusion_stage\.layers\.(\d+)\.projection\.", r"neck.fusion.\1.project."),
-    (r"neck\.fusion_stage\.layers\.(\d+)\.residual_layer([12])\.convolution([12])\.", r"neck.fusion.\1.unit\2.conv\3."),
-    (r"head\.conv([123])\.", r"head.conv\1."),
-])
+HEAD_RENAMES = rename_table(HF_NECK_RENAMES + [(r"head\.conv([123])\.", r"head.conv\1.")])
 
 
 def backbone_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from vit_edge.models.vit import ViTConfig
 from vit_edge.reading.families.base import HALF, Family, HFClass, HFReading, Options
 from vit_edge.reading.families.hf_config import activation, bad_config, read_int, read_size
 
-__all__ = ["DPT", "DPT_DEPTH_RENAMES", "DPT_SEGMENTATION_RENAMES", "DPT_IGNORED", "dpt_options", "check_plain_vit",
-           "read_dpt_blocks", "read_dpt_head", "ignore_index"]
+__all__ = ["DPT", "DPT_DEPTH_RENAMES", "DPT_SEGMENTATION_RENAMES", "DPT_IGNORED", "HF_NECK_RENAMES", "rename_table",
+           "dpt_options", "check_plain_vit", "read_dpt_blocks", "read_dpt_head", "ignore_index"]
 
 
 def dpt_options(config: dict[str, Any]) -> Options:
@@ -38,28 +38,31 @@ DPT = Family("dpt", "DPT (depth, semantic segmentation): ViT encoder with class-
 
 # transformers' neck and head names → the reference's (models/dpt.py); the encoder's go through hf_compat. The
 # readout's joint linear and the BatchNorms (`bn`) are split and folded by reading/dpt_hf.py.
-def _table(pairs: list[tuple[str, str]]) -> tuple[tuple[re.Pattern[str], str], ...]:
+def rename_table(pairs: list[tuple[str, str]]) -> tuple[tuple[re.Pattern[str], str], ...]:
     return tuple((re.compile(pattern), replacement) for pattern, replacement in pairs)
 
 
-_NECK = [
+# transformers' DPT neck → the reference's (models/dense_heads.py); Depth Anything's neck has the same names
+HF_NECK_RENAMES = [
     (r"neck\.reassemble_stage\.layers\.(\d+)\.projection\.", r"neck.reassemble.\1.project."),
     (r"neck\.reassemble_stage\.layers\.(\d+)\.resize\.", r"neck.reassemble.\1.resize."),
-    (r"neck\.reassemble_stage\.readout_projects\.(\d+)\.0\.", r"readout.\1.joint."),
     (r"neck\.convs\.(\d+)\.", r"neck.convs.\1."),
     (r"neck\.fusion_stage\.layers\.(\d+)\.projection\.", r"neck.fusion.\1.project."),
     (r"neck\.fusion_stage\.layers\.(\d+)\.residual_layer([12])\.convolution([12])\.", r"neck.fusion.\1.unit\2.conv\3."),
+]
+_NECK = HF_NECK_RENAMES + [  # DPT's own: the readout projections and the residual units' BatchNorms
+    (r"neck\.reassemble_stage\.readout_projects\.(\d+)\.0\.", r"readout.\1.joint."),
     (r"neck\.fusion_stage\.layers\.(\d+)\.residual_layer([12])\.batch_norm([12])\.", r"neck.fusion.\1.unit\2.bn\3."),
 ]
 # DPTDepthEstimationHead: Sequential(conv, upsample, conv, ReLU, conv, ReLU), an optional projection before it
-DPT_DEPTH_RENAMES = _table(_NECK + [
+DPT_DEPTH_RENAMES = rename_table(_NECK + [
     (r"head\.projection\.", "head.projection."),
     (r"head\.head\.0\.", "head.depth.conv1."),
     (r"head\.head\.2\.", "head.depth.conv2."),
     (r"head\.head\.4\.", "head.depth.conv3."),
 ])
 # DPTSemanticSegmentationHead: Sequential(conv without bias, BatchNorm, ReLU, Dropout, conv, upsample)
-DPT_SEGMENTATION_RENAMES = _table(_NECK + [
+DPT_SEGMENTATION_RENAMES = rename_table(_NECK + [
     (r"head\.head\.0\.", "head.conv1."),
     (r"head\.head\.1\.", "head.bn1."),
     (r"head\.head\.4\.", "head.conv2."),
