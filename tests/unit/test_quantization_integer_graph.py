@@ -2,6 +2,8 @@
 the skip list keeps float, and the graph computes what the module-level INT8 model computes."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import fx
@@ -71,3 +73,38 @@ def test_what_the_skip_list_keeps_float_stays_float() -> None:
     kept = [node for node in linears
             if list(node.meta["nn_module_stack"].values())[-1][0] == "blocks.0.mlp.fc1"]
     assert len(kept) == 1 and kept[0].args[1].op == "get_attr"  # its weight read as it is: float
+
+
+def test_a_reused_capture_computes_what_a_fresh_one_does() -> None:
+    """The budget's ranking lowers one model once per op with one width changed; inside reusing_capture() the
+    graph torch.export captured is copied and its quantize/dequantize nodes take the new widths and scales. Each
+    variant's integer graph must give a fresh capture's numbers exactly, and the copies must have been used."""
+    from dataclasses import replace
+
+    from vit_edge.quantization import integer_graph as module
+    from vit_edge.quantization.ptq import apply_int16
+
+    calib = _calibration()
+    plain = quantize_model(small_vit(), Recipe(), calib)
+    names = list(plain.int8_matmuls)
+
+    def lowered(wide: list[str]) -> torch.nn.Module:
+        model = copy.deepcopy(plain.model)
+        recipe = replace(plain.recipe, int16=tuple(wide))
+        return quantize_outputs_for_npu(replace(plain, model=model, recipe=recipe,
+                                                int16_ops=apply_int16(model, recipe)), calib).model
+
+    variants = [names, names[1:], names[:-1], [names[0]], []]
+    batch = torch.from_numpy(calib)
+    with torch.no_grad():
+        fresh = [lowered(wide)(batch) for wide in variants]
+        exports = []
+        original = module._export
+        module._export = lambda *args: exports.append(1) or original(*args)  # type: ignore[assignment]
+        try:
+            with module.reusing_capture():
+                reused = [lowered(wide)(batch) for wide in variants]
+        finally:
+            module._export = original  # type: ignore[assignment]
+    assert all(torch.equal(a, b) for a, b in zip(fresh, reused))
+    assert len(exports) < len(variants), "every variant was captured again: nothing reused"

@@ -17,9 +17,13 @@ between them, so the Requantize passes the value through a MAXIMUM with the lowe
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import hashlib
 import operator
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -30,7 +34,7 @@ from vit_edge.core.summaries import IntegerSites
 from vit_edge.quantization.qmodules import INT8, INT16, QMAX, ActQuant, Grid, grid_of_bits
 from vit_edge.quantization.recipe import Recipe
 
-__all__ = ["integer_graph", "integer_sites", "ConstQuant", "Requantize", "MOVES_DATA"]
+__all__ = ["integer_graph", "integer_sites", "reusing_capture", "ConstQuant", "Requantize", "MOVES_DATA"]
 
 _QD = torch.ops.quantized_decomposed
 _ATEN = torch.ops.aten
@@ -130,14 +134,7 @@ def integer_graph(model: nn.Module, recipe: Recipe, calib: np.ndarray,
     from vit_edge.quantization.ptq import calibrate
 
     example = torch.from_numpy(np.ascontiguousarray(calib[:2], dtype=np.float32))
-    try:
-        with torch.no_grad():
-            exported = torch.export.export(model.eval(), (example,),
-                                           dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
-    except Exception as exc:  # torch.export's errors are many; the user gets one line naming the step
-        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise ExportError(f"capturing the integer graph for --npu failed: {first}") from exc
-    graph_module = fx.GraphModule(exported.module(), exported.module().graph)  # one that eval() and deepcopy take
+    graph_module = _captured(model, example)
     counter = iter(range(1 << 30))
     _decompose_layer_norms(graph_module.graph)
     _quantize_numbers(graph_module, counter, recipe)
@@ -153,6 +150,85 @@ def integer_graph(model: nn.Module, recipe: Recipe, calib: np.ndarray,
         graph_module.graph.lint()
         graph_module.recompile()
     return graph_module
+
+
+_CAPTURES: list[dict[str, fx.GraphModule]] = []  # while reusing_capture() is active: structure key → graph
+
+
+@contextlib.contextmanager
+def reusing_capture() -> Iterator[None]:
+    """Inside: a model captured before with the same modules, weights and enabled quantizers is not captured again
+    (torch.export: most of a lowering's time); the copy's quantizers take the new model's scales and widths. For
+    the budget's ranking, which lowers the same model once per op with one width changed."""
+    _CAPTURES.append({})
+    try:
+        yield
+    finally:
+        _CAPTURES.pop()
+
+
+def _structure_key(model: nn.Module, example: torch.Tensor) -> str:
+    """What a capture depends on besides the quantizers' numbers: the modules, which quantizers run, the weights."""
+    digest = hashlib.sha256(repr(tuple(example.shape[1:])).encode())
+    quantizers = {name for name, module in model.named_modules() if isinstance(module, ActQuant)}
+    for name, module in model.named_modules():
+        digest.update(f"{name}:{type(module).__name__}:{getattr(module, 'enabled', '')};".encode())
+    for name, tensor in model.state_dict().items():
+        if name.rpartition(".")[0] not in quantizers:  # a quantizer's own scale changes with its width
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _export(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
+    try:
+        with torch.no_grad():
+            exported = torch.export.export(model.eval(), (example,),
+                                           dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
+    except Exception as exc:  # torch.export's errors are many; the user gets one line naming the step
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ExportError(f"capturing the integer graph for --npu failed: {first}") from exc
+    return fx.GraphModule(exported.module(), exported.module().graph)  # one that eval() and deepcopy take
+
+
+def _captured(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
+    """`model` as a graph: exported, or inside reusing_capture() a copy of an earlier capture of the same
+    structure whose quantize/dequantize nodes take `model`'s quantizers' numbers (export again where one cannot)."""
+    if not _CAPTURES:
+        return _export(model, example)
+    key = _structure_key(model, example)
+    cached = _CAPTURES[-1].get(key)
+    if cached is not None:
+        graph_module = _copied(cached)
+        if _retarget(graph_module, dict(model.named_modules())):
+            return graph_module
+    graph_module = _export(model, example)
+    _CAPTURES[-1][key] = _copied(graph_module)
+    return graph_module
+
+
+def _copied(graph_module: fx.GraphModule) -> fx.GraphModule:
+    with warnings.catch_warnings():  # torch's pytree warns about its own LeafSpec when a graph is copied
+        warnings.simplefilter("ignore", FutureWarning)
+        return copy.deepcopy(graph_module)
+
+
+_TENSOR_QD = {_QD.quantize_per_tensor.default, _QD.dequantize_per_tensor.default}
+
+
+def _retarget(graph_module: fx.GraphModule, modules: dict[str, nn.Module]) -> bool:
+    """Each per-tensor quantize/dequantize takes the scale, zero point and grid of the ActQuant that wrote it
+    (torch.export records the module path); False where one has no ActQuant to read."""
+    for node in graph_module.graph.nodes:
+        if node.target not in _TENSOR_QD:
+            continue
+        quantizer = modules.get(_module_path(node))
+        if not isinstance(quantizer, ActQuant) or not quantizer.enabled:
+            return False
+        grid = quantizer.grid
+        node.args = (node.args[0], quantizer._scale, quantizer._zero_point, grid.qmin, grid.qmax, grid.dtype)
+    graph_module.recompile()
+    return True
 
 
 # INT8 whatever the recipe says: GELU and the concat have no int16 form the converter emits (and Vela would keep
