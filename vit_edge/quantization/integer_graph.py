@@ -188,7 +188,8 @@ def _export(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
     except Exception as exc:  # torch.export's errors are many; the user gets one line naming the step
         first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise ExportError(f"capturing the integer graph for --npu failed: {first}") from exc
-    return fx.GraphModule(exported.module(), exported.module().graph)  # one that eval() and deepcopy take
+    unlifted = exported.module()  # each call unlifts the program anew
+    return fx.GraphModule(unlifted, unlifted.graph)  # one that eval() and deepcopy take
 
 
 def _captured(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
