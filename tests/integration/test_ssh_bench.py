@@ -139,7 +139,8 @@ def test_unreachable_host_is_a_status_row_and_exit_2(tmp_path: Path, small_onnx:
 
 def _board_leftovers() -> tuple[list[str], list[str]]:
     """Runner processes and working folders of vit-edge on the 'board' (this machine)."""
-    processes = subprocess.run(["pgrep", "-af", "/tmp/vit-edge."], capture_output=True, text=True).stdout
+    # pgrep reads a regex: an unescaped dot also matched a local bench's /tmp/vit-edge-bench-*/ in another worker
+    processes = subprocess.run(["pgrep", "-af", r"/tmp/vit-edge\."], capture_output=True, text=True).stdout
     running = [line for line in processes.splitlines() if "runner" in line or ".pyz" in line]
     return running, sorted(str(p) for p in Path("/tmp").glob("vit-edge.*"))
 
