@@ -5,8 +5,8 @@
 - A command that names a user's own file or board (a checkpoint, a folder of photos, ssh://pi@...) exits 2 with one
   line that names that placeholder, no traceback, and leaves the folder as it was.
 The commands that train for minutes (train --epochs 10, QAT, tune) run with VIT_EDGE_DOCS_FULL=1 (`make docs-check`).
-A command line that is byte for byte one an earlier page ran (the README repeats a few of docs/) runs once: the later
-page gets a copy of what it wrote, so the page's next commands find the files they read.
+A command line that is word for word one an earlier page ran (the README repeats a few of docs/; spacing aside) runs
+once: the later page gets a copy of what it wrote, so the page's next commands find the files they read.
 """
 from __future__ import annotations
 
@@ -50,8 +50,13 @@ def succeeded() -> dict[str, tuple[Path, set[str]]]:
     return {}
 
 
+def _words(command: str) -> str:
+    """The command as the shell splits it: two pages that space one command differently run the same thing."""
+    return " ".join(shlex.split(command))
+
+
 def _copy_written(command: str, succeeded: dict[str, tuple[Path, set[str]]], folder: Path) -> bool:
-    """Give `folder` what the byte-identical `command` wrote on an earlier page; False when it never ran or
+    """Give `folder` what the word-identical `command` wrote on an earlier page; False when it never ran or
     something it wrote is in this folder's way already (then it runs here)."""
     if command not in succeeded or succeeded[command][1] & _listing(folder):
         return False
@@ -74,14 +79,14 @@ def test_a_documented_command_runs(page: str, command: str, folders: dict[str, P
     missing = _placeholders(command, folder)
     if not missing and SLOW.search(command) and not FULL:
         pytest.skip("trains for minutes: make docs-check runs it")
-    if not missing and _copy_written(command, succeeded, folder):
+    if not missing and _copy_written(_words(command), succeeded, folder):
         return  # the same line ran and exited 0 on an earlier page
     before = _listing(folder)
     code = main(shlex.split(command)[1:])
     err = capsys.readouterr().err.strip().splitlines()
     if not missing:
         assert code == 0, f"{page}: `{command}` exited {code}: {err[-3:]}"
-        succeeded[command] = (folder, _listing(folder) - before)
+        succeeded[_words(command)] = (folder, _listing(folder) - before)
         return
     assert code == 2 and err and err[-1].startswith("vit-edge: error: "), f"{page}: `{command}`: {err[-3:]}"
     assert any(word in err[-1] or word.split("://")[-1].split("@")[-1] in err[-1] for word in missing), \

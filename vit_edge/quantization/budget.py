@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch import fx
 
 from vit_edge.core.depth_metrics import depth_scores
 from vit_edge.core.errors import ConfigError
@@ -18,8 +19,9 @@ from vit_edge.core.types import InputSpec
 from vit_edge.data.datasets import LabelledImages
 from vit_edge.data.preprocess import preprocess_uint8
 from vit_edge.models.vit import VisionTransformer
-from vit_edge.quantization.integer_graph import reusing_capture
+from vit_edge.quantization.integer_graph import reusing_capture, scoring_view
 from vit_edge.quantization.ptq import QuantizedViT, apply_int16, quantize_model
+from vit_edge.quantization.qmodules import scoring
 from vit_edge.quantization.recipe import Recipe
 from vit_edge.reading.torch_session import torch_runner
 from vit_edge.runtime.accuracy import run_batched, top1_accuracy
@@ -28,16 +30,20 @@ __all__ = ["quantize_with_budget", "evaluate", "evaluate_on", "int8_costs"]
 
 
 def _logits(model: torch.nn.Module, batch: np.ndarray, what: str = "scoring") -> np.ndarray:
-    return run_batched(torch_runner(model), batch, what=what)
+    """`model`'s outputs, in scoring() mode: the numbers the quantize/dequantize ops give, in fewer passes."""
+    runnable = scoring_view(model) if isinstance(model, fx.GraphModule) else model
+    with scoring():
+        return run_batched(torch_runner(runnable), batch, what=what)
 
 
 def evaluate(float_model: torch.nn.Module, quant: QuantizedViT, data: np.ndarray,
-             labels: np.ndarray | None) -> Accuracy:
+             labels: np.ndarray | None, float_outputs: np.ndarray | None = None) -> Accuracy:
     """Top-1 before and after (when labelled) and agreement with the float model; `drop` is what the budget checks.
     An output without classes (tokens, feature maps, embeddings) gets its cosine with the float model only, and a
     depth map its kind's measures too (AbsRel, δ<1.25, SQNR against the float model: core/depth_metrics.py), a
-    segmentation map its pixel agreement and mIoU against the float model's argmax (core/segmentation_metrics.py)."""
-    reference = _logits(float_model, data, "scoring the float model")
+    segmentation map its pixel agreement and mIoU against the float model's argmax (core/segmentation_metrics.py).
+    `float_outputs`: the float model's outputs on `data` where the caller has them already."""
+    reference = float_outputs if float_outputs is not None else _logits(float_model, data, "scoring the float model")
     quantized = _logits(quant.model, data, f"scoring INT8 ({len(quant.int8_matmuls)} matmuls)")
     output = _output_of(float_model)
     compared = compare_logits(reference, quantized, output)
@@ -70,11 +76,12 @@ def evaluate_on(float_model: torch.nn.Module, quant: QuantizedViT, evaluation: L
 
 
 def _merge_cost(model: torch.nn.Module, reference: torch.nn.Module | None, data: np.ndarray,
-                labels: np.ndarray | None) -> float | None:
-    """Top-1 points (or, unlabelled, disagreement) the float merged model loses to `reference`; None unmerged."""
+                labels: np.ndarray | None, unmerged_outputs: np.ndarray) -> float | None:
+    """Top-1 points (or, unlabelled, disagreement) the float merged model loses to `reference` (whose outputs are
+    `unmerged_outputs`); None unmerged."""
     if reference is None or reference is model or not _output_of(model).supports(Measure.AGREEMENT):
         return None
-    merged, unmerged = _logits(model, data).argmax(1), _logits(reference, data).argmax(1)
+    merged, unmerged = _logits(model, data).argmax(1), unmerged_outputs.argmax(1)
     if labels is None:
         return float(100 * np.mean(merged != unmerged))
     return float(100 * (np.mean(unmerged == labels) - np.mean(merged == labels)))
@@ -105,26 +112,28 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calib: np.nda
     """
     data = preprocess_uint8(evaluation.images, spec) if evaluation is not None else calib
     labels = evaluation.labels if evaluation is not None else None
-    merge_cost = _merge_cost(model, reference, data, labels)  # over the budget alone: refused before (api)
-    budget = _Budget(recipe, reference or model, data, labels)
-    while True:
-        plain = quantize_model(model, budget.recipe, calib)
-        quant = lower(plain, calib)
-        metrics = evaluate(reference or model, quant, data, labels)
-        log(f"INT8 matmuls: {len(quant.int8_matmuls)} ({len(quant.int16_ops)} with INT16 activations); "
-            + _metric_words(metrics))
-        drop = metrics.drop or 0.0  # None: an output without classes, where no budget is taken
-        if recipe.max_drop is None or drop <= recipe.max_drop:
-            return quant, replace(metrics, merge_drop=merge_cost,  # of `drop`, what merging costs in float
-                                  kept_float_for_budget=tuple(budget.kept_float),
-                                  int16_for_budget=tuple(budget.moved_to_int16) or None)
-        if int16_kernels and budget.widen_next(plain, drop, calib, lower, log):
-            continue
-        if len(quant.int8_matmuls) <= 1:
-            merging = f", {merge_cost:.2f} of it from merging" if merge_cost is not None else ""
-            raise ConfigError(f"the budget of {recipe.max_drop} pt cannot be met: with one matmul left in INT8 the "
-                              f"drop is still {drop:.2f} pt{merging}; raise --max-drop or use QAT")
-        budget.keep_weakest_float(quant, drop, log)
+    float_outputs = _logits(reference or model, data, "scoring the float model")  # once: every round compares to it
+    merge_cost = _merge_cost(model, reference, data, labels, float_outputs)  # over the budget alone: refused before
+    budget = _Budget(recipe, reference or model, data, labels, float_outputs)
+    with reusing_capture():  # every round lowers the same model with other widths: torch.export once
+        while True:
+            plain = quantize_model(model, budget.recipe, calib)
+            quant = lower(plain, calib)
+            metrics = evaluate(reference or model, quant, data, labels, float_outputs)
+            log(f"INT8 matmuls: {len(quant.int8_matmuls)} ({len(quant.int16_ops)} with INT16 activations); "
+                + _metric_words(metrics))
+            drop = metrics.drop or 0.0  # None: an output without classes, where no budget is taken
+            if recipe.max_drop is None or drop <= recipe.max_drop:
+                return quant, replace(metrics, merge_drop=merge_cost,  # of `drop`, what merging costs in float
+                                      kept_float_for_budget=tuple(budget.kept_float),
+                                      int16_for_budget=tuple(budget.moved_to_int16) or None)
+            if int16_kernels and budget.widen_next(plain, drop, calib, lower, log):
+                continue
+            if len(quant.int8_matmuls) <= 1:
+                merging = f", {merge_cost:.2f} of it from merging" if merge_cost is not None else ""
+                raise ConfigError(f"the budget of {recipe.max_drop} pt cannot be met: with one matmul left in INT8 the "
+                                  f"drop is still {drop:.2f} pt{merging}; raise --max-drop or use QAT")
+            budget.keep_weakest_float(quant, drop, log)
 
 
 class _Budget:
@@ -132,8 +141,9 @@ class _Budget:
     float."""
 
     def __init__(self, recipe: Recipe, reference: torch.nn.Module, data: np.ndarray,
-                 labels: np.ndarray | None) -> None:
+                 labels: np.ndarray | None, float_outputs: np.ndarray) -> None:
         self.recipe, self.reference, self.data, self.labels = recipe, reference, data, labels
+        self.float_outputs = float_outputs
         self.kept_float: list[KeptFloat] = []
         self.moved_to_int16: list[WidenedOp] = []
         self._ranking: list[tuple[str, float]] | None = None
@@ -145,7 +155,8 @@ class _Budget:
         if self._ranking is None:
             log(f"over budget: measuring what INT8 activations cost on each of {len(plain.int8_matmuls)} ops, "
                 "against INT16 …")
-            self._ranking = int8_costs(plain, calib, lower, self.reference, self.data, self.labels)
+            target = self.labels if self.labels is not None else self.float_outputs.argmax(1)
+            self._ranking = int8_costs(plain, calib, lower, self.data, target)
         left = [(name, cost) for name, cost in self._ranking
                 if not self.recipe.int16_for(name) and not self.recipe.skips(name)]
         if not left or self.kept_float:  # once an op went float, every op that INT16 could help already had it
@@ -165,13 +176,12 @@ class _Budget:
 
 
 def int8_costs(plain: QuantizedViT, calib: np.ndarray,
-               lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT], reference: torch.nn.Module,
-               data: np.ndarray, labels: np.ndarray | None) -> list[tuple[str, float]]:
-    """For each op, the top-1 points (unlabelled: agreement with `reference`) lost on `data` when it alone is INT8
-    and every other INT16, on the model the target's `lower` makes (an NPU's integer graph differs from the
-    modules); costliest first, ties broken by the lower SQNR. The widths change on the calibrated ranges, so
-    `plain` (calibrated, before lowering) is quantized once."""
-    target = labels if labels is not None else _logits(reference, data).argmax(1)
+               lower: Callable[[QuantizedViT, np.ndarray], QuantizedViT], data: np.ndarray,
+               target: np.ndarray) -> list[tuple[str, float]]:
+    """For each op, the top-1 points lost on `data` (against `target`: the labels, or unlabelled the float model's
+    classes) when it alone is INT8 and every other INT16, on the model the target's `lower` makes (an NPU's integer
+    graph differs from the modules); costliest first, ties broken by the lower SQNR. The widths change on the
+    calibrated ranges, so `plain` (calibrated, before lowering) is quantized once."""
     names = list(plain.int8_matmuls)
 
     def score(wide: list[str]) -> float:

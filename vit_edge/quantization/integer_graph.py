@@ -31,10 +31,20 @@ from torch import fx, nn
 
 from vit_edge.core.errors import ExportError
 from vit_edge.core.summaries import IntegerSites
-from vit_edge.quantization.qmodules import INT8, INT16, QMAX, ActQuant, Grid, grid_of_bits
+from vit_edge.quantization.qmodules import (
+    INT8,
+    INT16,
+    QMAX,
+    ActQuant,
+    Grid,
+    constant_while_scoring,
+    grid_of_bits,
+    on_grid,
+)
 from vit_edge.quantization.recipe import Recipe
 
-__all__ = ["integer_graph", "integer_sites", "reusing_capture", "ConstQuant", "Requantize", "MOVES_DATA"]
+__all__ = ["integer_graph", "integer_sites", "reusing_capture", "scoring_view", "ConstQuant", "Requantize",
+           "MOVES_DATA"]
 
 _QD = torch.ops.quantized_decomposed
 _ATEN = torch.ops.aten
@@ -58,6 +68,9 @@ class ConstQuant(nn.Module):
     """A constant on its own symmetric INT8 grid (per output channel for a weight), quantized in the graph so the
     converter stores it as int8 with these scales."""
 
+    value: torch.Tensor  # buffers, declared for the type checker
+    scale: torch.Tensor
+
     def __init__(self, value: torch.Tensor, per_channel: bool, bits: int = 8, floor_scale: float = 0.0) -> None:
         super().__init__()
         value = value.detach().float()
@@ -75,12 +88,15 @@ class ConstQuant(nn.Module):
             self._scale = max(float(value.abs().max()) / self.grid.qmax, floor_scale) or 1.0
 
     def forward(self) -> torch.Tensor:
+        inputs = (self.value, self.scale) if self.per_channel else (self.value,)
+        return constant_while_scoring(self, inputs, self._quantized)
+
+    def _quantized(self) -> torch.Tensor:
         grid = self.grid
         if self.per_channel:
             q = _QD.quantize_per_channel(self.value, self.scale, self.zero_point, 0, grid.qmin, grid.qmax, grid.dtype)
             return _QD.dequantize_per_channel(q, self.scale, self.zero_point, 0, grid.qmin, grid.qmax, grid.dtype)
-        q = _QD.quantize_per_tensor(self.value, self._scale, 0, grid.qmin, grid.qmax, grid.dtype)
-        return _QD.dequantize_per_tensor(q, self._scale, 0, grid.qmin, grid.qmax, grid.dtype)
+        return on_grid(self.value, self._scale, 0, grid)
 
 
 @dataclass(frozen=True)
@@ -110,9 +126,7 @@ class Requantize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for where in (self.source, self.target):  # MAXIMUM with the grid's lowest value: the identity
             x = torch.maximum(x, torch.tensor(-3.0e38))
-            grid = where.grid
-            q = _QD.quantize_per_tensor(x, where.scale, where.zero_point, grid.qmin, grid.qmax, grid.dtype)
-            x = _QD.dequantize_per_tensor(q, where.scale, where.zero_point, grid.qmin, grid.qmax, grid.dtype)
+            x = on_grid(x, where.scale, where.zero_point, where.grid)
         return x
 
 
@@ -142,7 +156,7 @@ def integer_graph(model: nn.Module, recipe: Recipe, calib: np.ndarray,
     _quantize_values(graph_module, counter, keep_float, recipe)
     graph_module.graph.lint()
     graph_module.recompile()
-    calibrate(graph_module, recipe, calib)
+    calibrate(scoring_view(graph_module), recipe, calib)  # its quantizers are graph_module's
     if recipe.int16:
         _requantize_between_widths(graph_module, counter)
         _int16_constant_operands(graph_module, counter)
@@ -159,8 +173,8 @@ _CAPTURES: list[dict[str, fx.GraphModule]] = []  # while reusing_capture() is ac
 def reusing_capture() -> Iterator[None]:
     """Inside: a model captured before with the same modules, weights and enabled quantizers is not captured again
     (torch.export: most of a lowering's time); the copy's quantizers take the new model's scales and widths. For
-    the budget's ranking, which lowers the same model once per op with one width changed."""
-    _CAPTURES.append({})
+    the budget, which lowers the same model once per op (its ranking) and once per round, with widths changed."""
+    _CAPTURES.append(_CAPTURES[-1] if _CAPTURES else {})  # nested: the outer captures serve too
     try:
         yield
     finally:
@@ -206,6 +220,34 @@ def _captured(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
     graph_module = _export(model, example)
     _CAPTURES[-1][key] = _copied(graph_module)
     return graph_module
+
+
+def scoring_view(graph_module: fx.GraphModule) -> fx.GraphModule:
+    """`graph_module` for scoring() (its modules and constants shared, so calibrating it calibrates them): each
+    quantize_per_tensor → dequantize_per_tensor pair torch.export recorded is one `on_grid`, which scoring() runs
+    in place. For running only: a converter needs the pairs."""
+    graph = copy.deepcopy(graph_module.graph)
+    for node in list(graph.nodes):
+        quantize = node.args[0] if node.target is _QD.dequantize_per_tensor.default and node.args else None
+        if (not isinstance(quantize, fx.Node) or quantize.target is not _QD.quantize_per_tensor.default
+                or len(quantize.users) != 1 or tuple(quantize.args[1:]) != tuple(node.args[1:])
+                or node.kwargs.get("out_dtype") not in (None, torch.float32)):
+            continue
+        with graph.inserting_before(node):
+            paired = graph.call_function(_quantized_pair, tuple(quantize.args))
+        node.replace_all_uses_with(paired)
+        graph.erase_node(node)
+        graph.erase_node(quantize)
+    return fx.GraphModule(graph_module, graph)
+
+
+def _quantized_pair(x: torch.Tensor, scale: float, zero_point: int, qmin: int, qmax: int,
+                    dtype: torch.dtype) -> torch.Tensor:
+    grid = next((g for g in (INT8, INT16) if (g.qmin, g.qmax, g.dtype) == (qmin, qmax, dtype)), None)
+    if grid is None:  # a grid of its own (a narrowed range): the pair as recorded
+        q = _QD.quantize_per_tensor(x, scale, zero_point, qmin, qmax, dtype)
+        return _QD.dequantize_per_tensor(q, scale, zero_point, qmin, qmax, dtype)
+    return on_grid(x, scale, zero_point, grid)
 
 
 def _copied(graph_module: fx.GraphModule) -> fx.GraphModule:
@@ -480,7 +522,7 @@ def _int16_constant_operands(graph_module: fx.GraphModule, counter: Any) -> None
             if constant is None or other is None:
                 continue
             shape = tuple(node.meta["val"].shape) if isinstance(node.meta.get("val"), torch.Tensor) else None
-            value: torch.Tensor = constant.value  # type: ignore[assignment]
+            value = constant.value
             negate = node.target is _ATEN.add.Tensor and tuple(value.shape) != shape
             replacement = ConstQuant(-value if negate else value, False, 16, floor_scale=other.scale)
             name = _add_module(graph_module, counter, "integer_constant", replacement)

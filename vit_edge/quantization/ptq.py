@@ -20,7 +20,15 @@ from vit_edge.core.progress import steps
 from vit_edge.core.summaries import Accuracy, CalibInfo, Lowering, QuantSummary
 from vit_edge.models.vit import VisionTransformer, every_token
 from vit_edge.quantization.observers import choose_range
-from vit_edge.quantization.qmodules import ActQuant, QuantConv2d, QuantInput, QuantLinear, QuantMatMul, quantize_weight
+from vit_edge.quantization.qmodules import (
+    ActQuant,
+    QuantConv2d,
+    QuantInput,
+    QuantLinear,
+    QuantMatMul,
+    quantize_weight,
+    scoring,
+)
 from vit_edge.quantization.recipe import Recipe
 
 __all__ = ["QuantizedViT", "quantize_model", "candidate_sites", "calibrate", "fingerprint", "apply_int16", "op_sqnr"]
@@ -183,7 +191,7 @@ _ATTENTION_QUANTIZERS = ("av.a_quant", "softmax.input_quant", "qk.output_quant")
 def calibrate(model: nn.Module, recipe: Recipe, calib: np.ndarray) -> None:
     """One pass over `calib` (a bar on a terminal: a large model takes a while), then a range for every quantizer
     that is still observing."""
-    with torch.no_grad(), every_token(model):
+    with torch.no_grad(), every_token(model), scoring():
         for batch in steps(_batches(calib), len, len(calib), "calibrating", least=1):
             model(batch)
     for name, module in model.named_modules():

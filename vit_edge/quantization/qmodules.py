@@ -7,8 +7,10 @@ its INT8 kernels; OpenVINO reads them as FakeQuantize). An ActQuant observes its
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 import torch.ao.quantization.fx._decomposed  # noqa: F401  (registers torch.ops.quantized_decomposed)
@@ -18,8 +20,8 @@ from torch import nn
 from vit_edge.models.layers import MatMul
 from vit_edge.quantization.observers import HistogramObserver
 
-__all__ = ["fake_quantize", "ActQuant", "QuantInput", "QuantLinear", "QuantConv2d", "QuantMatMul", "quantize_weight",
-           "Grid", "INT8", "INT16", "grid_of_bits"]
+__all__ = ["fake_quantize", "scoring", "on_grid", "constant_while_scoring", "ActQuant", "QuantInput", "QuantLinear",
+           "QuantConv2d", "QuantMatMul", "quantize_weight", "Grid", "INT8", "INT16", "grid_of_bits"]
 
 _QD = torch.ops.quantized_decomposed
 QMIN, QMAX = -128, 127
@@ -71,6 +73,55 @@ def fake_quantize(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor
     if axis is None:
         return torch.fake_quantize_per_tensor_affine(x, scale, zero_point.int(), qmin, qmax)
     return torch.fake_quantize_per_channel_affine(x, scale, zero_point.int(), axis, qmin, qmax)
+
+
+class _Scoring:
+    """Whether scoring() is active, and the quantized constants computed once inside it: id(owner) → (owner, its
+    inputs, their versions, the value). The entry holds the owner and inputs, so no id or address is reused."""
+
+    depth = 0
+    constants: dict[int, tuple[nn.Module, tuple[torch.Tensor, ...], tuple[int, ...], torch.Tensor]] = {}
+
+
+@contextlib.contextmanager
+def scoring() -> Iterator[None]:
+    """Inside, for eager inference only (calibrating, scoring, the budget's ranking): quantize → dequantize runs as
+    one in-place pass of the same arithmetic, the same numbers bit for bit on finite values (a NaN stays NaN), and
+    a quantized weight is computed once instead of once per batch. Never around an export or a trace: the
+    converters need the quantize and dequantize ops themselves."""
+    _Scoring.depth += 1
+    try:
+        yield
+    finally:
+        _Scoring.depth -= 1
+        if not _Scoring.depth:
+            _Scoring.constants.clear()
+
+
+def on_grid(x: torch.Tensor, scale: float, zero_point: int, grid: Grid) -> torch.Tensor:
+    """`x` quantized to `grid` and back: PyTorch's quantize_per_tensor → dequantize_per_tensor (what torch.export
+    captures), or inside scoring() the same steps in place on one float tensor (an integral float in the grid's
+    range casts to the integer type and back unchanged, so skipping that cast changes no number)."""
+    if not _Scoring.depth or x.dtype != torch.float32:
+        q = _QD.quantize_per_tensor(x, scale, zero_point, grid.qmin, grid.qmax, grid.dtype)
+        return _QD.dequantize_per_tensor(q, scale, zero_point, grid.qmin, grid.qmax, grid.dtype)
+    y = x * (1.0 / scale)  # quantize_per_tensor's inv_scale, then its round, add and clamp
+    return y.round_().add_(zero_point).clamp_(grid.qmin, grid.qmax).sub_(zero_point).mul_(scale)
+
+
+def constant_while_scoring(owner: nn.Module, inputs: tuple[torch.Tensor, ...],
+                           compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """`compute()`, a quantized constant of `owner` made from `inputs`; inside scoring() computed once while none of
+    `inputs` changes (their versions are the key), else every call, as torch.export must see it."""
+    if not _Scoring.depth:
+        return compute()
+    versions = tuple(t._version for t in inputs)
+    cached = _Scoring.constants.get(id(owner))
+    if (cached is None or cached[0] is not owner or len(cached[1]) != len(inputs)
+            or any(a is not b for a, b in zip(cached[1], inputs)) or cached[2] != versions):
+        cached = (owner, inputs, versions, compute())
+        _Scoring.constants[id(owner)] = cached
+    return cached[3]
 
 
 class ActQuant(nn.Module):
@@ -138,9 +189,7 @@ class ActQuant(nn.Module):
             if self.observer is not None:
                 self.observer.observe(x)
             return x
-        grid = self.grid
-        q = _QD.quantize_per_tensor(x, self._scale, self._zero_point, grid.qmin, grid.qmax, grid.dtype)
-        return _QD.dequantize_per_tensor(q, self._scale, self._zero_point, grid.qmin, grid.qmax, grid.dtype)
+        return on_grid(x, self._scale, self._zero_point, self.grid)
 
 
 def quantize_weight(weight: torch.Tensor, per_channel: bool,
@@ -182,6 +231,10 @@ class _WeightQuantMixin(nn.Module):
         self.output_quant: ActQuant | None = None  # only where a target's lowering needs DQ → op → Q (TFLite)
 
     def dequantized_weight(self) -> torch.Tensor:
+        inputs = tuple(t for t in (self.weight_int8, self.weight_scale, self.weight_on_grid) if t is not None)
+        return constant_while_scoring(self, inputs, self._dequantized_weight)
+
+    def _dequantized_weight(self) -> torch.Tensor:
         if self.weight_on_grid is not None:
             q = _QD.quantize_per_channel(self.weight_on_grid, self.weight_scale, self.weight_zero_point, 0,
                                          QMIN, QMAX, torch.int8)
