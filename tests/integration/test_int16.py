@@ -130,8 +130,9 @@ def test_the_npu_budget_meets_the_limit_on_the_outlier_variant_with_int16_not_fl
     result = run_cli("quantize", str(model), "--target", "tflite", "--npu", "ethos-u85-256", "--smoothquant", "off",
                      "--calib", "fashion-mnist-train", "--eval", "fashion-mnist", "--eval-limit", "1000",
                      "--max-drop", "0.3", "--parity-samples", "4", "--out", str(out),
-                     timeout=1500)  # 25 lowerings to the integer graph (5 captures): 3 minutes on one core
+                     timeout=1500)  # 25 lowerings to the integer graph (5 captures): 2 minutes on one core
     assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr  # copying graphs made torch's pytree warn, once a copy
     manifest = read_manifest(out)
     q, estimate = manifest.quantization, manifest.npu_estimate
     accuracy = q.accuracy

@@ -23,7 +23,7 @@ import hashlib
 import operator
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from vit_edge.quantization.qmodules import (
     Grid,
     constant_while_scoring,
     grid_of_bits,
+    in_scoring,
     on_grid,
 )
 from vit_edge.quantization.recipe import Recipe
@@ -125,7 +126,8 @@ class Requantize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for where in (self.source, self.target):  # MAXIMUM with the grid's lowest value: the identity
-            x = torch.maximum(x, torch.tensor(-3.0e38))
+            if not in_scoring():  # for the converter only: below -3e38 the grid's lowest value comes out either way
+                x = torch.maximum(x, torch.tensor(-3.0e38))
             x = on_grid(x, where.scale, where.zero_point, where.grid)
         return x
 
@@ -226,7 +228,7 @@ def scoring_view(graph_module: fx.GraphModule) -> fx.GraphModule:
     """`graph_module` for scoring() (its modules and constants shared, so calibrating it calibrates them): each
     quantize_per_tensor → dequantize_per_tensor pair torch.export recorded is one `on_grid`, which scoring() runs
     in place. For running only: a converter needs the pairs."""
-    graph = copy.deepcopy(graph_module.graph)
+    graph = _copied(graph_module.graph)
     for node in list(graph.nodes):
         quantize = node.args[0] if node.target is _QD.dequantize_per_tensor.default and node.args else None
         if (not isinstance(quantize, fx.Node) or quantize.target is not _QD.quantize_per_tensor.default
@@ -250,10 +252,13 @@ def _quantized_pair(x: torch.Tensor, scale: float, zero_point: int, qmin: int, q
     return on_grid(x, scale, zero_point, grid)
 
 
-def _copied(graph_module: fx.GraphModule) -> fx.GraphModule:
+_Copyable = TypeVar("_Copyable", fx.GraphModule, fx.Graph)
+
+
+def _copied(graph: _Copyable) -> _Copyable:
     with warnings.catch_warnings():  # torch's pytree warns about its own LeafSpec when a graph is copied
         warnings.simplefilter("ignore", FutureWarning)
-        return copy.deepcopy(graph_module)
+        return copy.deepcopy(graph)
 
 
 _TENSOR_QD = {_QD.quantize_per_tensor.default, _QD.dequantize_per_tensor.default}

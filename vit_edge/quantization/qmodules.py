@@ -20,8 +20,8 @@ from torch import nn
 from vit_edge.models.layers import MatMul
 from vit_edge.quantization.observers import HistogramObserver
 
-__all__ = ["fake_quantize", "scoring", "on_grid", "constant_while_scoring", "ActQuant", "QuantInput", "QuantLinear",
-           "QuantConv2d", "QuantMatMul", "quantize_weight", "Grid", "INT8", "INT16", "grid_of_bits"]
+__all__ = ["fake_quantize", "scoring", "in_scoring", "on_grid", "constant_while_scoring", "ActQuant", "QuantInput",
+           "QuantLinear", "QuantConv2d", "QuantMatMul", "quantize_weight", "Grid", "INT8", "INT16", "grid_of_bits"]
 
 _QD = torch.ops.quantized_decomposed
 QMIN, QMAX = -128, 127
@@ -96,6 +96,11 @@ def scoring() -> Iterator[None]:
         _Scoring.depth -= 1
         if not _Scoring.depth:
             _Scoring.constants.clear()
+
+
+def in_scoring() -> bool:
+    """Whether scoring() is active (a module may skip what only a converter needs, if the numbers stay)."""
+    return _Scoring.depth > 0
 
 
 def on_grid(x: torch.Tensor, scale: float, zero_point: int, grid: Grid) -> torch.Tensor:
