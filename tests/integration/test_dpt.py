@@ -189,3 +189,27 @@ def test_cli_describes_a_segmentation_export(saved: dict[str, tuple[torch.nn.Mod
 
     rows = model_rows()
     assert any("DPTForSemanticSegmentation" in row for row in rows), rows
+
+
+def test_an_any_size_file_matches_transformers_at_three_sizes(saved: dict[str, tuple[torch.nn.Module, Path]],
+                                                              tmp_path: Path) -> None:
+    """--dynamic-size: the position table resampled in the graph, the readout on the input's grid, the map's size
+    from the fused levels (the depth head's comes from the same levels); the segmentation file matches transformers
+    at its size and two others (an odd grid: the fusion resizes its skips there), and its parity ran at two
+    non-square sizes too, against vit-edge's own model (transformers' DPT takes square grids only)."""
+    from vit_edge.api import Artifact
+
+    hf, folder = saved["segmentation"]
+    result = run_cli("export", str(folder), "--target", "onnx", "--dynamic-size", "--parity-samples", "2",
+                     "--out", str(tmp_path / "any"))
+    assert result.returncode == 0, result.stderr
+    artifact = Artifact.open(tmp_path / "any")
+    manifest = artifact.manifest
+    assert manifest.model_ref.dynamic_size and manifest.input_spec.size_multiple == 16
+    others = manifest.parity.other_sizes if manifest.parity else None
+    assert others and all(entry.passed and entry.size[0] != entry.size[1] for entry in others), others
+    for side in (64, 80, 112):
+        x = torch.from_numpy(np.random.default_rng(side).standard_normal((2, 3, side, side), dtype=np.float32))
+        expected = _predicted(hf, x)
+        got = np.asarray(artifact.run(x.numpy()))
+        assert got.shape == tuple(expected.shape) and relative_difference(got, expected) < 1e-4, side

@@ -29,6 +29,7 @@ from vit_edge.core.output_kinds import OUTPUTS, ModelOutput
 from vit_edge.models.config import Size, to_hw
 from vit_edge.models.dense_heads import DenseConfig, DenseModel, DepthHead
 from vit_edge.models.layers import make_activation
+from vit_edge.models.vit import VisionTransformer
 
 __all__ = ["READOUTS", "SegmentationHeadConfig", "DPTConfig", "Readout", "DPTDepthHead", "SegmentationHead",
            "DPTModel", "reassembled_side"]
@@ -164,19 +165,22 @@ class DPTModel(DenseModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stacked = self.encoder._intermediates(x)  # (B, levels, 1 + N, D): each read block's tokens, no norm
-        rows, cols = self.cfg.encoder.grid
+        rows, cols = self.encoder.input_grid(x)  # the config's grid, or the input's with dynamic_size
         levels = []
         for index, (readout, reassemble, conv) in enumerate(zip(self.readout, self.neck.reassemble, self.neck.convs)):
             tokens = stacked[:, index : index + 1].flatten(1, 2)  # slice + flatten: XNNPACK-friendly, as DenseModel
             mixed = readout(tokens[:, 1:], tokens[:, :1])
             grid = mixed.transpose(1, 2).reshape(mixed.shape[0], mixed.shape[2], rows, cols)
             levels.append(conv(reassemble(grid)))
-        return self.head(self._fuse(levels[::-1]), self.cfg.output_hw)
+        fused = self._fuse(levels[::-1])
+        read = fused[self.cfg.head.in_index]  # the head doubles the level it reads: cfg.output_hw at the config's size
+        return self.head(fused, (2 * read.shape[2], 2 * read.shape[3]))
 
     def with_dynamic_size(self) -> "DPTModel":
-        """Not built: DPT's readout and neck lay the tokens out on the configured grid."""
-        raise ValueError("DPT's graph is built for one input size (its readout and neck lay the tokens out on the "
-                         "configured grid)")
+        """A copy whose graph takes any input size that is a multiple of the patch: the encoder resamples its
+        position table to each input's grid (bilinear, as transformers' DPT does at every call), the readout lays
+        the tokens out on the input's grid, and the map's size follows from the fused levels'."""
+        return self._with_encoder_config(self.encoder.reconfigured(dynamic_size=True))
 
     def _fuse(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
         """transformers' DPTFeatureFusionStage: deepest level first, each block doubling its input."""
@@ -185,6 +189,11 @@ class DPTModel(DenseModel):
         for features, block in zip(levels, self.neck.fusion):
             current = features if fused is None else fused
             size = (2 * current.shape[2], 2 * current.shape[3])
+            if fused is not None and self.cfg.encoder.choices.dynamic_size:
+                # the fused map and the level differ in size at some grids only: an any-size graph resizes always
+                # (bilinear to its own size is the identity), where a traced `if` would hold for the traced size
+                features = F.interpolate(features, size=(fused.shape[2], fused.shape[3]), mode="bilinear",
+                                         align_corners=False)
             fused = block(features, None, size) if fused is None else block(fused, features, size)
             out.append(fused)
         return out
@@ -194,7 +203,10 @@ class DPTModel(DenseModel):
         as transformers' DPT does at every call); the readout, neck and heads read their sizes from the grid."""
         if to_hw(img_size) == self.cfg.image_hw:
             return self
-        encoder = self.encoder.with_img_size(img_size)
+        return self._with_encoder_config(self.encoder.with_img_size(img_size))
+
+    def _with_encoder_config(self, encoder: VisionTransformer) -> "DPTModel":
+        """A copy whose encoder is `encoder` (same weights, another size or any size), everything else as is."""
         clone = DPTModel(replace(self.cfg, encoder=encoder.cfg))
         state = {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
         state.update({f"encoder.{k}": v for k, v in encoder.state_dict().items()})

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from vit_edge.core.errors import ConfigError
+from vit_edge.core.errors import ConfigError, ParityError, VitEdgeError
 from vit_edge.core.identity import Provenance
 from vit_edge.core.manifest import NUMERICS_CHECK, Manifest
 from vit_edge.core.options import ExportOptions
@@ -117,6 +117,20 @@ def parity_sizes(spec: InputSpec) -> list[tuple[int, int]]:
     return [((rows + 2) * step, max(2, cols - 1) * step), (max(2, rows - 1) * step, (cols + 3) * step)]
 
 
+def _run_written(session: Session, inputs: np.ndarray, target: str, size: tuple[int, int] | None) -> np.ndarray:
+    """The written file's outputs in its runtime; a runtime that fails on it is a ParityError in one line (the
+    file is not written), not the runtime's traceback."""
+    try:
+        return session.run(inputs)
+    except VitEdgeError:
+        raise
+    except Exception as exc:  # each runtime raises its own types (ONNX Runtime's Fail, OpenVINO's RuntimeError, ...)
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        at = f" at {size[0]}x{size[1]}" if size is not None else ""
+        raise ParityError(f"the {target} artifact fails in its runtime{at} ({first[:300]}); nothing was written: "
+                          "export it at one size (--img-size) or report the model") from exc
+
+
 def _parity_at_other_sizes(torch_model: torch.nn.Module, spec: InputSpec, session: Session,
                            options: ExportOptions, output: ModelOutput) -> tuple[SizeParity, ...]:
     """Parity at `parity_sizes` on synthetic smooth images (a data set holds its images at the default size);
@@ -131,7 +145,8 @@ def _parity_at_other_sizes(torch_model: torch.nn.Module, spec: InputSpec, sessio
     for height, width in parity_sizes(spec):
         exact = spec.with_(img_size=(height, width), keep_aspect_ratio=False)  # the images as they are
         inputs = preprocess_uint8(smooth_images(count, (height, width), spec.channels, seed=height * width), exact)
-        result = check_parity(torch_runner(torch_model)(inputs), session.run(inputs), options.precision,
+        result = check_parity(torch_runner(torch_model)(inputs),
+                              _run_written(session, inputs, options.target, (height, width)), options.precision,
                               f"the {options.target} artifact at {height}x{width}", output)
         results.append(SizeParity(size=(height, width), samples=count, passed=result.passed,
                                   min_cosine=result.min_cosine, max_abs_diff=result.max_abs_diff))
@@ -159,8 +174,8 @@ def _verify(torch_model: torch.nn.Module, spec: InputSpec, staging: Path, manife
     inputs = parity_inputs(spec, options.parity_samples, dataset)
     reference = torch_runner(torch_model)(inputs)
     session = open_session(staging, options=SessionOptions(precision_hint="f32"), manifest=manifest)
-    verdict = check_parity(reference, session.run(inputs), options.precision, f"the {options.target} artifact",
-                           manifest.output)
+    verdict = check_parity(reference, _run_written(session, inputs, options.target, None), options.precision,
+                           f"the {options.target} artifact", manifest.output)
     other_sizes = (_parity_at_other_sizes(torch_model, spec, session, options, manifest.output)
                    if spec.size_multiple else None)
     np.savez(staging / NUMERICS_CHECK, inputs=inputs[:NUMERICS_CHECK_SAMPLES],
