@@ -19,6 +19,7 @@ import traceback
 
 import numpy as np
 import onnx  # noqa: F401  (imported here so that no child imports it again)
+import onnxscript  # noqa: F401  (torch.onnx's exporter: 0.4 s a child that exports to ONNX)
 import torch  # noqa: F401
 import torch.export  # noqa: F401
 

@@ -302,7 +302,9 @@ def test_cli_exports_their_checkpoint_and_bench_rebuilds_it(tmp_path: Path) -> N
     assert record.status == "ok" and record.extra["depth_abs_rel"] < 1e-4, record  # rebuilt with max_depth 80
 
 
-@pytest.mark.parametrize("target", ["openvino", "tflite", "executorch"])
+# Once read, their checkpoint is the DenseModel Depth Anything V1 is (test_depth_anything.py exports that to every
+# target, test_depth_head_int8.py quantizes it on every target): one more converter here, the strictest op set
+@pytest.mark.parametrize("target", ["tflite"])
 def test_other_targets_export_their_checkpoint(target: str, tmp_path: Path) -> None:
     theirs = their_model()
     artifact = export(_save(theirs, tmp_path / "depth_anything_v2_vits.pth"), target, tmp_path / target,

@@ -120,7 +120,8 @@ def test_tune_evaluates_a_class_folder(shop: Path, tmp_path: Path) -> None:
     assert document["baseline_top1"] > 80
 
 
-@pytest.mark.parametrize("target", ["onnx", "openvino", "tflite", "executorch"])
+# bench's PyTorch reference rebuilt with the merge; ExecuTorch's merged program: test_token_merging.py
+@pytest.mark.parametrize("target", ["onnx", "openvino", "tflite"])
 def test_a_merged_artifact_matches_its_pytorch_reference(shop: Path, tmp_path: Path, target: str) -> None:
     merged = _export(tmp_path, target, "--merge", "8")
     report = tmp_path / "report"
