@@ -67,23 +67,23 @@ def small_onnx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 # The files that take longest, longest first (seconds of one worker, measured on the 2-core machine with
-# --durations=0, 2026-12-06). `make test` hands files to its workers in collection order (--no-loadscope-reorder),
-# so these start first and the quick ones fill the gaps at the end, instead of a 5-minute file starting last.
+# --durations=0, 2026-12-06, after scoring() and the trimmed targets). `make test` hands files to its workers in
+# collection order (--no-loadscope-reorder), so these start first and the quick ones fill the gaps at the end,
+# instead of a 5-minute file starting last.
 _LONGEST_FIRST = (
-    "tests/integration/test_int16.py",  # 487 (the NPU budget test alone is 297)
-    "tests/integration/test_families.py",  # 359
-    "tests/integration/test_docs_commands_run.py",  # 172
-    "tests/conformance/test_export_conformance.py",  # 152
-    "tests/integration/test_real_folders.py",  # 147
-    "tests/integration/test_shipped_model.py",  # 122
-    "tests/integration/test_quantize.py",  # 114
-    "tests/integration/test_token_merging.py",  # 113
-    "tests/integration/test_dense_outputs.py",  # 110
-    "tests/integration/test_depth_anything_v2.py",  # 95
-    "tests/integration/test_depth_head_int8.py",  # 92
-    "tests/integration/test_dpt.py",  # 91
-    "tests/integration/test_dpt_int8.py",  # 88
-    "tests/integration/test_depth_anything_int8.py",  # 87
+    "tests/integration/test_families.py",  # 326
+    "tests/integration/test_int16.py",  # 265 (the NPU budget test alone is 122)
+    "tests/conformance/test_export_conformance.py",  # 151
+    "tests/integration/test_docs_commands_run.py",  # 138
+    "tests/integration/test_quantize.py",  # 117
+    "tests/integration/test_token_merging.py",  # 115
+    "tests/integration/test_dpt.py",  # 113
+    "tests/integration/test_dense_outputs.py",  # 103
+    "tests/integration/test_shipped_model.py",  # 100
+    "tests/integration/test_dpt_int8.py",  # 95
+    "tests/integration/test_depth_head_int8.py",  # 91
+    "tests/integration/test_real_folders.py",  # 83
+    "tests/integration/test_ssh_bench.py",  # 79
 )
 
 
