@@ -24,9 +24,8 @@ from vit_edge.core.recognise import OutputKind, is_artifact, is_tune_folder, rec
 from vit_edge.core.signals import raise_if_stopped
 
 __all__ = ["OutputKind", "append_whole", "check_output", "check_writable", "clear_output", "copy_folder",
-           "is_artifact", "is_tune_folder", "make_folder", "replace_file", "reserved_array", "save_array",
-           "write_with", "scratch_folder",
-           "staged_folder", "write_atomically"]
+           "held_scratch_folder", "is_artifact", "is_tune_folder", "make_folder", "replace_file", "reserved_array",
+           "save_array", "write_with", "scratch_folder", "staged_folder", "write_atomically"]
 
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 NEARLY_FULL_BYTES = 4 << 20  # a converter that hides the errno (OpenVINO: "iostream error") leaves less than this
@@ -314,6 +313,12 @@ def scratch_folder(prefix: str, near: Path | None = None) -> Iterator[Path]:
     on every path out of the block."""
     with tempfile.TemporaryDirectory(prefix=prefix, dir=near) as folder:
         yield Path(folder)
+
+
+def held_scratch_folder(prefix: str) -> "tempfile.TemporaryDirectory[str]":
+    """A private temporary folder that lives as long as the returned object (or until its cleanup()): for files an
+    object keeps memory-mapped beyond one block (a data set's prepared images); removed at exit at the latest."""
+    return tempfile.TemporaryDirectory(prefix=prefix)
 
 
 def reserved_array(path: Path, dtype: Any, shape: tuple[int, ...], what: str = "the prepared images") -> Any:

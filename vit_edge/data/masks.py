@@ -10,7 +10,6 @@ same way, where the two differ), not at the photo's.
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -131,9 +130,9 @@ def load_masked(source: MaskedFiles, spec: "InputSpec", labels: MaskLabels,
                 progress: Callable[[str], None] | None = None) -> MaskedImages:
     """Every image of `source` at the spec's size with its mask, both memory-mapped in a scratch folder (a full disk
     is one line: core/outputs.reserved_array) that lives as long as the MaskedImages."""
-    from vit_edge.core.outputs import reserved_array
+    from vit_edge.core.outputs import held_scratch_folder, reserved_array
 
-    scratch = tempfile.TemporaryDirectory(prefix="vit-edge-masks-")
+    scratch = held_scratch_folder("vit-edge-masks-")
     folder = Path(scratch.name)
     try:
         images = reserved_array(folder / "images.npy", np.uint8, (len(source), spec.height, spec.width,
