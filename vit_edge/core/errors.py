@@ -5,6 +5,7 @@ Anything that is not a VitEdgeError is a bug in vit-edge and keeps its traceback
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Iterable
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "DeviceError",
     "DiskFullError",
     "did_you_mean",
+    "first_line",
 ]
 
 
@@ -79,3 +81,13 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean X?)' for the closest choice, or '' when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of a third-party exception's message, terminal colour codes removed (its type's name
+    when it has none): what a one-line error quotes of a converter's, exporter's or runtime's failure."""
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__

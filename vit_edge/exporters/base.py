@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -72,9 +71,6 @@ def spatial_axes(spec: InputSpec) -> tuple[int, int]:
     return (1, 2) if spec.layout is Layout.NHWC else (2, 3)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
 def _found(module: str) -> bool:
     """Whether `module` (dotted) is installed, without importing it."""
     try:
@@ -88,12 +84,11 @@ def conversion_error(what: str, exc: BaseException) -> BaseException:
 
     Converters catch KeyboardInterrupt inside and raise their own errors (with terminal colour codes) from it.
     """
-    from vit_edge.core.errors import ExportError
+    from vit_edge.core.errors import ExportError, first_line
 
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, KeyboardInterrupt):
             return KeyboardInterrupt()
         cause = cause.__cause__ or cause.__context__
-    lines = [line for line in _ANSI.sub("", str(exc)).strip().splitlines() if line.strip()]
-    return ExportError(f"{what} failed: {lines[0] if lines else type(exc).__name__}")
+    return ExportError(f"{what} failed: {first_line(exc)}")

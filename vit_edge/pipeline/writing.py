@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from vit_edge.core.errors import ConfigError, ParityError, VitEdgeError
+from vit_edge.core.errors import ConfigError, ParityError, VitEdgeError, first_line
 from vit_edge.core.identity import Provenance
 from vit_edge.core.manifest import NUMERICS_CHECK, Manifest
 from vit_edge.core.options import ExportOptions
@@ -125,10 +125,9 @@ def _run_written(session: Session, inputs: np.ndarray, target: str, size: tuple[
     except VitEdgeError:
         raise
     except Exception as exc:  # each runtime raises its own types (ONNX Runtime's Fail, OpenVINO's RuntimeError, ...)
-        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         at = f" at {size[0]}x{size[1]}" if size is not None else ""
-        raise ParityError(f"the {target} artifact fails in its runtime{at} ({first[:300]}); nothing was written: "
-                          "export it at one size (--img-size) or report the model") from exc
+        raise ParityError(f"the {target} artifact fails in its runtime{at} ({first_line(exc)[:300]}); nothing was "
+                          "written: export it at one size (--img-size) or report the model") from exc
 
 
 def _parity_at_other_sizes(torch_model: torch.nn.Module, spec: InputSpec, session: Session,

@@ -114,7 +114,7 @@ def quantize_with_budget(model: VisionTransformer, recipe: Recipe, calib: np.nda
     labels = evaluation.labels if evaluation is not None else None
     float_outputs = _logits(reference or model, data, "scoring the float model")  # once: every round compares to it
     merge_cost = _merge_cost(model, reference, data, labels, float_outputs)  # over the budget alone: refused before
-    budget = _Budget(recipe, reference or model, data, labels, float_outputs)
+    budget = _Budget(recipe, data, labels, float_outputs)
     with reusing_capture():  # every round lowers the same model with other widths: torch.export once
         while True:
             plain = quantize_model(model, budget.recipe, calib)
@@ -140,10 +140,9 @@ class _Budget:
     """The budget's choices so far: which ops went to INT16 (by their measured cost in INT8) and which stayed
     float."""
 
-    def __init__(self, recipe: Recipe, reference: torch.nn.Module, data: np.ndarray,
-                 labels: np.ndarray | None, float_outputs: np.ndarray) -> None:
-        self.recipe, self.reference, self.data, self.labels = recipe, reference, data, labels
-        self.float_outputs = float_outputs
+    def __init__(self, recipe: Recipe, data: np.ndarray, labels: np.ndarray | None,
+                 float_outputs: np.ndarray) -> None:
+        self.recipe, self.data, self.labels, self.float_outputs = recipe, data, labels, float_outputs
         self.kept_float: list[KeptFloat] = []
         self.moved_to_int16: list[WidenedOp] = []
         self._ranking: list[tuple[str, float]] | None = None

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from vit_edge.core.errors import ExportError
+from vit_edge.core.errors import ExportError, first_line
 from vit_edge.core.summaries import IntegerSites
 from vit_edge.quantization.qmodules import (
     INT8,
@@ -202,8 +202,7 @@ def _export(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
             exported = torch.export.export(model.eval(), (example,),
                                            dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
     except Exception as exc:  # torch.export's errors are many; the user gets one line naming the step
-        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise ExportError(f"capturing the integer graph for --npu failed: {first}") from exc
+        raise ExportError(f"capturing the integer graph for --npu failed: {first_line(exc)}") from exc
     unlifted = exported.module()  # each call unlifts the program anew
     return fx.GraphModule(unlifted, unlifted.graph)  # one that eval() and deepcopy take
 
