@@ -117,18 +117,21 @@ class ExportConformance:
         with torch.no_grad():
             np.testing.assert_allclose(small.run(inputs), small_vit()(torch.from_numpy(inputs)).numpy(), atol=1e-4)
 
-    def test_manifest_records_what_was_done(self, tmp_path: Path) -> None:
-        artifact = self._export(small_vit(distilled=True), tmp_path / "m")
+    def test_manifest_records_what_was_done(self, small: Artifact) -> None:
+        """Read from the class's export of small_vit() (a distilled model's record: the timm-deit-tiny-distilled
+        loader case)."""
+        artifact = small
         manifest = json.loads((artifact.path / "manifest.json").read_text())
         assert manifest["target"] == self.target and manifest["precision"] == "fp32"
         assert manifest["input_spec"]["img_size"] == 32 and manifest["input_spec"]["layout"] == "NCHW"
         assert len(manifest["source"]["weights_sha256"]) == 64
-        assert manifest["source"]["architecture"]["distilled"] is True
+        assert manifest["source"]["architecture"]["distilled"] is False
+        assert manifest["source"]["architecture"]["embed_dim"] == small_vit().cfg.embed_dim
         assert manifest["parity"]["passed"] is True and manifest["parity"]["samples"] == 16
         assert manifest["tool_versions"]["torch"].startswith("2.")
         assert manifest["model_file"] in manifest["files"]
         assert read_manifest(artifact.path, verify_files=True).files == manifest["files"]
-        leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+        leftovers = [p.name for p in artifact.path.parent.iterdir() if p.name.startswith(".")]
         assert leftovers == [], "staging directories must not survive a successful export"
 
 

@@ -1,4 +1,4 @@
-"""scoring(): the quantized models' numbers bit for bit, in fewer passes; exports still see the Q/DQ ops."""
+"""scoring(): the quantized models' numbers, the same values in fewer passes; exports still see the Q/DQ ops."""
 from __future__ import annotations
 
 import copy

@@ -86,8 +86,8 @@ class _Scoring:
 @contextlib.contextmanager
 def scoring() -> Iterator[None]:
     """Inside, for eager inference only (calibrating, scoring, the budget's ranking): quantize → dequantize runs as
-    one in-place pass of the same arithmetic, the same numbers bit for bit on finite values (a NaN stays NaN), and
-    a quantized weight is computed once instead of once per batch. Never around an export or a trace: the
+    four in-place passes over one tensor, the same values on finite inputs (a NaN stays NaN; a zero may keep its
+    sign), and a quantized weight is computed once instead of once per batch. Never around an export or a trace: the
     converters need the quantize and dequantize ops themselves."""
     _Scoring.depth += 1
     try:
@@ -105,13 +105,17 @@ def in_scoring() -> bool:
 
 def on_grid(x: torch.Tensor, scale: float, zero_point: int, grid: Grid) -> torch.Tensor:
     """`x` quantized to `grid` and back: PyTorch's quantize_per_tensor → dequantize_per_tensor (what torch.export
-    captures), or inside scoring() the same steps in place on one float tensor (an integral float in the grid's
-    range casts to the integer type and back unchanged, so skipping that cast changes no number)."""
+    captures), or inside scoring() the same values in four in-place passes over one float tensor.
+
+    Why they are the same: an integral float in the grid's range casts to the integer type and back unchanged, and
+    clamp(r + zp, qmin, qmax) - zp equals clamp(r, qmin - zp, qmax - zp) for integral r (beyond 2^24, where r + zp
+    would round, both clamp to the same end). A zero may come out as -0.0 where the pair gives 0.0: equal values.
+    """
     if not _Scoring.depth or x.dtype != torch.float32:
         q = _QD.quantize_per_tensor(x, scale, zero_point, grid.qmin, grid.qmax, grid.dtype)
         return _QD.dequantize_per_tensor(q, scale, zero_point, grid.qmin, grid.qmax, grid.dtype)
-    y = x * (1.0 / scale)  # quantize_per_tensor's inv_scale, then its round, add and clamp
-    return y.round_().add_(zero_point).clamp_(grid.qmin, grid.qmax).sub_(zero_point).mul_(scale)
+    y = x * (1.0 / scale)  # quantize_per_tensor's inv_scale, then its round and its clamp, shifted by the zero point
+    return y.round_().clamp_(grid.qmin - zero_point, grid.qmax - zero_point).mul_(scale)
 
 
 def constant_while_scoring(owner: nn.Module, inputs: tuple[torch.Tensor, ...],
