@@ -18,13 +18,30 @@ import sys
 import traceback
 
 import numpy as np
-import onnx  # noqa: F401  (imported here so that no child imports it again)
-import onnxscript  # noqa: F401  (torch.onnx's exporter: 0.4 s a child that exports to ONNX)
-import torch  # noqa: F401
-import torch.export  # noqa: F401
 
-import vit_edge.api  # noqa: F401
-from vit_edge.cli import main
+_THREADS_BEFORE_IMPORTS = len(os.listdir("/proc/self/task"))
+
+import onnx  # noqa: E402, F401  (imported here so that no child imports it again)
+import onnxscript  # noqa: E402, F401  (torch.onnx's exporter: 0.4 s a child that exports to ONNX)
+import onnxscript.function_libs.torch_lib.ops  # noqa: E402, F401  (its op table: 0.3 s)
+import sympy.combinatorics  # noqa: E402, F401  (what torch.export's shape reasoning imports: 0.25 s)
+import sympy.tensor.tensor  # noqa: E402, F401
+import torch  # noqa: E402, F401
+import torch.export  # noqa: E402, F401
+import torch.export._trace  # noqa: E402, F401  (the tracer and dynamo, which every conversion imports: 1.1 s)
+import torch.onnx._internal.exporter._core  # noqa: E402, F401
+
+import vit_edge.api  # noqa: E402, F401
+import vit_edge.exporters.onnx  # noqa: E402, F401
+import vit_edge.pipeline.building  # noqa: E402, F401
+import vit_edge.reading.loaders  # noqa: E402, F401
+from vit_edge.cli import main  # noqa: E402
+
+# Not here: onnxruntime, litert-torch and ExecuTorch start threads on import (a forked child would inherit their
+# locks, not the threads). Every import above is checked to start none.
+if len(os.listdir("/proc/self/task")) != _THREADS_BEFORE_IMPORTS:
+    sys.exit("cli_zygote: an import started a thread, and a forked child would copy its locks: import it in the "
+             "child instead")
 
 
 def _exit_code(exc: SystemExit) -> int:
