@@ -67,12 +67,24 @@ def small_onnx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 # The files that take longest, longest first (seconds of one worker, measured on the 2-core machine with
-# --durations=0, 2026-12-06, after scoring() and the trimmed targets). `make test` hands files to its workers in
-# collection order (--no-loadscope-reorder), so these start first and the quick ones fill the gaps at the end,
-# instead of a 5-minute file starting last.
+# --durations=0, 2026-12-06, after the zygote's tracer imports and the trimmed INT16 mixes). `make test` hands files
+# to its workers in collection order (--no-loadscope-reorder), so these start first and the quick ones fill the gaps
+# at the end, instead of a 5-minute file starting last.
 _LONGEST_FIRST = (
-    "tests/integration/test_families.py",  # 326
-    "tests/integration/test_int16.py",  # 265 (the NPU budget test alone is 122)
+    "tests/integration/test_families.py",  # 286
+    "tests/integration/test_int16.py",  # 185 (the NPU budget test alone is 88)
+    "tests/integration/test_docs_commands_run.py",  # 131
+    "tests/conformance/test_export_conformance.py",  # 128
+    "tests/integration/test_quantize.py",  # 104
+    "tests/integration/test_token_merging.py",  # 93
+    "tests/integration/test_dense_outputs.py",  # 85
+    "tests/integration/test_depth_head_int8.py",  # 81
+    "tests/integration/test_dpt.py",  # 79
+    "tests/integration/test_dpt_int8.py",  # 69
+    "tests/integration/test_ssh_bench.py",  # 64
+    "tests/integration/test_shipped_model.py",  # 57
+    "tests/integration/test_real_folders.py",  # 57
+)
     "tests/conformance/test_export_conformance.py",  # 151
     "tests/integration/test_docs_commands_run.py",  # 138
     "tests/integration/test_quantize.py",  # 117
