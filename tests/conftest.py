@@ -85,18 +85,6 @@ _LONGEST_FIRST = (
     "tests/integration/test_shipped_model.py",  # 57
     "tests/integration/test_real_folders.py",  # 57
 )
-    "tests/conformance/test_export_conformance.py",  # 151
-    "tests/integration/test_docs_commands_run.py",  # 138
-    "tests/integration/test_quantize.py",  # 117
-    "tests/integration/test_token_merging.py",  # 115
-    "tests/integration/test_dpt.py",  # 113
-    "tests/integration/test_dense_outputs.py",  # 103
-    "tests/integration/test_shipped_model.py",  # 100
-    "tests/integration/test_dpt_int8.py",  # 95
-    "tests/integration/test_depth_head_int8.py",  # 91
-    "tests/integration/test_real_folders.py",  # 83
-    "tests/integration/test_ssh_bench.py",  # 79
-)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
