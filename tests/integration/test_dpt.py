@@ -191,8 +191,9 @@ def test_cli_describes_a_segmentation_export(saved: dict[str, tuple[torch.nn.Mod
     assert any("DPTForSemanticSegmentation" in row for row in rows), rows
 
 
+@pytest.mark.parametrize("target", ["onnx", "openvino"])
 def test_an_any_size_file_matches_transformers_at_three_sizes(saved: dict[str, tuple[torch.nn.Module, Path]],
-                                                              tmp_path: Path) -> None:
+                                                              target: str, tmp_path: Path) -> None:
     """--dynamic-size: the position table resampled in the graph, the readout on the input's grid, the map's size
     from the fused levels (the depth head's comes from the same levels); the segmentation file matches transformers
     at its size and two others (an odd grid: the fusion resizes its skips there), and its parity ran at two
@@ -200,7 +201,7 @@ def test_an_any_size_file_matches_transformers_at_three_sizes(saved: dict[str, t
     from vit_edge.api import Artifact
 
     hf, folder = saved["segmentation"]
-    result = run_cli("export", str(folder), "--target", "onnx", "--dynamic-size", "--parity-samples", "2",
+    result = run_cli("export", str(folder), "--target", target, "--dynamic-size", "--parity-samples", "2",
                      "--out", str(tmp_path / "any"))
     assert result.returncode == 0, result.stderr
     artifact = Artifact.open(tmp_path / "any")
