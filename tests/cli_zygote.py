@@ -22,12 +22,10 @@ import numpy as np
 _THREADS_BEFORE_IMPORTS = len(os.listdir("/proc/self/task"))
 
 import onnx  # noqa: E402, F401  (imported here so that no child imports it again)
-import onnxscript  # noqa: E402, F401  (torch.onnx's exporter: 0.4 s a child that exports to ONNX)
-import onnxscript.function_libs.torch_lib.ops  # noqa: E402, F401  (its op table: 0.3 s)
+import onnxscript.function_libs.torch_lib.ops  # noqa: E402, F401  (torch.onnx's exporter and its op table: 0.7 s)
 import sympy.combinatorics  # noqa: E402, F401  (what torch.export's shape reasoning imports: 0.25 s)
 import sympy.tensor.tensor  # noqa: E402, F401
 import torch  # noqa: E402, F401
-import torch.export  # noqa: E402, F401
 import torch.export._trace  # noqa: E402, F401  (the tracer and dynamo, which every conversion imports: 1.1 s)
 import torch.onnx._internal.exporter._core  # noqa: E402, F401
 

@@ -47,6 +47,9 @@ MODEL_CASES: dict[str, tuple[Callable[[Path], Any], dict[str, Any]]] = {
 }
 
 
+DISTILLED_CASES = ("timm-deit-tiny-distilled", "hf-deit-with-teacher")
+
+
 def _reference_logits(model_arg: Any, kwargs: dict[str, Any], inputs: np.ndarray, layout: Layout) -> np.ndarray:
     torch.manual_seed(0)
     loaded = load_model(model_arg, random_init=kwargs.get("random_init", False), img_size=kwargs.get("img_size"))
@@ -65,7 +68,7 @@ def _export_to(target: str, model: Any, out: Path, **kwargs: Any) -> Artifact:
     return export(model, target, out, **kwargs)
 
 
-def _check_fp32_parity(target: str, case: str, tmp_path: Path) -> None:
+def _check_fp32_parity(target: str, case: str, tmp_path: Path) -> Artifact:
     make, kwargs = MODEL_CASES[case]
     model_arg = make(tmp_path)
     artifact = _export_to(target, model_arg, tmp_path / "art", **kwargs)
@@ -78,13 +81,16 @@ def _check_fp32_parity(target: str, case: str, tmp_path: Path) -> None:
     reference = _reference_logits(model_arg, kwargs, inputs, spec.layout)
     cos = (ours * reference).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(reference, axis=1)
     assert cos.min() >= 0.99999 and (ours.argmax(1) == reference.argmax(1)).all()
+    return artifact
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [c for c in MODEL_CASES if c != "timm-vit-tiny-img160"])
 def test_loader_case_exports_with_parity(case: str, tmp_path: Path) -> None:
-    """Each way of naming a model, exported once (ONNX) and checked against a reference rebuilt from scratch."""
-    _check_fp32_parity("onnx", case, tmp_path)
+    """Each way of naming a model, exported once (ONNX) and checked against a reference rebuilt from scratch; the
+    manifest records whether it has a distillation token (written before any target's converter runs)."""
+    artifact = _check_fp32_parity("onnx", case, tmp_path)
+    assert artifact.manifest.source.architecture["distilled"] is (case in DISTILLED_CASES)
 
 
 class ExportConformance:
@@ -118,8 +124,8 @@ class ExportConformance:
             np.testing.assert_allclose(small.run(inputs), small_vit()(torch.from_numpy(inputs)).numpy(), atol=1e-4)
 
     def test_manifest_records_what_was_done(self, small: Artifact) -> None:
-        """Read from the class's export of small_vit() (a distilled model's record: the timm-deit-tiny-distilled
-        loader case)."""
+        """Read from the class's export of small_vit(); a distilled model's record is checked with the loader
+        cases."""
         artifact = small
         manifest = json.loads((artifact.path / "manifest.json").read_text())
         assert manifest["target"] == self.target and manifest["precision"] == "fp32"

@@ -142,8 +142,8 @@ def test_the_npu_budget_meets_the_limit_on_the_outlier_variant_with_int16_not_fl
     assert 0 < len(q.int16_activations) < 24, q.int16_activations  # only what the budget needed
     assert accuracy.drop_simulated <= 0.3, accuracy  # the budget holds where it is measured
     # LiteRT then scores the file itself: its INT16 reference kernels and XNNPACK's INT8 ones round as the simulation
-    # does within a few of the 1,000 images, by CPU (0.0 pt apart on an AMD EPYC, 0.3 pt on an Intel Xeon), and the
-    # manifest and the summary line say whether the budget holds there too
+    # does within a few of the 1,000 images, by CPU (3 images apart on an Intel Xeon with 256 calibration images, where
+    # an AMD EPYC met the budget in both), and the manifest and the summary line say whether the budget holds there
     assert abs(accuracy.drop - accuracy.drop_simulated) <= 0.5, accuracy
     assert accuracy.budget_met_in_runtime is (round(accuracy.drop, 6) <= 0.3), accuracy
     assert accuracy.budget_met_in_runtime or "holds in PyTorch's simulation" in result.stdout, result.stdout
